@@ -1,0 +1,1 @@
+"""MedFLIP Studio, the PySide6 desktop application. Never imports torch."""

@@ -1,0 +1,1 @@
+"""Data sets on disk as plain records: labelled image folders, patient splits, labelled sentence corpora."""

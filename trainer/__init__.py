@@ -1,0 +1,1 @@
+"""The MedFLIP background trainer: `python -m trainer pretrain|finetune ...`."""

@@ -1,0 +1,167 @@
+"""Training configuration: one flat dataclass, read from a YAML/TOML file and overridden by CLI flags.
+
+The resolved configuration is written next to every run (config.json) so a run can be repeated and resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medflip_core.errors import MedflipError
+
+
+@dataclass
+class TrainConfig:
+    job: str = "pretrain"  # pretrain | finetune
+    out_dir: str = "runs/medflip"
+    # data
+    images: list[str] = field(default_factory=list)  # ImageFolder roots (one sub-folder per class)
+    corpus: str | None = None  # reports / sentences for unpaired pre-training (Open-i XML, tgz, CSV, TXT)
+    pairs_csv: str | None = None  # paired mode: CSV with image path + report text columns
+    class_map: str | None = None  # JSON: class folder -> label names
+    patient_pattern: str | None = None  # regex, group 1 = patient id in a file name
+    val_fraction: float = 0.15
+    max_images: int | None = None  # subset (smoke runs)
+    max_sentences: int | None = None
+    max_val_images: int | None = 400
+    # model
+    vision: str = "vit_tiny_patch16_224"
+    image_size: int = 224
+    embed_dim: int = 256
+    text_model: str | None = None  # local Hugging Face folder; default: packaged MiniLM
+    max_text_tokens: int = 48
+    text_train: str = "partial"  # frozen | partial | full
+    init_from: str | None = None  # safetensors weights (a checkpoint or bundle) to start from
+    # loss
+    loss: str = "medflip"  # medflip | medclip | infonce
+    beta: float = 0.1
+    svd_reading: str = "token"  # token | batch
+    mask_ratio: float = 0.75
+    # fine-tuning
+    finetune_mode: str = "linear"  # linear | full
+    # optimisation
+    batch_size: int = 32
+    epochs: float | None = None
+    max_steps: int | None = None
+    budget_minutes: float | None = None
+    lr: float = 5e-4
+    text_lr: float = 2e-5
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    schedule: str = "cosine"  # cosine | constant
+    grad_accum: int = 1
+    amp: str = "auto"  # auto | on | off (bf16/fp16 autocast on CUDA only)
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    num_workers: int = 0
+    # run control
+    log_every: int = 1
+    eval_every: int = 200
+    checkpoint_every: int = 50
+    keep_last: int = 2
+    events: str = "-"  # "-" for stdout, else a file path
+    resume: bool = False
+
+    def validate(self) -> None:
+        choices = {
+            "job": ("pretrain", "finetune"),
+            "loss": ("medflip", "medclip", "infonce"),
+            "svd_reading": ("token", "batch"),
+            "text_train": ("frozen", "partial", "full"),
+            "finetune_mode": ("linear", "full"),
+            "schedule": ("cosine", "constant"),
+            "amp": ("auto", "on", "off"),
+            "device": ("auto", "cpu", "cuda"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise MedflipError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        if not 0.0 <= self.mask_ratio <= 0.9:
+            raise MedflipError(f"--mask-ratio must be between 0 and 0.9, got {self.mask_ratio}")
+        if self.batch_size < 2:
+            raise MedflipError("--batch-size must be at least 2 (contrastive losses compare within a batch)")
+        if not self.images and not self.pairs_csv:
+            raise MedflipError("no training images: give --images FOLDER (ImageFolder layout) or --pairs-csv FILE")
+        if self.job == "pretrain" and not self.pairs_csv and not self.corpus:
+            raise MedflipError("unpaired pre-training needs a report corpus: --corpus FILE_OR_FOLDER")
+        if self.epochs is None and self.max_steps is None and self.budget_minutes is None:
+            raise MedflipError("say how long to train: --epochs, --max-steps or --budget-minutes")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MedflipError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML, TOML or JSON file of TrainConfig keys (dashes or underscores)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise MedflipError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MedflipError(f"config file {path} must hold a mapping of keys to values")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _flag_type(annotation: str):
+    if "bool" in annotation:
+        return None
+    if "int" in annotation and "float" not in annotation:
+        return int
+    if "float" in annotation:
+        return float
+    return str
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainConfig field; unset flags stay None so a config file's values win over defaults."""
+    parser.add_argument("--config", help="YAML/TOML/JSON file of options; flags override it")
+    for f in fields(TrainConfig):
+        if f.name == "job":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        annotation = str(f.type)
+        if f.name == "images":
+            parser.add_argument(flag, nargs="+", default=None, help="ImageFolder root(s)")
+        elif "bool" in annotation:
+            parser.add_argument(flag, action="store_true", default=None)
+        else:
+            parser.add_argument(flag, type=_flag_type(annotation), default=None)
+
+
+def resolve_config(job: str, args: argparse.Namespace) -> TrainConfig:
+    data: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        data.update(read_config_file(args.config))
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            data[f.name] = value
+    data["job"] = job
+    cfg = TrainConfig.from_dict(data)
+    cfg.validate()
+    return cfg
+
+
+__all__ = ["TrainConfig", "add_config_flags", "read_config_file", "resolve_config"]

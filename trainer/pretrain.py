@@ -1,0 +1,289 @@
+"""The pre-training loop: unpaired (images + labelled sentences, the method's own) or paired (CSV)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from medflip_core.atomic import write_text_atomic
+from medflip_core.events import EventWriter
+from medflip_core.errors import MedflipError
+from medflip_core.model.clip_model import MedFlipModel, build_model
+from medflip_core.model.config import ModelConfig
+from medflip_core.model.image_tower import mask_for_batch
+from medflip_core.model.losses import compute_loss
+from medflip_core.preprocess import PreprocessConfig
+from trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
+from trainer.config import TrainConfig
+from trainer.data import ImageBatches, SentencePool
+from trainer.datasets import TrainingData, build_training_data
+from trainer.evaluate import zero_shot_eval
+from trainer.runtime import CancelFlag, Dist, init_distributed, lr_factor, pick_device
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(MedflipError):
+    pass
+
+
+@dataclass
+class RunResult:
+    status: str  # completed | cancelled
+    step: int
+    checkpoint: str | None
+
+
+def model_config_from(cfg: TrainConfig) -> ModelConfig:
+    return ModelConfig(
+        vision=cfg.vision,
+        image_size=cfg.image_size,
+        embed_dim=cfg.embed_dim,
+        text_model=cfg.text_model,
+        max_text_tokens=cfg.max_text_tokens,
+    )
+
+
+def build_optimizer(model: MedFlipModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; the pretrained text encoder gets its own (small) learning rate; no decay on norms/biases."""
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    text_encoder_ids = {id(p) for p in model.text_tower.encoder.parameters()}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lr = cfg.text_lr if id(param) in text_encoder_ids else cfg.lr
+        no_decay = param.ndim < 2 or "pos_embed" in name or "cls_token" in name or "logit_scale" in name
+        groups.setdefault((lr, 0.0 if no_decay else cfg.weight_decay), []).append(param)
+    param_groups = [
+        {"params": params, "lr": lr, "base_lr": lr, "weight_decay": wd} for (lr, wd), params in groups.items()
+    ]
+    return torch.optim.AdamW(param_groups, betas=(0.9, 0.98), eps=1e-6)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class Progress:
+    """Fraction of the run done, from steps, epochs or the wall-clock budget (whichever ends first)."""
+
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int) -> None:
+        limits = []
+        if cfg.max_steps is not None:
+            limits.append(cfg.max_steps)
+        if cfg.epochs is not None:
+            limits.append(max(1, int(round(cfg.epochs * steps_per_epoch))))
+        self.total_steps = min(limits) if limits else None
+        self.budget_s = cfg.budget_minutes * 60.0 if cfg.budget_minutes is not None else None
+
+    def fraction(self, step: int, elapsed_s: float) -> float:
+        parts = []
+        if self.total_steps:
+            parts.append(step / self.total_steps)
+        if self.budget_s:
+            parts.append(elapsed_s / self.budget_s)
+        return max(parts) if parts else 0.0
+
+    def finished(self, step: int, elapsed_s: float) -> bool:
+        return self.fraction(step, elapsed_s) >= 1.0
+
+    def eta_s(self, step: int, elapsed_s: float, step_s: float) -> float | None:
+        left = []
+        if self.total_steps:
+            left.append((self.total_steps - step) * step_s)
+        if self.budget_s:
+            left.append(self.budget_s - elapsed_s)
+        return max(0.0, min(left)) if left else None
+
+
+def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> RunResult:
+    device = pick_device(cfg.device)
+    ddp = init_distributed(device)
+    events.enabled = events.enabled and ddp.is_main
+    out = Path(cfg.out_dir)
+    torch.manual_seed(cfg.seed)
+
+    mcfg = model_config_from(cfg)
+    model = build_model(mcfg).to(device)
+    model.text_tower.set_trainable(cfg.text_train)
+    if cfg.init_from:
+        model.load_weights(cfg.init_from)
+    pre = PreprocessConfig(image_size=cfg.image_size)
+    data: TrainingData = build_training_data(cfg, tokenize=model.text_tower.tokenize)
+    images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size)
+    sentences: SentencePool = data.sentences
+    optimizer = build_optimizer(model, cfg)
+
+    start_step, elapsed_before = 0, 0.0
+    resumed_from = None
+    if cfg.resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None:
+            state = load_checkpoint_into(ckpt, model, optimizer)
+            start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+            resumed_from = str(ckpt.path)
+    if ddp.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", _json(cfg.to_dict()))
+        write_text_atomic(out / "model_config.json", _json(mcfg.to_dict()))
+        write_text_atomic(out / "preprocess.json", _json(pre.to_dict()))
+
+    net: torch.nn.Module = model
+    if ddp.enabled:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    use_amp = device.type == "cuda" and cfg.amp != "off"
+    progress = Progress(cfg, images.steps_per_epoch)
+    events.emit(
+        "start",
+        job="pretrain",
+        config=cfg.to_dict(),
+        device=str(device),
+        world_size=ddp.world_size,
+        n_train=len(data.train),
+        n_val=len(data.val),
+        n_sentences=len(sentences),
+        steps_per_epoch=images.steps_per_epoch,
+        total_steps=progress.total_steps,
+        budget_s=progress.budget_s,
+        start_step=start_step,
+        resumed_from=resumed_from,
+    )
+
+    step = start_step
+    t0 = time.monotonic()
+    last_ckpt: str | None = None
+    best_auc = -1.0
+    loss_options = {"beta": cfg.beta, "svd_reading": cfg.svd_reading} if cfg.loss == "medflip" else {}
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - t0
+
+    def checkpoint(metrics: dict | None = None) -> None:
+        nonlocal last_ckpt
+        if not ddp.is_main:
+            return
+        state = {"elapsed_s": elapsed(), "config": cfg.to_dict(), "model_config": mcfg.to_dict(),
+                 "preprocess": pre.to_dict(), "metrics": metrics or {}, "skipped_images": images.skipped.count}
+        try:
+            path = save_checkpoint(out, step, model.state_dict(), optimizer, state, cfg.keep_last, "val_auc")
+        except OSError as exc:
+            raise MedflipError(f"could not write a checkpoint to {out}: {exc.strerror or exc} "
+                               "(is the disk full?); the last complete checkpoint is kept") from exc
+        last_ckpt = str(path)
+        events.emit("checkpoint", step=step, path=str(path), metrics=metrics or {})
+
+    cancelled = False
+    while True:
+        fraction, cancelled = _agree(progress.fraction(step, elapsed()), cancel.requested, ddp)
+        if cancelled or fraction >= 1.0:
+            break
+        t_step = time.monotonic()
+        factor = lr_factor(fraction, step, cfg.warmup_steps, cfg.schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        optimizer.zero_grad(set_to_none=True)
+        parts: dict[str, float] = {}
+        sig_pos, sig_neg = [], []
+        for micro in range(cfg.grad_accum):
+            sub = step * cfg.grad_accum + micro
+            epoch, pixels, img_labels = images.batch(sub)
+            tokens, txt_labels = sentences.batch(sub, cfg.batch_size, cfg.seed, ddp.rank)
+            keep = mask_for_batch(cfg.batch_size, model.image_tower.num_patches, cfg.mask_ratio,
+                                  np.random.default_rng([cfg.seed, sub, ddp.rank, 3]))
+            pixels = pixels.to(device, non_blocking=True)
+            img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
+            tokens = {k: v.to(device) for k, v in tokens.items()}
+            with torch.autocast(device.type, enabled=use_amp):
+                img_out, txt_out = net(pixels, tokens["input_ids"], tokens["attention_mask"],
+                                       keep.to(device) if keep is not None else None)
+                result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
+                                      model.logit_scale, **loss_options)
+            loss = result.total / cfg.grad_accum
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"the loss became {loss.item()} at step {step}: training stopped. "
+                                    "Lower the learning rate or check the data; the last checkpoint is kept.")
+            loss.backward()
+            for name in ("total", "contrastive", "svd"):
+                value = getattr(result, name)
+                parts[name] = parts.get(name, 0.0) + float(value) / cfg.grad_accum
+            if result.sigma1_pos is not None:
+                sig_pos.append(result.sigma1_pos)
+            if result.sigma1_neg is not None:
+                sig_neg.append(result.sigma1_neg)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0.0, float(np.log(100.0)))
+        step += 1
+        step_s = time.monotonic() - t_step
+        if step % cfg.log_every == 0:
+            events.emit(
+                "step", step=step, epoch=epoch, loss=parts["total"], contrastive=parts["contrastive"],
+                svd=parts["svd"], sigma1=float(np.mean(sig_pos)) if sig_pos else None,
+                sigma1_pos=float(np.mean(sig_pos)) if sig_pos else None,
+                sigma1_neg=float(np.mean(sig_neg)) if sig_neg else None,
+                lr=optimizer.param_groups[0]["lr"], temperature=float(1.0 / model.logit_scale.exp()),
+                samples_per_s=cfg.batch_size * cfg.grad_accum * ddp.world_size / step_s,
+                eta_s=progress.eta_s(step, elapsed(), step_s), elapsed_s=elapsed(),
+                total_steps=progress.total_steps, skipped_images=images.skipped.count,
+            )
+        metrics = None
+        if ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and data.val:
+            metrics = zero_shot_eval(model, data, pre, device, cfg.max_val_images)
+            events.emit("eval", step=step, **metrics)
+        if step % cfg.checkpoint_every == 0 or (metrics and metrics.get("val_auc", -1) > best_auc):
+            if metrics:
+                best_auc = max(best_auc, metrics.get("val_auc") or -1.0)
+            checkpoint(metrics)
+
+    status = "cancelled" if cancelled else "completed"
+    metrics = None
+    if status == "completed" and ddp.is_main and data.val and cfg.eval_every:
+        metrics = zero_shot_eval(model, data, pre, device, cfg.max_val_images)
+        events.emit("eval", step=step, **metrics)
+    if last_ckpt is None or not last_ckpt.endswith(f"{step:08d}"):
+        checkpoint(metrics)
+    digests = _gather_digests(model, ddp)
+    events.emit("done", status=status, cancelled=status == "cancelled", step=step, checkpoint=last_ckpt,
+                elapsed_s=elapsed(), skipped_images=images.skipped.count,
+                skipped_examples=images.skipped.examples, weight_digests=digests,
+                reason=cancel.signal_name or None)
+    if ddp.enabled:
+        dist.barrier()
+    return RunResult(status=status, step=step, checkpoint=last_ckpt)
+
+
+def _agree(fraction: float, cancel: bool, ddp: Dist) -> tuple[float, bool]:
+    """All ranks must take the same learning rate and stop at the same step, or DDP deadlocks."""
+    if not ddp.enabled:
+        return fraction, cancel
+    t = torch.tensor([fraction, float(cancel)], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t[0]), bool(t[1] > 0)
+
+
+def _gather_digests(model: torch.nn.Module, ddp: Dist) -> list[str]:
+    digest = weights_digest(model)
+    if not ddp.enabled:
+        return [digest]
+    gathered: list[str | None] = [None] * ddp.world_size
+    dist.all_gather_object(gathered, digest)
+    return [g or "" for g in gathered]
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True)
