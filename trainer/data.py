@@ -82,10 +82,10 @@ class ImageBatches:
             log.warning("skipping unreadable image: %s", exc)
             return None
 
-    def batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor]:
-        """(epoch, pixels (B,1,S,S), labels (B,14)); unreadable images are replaced by the next readable ones."""
+    def batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor, list[int]]:
+        """(epoch, pixels (B,1,S,S), labels (B,14), record indices); unreadable images are replaced by others."""
         epoch, idx = self.indices_for_step(step)
-        pixels, labels = [], []
+        pixels, labels, used = [], [], []
         spare = np.random.default_rng([self.seed, step, self.rank, 7]).permutation(len(self.records))
         candidates = [*idx.tolist(), *spare.tolist()]
         for i in candidates:
@@ -95,9 +95,11 @@ class ImageBatches:
             if arr is not None:
                 pixels.append(arr)
                 labels.append(self.records[int(i)].labels)
+                used.append(int(i))
         if len(pixels) < self.batch_size:
             raise MedflipError("too few readable images to fill a batch")
-        return epoch, torch.from_numpy(np.stack(pixels)), torch.from_numpy(np.stack(labels).astype(np.float32))
+        labels_t = torch.from_numpy(np.stack(labels).astype(np.float32))
+        return epoch, torch.from_numpy(np.stack(pixels)), labels_t, used
 
 
 class SentencePool:

@@ -198,7 +198,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         sig_pos, sig_neg = [], []
         for micro in range(cfg.grad_accum):
             sub = step * cfg.grad_accum + micro
-            epoch, pixels, img_labels = images.batch(sub)
+            epoch, pixels, img_labels, _ = images.batch(sub)
             tokens, txt_labels = sentences.batch(sub, cfg.batch_size, cfg.seed, ddp.rank)
             keep = mask_for_batch(cfg.batch_size, model.image_tower.num_patches, cfg.mask_ratio,
                                   np.random.default_rng([cfg.seed, sub, ddp.rank, 3]))

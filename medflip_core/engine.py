@@ -1,0 +1,106 @@
+"""ONNX Runtime inference over a model bundle. No torch: this is what the GUI and the CLI run.
+
+Image in -> (embedding, patch tokens); text in -> embedding; on top of those: zero-shot label scores,
+sentence retrieval and patch-text similarity maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medflip_core.bundle import IMAGE_ONNX, TEXT_ONNX, TOKENIZER_DIR, Bundle, load_bundle
+from medflip_core.errors import MedflipError
+from medflip_core.imaging import Radiograph
+from medflip_core.preprocess import PreprocessConfig, preprocess_batch
+
+log = logging.getLogger(__name__)
+
+
+def choose_providers(prefer_gpu: bool = True) -> list[str]:
+    """CUDA when onnxruntime-gpu has a usable GPU, else the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if prefer_gpu and "CUDAExecutionProvider" in available and _cuda_device_present():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _cuda_device_present() -> bool:
+    # onnxruntime-gpu lists the CUDA provider even on machines without a GPU; look for a device node.
+    return any(Path("/dev").glob("nvidia[0-9]*")) or os.name == "nt" and bool(os.environ.get("CUDA_PATH"))
+
+
+@dataclass(frozen=True)
+class ImageEmbedding:
+    embedding: np.ndarray  # (B, D) L2-normalised
+    patch_tokens: np.ndarray  # (B, L, D) L2-normalised, patch order row-major
+    grid: tuple[int, int]
+
+
+class Engine:
+    def __init__(
+        self, bundle: Bundle | str | Path, threads: int | None = None, prefer_gpu: bool = True, verify: bool = True
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, verify=verify)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.providers = choose_providers(prefer_gpu)
+        try:
+            self._image = ort.InferenceSession(str(self.bundle.file(IMAGE_ONNX)), opts, providers=self.providers)
+            self._text = ort.InferenceSession(str(self.bundle.file(TEXT_ONNX)), opts, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise MedflipError(f"cannot load the ONNX encoders of {self.bundle.name}: {exc}") from exc
+        self.tokenizer = Tokenizer.from_file(str(self.bundle.file(f"{TOKENIZER_DIR}/tokenizer.json")))
+        max_tokens = int(self.bundle.manifest["max_text_tokens"])
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token="[PAD]")
+        self.pre = PreprocessConfig.from_dict(self.bundle.preprocess)
+        model = self.bundle.manifest["model"]
+        side = int(model["image_size"]) // int(model["patch_size"])
+        self.grid = (side, side)
+        self._text_cache: dict[str, np.ndarray] = {}
+
+    @property
+    def logit_scale(self) -> float:
+        return self.bundle.logit_scale
+
+    def embed_pixels(self, pixels: np.ndarray) -> ImageEmbedding:
+        """Embed preprocessed model input (B, 1, S, S) float32."""
+        emb, tokens = self._image.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})
+        return ImageEmbedding(embedding=emb, patch_tokens=tokens, grid=self.grid)
+
+    def embed_images(self, images: Sequence[Radiograph | np.ndarray], batch: int = 16) -> ImageEmbedding:
+        embs, toks = [], []
+        for start in range(0, len(images), batch):
+            out = self.embed_pixels(preprocess_batch(images[start : start + batch], self.pre))
+            embs.append(out.embedding)
+            toks.append(out.patch_tokens)
+        return ImageEmbedding(np.concatenate(embs), np.concatenate(toks), self.grid)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(T, D) L2-normalised text embeddings; repeated texts are embedded once."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        for start in range(0, len(missing), 64):
+            chunk = missing[start : start + 64]
+            enc = self.tokenizer.encode_batch(chunk)
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            (emb,) = self._text.run(None, {"input_ids": ids, "attention_mask": mask})
+            self._text_cache.update(zip(chunk, emb, strict=True))
+        if not texts:
+            return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
+        return np.stack([self._text_cache[t] for t in texts])

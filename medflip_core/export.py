@@ -1,0 +1,184 @@
+"""Export a trained checkpoint to a model bundle: ONNX encoders (mask ratio 0), tokenizer, sentence bank,
+safetensors weights, manifest with sha256 of every file and the training provenance. Needs torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from medflip_core import __version__
+from medflip_core.bundle import (
+    BANK_NPZ,
+    IMAGE_ONNX,
+    TEXT_ONNX,
+    TOKENIZER_DIR,
+    WEIGHTS,
+    bundle_files,
+    file_entries,
+    load_bundle,
+    sha256_file,
+    write_manifest,
+)
+from medflip_core.errors import MedflipError
+from medflip_core.labels import CHEXPERT_LABELS
+from medflip_core.model.clip_model import MedFlipModel, build_model
+from medflip_core.model.config import ModelConfig
+from medflip_core.preprocess import PreprocessConfig
+
+log = logging.getLogger(__name__)
+OPSET = 17
+DEFAULT_LABELS = ["No Finding", "Pneumonia", "Pleural Effusion", "Cardiomegaly", "Atelectasis", "Edema",
+                  "Pneumothorax", "Lung Opacity"]
+
+
+class ImageEncoderGraph(nn.Module):
+    """pixels (B,1,S,S) -> embedding (B,D), patch tokens (B,L,D); no masking."""
+
+    def __init__(self, model: MedFlipModel) -> None:
+        super().__init__()
+        self.tower = model.image_tower
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.tower(pixels)
+        return out.embedding, out.tokens
+
+
+class TextEncoderGraph(nn.Module):
+    """input_ids, attention_mask (B,T) int64 -> embedding (B,D)."""
+
+    def __init__(self, model: MedFlipModel) -> None:
+        super().__init__()
+        self.tower = model.text_tower
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.tower(input_ids, attention_mask).embedding
+
+
+def load_trained_model(weights: str | Path, model_config: dict[str, Any]) -> MedFlipModel:
+    model = build_model(ModelConfig.from_dict(model_config))
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return model.eval()
+
+
+def _export_onnx(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+                 dynamic: dict[str, dict[int, str]]) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+
+
+def export_model(
+    model: MedFlipModel,
+    pre: PreprocessConfig,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    sentence_bank: dict[str, Any] | None = None,
+    default_labels: list[str] | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Write a complete bundle to out_dir (built in a side folder, then renamed into place)."""
+    out_dir = Path(out_dir)
+    work = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        model = model.eval().cpu()
+        cfg = model.config
+        pixels = torch.zeros(2, cfg.in_chans, cfg.image_size, cfg.image_size)
+        _export_onnx(ImageEncoderGraph(model), (pixels,), work / IMAGE_ONNX, ["pixels"],
+                     ["embedding", "patch_tokens"],
+                     {"pixels": {0: "batch"}, "embedding": {0: "batch"}, "patch_tokens": {0: "batch"}})
+        tokens = model.text_tower.tokenize(["no acute cardiopulmonary abnormality", "small left effusion"])
+        _export_onnx(TextEncoderGraph(model), (tokens["input_ids"], tokens["attention_mask"]), work / TEXT_ONNX,
+                     ["input_ids", "attention_mask"], ["embedding"],
+                     {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                      "embedding": {0: "batch"}})
+        model.text_tower.tokenizer.save_pretrained(str(work / TOKENIZER_DIR))
+        if not (work / TOKENIZER_DIR / "tokenizer.json").is_file():
+            raise MedflipError("the text tower's tokenizer has no fast (tokenizer.json) form; ONNX inference needs it")
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(work / WEIGHTS))
+        bank_info = None
+        if sentence_bank is not None:
+            bank_info = _write_bank(model, work, **sentence_bank)
+        for rel, src in (extra_files or {}).items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+        manifest = {
+            "name": name or out_dir.name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "medflip_version": __version__,
+            "label_space": list(CHEXPERT_LABELS),
+            "default_labels": default_labels or DEFAULT_LABELS,
+            "preprocess": pre.to_dict(),
+            "model": {**cfg.to_dict(), "patch_size": model.image_tower.patch_size},
+            "embedding_dim": cfg.embed_dim,
+            "logit_scale": float(model.logit_scale.exp()),
+            "max_text_tokens": cfg.max_text_tokens,
+            "onnx": {"opset": OPSET, "image_inputs": ["pixels"], "image_outputs": ["embedding", "patch_tokens"],
+                     "text_inputs": ["input_ids", "attention_mask"], "text_outputs": ["embedding"]},
+            "sentence_bank": bank_info,
+            "provenance": {
+                **(provenance or {}),
+                "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
+                                  "machine": platform.machine(), "system": platform.system()},
+            },
+            "files": file_entries(work, bundle_files(work)),
+        }
+        write_manifest(work, manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        work.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    load_bundle(out_dir, verify=True)
+    return out_dir
+
+
+@torch.no_grad()
+def _write_bank(model: MedFlipModel, work: Path, corpus: Path, indices: np.ndarray, labels: np.ndarray,
+                corpus_ref: str) -> dict[str, Any]:
+    """Embeddings of the corpus sentences at `indices`; the text itself stays in the corpus file."""
+    from medflip_core.reports import load_sentence_corpus
+
+    sentences = load_sentence_corpus(corpus)
+    chosen = [sentences[int(i)] for i in indices]
+    embs = []
+    for start in range(0, len(chosen), 128):
+        tok = model.text_tower.tokenize(chosen[start : start + 128])
+        embs.append(model.encode_text(tok["input_ids"], tok["attention_mask"]).embedding.float().numpy())
+    emb = np.concatenate(embs) if embs else np.zeros((0, model.config.embed_dim), np.float32)
+    np.savez_compressed(work / BANK_NPZ, embeddings=emb.astype(np.float16), indices=indices.astype(np.int64),
+                        labels=labels.astype(np.int8))
+    return {"corpus": corpus_ref, "corpus_sha256": sha256_file(corpus), "n_corpus_sentences": len(sentences),
+            "n": len(chosen)}
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, **kwargs: Any) -> Path:
+    """A trainer checkpoint folder (model.safetensors + state.json) -> bundle."""
+    checkpoint = Path(checkpoint)
+    state_file = checkpoint / "state.json"
+    if not state_file.is_file():
+        raise MedflipError(f"{checkpoint} is not a trainer checkpoint (no state.json)")
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    model = load_trained_model(checkpoint / "model.safetensors", state["model_config"])
+    pre = PreprocessConfig.from_dict(state["preprocess"])
+    provenance = {"checkpoint_step": state.get("step"), "training_config": state.get("config"),
+                  "training_seconds": state.get("elapsed_s"), "validation_metrics": state.get("metrics"),
+                  **kwargs.pop("provenance", {})}
+    return export_model(model, pre, out_dir, provenance=provenance, **kwargs)

@@ -1,0 +1,155 @@
+"""Fine-tuning: a classification head on the image tower (linear probe or full), on a labelled folder.
+
+Train/validation split by patient when file names carry one (else each file is its own patient,
+which is a stratified split); per-class metrics and the confusion matrix close the run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from medflip_core.atomic import write_text_atomic
+from medflip_core.errors import MedflipError
+from medflip_core.events import EventWriter
+from medflip_core.metrics import evaluation_summary
+from medflip_core.model.clip_model import build_model
+from medflip_core.preprocess import PreprocessConfig
+from trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
+from trainer.config import TrainConfig
+from trainer.data import ImageBatches
+from trainer.datasets import build_training_data
+from trainer.evaluate import val_subset
+from trainer.pretrain import NonFiniteLoss, Progress, RunResult, _agree, _json, model_config_from
+from trainer.runtime import CancelFlag, init_distributed, lr_factor, pick_device
+
+
+class Classifier(nn.Module):
+    """The MedFLIP image tower (unmasked) followed by a linear head over its shared embedding."""
+
+    def __init__(self, image_tower: nn.Module, embed_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.image_tower = image_tower
+        self.head = nn.Linear(embed_dim, num_classes)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.image_tower(pixels).embedding)
+
+
+def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> RunResult:
+    device = pick_device(cfg.device)
+    ddp = init_distributed(device)
+    events.enabled = events.enabled and ddp.is_main
+    out = Path(cfg.out_dir)
+    torch.manual_seed(cfg.seed)
+    mcfg = model_config_from(cfg)
+    base = build_model(mcfg)
+    if cfg.init_from:
+        base.load_weights(cfg.init_from)
+    data = build_training_data(cfg, tokenize=None)
+    if len(data.class_names) < 2:
+        raise MedflipError("fine-tuning needs at least two class folders")
+    model = Classifier(base.image_tower, mcfg.embed_dim, len(data.class_names)).to(device)
+    del base
+    if cfg.finetune_mode == "linear":
+        for p in model.image_tower.parameters():
+            p.requires_grad_(False)
+    pre = PreprocessConfig(image_size=cfg.image_size)
+    images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": params, "lr": cfg.lr, "base_lr": cfg.lr}], weight_decay=cfg.weight_decay)
+    class_index = {n: i for i, n in enumerate(data.class_names)}
+
+    start_step, elapsed_before = 0, 0.0
+    if cfg.resume and (ckpt := latest_checkpoint(out)) is not None:
+        state = load_checkpoint_into(ckpt, model, optimizer)
+        start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+    if ddp.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", _json(cfg.to_dict()))
+    net: nn.Module = model
+    if ddp.enabled:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    progress = Progress(cfg, images.steps_per_epoch)
+    events.emit("start", job="finetune", config=cfg.to_dict(), device=str(device), world_size=ddp.world_size,
+                n_train=len(data.train), n_val=len(data.val), classes=data.class_names,
+                steps_per_epoch=images.steps_per_epoch, total_steps=progress.total_steps, start_step=start_step)
+    step, t0, last_ckpt = start_step, time.monotonic(), None
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - t0
+
+    def checkpoint(metrics: dict | None = None) -> None:
+        nonlocal last_ckpt
+        if not ddp.is_main:
+            return
+        state = {"elapsed_s": elapsed(), "config": cfg.to_dict(), "model_config": mcfg.to_dict(),
+                 "classes": data.class_names, "preprocess": pre.to_dict(), "metrics": metrics or {}}
+        try:
+            last_ckpt = str(save_checkpoint(out, step, model.state_dict(), optimizer, state, cfg.keep_last))
+        except OSError as exc:
+            raise MedflipError(f"could not write a checkpoint to {out}: {exc.strerror or exc} (is the disk full?)") from exc
+        events.emit("checkpoint", step=step, path=last_ckpt)
+
+    cancelled = False
+    loss_fn = nn.CrossEntropyLoss()
+    while True:
+        fraction, cancelled = _agree(progress.fraction(step, elapsed()), cancel.requested, ddp)
+        if cancelled or fraction >= 1.0:
+            break
+        t_step = time.monotonic()
+        factor = lr_factor(fraction, step, cfg.warmup_steps, cfg.schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        epoch, pixels, _, used = images.batch(step)
+        targets = torch.tensor([class_index[images.records[i].class_name] for i in used], device=device)
+        if cfg.finetune_mode == "linear":
+            model.image_tower.eval()
+        loss = loss_fn(net(pixels.to(device)), targets)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"the loss became {loss.item()} at step {step}: training stopped.")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        step_s = time.monotonic() - t_step
+        events.emit("step", step=step, epoch=epoch, loss=float(loss), lr=optimizer.param_groups[0]["lr"],
+                    samples_per_s=cfg.batch_size * ddp.world_size / step_s,
+                    eta_s=progress.eta_s(step, elapsed(), step_s), total_steps=progress.total_steps)
+        if step % cfg.checkpoint_every == 0:
+            checkpoint()
+
+    metrics = None
+    if ddp.is_main and data.val and not cancelled:
+        metrics = _validate(model, data, pre, device, cfg.max_val_images)
+        events.emit("eval", step=step, **metrics)
+    checkpoint(metrics)
+    events.emit("done", status="cancelled" if cancelled else "completed", cancelled=cancelled, step=step,
+                checkpoint=last_ckpt, elapsed_s=elapsed(), skipped_images=images.skipped.count)
+    if ddp.enabled:
+        dist.barrier()
+    return RunResult(status="cancelled" if cancelled else "completed", step=step, checkpoint=last_ckpt)
+
+
+@torch.no_grad()
+def _validate(model: Classifier, data, pre: PreprocessConfig, device, cap: int | None) -> dict:
+    model.eval()
+    loader = ImageBatches(data.val, pre, batch_size=1, seed=0)
+    probs, truth = [], []
+    for i in val_subset(len(data.val), cap):
+        arr = loader.load(int(i))
+        if arr is None:
+            continue
+        logits = model(torch.from_numpy(arr[None]).to(device))
+        probs.append(torch.softmax(logits, dim=1)[0].cpu().numpy())
+        truth.append(data.class_names.index(data.val[int(i)].class_name))
+    model.train()
+    summary = evaluation_summary(np.array(truth), np.stack(probs), data.class_names, n_boot=200)
+    summary["data_set"] = "validation split (patient-disjoint) of the fine-tuning folders"
+    return summary
