@@ -34,7 +34,7 @@ def choose_providers(prefer_gpu: bool = True) -> list[str]:
 
 def _cuda_device_present() -> bool:
     # onnxruntime-gpu lists the CUDA provider even on machines without a GPU; look for a device node.
-    return any(Path("/dev").glob("nvidia[0-9]*")) or os.name == "nt" and bool(os.environ.get("CUDA_PATH"))
+    return any(Path("/dev").glob("nvidia[0-9]*")) or (os.name == "nt" and bool(os.environ.get("CUDA_PATH")))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,55 @@
+"""Image I/O: DICOM, PNG, JPEG, TIFF to a display-ready Radiograph. No torch, no Qt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medflip_core.errors import ImageLoadError
+from medflip_core.imaging.dicom_reader import is_dicom_file, load_dicom
+from medflip_core.imaging.folders import IMAGE_SUFFIXES, iter_image_files
+from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
+from medflip_core.imaging.raster_reader import load_raster
+
+MAX_PIXELS = 100_000_000
+_DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
+
+__all__ = [
+    "IDENTIFYING_KEYWORDS", "IMAGE_SUFFIXES", "MAX_PIXELS", "ImageLoadError", "ImageMetadata", "Radiograph",
+    "Window", "iter_image_files", "load_folder", "load_image",
+]
+
+
+def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Radiograph:
+    """One image file as a Radiograph. Raises ImageLoadError (only) with a message for a person."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageLoadError(f"{path}: no such file.")
+    if path.is_dir():
+        raise ImageLoadError(f"{path} is a folder; open the images inside it.")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageLoadError(f"{path.name}: cannot read the file ({exc.strerror}).") from exc
+    if size == 0:
+        raise ImageLoadError(f"{path.name}: the file is empty (0 bytes).")
+    try:
+        if is_dicom_file(path) or path.suffix.lower() in _DICOM_SUFFIXES:
+            return load_dicom(path, max_pixels)
+        return load_raster(path, max_pixels)
+    except ImageLoadError:
+        raise
+    except MemoryError as exc:
+        raise ImageLoadError(f"{path.name}: not enough memory to decode this image.") from exc
+    except Exception as exc:  # a decoder's own exception must never reach the user as a traceback
+        raise ImageLoadError(f"{path.name}: cannot read this image ({type(exc).__name__}: {exc}).") from exc
+
+
+def load_folder(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[list[Radiograph], list[str]]:
+    """Every image under a path; unreadable ones are reported, not fatal: (radiographs, error messages)."""
+    images, errors = [], []
+    for file in iter_image_files(path):
+        try:
+            images.append(load_image(file, max_pixels=max_pixels))
+        except ImageLoadError as exc:
+            errors.append(str(exc))
+    return images, errors

@@ -1,0 +1,228 @@
+"""DICOM radiographs through pydicom (pylibjpeg decoders), SimpleITK as the fallback decoder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from medflip_core.errors import ImageLoadError
+from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
+from medflip_core.imaging.windowing import apply_window, percentile_window
+
+log = logging.getLogger(__name__)
+
+# Which package decodes which compressed transfer syntax (for the message when none is installed).
+DECODER_HINTS: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.80": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.81": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.201": "pylibjpeg-openjpeg (HTJ2K)",
+    "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg (HTJ2K)",
+    "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg (HTJ2K)",
+    "1.2.840.10008.1.2.5": "pylibjpeg-rle",
+    "1.2.840.10008.1.2.4.110": "a JPEG XL decoder (none is available for pydicom yet)",
+    "1.2.840.10008.1.2.4.111": "a JPEG XL decoder (none is available for pydicom yet)",
+    "1.2.840.10008.1.2.4.112": "a JPEG XL decoder (none is available for pydicom yet)",
+}
+_PIXEL_KEYWORDS = {"PixelData", "FloatPixelData", "DoubleFloatPixelData"}
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True for a Part 10 file (128-byte preamble + 'DICM')."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def read_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError as exc:
+        raise ImageLoadError(f"{path.name}: not a DICOM file ({exc}).") from exc
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ImageLoadError(f"{path.name}: the DICOM file is truncated or corrupt ({type(exc).__name__}: {exc}).") from exc
+
+
+def _str(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _spacing(ds: Dataset) -> tuple[float, float] | None:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is not None and len(value) == 2:
+            try:
+                row, col = float(value[0]), float(value[1])
+            except (TypeError, ValueError):
+                continue
+            if row > 0 and col > 0:
+                return (row, col)
+    return None
+
+
+def _first(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _tag_rows(ds: Dataset) -> tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, str, str], ...]]:
+    """(non-identifying, identifying) tag rows for a tag browser; pixel data and sequences summarised."""
+    public, private_rows = [], []
+    for elem in ds.iterall():
+        if elem.keyword in _PIXEL_KEYWORDS:
+            continue
+        if elem.VR == "SQ":
+            value = f"<sequence of {len(elem.value)} item(s)>"
+        elif elem.VR in ("OB", "OW", "OF", "OD", "UN"):
+            value = f"<{elem.VR} binary, {len(elem.value) if elem.value is not None else 0} bytes>"
+        else:
+            value = str(elem.value)
+            if len(value) > 200:
+                value = value[:200] + "…"
+        row = (f"({elem.tag.group:04X},{elem.tag.element:04X})", elem.keyword or elem.name, value)
+        (private_rows if elem.keyword in IDENTIFYING_KEYWORDS else public).append(row)
+    return tuple(public), tuple(private_rows)
+
+
+def _decode_with_simpleitk(path: Path) -> np.ndarray:
+    import SimpleITK as sitk  # slow import; only when pydicom cannot decode
+
+    image = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(image)
+    # SimpleITK applies rescale slope/intercept itself; arrays are (frames, rows, cols[, samples])
+    while arr.ndim > 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 3 and arr.shape[-1] not in (3, 4):
+        arr = arr[0]
+    return arr
+
+
+def _to_grey(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        rgb = arr[..., :3].astype(np.float32)
+        return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return arr
+
+
+def load_dicom(path: Path, max_pixels: int) -> Radiograph:
+    ds = read_dataset(path)
+    notes: list[str] = []
+    if not (_PIXEL_KEYWORDS & set(ds.dir())):
+        sop = getattr(ds.get("SOPClassUID"), "name", "") or _str(ds, "SOPClassUID") or "unknown"
+        raise ImageLoadError(f"{path.name}: this DICOM file contains no image (SOP class: {sop}).")
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    frames = int(_first(ds.get("NumberOfFrames")) or 1)
+    if rows * cols > max_pixels:
+        raise ImageLoadError(
+            f"{path.name}: the image is {cols}x{rows} pixels, above the limit of {max_pixels:,} pixels "
+            "(a guard against decompression bombs)."
+        )
+    tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    ts_uid = str(tsyntax) if tsyntax else "1.2.840.10008.1.2"
+    ts_name = getattr(tsyntax, "name", ts_uid) if tsyntax else "Implicit VR Little Endian"
+    photometric = _str(ds, "PhotometricInterpretation").upper()
+
+    used_sitk = False
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # pydicom raises several types for missing decoders and bad streams
+        try:
+            arr = _decode_with_simpleitk(path)
+            used_sitk = True
+            notes.append("decoded with SimpleITK (pydicom had no decoder for it)")
+        except Exception:
+            hint = DECODER_HINTS.get(ts_uid)
+            need = f"; it needs {hint}" if hint else ""
+            raise ImageLoadError(
+                f"{path.name}: cannot decode the pixel data, transfer syntax {ts_name} ({ts_uid}){need}. "
+                f"pydicom said: {exc}"
+            ) from exc
+    if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        arr = arr[0]
+        notes.append(f"multi-frame: showing frame 1 of {frames}")
+    if arr.ndim not in (2, 3):
+        raise ImageLoadError(f"{path.name}: unexpected pixel array shape {arr.shape}.")
+
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") or arr.ndim == 3:
+        raw = _to_grey(arr).astype(np.float32)
+        window = percentile_window(raw)
+        pixels = apply_window(raw, window.center, window.width)
+        invert = False
+    else:
+        raw = arr.astype(np.float32) if used_sitk else apply_modality_lut(arr, ds).astype(np.float32)
+        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+        if center is not None and width is not None and width > 0:
+            window = Window(center=center, width=width, source="dicom")
+            pixels = apply_window(raw, center, width)
+        elif "VOILUTSequence" in ds and not used_sitk:
+            voi = apply_voi_lut(arr, ds, index=0).astype(np.float32)
+            lo, hi = float(voi.min()), float(voi.max())
+            pixels = (voi - lo) / max(hi - lo, 1e-6)
+            base = percentile_window(raw)
+            window = Window(center=base.center, width=base.width, source="voi_lut")
+        else:
+            window = percentile_window(raw)
+            pixels = apply_window(raw, window.center, window.width)
+        invert = photometric == "MONOCHROME1"
+        if photometric == "MONOCHROME2" and _str(ds, "PresentationLUTShape").upper() == "INVERSE":
+            invert = True
+            notes.append("Presentation LUT Shape INVERSE: displayed inverted")
+        if invert:
+            pixels = 1.0 - pixels
+
+    public_tags, identifying = _tag_rows(ds)
+    patient = {kw: _str(ds, kw) for kw in sorted(IDENTIFYING_KEYWORDS) if kw in ds and _str(ds, kw)}
+    sop = ds.get("SOPClassUID")
+    metadata = ImageMetadata(
+        source_path=str(path),
+        format="DICOM",
+        rows=int(raw.shape[0]),
+        columns=int(raw.shape[1]),
+        photometric=photometric or "MONOCHROME2",
+        modality=_str(ds, "Modality"),
+        body_part=_str(ds, "BodyPartExamined"),
+        view_position=_str(ds, "ViewPosition"),
+        bits_stored=int(ds.get("BitsStored")) if ds.get("BitsStored") is not None else None,
+        pixel_spacing=_spacing(ds),
+        window=window,
+        transfer_syntax=f"{ts_name} ({ts_uid})",
+        manufacturer=_str(ds, "Manufacturer"),
+        study_date=_str(ds, "StudyDate"),
+        study_description=_str(ds, "StudyDescription"),
+        series_description=_str(ds, "SeriesDescription"),
+        series_number=_str(ds, "SeriesNumber"),
+        instance_number=_str(ds, "InstanceNumber"),
+        study_instance_uid=_str(ds, "StudyInstanceUID"),
+        series_instance_uid=_str(ds, "SeriesInstanceUID"),
+        number_of_frames=frames,
+        sop_class=getattr(sop, "name", str(sop or "")),
+        dicom_tags=public_tags,
+    )
+    pixels = np.clip(np.nan_to_num(pixels, nan=0.0), 0.0, 1.0).astype(np.float32)
+    return Radiograph(pixels=pixels, raw=raw, metadata=metadata, patient=patient, notes=tuple(notes),
+                      identifying_tags=identifying)

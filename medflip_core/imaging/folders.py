@@ -1,0 +1,66 @@
+"""Files and folders to image paths: plain folders, DICOMDIR, extension-less DICOM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medflip_core.errors import ImageLoadError
+from medflip_core.imaging.dicom_reader import is_dicom_file
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".dcm", ".dicom", ".dic", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+)
+
+
+def _is_candidate(path: Path) -> bool:
+    if path.name.startswith(".") or path.name.upper() == "DICOMDIR":
+        return False
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    return path.suffix == "" and is_dicom_file(path)
+
+
+def dicomdir_files(path: Path) -> list[Path]:
+    """The image files a DICOMDIR references."""
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path)
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        raise ImageLoadError(f"{path.name}: unreadable DICOMDIR ({exc}).") from exc
+    root = path.parent
+    files = []
+    for record in ds.get("DirectoryRecordSequence", []):
+        ref = record.get("ReferencedFileID")
+        if ref is None:
+            continue
+        parts = [ref] if isinstance(ref, str) else list(ref)
+        candidate = root.joinpath(*parts)
+        if candidate.is_file():
+            files.append(candidate)
+    return files
+
+
+def iter_image_files(path: str | Path) -> list[Path]:
+    """Image files for a path: a file -> itself; a DICOMDIR -> what it references; a folder -> its images."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageLoadError(f"{path}: no such file or folder.")
+    if path.is_file():
+        if path.name.upper() == "DICOMDIR":
+            files = dicomdir_files(path)
+            if not files:
+                raise ImageLoadError(f"{path}: the DICOMDIR references no image files that exist.")
+            return files
+        return [path]
+    dicomdir = path / "DICOMDIR"
+    if dicomdir.is_file():
+        files = dicomdir_files(dicomdir)
+        if files:
+            return files
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _is_candidate(p)
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if not files:
+        raise ImageLoadError(f"{path}: the folder contains no images (DICOM, PNG, JPEG, TIFF or BMP).")
+    return files

@@ -1,0 +1,71 @@
+"""PNG / JPEG / TIFF / BMP radiographs through Pillow."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from medflip_core.errors import ImageLoadError
+from medflip_core.imaging.radiograph import ImageMetadata, Radiograph, Window
+from medflip_core.imaging.windowing import apply_window, percentile_window
+
+
+def load_raster(path: Path, max_pixels: int) -> Radiograph:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageLoadError(
+                    f"{path.name}: the image is {width}x{height} pixels, above the limit of {max_pixels:,} "
+                    "pixels (a guard against decompression bombs)."
+                )
+            fmt = image.format or path.suffix.lstrip(".").upper()
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{path.name}: the image is too large to open safely ({exc}).") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{path.name}: not an image file Pillow can read (PNG, JPEG, TIFF, BMP).") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{path.name}: the image file is truncated or corrupt ({exc}).") from exc
+
+    notes: list[str] = []
+    mode = image.mode
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    arr = np.asarray(image)
+    if arr.ndim == 3:
+        if mode in ("LA", "La"):
+            arr = arr[..., 0]
+        else:
+            rgb = arr[..., :3].astype(np.float32)
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+                notes.append("colour image converted to grey")
+            arr = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    raw = arr.astype(np.float32)
+    eight_bit = mode in ("L", "LA", "RGB", "RGBA", "P", "1", "CMYK", "YCbCr")
+    if eight_bit:
+        window = Window(center=127.5, width=256.0, source="full")
+        pixels = np.clip(raw / 255.0, 0.0, 1.0).astype(np.float32)
+    else:
+        window = percentile_window(raw)
+        pixels = apply_window(raw, window.center, window.width)
+    bits = 8 if eight_bit else (16 if mode.startswith("I;16") or mode == "I" else 32)
+    metadata = ImageMetadata(
+        source_path=str(path),
+        format=fmt,
+        rows=int(raw.shape[0]),
+        columns=int(raw.shape[1]),
+        photometric="MONOCHROME2",
+        bits_stored=bits,
+        window=window,
+    )
+    return Radiograph(pixels=pixels, raw=raw, metadata=metadata, notes=tuple(notes))
