@@ -1,0 +1,67 @@
+"""MedFlipModel: image tower + text tower + learnable temperature."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from medflip_core.errors import MedflipError
+from medflip_core.model.config import ModelConfig
+from medflip_core.model.image_tower import ImageOutput, ImageTower
+from medflip_core.model.text_tower import TextOutput, TextTower
+
+
+class MedFlipModel(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.image_tower = ImageTower(cfg)
+        self.text_tower = TextTower(cfg)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
+
+    def encode_image(self, pixels: torch.Tensor, keep: torch.Tensor | None = None) -> ImageOutput:
+        return self.image_tower(pixels, keep)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
+        return self.text_tower(input_ids, attention_mask)
+
+    def forward(
+        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        keep: torch.Tensor | None = None,
+    ) -> tuple[ImageOutput, TextOutput]:
+        return self.encode_image(pixels, keep), self.encode_text(input_ids, attention_mask)
+
+    def save_weights(self, path: str | Path) -> None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(path))
+
+    def load_weights(self, path: str | Path) -> None:
+        """Strict load of safetensors weights (a checkpoint's model.safetensors or a bundle's weights)."""
+        path = Path(path)
+        if path.is_dir():
+            for name in ("model.safetensors", "weights.safetensors"):
+                if (path / name).is_file():
+                    path = path / name
+                    break
+        try:
+            state = load_file(str(path))
+        except (OSError, ValueError) as exc:
+            raise MedflipError(f"cannot read weights from {path}: {exc}") from exc
+        missing = set(self.state_dict()) - set(state)
+        unexpected = set(state) - set(self.state_dict())
+        if missing or unexpected:
+            raise MedflipError(
+                f"the weights in {path} do not fit this model configuration "
+                f"({len(missing)} missing, {len(unexpected)} unexpected tensors)."
+            )
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise MedflipError(f"the weights in {path} do not fit this model configuration: {exc}") from exc
+
+
+def build_model(cfg: ModelConfig) -> MedFlipModel:
+    return MedFlipModel(cfg)

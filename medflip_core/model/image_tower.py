@@ -1,0 +1,74 @@
+"""Image tower: a timm ViT whose patch tokens are masked (MAE-style, per sample) after the patch and
+position embeddings, so a masked step runs the transformer on a fraction of the tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medflip_core.masking import sample_patch_mask
+from medflip_core.model.config import ModelConfig
+
+
+@dataclass
+class ImageOutput:
+    embedding: torch.Tensor  # (B, D) L2-normalised
+    tokens: torch.Tensor  # (B, K, D) L2-normalised projected visible patch tokens
+    keep: torch.Tensor | None  # (B, K) patch indices used, None when all patches were seen
+
+
+def mask_for_batch(
+    batch: int, num_patches: int, ratio: float, rng: np.random.Generator | int | None
+) -> torch.Tensor | None:
+    """Kept patch indices from the shared masking algorithm, or None for ratio 0 (no masking)."""
+    if ratio <= 0.0:
+        return None
+    return torch.from_numpy(sample_patch_mask(batch, num_patches, ratio, rng).keep)
+
+
+class ImageTower(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.vit = timm.create_model(
+            cfg.vision, pretrained=False, num_classes=0, in_chans=cfg.in_chans, img_size=cfg.image_size
+        )
+        width = self.vit.num_features
+        self.pool_mode = cfg.vision_pool
+        self.proj = nn.Linear(width, cfg.embed_dim, bias=False)
+        nn.init.normal_(self.proj.weight, std=width**-0.5)
+
+    @property
+    def num_patches(self) -> int:
+        return int(self.vit.patch_embed.num_patches)
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.vit.patch_embed.patch_size[0])
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        rows, cols = self.vit.patch_embed.grid_size
+        return int(rows), int(cols)
+
+    def forward(self, pixels: torch.Tensor, keep: torch.Tensor | None = None) -> ImageOutput:
+        vit = self.vit
+        x = vit.patch_embed(pixels)
+        x = vit._pos_embed(x)  # adds the class token and position embeddings
+        prefix = vit.num_prefix_tokens
+        if keep is not None:
+            patches = x[:, prefix:]
+            index = keep.to(x.device).unsqueeze(-1).expand(-1, -1, patches.shape[-1])
+            x = torch.cat([x[:, :prefix], torch.gather(patches, 1, index)], dim=1)
+        x = vit.norm_pre(x)
+        x = vit.blocks(x)
+        x = vit.norm(x)
+        patch_tokens = x[:, prefix:]
+        pooled = x[:, 0] if self.pool_mode == "token" and prefix else patch_tokens.mean(dim=1)
+        embedding = F.normalize(self.proj(pooled), dim=-1)
+        tokens = F.normalize(self.proj(patch_tokens), dim=-1)
+        return ImageOutput(embedding=embedding, tokens=tokens, keep=keep)

@@ -1,0 +1,162 @@
+"""Losses: MedFLIP (soft semantic targets + SVD term), CLIP/ConVIRT InfoNCE, MedCLIP semantic matching.
+
+Each is a plain function of embeddings and labels. How the paper's Eq. 1-7 are read: docs/method-notes.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from medflip_core.model.image_tower import ImageOutput
+from medflip_core.model.text_tower import TextOutput
+
+
+@dataclass
+class LossOutput:
+    total: torch.Tensor
+    contrastive: torch.Tensor
+    svd: torch.Tensor
+    sigma1_pos: float | None = None
+    sigma1_neg: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def label_similarity(img_labels: torch.Tensor, txt_labels: torch.Tensor, uncertain_value: float = 0.5) -> torch.Tensor:
+    """Eq. 1: cosine similarity of label vectors (N, M); uncertain (-1) entries count as `uncertain_value`.
+
+    A zero label vector is similar to nothing (cosine 0), never NaN.
+    """
+    a = torch.where(img_labels < 0, torch.full_like(img_labels, uncertain_value), img_labels).float()
+    b = torch.where(txt_labels < 0, torch.full_like(txt_labels, uncertain_value), txt_labels).float()
+    return F.normalize(a, dim=1, eps=1e-8) @ F.normalize(b, dim=1, eps=1e-8).T
+
+
+def soft_targets(
+    img_labels: torch.Tensor, txt_labels: torch.Tensor, *, target_temperature: float = 0.1,
+    uncertain_value: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2-3: softmax over texts (per image) and over images (per text) of s / target_temperature.
+
+    The paper's softmax of raw cosines would give nearly uniform targets (cosines lie in [0, 1]); the
+    temperature makes one-hot distinct labels give the identity, as contrastive learning on pairs would.
+    """
+    s = label_similarity(img_labels, txt_labels, uncertain_value) / target_temperature
+    return s.softmax(dim=1), s.T.softmax(dim=1)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+
+
+def _logits(img: ImageOutput, txt: TextOutput, logit_scale: torch.Tensor) -> torch.Tensor:
+    return logit_scale.exp() * img.embedding @ txt.embedding.T
+
+
+def token_sigma1(img_tokens: torch.Tensor, txt_tokens: torch.Tensor, txt_mask: torch.Tensor) -> torch.Tensor:
+    """(N, M) top singular value of S_ij = V_i T_j^T for every image i and text j (METHOD.md reading (a)).
+
+    V_i: (K, D) visible patch tokens, T_j: (T, D) real text tokens (padding zeroed). Scaled by
+    1/sqrt(K * T_j) so it lies in [0, 1] whatever the mask ratio and sentence length.
+    """
+    n, k, _ = img_tokens.shape
+    m = txt_tokens.shape[0]
+    t = txt_tokens * txt_mask.unsqueeze(-1).to(txt_tokens.dtype)
+    # Gram form: sigma_1(V T^T)^2 = lambda_max(T^T... ) is cheaper via the smaller (K x K) or (T x T) side;
+    # matrix_norm(ord=2) on the batched (N, M, K, T) matrices is differentiable and exact.
+    s = torch.einsum("nkd,mtd->nmkt", img_tokens.float(), t.float())
+    sigma = torch.linalg.matrix_norm(s, ord=2)
+    lengths = txt_mask.sum(dim=1).clamp_min(1).to(sigma.dtype)
+    return sigma / torch.sqrt(k * lengths).unsqueeze(0).expand(n, m)
+
+
+def _sigma_summary(sigma: torch.Tensor, sim: torch.Tensor) -> tuple[float | None, float | None]:
+    with torch.no_grad():
+        pos, neg = sigma[sim > 0.5], sigma[sim <= 0.5]
+        return (float(pos.mean()) if pos.numel() else None, float(neg.mean()) if neg.numel() else None)
+
+
+def medflip_loss(
+    img: ImageOutput, txt: TextOutput, img_labels: torch.Tensor, txt_labels: torch.Tensor,
+    logit_scale: torch.Tensor, *, beta: float = 0.1, svd_reading: str = "token", svd_tau: float = 0.1,
+    target_temperature: float = 0.1, uncertain_value: float = 0.5,
+) -> LossOutput:
+    """Eq. 7 read as METHOD.md says: soft cross-entropy against the Eq. 1-3 targets, both directions,
+    plus beta times the SVD term of Eq. 6 (token or batch reading)."""
+    y_v2t, y_t2v = soft_targets(img_labels, txt_labels, target_temperature=target_temperature,
+                                uncertain_value=uncertain_value)
+    logits = _logits(img, txt, logit_scale)
+    contrastive = 0.5 * (soft_cross_entropy(logits, y_v2t) + soft_cross_entropy(logits.T, y_t2v))
+    sim = label_similarity(img_labels, txt_labels, uncertain_value)
+    if svd_reading == "token":
+        sigma = token_sigma1(img.tokens, txt.tokens, txt.attention_mask)
+        svd = 0.5 * (soft_cross_entropy(sigma / svd_tau, y_v2t) + soft_cross_entropy(sigma.T / svd_tau, y_t2v))
+        s_pos, s_neg = _sigma_summary(sigma, sim)
+    elif svd_reading == "batch":
+        svd, s_pos, s_neg = batch_svd_term(img.embedding, txt.embedding, svd_tau)
+    else:
+        raise ValueError(f"svd_reading must be 'token' or 'batch', not {svd_reading!r}")
+    if beta == 0.0:
+        svd = svd.detach()
+    total = contrastive + beta * svd
+    return LossOutput(total=total, contrastive=contrastive.detach(), svd=svd.detach(), sigma1_pos=s_pos,
+                      sigma1_neg=s_neg)
+
+
+def batch_svd_term(img_emb: torch.Tensor, txt_emb: torch.Tensor, svd_tau: float) -> tuple[torch.Tensor, float, float]:
+    """METHOD.md reading (b): -log softmax(sigma / tau)[0] over the spectrum of the N x M similarity matrix."""
+    sigma = torch.linalg.svdvals(img_emb.float() @ txt_emb.float().T)
+    loss = -(sigma / svd_tau).log_softmax(dim=0)[0]
+    rest = sigma[1:]
+    return loss, float(sigma[0].detach()), float(rest.mean().detach()) if rest.numel() else 0.0
+
+
+def infonce_loss(img: ImageOutput, txt: TextOutput, logit_scale: torch.Tensor, **_: object) -> LossOutput:
+    """CLIP / ConVIRT: the i-th image and the i-th text are the only positives (paired data)."""
+    logits = _logits(img, txt, logit_scale)
+    target = torch.arange(logits.shape[0], device=logits.device)
+    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    zero = torch.zeros((), device=loss.device)
+    return LossOutput(total=loss, contrastive=loss.detach(), svd=zero)
+
+
+def medclip_loss(
+    img: ImageOutput, txt: TextOutput, img_labels: torch.Tensor, txt_labels: torch.Tensor,
+    logit_scale: torch.Tensor, **_: object,
+) -> LossOutput:
+    """MedCLIP semantic matching: targets are the label-similarity rows normalised to sum 1
+    (no softmax temperature, uncertain counted as positive), soft cross-entropy both ways, no SVD term."""
+    sim = label_similarity(img_labels, txt_labels, uncertain_value=1.0)
+
+    def rows(m: torch.Tensor) -> torch.Tensor:
+        total = m.sum(dim=1, keepdim=True)
+        uniform = torch.full_like(m, 1.0 / m.shape[1])
+        return torch.where(total > 0, m / total.clamp_min(1e-8), uniform)
+
+    logits = _logits(img, txt, logit_scale)
+    loss = 0.5 * (soft_cross_entropy(logits, rows(sim)) + soft_cross_entropy(logits.T, rows(sim.T)))
+    zero = torch.zeros((), device=loss.device)
+    return LossOutput(total=loss, contrastive=loss.detach(), svd=zero)
+
+
+def _infonce_adapter(img, txt, img_labels, txt_labels, logit_scale, **options):  # noqa: ARG001
+    return infonce_loss(img, txt, logit_scale)
+
+
+LOSSES: dict[str, Callable[..., LossOutput]] = {
+    "medflip": medflip_loss,
+    "medclip": medclip_loss,
+    "infonce": _infonce_adapter,
+}
+
+
+def compute_loss(name: str, img: ImageOutput, txt: TextOutput, img_labels: torch.Tensor,
+                 txt_labels: torch.Tensor, logit_scale: torch.Tensor, **options: object) -> LossOutput:
+    try:
+        fn = LOSSES[name]
+    except KeyError as exc:
+        raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}") from exc
+    return fn(img, txt, img_labels, txt_labels, logit_scale, **options)

@@ -1,0 +1,75 @@
+"""Text tower: any local Hugging Face encoder (default: the packaged MiniLM), mean-pooled and projected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medflip_core.errors import MedflipError
+from medflip_core.model.config import ModelConfig, text_model_path
+
+
+@dataclass
+class TextOutput:
+    embedding: torch.Tensor  # (B, D) L2-normalised
+    tokens: torch.Tensor  # (B, T, D) L2-normalised projected token states
+    attention_mask: torch.Tensor  # (B, T)
+
+
+class TextTower(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        path = text_model_path(cfg)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self.encoder = AutoModel.from_pretrained(str(path), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise MedflipError(f"cannot load the text model from {path}: {exc}") from exc
+        self.max_tokens = cfg.max_text_tokens
+        self.partial_layers = cfg.partial_text_layers
+        width = int(self.encoder.config.hidden_size)
+        self.proj = nn.Linear(width, cfg.embed_dim, bias=False)
+        nn.init.normal_(self.proj.weight, std=width**-0.5)
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
+                             return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean-pooled hidden state (B, H), token states (B, T, H)) before projection."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+        return pooled, hidden
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
+        pooled, hidden = self.pooled(input_ids, attention_mask)
+        return TextOutput(
+            embedding=F.normalize(self.proj(pooled), dim=-1),
+            tokens=F.normalize(self.proj(hidden), dim=-1),
+            attention_mask=attention_mask,
+        )
+
+    def set_trainable(self, mode: str) -> None:
+        """frozen: projection only; partial: the last N encoder layers too; full: everything."""
+        if mode not in ("frozen", "partial", "full"):
+            raise MedflipError(f"text training mode must be frozen, partial or full, not {mode!r}")
+        for p in self.encoder.parameters():
+            p.requires_grad_(mode == "full")
+        if mode == "partial":
+            layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+            if layers is None:
+                raise MedflipError("partial text training needs a BERT-like encoder with encoder.layer")
+            for layer in list(layers)[-self.partial_layers :]:
+                for p in layer.parameters():
+                    p.requires_grad_(True)
+        for p in self.proj.parameters():
+            p.requires_grad_(True)
