@@ -142,7 +142,7 @@ def medclip_loss(
     return LossOutput(total=loss, contrastive=loss.detach(), svd=zero)
 
 
-def _infonce_adapter(img, txt, img_labels, txt_labels, logit_scale, **options):  # noqa: ARG001
+def _infonce_adapter(img, txt, img_labels, txt_labels, logit_scale, **options):
     return infonce_loss(img, txt, logit_scale)
 
 

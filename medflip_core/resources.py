@@ -1,0 +1,17 @@
+"""Where shipped resources live: <repo>/resources from a source checkout, <bundle>/resources when frozen."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def resources_dir() -> Path:
+    env = os.environ.get("MEDFLIP_RESOURCES")
+    if env:
+        return Path(env)
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        return Path(frozen_root) / "resources"
+    return Path(__file__).resolve().parents[1] / "resources"

@@ -1,0 +1,75 @@
+"""Sentence retrieval over a bank of embedded report sentences, and text-to-image ranking."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medflip_core.errors import MedflipError
+from medflip_core.zeroshot import l2_normalise
+
+
+@dataclass(frozen=True)
+class Hit:
+    index: int
+    sentence: str
+    score: float
+
+
+class SentenceBank:
+    def __init__(self, sentences: list[str], embeddings: np.ndarray, labels: np.ndarray | None = None) -> None:
+        if len(sentences) != len(embeddings):
+            raise MedflipError(f"sentence bank: {len(sentences)} sentences but {len(embeddings)} embeddings")
+        self.sentences = list(sentences)
+        self.embeddings = l2_normalise(np.asarray(embeddings, dtype=np.float32))
+        self.labels = None if labels is None else np.asarray(labels)
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def scores(self, image_emb: np.ndarray) -> np.ndarray:
+        """(N, S) cosine similarities."""
+        return l2_normalise(np.atleast_2d(image_emb)) @ self.embeddings.T
+
+    def top_k(self, image_emb: np.ndarray, k: int) -> list[list[Hit]]:
+        """For each image, the k best sentences, best first (ties: lower index first)."""
+        scores = self.scores(image_emb)
+        k = min(k, len(self.sentences))
+        out = []
+        for row in scores:
+            order = np.lexsort((np.arange(len(row)), -row))[:k]
+            out.append([Hit(int(i), self.sentences[i], float(row[i])) for i in order])
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """path.npz (embeddings, labels) + path.json (sentences); no pickles."""
+        path = Path(path)
+        arrays = {"embeddings": self.embeddings}
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        np.savez_compressed(path.with_suffix(".npz"), **arrays)
+        path.with_suffix(".json").write_text(json.dumps(self.sentences), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> SentenceBank:
+        path = Path(path)
+        try:
+            with np.load(path.with_suffix(".npz"), allow_pickle=False) as data:
+                emb = data["embeddings"]
+                labels = data["labels"] if "labels" in data else None
+            sentences = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError) as exc:
+            raise MedflipError(f"cannot read the sentence bank {path}: {exc}") from exc
+        return cls(sentences, emb, labels)
+
+
+def text_to_image(query_emb: np.ndarray, image_embs: np.ndarray, k: int | None = None) -> list[tuple[int, float]]:
+    """Images ranked by cosine to a text embedding, best first."""
+    scores = l2_normalise(np.atleast_2d(image_embs)) @ l2_normalise(query_emb).reshape(-1)
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    if k is not None:
+        order = order[:k]
+    return [(int(i), float(scores[i])) for i in order]
