@@ -59,7 +59,7 @@ class SentenceBank:
         try:
             with np.load(path.with_suffix(".npz"), allow_pickle=False) as data:
                 emb = data["embeddings"]
-                labels = data["labels"] if "labels" in data else None
+                labels = data.get("labels")
             sentences = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError) as exc:
             raise MedflipError(f"cannot read the sentence bank {path}: {exc}") from exc

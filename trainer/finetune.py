@@ -94,7 +94,9 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         try:
             last_ckpt = str(save_checkpoint(out, step, model.state_dict(), optimizer, state, cfg.keep_last))
         except OSError as exc:
-            raise MedflipError(f"could not write a checkpoint to {out}: {exc.strerror or exc} (is the disk full?)") from exc
+            raise MedflipError(
+                f"could not write a checkpoint to {out}: {exc.strerror or exc} (is the disk full?)"
+            ) from exc
         events.emit("checkpoint", step=step, path=last_ckpt)
 
     cancelled = False

@@ -54,7 +54,9 @@ def read_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:
     except InvalidDicomError as exc:
         raise ImageLoadError(f"{path.name}: not a DICOM file ({exc}).") from exc
     except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ImageLoadError(f"{path.name}: the DICOM file is truncated or corrupt ({type(exc).__name__}: {exc}).") from exc
+        raise ImageLoadError(
+            f"{path.name}: the DICOM file is truncated or corrupt ({type(exc).__name__}: {exc})."
+        ) from exc
 
 
 def _str(ds: Dataset, keyword: str) -> str:

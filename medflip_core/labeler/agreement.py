@@ -57,7 +57,8 @@ def mesh_classes(report: Report) -> set[str]:
 def labeler_vs_mesh(reports: list[Report]) -> dict:
     """Per class: MeSH positives, labeler positives, precision, recall, F1 (uncertain counted apart)."""
     classes = sorted(set(MESH_TO_CHEXPERT.values()), key=lambda c: LABEL_INDEX[c])
-    used = [r for r in reports if r.text and r.mesh_major and not any(t.startswith("No Indexing") for t in r.mesh_major)]
+    used = [r for r in reports
+            if r.text and r.mesh_major and not any(t.startswith("No Indexing") for t in r.mesh_major)]
     truth = np.array([[c in mesh_classes(r) for c in classes] for r in used], dtype=bool)
     vectors = np.stack([label_report(r.text) for r in used])
     rows = {}

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
-_SEV = r"(?:(?:mild(?:ly)?|moderate(?:ly)?|marked(?:ly)?|severe(?:ly)?|slight(?:ly)?|minimal(?:ly)?|massive(?:ly)?|stable|persistent|borderline|new|increased|chronic|small|large|possible|probable)\s+)*"
+_SEV = (
+    r"(?:(?:mild(?:ly)?|moderate(?:ly)?|marked(?:ly)?|severe(?:ly)?|slight(?:ly)?|minimal(?:ly)?|massive(?:ly)?"
+    r"|stable|persistent|borderline|new|increased|chronic|small|large|possible|probable)\s+)*"
+)
 
 MENTIONS: dict[str, str] = {
     "Enlarged Cardiomediastinum": (
