@@ -78,12 +78,135 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    extra = list(args.bench_args) + (["--json"] if args.json else [])
     if args.what == "labeler":
-        from medflip_core.labeler.agreement import main as agreement_main
+        from medflip_core.labeler.agreement import main as bench_main
+    elif args.what == "throughput":
+        from medflip_core.bench.throughput import main as bench_main
+    else:
+        raise MedflipError(f"unknown benchmark {args.what}")
+    return bench_main(extra)
 
-        return agreement_main(([] if args.reports is None else ["--reports", args.reports])
-                              + (["--json"] if args.json else []))
-    raise MedflipError(f"unknown benchmark {args.what}")
+
+# Body parts the default model has seen (chest); anything else is flagged as out of distribution.
+CHEST_BODY_PARTS = {"", "CHEST", "THORAX", "LUNG", "PORT CHEST"}
+
+
+def _ood_flags(md) -> list[str]:
+    flags = []
+    if md.body_part and md.body_part.upper() not in CHEST_BODY_PARTS:
+        flags.append(f"body part {md.body_part} is not a chest: the model has only seen chest radiographs")
+    if md.modality and md.modality.upper() not in ("CR", "DX", "DR", "OT", ""):
+        flags.append(f"modality {md.modality} is not a radiograph")
+    return flags
+
+
+def _engine(model: str | None):
+    from medflip_core.engine import Engine
+    from medflip_core.model_store import resolve_model
+
+    return Engine(resolve_model(model), threads=os.cpu_count() or 1)
+
+
+def _labels(arg: str | None, engine) -> list[str]:
+    if arg:
+        return [x.strip() for x in arg.split(",") if x.strip()]
+    return engine.bundle.default_labels
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from medflip_core.imaging import iter_image_files, load_image
+
+    engine = _engine(args.model)
+    labels = _labels(args.labels, engine)
+    results, failed = [], 0
+    files = [f for p in args.paths for f in _files_or_error(p, iter_image_files, results)]
+    failed = len(results)
+    for path in files:
+        try:
+            rg = load_image(path)
+        except MedflipError as exc:
+            results.append({"path": str(path), "error": str(exc)})
+            failed += 1
+            continue
+        scores = engine.classify(engine.embed_images([rg]).embedding[0], labels)
+        results.append({"path": str(path), "scores": scores, "top": max(scores, key=scores.get),
+                        "warnings": _ood_flags(rg.metadata) + list(rg.notes)})
+    if args.json:
+        _print_json({"model": engine.bundle.name, "labels": labels, "notice": RESEARCH_NOTICE, "results": results})
+    else:
+        print(f"# model {engine.bundle.name}. {RESEARCH_NOTICE}")
+        for r in results:
+            if "error" in r:
+                print(f"{r['path']}: ERROR {r['error']}")
+                continue
+            ranked = sorted(r["scores"].items(), key=lambda kv: -kv[1])
+            print(f"{r['path']}: " + ", ".join(f"{k} {v:.3f}" for k, v in ranked))
+            for w in r["warnings"]:
+                print(f"    warning: {w}")
+    return 1 if failed else 0
+
+
+def _files_or_error(path: str, finder, results: list) -> list:
+    try:
+        return finder(path)
+    except MedflipError as exc:
+        results.append({"path": path, "error": str(exc)})
+        return []
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    from medflip_core.imaging import load_image
+
+    engine = _engine(args.model)
+    bank = engine.bank_from_corpus(args.corpus) if args.corpus else None
+    emb = engine.embed_images([load_image(args.path)]).embedding[0]
+    hits = engine.retrieve(emb, args.k, bank)
+    if args.json:
+        _print_json({"model": engine.bundle.name, "path": args.path,
+                     "hits": [{"rank": i + 1, "sentence": h.sentence, "score": h.score} for i, h in enumerate(hits)]})
+    else:
+        for i, h in enumerate(hits):
+            print(f"{i + 1:>3}. {h.score:.3f}  {h.sentence}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from medflip_core.evaluation import evaluate_folder
+
+    engine = _engine(args.model)
+    prompts = dict(p.split("=", 1) for p in args.prompt or [])
+    result = evaluate_folder(engine, args.data_dir, prompts=prompts, positive=args.positive, n_boot=args.n_boot)
+    if args.json:
+        _print_json(result)
+    else:
+        from medflip_core.evaluation import format_evaluation
+
+        print(format_evaluation(result))
+    return 0
+
+
+def cmd_retrieval_eval(args: argparse.Namespace) -> int:
+    from medflip_core.evaluation import format_retrieval, retrieval_eval
+
+    engine = _engine(args.model)
+    ks = [int(k) for k in args.k.split(",")]
+    prompts = dict(p.split("=", 1) for p in args.prompt or [])
+    result = retrieval_eval(engine, args.data_dir, args.corpus, ks=ks, class_labels=prompts,
+                            per_class=args.per_class)
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_retrieval(result))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from medflip_core.export import export_checkpoint_cli
+
+    path = export_checkpoint_cli(args)
+    print(f"bundle written to {path}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -108,11 +231,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_label)
 
-    p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("what", choices=["labeler"])
-    p.add_argument("--reports", default=None, help="report corpus (default: the IU reports in ../shared/data)")
+    p = sub.add_parser("bench", help="benchmarks that print figures: labeler, throughput")
+    p.add_argument("what", choices=["labeler", "throughput"])
     p.add_argument("--json", action="store_true")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (see its --help)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("classify", help="zero-shot label scores for images")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--labels", help='comma-separated labels, e.g. "No Finding,Pneumonia"')
+    p.add_argument("--model", help="model name or bundle folder (default: medflip-default)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("retrieve", help="report sentences that best match an image")
+    p.add_argument("path")
+    p.add_argument("--corpus", help="Open-i XML folder/tgz, CSV or TXT (default: the bundle's sentence bank)")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_retrieve)
+
+    p = sub.add_parser("evaluate", help="zero-shot evaluation on an ImageFolder (one sub-folder per class)")
+    p.add_argument("data_dir")
+    p.add_argument("--model")
+    p.add_argument("--prompt", action="append", metavar="CLASS=TEXT", help="label text for a class folder")
+    p.add_argument("--positive", help="positive class of a binary task (for ROC AUC)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("retrieval-eval", help="Precision@K of image->sentence retrieval on an ImageFolder")
+    p.add_argument("data_dir")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--k", default="1,2,5,10")
+    p.add_argument("--prompt", action="append", metavar="CLASS=LABEL", help="label-space name of a class folder")
+    p.add_argument("--per-class", type=int, default=200, help="sentences per class in the balanced pool")
+    p.add_argument("--model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_retrieval_eval)
+
+    p = sub.add_parser("export", help="trainer checkpoint -> model bundle (ONNX + manifest)")
+    p.add_argument("checkpoint", help="a checkpoint folder, or a run folder (its latest checkpoint)")
+    p.add_argument("out_dir")
+    p.add_argument("--name")
+    p.add_argument("--bank-corpus", help="report corpus for the sentence bank (default: the shipped IU archive)")
+    p.add_argument("--no-bank", action="store_true")
+    p.add_argument("--half-weights", action="store_true", help="store the safetensors weights as float16")
+    p.add_argument("--quantize-text", action="store_true", help="int8 dynamic quantisation of the text encoder")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="run the trainer: medflip train pretrain|finetune [options]", add_help=False)
     p.add_argument("trainer_args", nargs=argparse.REMAINDER)

@@ -104,3 +104,91 @@ class Engine:
         if not texts:
             return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
         return np.stack([self._text_cache[t] for t in texts])
+
+    # --- what the GUI and the CLI ask for -------------------------------------------------------------
+
+    def prompt_plan(self, labels: list[str], templates: list[str] | None = None, mode: str = "ensemble"):
+        from medflip_core.prompts import build_prompts
+
+        return build_prompts(labels, templates, mode=mode)
+
+    def prompt_texts(self, labels: list[str], templates: list[str] | None = None) -> dict[str, list[str]]:
+        plan = self.prompt_plan(labels, templates)
+        return {label: plan.texts_for(label) for label in plan.labels}
+
+    def class_embeddings(self, labels: list[str], templates: list[str] | None = None) -> np.ndarray:
+        from medflip_core.zeroshot import class_embeddings
+
+        plan = self.prompt_plan(labels, templates)
+        return class_embeddings(plan, self.embed_texts(plan.texts))
+
+    def classify_embeddings(
+        self, image_emb: np.ndarray, labels: list[str], templates: list[str] | None = None
+    ) -> np.ndarray:
+        """(N, C) zero-shot probabilities (softmax over the labels)."""
+        from medflip_core.zeroshot import zero_shot_scores
+
+        return zero_shot_scores(image_emb, self.class_embeddings(labels, templates), self.logit_scale)
+
+    def classify(
+        self, image_emb: np.ndarray, labels: list[str], templates: list[str] | None = None
+    ) -> dict[str, float]:
+        """Zero-shot probabilities of one image embedding over the labels (they sum to 1)."""
+        probs = self.classify_embeddings(np.atleast_2d(image_emb), labels, templates)[0]
+        return {label: float(p) for label, p in zip(labels, probs, strict=True)}
+
+    def similarity_map(self, patch_tokens: np.ndarray, text: str) -> np.ndarray:
+        """(rows, cols) cosine of each patch token with a text (a label is expanded to its prompts)."""
+        from medflip_core.zeroshot import patch_similarity_map
+
+        text_emb = self.class_embeddings([text])[0]
+        return patch_similarity_map(patch_tokens, text_emb, self.grid)
+
+    @property
+    def sentence_bank(self):
+        """The bundle's sentence bank (text read from the shipped corpus), or None."""
+        if not hasattr(self, "_bank"):
+            self._bank = load_bundle_bank(self.bundle)
+        return self._bank
+
+    def bank_from_corpus(self, path: str | Path, max_sentences: int = 20000):
+        """Embed the sentences of a user's corpus (Open-i XML folder or tgz, CSV, TXT) into a bank."""
+        from medflip_core.reports import load_sentence_corpus
+        from medflip_core.retrieval import SentenceBank
+
+        sentences = load_sentence_corpus(path)[:max_sentences]
+        return SentenceBank(sentences, self.embed_texts(sentences))
+
+    def retrieve(self, image_emb: np.ndarray, k: int = 5, bank=None):
+        bank = bank if bank is not None else self.sentence_bank
+        if bank is None:
+            raise MedflipError(f"model {self.bundle.name} has no sentence bank; choose a report corpus.")
+        return bank.top_k(np.atleast_2d(image_emb), k)[0]
+
+    def rank_images(self, query: str, image_embeddings: np.ndarray) -> list[tuple[int, float]]:
+        """Text-to-image search: loaded images ranked by similarity to a query (prompts ensembled)."""
+        from medflip_core.retrieval import text_to_image
+
+        return text_to_image(self.class_embeddings([query])[0], image_embeddings)
+
+
+def load_bundle_bank(bundle: Bundle):
+    """A bundle's sentence bank: embeddings from the bundle, sentences re-read from the corpus it names."""
+    from medflip_core.bundle import BANK_NPZ, sha256_file
+    from medflip_core.reports import load_sentence_corpus
+    from medflip_core.resources import resources_dir
+    from medflip_core.retrieval import SentenceBank
+
+    info = bundle.manifest.get("sentence_bank")
+    if not info or not bundle.file(BANK_NPZ).is_file():
+        return None
+    corpus = resources_dir() / info["corpus"]
+    if not corpus.is_file() or sha256_file(corpus) != info["corpus_sha256"]:
+        raise MedflipError(f"the sentence bank of {bundle.name} needs the corpus {info['corpus']}, which is "
+                           "missing or differs from the one it was built from.")
+    sentences = load_sentence_corpus(corpus)
+    with np.load(bundle.file(BANK_NPZ), allow_pickle=False) as data:
+        emb = data["embeddings"].astype(np.float32)
+        indices = data["indices"]
+        labels = data["labels"]
+    return SentenceBank([sentences[int(i)] for i in indices], emb, labels)

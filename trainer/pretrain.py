@@ -217,7 +217,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
             loss.backward()
             for name in ("total", "contrastive", "svd"):
                 value = getattr(result, name)
-                parts[name] = parts.get(name, 0.0) + float(value) / cfg.grad_accum
+                parts[name] = parts.get(name, 0.0) + float(value.detach()) / cfg.grad_accum
             if result.sigma1_pos is not None:
                 sig_pos.append(result.sigma1_pos)
             if result.sigma1_neg is not None:
@@ -250,7 +250,8 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
 
     status = "cancelled" if cancelled else "completed"
     metrics = None
-    if status == "completed" and ddp.is_main and data.val and cfg.eval_every:
+    evaluated_now = bool(cfg.eval_every) and step % cfg.eval_every == 0
+    if status == "completed" and ddp.is_main and data.val and cfg.eval_every and not evaluated_now:
         metrics = zero_shot_eval(model, data, pre, device, cfg.max_val_images)
         events.emit("eval", step=step, **metrics)
     if last_ckpt is None or not last_ckpt.endswith(f"{step:08d}"):

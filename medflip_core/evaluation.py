@@ -1,0 +1,142 @@
+"""Zero-shot evaluation and retrieval evaluation of a model bundle on an ImageFolder (no torch)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from medflip_core.data.sentences import labelled_sentences
+from medflip_core.engine import Engine
+from medflip_core.errors import MedflipError
+from medflip_core.imaging import iter_image_files, load_image
+from medflip_core.labels import CHEXPERT_LABELS, LABEL_INDEX, normalise_label_name
+from medflip_core.metrics import evaluation_summary, precision_at_k
+
+
+def class_folders(data_dir: str | Path) -> list[Path]:
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise MedflipError(f"{root} is not a folder.")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise MedflipError(f"{root} needs at least two class sub-folders (ImageFolder layout).")
+    return classes
+
+
+def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32) -> tuple[np.ndarray, np.ndarray, list[str],
+                                                                                     list[str], list[str]]:
+    """(embeddings, class indices, class names, paths, skipped messages) of every readable image."""
+    classes = class_folders(data_dir)
+    embs, truth, paths, skipped = [], [], [], []
+    for ci, folder in enumerate(classes):
+        try:
+            files = iter_image_files(folder)
+        except MedflipError as exc:
+            raise MedflipError(f"class folder {folder.name}: {exc}") from exc
+        for start in range(0, len(files), batch):
+            images = []
+            for f in files[start : start + batch]:
+                try:
+                    images.append(load_image(f))
+                    paths.append(str(f))
+                except MedflipError as exc:
+                    skipped.append(str(exc))
+            if images:
+                embs.append(engine.embed_images(images).embedding)
+                truth.extend([ci] * len(images))
+    if not embs:
+        raise MedflipError(f"no readable images in {data_dir}")
+    return np.concatenate(embs), np.array(truth), [c.name for c in classes], paths, skipped
+
+
+def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str] | None = None,
+                    positive: str | None = None, n_boot: int = 1000) -> dict:
+    """Zero-shot: the class names (or --prompt texts) are all the model is told."""
+    t0 = time.perf_counter()
+    prompts = prompts or {}
+    emb, truth, names, _, skipped = embed_folder(engine, data_dir)
+    unknown = set(prompts) - set(names)
+    if unknown:
+        raise MedflipError(f"--prompt names unknown class folders: {', '.join(sorted(unknown))}")
+    label_texts = [prompts.get(n, n) for n in names]
+    probs = engine.classify_embeddings(emb, label_texts)
+    summary = evaluation_summary(truth, probs, names, positive=positive, n_boot=n_boot)
+    return {"data_set": str(Path(data_dir).resolve()), "model": engine.bundle.name, "classes": names,
+            "label_texts": label_texts, "skipped": len(skipped), "skipped_examples": skipped[:5],
+            "seconds": round(time.perf_counter() - t0, 2), **summary}
+
+
+def format_evaluation(r: dict) -> str:
+    lines = [f"zero-shot evaluation of {r['model']} on {r['data_set']} (n={r['n']}, {r['seconds']} s)",
+             f"  label texts: {dict(zip(r['classes'], r['label_texts'], strict=True))}"]
+
+    def ci(m: dict) -> str:
+        return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+
+    lines.append(f"  accuracy  {ci(r['accuracy'])}")
+    lines.append(f"  macro-F1  {ci(r['macro_f1'])}")
+    if r.get("roc_auc_macro"):
+        lines.append(f"  macro ROC AUC {ci(r['roc_auc_macro'])}")
+    for name, auc in r["roc_auc_per_class"].items():
+        lines.append(f"  ROC AUC {name} (one-vs-rest) {ci(auc)}  n={r['n_per_class'][name]}")
+    if r.get("positive_class"):
+        lines.append(f"  ROC AUC, positive class {r['positive_class']}: {ci(r['roc_auc'])}")
+    if r["skipped"]:
+        lines.append(f"  skipped {r['skipped']} unreadable file(s)")
+    return "\n".join(lines)
+
+
+def balanced_sentence_pool(corpus: str | Path, class_labels: list[str], per_class: int,
+                           seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Sentences positive for exactly one of the classes' labels, at most `per_class` of each."""
+    sentences, labels = labelled_sentences(corpus)
+    idx = [LABEL_INDEX[c] for c in class_labels]
+    positive = labels[:, idx] > 0
+    rng = np.random.default_rng(seed)
+    pool, pool_labels = [], []
+    counts = []
+    for ci in range(len(class_labels)):
+        only = np.flatnonzero(positive[:, ci] & (positive.sum(axis=1) == 1))
+        counts.append(len(only))
+        chosen = rng.permutation(only)[:per_class]
+        pool.extend(sentences[i] for i in chosen)
+        pool_labels.extend([ci] * len(chosen))
+    n = min(counts)
+    if n == 0:
+        raise MedflipError(f"the corpus has no sentences for some of the classes {class_labels}")
+    # balance: the same number of sentences for every class
+    keep = np.concatenate([np.flatnonzero(np.array(pool_labels) == c)[: min(n, per_class)]
+                           for c in range(len(class_labels))])
+    return [pool[i] for i in keep], np.array(pool_labels)[keep]
+
+
+def retrieval_eval(engine: Engine, data_dir: str | Path, corpus: str | Path, ks: list[int] | None = None,
+                   class_labels: dict[str, str] | None = None, per_class: int = 200) -> dict:
+    """Precision@K of image -> sentence retrieval; a hit is a sentence whose label matches the image's class."""
+    t0 = time.perf_counter()
+    ks = ks or [1, 2, 5, 10]
+    emb, truth, names, _, skipped = embed_folder(engine, data_dir)
+    mapping = class_labels or {}
+    labels = [normalise_label_name(mapping.get(n, n)) for n in names]
+    bad = [lb for lb in labels if lb not in CHEXPERT_LABELS]
+    if bad:
+        raise MedflipError(f"classes must map to the label space for retrieval evaluation: {bad} "
+                           "(use --prompt FOLDER=LABEL)")
+    pool, pool_labels = balanced_sentence_pool(corpus, labels, per_class)
+    scores = emb @ engine.embed_texts(pool).T
+    k_max = max(ks)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k_max]
+    p_at_k = precision_at_k(pool_labels[order], truth, ks)
+    return {"data_set": str(Path(data_dir).resolve()), "corpus": str(corpus), "model": engine.bundle.name,
+            "classes": dict(zip(names, labels, strict=True)), "n_images": int(len(truth)),
+            "pool_size": len(pool), "pool_per_class": int(len(pool) // len(names)),
+            "chance": 1.0 / len(names), "precision_at_k": p_at_k, "skipped": len(skipped),
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def format_retrieval(r: dict) -> str:
+    pk = ", ".join(f"P@{k} {v:.3f}" for k, v in r["precision_at_k"].items())
+    return (f"retrieval of {r['model']} on {r['data_set']} ({r['n_images']} images) against a balanced pool of "
+            f"{r['pool_size']} sentences from {r['corpus']} (chance {r['chance']:.2f}): {pk}")
