@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from medflip_core.model.clip_model import MedFlipModel, build_model
-from medflip_core.model.config import ModelConfig
-from medflip_core.model.image_tower import mask_for_batch
-from medflip_core.model.losses import compute_loss
 from torch.nn.parallel import DistributedDataParallel
 
 from medflip_core.atomic import write_text_atomic
 from medflip_core.errors import MedflipError
 from medflip_core.events import EventWriter
+from medflip_core.model.clip_model import MedFlipModel, build_model
+from medflip_core.model.config import ModelConfig
+from medflip_core.model.image_tower import mask_for_batch
+from medflip_core.model.losses import compute_loss
 from medflip_core.preprocess import PreprocessConfig
 from trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from trainer.config import TrainConfig
