@@ -65,7 +65,7 @@ MENTIONS: dict[str, str] = {
         r"|\btubes?\b|catheters?|(?:picc|central|venous|arterial|jugular|subclavian|midline|swan[\s-]ganz|dialysis)"
         r"\s+(?:venous\s+)?(?:line|catheter)s?|\bpicc\b|pacemaker|pacer|defibrillator|\baicd\b|\bicd\b"
         r"|sternotomy|sternal\s+wires|(?:surgical|vascular|mediastinal)\s+clips|\bclips?\b|stents?|port[\s-]?a[\s-]?cath"
-        r"|(?:chest\s+wall|subcutaneous|venous|infusion)\s+port|valve\s+(?:replacement|prosthesis)|prosthetic\s+valve"
+        r"|(?:chest\s+wall|subcutaneous|venous|infusion)\s+port|valve\s+(?:replacement|prosthesis)|(?:prosthetic|mechanical)\s+(?:\w+\s+)?valve"
         r"|\bdrains?\b|\bleads?\b|hardware|(?:spinal|surgical)\s+fusion|fixation|\bdevice\b|\bwires?\b|\bcoils?\b"
     ),
 }

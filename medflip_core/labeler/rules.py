@@ -29,7 +29,7 @@ _POST_NEG = re.compile(
 )
 # Hedges before a mention in the same clause.
 _PRE_UNC = re.compile(
-    r"\b(?:may|might|possibl[ey]|probabl[ey]|likely|questionabl[ey]|question\s+of|suspicious|suspect(?:ed)?|"
+    r"\b(?:may|might|question(?:able|ably)?|possibl[ey]|probabl[ey]|likely|suspicious|suspect(?:ed)?|"
     r"concern(?:ing)?\s+for|cannot\s+(?:be\s+)?(?:exclude[d]?|ruled?\s+out)|can\s*not\s+(?:be\s+)?exclude[d]?|"
     r"not\s+(?:be\s+)?excluded|could|would|suggest\w*|consider\w*|differential|equivocal|versus|vs\.?|"
     r"(?:rule|ruled)\s+out|compatible\s+with|consistent\s+with|representing|represents?|reflect\w*|"
@@ -47,7 +47,7 @@ _POST_UNC = re.compile(
 _SCOPE_BREAK = re.compile(
     r"\b(?:but|however|although|though|except|which|aside\s+from|apart\s+from|otherwise|whereas|while|"
     r"there\s+is|there\s+are|with\s+(?:a|an|the|mild|moderate|small|large)|and\s+(?:a|an|the)\b"
-    r"(?!\s+(?:pleural|effusion|pneumothorax|consolidation|focal))|due\s+to|secondary\s+to|in\s+the\s+setting)\b|[;:]",
+    r"(?!\s+(?:pleural|effusion|pneumothorax|consolidation|focal))|due\s+to|secondary\s+to|in\s+the\s+setting|in\s+(?:a|this|the)\s+patient)\b|[;:]",
     re.IGNORECASE,
 )
 # Phrases that look like a hedge but state "consistent with"-style certainty in CheXpert: kept uncertain
