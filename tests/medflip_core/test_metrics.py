@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from medflip_core.metrics import (
+    accuracy,
+    bootstrap_ci,
+    evaluation_summary,
+    macro_f1,
+    precision_at_k,
+    roc_auc_binary,
+    roc_auc_ovr,
+)
+
+
+def test_auc_is_fraction_of_correctly_ordered_pairs():
+    y = [1, 0, 1, 0]
+    s = [0.9, 0.8, 0.3, 0.1]  # pairs (pos, neg): (.9,.8) ok (.9,.1) ok (.3,.8) wrong (.3,.1) ok -> 3/4
+    assert roc_auc_binary(y, s) == pytest.approx(0.75)
+    assert math.isnan(roc_auc_binary([1, 1], [0.2, 0.3]))
+
+
+def test_accuracy_and_macro_f1_by_hand():
+    y, p = [0, 0, 1, 1, 2], [0, 1, 1, 1, 0]
+    assert accuracy(y, p) == pytest.approx(3 / 5)
+    # class 0: P 1/2 R 1/2 F 1/2; class 1: P 2/3 R 1 F 0.8; class 2: F 0
+    assert macro_f1(y, p) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_ovr_auc_handles_absent_class():
+    probs = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    out = roc_auc_ovr([0, 1, 0], probs, ["a", "b", "c"])
+    assert out["per_class"]["a"] == pytest.approx(1.0)
+    assert math.isnan(out["per_class"]["c"]) and out["undefined"] == ["c"]
+    assert out["macro"] == pytest.approx(1.0)
+
+
+def test_precision_at_k_by_hand():
+    retrieved = np.array([[0, 1, 0, 0, 1], [1, 1, 0, 1, 1], [2, 0, 0, 0, 0]])
+    query = np.array([0, 1, 0])
+    p = precision_at_k(retrieved, query, ks=(1, 2, 5))
+    assert p[1] == pytest.approx((1 + 1 + 0) / 3)
+    assert p[2] == pytest.approx((1 / 2 + 2 / 2 + 1 / 2) / 3)
+    assert p[5] == pytest.approx((3 / 5 + 4 / 5 + 4 / 5) / 3)
+
+
+def test_bootstrap_contains_point_narrows_with_n_and_is_deterministic():
+    rng = np.random.default_rng(0)
+
+    def data(n):
+        y = rng.integers(0, 2, n)
+        return y, y * 0.6 + rng.random(n)
+
+    small = bootstrap_ci(roc_auc_binary, *data(40), n_boot=300, seed=1)
+    big = bootstrap_ci(roc_auc_binary, *data(2000), n_boot=300, seed=1)
+    assert small.low <= small.point <= small.high
+    assert (big.high - big.low) < (small.high - small.low)
+    y, s = data(50)
+    assert bootstrap_ci(roc_auc_binary, y, s, seed=3) == bootstrap_ci(roc_auc_binary, y, s, seed=3)
+
+
+def test_bootstrap_counts_undefined_resamples():
+    y = np.array([1] + [0] * 9)
+    s = np.linspace(0, 1, 10)
+    ci = bootstrap_ci(roc_auc_binary, y, s, n_boot=200, seed=0)
+    assert ci.skipped > 0 and ci.skipped < 200
+
+
+def test_evaluation_summary_binary_with_positive():
+    y = np.array([0, 0, 1, 1, 1])
+    probs = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55], [0.7, 0.3]])
+    out = evaluation_summary(y, probs, ["NORMAL", "PNEUMONIA"], positive="PNEUMONIA", n_boot=50)
+    assert out["n"] == 5 and out["n_per_class"] == {"NORMAL": 2, "PNEUMONIA": 3}
+    assert out["accuracy"]["value"] == pytest.approx(4 / 5)
+    assert out["roc_auc"]["value"] == pytest.approx(5 / 6)
+    assert out["confusion_matrix"]["rows_true_cols_pred"] == [[2, 0], [1, 2]]
+    with pytest.raises(ValueError):
+        evaluation_summary(y, probs, ["NORMAL", "PNEUMONIA"], positive="COVID", n_boot=10)
