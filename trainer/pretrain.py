@@ -234,7 +234,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                 svd=parts["svd"], sigma1=float(np.mean(sig_pos)) if sig_pos else None,
                 sigma1_pos=float(np.mean(sig_pos)) if sig_pos else None,
                 sigma1_neg=float(np.mean(sig_neg)) if sig_neg else None,
-                lr=optimizer.param_groups[0]["lr"], temperature=float(1.0 / model.logit_scale.exp()),
+                lr=optimizer.param_groups[0]["lr"], temperature=float(1.0 / model.logit_scale.detach().exp()),
                 samples_per_s=cfg.batch_size * cfg.grad_accum * ddp.world_size / step_s,
                 eta_s=progress.eta_s(step, elapsed(), step_s), elapsed_s=elapsed(),
                 total_steps=progress.total_steps, skipped_images=images.skipped.count,

@@ -1,0 +1,171 @@
+"""The real trainer process on real images and reports: events, resume after kill -9, cancel, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from trainer.checkpoint import latest_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_leaves_config_and_checkpoints(trained_run):
+    events = [json.loads(x) for x in (trained_run / "events.jsonl").read_text().splitlines()] if (
+        trained_run / "events.jsonl").exists() else None
+    assert events is None  # events went to stdout, not a file
+    ckpt = latest_checkpoint(trained_run)
+    assert ckpt.step == 4
+    assert (trained_run / "config.json").is_file()
+    state = ckpt.state
+    assert state["config"]["mask_ratio"] == 0.75 and state["model_config"]["image_size"] == 112
+
+
+def test_event_stream_contents(tt, small_folder, corpus, tmp_path):
+    code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path, "--max-steps", "2",
+                                                           "--eval-every", "2", "--checkpoint-every", "1"))
+    assert code == 0, err[-2000:]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert {"step", "eval", "checkpoint"} <= set(kinds)
+    step = next(e for e in events if e["event"] == "step")
+    for key in ("step", "epoch", "loss", "contrastive", "svd", "sigma1", "sigma1_pos", "sigma1_neg", "lr",
+                "samples_per_s", "eta_s"):
+        assert key in step
+    assert step["loss"] > 0 and step["svd"] > 0
+    ev = next(e for e in events if e["event"] == "eval")
+    assert "val_auc" in ev and "validation" in ev["data_set"]
+    assert events[-1]["status"] == "completed" and events[-1]["step"] == 2
+
+
+def _wait_for_checkpoint(out, proc, step, timeout=300):
+    start = time.time()
+    while time.time() - start < timeout:
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None and ckpt.step >= step:
+            return ckpt
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer ended early: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint in time")
+
+
+def test_kill_9_then_resume_reaches_the_same_step_count(tt, small_folder, corpus, tmp_path):
+    args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "6", "--checkpoint-every", "1",
+                      "--eval-every", "0")
+    proc = subprocess.Popen(tt.cmd("pretrain", *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, cwd=tt.repo, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    _wait_for_checkpoint(tmp_path, proc, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = latest_checkpoint(tmp_path).step
+    assert 2 <= killed_at < 6
+    code, events, err = tt.run("pretrain", ["--config", str(tmp_path / "config.json"), "--resume"])
+    assert code == 0, err[-2000:]
+    start = events[0]
+    assert start["start_step"] == killed_at and start["resumed_from"]
+    assert events[-1]["event"] == "done" and events[-1]["step"] == 6
+    assert next(e["step"] for e in events if e["event"] == "step") == killed_at + 1
+
+
+def test_sigterm_cancels_with_a_checkpoint(tt, small_folder, corpus, tmp_path):
+    args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "500", "--checkpoint-every", "1000",
+                      "--eval-every", "0")
+    proc = subprocess.Popen(tt.cmd("pretrain", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tt.repo, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    for line in proc.stdout:
+        if '"event":"step"' in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    done = json.loads(out.strip().splitlines()[-1])
+    assert done["event"] == "done" and done["cancelled"] is True and done["reason"] == "SIGTERM"
+    assert latest_checkpoint(tmp_path).step == done["step"] < 500
+
+
+def test_nan_loss_stops_with_an_error_event_naming_the_step(tt, small_folder, corpus, tmp_path):
+    code, events, _ = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path, "--max-steps", "8",
+                                                         "--lr", "1e30", "--warmup-steps", "0",
+                                                         "--eval-every", "0"))
+    assert code == 3
+    error = events[-1]
+    assert error["event"] == "error" and "step" in error["message"] and error["step"] is not None
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty_class", "no_corpus"])
+def test_bad_data_gives_one_clear_error_event(tt, small_folder, corpus, tmp_path, problem):
+    images = str(small_folder)
+    extra = []
+    if problem == "missing":
+        images = str(tmp_path / "nowhere")
+    elif problem == "empty_class":
+        (tmp_path / "data" / "NORMAL").mkdir(parents=True)
+        (tmp_path / "data" / "PNEUMONIA").mkdir()
+        images = str(tmp_path / "data")
+    args = ["--images", images, "--max-steps", "1", "--out-dir", str(tmp_path / "out"), *extra]
+    if problem != "no_corpus":
+        args += ["--corpus", str(corpus)]
+    code, events, err = tt.run("pretrain", args)
+    assert code == 2
+    errors = [e for e in events if e["event"] == "error"]
+    assert len(errors) == 1
+    message = errors[0]["message"]
+    assert {"missing": "does not exist", "empty_class": "holds no images", "no_corpus": "corpus"}[problem] in message
+    assert "Traceback" not in err
+
+
+def test_unreadable_images_are_skipped_and_counted(tt, small_folder, corpus, tmp_path):
+    data = tmp_path / "data"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (data / cls).mkdir(parents=True)
+        for f in sorted((small_folder / cls).iterdir()):
+            (data / cls / f.name).symlink_to(f.resolve())
+    (data / "NORMAL" / "broken.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "PNEUMONIA" / "empty.png").write_bytes(b"")
+    code, events, err = tt.run("pretrain", tt.args(data, corpus, tmp_path / "out", "--max-steps", "10",
+                                                           "--val-fraction", "0", "--eval-every", "0",
+                                                           "--batch-size", "8"))
+    assert code == 0, err[-2000:]
+    done = events[-1]
+    assert done["skipped_images"] == 2
+    assert any("broken.jpeg" in m for m in done["skipped_examples"])
+
+
+def test_disk_full_while_checkpointing_is_a_clear_error(tt, small_folder, corpus, tmp_path):
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path, "--max-steps", "2",
+                                                           "--checkpoint-every", "1", "--eval-every", "0"),
+                                    preexec_fn=limit_file_size)
+    assert code == 2, err[-2000:]
+    error = events[-1]
+    assert error["event"] == "error" and "checkpoint" in error["message"] and "disk" in error["message"]
+    assert latest_checkpoint(tmp_path) is None
+
+
+def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder, corpus, tmp_path):
+    args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "3", "--eval-every", "0",
+                      "--checkpoint-every", "3", "--batch-size", "2")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "trainer",
+           "pretrain", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tt.repo,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    starts = [e for e in events if e["event"] == "start"]
+    assert len(starts) == 1 and starts[0]["world_size"] == 2  # only rank 0 writes events
+    done = events[-1]
+    assert done["event"] == "done" and done["step"] == 3
+    digests = done["weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
