@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from medflip_core.atomic import fsync_dir
@@ -96,6 +97,9 @@ def save_checkpoint(
             shutil.rmtree(final)
         os.replace(partial, final)
         fsync_dir(root)
+    except SafetensorError as exc:  # safetensors reports I/O failures (ENOSPC, EFBIG) as its own type
+        shutil.rmtree(partial, ignore_errors=True)
+        raise OSError(f"writing the checkpoint failed: {exc}") from exc
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

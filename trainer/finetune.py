@@ -115,7 +115,7 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
             model.image_tower.eval()
         loss = loss_fn(net(pixels.to(device)), targets)
         if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"the loss became {loss.item()} at step {step}: training stopped.")
+            raise NonFiniteLoss(step + 1, f"the loss ({loss.item()})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(MedflipError):
-    pass
+    """A NaN or inf appeared: the run stops rather than train on garbage."""
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(f"{what} became NaN or infinite at step {step}: training stopped. Lower the learning "
+                         "rate or check the data; the last complete checkpoint is kept.")
+        self.step = step
 
 
 @dataclass
@@ -180,7 +185,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
             path = save_checkpoint(out, step, model.state_dict(), optimizer, state, cfg.keep_last, "val_auc")
         except OSError as exc:
             raise MedflipError(f"could not write a checkpoint to {out}: {exc.strerror or exc} "
-                               "(is the disk full?); the last complete checkpoint is kept") from exc
+                               "(is the disk full?); the last complete checkpoint is kept.") from exc
         last_ckpt = str(path)
         events.emit("checkpoint", step=step, path=str(path), metrics=metrics or {})
 
@@ -205,15 +210,17 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
             pixels = pixels.to(device, non_blocking=True)
             img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
             tokens = {k: v.to(device) for k, v in tokens.items()}
-            with torch.autocast(device.type, enabled=use_amp):
-                img_out, txt_out = net(pixels, tokens["input_ids"], tokens["attention_mask"],
-                                       keep.to(device) if keep is not None else None)
-                result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
-                                      model.logit_scale, **loss_options)
+            try:
+                with torch.autocast(device.type, enabled=use_amp):
+                    img_out, txt_out = net(pixels, tokens["input_ids"], tokens["attention_mask"],
+                                           keep.to(device) if keep is not None else None)
+                    result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
+                                          model.logit_scale, **loss_options)
+            except torch.linalg.LinAlgError as exc:  # the SVD of non-finite similarities
+                raise NonFiniteLoss(step + 1, "the embeddings") from exc
             loss = result.total / cfg.grad_accum
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"the loss became {loss.item()} at step {step}: training stopped. "
-                                    "Lower the learning rate or check the data; the last checkpoint is kept.")
+                raise NonFiniteLoss(step + 1, f"the loss ({loss.item()})")
             loss.backward()
             for name in ("total", "contrastive", "svd"):
                 value = getattr(result, name)
