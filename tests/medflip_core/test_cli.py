@@ -1,0 +1,102 @@
+"""The `medflip` command line on real files, as a user runs it (a separate process, JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from medflip_core.cli import main
+
+
+def medflip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "medflip_core.cli", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_info_lists_dicom_without_patient_tags(shared_data, capsys):
+    assert main(["info", str(shared_data / "dicom"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 8
+    uncr = next(r for r in rows if r["path"].endswith("RG1_UNCR.dcm"))
+    assert uncr["photometric"] == "MONOCHROME1" and uncr["size"] == [1955, 1841]
+    assert "PatientName" not in json.dumps(rows)
+
+
+def test_info_on_a_bad_file_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "scan.dcm"
+    bad.write_bytes(b"not dicom at all")
+    assert main(["info", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR" in out and "scan.dcm" in out and "Traceback" not in out
+    assert main(["info", str(tmp_path / "missing")]) == 2
+
+
+def test_label_command(capsys):
+    assert main(["label", "--json", "Small right pleural effusion. No pneumothorax."]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["labels"] == {"Pleural Effusion": "positive"}
+
+
+@pytest.mark.slow
+def test_classify_every_dicom_gives_scores_and_flags_non_chest(tiny_bundle, shared_data):
+    proc = medflip("classify", str(shared_data / "dicom"), "--model", str(tiny_bundle), "--json",
+                   "--labels", "No Finding,Pneumonia")
+    out = json.loads(proc.stdout)
+    assert "Research use only" in out["notice"]
+    results = {r["path"].rsplit("/", 1)[-1]: r for r in out["results"]}
+    assert len(results) == 8
+    for r in results.values():
+        assert "error" not in r
+        assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert any("not a chest" in w for w in results["RG3_J2KI.dcm"]["warnings"])
+    assert not any("not a chest" in w for w in results["RG1_UNCR.dcm"]["warnings"])
+
+
+@pytest.mark.slow
+def test_classify_reports_unreadable_files_and_continues(tiny_bundle, shared_data, tmp_path):
+    (tmp_path / "broken.dcm").write_bytes(b"\x00" * 200)
+    good = shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm"
+    proc = medflip("classify", str(tmp_path / "broken.dcm"), str(good), "--model", str(tiny_bundle), "--json",
+                   check=False)
+    assert proc.returncode == 1
+    results = json.loads(proc.stdout)["results"]
+    assert "error" in results[0] and "scores" in results[1]
+
+
+@pytest.mark.slow
+def test_evaluate_and_retrieval_eval_json(tiny_bundle, small_folder, corpus):
+    ev = json.loads(medflip("evaluate", str(small_folder), "--model", str(tiny_bundle), "--json",
+                            "--positive", "PNEUMONIA", "--n-boot", "100").stdout)
+    assert ev["n"] == 32 and ev["n_per_class"] == {"NORMAL": 16, "PNEUMONIA": 16}
+    assert ev["label_texts"] == ["NORMAL", "PNEUMONIA"]
+    lo, hi = ev["roc_auc"]["ci95"]
+    assert 0 <= lo <= ev["roc_auc"]["value"] <= hi <= 1
+    assert ev["data_set"].endswith(small_folder.name) and ev["seconds"] > 0
+    ev2 = json.loads(medflip("evaluate", str(small_folder), "--model", str(tiny_bundle), "--json", "--n-boot", "50",
+                             "--prompt", "NORMAL=No Finding", "--prompt", "PNEUMONIA=Pneumonia").stdout)
+    assert ev2["label_texts"] == ["No Finding", "Pneumonia"]
+    rr = json.loads(medflip("retrieval-eval", str(small_folder), "--corpus", str(corpus), "--model",
+                            str(tiny_bundle), "--json", "--per-class", "30").stdout)
+    assert rr["classes"] == {"NORMAL": "No Finding", "PNEUMONIA": "Pneumonia"}
+    assert rr["pool_size"] == 60 and set(rr["precision_at_k"]) == {"1", "2", "5", "10"}
+
+
+@pytest.mark.slow
+def test_export_command_writes_a_loadable_bundle(trained_run, tmp_path):
+    proc = medflip("export", str(trained_run), str(tmp_path / "b"), "--name", "cli-test", "--half-weights",
+                   "--quantize-text")
+    assert "bundle written" in proc.stdout
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["name"] == "cli-test" and manifest["weights_dtype"] == "float16"
+    assert manifest["sentence_bank"]["corpus"] == "corpora/NLMCXR_reports.tgz"
+    full = os.path.getsize(trained_run / "checkpoints" / os.listdir(trained_run / "checkpoints")[-1]
+                           / "model.safetensors")
+    assert os.path.getsize(tmp_path / "b" / "weights.safetensors") < 0.6 * full
+    assert manifest["files"]["text_encoder.onnx"]["bytes"] < 40_000_000
