@@ -17,4 +17,4 @@ def test_iu_corpus_gives_labelled_sentences(shared_data):
     assert (labels != 0).any(axis=1).all()
     assert (labels[:, LABEL_INDEX["Pneumonia"]] == 1).sum() > 40
     sub, sub_labels = labelled_sentences(shared_data / "iu-xray-reports" / "NLMCXR_reports.tgz", max_sentences=100)
-    assert len(sub) == 100 and set(sub) <= set(sentences)
+    assert len(sub) == len(sub_labels) == 100 and set(sub) <= set(sentences)
