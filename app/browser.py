@@ -1,0 +1,88 @@
+"""The study/series/image browser: everything loaded, with thumbnail, patient, date, modality and view."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from medflip_core.imaging import Radiograph
+
+COLUMNS = ["Image", "Patient", "Study date", "Modality", "View", "Series"]
+
+
+def thumbnail(pixels: np.ndarray, size: int = 64) -> QtGui.QIcon:
+    step = max(1, max(pixels.shape) // size)
+    small = np.ascontiguousarray((pixels[::step, ::step] * 255).astype(np.uint8))
+    h, w = small.shape
+    image = QtGui.QImage(small.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8).copy()
+    return QtGui.QIcon(QtGui.QPixmap.fromImage(image))
+
+
+class Browser(QtWidgets.QTreeWidget):
+    """Grouped by study (DICOM StudyInstanceUID, else the folder); one row per image."""
+
+    image_selected = QtCore.Signal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHeaderLabels(COLUMNS)
+        self.setIconSize(QtCore.QSize(48, 48))
+        self.setRootIsDecorated(True)
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        self._studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
+        self._rows: list[QtWidgets.QTreeWidgetItem] = []
+        self.currentItemChanged.connect(self._changed)
+        self.reveal_patient = False
+
+    def add(self, index: int, rg: Radiograph) -> None:
+        md = rg.metadata
+        key = md.study_instance_uid or str(rg.path.parent)
+        study = self._studies.get(key)
+        if study is None:
+            title = md.study_description or (f"Study {md.study_date}" if md.study_date else rg.path.parent.name)
+            study = QtWidgets.QTreeWidgetItem([title, self._patient(rg), md.study_date, md.modality])
+            study.setFlags(study.flags() & ~QtCore.Qt.ItemFlag.ItemIsSelectable)
+            self.addTopLevelItem(study)
+            study.setExpanded(True)
+            self._studies[key] = study
+        row = QtWidgets.QTreeWidgetItem([rg.path.name, self._patient(rg), md.study_date, md.modality or md.format,
+                                         md.view_position, md.series_description or md.series_number])
+        row.setIcon(0, thumbnail(rg.pixels))
+        row.setData(0, QtCore.Qt.ItemDataRole.UserRole, index)
+        row.setToolTip(0, str(rg.path))
+        study.addChild(row)
+        self._rows.append(row)
+        if len(self._rows) == 1:
+            self.setCurrentItem(row)
+        for col in range(len(COLUMNS)):
+            self.resizeColumnToContents(col)
+
+    def _patient(self, rg: Radiograph) -> str:
+        if not rg.patient:
+            return ""
+        return rg.patient.get("PatientName", "") if self.reveal_patient else "(hidden)"
+
+    def select_index(self, index: int) -> None:
+        for row in self._rows:
+            if row.data(0, QtCore.Qt.ItemDataRole.UserRole) == index:
+                self.setCurrentItem(row)
+                return
+
+    def step(self, delta: int) -> None:
+        current = self.currentItem()
+        if current in self._rows:
+            pos = self._rows.index(current) + delta
+            if 0 <= pos < len(self._rows):
+                self.setCurrentItem(self._rows[pos])
+
+    def _changed(self, current: QtWidgets.QTreeWidgetItem | None, _prev: object) -> None:
+        if current is not None:
+            index = current.data(0, QtCore.Qt.ItemDataRole.UserRole)
+            if index is not None:
+                self.image_selected.emit(int(index))
+
+    def clear_all(self) -> None:
+        self.clear()
+        self._studies.clear()
+        self._rows.clear()

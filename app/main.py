@@ -1,0 +1,91 @@
+"""`medflip-studio`: start the desktop app. --open/--screenshot/--offscreen make it scriptable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="medflip-studio", description="MedFLIP Studio (research use only)")
+    parser.add_argument("paths", nargs="*", help="files or folders to open")
+    parser.add_argument("--open", action="append", default=[], metavar="PATH")
+    parser.add_argument("--model", help="a model bundle folder to use")
+    parser.add_argument("--screenshot", metavar="OUT.png", help="render, save a screenshot and exit")
+    parser.add_argument("--offscreen", action="store_true", help="no display needed (with --screenshot)")
+    parser.add_argument("--size", default="1400x860", help="window size WxH")
+    parser.add_argument("--tab", help="tab to show in the screenshot (e.g. 'Mask sampling')")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for work before a screenshot")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--trainer"]:  # the frozen app runs its own trainer
+        from trainer.cli import main as trainer_main
+
+        return trainer_main(argv[1:])
+    if argv[:1] == ["--medflip"]:
+        from medflip_core.cli import main as cli_main
+
+        return cli_main(argv[1:])
+    args = parse_args(argv)
+    if args.offscreen:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from PySide6 import QtGui, QtWidgets
+
+    from app.main_window import MainWindow
+    from medflip_core.resources import resources_dir
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
+    app.setApplicationName("MedFLIP Studio")
+    app.setOrganizationName("MedFLIP")
+    icon = resources_dir() / "icons" / "medflip.png"
+    if icon.is_file():
+        app.setWindowIcon(QtGui.QIcon(str(icon)))
+    app.setStyle("Fusion")
+    window = MainWindow()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    window.resize(width, height)
+    if args.model:
+        window.use_model_folder(args.model)
+    window.show()
+    paths = [*args.paths, *args.open]
+    if paths:
+        window.open_paths(paths)
+    if not args.screenshot:
+        return app.exec()
+
+    deadline = time.monotonic() + args.timeout
+    if args.tab:
+        for i in range(window.tabs.count()):
+            if window.tabs.tabText(i).lower() == args.tab.lower():
+                window.tabs.setCurrentIndex(i)
+    scored_once = False
+    while time.monotonic() < deadline:
+        # processEvents(flags, maxtime) crashes PySide6 6.12 (refcount bug); poll instead
+        app.processEvents()
+        time.sleep(0.02)
+        if window.busy():
+            continue
+        if paths and not window.images and not window.last_error:
+            continue
+        if window.engine is not None and window.images and not window.last_scores and not scored_once:
+            window.zero_shot.request()
+            scored_once = True
+            continue
+        break
+    for _ in range(10):
+        app.processEvents()
+        time.sleep(0.02)
+    ok = window.grab().save(args.screenshot)
+    print(f"screenshot {'saved to' if ok else 'FAILED:'} {args.screenshot}")
+    window.close()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

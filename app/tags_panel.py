@@ -1,0 +1,59 @@
+"""DICOM tags with search; patient-identifying tags only after the user reveals them."""
+
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+from medflip_core.imaging import Radiograph
+
+
+class TagsPanel(QtWidgets.QWidget):
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.radiograph: Radiograph | None = None
+        self.search = QtWidgets.QLineEdit()
+        self.search.setPlaceholderText("Search tags (keyword, tag or value)")
+        self.search.textChanged.connect(self.refresh)
+        self.reveal = QtWidgets.QCheckBox("Show patient-identifying tags")
+        self.reveal.setToolTip("Name, ID, birth date and similar tags are hidden unless you ask for them")
+        self.reveal.toggled.connect(self.refresh)
+        self.table = QtWidgets.QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Tag", "Keyword", "Value"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.summary = QtWidgets.QLabel()
+        self.summary.setWordWrap(True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.search)
+        layout.addWidget(self.reveal)
+        layout.addWidget(self.table, 1)
+
+    def set_radiograph(self, rg: Radiograph | None) -> None:
+        self.radiograph = rg
+        self.refresh()
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        if self.radiograph is None:
+            return []
+        needle = self.search.text().strip().lower()
+        rows = self.radiograph.all_tags(reveal_identifying=self.reveal.isChecked())
+        return [r for r in rows if not needle or any(needle in c.lower() for c in r)]
+
+    def refresh(self) -> None:
+        rg = self.radiograph
+        rows = self.rows()
+        self.table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row):
+                self.table.setItem(i, j, QtWidgets.QTableWidgetItem(value))
+        if rg is None:
+            self.summary.setText("")
+            return
+        md = rg.metadata
+        spacing = f"{md.pixel_spacing[0]:.3f} × {md.pixel_spacing[1]:.3f} mm" if md.pixel_spacing else "unknown"
+        notes = ("<br>" + "<br>".join(rg.notes)) if rg.notes else ""
+        self.summary.setText(
+            f"<b>{md.format}</b> {md.modality} {md.body_part} {md.view_position} — {md.columns}×{md.rows}, "
+            f"{md.photometric}, {md.bits_stored or '?'} bit, spacing {spacing}<br>{md.transfer_syntax}{notes}")

@@ -1,0 +1,50 @@
+"""Background work off the GUI thread: a QRunnable that reports its result or a readable error."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6 import QtCore
+
+from medflip_core.errors import MedflipError
+
+
+class _Signals(QtCore.QObject):
+    done = QtCore.Signal(object)
+    failed = QtCore.Signal(str)
+    progress = QtCore.Signal(int, int)
+
+
+class Task(QtCore.QRunnable):
+    """Runs fn(*args, progress=callback) in the thread pool; MedflipError messages reach the user as they are."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, with_progress: bool = False) -> None:
+        super().__init__()
+        self.fn, self.args, self.with_progress = fn, args, with_progress
+        self.signals = _Signals()
+        # Python keeps the task alive until its result is delivered; Qt must not delete it underneath.
+        self.setAutoDelete(False)
+
+    def run(self) -> None:
+        try:
+            kwargs = {"progress": self.signals.progress.emit} if self.with_progress else {}
+            result = self.fn(*self.args, **kwargs)
+        except MedflipError as exc:
+            self.signals.failed.emit(str(exc))
+        except Exception as exc:  # a bug must not take the window down: show it and keep going
+            traceback.print_exc()
+            self.signals.failed.emit(f"Unexpected error: {type(exc).__name__}: {exc}")
+        else:
+            self.signals.done.emit(result)
+
+
+def start(task: Task, on_done: Callable[[Any], None], on_failed: Callable[[str], None],
+          on_progress: Callable[[int, int], None] | None = None) -> Task:
+    task.signals.done.connect(on_done)
+    task.signals.failed.connect(on_failed)
+    if on_progress is not None:
+        task.signals.progress.connect(on_progress)
+    QtCore.QThreadPool.globalInstance().start(task)
+    return task
