@@ -1,0 +1,58 @@
+"""A real short training run started from the Training tab: events reach the plots, cancel and crash."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--max-sentences", "300", "--val-fraction", "0.25", "--max-val-images", "8", "--eval-every", "0",
+         "--warmup-steps", "1"]
+
+
+def setup_panel(panel, small_folder, corpus):
+    panel.images.setText(str(small_folder))
+    panel.corpus.setText(str(corpus))
+    panel.batch.setValue(4)
+    panel.image_size.setValue(112)
+    panel.max_steps.setValue(400)
+    panel.budget.setValue(30)
+
+
+def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot, small_folder, corpus):
+    panel = window.training
+    setup_panel(panel, small_folder, corpus)
+    panel.start(extra=SMALL)
+    qtbot.waitUntil(lambda: len(panel.series["loss"][0]) >= 2, timeout=180000)
+    xs, ys = panel.curves["loss"].getData()
+    assert len(xs) >= 2 and all(y > 0 for y in ys)
+    assert len(panel.series["sigma1_pos"][0]) >= 1
+    assert "samples/s" in panel.stats.text()
+    panel.cancel()
+    qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
+    done = panel.events[-1]
+    assert done["event"] == "done" and done["cancelled"] is True
+    assert "cancelled" in panel.stats.text()
+    assert panel.resume_button.isEnabled()
+
+
+def test_a_crashed_trainer_leaves_the_gui_working_with_the_error_shown(window, qtbot, small_folder, corpus):
+    panel = window.training
+    setup_panel(panel, small_folder, corpus)
+    panel.start(extra=SMALL)
+    qtbot.waitUntil(lambda: len(panel.series["loss"][0]) >= 1, timeout=180000)
+    panel.process.kill()  # what an out-of-memory kill or a segfault looks like from the GUI
+    qtbot.waitUntil(lambda: panel.process is None, timeout=60000)
+    assert "failed" in panel.stats.text().lower()
+    assert "Training failed" in window.last_error
+    assert panel.start_button.isEnabled()
+
+
+def test_bad_folder_is_reported_from_the_trainer(window, qtbot, tmp_path, corpus):
+    panel = window.training
+    panel.images.setText(str(tmp_path / "does-not-exist"))
+    panel.corpus.setText(str(corpus))
+    panel.max_steps.setValue(1)
+    panel.start()
+    qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
+    assert "does not exist" in panel.last_error and "does not exist" in window.last_error

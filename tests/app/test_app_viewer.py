@@ -1,0 +1,82 @@
+"""Opening real files in the window: drag and drop, photometric interpretation, window/level, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui
+
+from medflip_core.imaging import Window
+
+
+def drop(window, *paths) -> None:
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QtCore.QPointF(window.width() / 2, window.height() / 2)
+    event = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
+                             QtCore.Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def test_drop_dicom_shows_it_with_the_right_photometric_interpretation(window, qtbot, shared_data):
+    base = shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm"
+    mono1 = shared_data / "dicom" / "rsna_cr_chest_fake_monochrome1.dcm"
+    drop(window, base)
+    qtbot.waitUntil(lambda: len(window.images) == 1, timeout=20000)
+    shown_base = window.viewer.displayed_pixels().copy()
+    drop(window, mono1)
+    qtbot.waitUntil(lambda: len(window.images) == 2, timeout=20000)
+    qtbot.waitUntil(lambda: window.current == 1, timeout=5000)
+    shown_mono1 = window.viewer.displayed_pixels()
+    # the same stored pixels labelled MONOCHROME1: displayed correctly, it is the inverse of the baseline
+    assert np.abs(shown_mono1 - (1.0 - shown_base)).mean() < 0.02
+    assert window.images[1].metadata.inverted and not window.images[0].metadata.inverted
+
+
+def test_window_level_changes_image_and_readout(window, qtbot, shared_data):
+    drop(window, shared_data / "dicom" / "RG1_UNCR.dcm")
+    qtbot.waitUntil(lambda: window.viewer.displayed_pixels() is not None, timeout=20000)
+    before = window.viewer.displayed_pixels().copy()
+    assert "W 30000" in window.viewer.wl_label.text()
+    window.viewer.set_window(Window(center=20000, width=8000, source="manual"))
+    after = window.viewer.displayed_pixels()
+    assert not np.allclose(before, after)
+    assert "W 8000" in window.viewer.wl_label.text() and "L 20000" in window.viewer.wl_label.text()
+    window.viewer._drag_window(-40.0, 60.0)  # what a right-drag does
+    assert window.viewer.window.width > 8000
+    window.viewer.preset.setCurrentIndex(1)  # auto (percentiles)
+    assert window.viewer.window.source == "percentile"
+    window.viewer.invert_box.setChecked(True)
+    inverted = window.viewer.displayed_pixels()
+    window.viewer.invert_box.setChecked(False)
+    assert np.allclose(inverted, 1.0 - window.viewer.displayed_pixels(), atol=1e-6)
+
+
+def test_corrupt_file_shows_an_error_and_the_app_keeps_working(window, qtbot, shared_data, tmp_path):
+    bad = tmp_path / "corrupt.dcm"
+    bad.write_bytes(b"DICM" * 50)
+    drop(window, bad)
+    qtbot.waitUntil(lambda: "corrupt.dcm" in window.last_error, timeout=20000)
+    assert "corrupt.dcm" in window.statusBar().currentMessage()
+    drop(window, shared_data / "dicom" / "nih_dx_secondary_capture.dcm")
+    qtbot.waitUntil(lambda: len(window.images) == 1, timeout=20000)
+    assert window.viewer.radiograph is window.images[0]
+
+
+def test_folder_loads_into_the_browser_grouped_by_study(window, qtbot, shared_data):
+    window.open_paths([str(shared_data / "dicom")])
+    qtbot.waitUntil(lambda: len(window.images) == 8, timeout=60000)
+    assert window.browser.topLevelItemCount() >= 3
+    window.browser.step(1)
+    assert window.current == 1
+
+
+def test_tags_hide_identifying_until_revealed(window, qtbot, shared_data):
+    drop(window, shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm")
+    qtbot.waitUntil(lambda: window.tags.radiograph is not None, timeout=20000)
+    keywords = {row[1] for row in window.tags.rows()}
+    assert "PatientName" not in keywords and "PatientID" not in keywords
+    assert "Modality" in keywords
+    window.tags.reveal.setChecked(True)
+    assert "PatientID" in {row[1] for row in window.tags.rows()}
+    window.tags.search.setText("modality")
+    assert all("modality" in " ".join(r).lower() for r in window.tags.rows())
