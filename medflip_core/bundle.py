@@ -118,3 +118,11 @@ def bundle_files(path: Path) -> list[str]:
     return sorted(
         p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MANIFEST
     )
+
+
+def refresh_file_list(path: str | Path) -> None:
+    """Re-hash every file of a bundle (after adding e.g. its model card) and rewrite the manifest."""
+    path = Path(path)
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    manifest["files"] = file_entries(path, bundle_files(path))
+    write_manifest(path, manifest)

@@ -201,6 +201,29 @@ def cmd_retrieval_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    from medflip_core.data.image_folder import (
+        index_image_folder,
+        load_class_map,
+        materialise_split,
+        patient_split,
+    )
+
+    records = index_image_folder(args.data_dir, load_class_map(args.class_map), args.patient_pattern)
+    train, val = patient_split(records, args.val_fraction, args.seed)
+    out = Path(args.out_dir)
+    materialise_split(train, out / "train")
+    materialise_split(val, out / "val")
+    summary = {"train": len(train), "val": len(val), "val_patients": len({r.patient_id for r in val}),
+               "out_dir": str(out), "seed": args.seed, "val_fraction": args.val_fraction}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{summary['train']} training and {summary['val']} validation images "
+              f"({summary['val_patients']} validation patients) linked under {out}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from medflip_core.export import export_checkpoint_cli
 
@@ -270,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retrieval_eval)
+
+    p = sub.add_parser("split", help="patient-disjoint train/val split of an ImageFolder, as symlinked folders")
+    p.add_argument("data_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--class-map")
+    p.add_argument("--patient-pattern")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("export", help="trainer checkpoint -> model bundle (ONNX + manifest)")
     p.add_argument("checkpoint", help="a checkpoint folder, or a run folder (its latest checkpoint)")

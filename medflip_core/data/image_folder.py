@@ -142,3 +142,15 @@ def patient_split(
     train = [r for r in records if r.patient_id not in val_patients]
     val = [r for r in records if r.patient_id in val_patients]
     return train, val
+
+
+def materialise_split(records: list[ImageRecord], out_dir: str | Path) -> Path:
+    """An ImageFolder of symbolic links (out_dir/<class>/<file>) for a list of records, e.g. a validation
+    split, so that `medflip evaluate` can run on exactly the images training held out."""
+    out = Path(out_dir)
+    for rec in records:
+        target = out / rec.class_name / rec.path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(rec.path.resolve())
+    return out
