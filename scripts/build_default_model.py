@@ -130,8 +130,8 @@ Mask ratio {cfg['mask_ratio']}, β {cfg['beta']}, SVD reading "{cfg['svd_reading
 CPU cores ({prov['device']}).
 
 ## Data (unpaired; the label space links them)
-- Images: Kermany et al., pediatric chest X-rays, train split ({prov['n_train_images']} training images after holding out
-  {prov['n_val_images']} images of 15 % of patients). NORMAL → No Finding; PNEUMONIA → Pneumonia + Lung Opacity.
+- Images: Kermany et al., pediatric chest X-rays, train split ({prov['n_train_images']} training images after
+  holding out {prov['n_val_images']} images of 15 % of patients). NORMAL → No Finding; PNEUMONIA → Pneumonia + Lung Opacity.
   Licence CC BY 4.0 (Kermany, Zhang, Goldbaum et al., Mendeley Data v2, doi:10.17632/rscbjbr9sj.2).
 - Text: {prov['n_sentences']} sentences of the Indiana University chest X-ray reports (Open-i), labelled by this
   project's rule-based labeler. Licence CC BY-NC-ND 4.0: the archive ships unmodified in resources/corpora and
@@ -143,8 +143,9 @@ CPU cores ({prov['device']}).
 {fig['validation_split']['per_class']})
 - Zero-shot, told only the class folder names (NORMAL, PNEUMONIA): ROC AUC for pneumonia
   {ci(fig['zero_shot_class_names']['roc_auc_pneumonia'])}; accuracy {ci(fig['zero_shot_class_names']['accuracy'])}.
-- Zero-shot with label-space names (No Finding, Pneumonia): ROC AUC {ci(fig['zero_shot_label_space_names']['roc_auc_pneumonia'])};
-  accuracy {ci(fig['zero_shot_label_space_names']['accuracy'])}.
+- Zero-shot with label-space names (No Finding, Pneumonia): ROC AUC
+  {ci(fig['zero_shot_label_space_names']['roc_auc_pneumonia'])}; accuracy
+  {ci(fig['zero_shot_label_space_names']['accuracy'])}.
 - Image → sentence retrieval against a balanced pool of {fig['retrieval']['pool_size']} IU sentences
   (No Finding vs Pneumonia; chance {fig['retrieval']['chance']:.2f}): {pk}.
 
