@@ -131,7 +131,8 @@ CPU cores ({prov['device']}).
 
 ## Data (unpaired; the label space links them)
 - Images: Kermany et al., pediatric chest X-rays, train split ({prov['n_train_images']} training images after
-  holding out {prov['n_val_images']} images of 15 % of patients). NORMAL → No Finding; PNEUMONIA → Pneumonia + Lung Opacity.
+  holding out {prov['n_val_images']} images of 15 % of patients). NORMAL → No Finding;
+  PNEUMONIA → Pneumonia + Lung Opacity.
   Licence CC BY 4.0 (Kermany, Zhang, Goldbaum et al., Mendeley Data v2, doi:10.17632/rscbjbr9sj.2).
 - Text: {prov['n_sentences']} sentences of the Indiana University chest X-ray reports (Open-i), labelled by this
   project's rule-based labeler. Licence CC BY-NC-ND 4.0: the archive ships unmodified in resources/corpora and
