@@ -18,6 +18,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", default="1400x860", help="window size WxH")
     parser.add_argument("--tab", help="tab to show in the screenshot (e.g. 'Mask sampling')")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for work before a screenshot")
+    parser.add_argument("--startup-report", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         window.use_model_folder(args.model)
     window.show()
+    if args.startup_report:  # used by `medflip bench startup`
+        app.processEvents()
+        launched = float(os.environ.get("MEDFLIP_LAUNCH_TIME", "0") or 0)
+        print(f"window shown {time.time() - launched:.3f} s after launch")
+        return 0
     paths = [*args.paths, *args.open]
     if paths:
         window.open_paths(paths)

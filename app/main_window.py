@@ -71,6 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tasks: list[Task] = []
         self.last_scores: dict[str, float] = {}
         self.last_error = ""
+        self._closed = False
 
         self.browser = Browser()
         self.viewer = ImageViewer()
@@ -255,23 +256,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"New model ready: {Path(path).name}", 8000)
 
     def _model_changed(self, index: int) -> None:
+        """Load the chosen bundle in the background (hash check and ONNX sessions take a moment)."""
         path = self.model_picker.itemData(index)
         if not path:
             return
         from medflip_core.engine import Engine
 
-        try:
-            self.engine = Engine(path)
-        except MedflipError as exc:
-            self.engine = None
-            self.error(str(exc))
-            return
+        self.statusBar().showMessage(f"Loading model {Path(path).name}…")
+        self._run(Task(Engine, path), lambda engine, p=path: self._engine_ready(engine, p), self._engine_failed)
+
+    def _engine_ready(self, engine, path: str) -> None:
+        self.engine = engine
         self.settings.set("model", path)
         self._embeddings.clear()
-        self.zero_shot.set_default_labels(self.engine.bundle.default_labels)
-        model = self.engine.bundle.manifest["model"]
-        self.mask_view.set_model_geometry(self.engine.pre, int(model["patch_size"]))
-        self.statusBar().showMessage(f"Model {self.engine.bundle.name} on {self.engine.providers[0]}", 5000)
+        self.zero_shot.set_default_labels(engine.bundle.default_labels)
+        model = engine.bundle.manifest["model"]
+        self.mask_view.set_model_geometry(engine.pre, int(model["patch_size"]))
+        self.statusBar().showMessage(f"Model {engine.bundle.name} on {engine.providers[0]}", 5000)
+        if self.current is not None and self.zero_shot.labels():
+            self.zero_shot.request()
+
+    def _engine_failed(self, message: str) -> None:
+        self.engine = None
+        self.error(message)
 
     def show_model_card(self) -> None:
         if self.engine is None:
@@ -393,13 +400,22 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def finished(result, cb=on_done):
             self._tasks.remove(task)
-            cb(result)
+            if not self._closed:  # a result that arrives after the window closed has nowhere to go
+                cb(result)
 
         def failed(message, cb=on_failed):
             self._tasks.remove(task)
-            cb(message)
+            if not self._closed:
+                cb(message)
 
         start(task, finished, failed, on_progress)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self._closed = True
+        if self.training.process is not None:
+            self.training.cancel()
+            self.training.process.waitForFinished(30000)
+        super().closeEvent(event)
 
     def busy(self) -> bool:
         return bool(self._tasks)

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def model_window(window, tiny_bundle):
+def model_window(window, qtbot, tiny_bundle):
     window.use_model_folder(str(tiny_bundle))
-    assert window.engine is not None
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
     return window
 
 
@@ -68,7 +68,7 @@ from app.main_window import MainWindow
 w = MainWindow(); w.use_model_folder({str(tiny_bundle)!r}); w.show()
 w.open_paths([{str(shared_data / 'dicom' / 'RG1_J2KR.dcm')!r}])
 end = time.time() + 60
-while (not w.images or w.busy()) and time.time() < end:
+while (not w.images or w.engine is None or w.busy()) and time.time() < end:
     app.processEvents(); time.sleep(0.02)
 w.zero_shot.request()
 while not w.last_scores and time.time() < end:
