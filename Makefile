@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(VENV)/bin/medflip-studio
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --no-cache .
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 lint: $(STAMP)
