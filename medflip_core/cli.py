@@ -87,6 +87,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from medflip_core.bench.inference import main as bench_main
     elif args.what == "startup":
         from medflip_core.bench.startup import main as bench_main
+    elif args.what == "ablation":
+        from medflip_core.bench.ablation import main as bench_main
     else:
         raise MedflipError(f"unknown benchmark {args.what}")
     return bench_main(extra)
@@ -258,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_label)
 
-    p = sub.add_parser("bench", help="benchmarks that print figures: labeler, throughput, inference, startup")
-    p.add_argument("what", choices=["labeler", "throughput", "inference", "startup"])
+    p = sub.add_parser("bench", help="benchmarks that print figures: labeler, throughput, inference, startup, "
+                                     "ablation")
+    p.add_argument("what", choices=["labeler", "throughput", "inference", "startup", "ablation"])
     p.add_argument("--json", action="store_true")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (see its --help)")
     p.set_defaults(func=cmd_bench)

@@ -125,9 +125,33 @@ class SentencePool:
         else:
             self.focus = np.arange(len(self.sentences))
         self.focus_share = focus_share if len(self.focus) else 0.0
+        self._matches: dict[bytes, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.sentences)
+
+    def _take(self, picks: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        idx = torch.from_numpy(picks.astype(np.int64))
+        tokens = {k: v[idx] for k, v in self.tokens.items()}
+        # trim padding columns no sentence in this batch uses
+        width = int(tokens["attention_mask"].sum(dim=1).max())
+        tokens = {k: v[:, :width] for k, v in tokens.items()}
+        return tokens, torch.from_numpy(self.labels[picks])
+
+    def matched_batch(self, step: int, image_labels: np.ndarray, seed: int,
+                      rank: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One sentence per image, drawn among sentences sharing a positive label with it: pseudo-pairs for
+        losses that need a diagonal (CLIP InfoNCE) when images and reports are unpaired."""
+        rng = np.random.default_rng([seed, step, rank, 13])
+        positive = self.labels > 0
+        picks = []
+        for row in image_labels:
+            key = row.tobytes()
+            if key not in self._matches:
+                self._matches[key] = np.flatnonzero((positive & (row > 0)).any(axis=1))
+            pool = self._matches[key]
+            picks.append(rng.choice(pool) if len(pool) else rng.integers(len(self.sentences)))
+        return self._take(np.array(picks))
 
     def batch(self, step: int, size: int, seed: int, rank: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         rng = np.random.default_rng([seed, step, rank, 11])
@@ -136,9 +160,4 @@ class SentencePool:
             [rng.choice(self.focus, n_focus, replace=len(self.focus) < n_focus),
              rng.choice(len(self.sentences), size - n_focus, replace=len(self.sentences) < size - n_focus)]
         ).astype(np.int64)
-        idx = torch.from_numpy(picks)
-        tokens = {k: v[idx] for k, v in self.tokens.items()}
-        # trim padding columns no sentence in this batch uses
-        width = int(tokens["attention_mask"].sum(dim=1).max())
-        tokens = {k: v[:, :width] for k, v in tokens.items()}
-        return tokens, torch.from_numpy(self.labels[picks])
+        return self._take(picks)

@@ -204,7 +204,10 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         for micro in range(cfg.grad_accum):
             sub = step * cfg.grad_accum + micro
             epoch, pixels, img_labels, _ = images.batch(sub)
-            tokens, txt_labels = sentences.batch(sub, cfg.batch_size, cfg.seed, ddp.rank)
+            if cfg.loss == "infonce":  # needs pairs: one label-matched sentence per image
+                tokens, txt_labels = sentences.matched_batch(sub, img_labels.numpy(), cfg.seed, ddp.rank)
+            else:
+                tokens, txt_labels = sentences.batch(sub, cfg.batch_size, cfg.seed, ddp.rank)
             keep = mask_for_batch(cfg.batch_size, model.image_tower.num_patches, cfg.mask_ratio,
                                   np.random.default_rng([cfg.seed, sub, ddp.rank, 3]))
             pixels = pixels.to(device, non_blocking=True)
