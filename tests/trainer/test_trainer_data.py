@@ -1,0 +1,71 @@
+"""Batches are functions of (seed, step, rank): resumable, disjoint across ranks, label-matched when asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medflip_core.data.image_folder import index_image_folder
+from medflip_core.data.sentences import labelled_sentences
+from medflip_core.labels import LABEL_INDEX
+from medflip_core.preprocess import PreprocessConfig
+from trainer.data import ImageBatches, SentencePool
+
+
+@pytest.fixture(scope="module")
+def pool(shared_data):
+    from transformers import AutoTokenizer
+
+    from medflip_core.model.config import default_text_model_path
+
+    tok = AutoTokenizer.from_pretrained(str(default_text_model_path()), local_files_only=True)
+    sentences, labels = labelled_sentences(shared_data / "iu-xray-reports" / "NLMCXR_reports.tgz",
+                                           max_sentences=1500)
+
+    def tokenize(texts):
+        enc = tok(list(texts), padding=True, truncation=True, max_length=48, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    focus = np.zeros(14, dtype=np.float32)
+    focus[[LABEL_INDEX["No Finding"], LABEL_INDEX["Pneumonia"]]] = 1
+    return SentencePool(sentences, labels, tokenize, focus_labels=focus)
+
+
+def test_sentence_batches_are_deterministic_per_step(pool):
+    a_tokens, a_labels = pool.batch(5, 16, seed=0)
+    b_tokens, b_labels = pool.batch(5, 16, seed=0)
+    c_tokens, _ = pool.batch(6, 16, seed=0)
+    assert (a_tokens["input_ids"] == b_tokens["input_ids"]).all() and (a_labels == b_labels).all()
+    assert a_tokens["input_ids"].shape[0] == 16
+    assert not (a_tokens["input_ids"].shape == c_tokens["input_ids"].shape
+                and (a_tokens["input_ids"] == c_tokens["input_ids"]).all())
+
+
+def test_focus_share_draws_image_labels(pool):
+    _, labels = pool.batch(0, 100, seed=1)
+    hits = (labels[:, [LABEL_INDEX["No Finding"], LABEL_INDEX["Pneumonia"]]] > 0).any(dim=1).float().mean()
+    assert hits >= 0.8
+
+
+def test_matched_batch_pairs_each_image_with_a_label_sharing_sentence(pool):
+    images = np.zeros((6, 14), dtype=np.float32)
+    images[:3, LABEL_INDEX["No Finding"]] = 1
+    images[3:, LABEL_INDEX["Pneumonia"]] = 1
+    _, labels = pool.matched_batch(0, images, seed=0)
+    assert ((labels.numpy() > 0) & (images > 0)).any(axis=1).all()
+
+
+def test_image_batches_split_ranks_and_repeat_after_resume(shared_data):
+    records = index_image_folder(shared_data / "cxr-pneumonia-kermany" / "train")[:200]
+    pre = PreprocessConfig(image_size=64)
+    r0 = ImageBatches(records, pre, batch_size=8, seed=3, rank=0, world_size=2)
+    r1 = ImageBatches(records, pre, batch_size=8, seed=3, rank=1, world_size=2)
+    for step in (0, 7, 13):
+        _, i0 = r0.indices_for_step(step)
+        _, i1 = r1.indices_for_step(step)
+        assert not set(i0) & set(i1)
+    fresh = ImageBatches(records, pre, batch_size=8, seed=3, rank=0, world_size=2)
+    _, px_a, lab_a, used_a = r0.batch(9)
+    _, px_b, lab_b, used_b = fresh.batch(9)
+    assert used_a == used_b and (px_a == px_b).all() and (lab_a == lab_b).all()
+    assert r0.steps_per_epoch == 200 // 16
