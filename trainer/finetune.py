@@ -21,12 +21,12 @@ from medflip_core.events import EventWriter
 from medflip_core.metrics import evaluation_summary
 from medflip_core.model.clip_model import build_model
 from medflip_core.preprocess import PreprocessConfig
-from trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import ImageBatches
 from trainer.datasets import build_training_data
 from trainer.evaluate import val_subset
 from trainer.pretrain import NonFiniteLoss, Progress, RunResult, _agree, _json, model_config_from
+from trainer.run_state import RunState
 from trainer.runtime import CancelFlag, init_distributed, lr_factor, pick_device
 
 
@@ -66,10 +66,8 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     optimizer = torch.optim.AdamW([{"params": params, "lr": cfg.lr, "base_lr": cfg.lr}], weight_decay=cfg.weight_decay)
     class_index = {n: i for i, n in enumerate(data.class_names)}
 
-    start_step, elapsed_before = 0, 0.0
-    if cfg.resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = load_checkpoint_into(ckpt, model, optimizer)
-        start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+    run = RunState(out, cfg.keep_last, ddp.is_main, events, model, optimizer)
+    start_step = run.resume() if cfg.resume else 0
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", _json(cfg.to_dict()))
@@ -80,24 +78,13 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     events.emit("start", job="finetune", config=cfg.to_dict(), device=str(device), world_size=ddp.world_size,
                 n_train=len(data.train), n_val=len(data.val), classes=data.class_names,
                 steps_per_epoch=images.steps_per_epoch, total_steps=progress.total_steps, start_step=start_step)
-    step, t0, last_ckpt = start_step, time.monotonic(), None
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - t0
+    step = start_step
+    elapsed = run.elapsed
+    ckpt_state = {"config": cfg.to_dict(), "model_config": mcfg.to_dict(), "classes": data.class_names,
+                  "preprocess": pre.to_dict()}
 
     def checkpoint(metrics: dict | None = None) -> None:
-        nonlocal last_ckpt
-        if not ddp.is_main:
-            return
-        state = {"elapsed_s": elapsed(), "config": cfg.to_dict(), "model_config": mcfg.to_dict(),
-                 "classes": data.class_names, "preprocess": pre.to_dict(), "metrics": metrics or {}}
-        try:
-            last_ckpt = str(save_checkpoint(out, step, model.state_dict(), optimizer, state, cfg.keep_last))
-        except OSError as exc:
-            raise MedflipError(
-                f"could not write a checkpoint to {out}: {exc.strerror or exc} (is the disk full?)"
-            ) from exc
-        events.emit("checkpoint", step=step, path=last_ckpt)
+        run.save(step, ckpt_state, metrics)
 
     cancelled = False
     loss_fn = nn.CrossEntropyLoss()
@@ -133,10 +120,10 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         events.emit("eval", step=step, **metrics)
     checkpoint(metrics)
     events.emit("done", status="cancelled" if cancelled else "completed", cancelled=cancelled, step=step,
-                checkpoint=last_ckpt, elapsed_s=elapsed(), skipped_images=images.skipped.count)
+                checkpoint=run.last_checkpoint, elapsed_s=elapsed(), skipped_images=images.skipped.count)
     if ddp.enabled:
         dist.barrier()
-    return RunResult(status="cancelled" if cancelled else "completed", step=step, checkpoint=last_ckpt)
+    return RunResult(status="cancelled" if cancelled else "completed", step=step, checkpoint=run.last_checkpoint)
 
 
 @torch.no_grad()

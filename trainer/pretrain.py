@@ -21,11 +21,11 @@ from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
 from medflip_core.model.losses import compute_loss
 from medflip_core.preprocess import PreprocessConfig
-from trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import ImageBatches, SentencePool
 from trainer.datasets import TrainingData, build_training_data
 from trainer.evaluate import zero_shot_eval
+from trainer.run_state import RunState
 from trainer.runtime import CancelFlag, Dist, init_distributed, lr_factor, pick_device
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,8 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     sentences: SentencePool = data.sentences
     optimizer = build_optimizer(model, cfg)
 
-    start_step, elapsed_before = 0, 0.0
-    resumed_from = None
-    if cfg.resume:
-        ckpt = latest_checkpoint(out)
-        if ckpt is not None:
-            state = load_checkpoint_into(ckpt, model, optimizer)
-            start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
-            resumed_from = str(ckpt.path)
+    run = RunState(out, cfg.keep_last, ddp.is_main, events, model, optimizer, best_metric="val_auc")
+    start_step = run.resume() if cfg.resume else 0
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", _json(cfg.to_dict()))
@@ -163,31 +157,17 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         total_steps=progress.total_steps,
         budget_s=progress.budget_s,
         start_step=start_step,
-        resumed_from=resumed_from,
+        resumed_from=run.resumed_from,
     )
 
     step = start_step
-    t0 = time.monotonic()
-    last_ckpt: str | None = None
     best_auc = -1.0
     loss_options = {"beta": cfg.beta, "svd_reading": cfg.svd_reading} if cfg.loss == "medflip" else {}
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - t0
+    elapsed = run.elapsed
+    ckpt_state = {"config": cfg.to_dict(), "model_config": mcfg.to_dict(), "preprocess": pre.to_dict()}
 
     def checkpoint(metrics: dict | None = None) -> None:
-        nonlocal last_ckpt
-        if not ddp.is_main:
-            return
-        state = {"elapsed_s": elapsed(), "config": cfg.to_dict(), "model_config": mcfg.to_dict(),
-                 "preprocess": pre.to_dict(), "metrics": metrics or {}, "skipped_images": images.skipped.count}
-        try:
-            path = save_checkpoint(out, step, model.state_dict(), optimizer, state, cfg.keep_last, "val_auc")
-        except OSError as exc:
-            raise MedflipError(f"could not write a checkpoint to {out}: {exc.strerror or exc} "
-                               "(is the disk full?); the last complete checkpoint is kept.") from exc
-        last_ckpt = str(path)
-        events.emit("checkpoint", step=step, path=str(path), metrics=metrics or {})
+        run.save(step, {**ckpt_state, "skipped_images": images.skipped.count}, metrics)
 
     cancelled = False
     while True:
@@ -264,16 +244,16 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     if status == "completed" and ddp.is_main and data.val and cfg.eval_every and not evaluated_now:
         metrics = zero_shot_eval(model, data, pre, device, cfg.max_val_images)
         events.emit("eval", step=step, **metrics)
-    if last_ckpt is None or not last_ckpt.endswith(f"{step:08d}"):
+    if run.last_checkpoint is None or not run.last_checkpoint.endswith(f"{step:08d}"):
         checkpoint(metrics)
     digests = _gather_digests(model, ddp)
-    events.emit("done", status=status, cancelled=status == "cancelled", step=step, checkpoint=last_ckpt,
+    events.emit("done", status=status, cancelled=status == "cancelled", step=step, checkpoint=run.last_checkpoint,
                 elapsed_s=elapsed(), skipped_images=images.skipped.count,
                 skipped_examples=images.skipped.examples, weight_digests=digests,
                 reason=cancel.signal_name or None)
     if ddp.enabled:
         dist.barrier()
-    return RunResult(status=status, step=step, checkpoint=last_ckpt)
+    return RunResult(status=status, step=step, checkpoint=run.last_checkpoint)
 
 
 def _agree(fraction: float, cancel: bool, ddp: Dist) -> tuple[float, bool]:
