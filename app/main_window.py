@@ -267,6 +267,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _engine_ready(self, engine, path: str) -> None:
         self.engine = engine
+        self.training.base_model = Path(path)
         self.settings.set("model", path)
         self._embeddings.clear()
         self.zero_shot.set_default_labels(engine.bundle.default_labels)

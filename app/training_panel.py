@@ -36,6 +36,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.process: QtCore.QProcess | None = None
         self.export_process: QtCore.QProcess | None = None
         self.run_dir = ""
+        self.base_model: Path | None = None  # the bundle fine-tuning starts from (the one in the picker)
         self._buffer = b""
         self.events: list[dict] = []
         self.last_error = ""
@@ -158,6 +159,21 @@ class TrainingPanel(QtWidgets.QWidget):
             args += ["--max-steps", str(self.max_steps.value())]
         if self.job.currentText() == "pretrain" and self.corpus.text().strip():
             args += ["--corpus", self.corpus.text().strip()]
+        if self.job.currentText() == "finetune" and self.base_model is not None:
+            args += self.base_model_args(self.base_model)
+        return args
+
+    @staticmethod
+    def base_model_args(bundle_dir: Path) -> list[str]:
+        """Start from a bundle's weights, with the model shape its manifest records."""
+        import json
+
+        model = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))["model"]
+        args = ["--init-from", str(bundle_dir / "weights.safetensors"), "--vision", model["vision"],
+                "--image-size", str(model["image_size"]), "--embed-dim", str(model["embed_dim"]),
+                "--max-text-tokens", str(model["max_text_tokens"])]
+        if model.get("text_model"):
+            args += ["--text-model", model["text_model"]]
         return args
 
     def start(self, resume: bool = False, extra: list[str] | None = None) -> None:

@@ -56,3 +56,22 @@ def test_bad_folder_is_reported_from_the_trainer(window, qtbot, tmp_path, corpus
     panel.start()
     qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
     assert "does not exist" in panel.last_error and "does not exist" in window.last_error
+
+
+def test_finetune_from_the_model_in_the_picker(window, qtbot, small_folder, tiny_bundle):
+    window.use_model_folder(str(tiny_bundle))
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    panel = window.training
+    panel.job.setCurrentText("finetune")
+    panel.images.setText(str(small_folder))
+    panel.batch.setValue(4)
+    panel.max_steps.setValue(2)
+    args = panel.build_args(resume=False)
+    assert args[args.index("--init-from") + 1].endswith("weights.safetensors")
+    last = max(i for i, a in enumerate(args) if a == "--image-size")
+    assert args[last + 1] == "112"  # the bundle's own input size wins over the form's
+    panel.start(extra=["--val-fraction", "0.25", "--warmup-steps", "0"])
+    qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
+    kinds = [e["event"] for e in panel.events]
+    assert kinds[0] == "start" and kinds[-1] == "done", panel.last_error
+    assert any(e["event"] == "eval" and "per_class" in e for e in panel.events)
