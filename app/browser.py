@@ -30,6 +30,7 @@ class Browser(QtWidgets.QTreeWidget):
         self.setRootIsDecorated(True)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
+        self.setMinimumWidth(240)
         self._studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
         self._rows: list[QtWidgets.QTreeWidgetItem] = []
         self.currentItemChanged.connect(self._changed)

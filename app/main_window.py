@@ -68,6 +68,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current: int | None = None
         self.engine = None
         self._embeddings: dict[int, object] = {}
+        self._banks: dict[str, object] = {}
         self._tasks: list[Task] = []
         self.last_scores: dict[str, float] = {}
         self.last_error = ""
@@ -226,6 +227,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_scores = {}
         if self.engine is not None and self.zero_shot.labels():
             self.zero_shot.request()
+        if self.engine is not None and (self.retrieval.corpus in self._banks or
+                                        (not self.retrieval.corpus and self.engine.bundle.has("sentence_bank.npz"))):
+            self.retrieve(self.retrieval.k.value(), self.retrieval.corpus)
 
     # --- models ---------------------------------------------------------------------------------------
     def refresh_models(self, select: str | None = None) -> None:
@@ -270,6 +274,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.base_model = Path(path)
         self.settings.set("model", path)
         self._embeddings.clear()
+        self._banks.clear()
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
         model = engine.bundle.manifest["model"]
         self.mask_view.set_model_geometry(engine.pre, int(model["patch_size"]))
@@ -344,7 +349,9 @@ class MainWindow(QtWidgets.QMainWindow):
         index, engine = self.current, self.engine
 
         def work():
-            bank = engine.bank_from_corpus(corpus) if corpus else None
+            bank = None
+            if corpus:  # a user's corpus is embedded once per model and kept
+                bank = self._banks.get(corpus) or self._banks.setdefault(corpus, engine.bank_from_corpus(corpus))
             return engine.retrieve(self._embedding(index).embedding[0], k, bank)
 
         self.statusBar().showMessage("Retrieving sentences…")
