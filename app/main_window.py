@@ -69,6 +69,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.engine = None
         self._embeddings: dict[int, object] = {}
         self._banks: dict[str, object] = {}
+        self._model_request = ""
         self._tasks: list[Task] = []
         self.last_scores: dict[str, float] = {}
         self.last_error = ""
@@ -267,9 +268,12 @@ class MainWindow(QtWidgets.QMainWindow):
         from medflip_core.engine import Engine
 
         self.statusBar().showMessage(f"Loading model {Path(path).name}…")
+        self._model_request = path  # only the latest choice may become the engine
         self._run(Task(Engine, path), lambda engine, p=path: self._engine_ready(engine, p), self._engine_failed)
 
     def _engine_ready(self, engine, path: str) -> None:
+        if path != self._model_request:
+            return
         self.engine = engine
         self.training.base_model = Path(path)
         self.settings.set("model", path)
