@@ -27,7 +27,7 @@ from trainer.datasets import build_training_data
 from trainer.evaluate import val_subset
 from trainer.pretrain import NonFiniteLoss, Progress, RunResult, _agree, _json, model_config_from
 from trainer.run_state import RunState
-from trainer.runtime import CancelFlag, init_distributed, lr_factor, pick_device
+from trainer.runtime import CancelFlag, init_distributed, lr_factor, pick_device, tty_progress
 
 
 class Classifier(nn.Module):
@@ -111,6 +111,9 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         events.emit("step", step=step, epoch=epoch, loss=float(loss), lr=optimizer.param_groups[0]["lr"],
                     samples_per_s=cfg.batch_size * ddp.world_size / step_s,
                     eta_s=progress.eta_s(step, elapsed(), step_s), total_steps=progress.total_steps)
+        if ddp.is_main:
+            tty_progress(step, progress.total_steps, float(loss), cfg.batch_size * ddp.world_size / step_s,
+                         progress.eta_s(step, elapsed(), step_s))
         if step % cfg.checkpoint_every == 0:
             checkpoint()
 

@@ -26,7 +26,7 @@ from trainer.data import ImageBatches, SentencePool
 from trainer.datasets import TrainingData, build_training_data
 from trainer.evaluate import zero_shot_eval
 from trainer.run_state import RunState
-from trainer.runtime import CancelFlag, Dist, init_distributed, lr_factor, pick_device
+from trainer.runtime import CancelFlag, Dist, init_distributed, lr_factor, pick_device, tty_progress
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     pre = PreprocessConfig(image_size=cfg.image_size)
     data: TrainingData = build_training_data(cfg, tokenize=model.text_tower.tokenize)
     images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size)
-    sentences: SentencePool = data.sentences
+    sentences: SentencePool | None = data.sentences
     optimizer = build_optimizer(model, cfg)
 
     run = RunState(out, cfg.keep_last, ddp.is_main, events, model, optimizer, best_metric="val_auc")
@@ -152,7 +152,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         world_size=ddp.world_size,
         n_train=len(data.train),
         n_val=len(data.val),
-        n_sentences=len(sentences),
+        n_sentences=len(sentences) if sentences is not None else len(data.train),
         steps_per_epoch=images.steps_per_epoch,
         total_steps=progress.total_steps,
         budget_s=progress.budget_s,
@@ -183,8 +183,11 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         sig_pos, sig_neg = [], []
         for micro in range(cfg.grad_accum):
             sub = step * cfg.grad_accum + micro
-            epoch, pixels, img_labels, _ = images.batch(sub)
-            if cfg.loss == "infonce":  # needs pairs: one label-matched sentence per image
+            epoch, pixels, img_labels, used = images.batch(sub)
+            if data.paired:  # each image with its own report; the labeler's labels serve both
+                tokens = model.text_tower.tokenize([images.records[i].text for i in used])
+                txt_labels = img_labels
+            elif cfg.loss == "infonce":  # needs pairs: one label-matched sentence per image
                 tokens, txt_labels = sentences.matched_batch(sub, img_labels.numpy(), cfg.seed, ddp.rank)
             else:
                 tokens, txt_labels = sentences.batch(sub, cfg.batch_size, cfg.seed, ddp.rank)
@@ -229,6 +232,9 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                 eta_s=progress.eta_s(step, elapsed(), step_s), elapsed_s=elapsed(),
                 total_steps=progress.total_steps, skipped_images=images.skipped.count,
             )
+        if ddp.is_main:
+            tty_progress(step, progress.total_steps, parts["total"], cfg.batch_size * cfg.grad_accum * ddp.world_size
+                         / step_s, progress.eta_s(step, elapsed(), step_s))
         metrics = None
         if ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and data.val:
             metrics = zero_shot_eval(model, data, pre, device, cfg.max_val_images)

@@ -73,3 +73,18 @@ def lr_factor(progress: float, step: int, warmup_steps: int, schedule: str) -> f
         return 1.0
     progress = min(max(progress, 0.0), 1.0)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def tty_progress(step: int, total: int | None, loss: float, samples_per_s: float, eta_s: float | None) -> None:
+    """A one-line progress bar on stderr, only when a person is watching a terminal."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    done = int(width * step / total) if total else 0
+    bar = "#" * done + "-" * (width - done) if total else ""
+    eta = f" ETA {eta_s / 60:5.1f} min" if eta_s is not None else ""
+    of = f"/{total}" if total else ""
+    print(f"\r[{bar}] step {step}{of} loss {loss:.4f} {samples_per_s:6.1f} img/s{eta}", end="", file=sys.stderr,
+          flush=True)

@@ -36,6 +36,7 @@ class ImageRecord:
     class_name: str
     patient_id: str
     labels: np.ndarray  # (14,) label vector of the class
+    text: str = ""  # the paired report, in paired mode
 
 
 def patient_id_from_name(name: str, pattern: str | None = None) -> str:

@@ -169,3 +169,53 @@ def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder,
     assert done["event"] == "done" and done["step"] == 3
     digests = done["weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("loss", ["infonce", "medflip"])
+def test_paired_csv_mode(tt, small_folder, corpus, tmp_path, loss):
+    from medflip_core.data.sentences import labelled_sentences
+    from medflip_core.labels import LABEL_INDEX
+
+    sentences, labels = labelled_sentences(corpus)
+    normal = [s for s, v in zip(sentences, labels, strict=True) if v[LABEL_INDEX["No Finding"]] == 1][:16]
+    pneumonia = [s for s, v in zip(sentences, labels, strict=True) if v[LABEL_INDEX["Pneumonia"]] == 1][:16]
+    rows = ["image,report"]
+    for cls, texts in (("NORMAL", normal), ("PNEUMONIA", pneumonia)):
+        for f, text in zip(sorted((small_folder / cls).iterdir()), texts, strict=False):
+            rows.append(f'{cls}/{f.name},"{text.replace(chr(34), "")}"')
+    csv_path = small_folder / f"pairs-{loss}.csv"
+    csv_path.write_text("\n".join(rows))
+    code, events, err = tt.run("pretrain", ["--pairs-csv", str(csv_path), "--loss", loss, "--max-steps", "2",
+                                            "--batch-size", "4", "--image-size", "112", "--val-fraction", "0.25",
+                                            "--eval-every", "2", "--max-val-images", "8",
+                                            "--out-dir", str(tmp_path)])
+    assert code == 0, err[-2000:]
+    assert events[0]["n_train"] + events[0]["n_val"] == len(rows) - 1
+    assert events[-1]["event"] == "done" and events[-1]["step"] == 2
+    assert any(e["event"] == "eval" for e in events)
+
+
+def test_progress_bar_on_a_terminal_only(tt, small_folder, corpus, tmp_path):
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "2", "--eval-every", "0")
+    proc = subprocess.Popen(tt.cmd("pretrain", *args), stdout=subprocess.PIPE, stderr=slave, cwd=tt.repo,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    os.close(slave)
+    out, _ = proc.communicate(timeout=300)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    tty_text = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "step 2/2" in tty_text and "img/s" in tty_text
+    assert "step 2/2" not in out.decode()  # stdout stays pure JSON lines
