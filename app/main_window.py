@@ -21,6 +21,7 @@ from app.zero_shot_panel import ZeroShotPanel
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import ImageLoadError, Radiograph, iter_image_files, load_image
 from medflip_core.model_store import list_models
+from medflip_core.ood import out_of_distribution
 from medflip_core.preprocess import letterbox_geometry
 
 
@@ -326,7 +327,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if index != self.current:
             return
         self.last_scores = scores
-        self.zero_shot.show_scores(scores, self.engine.bundle.name)
+        self.zero_shot.show_scores(scores, self.engine.bundle.name, out_of_distribution(self.images[index].metadata))
         self.scored.emit(scores)
         self.zero_shot._heat_changed()
 

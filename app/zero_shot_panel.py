@@ -65,7 +65,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
     def request(self) -> None:
         self.score_requested.emit(self.labels(), self.templates())
 
-    def show_scores(self, scores: dict[str, float], model_name: str) -> None:
+    def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None) -> None:
         while self.results_layout.rowCount():
             self.results_layout.removeRow(0)
         self.bars.clear()
@@ -84,8 +84,9 @@ class ZeroShotPanel(QtWidgets.QWidget):
         if current in scores:
             self.heat_label.setCurrentText(current)
         self.heat_label.blockSignals(False)
+        caution = "".join(f"<br><span style='color:#e8793a'>⚠ {w}</span>" for w in warnings or [])
         self.status.setText(f"Zero-shot probabilities over the labels above (they sum to 100 %), model "
-                            f"{model_name}. Research use only — not for diagnosis.")
+                            f"{model_name}. Research use only — not for diagnosis.{caution}")
 
     def _heat_changed(self) -> None:
         label = self.heat_label.currentText() if self.heat_label.currentIndex() > 0 else ""

@@ -94,19 +94,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(extra)
 
 
-# Body parts the default model has seen (chest); anything else is flagged as out of distribution.
-CHEST_BODY_PARTS = {"", "CHEST", "THORAX", "LUNG", "PORT CHEST"}
-
-
-def _ood_flags(md) -> list[str]:
-    flags = []
-    if md.body_part and md.body_part.upper() not in CHEST_BODY_PARTS:
-        flags.append(f"body part {md.body_part} is not a chest: the model has only seen chest radiographs")
-    if md.modality and md.modality.upper() not in ("CR", "DX", "DR", "OT", ""):
-        flags.append(f"modality {md.modality} is not a radiograph")
-    return flags
-
-
 def _engine(model: str | None):
     from medflip_core.engine import Engine
     from medflip_core.model_store import resolve_model
@@ -122,6 +109,7 @@ def _labels(arg: str | None, engine) -> list[str]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from medflip_core.imaging import iter_image_files, load_image
+    from medflip_core.ood import out_of_distribution
 
     engine = _engine(args.model)
     labels = _labels(args.labels, engine)
@@ -137,7 +125,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             continue
         scores = engine.classify(engine.embed_images([rg]).embedding[0], labels)
         results.append({"path": str(path), "scores": scores, "top": max(scores, key=scores.get),
-                        "warnings": _ood_flags(rg.metadata) + list(rg.notes)})
+                        "warnings": out_of_distribution(rg.metadata) + list(rg.notes)})
     if args.json:
         _print_json({"model": engine.bundle.name, "labels": labels, "notice": RESEARCH_NOTICE, "results": results})
     else:

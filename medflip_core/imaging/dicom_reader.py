@@ -223,6 +223,9 @@ def load_dicom(path: Path, max_pixels: int) -> Radiograph:
         series_instance_uid=_str(ds, "SeriesInstanceUID"),
         number_of_frames=frames,
         sop_class=getattr(sop, "name", str(sop or "")),
+        species=_str(ds, "PatientSpeciesDescription"),
+        acquisition_description=" ".join(filter(None, (_str(ds, k) for k in (
+            "ProtocolName", "AcquisitionDeviceProcessingDescription", "PerformedProcedureStepDescription")))),
         dicom_tags=public_tags,
     )
     pixels = np.clip(np.nan_to_num(pixels, nan=0.0), 0.0, 1.0).astype(np.float32)

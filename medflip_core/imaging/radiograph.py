@@ -51,6 +51,8 @@ class ImageMetadata:
     series_instance_uid: str = ""
     number_of_frames: int = 1
     sop_class: str = ""
+    species: str = ""  # PatientSpeciesDescription, for veterinary images
+    acquisition_description: str = ""  # protocol / processing descriptions, e.g. "CANINE LATERAL THORAX"
     dicom_tags: tuple[tuple[str, str, str], ...] = ()  # (tag, keyword, value), identifying ones excluded
 
     @property

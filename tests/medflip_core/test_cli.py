@@ -57,6 +57,7 @@ def test_classify_every_dicom_gives_scores_and_flags_non_chest(tiny_bundle, shar
         assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4)
     assert any("not a chest" in w for w in results["RG3_J2KI.dcm"]["warnings"])
     assert not any("not a chest" in w for w in results["RG1_UNCR.dcm"]["warnings"])
+    assert any("not a human" in w for w in results["highdicom_dx_animal_lateral.dcm"]["warnings"])
 
 
 @pytest.mark.slow
