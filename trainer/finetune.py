@@ -25,9 +25,9 @@ from trainer.config import TrainConfig
 from trainer.data import ImageBatches
 from trainer.datasets import build_training_data
 from trainer.evaluate import val_subset
-from trainer.pretrain import NonFiniteLoss, Progress, RunResult, _agree, _json, model_config_from
+from trainer.pretrain import NonFiniteLoss, Progress, RunResult, _json, model_config_from
 from trainer.run_state import RunState
-from trainer.runtime import CancelFlag, init_distributed, lr_factor, pick_device, tty_progress
+from trainer.runtime import CancelFlag, init_distributed, pick_device, tty_progress
 
 
 class Classifier(nn.Module):
@@ -86,16 +86,9 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     def checkpoint(metrics: dict | None = None) -> None:
         run.save(step, ckpt_state, metrics)
 
-    cancelled = False
     loss_fn = nn.CrossEntropyLoss()
-    while True:
-        fraction, cancelled = _agree(progress.fraction(step, elapsed()), cancel.requested, ddp)
-        if cancelled or fraction >= 1.0:
-            break
+    while run.begin_step(step, progress, cancel.requested, ddp, optimizer, cfg.warmup_steps, cfg.schedule):
         t_step = time.monotonic()
-        factor = lr_factor(fraction, step, cfg.warmup_steps, cfg.schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
         epoch, pixels, _, used = images.batch(step)
         targets = torch.tensor([class_index[images.records[i].class_name] for i in used], device=device)
         if cfg.finetune_mode == "linear":
@@ -118,15 +111,16 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
             checkpoint()
 
     metrics = None
-    if ddp.is_main and data.val and not cancelled:
+    if ddp.is_main and data.val and not run.cancelled:
         metrics = _validate(model, data, pre, device, cfg.max_val_images)
         events.emit("eval", step=step, **metrics)
     checkpoint(metrics)
-    events.emit("done", status="cancelled" if cancelled else "completed", cancelled=cancelled, step=step,
-                checkpoint=run.last_checkpoint, elapsed_s=elapsed(), skipped_images=images.skipped.count)
+    status = "cancelled" if run.cancelled else "completed"
+    events.emit("done", status=status, cancelled=run.cancelled, step=step, checkpoint=run.last_checkpoint,
+                elapsed_s=elapsed(), skipped_images=images.skipped.count)
     if ddp.enabled:
         dist.barrier()
-    return RunResult(status="cancelled" if cancelled else "completed", step=step, checkpoint=run.last_checkpoint)
+    return RunResult(status=status, step=step, checkpoint=run.last_checkpoint)
 
 
 @torch.no_grad()

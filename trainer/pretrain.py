@@ -26,7 +26,7 @@ from trainer.data import ImageBatches, SentencePool
 from trainer.datasets import TrainingData, build_training_data
 from trainer.evaluate import zero_shot_eval
 from trainer.run_state import RunState
-from trainer.runtime import CancelFlag, Dist, init_distributed, lr_factor, pick_device, tty_progress
+from trainer.runtime import CancelFlag, Dist, init_distributed, pick_device, tty_progress
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +169,8 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     def checkpoint(metrics: dict | None = None) -> None:
         run.save(step, {**ckpt_state, "skipped_images": images.skipped.count}, metrics)
 
-    cancelled = False
-    while True:
-        fraction, cancelled = _agree(progress.fraction(step, elapsed()), cancel.requested, ddp)
-        if cancelled or fraction >= 1.0:
-            break
+    while run.begin_step(step, progress, cancel.requested, ddp, optimizer, cfg.warmup_steps, cfg.schedule):
         t_step = time.monotonic()
-        factor = lr_factor(fraction, step, cfg.warmup_steps, cfg.schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
         optimizer.zero_grad(set_to_none=True)
         parts: dict[str, float] = {}
         sig_pos, sig_neg = [], []
@@ -244,7 +237,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                 best_auc = max(best_auc, metrics.get("val_auc") or -1.0)
             checkpoint(metrics)
 
-    status = "cancelled" if cancelled else "completed"
+    status = "cancelled" if run.cancelled else "completed"
     metrics = None
     evaluated_now = bool(cfg.eval_every) and step % cfg.eval_every == 0
     if status == "completed" and ddp.is_main and data.val and cfg.eval_every and not evaluated_now:
@@ -260,15 +253,6 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     if ddp.enabled:
         dist.barrier()
     return RunResult(status=status, step=step, checkpoint=run.last_checkpoint)
-
-
-def _agree(fraction: float, cancel: bool, ddp: Dist) -> tuple[float, bool]:
-    """All ranks must take the same learning rate and stop at the same step, or DDP deadlocks."""
-    if not ddp.enabled:
-        return fraction, cancel
-    t = torch.tensor([fraction, float(cancel)], dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t[0]), bool(t[1] > 0)
 
 
 def _gather_digests(model: torch.nn.Module, ddp: Dist) -> list[str]:

@@ -12,6 +12,7 @@ import torch
 from medflip_core.errors import MedflipError
 from medflip_core.events import EventWriter
 from trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
+from trainer.runtime import agree, lr_factor
 
 
 class RunState:
@@ -22,6 +23,7 @@ class RunState:
         self.start_step = 0
         self.resumed_from: str | None = None
         self.last_checkpoint: str | None = None
+        self.cancelled = False
         self._elapsed_before = 0.0
         self._t0 = time.monotonic()
 
@@ -35,6 +37,20 @@ class RunState:
             self.resumed_from = str(ckpt.path)
         self._t0 = time.monotonic()
         return self.start_step
+
+    def begin_step(self, step: int, progress, cancel_requested: bool, ddp, optimizer: torch.optim.Optimizer,
+                   warmup_steps: int, schedule: str) -> bool:
+        """Whether to run another step (all ranks agree); if so, set this step's learning rates.
+
+        After it returns False, `cancelled` says whether a signal or the end of the schedule stopped the run.
+        """
+        fraction, self.cancelled = agree(progress.fraction(step, self.elapsed()), cancel_requested, ddp)
+        if self.cancelled or fraction >= 1.0:
+            return False
+        factor = lr_factor(fraction, step, warmup_steps, schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        return True
 
     def elapsed(self) -> float:
         return self._elapsed_before + time.monotonic() - self._t0

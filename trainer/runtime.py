@@ -88,3 +88,12 @@ def tty_progress(step: int, total: int | None, loss: float, samples_per_s: float
     of = f"/{total}" if total else ""
     print(f"\r[{bar}] step {step}{of} loss {loss:.4f} {samples_per_s:6.1f} img/s{eta}", end="", file=sys.stderr,
           flush=True)
+
+
+def agree(fraction: float, cancel: bool, ddp: Dist) -> tuple[float, bool]:
+    """All ranks must take the same learning rate and stop at the same step, or DDP deadlocks."""
+    if not ddp.enabled:
+        return fraction, cancel
+    t = torch.tensor([fraction, float(cancel)], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t[0]), bool(t[1] > 0)
