@@ -110,18 +110,38 @@ def test_medclip_targets_are_normalised_label_similarity():
     assert out == pytest.approx(0.5 * (sxe(logits, sim) + sxe(logits.T, sim.T)), abs=1e-5)
 
 
-def test_token_sigma1_matches_numpy_svd():
+@pytest.mark.parametrize("iters", [None, 20])
+def test_token_sigma1_matches_numpy_svd(iters):
     torch.manual_seed(1)
     img_tok = F.normalize(torch.randn(2, 5, 4), dim=-1)
     txt_tok = F.normalize(torch.randn(3, 6, 4), dim=-1)
     mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4])
-    sigma = token_sigma1(img_tok, txt_tok, mask)
+    sigma = token_sigma1(img_tok, txt_tok, mask, iters=iters)
     for i in range(2):
         for j in range(3):
             n = int(mask[j].sum())
             s = img_tok[i].numpy() @ txt_tok[j, :n].numpy().T
             expected = np.linalg.svd(s, compute_uv=False)[0] / math.sqrt(5 * n)
             assert sigma[i, j].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_power_iteration_sigma1_has_the_svd_gradient():
+    """The cheap default (fixed singular vectors after power iteration) must give the same value and the same
+    gradient as differentiating the full SVD, on tokens shaped like a real batch (49 visible patches)."""
+    torch.manual_seed(3)
+    common = torch.randn(32)
+    img = (torch.randn(4, 49, 32) + common).requires_grad_(True)
+    txt = (torch.randn(5, 12, 32) + common).requires_grad_(True)
+    mask = torch.ones(5, 12, dtype=torch.long)
+    mask[1, 7:] = 0
+    grads = []
+    for iters in (None, 20):
+        img.grad = txt.grad = None
+        sigma = token_sigma1(F.normalize(img, dim=-1), F.normalize(txt, dim=-1), mask, iters=iters)
+        (sigma * torch.arange(20.0).reshape(4, 5)).sum().backward()
+        grads.append((sigma.detach(), img.grad.clone(), txt.grad.clone()))
+    for exact, approx in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(approx, exact, rtol=1e-4, atol=1e-5)
 
 
 def test_gradients_flow_through_sigma1_and_stay_finite_when_degenerate():
