@@ -130,8 +130,8 @@ def test_power_iteration_sigma1_has_the_svd_gradient():
     gradient as differentiating the full SVD, on tokens shaped like a real batch (49 visible patches)."""
     torch.manual_seed(3)
     common = torch.randn(32)
-    img = (torch.randn(4, 49, 32) + common).requires_grad_(True)
-    txt = (torch.randn(5, 12, 32) + common).requires_grad_(True)
+    img = (torch.randn(4, 49, 32) + 0.3 * common).requires_grad_(True)
+    txt = (torch.randn(5, 12, 32) + 0.3 * common).requires_grad_(True)
     mask = torch.ones(5, 12, dtype=torch.long)
     mask[1, 7:] = 0
     grads = []
