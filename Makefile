@@ -9,7 +9,7 @@ STAMP := $(VENV)/.medflip-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean dist smoke
 
 setup: $(STAMP)
 
@@ -32,6 +32,15 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Release: PyInstaller one-folder bundle + tar.gz with install.sh (packaging/). Takes minutes and ~10 GB of disk.
+dist: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dist]"
+	packaging/build_linux.sh $(PY)
+
+# Runs the BUILT app offscreen (open + score a DICOM, screenshot, start/cancel/resume training).
+smoke:
+	$(PY) packaging/smoke_test.py $$(ls -d dist/MedFLIPStudio-*/MedFLIPStudio | tail -1) --out dist
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

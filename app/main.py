@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.02)
     ok = window.grab().save(args.screenshot)
     print(f"screenshot {'saved to' if ok else 'FAILED:'} {args.screenshot}")
+    if window.last_scores:  # scripted runs (the packaging smoke test) read these
+        print("scores " + json.dumps({k: round(float(v), 4) for k, v in window.last_scores.items()}))
+    if window.last_error:
+        print(f"error {window.last_error}")
     window.close()
     return 0 if ok else 1
 
