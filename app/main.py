@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from PySide6 import QtGui, QtWidgets
 
+    from app.file_open import FileOpenFilter
     from app.main_window import MainWindow
     from medflip_core.resources import resources_dir
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         app.setWindowIcon(QtGui.QIcon(str(icon)))
     app.setStyle("Fusion")
     window = MainWindow()
+    file_open = FileOpenFilter(window.open_paths, window)
+    app.installEventFilter(file_open)
     width, height = (int(v) for v in args.size.lower().split("x"))
     window.resize(width, height)
     if args.model:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -29,15 +30,24 @@ class Task(QtCore.QRunnable):
 
     def run(self) -> None:
         try:
-            kwargs = {"progress": self.signals.progress.emit} if self.with_progress else {}
+            kwargs = {"progress": self._progress} if self.with_progress else {}
             result = self.fn(*self.args, **kwargs)
         except MedflipError as exc:
-            self.signals.failed.emit(str(exc))
+            self._emit(self.signals.failed, str(exc))
         except Exception as exc:  # a bug must not take the window down: show it and keep going
             traceback.print_exc()
-            self.signals.failed.emit(f"Unexpected error: {type(exc).__name__}: {exc}")
+            self._emit(self.signals.failed, f"Unexpected error: {type(exc).__name__}: {exc}")
         else:
-            self.signals.done.emit(result)
+            self._emit(self.signals.done, result)
+
+    def _progress(self, done: int, total: int) -> None:
+        self._emit(self.signals.progress, done, total)
+
+    @staticmethod
+    def _emit(signal: Any, *values: Any) -> None:
+        # RuntimeError: the window that asked was closed while the work ran, so nobody is left to tell
+        with contextlib.suppress(RuntimeError):
+            signal.emit(*values)
 
 
 def start(task: Task, on_done: Callable[[Any], None], on_failed: Callable[[str], None],
