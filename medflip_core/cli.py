@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ RESEARCH_NOTICE = "Research use only; not for diagnosis."
 def _print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def _print_result(args: argparse.Namespace, data: Any, as_text: Callable[[Any], str]) -> int:
+    """--json prints the data as it is; otherwise the human-readable text."""
+    if args.json:
+        _print_json(data)
+    else:
+        print(as_text(data))
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -166,18 +176,12 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from medflip_core.evaluation import evaluate_folder
+    from medflip_core.evaluation import evaluate_folder, format_evaluation
 
     engine = _engine(args.model)
     prompts = dict(p.split("=", 1) for p in args.prompt or [])
     result = evaluate_folder(engine, args.data_dir, prompts=prompts, positive=args.positive, n_boot=args.n_boot)
-    if args.json:
-        _print_json(result)
-    else:
-        from medflip_core.evaluation import format_evaluation
-
-        print(format_evaluation(result))
-    return 0
+    return _print_result(args, result, format_evaluation)
 
 
 def cmd_retrieval_eval(args: argparse.Namespace) -> int:
@@ -188,11 +192,7 @@ def cmd_retrieval_eval(args: argparse.Namespace) -> int:
     prompts = dict(p.split("=", 1) for p in args.prompt or [])
     result = retrieval_eval(engine, args.data_dir, args.corpus, ks=ks, class_labels=prompts,
                             per_class=args.per_class)
-    if args.json:
-        _print_json(result)
-    else:
-        print(format_retrieval(result))
-    return 0
+    return _print_result(args, result, format_retrieval)
 
 
 def cmd_split(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from trainer.datasets import build_training_data
 from trainer.evaluate import val_subset
 from trainer.pretrain import NonFiniteLoss, Progress, RunResult, _json, model_config_from
 from trainer.run_state import RunState
-from trainer.runtime import CancelFlag, init_distributed, pick_device, tty_progress
+from trainer.runtime import CancelFlag, start_process, tty_progress
 
 
 class Classifier(nn.Module):
@@ -43,11 +43,8 @@ class Classifier(nn.Module):
 
 
 def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> RunResult:
-    device = pick_device(cfg.device)
-    ddp = init_distributed(device)
-    events.enabled = events.enabled and ddp.is_main
+    device, ddp = start_process(cfg.device, cfg.seed, events)
     out = Path(cfg.out_dir)
-    torch.manual_seed(cfg.seed)
     mcfg = model_config_from(cfg)
     base = build_model(mcfg)
     if cfg.init_from:

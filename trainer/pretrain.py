@@ -26,7 +26,7 @@ from trainer.data import ImageBatches, SentencePool
 from trainer.datasets import TrainingData, build_training_data
 from trainer.evaluate import zero_shot_eval
 from trainer.run_state import RunState
-from trainer.runtime import CancelFlag, Dist, init_distributed, pick_device, tty_progress
+from trainer.runtime import CancelFlag, Dist, start_process, tty_progress
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,8 @@ class Progress:
 
 
 def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> RunResult:
-    device = pick_device(cfg.device)
-    ddp = init_distributed(device)
-    events.enabled = events.enabled and ddp.is_main
+    device, ddp = start_process(cfg.device, cfg.seed, events)
     out = Path(cfg.out_dir)
-    torch.manual_seed(cfg.seed)
 
     mcfg = model_config_from(cfg)
     model = build_model(mcfg).to(device)

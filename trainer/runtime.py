@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from medflip_core.events import EventWriter
+
 
 @dataclass
 class Dist:
@@ -47,6 +49,16 @@ def init_distributed(device: torch.device) -> Dist:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return Dist(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ["LOCAL_RANK"]))
+
+
+def start_process(device_name: str, seed: int, events: EventWriter) -> tuple[torch.device, Dist]:
+    """What every job does first: pick the device, join torchrun's group if any, let only rank 0 write
+    events, and seed torch (the same seed on every rank, so replicas start identical)."""
+    device = pick_device(device_name)
+    ddp = init_distributed(device)
+    events.enabled = events.enabled and ddp.is_main
+    torch.manual_seed(seed)
+    return device, ddp
 
 
 class CancelFlag:
