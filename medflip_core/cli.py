@@ -176,11 +176,16 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from medflip_core.evaluation import evaluate_folder, format_evaluation
+    from medflip_core.evaluation import evaluate_folder, format_evaluation, write_per_image_csv
 
     engine = _engine(args.model)
     prompts = dict(p.split("=", 1) for p in args.prompt or [])
-    result = evaluate_folder(engine, args.data_dir, prompts=prompts, positive=args.positive, n_boot=args.n_boot)
+    result = evaluate_folder(engine, args.data_dir, prompts=prompts, positive=args.positive, n_boot=args.n_boot,
+                             per_image=bool(args.per_image))
+    if args.per_image:
+        write_per_image_csv(result, args.per_image)
+        del result["per_image"]
+        log.info("per-image probabilities written to %s", args.per_image)
     return _print_result(args, result, format_evaluation)
 
 
@@ -276,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", metavar="CLASS=TEXT", help="label text for a class folder")
     p.add_argument("--positive", help="positive class of a binary task (for ROC AUC)")
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--per-image", metavar="OUT.csv", help="also write every image's class probabilities")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -52,20 +53,52 @@ def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32) -> tuple
 
 
 def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str] | None = None,
-                    positive: str | None = None, n_boot: int = 1000) -> dict:
-    """Zero-shot: the class names (or --prompt texts) are all the model is told."""
+                    positive: str | None = None, n_boot: int = 1000, per_image: bool = False) -> dict:
+    """Zero-shot: the class names (or --prompt texts) are all the model is told. `per_image` adds every
+    image's path, true class and probabilities (for paired comparisons and the user's own analysis)."""
     t0 = time.perf_counter()
     prompts = prompts or {}
-    emb, truth, names, _, skipped = embed_folder(engine, data_dir)
+    emb, truth, names, paths, skipped = embed_folder(engine, data_dir)
     unknown = set(prompts) - set(names)
     if unknown:
         raise MedflipError(f"--prompt names unknown class folders: {', '.join(sorted(unknown))}")
     label_texts = [prompts.get(n, n) for n in names]
     probs = engine.classify_embeddings(emb, label_texts)
     summary = evaluation_summary(truth, probs, names, positive=positive, n_boot=n_boot)
-    return {"data_set": str(Path(data_dir).resolve()), "model": engine.bundle.name, "classes": names,
-            "label_texts": label_texts, "skipped": len(skipped), "skipped_examples": skipped[:5],
-            "seconds": round(time.perf_counter() - t0, 2), **summary}
+    result = {"data_set": str(Path(data_dir).resolve()), "model": engine.bundle.name, "classes": names,
+              "label_texts": label_texts, "skipped": len(skipped), "skipped_examples": skipped[:5],
+              "seconds": round(time.perf_counter() - t0, 2), **summary}
+    if per_image:
+        result["per_image"] = [{"path": p, "truth": names[t], "probs": [round(float(x), 6) for x in row]}
+                               for p, t, row in zip(paths, truth, probs, strict=True)]
+    return result
+
+
+def write_per_image_csv(result: dict, path: str | Path) -> None:
+    """One row per image: path, true class, one probability column per class (for your own analysis)."""
+    import csv
+
+    from medflip_core.atomic import write_text_atomic
+
+    if "per_image" not in result:
+        raise ValueError("evaluate with per_image=True to write per-image rows")
+    rows = [["path", "truth", *(f"p_{c}" for c in result["classes"])]]
+    rows += [[r["path"], r["truth"], *r["probs"]] for r in result["per_image"]]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    write_text_atomic(Path(path), buffer.getvalue())
+
+
+def read_per_image_csv(path: str | Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    """(paths, true class names, class names of the columns, probabilities (N, C)) from write_per_image_csv."""
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    classes = [c.removeprefix("p_") for c in rows[0][2:]]
+    body = rows[1:]
+    probs = np.array([[float(x) for x in r[2:]] for r in body]).reshape(len(body), len(classes))
+    return [r[0] for r in body], [r[1] for r in body], classes, probs
 
 
 def format_evaluation(r: dict) -> str:

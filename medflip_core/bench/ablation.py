@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 CONFIGS: dict[str, list[str]] = {
     "medflip (mask 0.75, SVD)": ["--loss", "medflip", "--mask-ratio", "0.75", "--beta", "0.1"],
     "medflip, no masking": ["--loss", "medflip", "--mask-ratio", "0", "--beta", "0.1"],
@@ -35,23 +37,61 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def run_one(name: str, extra: list[str], common: list[str], work: Path, val_dir: Path, corpus: str,
-            n_boot: int) -> dict:
+            n_boot: int, previous: dict | None = None) -> dict:
+    """Train, export and evaluate one configuration; with `previous` (its row from an earlier results.json
+    whose bundle still exists) only the evaluation is repeated."""
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    out = work / slug
-    proc = _run(["-m", "trainer", "pretrain", *common, *extra, "--out-dir", str(out)])
-    events = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
-    done = events[-1]
     bundle = work / f"{slug}-bundle"
-    _run(["-m", "medflip_core.cli", "export", str(out), str(bundle), "--no-bank"])
+    if previous is not None:
+        trained = {k: previous[k] for k in ("steps", "images_seen", "train_seconds")}
+    else:
+        out = work / slug
+        proc = _run(["-m", "trainer", "pretrain", *common, *extra, "--out-dir", str(out)])
+        done = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")][-1]
+        batch = int(common[common.index("--batch-size") + 1])
+        trained = {"steps": done["step"], "images_seen": done["step"] * batch, "train_seconds": done["elapsed_s"]}
+        _run(["-m", "medflip_core.cli", "export", str(out), str(bundle), "--no-bank"])
+    per_image = work / f"{slug}-val-scores.csv"
     ev = json.loads(_run(["-m", "medflip_core.cli", "evaluate", str(val_dir), "--model", str(bundle), "--json",
                           "--positive", "PNEUMONIA", "--n-boot", str(n_boot), "--prompt", "NORMAL=No Finding",
-                          "--prompt", "PNEUMONIA=Pneumonia"]).stdout)
+                          "--prompt", "PNEUMONIA=Pneumonia", "--per-image", str(per_image)]).stdout)
     rr = json.loads(_run(["-m", "medflip_core.cli", "retrieval-eval", str(val_dir), "--corpus", corpus,
                           "--model", str(bundle), "--json"]).stdout)
-    batch = int(common[common.index("--batch-size") + 1])
-    return {"name": name, "args": extra, "steps": done["step"], "images_seen": done["step"] * batch,
-            "train_seconds": done["elapsed_s"], "accuracy": ev["accuracy"], "roc_auc": ev["roc_auc"],
-            "precision_at_k": rr["precision_at_k"], "pool_size": rr["pool_size"], "n_val": ev["n"]}
+    return {"name": name, "args": extra, **trained, "accuracy": ev["accuracy"], "roc_auc": ev["roc_auc"],
+            "precision_at_k": rr["precision_at_k"], "pool_size": rr["pool_size"], "n_val": ev["n"],
+            "per_image_csv": str(per_image)}
+
+
+def paired_against_first(rows: list[dict], positive: str = "PNEUMONIA", n_boot: int = 2000) -> list[dict]:
+    """Pneumonia ROC AUC of the first run minus each other run's, paired bootstrap over the same images."""
+    from medflip_core.evaluation import read_per_image_csv
+    from medflip_core.metrics import paired_bootstrap_difference, roc_auc_binary
+
+    def load(row: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+        paths, truth, classes, probs = read_per_image_csv(row["per_image_csv"])
+        order = np.argsort(paths)
+        y = np.array([t == positive for t in truth])[order]
+        return [paths[i] for i in order], y, probs[order, classes.index(positive)]
+
+    ref_paths, y, ref_scores = load(rows[0])
+    out = []
+    for row in rows[1:]:
+        paths, y_other, scores = load(row)
+        if paths != ref_paths or not np.array_equal(y, y_other):
+            raise SystemExit(f"{row['name']} was not evaluated on the same images as {rows[0]['name']}")
+        diff = paired_bootstrap_difference(roc_auc_binary, y, ref_scores, scores, n_boot=n_boot)
+        out.append({"first": rows[0]["name"], "other": row["name"], **diff})
+    return out
+
+
+def paired_table(pairs: list[dict]) -> str:
+    lines = ["| comparison | Δ pneumonia ROC AUC (paired 95% CI) | share of bootstraps where the other is not worse |",
+             "|---|---|---|"]
+    for p in pairs:
+        lo, hi = p["ci95"]
+        lines.append(f"| {p['first']} − {p['other']} | {p['difference']:+.3f} ({lo:+.3f} to {hi:+.3f}) "
+                     f"| {p['p_b_not_worse']:.3f} |")
+    return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:
@@ -77,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="smoke run: 1.5 min each, 600 images, small eval")
     parser.add_argument("--work", default="runs/ablation")
     parser.add_argument("--only", nargs="*", help="names (prefixes) of the runs to do")
+    parser.add_argument("--reuse", action="store_true",
+                        help="re-evaluate the runs of an earlier results.json in --work instead of training again")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     work = Path(args.work)
@@ -91,14 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     val_dir = work / "split" / "val"
     rows = []
     started = time.time()
+    earlier = {}
+    training_seconds = 0.0
+    if args.reuse:
+        previous = json.loads((work / "results.json").read_text())
+        budget = previous["budget_minutes_per_run"]
+        training_seconds = previous["total_seconds"]
+        earlier = {r["name"]: r for r in previous["rows"]}
     for name, extra in CONFIGS.items():
         if args.only and not any(name.lower().startswith(o.lower()) for o in args.only):
             continue
-        print(f"training: {name} ({budget} min)…", file=sys.stderr)
-        rows.append(run_one(name, extra, common, work, val_dir, args.corpus, 300 if args.short else 1000))
+        reused = earlier.get(name) if args.reuse else None
+        print(f"{'evaluating' if reused else 'training'}: {name} ({budget} min)…", file=sys.stderr)
+        rows.append(run_one(name, extra, common, work, val_dir, args.corpus, 300 if args.short else 1000, reused))
+    pairs = paired_against_first(rows) if len(rows) > 1 else []
     result = {"data_set": "Kermany pediatric CXR, patient-disjoint 15% validation split; retrieval pool from the "
                           "IU X-ray reports", "budget_minutes_per_run": budget, "short": args.short,
-              "total_seconds": round(time.time() - started), "rows": rows}
+              "total_seconds": round(training_seconds + time.time() - started), "rows": rows, "paired": pairs}
     (work / "results.json").write_text(json.dumps(result, indent=2))
     if args.json:
         json.dump(result, sys.stdout, indent=2)
@@ -106,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{result['data_set']}; {budget} min of training per run on this machine")
         print(table(rows))
+        if pairs:
+            print()
+            print(paired_table(pairs))
     return 0
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+from medflip_core.imaging import load_image
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +80,22 @@ def test_finetune_from_the_model_in_the_picker(window, qtbot, small_folder, tiny
     kinds = [e["event"] for e in panel.events]
     assert kinds[0] == "start" and kinds[-1] == "done", panel.last_error
     assert any(e["event"] == "eval" and "per_class" in e for e in panel.events)
+
+
+def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot, small_folder, corpus, shared_data):
+    panel = window.training
+    setup_panel(panel, small_folder, corpus)
+    panel.max_steps.setValue(3)
+    panel.start(extra=SMALL)
+    qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
+    assert panel.events[-1]["event"] == "done" and not panel.events[-1]["cancelled"], panel.last_error
+    # the export runs in its own process, then the new bundle is selected and loaded as the engine
+    qtbot.waitUntil(lambda: (window.model_picker.currentData() or "").endswith(Path(panel.run_dir).name),
+                    timeout=300000)
+    exported = Path(window.model_picker.currentData())
+    assert exported.parent == Path(os.environ["MEDFLIP_DATA_DIR"]) / "models"
+    assert (exported / "manifest.json").is_file() and (exported / "image_encoder.onnx").is_file()
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine.bundle.path == exported, timeout=60000)
+    emb = window.engine.embed_images([load_image(shared_data / "dicom" / "RG1_J2KR.dcm")]).embedding
+    scores = window.engine.classify(emb, ["No Finding", "Pneumonia"])
+    assert set(scores) == {"No Finding", "Pneumonia"} and abs(sum(scores.values()) - 1.0) < 1e-4

@@ -6,10 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medflip_core.cli import main
+from medflip_core.evaluation import read_per_image_csv
+from medflip_core.metrics import roc_auc_binary
 
 
 def medflip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -72,7 +76,7 @@ def test_classify_reports_unreadable_files_and_continues(tiny_bundle, shared_dat
 
 
 @pytest.mark.slow
-def test_evaluate_and_retrieval_eval_json(tiny_bundle, small_folder, corpus):
+def test_evaluate_and_retrieval_eval_json(tiny_bundle, small_folder, corpus, tmp_path):
     ev = json.loads(medflip("evaluate", str(small_folder), "--model", str(tiny_bundle), "--json",
                             "--positive", "PNEUMONIA", "--n-boot", "100").stdout)
     assert ev["n"] == 32 and ev["n_per_class"] == {"NORMAL": 16, "PNEUMONIA": 16}
@@ -80,9 +84,18 @@ def test_evaluate_and_retrieval_eval_json(tiny_bundle, small_folder, corpus):
     lo, hi = ev["roc_auc"]["ci95"]
     assert 0 <= lo <= ev["roc_auc"]["value"] <= hi <= 1
     assert ev["data_set"].endswith(small_folder.name) and ev["seconds"] > 0
+    per_image = tmp_path / "scores.csv"
     ev2 = json.loads(medflip("evaluate", str(small_folder), "--model", str(tiny_bundle), "--json", "--n-boot", "50",
-                             "--prompt", "NORMAL=No Finding", "--prompt", "PNEUMONIA=Pneumonia").stdout)
-    assert ev2["label_texts"] == ["No Finding", "Pneumonia"]
+                             "--prompt", "NORMAL=No Finding", "--prompt", "PNEUMONIA=Pneumonia",
+                             "--per-image", str(per_image)).stdout)
+    assert ev2["label_texts"] == ["No Finding", "Pneumonia"] and "per_image" not in ev2
+    paths, truth, classes, probs = read_per_image_csv(per_image)
+    assert classes == ["NORMAL", "PNEUMONIA"] and probs.shape == (32, 2)
+    assert truth.count("NORMAL") == 16 and all(Path(p).parent.name == t for p, t in zip(paths, truth, strict=True))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    # the CSV reproduces the reported AUC
+    auc = roc_auc_binary(np.array(truth) == "PNEUMONIA", probs[:, 1])
+    assert auc == pytest.approx(ev2["roc_auc_per_class"]["PNEUMONIA"]["value"], abs=1e-4)
     rr = json.loads(medflip("retrieval-eval", str(small_folder), "--corpus", str(corpus), "--model",
                             str(tiny_bundle), "--json", "--per-class", "30").stdout)
     assert rr["classes"] == {"NORMAL": "No Finding", "PNEUMONIA": "Pneumonia"}

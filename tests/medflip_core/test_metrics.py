@@ -10,6 +10,7 @@ from medflip_core.metrics import (
     bootstrap_ci,
     evaluation_summary,
     macro_f1,
+    paired_bootstrap_difference,
     precision_at_k,
     roc_auc_binary,
     roc_auc_ovr,
@@ -79,3 +80,25 @@ def test_evaluation_summary_binary_with_positive():
     assert out["confusion_matrix"]["rows_true_cols_pred"] == [[2, 0], [1, 2]]
     with pytest.raises(ValueError):
         evaluation_summary(y, probs, ["NORMAL", "PNEUMONIA"], positive="COVID", n_boot=10)
+
+
+def test_paired_difference_sees_a_real_gap_that_independent_cis_would_blur():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.5
+    difficulty = rng.normal(size=400)  # shared by both models: cancels in the paired comparison
+    good = y * 1.0 + 0.8 * difficulty + 0.3 * rng.normal(size=400)
+    worse = y * 0.8 + 0.8 * difficulty + 0.3 * rng.normal(size=400)
+    d = paired_bootstrap_difference(roc_auc_binary, y, good, worse, n_boot=500)
+    assert d["difference"] == pytest.approx(roc_auc_binary(y, good) - roc_auc_binary(y, worse))
+    assert 0 < d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    assert d["p_b_not_worse"] < 0.05
+    a = bootstrap_ci(roc_auc_binary, y, good, n_boot=500)
+    b = bootstrap_ci(roc_auc_binary, y, worse, n_boot=500)
+    assert a.low < b.high  # the separate intervals overlap
+    same = paired_bootstrap_difference(roc_auc_binary, y, good, good, n_boot=100)
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0] and same["p_b_not_worse"] == 1.0
+
+
+def test_paired_difference_needs_the_same_samples():
+    with pytest.raises(ValueError, match="same samples"):
+        paired_bootstrap_difference(roc_auc_binary, np.array([0, 1]), np.array([0.1, 0.9]), np.array([0.5]))

@@ -1,0 +1,46 @@
+"""The ablation benchmark's paired comparison: read each run's per-image CSV, compare on the same images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medflip_core.bench.ablation import paired_against_first, paired_table
+from medflip_core.evaluation import write_per_image_csv
+from medflip_core.metrics import roc_auc_binary
+
+
+def _run(tmp_path, name: str, paths: list[str], truth: list[str], p_pneumonia: np.ndarray) -> dict:
+    result = {"classes": ["NORMAL", "PNEUMONIA"],
+              "per_image": [{"path": p, "truth": t, "probs": [1 - s, s]}
+                            for p, t, s in zip(paths, truth, p_pneumonia, strict=True)]}
+    csv_path = tmp_path / f"{name}.csv"
+    write_per_image_csv(result, csv_path)
+    return {"name": name, "per_image_csv": str(csv_path)}
+
+
+def test_paired_comparison_lines_up_images_by_path(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 200
+    paths = [f"/val/{'PNEUMONIA' if i % 3 else 'NORMAL'}/img{i:03d}.jpeg" for i in range(n)]
+    truth = ["PNEUMONIA" if i % 3 else "NORMAL" for i in range(n)]
+    y = np.array([t == "PNEUMONIA" for t in truth])
+    strong = np.clip(0.5 + 0.3 * (y - 0.5) + 0.15 * rng.normal(size=n), 0, 1)
+    weak = np.clip(0.5 + 0.05 * (y - 0.5) + 0.15 * rng.normal(size=n), 0, 1)
+    order = rng.permutation(n)  # the second run listed its images in another order
+    rows = [_run(tmp_path, "masked", paths, truth, strong),
+            _run(tmp_path, "unmasked", [paths[i] for i in order], [truth[i] for i in order], weak[order])]
+    pairs = paired_against_first(rows, n_boot=300)
+    assert len(pairs) == 1 and pairs[0]["first"] == "masked" and pairs[0]["other"] == "unmasked"
+    expected = roc_auc_binary(y, strong) - roc_auc_binary(y, weak)
+    assert pairs[0]["difference"] == pytest.approx(expected, abs=1e-5)
+    assert pairs[0]["ci95"][0] > 0 and pairs[0]["p_b_not_worse"] < 0.05
+    text = paired_table(pairs)
+    assert "masked − unmasked" in text and f"{expected:+.3f}" in text
+
+
+def test_runs_evaluated_on_different_images_are_refused(tmp_path):
+    rows = [_run(tmp_path, "a", ["/v/N/1", "/v/P/2"], ["NORMAL", "PNEUMONIA"], np.array([0.2, 0.8])),
+            _run(tmp_path, "b", ["/v/N/1", "/v/P/3"], ["NORMAL", "PNEUMONIA"], np.array([0.2, 0.8]))]
+    with pytest.raises(SystemExit, match="same images"):
+        paired_against_first(rows)
