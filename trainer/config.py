@@ -43,6 +43,7 @@ class TrainConfig:
     loss: str = "medflip"  # medflip | medclip | infonce
     beta: float = 0.1
     svd_reading: str = "token"  # token | batch
+    svd_power_iters: int = 20  # sigma_1 by power iteration (exact gradient at convergence); 0 = full SVD
     mask_ratio: float = 0.75
     # fine-tuning
     finetune_mode: str = "linear"  # linear | full
@@ -85,6 +86,8 @@ class TrainConfig:
                 raise MedflipError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
         if not 0.0 <= self.mask_ratio <= 0.9:
             raise MedflipError(f"--mask-ratio must be between 0 and 0.9, got {self.mask_ratio}")
+        if self.svd_power_iters < 0:
+            raise MedflipError("--svd-power-iters must be 0 (full SVD) or a positive number of iterations")
         if self.batch_size < 2:
             raise MedflipError("--batch-size must be at least 2 (contrastive losses compare within a batch)")
         if not self.images and not self.pairs_csv:

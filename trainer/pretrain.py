@@ -159,7 +159,8 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
 
     step = start_step
     best_auc = -1.0
-    loss_options = {"beta": cfg.beta, "svd_reading": cfg.svd_reading} if cfg.loss == "medflip" else {}
+    loss_options = {"beta": cfg.beta, "svd_reading": cfg.svd_reading,
+                    "svd_iters": cfg.svd_power_iters or None} if cfg.loss == "medflip" else {}
     elapsed = run.elapsed
     ckpt_state = {"config": cfg.to_dict(), "model_config": mcfg.to_dict(), "preprocess": pre.to_dict()}
 

@@ -98,17 +98,18 @@ def _sigma_summary(sigma: torch.Tensor, sim: torch.Tensor) -> tuple[float | None
 def medflip_loss(
     img: ImageOutput, txt: TextOutput, img_labels: torch.Tensor, txt_labels: torch.Tensor,
     logit_scale: torch.Tensor, *, beta: float = 0.1, svd_reading: str = "token", svd_tau: float = 0.1,
-    target_temperature: float = 0.1, uncertain_value: float = 0.5,
+    target_temperature: float = 0.1, uncertain_value: float = 0.5, svd_iters: int | None = 20,
 ) -> LossOutput:
     """Eq. 7 read as METHOD.md says: soft cross-entropy against the Eq. 1-3 targets, both directions,
-    plus beta times the SVD term of Eq. 6 (token or batch reading)."""
+    plus beta times the SVD term of Eq. 6 (token or batch reading; token sigma_1 by `svd_iters` power
+    iterations, or the full SVD when None)."""
     y_v2t, y_t2v = soft_targets(img_labels, txt_labels, target_temperature=target_temperature,
                                 uncertain_value=uncertain_value)
     logits = _logits(img, txt, logit_scale)
     contrastive = 0.5 * (soft_cross_entropy(logits, y_v2t) + soft_cross_entropy(logits.T, y_t2v))
     sim = label_similarity(img_labels, txt_labels, uncertain_value)
     if svd_reading == "token":
-        sigma = token_sigma1(img.tokens, txt.tokens, txt.attention_mask)
+        sigma = token_sigma1(img.tokens, txt.tokens, txt.attention_mask, iters=svd_iters)
         svd = 0.5 * (soft_cross_entropy(sigma / svd_tau, y_v2t) + soft_cross_entropy(sigma.T / svd_tau, y_t2v))
         s_pos, s_neg = _sigma_summary(sigma, sim)
     elif svd_reading == "batch":

@@ -1,0 +1,16 @@
+"""The throughput benchmark runs real training steps (tiny sizes here; figures come from `medflip bench`)."""
+
+from __future__ import annotations
+
+from medflip_core.bench.throughput import measure
+
+
+def test_throughput_measures_every_ratio_and_the_full_svd_step():
+    result = measure([0.0, 0.75], batch=4, image_size=64, vision="vit_tiny_patch16_224", warmup=1, repeats=1,
+                     threads=None)
+    rows = result["rows"]
+    assert [r["mask_ratio"] for r in rows] == [0.0, 0.75]
+    assert rows[0]["step_speedup"] == 1.0 and rows[0]["tower_speedup"] == 1.0
+    assert all(r["tower_samples_per_s"] > 0 and r["step_samples_per_s"] > 0 for r in rows)
+    assert "step_full_svd_samples_per_s" in rows[1] and "step_full_svd_samples_per_s" not in rows[0]
+    assert rows[1]["step_full_svd_samples_per_s"] > 0
