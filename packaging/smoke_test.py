@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("dist"), help="where the screenshot goes")
     args = parser.parse_args(argv)
-    exe = args.app_dir / "MedFLIPStudio"
+    exe = (args.app_dir / "MedFLIPStudio").resolve()
     if not exe.is_file():
         raise SystemExit(f"no built app at {exe}: run `make dist` first")
     if not (args.data / DICOM).is_file():
