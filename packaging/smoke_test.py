@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -96,24 +97,45 @@ def _small_folder(data: Path, root: Path) -> Path:
     return root
 
 
+def _wait_for_output(proc: subprocess.Popen, needle: str, timeout: float) -> bool:
+    """True once `needle` appears on the process's stdout; False on exit or timeout (never blocks longer)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536).decode("utf-8", "replace")
+        if not chunk:
+            return False
+        seen += chunk
+        if needle in seen.replace(" ", ""):
+            return True
+    return False
+
+
 def check_training(exe: Path, data: Path, home: Path) -> None:
     print("[4] frozen trainer: start, cancel with SIGTERM, resume")
     images = _small_folder(data, home / "images")
     run = home / "run"
+    # stderr to a file: an unread pipe fills up (warnings, logs) and would block the trainer
+    log = open(home / "trainer-stderr.log", "w+")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([str(exe), "--trainer", "pretrain", *_trainer_args(data, images, run, 400)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home, env=_env(home))
-    stepped = False
-    deadline = time.monotonic() + 600
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if '"event":"step"' in line.replace(" ", ""):
-            stepped = True
-            break
-        if time.monotonic() > deadline:
-            break
-    _check(stepped, "the trainer reported a training step", proc.stderr.read() if proc.stderr else "")
+                            stdout=subprocess.PIPE, stderr=log, cwd=home, env=_env(home))
+    stepped = _wait_for_output(proc, '"event":"step"', timeout=600)
+    if not stepped:
+        proc.kill()
+        proc.wait()
+    log.seek(0)
+    _check(stepped, "the trainer reported a training step", log.read())
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=300)
+    rest, _ = proc.communicate(timeout=300)
+    out = rest.decode("utf-8", "replace")
+    log.seek(0)
+    err = log.read()
+    log.close()
     done = json.loads(out.strip().splitlines()[-1])
     _check(proc.returncode == 0 and done.get("event") == "done" and done.get("cancelled") is True,
            f"cancelled cleanly at step {done.get('step')}", out + err)
