@@ -67,8 +67,8 @@ def token_sigma1(
     `iters=None` runs a full batched SVD. An integer runs that many power iterations without gradient
     and then takes sigma_1 = u^T S v with u, v held fixed: at convergence this is sigma_1 and its gradient
     u v^T is the exact gradient of sigma_1, while the backward pass costs one einsum instead of an SVD
-    backward (which took ~40 % of a masked CPU step). L2-normalised tokens share a dominant direction, so
-    the spectral gap is wide; 20 iterations converge to ~1e-5 even at random init (tests compare against the full SVD).
+    backward. L2-normalised tokens share a dominant direction, so the spectral gap is wide; 20 iterations
+    converge to ~1e-5 even at random init (tests compare against the full SVD).
     """
     n, k, _ = img_tokens.shape
     m = txt_tokens.shape[0]

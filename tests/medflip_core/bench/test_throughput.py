@@ -13,4 +13,4 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert rows[0]["step_speedup"] == 1.0 and rows[0]["tower_speedup"] == 1.0
     assert all(r["tower_samples_per_s"] > 0 and r["step_samples_per_s"] > 0 for r in rows)
     assert "step_full_svd_samples_per_s" in rows[1] and "step_full_svd_samples_per_s" not in rows[0]
-    assert rows[1]["step_full_svd_samples_per_s"] > 0
+    assert rows[1]["step_full_svd_samples_per_s"] > 0 and rows[1]["step_power_svd_samples_per_s"] > 0
