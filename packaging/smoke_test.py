@@ -3,7 +3,8 @@
 Runs the frozen executable from an empty working directory with a throw-away HOME, so nothing from the
 checkout or the developer's venv can stand in for what the bundle lacks. It
   1. checks the bundle holds no tests, caches or headers and reports what takes the space;
-  2. scores a real JPEG 2000 DICOM through the frozen CLI (`--medflip classify`);
+  2. scores every real DICOM of the shared data through the frozen CLI (`--medflip classify`), which
+     needs pydicom's decoder plugins inside the bundle;
   3. opens the same DICOM in the GUI offscreen, scores it and saves a screenshot;
   4. starts a short pre-training job through the frozen trainer (`--trainer pretrain`), cancels it with
      SIGTERM once it has stepped (what the GUI's Cancel button sends), checks the checkpoint, and resumes it.
@@ -59,13 +60,14 @@ def check_contents(app_dir: Path) -> None:
 
 
 def check_classify(exe: Path, data: Path, home: Path) -> None:
-    print("[2] frozen CLI scores a DICOM")
-    proc = _run(exe, ["--medflip", "classify", str(data / DICOM), "--json"], home, 300)
+    print("[2] frozen CLI scores every real DICOM (JPEG baseline, JPEG 2000 lossless/lossy, uncompressed)")
+    proc = _run(exe, ["--medflip", "classify", str(data / "dicom"), "--json"], home, 300)
     _check(proc.returncode == 0, "classify exits 0", proc.stderr)
-    result = json.loads(proc.stdout)
-    rows = result if isinstance(result, list) else result.get("results", [result])
-    scores = rows[0].get("scores", {})
-    _check(len(scores) >= 2 and all(0.0 <= float(v) <= 1.0 for v in scores.values()),
+    rows = json.loads(proc.stdout)["results"]
+    failed = [r["path"] for r in rows if not r.get("scores")]
+    _check(len(rows) >= 8 and not failed, f"{len(rows)} files scored (decoder plugins found)", "\n".join(failed))
+    scores = next(r["scores"] for r in rows if r["path"].endswith(Path(DICOM).name))
+    _check(all(0.0 <= float(v) <= 1.0 for v in scores.values()),
            f"scores for {len(scores)} labels: {dict(list(scores.items())[:3])}", proc.stdout)
 
 
