@@ -28,6 +28,10 @@ Run it without installing:                 ./MedFLIPStudio/MedFLIPStudio
 Command line without the GUI:              ./MedFLIPStudio/MedFLIPStudio --medflip --help
 Trainer without the GUI:                   ./MedFLIPStudio/MedFLIPStudio --trainer pretrain --help
 Remove it:                                 ~/.local/opt/medflip-studio/uninstall.sh
+
+Needs: Linux x86_64 with glibc 2.28 or newer and an X11 or Wayland desktop (X11 needs the libxcb-icccm4 and
+libxcb-keysyms1 packages, present on common desktops). An NVIDIA GPU with a current driver is used for
+training when there is one; everything also runs on the CPU.
 TXT
 
 if command -v pigz >/dev/null 2>&1; then GZ="pigz"; else GZ="gzip"; fi
