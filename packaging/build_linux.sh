@@ -29,7 +29,7 @@ Command line without the GUI:              ./MedFLIPStudio/MedFLIPStudio --medfl
 Trainer without the GUI:                   ./MedFLIPStudio/MedFLIPStudio --trainer pretrain --help
 Remove it:                                 ~/.local/opt/medflip-studio/uninstall.sh
 
-Needs: Linux x86_64 with glibc 2.28 or newer and an X11 or Wayland desktop (X11 needs the libxcb-icccm4 and
+Needs: Linux x86_64 with a glibc at least as new as the build machine's (2.36 here) and an X11 or Wayland desktop (X11 needs the libxcb-icccm4 and
 libxcb-keysyms1 packages, present on common desktops). An NVIDIA GPU with a current driver is used for
 training when there is one; everything also runs on the CPU.
 TXT
