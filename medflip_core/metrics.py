@@ -62,14 +62,12 @@ class Interval:
         return {"value": self.point, "ci95": [self.low, self.high], "n_boot": self.n_boot, "skipped": self.skipped}
 
 
-def bootstrap_ci(
-    metric: Callable[..., float], *arrays: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+def _bootstrap_values(
+    metric: Callable[..., float], arrays: tuple[np.ndarray, ...], n_boot: int, seed: int,
     stratify: np.ndarray | None = None,
-) -> Interval:
-    """Percentile bootstrap over samples (rows of every array resampled together)."""
-    arrays = tuple(np.asarray(a) for a in arrays)
+) -> tuple[list[float], int]:
+    """The metric on `n_boot` resamples (rows of every array drawn together), and how many were undefined."""
     n = len(arrays[0])
-    point = float(metric(*arrays))
     rng = np.random.default_rng(seed)
     values: list[float] = []
     skipped = 0
@@ -87,6 +85,17 @@ def bootstrap_ci(
             skipped += 1
         else:
             values.append(v)
+    return values, skipped
+
+
+def bootstrap_ci(
+    metric: Callable[..., float], *arrays: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+    stratify: np.ndarray | None = None,
+) -> Interval:
+    """Percentile bootstrap over samples (rows of every array resampled together)."""
+    arrays = tuple(np.asarray(a) for a in arrays)
+    point = float(metric(*arrays))
+    values, skipped = _bootstrap_values(metric, arrays, n_boot, seed, stratify)
     if not values:
         return Interval(point, float("nan"), float("nan"), n_boot, skipped)
     low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
@@ -106,17 +115,12 @@ def paired_bootstrap_difference(
     y, a, b = (np.asarray(x) for x in (y_true, score_a, score_b))
     if not (len(y) == len(a) == len(b)):
         raise ValueError("paired comparison needs the same samples for both models")
-    point = float(metric(y, a) - metric(y, b))
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        try:
-            d = float(metric(y[idx], a[idx]) - metric(y[idx], b[idx]))
-        except ValueError:
-            continue
-        if not math.isnan(d):
-            diffs.append(d)
+
+    def difference(yy: np.ndarray, aa: np.ndarray, bb: np.ndarray) -> float:
+        return metric(yy, aa) - metric(yy, bb)
+
+    point = float(difference(y, a, b))
+    diffs, _ = _bootstrap_values(difference, (y, a, b), n_boot, seed)
     if not diffs:
         return {"difference": point, "ci95": [float("nan"), float("nan")], "p_b_not_worse": float("nan"),
                 "n_boot": n_boot}
