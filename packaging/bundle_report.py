@@ -41,7 +41,7 @@ def _group(rel: Path) -> str:
     if head in GROUPS:
         return GROUPS[head]
     if len(parts) == 1:
-        if head.startswith(("libpython", "base_library.zip")) or head.startswith("lib-dynload"):
+        if head.startswith(("libpython", "base_library.zip")):
             return "Python runtime"
         if head.startswith(("libQt6", "libicu")):
             return "Qt 6 / PySide6"

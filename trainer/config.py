@@ -43,7 +43,7 @@ class TrainConfig:
     loss: str = "medflip"  # medflip | medclip | infonce
     beta: float = 0.1
     svd_reading: str = "token"  # token | batch
-    svd_power_iters: int = 20  # sigma_1 by power iteration (exact gradient at convergence); 0 = full SVD
+    svd_power_iters: int = 20  # = losses.SVD_POWER_ITERS (not imported: torch); 0 = full SVD
     mask_ratio: float = 0.75
     # fine-tuning
     finetune_mode: str = "linear"  # linear | full

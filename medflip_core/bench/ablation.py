@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in CONFIGS.items():
         if args.only and not any(name.lower().startswith(o.lower()) for o in args.only):
             continue
-        reused = earlier.get(name) if args.reuse else None
+        reused = earlier.get(name)
         print(f"{'evaluating' if reused else 'training'}: {name} ({budget} min)…", file=sys.stderr)
         rows.append(run_one(name, extra, common, work, val_dir, args.corpus, 300 if args.short else 1000, reused))
     pairs = paired_against_first(rows) if len(rows) > 1 else []

@@ -19,7 +19,7 @@ import torch
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
-from medflip_core.model.losses import compute_loss
+from medflip_core.model.losses import SVD_POWER_ITERS, compute_loss
 
 REAL_SENTENCES = [
     "The heart is normal in size.",
@@ -85,7 +85,7 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
             loss.backward()
             img_opt.step()
 
-        def full_step(svd_iters: int | None = 20) -> None:
+        def full_step(svd_iters: int | None = SVD_POWER_ITERS) -> None:
             keep = mask_for_batch(batch, num_patches, ratio, rng)  # noqa: B023
             img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep)
             result = compute_loss("medflip", img, txt, img_labels, txt_labels, model.logit_scale,

@@ -56,8 +56,13 @@ def _logits(img: ImageOutput, txt: TextOutput, logit_scale: torch.Tensor) -> tor
     return logit_scale.exp() * img.embedding @ txt.embedding.T
 
 
+# power iterations for sigma_1 of the token SVD term (None: full SVD); the trainer's --svd-power-iters default
+SVD_POWER_ITERS = 20
+
+
 def token_sigma1(
-    img_tokens: torch.Tensor, txt_tokens: torch.Tensor, txt_mask: torch.Tensor, iters: int | None = 20,
+    img_tokens: torch.Tensor, txt_tokens: torch.Tensor, txt_mask: torch.Tensor,
+    iters: int | None = SVD_POWER_ITERS,
 ) -> torch.Tensor:
     """(N, M) top singular value of S_ij = V_i T_j^T for every image i and text j (METHOD.md reading (a)).
 
@@ -98,7 +103,7 @@ def _sigma_summary(sigma: torch.Tensor, sim: torch.Tensor) -> tuple[float | None
 def medflip_loss(
     img: ImageOutput, txt: TextOutput, img_labels: torch.Tensor, txt_labels: torch.Tensor,
     logit_scale: torch.Tensor, *, beta: float = 0.1, svd_reading: str = "token", svd_tau: float = 0.1,
-    target_temperature: float = 0.1, uncertain_value: float = 0.5, svd_iters: int | None = 20,
+    target_temperature: float = 0.1, uncertain_value: float = 0.5, svd_iters: int | None = SVD_POWER_ITERS,
 ) -> LossOutput:
     """Eq. 7 read as METHOD.md says: soft cross-entropy against the Eq. 1-3 targets, both directions,
     plus beta times the SVD term of Eq. 6 (token or batch reading; token sigma_1 by `svd_iters` power

@@ -50,3 +50,9 @@ def test_unknown_keys_in_file_rejected(tmp_path):
     (tmp_path / "c.yaml").write_text("images: [a]\ncorpus: c\nmax_steps: 1\nmask_ration: 0.5\n")
     with pytest.raises(MedflipError, match="mask_ration"):
         resolve_config("pretrain", _parse(["--config", str(tmp_path / "c.yaml")]))
+
+
+def test_svd_power_iteration_default_matches_the_loss():
+    from medflip_core.model.losses import SVD_POWER_ITERS
+
+    assert TrainConfig().svd_power_iters == SVD_POWER_ITERS
