@@ -100,7 +100,7 @@ def test_install_from_an_incomplete_archive_fails_clearly(archive, home):
     assert not (home / ".local" / "share" / "applications").exists()
 
 
-def test_dicom_mime_package_matches_by_extension_and_by_magic():
+def test_dicom_mime_package_matches_by_extension_and_by_magic(shared_data):
     root = ET.parse(LINUX / "medflip-studio-mime.xml").getroot()
     ns = {"m": "http://www.freedesktop.org/standards/shared-mime-info"}
     mime = root.find("m:mime-type", ns)
@@ -108,6 +108,6 @@ def test_dicom_mime_package_matches_by_extension_and_by_magic():
     assert {g.get("pattern") for g in mime.findall("m:glob", ns)} >= {"*.dcm"}
     match = mime.find("m:magic/m:match", ns)
     # the real files in the shared data set carry the DICM magic at byte 128
-    sample = next((REPO.parent / "shared" / "data" / "dicom").glob("*.dcm")).read_bytes()
+    sample = next((shared_data / "dicom").glob("*.dcm")).read_bytes()
     offset = int(match.get("offset"))
     assert sample[offset:offset + 4].decode() == match.get("value") == "DICM"
