@@ -62,21 +62,47 @@ class Interval:
         return {"value": self.point, "ci95": [self.low, self.high], "n_boot": self.n_boot, "skipped": self.skipped}
 
 
+def _resample_plan(n: int, groups: np.ndarray | None, stratify: np.ndarray | None) -> list[list[np.ndarray]]:
+    """Units to draw, per stratum: each unit is the row indices of one group (a patient), or one row.
+
+    Resampling whole patients keeps the images of one patient together: a patient with 14 images counts as
+    one draw, as in the data a model meets, instead of 14 independent ones (which narrows the CI falsely).
+    With `stratify`, a group's stratum is the stratum of its first row.
+    """
+    g = np.arange(n) if groups is None else np.asarray(groups)
+    if len(g) != n:
+        raise ValueError(f"groups has {len(g)} entries for {n} samples")
+    _, first, inverse = np.unique(g, return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse))
+    units = np.split(order, bounds[:-1])
+    units = [units[k] for k in np.argsort(first, kind="stable")]  # groups in order of first appearance
+    if stratify is None:
+        return [units]
+    strata = np.asarray(stratify)
+    keys = [strata[u[0]] for u in units]
+    return [[u for u, k in zip(units, keys, strict=True) if k == s] for s in np.unique(keys)]
+
+
 def _bootstrap_values(
     metric: Callable[..., float], arrays: tuple[np.ndarray, ...], n_boot: int, seed: int,
-    stratify: np.ndarray | None = None,
+    stratify: np.ndarray | None = None, groups: np.ndarray | None = None,
 ) -> tuple[list[float], int]:
-    """The metric on `n_boot` resamples (rows of every array drawn together), and how many were undefined."""
+    """The metric on `n_boot` resamples (rows of every array drawn together; with `groups`, whole groups are
+    drawn with replacement), and how many resamples were undefined."""
     n = len(arrays[0])
+    plan = _resample_plan(n, groups, stratify) if groups is not None else None
+    strata = None if stratify is None else [np.flatnonzero(stratify == g) for g in np.unique(stratify)]
     rng = np.random.default_rng(seed)
     values: list[float] = []
     skipped = 0
-    groups = None if stratify is None else [np.flatnonzero(stratify == g) for g in np.unique(stratify)]
     for _ in range(n_boot):
-        if groups is None:
-            idx = rng.integers(0, n, n)
+        if plan is not None:
+            idx = np.concatenate([units[j] for units in plan for j in rng.integers(0, len(units), len(units))])
+        elif strata is not None:
+            idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in strata])
         else:
-            idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
+            idx = rng.integers(0, n, n)
         try:
             v = float(metric(*(a[idx] for a in arrays)))
         except ValueError:
@@ -90,12 +116,16 @@ def _bootstrap_values(
 
 def bootstrap_ci(
     metric: Callable[..., float], *arrays: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
-    stratify: np.ndarray | None = None,
+    stratify: np.ndarray | None = None, groups: np.ndarray | None = None,
 ) -> Interval:
-    """Percentile bootstrap over samples (rows of every array resampled together)."""
+    """Percentile bootstrap over samples (rows of every array resampled together).
+
+    `groups` (e.g. patient ids, one per row) makes it a cluster bootstrap: patients are drawn with
+    replacement and bring all their images along. Use it whenever a patient can have several images.
+    """
     arrays = tuple(np.asarray(a) for a in arrays)
     point = float(metric(*arrays))
-    values, skipped = _bootstrap_values(metric, arrays, n_boot, seed, stratify)
+    values, skipped = _bootstrap_values(metric, arrays, n_boot, seed, stratify, groups)
     if not values:
         return Interval(point, float("nan"), float("nan"), n_boot, skipped)
     low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
@@ -104,13 +134,14 @@ def bootstrap_ci(
 
 def paired_bootstrap_difference(
     metric: Callable[[np.ndarray, np.ndarray], float], y_true: np.ndarray, score_a: np.ndarray,
-    score_b: np.ndarray, n_boot: int = 2000, seed: int = 0,
+    score_b: np.ndarray, n_boot: int = 2000, seed: int = 0, groups: np.ndarray | None = None,
 ) -> dict:
     """metric(a) - metric(b) for two models scored on the SAME samples, with a paired percentile bootstrap.
 
     Both models see the same resampled rows, so the shared difficulty of the sample cancels out: the CI of the
     difference is much narrower than comparing two independent CIs. `p_b_not_worse` is the share of bootstrap
     replicates in which b did at least as well as a (a one-sided bootstrap p-value for "a beats b").
+    `groups` (patient ids) resamples patients, not images.
     """
     y, a, b = (np.asarray(x) for x in (y_true, score_a, score_b))
     if not (len(y) == len(a) == len(b)):
@@ -120,13 +151,14 @@ def paired_bootstrap_difference(
         return metric(yy, aa) - metric(yy, bb)
 
     point = float(difference(y, a, b))
-    diffs, _ = _bootstrap_values(difference, (y, a, b), n_boot, seed)
+    diffs, _ = _bootstrap_values(difference, (y, a, b), n_boot, seed, groups=groups)
+    unit = "patient" if groups is not None else "image"
     if not diffs:
         return {"difference": point, "ci95": [float("nan"), float("nan")], "p_b_not_worse": float("nan"),
-                "n_boot": n_boot}
+                "n_boot": n_boot, "resampled": unit}
     low, high = np.percentile(diffs, [2.5, 97.5])
     return {"difference": point, "ci95": [float(low), float(high)],
-            "p_b_not_worse": float(np.mean(np.asarray(diffs) <= 0)), "n_boot": len(diffs)}
+            "p_b_not_worse": float(np.mean(np.asarray(diffs) <= 0)), "n_boot": len(diffs), "resampled": unit}
 
 
 def precision_at_k(retrieved_labels: np.ndarray, query_labels: np.ndarray, ks: Sequence[int] = (1, 2, 5, 10)) -> dict:
@@ -137,37 +169,86 @@ def precision_at_k(retrieved_labels: np.ndarray, query_labels: np.ndarray, ks: S
     return {int(k): float(hits[:, :k].sum(axis=1).mean() / k) for k in ks if k <= retrieved.shape[1]}
 
 
+def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
+    """ECE with equal-width confidence bins: the mean |accuracy - confidence| weighted by bin size.
+
+    `probs` (N, C) with class indices `y_true`: top-label calibration (confidence = the largest probability,
+    correct = it is the true class). `probs` (N,) with 0/1 `y_true`: calibration of P(positive).
+    """
+    y = np.asarray(y_true)
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 2:
+        confidence = p.max(axis=1)
+        correct = (p.argmax(axis=1) == y).astype(np.float64)
+    else:
+        confidence, correct = p, y.astype(np.float64)
+    if len(confidence) == 0:
+        return float("nan")
+    bins = np.clip((confidence * n_bins).astype(int), 0, n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        sel = bins == b
+        total += sel.sum() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(total / len(confidence))
+
+
+def best_threshold_accuracy(y_true: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """(highest accuracy over every threshold on a binary score, that threshold): an upper bound that shows how
+    much accuracy a decision rule leaves on the table. Chosen on the data it is measured on: not a result."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    # predict positive for the top k scores, k = 0..n; accuracy = (TP + TN) / n
+    tp = np.concatenate([[0], np.cumsum(ys)])
+    fp = np.concatenate([[0], np.cumsum(~ys)])
+    acc = (tp + (int((~y).sum()) - fp)) / len(y)
+    # only cut between distinct scores
+    valid = np.concatenate([[True], np.append(ss[1:] != ss[:-1], True)])
+    k = int(np.flatnonzero(valid)[np.argmax(acc[valid])])
+    threshold = float("inf") if k == 0 else float(ss[k - 1])
+    return float(acc[k]), threshold
+
+
 def evaluation_summary(
     y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], positive: str | None = None,
-    n_boot: int = 1000, seed: int = 0,
+    n_boot: int = 1000, seed: int = 0, groups: np.ndarray | None = None,
 ) -> dict:
-    """Accuracy, macro-F1, ROC AUC (per class, macro, or the positive class for a binary task) with 95% CIs."""
+    """Accuracy, macro-F1, calibration error, ROC AUC (per class, macro, or the positive class for a binary task)
+    with 95 % CIs. `groups` (patient ids, one per row) makes every CI resample patients instead of images."""
     y = np.asarray(y_true)
     pred = probs.argmax(axis=1)
     names = list(class_names)
+    boot = {"n_boot": n_boot, "seed": seed, "groups": groups}
     out: dict = {
         "n": int(len(y)),
+        "n_patients": int(len(np.unique(groups))) if groups is not None else None,
+        "resampled": "patients" if groups is not None else "images",
         "n_per_class": {n: int((y == i).sum()) for i, n in enumerate(names)},
-        "accuracy": bootstrap_ci(accuracy, y, pred, n_boot=n_boot, seed=seed).as_dict(),
-        "macro_f1": bootstrap_ci(lambda a, b: macro_f1(a, b, list(range(len(names)))), y, pred,
-                                 n_boot=n_boot, seed=seed).as_dict(),
+        "accuracy": bootstrap_ci(accuracy, y, pred, **boot).as_dict(),
+        "macro_f1": bootstrap_ci(lambda a, b: macro_f1(a, b, list(range(len(names)))), y, pred, **boot).as_dict(),
+        "ece": bootstrap_ci(expected_calibration_error, y, probs, **boot).as_dict(),
         "per_class": per_class_report(y, pred, names),
         "confusion_matrix": {"classes": names, "rows_true_cols_pred": confusion(y, pred, len(names))},
     }
     auc_per = {}
     for i, name in enumerate(names):
-        auc_per[name] = bootstrap_ci(lambda a, s, i=i: roc_auc_binary(a == i, s), y, probs[:, i],
-                                     n_boot=n_boot, seed=seed).as_dict()
+        auc_per[name] = bootstrap_ci(lambda a, s, i=i: roc_auc_binary(a == i, s), y, probs[:, i], **boot).as_dict()
     out["roc_auc_per_class"] = auc_per
     valid = [v["value"] for v in auc_per.values() if not math.isnan(v["value"])]
 
     def macro_auc(a: np.ndarray, p: np.ndarray) -> float:
         return roc_auc_ovr(a, p, names)["macro"]
 
-    out["roc_auc_macro"] = bootstrap_ci(macro_auc, y, probs, n_boot=n_boot, seed=seed).as_dict() if valid else None
+    out["roc_auc_macro"] = bootstrap_ci(macro_auc, y, probs, **boot).as_dict() if valid else None
     if positive is not None:
         if positive not in names:
             raise ValueError(f"--positive {positive!r} is not one of the classes {names}")
+        i = names.index(positive)
         out["positive_class"] = positive
         out["roc_auc"] = auc_per[positive]
+        if len(names) == 2:
+            best, threshold = best_threshold_accuracy(y == i, probs[:, i])
+            out["best_threshold_accuracy"] = {"value": best, "threshold": threshold,
+                                              "note": "upper bound, threshold chosen on these same images"}
     return out

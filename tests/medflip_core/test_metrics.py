@@ -102,3 +102,80 @@ def test_paired_difference_sees_a_real_gap_that_independent_cis_would_blur():
 def test_paired_difference_needs_the_same_samples():
     with pytest.raises(ValueError, match="same samples"):
         paired_bootstrap_difference(roc_auc_binary, np.array([0, 1]), np.array([0.1, 0.9]), np.array([0.5]))
+
+
+def _duplicated(n_patients: int, copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each patient's image scored `copies` times (identical rows): images are not independent evidence."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_patients)
+    s = y * 0.8 + rng.random(n_patients)
+    return np.repeat(y, copies), np.repeat(s, copies), np.repeat(np.arange(n_patients), copies)
+
+
+def test_patient_bootstrap_is_wider_than_image_bootstrap_for_duplicated_images():
+    y, s, patients = _duplicated(60, copies=6)
+    by_image = bootstrap_ci(roc_auc_binary, y, s, n_boot=400, seed=0)
+    by_patient = bootstrap_ci(roc_auc_binary, y, s, n_boot=400, seed=0, groups=patients)
+    assert by_image.point == by_patient.point
+    assert (by_patient.high - by_patient.low) > 1.8 * (by_image.high - by_image.low)
+    # one image per patient: the patient CI is what the image CI on the de-duplicated data says
+    once = bootstrap_ci(roc_auc_binary, y[::6], s[::6], n_boot=400, seed=0)
+    assert (by_patient.high - by_patient.low) == pytest.approx(once.high - once.low, rel=0.35)
+
+
+def test_patient_bootstrap_keeps_a_patient_images_together():
+    seen = []
+
+    def record(yy, pp):
+        seen.append(pp.copy())
+        return float(len(pp))
+
+    y = np.array([0, 1, 1, 0, 1])
+    patients = np.array(["a", "b", "b", "c", "c"])
+    bootstrap_ci(record, y, patients, n_boot=50, seed=2, groups=patients)
+    for draw in seen[1:]:
+        counts = {p: int((draw == p).sum()) for p in set(draw)}
+        assert counts.get("b", 0) % 2 == 0 and counts.get("c", 0) % 2 == 0
+
+
+def test_paired_difference_by_patient_is_wider_than_by_image():
+    y, good, patients = _duplicated(50, copies=5, seed=3)
+    rng = np.random.default_rng(1)
+    worse = np.repeat(good[::5] + rng.normal(0, 0.6, 50), 5)
+    by_image = paired_bootstrap_difference(roc_auc_binary, y, good, worse, n_boot=400)
+    by_patient = paired_bootstrap_difference(roc_auc_binary, y, good, worse, n_boot=400, groups=patients)
+    assert by_patient["resampled"] == "patient" and by_image["resampled"] == "image"
+    assert by_patient["difference"] == by_image["difference"]
+    assert (by_patient["ci95"][1] - by_patient["ci95"][0]) > 1.5 * (by_image["ci95"][1] - by_image["ci95"][0])
+
+
+def test_expected_calibration_error_by_hand():
+    from medflip_core.metrics import expected_calibration_error
+
+    # binary: 4 images at p=0.9 of which 2 positive -> |0.5-0.9| ; 4 at p=0.1 of which 0 positive -> 0.1
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9] * 4 + [0.1] * 4)
+    assert expected_calibration_error(y, p) == pytest.approx((4 * 0.4 + 4 * 0.1) / 8)
+    # top-label: confident and right -> small; confident and wrong -> large
+    probs = np.array([[0.95, 0.05], [0.05, 0.95]])
+    assert expected_calibration_error(np.array([0, 1]), probs) == pytest.approx(0.05)
+    assert expected_calibration_error(np.array([1, 0]), probs) == pytest.approx(0.95)
+
+
+def test_best_threshold_accuracy_by_hand():
+    from medflip_core.metrics import best_threshold_accuracy
+
+    y = np.array([0, 0, 1, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    acc, threshold = best_threshold_accuracy(y, s)
+    assert acc == pytest.approx(5 / 6) and threshold in (0.3, 0.5)
+    assert best_threshold_accuracy(np.array([1, 1, 0]), np.array([0.5, 0.5, 0.5]))[0] == pytest.approx(2 / 3)
+
+
+def test_evaluation_summary_by_patient_reports_patients_and_calibration():
+    y, s, patients = _duplicated(40, copies=3, seed=5)
+    probs = np.stack([1 - s / s.max(), s / s.max()], axis=1)
+    out = evaluation_summary(y, probs, ["NORMAL", "PNEUMONIA"], positive="PNEUMONIA", n_boot=100, groups=patients)
+    assert out["resampled"] == "patients" and out["n_patients"] == 40 and out["n"] == 120
+    assert 0.0 <= out["ece"]["value"] <= 1.0
+    assert out["best_threshold_accuracy"]["value"] >= out["accuracy"]["value"]
