@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from medflip_core.errors import MedflipError
+from trainer.precision import AMP_CHOICES
 
 
 @dataclass
@@ -58,7 +59,7 @@ class TrainConfig:
     warmup_steps: int = 50
     schedule: str = "cosine"  # cosine | constant
     grad_accum: int = 1
-    amp: str = "auto"  # auto | on | off (bf16/fp16 autocast on CUDA only)
+    amp: str = "auto"  # auto | on | off | bf16 | fp16 (trainer/precision.py: auto = CUDA only, bf16 if supported)
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     num_workers: int = 0
@@ -78,7 +79,7 @@ class TrainConfig:
             "text_train": ("frozen", "partial", "full"),
             "finetune_mode": ("linear", "full"),
             "schedule": ("cosine", "constant"),
-            "amp": ("auto", "on", "off"),
+            "amp": AMP_CHOICES,
             "device": ("auto", "cpu", "cuda"),
         }
         for name, allowed in choices.items():

@@ -25,6 +25,7 @@ from trainer.config import TrainConfig
 from trainer.data import ImageBatches, SentencePool
 from trainer.datasets import TrainingData, build_training_data
 from trainer.evaluate import zero_shot_eval
+from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import RunState
 from trainer.runtime import CancelFlag, Dist, start_process, tty_progress
 
@@ -139,7 +140,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     net: torch.nn.Module = model
     if ddp.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_amp = device.type == "cuda" and cfg.amp != "off"
+    precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
     progress = Progress(cfg, images.steps_per_epoch)
     events.emit(
         "start",
@@ -155,6 +156,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         budget_s=progress.budget_s,
         start_step=start_step,
         resumed_from=run.resumed_from,
+        **precision.describe(),
     )
 
     step = start_step
@@ -188,7 +190,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
             img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
             tokens = {k: v.to(device) for k, v in tokens.items()}
             try:
-                with torch.autocast(device.type, enabled=use_amp):
+                with precision.autocast():
                     img_out, txt_out = net(pixels, tokens["input_ids"], tokens["attention_mask"],
                                            keep.to(device) if keep is not None else None)
                     result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
@@ -198,7 +200,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
             loss = result.total / cfg.grad_accum
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(step + 1, f"the loss ({loss.item()})")
-            loss.backward()
+            precision.backward(loss)
             for name in ("total", "contrastive", "svd"):
                 value = getattr(result, name)
                 parts[name] = parts.get(name, 0.0) + float(value.detach()) / cfg.grad_accum
@@ -206,8 +208,7 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                 sig_pos.append(result.sigma1_pos)
             if result.sigma1_neg is not None:
                 sig_neg.append(result.sigma1_neg)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        precision.step(optimizer, model.parameters(), 1.0)
         with torch.no_grad():
             model.logit_scale.clamp_(0.0, float(np.log(100.0)))
         step += 1
