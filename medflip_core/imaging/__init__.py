@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from medflip_core.errors import ImageLoadError
@@ -44,12 +45,19 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Radiograph:
         raise ImageLoadError(f"{path.name}: cannot read this image ({type(exc).__name__}: {exc}).") from exc
 
 
-def load_folder(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[list[Radiograph], list[str]]:
-    """Every image under a path; unreadable ones are reported, not fatal: (radiographs, error messages)."""
+def load_folder(
+    path: str | Path, *, max_pixels: int = MAX_PIXELS, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[Radiograph], list[str]]:
+    """Every image under a path; unreadable ones are reported, not fatal: (radiographs, error messages).
+
+    `progress(done, total)` is called after each file (the app's progress bar)."""
     images, errors = [], []
-    for file in iter_image_files(path):
+    files = iter_image_files(path)
+    for i, file in enumerate(files):
         try:
             images.append(load_image(file, max_pixels=max_pixels))
         except ImageLoadError as exc:
             errors.append(str(exc))
+        if progress is not None:
+            progress(i + 1, len(files))
     return images, errors

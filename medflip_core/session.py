@@ -1,0 +1,156 @@
+"""One working session without Qt: the loaded images, the model engine, cached embeddings and sentence
+banks, and what a user asks of them (score, heat-map, retrieve, search, score a folder).
+
+The app's window is a view over this object and runs its operations in worker threads; the tests drive
+it directly. Operations raise MedflipError with a sentence for a person when the input is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medflip_core.batch import Row, classify_files
+from medflip_core.errors import ImageLoadError, MedflipError
+from medflip_core.heatmap import HeatOverlay, heat_overlay
+from medflip_core.imaging import Radiograph, load_folder
+from medflip_core.ood import out_of_distribution
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class LoadResult:
+    images: list[Radiograph] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    failed_paths: list[str] = field(default_factory=list)  # given paths that gave no image at all
+
+
+def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) -> LoadResult:
+    """Every image under the given files/folders; unreadable ones become messages, never exceptions."""
+    result = LoadResult()
+    for path in paths:
+        try:
+            images, errors = load_folder(path, progress=progress)
+        except ImageLoadError as exc:
+            images, errors = [], [str(exc)]
+        result.images.extend(images)
+        result.errors.extend(errors)
+        if not images:
+            result.failed_paths.append(str(path))
+    return result
+
+
+def check_prompts(labels: list[str], templates: list[str]) -> None:
+    """Labels and templates a zero-shot score can be computed from, or a MedflipError saying what to fix."""
+    if not labels:
+        raise MedflipError("Type at least one label (one per line).")
+    seen: set[str] = set()
+    for label in labels:
+        key = label.casefold()
+        if key in seen:
+            raise MedflipError(f"The label “{label}” is listed twice; each label once, please.")
+        seen.add(key)
+    for i, template in enumerate(templates):
+        if "{label}" not in template:
+            raise MedflipError(f"Template line {i + 1} (“{template}”) has no {{label}} placeholder.")
+
+
+class Session:
+    def __init__(self) -> None:
+        self.images: list[Radiograph] = []
+        self.engine: Any = None  # medflip_core.engine.Engine once a model is loaded
+        self._embeddings: dict[int, Any] = {}
+        self._banks: dict[str, Any] = {}
+
+    # --- images and model -------------------------------------------------------------------------------
+    def add_images(self, images: Sequence[Radiograph]) -> tuple[list[int], list[int]]:
+        """Append images not already open; returns (indices of the new ones, indices of ones already open)."""
+        known = {self._key(rg): i for i, rg in enumerate(self.images)}
+        new, repeated = [], []
+        for rg in images:
+            index = known.get(self._key(rg))
+            if index is not None:
+                repeated.append(index)
+                continue
+            self.images.append(rg)
+            known[self._key(rg)] = len(self.images) - 1
+            new.append(len(self.images) - 1)
+        return new, repeated
+
+    @staticmethod
+    def _key(rg: Radiograph) -> str:
+        return str(rg.path.resolve())
+
+    def set_engine(self, engine: Any) -> None:
+        self.engine = engine
+        self._embeddings.clear()
+        self._banks.clear()
+
+    def _need(self, index: int | None = None) -> Any:
+        if self.engine is None:
+            raise MedflipError("Choose a model first (the Model picker in the tool bar).")
+        if index is not None and not 0 <= index < len(self.images):
+            raise MedflipError("Open an image first.")
+        return self.engine
+
+    def embedding(self, index: int) -> Any:
+        engine = self._need(index)
+        if index not in self._embeddings:
+            self._embeddings[index] = engine.embed_images([self.images[index]])
+        return self._embeddings[index]
+
+    def warnings(self, index: int) -> list[str]:
+        """Why scores for this image may not be trustworthy (out of the model's distribution)."""
+        return out_of_distribution(self.images[index].metadata)
+
+    # --- operations ---------------------------------------------------------------------------------------
+    def score(self, index: int, labels: list[str], templates: list[str]) -> dict[str, float]:
+        check_prompts(labels, templates)
+        engine = self._need(index)
+        return engine.classify(self.embedding(index).embedding[0], labels, templates or None)
+
+    def heat_map(self, index: int, label: str, opacity: float) -> HeatOverlay:
+        engine = self._need(index)
+        heat = engine.similarity_map(self.embedding(index).patch_tokens[0], label)
+        return heat_overlay(heat, self.images[index].pixels.shape, engine.pre.image_size, opacity)
+
+    def can_retrieve(self, corpus: str = "") -> bool:
+        """Whether retrieval can run without the user choosing a corpus first."""
+        if self.engine is None:
+            return False
+        return bool(corpus) or self.engine.bundle.manifest.get("sentence_bank") is not None
+
+    def retrieve(self, index: int, k: int, corpus: str = "") -> list[Any]:
+        """The k report sentences closest to the image: the model's bank, or a user corpus (embedded once)."""
+        engine = self._need(index)
+        bank = None
+        if corpus:
+            if corpus not in self._banks:
+                self._banks[corpus] = engine.bank_from_corpus(corpus)
+            bank = self._banks[corpus]
+        return engine.retrieve(self.embedding(index).embedding[0], k, bank)
+
+    def search(self, query: str) -> list[tuple[int, float, str]]:
+        """Loaded images ranked by similarity to a text: (index, cosine, file name)."""
+        engine = self._need()
+        if not query.strip():
+            raise MedflipError("Type what to search for, e.g. pleural effusion.")
+        if not self.images:
+            raise MedflipError("Open some images to search first.")
+        embs = np.concatenate([self.embedding(i).embedding for i in range(len(self.images))])
+        return [(i, s, self.images[i].path.name) for i, s in engine.rank_images(query, embs)]
+
+    def score_folder(self, folder: str | Path, labels: list[str], templates: list[str] | None = None,
+                     progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> list[Row]:
+        """One row per image file under the folder (see medflip_core.batch.classify_files)."""
+        engine = self._need()
+        check_prompts(labels, templates or [])
+        rows = classify_files(engine, [folder], labels, templates or None, progress, should_stop)
+        if len(rows) == 1 and rows[0]["path"] == str(folder) and "error" in rows[0]:
+            raise MedflipError(rows[0]["error"])  # nothing to score: say why instead of a one-row table
+        return rows

@@ -1,0 +1,133 @@
+"""The Qt-free session model on real images and the real bundled model (no Qt imported)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from medflip_core.batch import write_csv
+from medflip_core.errors import MedflipError
+from medflip_core.preprocess import letterbox_geometry
+from medflip_core.resources import resources_dir
+from medflip_core.session import Session, check_prompts, load_paths
+
+LABELS = ["No Finding", "Pneumonia"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from medflip_core.engine import Engine
+
+    return Engine(resources_dir() / "models" / "medflip-default", threads=2)
+
+
+@pytest.fixture
+def session(engine, shared_data):
+    s = Session()
+    s.set_engine(engine)
+    loaded = load_paths([str(shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm"),
+                         str(shared_data / "dicom" / "highdicom_dx_animal_lateral.dcm")])
+    s.add_images(loaded.images)
+    return s
+
+
+def test_load_paths_reports_bad_and_missing_paths_and_counts_progress(shared_data, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
+    (tmp_path / "good.dcm").symlink_to(shared_data / "dicom" / "RG1_UNCR.dcm")
+    seen = []
+    result = load_paths([str(tmp_path), str(tmp_path / "missing.dcm")], progress=lambda d, t: seen.append((d, t)))
+    assert [rg.path.name for rg in result.images] == ["good.dcm"]
+    assert len(result.errors) == 2 and "broken.png" in result.errors[0] and "no such file" in result.errors[1]
+    assert result.failed_paths == [str(tmp_path / "missing.dcm")]
+    assert seen == [(1, 2), (2, 2)]
+
+
+def test_the_same_file_twice_is_added_once(session, shared_data):
+    again = load_paths([str(shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm")]).images
+    new, repeated = session.add_images(again)
+    assert new == [] and repeated == [0] and len(session.images) == 2
+
+
+def test_score_is_a_softmax_over_labels_and_inputs_are_checked(session):
+    scores = session.score(0, LABELS, ["a chest radiograph showing {label}."])
+    assert list(scores) == LABELS and sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(MedflipError, match="at least one label"):
+        session.score(0, [], [])
+    with pytest.raises(MedflipError, match="listed twice"):
+        session.score(0, ["Pneumonia", "pneumonia"], [])
+    with pytest.raises(MedflipError, match=r"line 2 .* no \{label\}"):
+        check_prompts(LABELS, ["{label}.", "a chest radiograph"])
+    with pytest.raises(MedflipError, match="Open an image"):
+        session.score(5, LABELS, [])
+    assert session.warnings(1) and not session.warnings(0)  # the dog is flagged, the chest is not
+
+
+def test_no_engine_is_a_readable_error(shared_data):
+    s = Session()
+    s.add_images(load_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")]).images)
+    with pytest.raises(MedflipError, match="Choose a model"):
+        s.score(0, LABELS, [])
+    assert not s.can_retrieve()
+
+
+def test_heat_map_covers_the_image_only_with_its_stated_range(session, engine):
+    rg = session.images[0]
+    overlay = session.heat_map(0, "Pneumonia", 0.5)
+    _, new_h, new_w, _, _ = letterbox_geometry(*rg.pixels.shape, engine.pre.image_size)
+    assert overlay.rgba.shape == (new_h, new_w, 4)
+    assert overlay.low < overlay.high and overlay.low >= -1.0 and overlay.high <= 1.0
+    assert (overlay.rgba[..., 3] == 128).all()
+
+
+def test_retrieve_and_search(session):
+    assert session.can_retrieve()
+    hits = session.retrieve(0, 4)
+    assert len(hits) == 4 and hits[0].score >= hits[-1].score
+    ranking = session.search("pleural effusion")
+    assert sorted(i for i, _, _ in ranking) == [0, 1]
+    assert {name for _, _, name in ranking} == {rg.path.name for rg in session.images}
+    with pytest.raises(MedflipError, match="Type what to search"):
+        session.search("  ")
+
+
+def test_score_folder_rows_progress_cancel_and_csv(session, shared_data, tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for name in ("rsna_cr_chest_jpeg_baseline.dcm", "highdicom_dx_animal_lateral.dcm", "RG1_UNCR.dcm"):
+        (folder / name).symlink_to(shared_data / "dicom" / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG garbage")
+    seen = []
+    rows = session.score_folder(folder, LABELS, progress=lambda d, t: seen.append(d))
+    assert seen == [1, 2, 3, 4] and len(rows) == 4
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert "error" in by_name["broken.png"]
+    assert by_name["highdicom_dx_animal_lateral.dcm"]["warnings"]  # out-of-distribution flag per row
+    assert by_name["rsna_cr_chest_jpeg_baseline.dcm"]["top"] in LABELS
+    # the folder loop gives the same scores as scoring the opened image
+    opened = session.score(0, LABELS, [])
+    assert by_name["rsna_cr_chest_jpeg_baseline.dcm"]["scores"] == pytest.approx(opened, abs=1e-6)
+    done: list[int] = []
+    stopped = session.score_folder(folder, LABELS, progress=lambda d, t: done.append(d),
+                                   should_stop=lambda: len(done) >= 2)
+    assert len(stopped) == 2  # cancel keeps the rows scored so far
+    out = write_csv(rows, LABELS, tmp_path / "scores")
+    assert out.name == "scores.csv"
+    lines = out.read_text().splitlines()
+    assert lines[0] == "file,path,top_label,No Finding,Pneumonia,out_of_distribution,error"
+    numbers = [c for line in lines[1:] for c in line.split(",")[3:5] if c]
+    assert numbers and all(len(c.split(".")[1]) == 4 and "e" not in c for c in numbers)
+
+
+def test_empty_folder_says_so(session, tmp_path):
+    with pytest.raises(MedflipError, match="contains no images"):
+        session.score_folder(tmp_path, LABELS)
+
+
+def test_session_needs_no_qt_and_no_torch():
+    code = ("import sys, medflip_core.session, medflip_core.engine; "
+            "print(sorted(m for m in ('torch', 'PySide6', 'pyqtgraph') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
