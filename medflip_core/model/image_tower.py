@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medflip_core.masking import sample_patch_mask
+from medflip_core.masking import DEFAULT_GUIDED_SHARE, make_patch_mask
 from medflip_core.model.config import ModelConfig
 
 
@@ -23,12 +23,15 @@ class ImageOutput:
 
 
 def mask_for_batch(
-    batch: int, num_patches: int, ratio: float, rng: np.random.Generator | int | None
+    batch: int, num_patches: int, ratio: float, rng: np.random.Generator | int | None,
+    strategy: str = "random", scores: np.ndarray | None = None, guided_share: float = DEFAULT_GUIDED_SHARE,
 ) -> torch.Tensor | None:
-    """Kept patch indices from the shared masking algorithm, or None for ratio 0 (no masking)."""
+    """Kept patch indices from the shared masking module, or None for ratio 0 (no masking).
+
+    `scores` (B, L) drive the guided strategies (medflip_core.model.mask_scores computes them)."""
     if ratio <= 0.0:
         return None
-    return torch.from_numpy(sample_patch_mask(batch, num_patches, ratio, rng).keep)
+    return torch.from_numpy(make_patch_mask(strategy, batch, num_patches, ratio, rng, scores, guided_share).keep)
 
 
 class ImageTower(nn.Module):
