@@ -22,6 +22,9 @@ TEXT_ONNX = "text_encoder.onnx"
 WEIGHTS = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
 BANK_NPZ = "sentence_bank.npz"
+MODEL_CARD = "MODEL_CARD.md"
+KIND_CLIP = "clip"  # image + text encoders: zero-shot, retrieval
+KIND_CLASSIFIER = "classifier"  # image encoder + head (and, from a probe, the base model's text side too)
 INTENDED_USE = (
     "Research use only. Not a medical device; not for diagnosis, triage or any clinical decision."
 )
@@ -57,6 +60,14 @@ class Bundle:
         return dict(self.manifest["preprocess"])
 
     @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", KIND_CLIP))
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.kind == KIND_CLASSIFIER
+
+    @property
     def default_labels(self) -> list[str]:
         return list(self.manifest.get("default_labels", []))
 
@@ -67,7 +78,7 @@ class Bundle:
         return name in self.manifest.get("files", {})
 
     def model_card(self) -> str:
-        card = self.path / "MODEL_CARD.md"
+        card = self.path / MODEL_CARD
         return card.read_text(encoding="utf-8") if card.is_file() else INTENDED_USE
 
 

@@ -38,6 +38,23 @@ def _cuda_device_present() -> bool:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """A classifier bundle's answer for one image: calibrated probabilities and decisions at the stored
+    thresholds, in the classifier's own class order."""
+
+    probabilities: dict[str, float]
+    decisions: dict[str, bool]
+    thresholds: dict[str, float]
+    multi_label: bool
+    embedding: np.ndarray  # (D,)
+    patch_tokens: np.ndarray  # (L, D), for class-activation maps
+
+    @property
+    def top(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+
+@dataclass(frozen=True)
 class ImageEmbedding:
     embedding: np.ndarray  # (B, D) L2-normalised
     patch_tokens: np.ndarray  # (B, L, D) L2-normalised, patch order row-major
@@ -49,7 +66,6 @@ class Engine:
         self, bundle: Bundle | str | Path, threads: int | None = None, prefer_gpu: bool = True, verify: bool = True
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, verify=verify)
         opts = ort.SessionOptions()
@@ -57,22 +73,49 @@ class Engine:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        self._session_options = opts
         self.providers = choose_providers(prefer_gpu)
-        try:
-            self._image = ort.InferenceSession(str(self.bundle.file(IMAGE_ONNX)), opts, providers=self.providers)
-            self._text = ort.InferenceSession(str(self.bundle.file(TEXT_ONNX)), opts, providers=self.providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise MedflipError(f"cannot load the ONNX encoders of {self.bundle.name}: {exc}") from exc
-        self.tokenizer = Tokenizer.from_file(str(self.bundle.file(f"{TOKENIZER_DIR}/tokenizer.json")))
-        max_tokens = int(self.bundle.manifest["max_text_tokens"])
-        self.tokenizer.enable_truncation(max_length=max_tokens)
-        pad_id = self.tokenizer.token_to_id("[PAD]") or 0
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token="[PAD]")
+        self._image = self._session(IMAGE_ONNX)
+        self._text = None  # loaded on first use: scoring with a classifier head needs no text encoder
+        self.tokenizer = None
         self.pre = PreprocessConfig.from_dict(self.bundle.preprocess)
         model = self.bundle.manifest["model"]
         side = int(model["image_size"]) // int(model["patch_size"])
         self.grid = (side, side)
         self._text_cache: dict[str, np.ndarray] = {}
+        self.classifier = None
+        if self.bundle.is_classifier:
+            from medflip_core.finetune.classifier import load_classifier
+
+            self.classifier = load_classifier(self.bundle.path, self.bundle.manifest["classifier"])
+
+    def _session(self, name: str):
+        import onnxruntime as ort
+
+        try:
+            return ort.InferenceSession(str(self.bundle.file(name)), self._session_options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise MedflipError(f"cannot load the ONNX encoder {name} of {self.bundle.name}: {exc}") from exc
+
+    @property
+    def has_text(self) -> bool:
+        """Zero-shot and retrieval need the text encoder (CLIP bundles, and classifiers made by a probe)."""
+        return self.bundle.file(TEXT_ONNX).is_file()
+
+    def _text_session(self):
+        if self._text is None:
+            if not self.has_text:
+                raise MedflipError(f"model {self.bundle.name} has no text encoder: it scores only its own classes "
+                                   f"({', '.join(self.classifier.classes) if self.classifier else 'none'}).")
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self.bundle.file(f"{TOKENIZER_DIR}/tokenizer.json")))
+            tokenizer.enable_truncation(max_length=int(self.bundle.manifest["max_text_tokens"]))
+            pad_id = tokenizer.token_to_id("[PAD]") or 0
+            tokenizer.enable_padding(pad_id=pad_id, pad_token="[PAD]")
+            self._text = self._session(TEXT_ONNX)
+            self.tokenizer = tokenizer
+        return self._text
 
     @property
     def logit_scale(self) -> float:
@@ -94,12 +137,13 @@ class Engine:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(T, D) L2-normalised text embeddings; repeated texts are embedded once."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        session = self._text_session() if missing else None
         for start in range(0, len(missing), 64):
             chunk = missing[start : start + 64]
             enc = self.tokenizer.encode_batch(chunk)
             ids = np.array([e.ids for e in enc], dtype=np.int64)
             mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-            (emb,) = self._text.run(None, {"input_ids": ids, "attention_mask": mask})
+            (emb,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
             self._text_cache.update(zip(chunk, emb, strict=True))
         if not texts:
             return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
@@ -143,6 +187,37 @@ class Engine:
 
         text_emb = self.class_embeddings([text])[0]
         return patch_similarity_map(patch_tokens, text_emb, self.grid)
+
+    # --- classifier bundles ------------------------------------------------------------------------------
+
+    def _require_classifier(self):
+        if self.classifier is None:
+            raise MedflipError(f"model {self.bundle.name} is not a classifier: score it with labels (zero-shot), "
+                               "or fine-tune a classifier from it with `medflip finetune`.")
+        return self.classifier
+
+    def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, K) calibrated probabilities of the classifier's classes."""
+        return self._require_classifier().probabilities(embeddings)
+
+    def predict(self, images: Sequence[Radiograph | np.ndarray]) -> list[Prediction]:
+        """The classifier's calibrated probabilities and decisions at its stored thresholds, one per image."""
+        clf = self._require_classifier()
+        out = self.embed_images(images)
+        probs = clf.probabilities(out.embedding)
+        decisions = clf.decisions(probs)
+        thresholds = {c: float(t) for c, t in zip(clf.classes, clf.thresholds, strict=True)}
+        return [Prediction(probabilities={c: float(p) for c, p in zip(clf.classes, row, strict=True)},
+                           decisions={c: bool(d) for c, d in zip(clf.classes, dec, strict=True)},
+                           thresholds=thresholds, multi_label=clf.multi_label, embedding=emb, patch_tokens=tok)
+                for row, dec, emb, tok in zip(probs, decisions, out.embedding, out.patch_tokens, strict=True)]
+
+    def class_activation_map(self, patch_tokens: np.ndarray, class_name: str) -> np.ndarray:
+        """(rows, cols) contribution of every patch to a class's logit, through the classifier head."""
+        clf = self._require_classifier()
+        if class_name not in clf.classes:
+            raise MedflipError(f"{class_name!r} is not a class of {self.bundle.name} ({', '.join(clf.classes)})")
+        return clf.activation_map(patch_tokens, clf.classes.index(class_name), self.grid)
 
     @property
     def sentence_bank(self):

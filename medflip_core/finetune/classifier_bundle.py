@@ -1,0 +1,158 @@
+"""Write a classifier bundle: the base model's ONNX image tower + the fitted head, and (from a probe) the base
+model's text encoder, tokenizer and sentence bank, so zero-shot and retrieval stay available in the same folder.
+
+The folder is built beside the target under a hidden `.NAME.partial-*` name and renamed into place only when
+every file, the model card and the manifest (with every file's sha256) are written: a cancelled or failed job
+never leaves a half-written bundle where the model store looks. Stale partial folders of the same target are
+removed on the next write. The torch weights are not copied: a probe does not change the tower, and a model
+card says which base model to fine-tune further.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from medflip_core.atomic import fsync_dir
+from medflip_core.bundle import (
+    BANK_NPZ,
+    IMAGE_ONNX,
+    INTENDED_USE,
+    KIND_CLASSIFIER,
+    MODEL_CARD,
+    TEXT_ONNX,
+    TOKENIZER_DIR,
+    Bundle,
+    bundle_files,
+    file_entries,
+    write_manifest,
+)
+from medflip_core.errors import MedflipError
+from medflip_core.finetune.classifier import HEAD_NPZ, Classifier
+
+VALIDATION_JSON = "validation.json"
+# manifest fields a probe bundle keeps from its base model (the encoders are the base model's files)
+_BASE_FIELDS = ("embedding_dim", "logit_scale", "preprocess", "model", "max_text_tokens", "onnx", "label_space",
+                "default_labels", "sentence_bank")
+
+
+def _base_files(base: Bundle, keep_text: bool) -> list[str]:
+    names = [IMAGE_ONNX]
+    if keep_text:
+        names += [n for n in base.manifest.get("files", {}) if n in (TEXT_ONNX, BANK_NPZ)
+                  or n.startswith(f"{TOKENIZER_DIR}/")]
+    missing = [n for n in names if not base.file(n).is_file()]
+    if missing:
+        raise MedflipError(f"the base model {base.name} lacks {', '.join(missing)}")
+    return names
+
+
+def _fmt(v: dict) -> str:
+    lo, hi = v["ci95"]
+    return f"{v['value']:.3f} (95 % CI {lo:.3f}-{hi:.3f})"
+
+
+def model_card(manifest: dict[str, Any]) -> str:
+    """MODEL_CARD.md, generated from the manifest only (so the two cannot disagree)."""
+    clf, prov, val = manifest["classifier"], manifest["provenance"], manifest["validation"]
+    data = prov["data"]
+    lines = [
+        f"# {manifest['name']}: classifier ({'multi-label' if clf['multi_label'] else 'multi-class'})", "",
+        f"**{manifest['intended_use']}**", "",
+        "## What it does",
+        f"Classes: {', '.join(clf['classes'])}. Probabilities: {clf['activation']} of a linear head on the frozen "
+        f"image embedding of the base model `{manifest['base_model']['name']}`, calibrated by "
+        f"{clf['calibration']['method']} scaling fitted on the validation patients.",
+        f"Decision thresholds (calibrated probability, {clf['threshold_rule']}): "
+        + ", ".join(f"{c} {t:.3f}" for c, t in clf["thresholds"].items()) + ".",
+        f"Head: {clf['head_fit']}.", "",
+        "## Data",
+        f"Source: `{data['source']}` ({data['kind']}); {data['images_used']} images of {data['patients']} patients "
+        f"used, {data['images_skipped']} unreadable images skipped. Data sha256 (content hashes and labels of the "
+        f"images used): `{data['sha256']}`.",
+        f"Split: patient-disjoint, {data['train_images']} training images ({data['train_patients']} patients), "
+        f"{data['val_images']} validation images ({data['val_patients']} patients), validation fraction "
+        f"{prov['config']['val_fraction']}, seed {prov['config']['seed']}.", "",
+        "## Validation figures",
+        f"Measured on the {val['images']} validation images ({val['patients']} patients) of the data above. "
+        f"CIs: {val['ci']}. The thresholds and the calibration were chosen on these same patients, so sensitivity "
+        "and specificity here are optimistic; evaluate on other patients before relying on them.", "",
+        "| class | images (patients) | ROC AUC | sensitivity | specificity | ECE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, v in val["per_class"].items():
+        lines.append(f"| {name} | {v['images']} ({v['patients']}) | {_fmt(v['roc_auc'])} | {_fmt(v['sensitivity'])} "
+                     f"| {_fmt(v['specificity'])} | {v['ece']:.3f} |")
+    lines += ["", f"Calibration error ({val['ece_kind']}): {val['ece']:.3f} after calibration, "
+              f"{val['ece_uncalibrated']:.3f} before.", "",
+              "## Base model and reproduction",
+              f"Base model `{manifest['base_model']['name']}` (image encoder sha256 "
+              f"`{manifest['base_model']['image_encoder_sha256']}`); its text encoder, tokenizer and sentence bank "
+              "are included, so zero-shot scoring and retrieval work from this bundle as from the base model.",
+              f"Command: `{prov['command']}`. Made {prov['created']} in {prov['seconds']:.1f} s on "
+              f"{prov['machine']}.", "",
+              "## Limits",
+              "Research use only. Labels mined from reports are noisy; the figures hold for the data set named "
+              "above and say nothing about other hospitals, scanners or populations.", ""]
+    return "\n".join(lines)
+
+
+def _remove_stale_partials(out: Path) -> None:
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def write_classifier_bundle(out: str | Path, base: Bundle, classifier: Classifier, manifest_fields: dict[str, Any],
+                            validation: dict[str, Any], overwrite: bool = False, keep_text: bool = True) -> Path:
+    """Write the bundle atomically; `manifest_fields` holds name, provenance, validation summary and the like."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise MedflipError(f"{out} exists; choose another name for the model (or overwrite it explicitly).")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
+    partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()
+    try:
+        for name in _base_files(base, keep_text):
+            (partial / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(base.file(name), partial / name)
+        classifier.save_head(partial / HEAD_NPZ)
+        (partial / VALIDATION_JSON).write_text(json.dumps(validation, indent=1, default=str), encoding="utf-8")
+        manifest = {field: base.manifest[field] for field in _BASE_FIELDS if field in base.manifest}
+        if not keep_text:
+            manifest.pop("sentence_bank", None)
+        manifest.update({"kind": KIND_CLASSIFIER, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         **manifest_fields})
+        manifest["classifier"] = {**classifier.manifest_entry(), **manifest.get("classifier", {})}
+        manifest.setdefault("name", out.name)
+        card_manifest = {"intended_use": INTENDED_USE, **manifest}
+        (partial / MODEL_CARD).write_text(model_card(card_manifest), encoding="utf-8")
+        manifest["files"] = file_entries(partial, bundle_files(partial))
+        write_manifest(partial, manifest)
+        for file in partial.rglob("*"):
+            if file.is_file():
+                with open(file, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _move_into_place(partial, out)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def _move_into_place(partial: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, old)
+    os.replace(partial, out)
+    fsync_dir(out.parent)
+    if old is not None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(old)

@@ -1,0 +1,164 @@
+"""Labelled images for fine-tuning: one in-memory form for ImageFolders and label CSVs, and the patient split.
+
+An ImageFolder gives one class per image (multi-class); a label CSV can give several (multi-label). The
+patient of every image drives the split, so no patient has images on both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medflip_core.data.image_folder import ImageRecord, index_image_folder, patient_split
+from medflip_core.errors import MedflipError
+from medflip_core.labels import normalise_label_name
+
+# A class needs this many patients on each side of the split: fewer cannot give a threshold or an AUC.
+MIN_PATIENTS_PER_SIDE = 3
+
+
+def loose_key(name: str) -> str:
+    """Class names compared loosely: folder `PNEUMONIA` = class `Pneumonia`, `NORMAL` = `No Finding`,
+    `pleural_effusion` = `Pleural Effusion`."""
+    return re.sub(r"[^a-z0-9]+", " ", normalise_label_name(name).lower()).strip()
+
+
+def match_classes(wanted: list[str], available: list[str], what: str) -> list[str]:
+    """The available names that `wanted` names loosely, in the order of `wanted`; unknown names are an error."""
+    by_key = {loose_key(a): a for a in available}
+    unknown = [w for w in wanted if loose_key(w) not in by_key]
+    if unknown:
+        raise MedflipError(f"unknown {what}: {', '.join(unknown)} (available: {', '.join(available)})")
+    chosen = [by_key[loose_key(w)] for w in wanted]
+    if len(set(chosen)) != len(chosen):
+        raise MedflipError(f"the {what} list names the same class twice: {', '.join(wanted)}")
+    return chosen
+
+
+@dataclass
+class LabelledSet:
+    """Images with their patients and targets: (N,) class indices, or (N, C) 0/1 when multi-label."""
+
+    paths: list[Path]
+    patients: list[str]
+    classes: list[str]
+    targets: np.ndarray
+    multi_label: bool
+    source: str
+    notes: list[str] = field(default_factory=list)  # rows left out and why (shown to the user)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, idx: np.ndarray | list[int]) -> LabelledSet:
+        idx = np.asarray(idx, dtype=int)
+        return LabelledSet([self.paths[i] for i in idx], [self.patients[i] for i in idx], list(self.classes),
+                           self.targets[idx], self.multi_label, self.source, list(self.notes))
+
+    def indicator(self) -> np.ndarray:
+        """(N, C) 0/1 for both kinds: one-hot rows for multi-class."""
+        if self.multi_label:
+            return self.targets.astype(np.int64)
+        return np.eye(len(self.classes), dtype=np.int64)[self.targets]
+
+    def class_patient_counts(self) -> dict[str, int]:
+        """Patients with at least one image positive for each class."""
+        ind = self.indicator()
+        return {c: len({p for p, row in zip(self.patients, ind[:, ci], strict=True) if row})
+                for ci, c in enumerate(self.classes)}
+
+
+def from_image_folder(root: str | Path, classes: list[str] | None = None,
+                      patient_pattern: str | None = None) -> LabelledSet:
+    """An ImageFolder (root/<class>/<images>) as a multi-class set; `classes` picks (loosely named) folders."""
+    records = index_image_folder(root, patient_pattern=patient_pattern, require_labels=False)
+    folders = sorted({r.class_name for r in records})
+    chosen = match_classes(classes, folders, "class folder") if classes else folders
+    index = {c: i for i, c in enumerate(chosen)}
+    kept = [r for r in records if r.class_name in index]
+    notes = []
+    left_out = Counter(r.class_name for r in records if r.class_name not in index)
+    if left_out:
+        notes.append("left out class folders not asked for: "
+                     + ", ".join(f"{c} ({n} images)" for c, n in sorted(left_out.items())))
+    return LabelledSet(paths=[r.path for r in kept], patients=[r.patient_id for r in kept], classes=chosen,
+                       targets=np.array([index[r.class_name] for r in kept], dtype=np.int64), multi_label=False,
+                       source=str(Path(root).resolve()), notes=notes)
+
+
+def check_trainable(data: LabelledSet) -> None:
+    """Refuse a set that cannot make a classifier: fewer than two classes, or a class without images."""
+    if len(data.classes) < 2 and not data.multi_label:
+        raise MedflipError(f"{data.source}: only one class ({', '.join(data.classes) or 'none'}); a classifier "
+                           "needs at least two (e.g. NORMAL and PNEUMONIA folders).")
+    ind = data.indicator()
+    empty = [c for ci, c in enumerate(data.classes) if not ind[:, ci].any()]
+    if empty:
+        raise MedflipError(f"{data.source}: no images for class(es) {', '.join(empty)}.")
+    if data.multi_label:
+        always = [c for ci, c in enumerate(data.classes) if ind[:, ci].all()]
+        if always:
+            raise MedflipError(f"{data.source}: every image is positive for {', '.join(always)}; a label needs "
+                               "negative images too.")
+
+
+def _strata(data: LabelledSet) -> list[str]:
+    """What the split balances: the class (multi-class) or the rarest positive label of the image."""
+    if not data.multi_label:
+        return [data.classes[t] for t in data.targets]
+    ind = data.indicator()
+    order = np.argsort(ind.sum(axis=0), kind="stable")  # rarest label first
+    out = []
+    for row in ind:
+        pos = [data.classes[ci] for ci in order if row[ci]]
+        out.append(pos[0] if pos else "(none)")
+    return out
+
+
+def split_by_patient(data: LabelledSet, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices), patient-disjoint and stratified (the project's one patient split).
+
+    Raises MedflipError naming the class when a side has fewer than MIN_PATIENTS_PER_SIDE of its patients.
+    """
+    strata = _strata(data)
+    records = [ImageRecord(path=p, class_name=s, patient_id=pid, labels=np.zeros(0))
+               for p, s, pid in zip(data.paths, strata, data.patients, strict=True)]
+    index = {id(r): i for i, r in enumerate(records)}
+    train, val = patient_split(records, val_fraction, seed)
+    train_idx = np.array(sorted(index[id(r)] for r in train), dtype=int)
+    val_idx = np.array(sorted(index[id(r)] for r in val), dtype=int)
+    for side, idx in (("training", train_idx), ("validation", val_idx)):
+        counts = data.subset(idx).class_patient_counts() if len(idx) else dict.fromkeys(data.classes, 0)
+        few = {c: n for c, n in counts.items() if n < MIN_PATIENTS_PER_SIDE}
+        if few:
+            total = data.class_patient_counts()
+            raise MedflipError(
+                "too few patients for a patient-disjoint split: "
+                + ", ".join(f"class {c} has {n} {side} patient(s) ({total[c]} in all)" for c, n in few.items())
+                + f"; each class needs at least {MIN_PATIENTS_PER_SIDE} patients on each side "
+                f"(validation fraction {val_fraction}). Add images of more patients or leave the class out.")
+    return train_idx, val_idx
+
+
+def load_labelled(source: str | Path, image_root: str | Path | None = None, labels: list[str] | None = None,
+                  patient_pattern: str | None = None) -> LabelledSet:
+    """An ImageFolder (a folder) or a label CSV (a .csv file, read by medflip_core.data.label_csv)."""
+    path = Path(source)
+    if path.is_dir():
+        if image_root is not None:
+            raise MedflipError("--image-root is for label CSVs; an ImageFolder's images are under its class folders.")
+        return from_image_folder(path, labels, patient_pattern)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return from_label_csv(path, image_root, labels, patient_pattern)
+    if not path.exists():
+        raise MedflipError(f"{path}: no such folder or file.")
+    raise MedflipError(f"{path} is neither an ImageFolder (a folder with one sub-folder per class) nor a label CSV.")
+
+
+def from_label_csv(path: Path, image_root: str | Path | None, labels: list[str] | None,
+                   patient_pattern: str | None) -> LabelledSet:
+    raise MedflipError("label CSVs are not readable yet (medflip_core.data.label_csv is missing)")

@@ -1,0 +1,90 @@
+"""Image embeddings cached on disk, keyed by file content hash + model hash.
+
+Layout: <root>/<model key>/<shard>.npz, each shard written atomically with `keys` (sha256 of the file's bytes),
+`embeddings` (n, D) float32, and the keys of unreadable files with their messages. A job writes a shard every
+batch, so a killed job loses at most one batch and a rerun starts where it stopped; `compact` merges the shards
+into one file at the end. A renamed or moved file keeps its key; an edited file gets a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from medflip_core.atomic import atomic_path
+from medflip_core.bundle import IMAGE_ONNX, Bundle
+
+
+def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_key(bundle: Bundle) -> str:
+    """What decides an image's embedding: the image encoder's bytes and the preprocessing parameters."""
+    info = bundle.manifest.get("files", {}).get(IMAGE_ONNX, {})
+    onnx_sha = info.get("sha256") or content_hash(bundle.file(IMAGE_ONNX))
+    blob = json.dumps({"image_encoder": onnx_sha, "preprocess": bundle.preprocess}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+class EmbeddingCache:
+    def __init__(self, root: str | Path, key: str) -> None:
+        self.dir = Path(root) / key
+        self.embeddings: dict[str, np.ndarray] = {}
+        self.failed: dict[str, str] = {}
+        self._load()
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.dir.glob("*.npz")) if self.dir.is_dir() else []
+
+    def _load(self) -> None:
+        for shard in self._shards():
+            try:
+                with np.load(shard, allow_pickle=False) as data:
+                    self.embeddings.update(zip(data["keys"].tolist(), data["embeddings"], strict=True))
+                    self.failed.update(zip(data["failed_keys"].tolist(), data["failed_messages"].tolist(),
+                                           strict=True))
+            except (OSError, ValueError, KeyError):
+                continue  # a damaged shard only costs its images being embedded again
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.embeddings or key in self.failed
+
+    def add(self, embeddings: dict[str, np.ndarray], failed: dict[str, str] | None = None) -> None:
+        """Store one batch as a new shard (atomically) and in memory."""
+        failed = failed or {}
+        if not embeddings and not failed:
+            return
+        self._write(self.dir / f"shard-{uuid.uuid4().hex}.npz", embeddings, failed)
+        self.embeddings.update(embeddings)
+        self.failed.update(failed)
+
+    def _write(self, target: Path, embeddings: dict[str, np.ndarray], failed: dict[str, str]) -> None:
+        keys = list(embeddings)
+        dim = next(iter(embeddings.values())).shape[-1] if embeddings else 0
+        emb = np.stack([embeddings[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, dim), np.float32)
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.array(keys, dtype="U64"), embeddings=emb,
+                     failed_keys=np.array(list(failed), dtype="U64"),
+                     failed_messages=np.array(list(failed.values()), dtype=str))
+
+    def compact(self) -> None:
+        """Merge every shard into one (written before the old shards are removed: a crash leaves duplicates,
+        which load to the same entries, never a loss)."""
+        shards = self._shards()
+        if len(shards) <= 1:
+            return
+        self._write(self.dir / f"merged-{uuid.uuid4().hex}.npz", self.embeddings, self.failed)
+        for shard in shards:
+            with contextlib.suppress(OSError):
+                os.unlink(shard)

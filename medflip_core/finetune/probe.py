@@ -1,0 +1,221 @@
+"""The `probe` fine-tuning job: frozen ONNX image tower -> cached embeddings -> linear head -> calibration and
+thresholds on validation -> classifier bundle. No torch anywhere on this path.
+
+Events (JSON lines, like the trainer's): `start`; `step` while embedding (images done / total, images/s, ETA);
+`eval` with the validation figures; `done` (status completed or cancelled, the bundle path); `error` is written
+by the caller. SIGTERM/SIGINT stop the job between two batches; every finished batch is already in the cache,
+so running the same command again continues where the killed job stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medflip_core.engine import Engine
+from medflip_core.errors import MedflipError
+from medflip_core.events import EventWriter
+from medflip_core.finetune.calibration import choose_thresholds, ece_summary, fit_calibration
+from medflip_core.finetune.classifier import Classifier, calibrated_probabilities
+from medflip_core.finetune.classifier_bundle import write_classifier_bundle
+from medflip_core.finetune.dataset import LabelledSet, check_trainable, load_labelled, split_by_patient
+from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
+from medflip_core.finetune.head import fit_head
+from medflip_core.finetune.validation import classifier_figures
+from medflip_core.imaging import load_image
+
+THRESHOLD_RULE = "Youden's J (sensitivity + specificity - 1) maximised on the validation patients"
+
+
+@dataclass
+class ProbeConfig:
+    images: str  # an ImageFolder or a label CSV
+    out: str  # the bundle folder to write
+    image_root: str | None = None  # where a CSV's image paths start (default: the CSV's folder)
+    labels: list[str] | None = None  # classes to learn (default: every class of the data)
+    base: str | None = None  # base model name or bundle folder (default: the bundled model)
+    val_fraction: float = 0.2
+    seed: int = 0
+    budget_minutes: float | None = None
+    patient_pattern: str | None = None
+    cache_dir: str | None = None  # default: <user data>/cache/embeddings
+    n_boot: int = 1000
+    batch_size: int = 16
+    name: str | None = None
+    overwrite: bool = False
+    threads: int | None = None
+    command: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CancelFlag:
+    """SIGTERM/SIGINT ask the job to stop after the batch it is embedding."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._handle)
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+
+@dataclass
+class ProbeResult:
+    status: str  # completed | cancelled
+    bundle: Path | None = None
+    seconds: float = 0.0
+    embedded: int = 0  # images embedded by this run (the rest came from the cache)
+    cached: int = 0
+    skipped: list[str] = field(default_factory=list)
+    validation: dict[str, Any] = field(default_factory=dict)
+    val_set: LabelledSet | None = None  # the validation images, for comparisons on the same patients
+    val_embeddings: np.ndarray | None = None
+    classifier: Classifier | None = None
+
+
+def default_cache_dir() -> Path:
+    from medflip_core.model_store import user_data_dir
+
+    return user_data_dir() / "cache" / "embeddings"
+
+
+def embed_with_cache(engine: Engine, paths: list[Path], cache: EmbeddingCache, events: EventWriter,
+                     cancel: CancelFlag, deadline: float | None, batch_size: int) -> tuple[list[str], int, bool]:
+    """Content keys of `paths` (after embedding the ones the cache lacks), images embedded now, and whether the
+    job was stopped (cancel or time budget) before it finished."""
+    keys: list[str] = []
+    for p in paths:
+        try:
+            keys.append(content_hash(p))
+        except OSError as exc:
+            keys.append(f"unreadable:{p}")
+            cache.failed[keys[-1]] = f"{Path(p).name}: cannot read the file ({exc.strerror})"
+    todo = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in cache))
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    todo = [i for i in todo if first[keys[i]] == i]  # identical files are embedded once
+    total, done, t0 = len(todo), 0, time.perf_counter()
+    events.emit("step", phase="embed", step=0, total=total, cached=len(paths) - total)
+    for start in range(0, total, batch_size):
+        if cancel.requested or (deadline is not None and time.time() > deadline):
+            return keys, done, True
+        chunk = todo[start : start + batch_size]
+        images, good, failed = [], [], {}
+        for i in chunk:
+            try:
+                images.append(load_image(paths[i]))
+                good.append(keys[i])
+            except MedflipError as exc:
+                failed[keys[i]] = str(exc)
+        embs = engine.embed_images(images).embedding if images else np.zeros((0, 0), np.float32)
+        cache.add(dict(zip(good, embs, strict=True)), failed)
+        done += len(chunk)
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        events.emit("step", phase="embed", step=done, total=total, images_per_s=round(rate, 2),
+                    eta_s=round((total - done) / rate, 1))
+    return keys, done, False
+
+
+def data_sha256(keys: list[str], data: LabelledSet) -> str:
+    h = hashlib.sha256()
+    for key, patient, target in sorted(zip(keys, data.patients, data.targets.tolist(), strict=True)):
+        h.update(f"{key}\t{patient}\t{target}\n".encode())
+    return h.hexdigest()
+
+
+def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None = None) -> ProbeResult:
+    from medflip_core.model_store import resolve_model
+
+    t0 = time.time()
+    cancel = cancel or CancelFlag()
+    deadline = t0 + cfg.budget_minutes * 60 if cfg.budget_minutes else None
+    data = load_labelled(cfg.images, image_root=cfg.image_root, labels=cfg.labels,
+                         patient_pattern=cfg.patient_pattern)
+    check_trainable(data)
+    engine = Engine(resolve_model(cfg.base), threads=cfg.threads)
+    events.emit("start", job="finetune", mode="probe", config=cfg.to_dict(), base_model=engine.bundle.name,
+                images=len(data), classes=data.classes, multi_label=data.multi_label, notes=data.notes)
+    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), model_key(engine.bundle))
+    keys, embedded, stopped = embed_with_cache(engine, data.paths, cache, events, cancel, deadline, cfg.batch_size)
+    if stopped:
+        reason = "cancel" if cancel.requested else "time budget"
+        events.emit("done", status="cancelled", reason=reason, embedded=embedded, bundle=None,
+                    message="stopped while embedding; the embeddings so far are cached, run again to continue")
+        return ProbeResult("cancelled", seconds=time.time() - t0, embedded=embedded)
+    cache.compact()
+    readable = [i for i, k in enumerate(keys) if k in cache.embeddings]
+    skipped = sorted({cache.failed[k] for k in keys if k not in cache.embeddings})
+    used = data.subset(readable)
+    used_keys = [keys[i] for i in readable]
+    x = np.stack([cache.embeddings[k] for k in used_keys]).astype(np.float64)
+    check_trainable(used)
+    train_idx, val_idx = split_by_patient(used, cfg.val_fraction, cfg.seed)
+    ind = used.indicator()
+    train_patients = [used.patients[i] for i in train_idx]
+    head = fit_head(x[train_idx], ind[train_idx], train_patients, used.multi_label, seed=cfg.seed)
+    val_logits = x[val_idx] @ head.weight.T + head.bias
+    calibration = fit_calibration(val_logits, ind[val_idx], used.multi_label)
+    val_probs = calibrated_probabilities(val_logits, used.multi_label, calibration)
+    thresholds = choose_thresholds(val_probs, ind[val_idx])
+    classifier = Classifier(classes=list(used.classes), multi_label=used.multi_label, weight=head.weight,
+                            bias=head.bias, calibration=calibration, thresholds=thresholds)
+    val_set = used.subset(val_idx)
+    figures = classifier_figures(val_probs, ind[val_idx], val_set.patients, used.classes, thresholds,
+                                 used.multi_label, n_boot=cfg.n_boot, seed=cfg.seed)
+    raw = calibrated_probabilities(val_logits, used.multi_label, {"method": "none"})
+    figures["ece_uncalibrated"] = ece_summary(raw, ind[val_idx], used.multi_label)
+    figures["data_set"] = f"validation split of {data.source}"
+    events.emit("eval", phase="validation", data_set=figures["data_set"], images=figures["images"],
+                patients=figures["patients"], roc_auc={c: v["roc_auc"] for c, v in figures["per_class"].items()},
+                ece=figures["ece"])
+    summary = _summary(figures)
+    provenance = {
+        "data": {"source": data.source, "kind": "label CSV" if Path(cfg.images).is_file() else "ImageFolder",
+                 "sha256": data_sha256(used_keys, used), "images_used": len(used),
+                 "patients": len(set(used.patients)), "images_skipped": len(skipped),
+                 "train_images": len(train_idx), "train_patients": len(set(train_patients)),
+                 "val_images": len(val_idx), "val_patients": len(set(val_set.patients)), "notes": data.notes},
+        "config": cfg.to_dict(), "command": cfg.command or "medflip finetune --mode probe",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": time.time() - t0,
+        "machine": f"{platform.system()} {platform.machine()}, {engine.providers[0]}",
+    }
+    fields = {
+        "name": cfg.name or Path(cfg.out).name,
+        "base_model": {"name": engine.bundle.name, "path": str(engine.bundle.path),
+                       "image_encoder_sha256": engine.bundle.manifest["files"]["image_encoder.onnx"]["sha256"]},
+        "classifier": {"threshold_rule": THRESHOLD_RULE, "mode": "probe",
+                       "head_fit": f"logistic regression, class-balanced weights, L2 strength C={head.c} chosen by "
+                                   "patient-grouped 5-fold cross-validation on the training patients "
+                                   f"(mean ROC AUC per C: { {c: round(v, 4) for c, v in head.cv_auc.items()} })"},
+        "provenance": provenance,
+        "validation": summary,
+    }
+    bundle = write_classifier_bundle(cfg.out, engine.bundle, classifier, fields, figures, overwrite=cfg.overwrite)
+    seconds = time.time() - t0
+    events.emit("done", status="completed", bundle=str(bundle), seconds=round(seconds, 2), embedded=embedded,
+                cached=len(data) - embedded, skipped=len(skipped), skipped_examples=skipped[:5],
+                validation=summary)
+    return ProbeResult("completed", bundle=bundle, seconds=seconds, embedded=embedded,
+                       cached=len(data) - embedded, skipped=skipped, validation=figures, val_set=val_set,
+                       val_embeddings=x[val_idx], classifier=classifier)
+
+
+def _summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """The validation figures without the curves (for the manifest and the events)."""
+    per = {c: {k: v[k] for k in ("images", "patients", "roc_auc", "threshold", "sensitivity", "specificity", "ece")}
+           for c, v in figures["per_class"].items()}
+    return {k: figures[k] for k in ("images", "patients", "ci", "n_boot", "macro_roc_auc", "ece", "ece_kind",
+                                    "ece_uncalibrated", "data_set", "confusion")} | {"per_class": per}

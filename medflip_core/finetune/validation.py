@@ -1,0 +1,78 @@
+"""The figures of a classifier on a labelled set: per-class ROC AUC, sensitivity and specificity at the stored
+thresholds (95 % CIs from a bootstrap that resamples PATIENTS), ROC curves, confusion matrix, calibration error.
+Used for the validation figures a bundle carries and by `medflip evaluate` on a classifier bundle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medflip_core.finetune.calibration import ece_summary
+from medflip_core.metrics import bootstrap_ci, expected_calibration_error, roc_auc_binary
+
+CURVE_POINTS = 200
+
+
+def _sensitivity(y: np.ndarray, d: np.ndarray) -> float:
+    y = y.astype(bool)
+    return float(d[y].mean()) if y.any() else float("nan")
+
+
+def _specificity(y: np.ndarray, d: np.ndarray) -> float:
+    y = y.astype(bool)
+    return float((~d[~y]).mean()) if (~y).any() else float("nan")
+
+
+def roc_points(y: np.ndarray, score: np.ndarray, max_points: int = CURVE_POINTS) -> dict:
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(y).astype(bool)
+    if y.all() or not y.any():
+        return {"fpr": [], "tpr": [], "threshold": []}
+    fpr, tpr, thr = roc_curve(y, score)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).round().astype(int))
+    thr = np.where(np.isfinite(thr), thr, 1.0)
+    return {"fpr": fpr[keep].round(5).tolist(), "tpr": tpr[keep].round(5).tolist(),
+            "threshold": thr[keep].round(6).tolist()}
+
+
+def classifier_figures(probs: np.ndarray, indicator: np.ndarray, patients: list[str], classes: list[str],
+                       thresholds: np.ndarray, multi_label: bool, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Everything a user needs to judge a classifier on one labelled set (`probs` calibrated, (N, K))."""
+    groups = np.asarray(patients)
+    decisions = probs >= thresholds
+    per_class = {}
+    for j, name in enumerate(classes):
+        y, p, d = indicator[:, j], probs[:, j], decisions[:, j]
+        per_class[name] = {
+            "images": int(y.sum()), "patients": len(set(groups[y.astype(bool)].tolist())),
+            "roc_auc": bootstrap_ci(roc_auc_binary, y, p, n_boot=n_boot, seed=seed, groups=groups).as_dict(),
+            "threshold": float(thresholds[j]),
+            "sensitivity": bootstrap_ci(_sensitivity, y, d, n_boot=n_boot, seed=seed, groups=groups).as_dict(),
+            "specificity": bootstrap_ci(_specificity, y, d, n_boot=n_boot, seed=seed, groups=groups).as_dict(),
+            "ece": expected_calibration_error(y, p),
+            "roc_curve": roc_points(y, p),
+        }
+    if multi_label:
+        confusion = {name: {"tn": int(((indicator[:, j] == 0) & ~decisions[:, j]).sum()),
+                            "fp": int(((indicator[:, j] == 0) & decisions[:, j]).sum()),
+                            "fn": int(((indicator[:, j] == 1) & ~decisions[:, j]).sum()),
+                            "tp": int(((indicator[:, j] == 1) & decisions[:, j]).sum())}
+                     for j, name in enumerate(classes)}
+        confusion_entry = {"kind": "per label at its threshold", "labels": confusion}
+    else:
+        from medflip_core.metrics import confusion as confusion_matrix
+
+        truth, pred = indicator.argmax(axis=1), probs.argmax(axis=1)
+        confusion_entry = {"kind": "true class (rows) x most probable class (columns)", "classes": list(classes),
+                           "rows_true_cols_pred": confusion_matrix(truth, pred, len(classes))}
+    aucs = [v["roc_auc"]["value"] for v in per_class.values() if v["roc_auc"]["value"] == v["roc_auc"]["value"]]
+    return {
+        "images": int(len(probs)), "patients": len(set(patients)), "multi_label": multi_label,
+        "ci": "95 % percentile bootstrap over patients (a patient's images are drawn together)",
+        "n_boot": n_boot, "per_class": per_class,
+        "macro_roc_auc": float(np.mean(aucs)) if aucs else float("nan"),
+        "ece": ece_summary(probs, indicator, multi_label),
+        "ece_kind": "mean of per-label ECEs" if multi_label else "top-label ECE",
+        "confusion": confusion_entry,
+    }
