@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medflip_core import __version__
+from medflip_core.bench import BENCHMARKS
 from medflip_core.errors import MedflipError
 
 log = logging.getLogger("medflip")
@@ -88,20 +89,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    extra = list(args.bench_args) + (["--json"] if args.json else [])
-    if args.what == "labeler":
-        from medflip_core.labeler.agreement import main as bench_main
-    elif args.what == "throughput":
-        from medflip_core.bench.throughput import main as bench_main
-    elif args.what == "inference":
-        from medflip_core.bench.inference import main as bench_main
-    elif args.what == "startup":
-        from medflip_core.bench.startup import main as bench_main
-    elif args.what == "ablation":
-        from medflip_core.bench.ablation import main as bench_main
-    else:
-        raise MedflipError(f"unknown benchmark {args.what}")
-    return bench_main(extra)
+    from medflip_core.bench import run_benchmark
+
+    return run_benchmark(args.what, list(args.bench_args) + (["--json"] if args.json else []))
 
 
 def _engine(model: str | None):
@@ -118,24 +108,12 @@ def _labels(arg: str | None, engine) -> list[str]:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from medflip_core.imaging import iter_image_files, load_image
-    from medflip_core.ood import out_of_distribution
+    from medflip_core.batch import classify_files
 
     engine = _engine(args.model)
     labels = _labels(args.labels, engine)
-    results, failed = [], 0
-    files = [f for p in args.paths for f in _files_or_error(p, iter_image_files, results)]
-    failed = len(results)
-    for path in files:
-        try:
-            rg = load_image(path)
-        except MedflipError as exc:
-            results.append({"path": str(path), "error": str(exc)})
-            failed += 1
-            continue
-        scores = engine.classify(engine.embed_images([rg]).embedding[0], labels)
-        results.append({"path": str(path), "scores": scores, "top": max(scores, key=scores.get),
-                        "warnings": out_of_distribution(rg.metadata) + list(rg.notes)})
+    results = classify_files(engine, args.paths, labels)
+    failed = sum("error" in r for r in results)
     if args.json:
         _print_json({"model": engine.bundle.name, "labels": labels, "notice": RESEARCH_NOTICE, "results": results})
     else:
@@ -149,14 +127,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
             for w in r["warnings"]:
                 print(f"    warning: {w}")
     return 1 if failed else 0
-
-
-def _files_or_error(path: str, finder, results: list) -> list:
-    try:
-        return finder(path)
-    except MedflipError as exc:
-        results.append({"path": path, "error": str(exc)})
-        return []
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
@@ -226,15 +196,27 @@ def cmd_split(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from medflip_core.export import export_checkpoint_cli
 
-    path = export_checkpoint_cli(args)
+    path = export_checkpoint_cli(args.checkpoint, args.out_dir, name=args.name, bank_corpus=args.bank_corpus,
+                                 no_bank=args.no_bank, half_weights=args.half_weights,
+                                 quantize_text=args.quantize_text)
     print(f"bundle written to {path}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.cli import main as trainer_main
+    """The trainer runs as its own process (the layer above this package), with this process's stdout and
+    stderr; its exit code is ours."""
+    import subprocess
 
-    return trainer_main(args.trainer_args)
+    from medflip_core.processes import trainer_command
+
+    program, arguments = trainer_command(args.trainer_args)
+    with subprocess.Popen([program, *arguments]) as proc:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # the trainer got the same Ctrl-C: wait while it saves a checkpoint
+                continue
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,9 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_label)
 
-    p = sub.add_parser("bench", help="benchmarks that print figures: labeler, throughput, inference, startup, "
-                                     "ablation")
-    p.add_argument("what", choices=["labeler", "throughput", "inference", "startup", "ablation"])
+    p = sub.add_parser("bench", help=f"benchmarks that print figures: {', '.join(BENCHMARKS)}",
+                       epilog="\n".join(f"  {name:<11} {b.help}" for name, b in BENCHMARKS.items()),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=list(BENCHMARKS))
     p.add_argument("--json", action="store_true")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (see its --help)")
     p.set_defaults(func=cmd_bench)
@@ -321,7 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -335,12 +317,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def default_shared_data() -> Path:
-    """../shared/data beside the checkout, or $MEDFLIP_SHARED_DATA."""
-    env = os.environ.get("MEDFLIP_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 if __name__ == "__main__":

@@ -231,18 +231,22 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return ckpt.path
 
 
-def export_checkpoint_cli(args) -> Path:
+def export_checkpoint_cli(checkpoint: str | Path, out_dir: str | Path, *, name: str | None = None,
+                          bank_corpus: str | Path | None = None, no_bank: bool = False, half_weights: bool = False,
+                          quantize_text: bool = False) -> Path:
+    """`medflip export`: a checkpoint or run folder -> bundle, the sentence bank from the shipped IU archive
+    unless another corpus is given (or none)."""
     from medflip_core.resources import resources_dir
 
-    checkpoint = resolve_checkpoint(args.checkpoint)
+    checkpoint = resolve_checkpoint(checkpoint)
     bank = None
-    if not args.no_bank:
+    if not no_bank:
         shipped = resources_dir() / SHIPPED_CORPUS
-        corpus = Path(args.bank_corpus) if args.bank_corpus else shipped
+        corpus = Path(bank_corpus) if bank_corpus else shipped
         if not corpus.is_file():
             raise MedflipError(f"sentence bank corpus {corpus} not found (use --bank-corpus or --no-bank)")
         indices, labels = bank_selection(corpus)
         ref = SHIPPED_CORPUS if corpus.resolve() == shipped.resolve() else str(corpus.resolve())
         bank = {"corpus": corpus, "indices": indices, "labels": labels, "corpus_ref": ref}
-    return export_checkpoint(checkpoint, args.out_dir, name=args.name, sentence_bank=bank,
-                             half_weights=args.half_weights, quantize_text=args.quantize_text)
+    return export_checkpoint(checkpoint, out_dir, name=name, sentence_bank=bank,
+                             half_weights=half_weights, quantize_text=quantize_text)

@@ -1,4 +1,5 @@
-"""Where shipped resources live: <repo>/resources from a source checkout, <bundle>/resources when frozen."""
+"""Where shipped resources live: <repo>/resources from a source checkout, <bundle>/resources when frozen;
+and where the shared real data sets live (benchmarks and tests read them, never ship them)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,9 @@ def resources_dir() -> Path:
     if frozen_root:
         return Path(frozen_root) / "resources"
     return Path(__file__).resolve().parents[1] / "resources"
+
+
+def default_shared_data() -> Path:
+    """../shared/data beside the checkout, or $MEDFLIP_SHARED_DATA."""
+    env = os.environ.get("MEDFLIP_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,1 +1,44 @@
-"""Benchmarks that print figures (`medflip bench ...`). Speed targets live here, not in timed tests."""
+"""Benchmarks that print figures: `medflip bench NAME [options]`, or `python -m medflip_core.bench.MODULE`.
+
+Speed targets live here, not in timed tests. Every benchmark module has `main(argv) -> int` with its own
+options (`medflip bench NAME --help`); `BENCHMARKS` is the only list of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from medflip_core.errors import MedflipError
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    module: str
+    help: str
+
+    def main(self, argv: list[str]) -> int:
+        """The module is imported only when its benchmark runs: most of them pull in torch or ONNX Runtime."""
+        return int(importlib.import_module(self.module).main(argv))
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "labeler": Benchmark("medflip_core.bench.labeler_agreement",
+                         "labeler vs the IU reports' MeSH major tags (per-class precision/recall)"),
+    "throughput": Benchmark("medflip_core.bench.throughput",
+                            "training samples/s at mask 0, 0.5, 0.75 (image tower and whole step, as ratios); "
+                            "sigma_1 by power iteration vs the full SVD"),
+    "inference": Benchmark("medflip_core.bench.inference",
+                           "ONNX Runtime vs torch eager image embedding (batch 1); DICOM file -> scores time"),
+    "startup": Benchmark("medflip_core.bench.startup", "desktop app launch -> main window shown"),
+    "ablation": Benchmark("medflip_core.bench.ablation",
+                          "MedFLIP vs no-mask, no-SVD, CLIP InfoNCE, MedCLIP at equal wall-clock budget, "
+                          "paired bootstrap against MedFLIP on the same validation images"),
+}
+
+
+def run_benchmark(name: str, argv: list[str]) -> int:
+    bench = BENCHMARKS.get(name)
+    if bench is None:
+        raise MedflipError(f"unknown benchmark {name!r} (known: {', '.join(BENCHMARKS)})")
+    return bench.main(argv)

@@ -65,7 +65,7 @@ def measure(model: str | None, dicom: Path, threads: int, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medflip_core.cli import default_shared_data
+    from medflip_core.resources import default_shared_data
 
     parser = argparse.ArgumentParser(prog="medflip bench inference", description=__doc__)
     parser.add_argument("--model")

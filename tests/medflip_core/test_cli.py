@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medflip_core.bench import BENCHMARKS, run_benchmark
 from medflip_core.cli import main
+from medflip_core.errors import MedflipError
 from medflip_core.evaluation import read_per_image_csv
 from medflip_core.metrics import roc_auc_binary
 
@@ -46,6 +48,48 @@ def test_label_command(capsys):
     assert main(["label", "--json", "Small right pleural effusion. No pneumothorax."]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["labels"] == {"Pleural Effusion": "positive"}
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_every_benchmark_in_the_table_answers_help(name, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", name, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: medflip bench {name}")
+
+
+def test_bench_help_lists_the_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    for name, bench in BENCHMARKS.items():
+        assert f"{name:<11} {bench.help}" in out
+
+
+@pytest.mark.parametrize("order", ["json-first", "json-last"])
+def test_bench_labeler_runs_through_the_table(shared_data, corpus, capsys, order):
+    bench = ["labeler", "--reports", str(corpus)]
+    argv = ["bench", "--json", *bench] if order == "json-first" else ["bench", *bench, "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "IU X-ray" in out["data_set"] and out["n_reports"] > 3700
+
+
+def test_unknown_benchmark_is_a_clear_error(capsys):
+    with pytest.raises(MedflipError, match=r"unknown benchmark 'nope' \(known: labeler, throughput"):
+        run_benchmark("nope", [])
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "nope"])
+    assert stop.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_train_runs_the_trainer_process_and_returns_its_exit_code(corpus, tmp_path):
+    proc = medflip("train", "pretrain", "--images", str(tmp_path / "missing"), "--corpus", str(corpus),
+                   "--max-steps", "1", "--out-dir", str(tmp_path / "run"), check=False)
+    assert proc.returncode == 2
+    event = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert event["event"] == "error" and "does not exist" in event["message"]
+    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow

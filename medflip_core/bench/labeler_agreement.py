@@ -16,6 +16,7 @@ import numpy as np
 from medflip_core.labeler.rules import label_report
 from medflip_core.labels import LABEL_INDEX
 from medflip_core.reports import Report, load_reports
+from medflip_core.resources import default_shared_data
 
 DATA_SET = "IU X-ray (Open-i) reports, MeSH major tags"
 
@@ -75,8 +76,6 @@ def labeler_vs_mesh(reports: list[Report]) -> dict:
 
 
 def default_reports_path() -> Path:
-    from medflip_core.cli import default_shared_data
-
     return default_shared_data() / "iu-xray-reports" / "NLMCXR_reports.tgz"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medflip_core.labeler.agreement import labeler_vs_mesh, main
+from medflip_core.bench.labeler_agreement import labeler_vs_mesh, main
 from medflip_core.reports import load_reports
 
 # measured 2026-11-22 (precision, recall); the test allows 0.05 below them
