@@ -23,3 +23,14 @@ Text tower: sentence-transformers all-MiniLM-L6-v2 (Apache-2.0).</p>
 
 def show_about(parent: QtWidgets.QWidget) -> None:
     QtWidgets.QMessageBox.about(parent, "About MedFLIP Studio", ABOUT_HTML)
+
+
+def show_model_card(parent: QtWidgets.QWidget, name: str, markdown: str) -> None:
+    box = QtWidgets.QDialog(parent)
+    box.setWindowTitle(f"Model card — {name}")
+    text = QtWidgets.QTextBrowser()
+    text.setMarkdown(markdown)
+    layout = QtWidgets.QVBoxLayout(box)
+    layout.addWidget(text)
+    box.resize(700, 600)
+    box.show()

@@ -31,6 +31,8 @@ class Browser(QtWidgets.QTreeWidget):
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self.setMinimumWidth(240)
+        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)  # a name keeps its start and its end
+        self.header().setStretchLastSection(False)
         self._studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
         self._rows: list[QtWidgets.QTreeWidgetItem] = []
         self.currentItemChanged.connect(self._changed)
@@ -51,6 +53,7 @@ class Browser(QtWidgets.QTreeWidget):
                                          md.view_position, md.series_description or md.series_number])
         row.setIcon(0, thumbnail(rg.pixels))
         row.setData(0, QtCore.Qt.ItemDataRole.UserRole, index)
+        row.setData(0, QtCore.Qt.ItemDataRole.UserRole + 1, rg)
         row.setToolTip(0, str(rg.path))
         study.addChild(row)
         self._rows.append(row)
@@ -58,6 +61,19 @@ class Browser(QtWidgets.QTreeWidget):
             self.setCurrentItem(row)
         for col in range(len(COLUMNS)):
             self.resizeColumnToContents(col)
+        # the Image column fits the pane (names elided in the middle, whole in the tooltip); others follow
+        self.setColumnWidth(0, max(160, min(self.columnWidth(0), self.viewport().width() - 8)))
+
+    def set_reveal_patient(self, on: bool) -> None:
+        """Show or hide patient names in the Patient column (with the Tags tab's reveal switch)."""
+        self.reveal_patient = on
+        for row in self._rows:
+            rg = row.data(0, QtCore.Qt.ItemDataRole.UserRole + 1)
+            row.setText(1, self._patient(rg))
+            study = row.parent()
+            if study is not None and study.child(0) is row:
+                study.setText(1, self._patient(rg))
+        self.resizeColumnToContents(1)
 
     def _patient(self, rg: Radiograph) -> str:
         if not rg.patient:
@@ -82,8 +98,3 @@ class Browser(QtWidgets.QTreeWidget):
             index = current.data(0, QtCore.Qt.ItemDataRole.UserRole)
             if index is not None:
                 self.image_selected.emit(int(index))
-
-    def clear_all(self) -> None:
-        self.clear()
-        self._studies.clear()
-        self._rows.clear()

@@ -41,3 +41,8 @@ class Settings:
         recent.insert(0, path)
         self.set("recent", recent[:limit])
         return recent[:limit]
+
+    def remove_recent(self, path: str) -> None:
+        recent = self.get("recent", [])
+        if path in recent:
+            self.set("recent", [p for p in recent if p != path])

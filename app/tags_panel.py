@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from medflip_core.imaging import Radiograph
 
 
 class TagsPanel(QtWidgets.QWidget):
+    reveal_changed = QtCore.Signal(bool)  # the browser's Patient column follows the same switch
+
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.radiograph: Radiograph | None = None
@@ -17,9 +19,12 @@ class TagsPanel(QtWidgets.QWidget):
         self.reveal = QtWidgets.QCheckBox("Show patient-identifying tags")
         self.reveal.setToolTip("Name, ID, birth date and similar tags are hidden unless you ask for them")
         self.reveal.toggled.connect(self.refresh)
+        self.reveal.toggled.connect(self.reveal_changed)
         self.table = QtWidgets.QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Tag", "Keyword", "Value"])
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
+        self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary = QtWidgets.QLabel()
@@ -47,7 +52,11 @@ class TagsPanel(QtWidgets.QWidget):
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             for j, value in enumerate(row):
-                self.table.setItem(i, j, QtWidgets.QTableWidgetItem(value))
+                item = QtWidgets.QTableWidgetItem(value)
+                item.setToolTip(value)
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(1)
         if rg is None:
             self.summary.setText("")
             return

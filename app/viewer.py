@@ -49,9 +49,11 @@ class ImageViewer(QtWidgets.QWidget):
         self.overlay_item.setZValue(10)
         self.overlay_item.setVisible(False)
         self.view.addItem(self.overlay_item)
-        self.placeholder = pg.TextItem("Drop DICOM, PNG or JPEG files or folders here\nor use File > Open",
-                                       color="#9aa4ad", anchor=(0.5, 0.5))
-        self.view.addItem(self.placeholder)
+        # a plain label (not a scene item) so it wraps and stays inside the view at any window size
+        self.placeholder = QtWidgets.QLabel("Drop DICOM, PNG or JPEG files or folders here, or use File > Open")
+        self.placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setStyleSheet("background: #101214; color: #9aa4ad; font-size: 15px; padding: 24px;")
         self.view.window_dragged.connect(self._drag_window)
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
 
@@ -78,12 +80,15 @@ class ImageViewer(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.placeholder, 1)
+        self.graphics.setVisible(False)
 
     # --- image -------------------------------------------------------------------------------------
     def set_radiograph(self, radiograph: Radiograph | None) -> None:
         self.radiograph = radiograph
         self.clear_overlay()
         self.placeholder.setVisible(radiograph is None)
+        self.graphics.setVisible(radiograph is not None)
         if radiograph is None:
             self.image_item.clear()
             self.wl_label.setText("W/L: –")
@@ -129,6 +134,13 @@ class ImageViewer(QtWidgets.QWidget):
         else:
             window = preset_window(rg.raw, name)
         self.set_window(window)
+
+    def toggle_invert(self) -> None:
+        self.invert_box.toggle()
+
+    def choose_preset(self, index: int) -> None:
+        if 0 <= index < self.preset.count():
+            self.preset.setCurrentIndex(index)
 
     def set_invert(self, on: bool) -> None:
         self.user_invert = on

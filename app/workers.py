@@ -19,18 +19,19 @@ class _Signals(QtCore.QObject):
 
 
 class Task(QtCore.QRunnable):
-    """Runs fn(*args, progress=callback) in the thread pool; MedflipError messages reach the user as they are."""
+    """Runs fn(*args, **kwargs, progress=callback) in the thread pool; MedflipError messages reach the user
+    as they are."""
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, with_progress: bool = False) -> None:
+    def __init__(self, fn: Callable[..., Any], *args: Any, with_progress: bool = False, **kwargs: Any) -> None:
         super().__init__()
-        self.fn, self.args, self.with_progress = fn, args, with_progress
+        self.fn, self.args, self.kwargs, self.with_progress = fn, args, kwargs, with_progress
         self.signals = _Signals()
         # Python keeps the task alive until its result is delivered; Qt must not delete it underneath.
         self.setAutoDelete(False)
 
     def run(self) -> None:
         try:
-            kwargs = {"progress": self._progress} if self.with_progress else {}
+            kwargs = {**self.kwargs, "progress": self._progress} if self.with_progress else self.kwargs
             result = self.fn(*self.args, **kwargs)
         except MedflipError as exc:
             self._emit(self.signals.failed, str(exc))
