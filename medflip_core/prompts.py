@@ -50,12 +50,6 @@ def load_prompt_set(path: str | Path | None = None) -> PromptSet:
         raise MedflipError(f"cannot read the prompt set {path}: {exc}") from exc
 
 
-def save_prompt_set(prompts: PromptSet, path: str | Path) -> None:
-    data = {"templates": list(prompts.templates), "classes": {k: list(v) for k, v in prompts.classes.items()},
-            "negative_template": prompts.negative_template}
-    Path(path).write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-
 def _label_text(label: str) -> str:
     return label.strip().lower()
 
