@@ -27,6 +27,7 @@ def _timeit(fn, repeats: int, warmup: int = 2) -> list[float]:
 def measure(model: str | None, dicom: Path, threads: int, repeats: int) -> dict:
     import torch
 
+    from medflip_core.bundle import WEIGHTS
     from medflip_core.engine import Engine
     from medflip_core.export import load_trained_model
     from medflip_core.imaging import load_image
@@ -36,7 +37,7 @@ def measure(model: str | None, dicom: Path, threads: int, repeats: int) -> dict:
     bundle_dir = resolve_model(model)
     engine = Engine(bundle_dir, threads=threads)
     torch.set_num_threads(threads)
-    net = load_trained_model(bundle_dir / "weights.safetensors", engine.bundle.manifest["model"]).float().eval()
+    net = load_trained_model(bundle_dir / WEIGHTS, engine.bundle.manifest["model"]).float().eval()
     rg = load_image(dicom)
     pixels = preprocess_batch([rg], engine.pre)
     tensor = torch.from_numpy(pixels)
