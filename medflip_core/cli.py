@@ -111,6 +111,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from medflip_core.batch import classify_files
 
     engine = _engine(args.model)
+    if engine.classifier is not None and not args.labels:  # a classifier bundle scores its own classes
+        from medflip_core.finetune.command import print_classifier_results
+
+        return print_classifier_results(engine, args.paths, args.json)
     labels = _labels(args.labels, engine)
     results = classify_files(engine, args.paths, labels)
     failed = sum("error" in r for r in results)
@@ -149,6 +153,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from medflip_core.evaluation import evaluate_folder, format_evaluation, write_per_image_csv
 
     engine = _engine(args.model)
+    if engine.classifier is not None:  # a classifier bundle is evaluated on its own classes
+        from medflip_core.finetune.command import evaluate_classifier_command
+
+        return evaluate_classifier_command(engine, args)
     prompts = dict(p.split("=", 1) for p in args.prompt or [])
     result = evaluate_folder(engine, args.data_dir, prompts=prompts, positive=args.positive, n_boot=args.n_boot,
                              per_image=bool(args.per_image))
@@ -265,8 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positive", help="positive class of a binary task (for ROC AUC)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--per-image", metavar="OUT.csv", help="also write every image's class probabilities")
+    p.add_argument("--image-root", help="classifier bundles: folder a label CSV's image paths start from")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    from medflip_core.finetune.command import add_finetune_parser
+
+    add_finetune_parser(sub)
 
     p = sub.add_parser("retrieval-eval", help="Precision@K of image->sentence retrieval on an ImageFolder")
     p.add_argument("data_dir")

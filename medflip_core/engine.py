@@ -190,7 +190,7 @@ class Engine:
 
     # --- classifier bundles ------------------------------------------------------------------------------
 
-    def _require_classifier(self):
+    def require_classifier(self):
         if self.classifier is None:
             raise MedflipError(f"model {self.bundle.name} is not a classifier: score it with labels (zero-shot), "
                                "or fine-tune a classifier from it with `medflip finetune`.")
@@ -198,11 +198,11 @@ class Engine:
 
     def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, K) calibrated probabilities of the classifier's classes."""
-        return self._require_classifier().probabilities(embeddings)
+        return self.require_classifier().probabilities(embeddings)
 
     def predict(self, images: Sequence[Radiograph | np.ndarray]) -> list[Prediction]:
         """The classifier's calibrated probabilities and decisions at its stored thresholds, one per image."""
-        clf = self._require_classifier()
+        clf = self.require_classifier()
         out = self.embed_images(images)
         probs = clf.probabilities(out.embedding)
         decisions = clf.decisions(probs)
@@ -214,7 +214,7 @@ class Engine:
 
     def class_activation_map(self, patch_tokens: np.ndarray, class_name: str) -> np.ndarray:
         """(rows, cols) contribution of every patch to a class's logit, through the classifier head."""
-        clf = self._require_classifier()
+        clf = self.require_classifier()
         if class_name not in clf.classes:
             raise MedflipError(f"{class_name!r} is not a class of {self.bundle.name} ({', '.join(clf.classes)})")
         return clf.activation_map(patch_tokens, clf.classes.index(class_name), self.grid)

@@ -1,0 +1,168 @@
+"""The command-line side of fine-tuning: `medflip finetune`, and `medflip classify` / `medflip evaluate` when the
+model is a classifier bundle. cli.py only wires these in."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import traceback
+from typing import Any
+
+from medflip_core.errors import MedflipError
+from medflip_core.events import EventWriter
+
+RESEARCH_NOTICE = "Research use only; not for diagnosis."
+
+
+def add_finetune_parser(sub: Any) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a classifier on labelled images (ImageFolder or label CSV) and "
+                                        "write a classifier bundle")
+    p.add_argument("--images", required=True, help="an ImageFolder (one sub-folder per class) or a label CSV "
+                                                   "(NIH Data_Entry_2017 or CheXpert train.csv style)")
+    p.add_argument("--image-root", help="folder the CSV's image paths start from (default: the CSV's folder)")
+    p.add_argument("--labels", help='classes to learn, comma-separated, e.g. "No Finding,Pneumonia" (default: all)')
+    p.add_argument("--mode", choices=["probe", "partial", "full"], default="probe",
+                   help="probe (default): linear head on the frozen image tower, no torch needed")
+    p.add_argument("--base", help="base model name or bundle folder (default: medflip-default)")
+    p.add_argument("--budget-minutes", type=float, help="stop (resumably) when the time is up")
+    p.add_argument("--out", required=True, help="the classifier bundle folder to write")
+    p.add_argument("--name", help="model name in the manifest (default: the folder name)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of PATIENTS held out for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patient-pattern", help="regex whose group 1 is the patient id in an image file name")
+    p.add_argument("--cache-dir", help="embedding cache folder (default: in the user data folder)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--json", action="store_true", help="events as JSON lines on stdout (start, step, eval, done, "
+                                                       "error)")
+    p.set_defaults(func=run_finetune_command)
+
+
+class TextEvents:
+    """Progress for a person on stderr, in place of the JSON-lines EventWriter (same emit/close)."""
+
+    def __init__(self) -> None:
+        self._last_tenth = -1
+
+    def close(self) -> None:
+        pass
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if event == "start":
+            print(f"fine-tuning ({fields['mode']}) {', '.join(fields['classes'])} on {fields['images']} images from "
+                  f"{fields['base_model']}", file=sys.stderr)
+        elif event == "step" and fields.get("total"):
+            tenth = int(10 * fields["step"] / fields["total"])
+            if tenth != self._last_tenth:
+                self._last_tenth = tenth
+                rate = fields.get("images_per_s")
+                print(f"  embedded {fields['step']}/{fields['total']} new images"
+                      + (f" ({rate:.1f}/s)" if rate else f", {fields.get('cached', 0)} from the cache"),
+                      file=sys.stderr)
+        elif event == "done" and fields["status"] != "completed":
+            print(f"stopped ({fields.get('reason')}): {fields.get('message')}", file=sys.stderr)
+
+
+def _format_done(result: Any) -> str:
+    v = result.validation
+    lines = [f"classifier bundle written to {result.bundle} in {result.seconds:.1f} s "
+             f"({result.embedded} images embedded, the rest from the cache; {len(result.skipped)} skipped)",
+             f"validation: {v['images']} images of {v['patients']} patients ({v['data_set']}); {v['ci']}"]
+    for name, m in v["per_class"].items():
+        auc = m["roc_auc"]
+        lines.append(f"  {name:<20} ROC AUC {auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}]  "
+                     f"threshold {m['threshold']:.3f}  sensitivity {m['sensitivity']['value']:.3f}  "
+                     f"specificity {m['specificity']['value']:.3f}")
+    lines.append(f"  calibration error {v['ece']:.3f} ({v['ece_kind']}; {v['ece_uncalibrated']:.3f} before "
+                 f"calibration). {RESEARCH_NOTICE}")
+    return "\n".join(lines)
+
+
+def run_finetune_command(args: argparse.Namespace) -> int:
+    from medflip_core.finetune.probe import CancelFlag, ProbeConfig, run_probe
+
+    if args.mode != "probe":
+        raise MedflipError(f"--mode {args.mode} trains the image tower with torch: run it with `medflip train "
+                           "finetune ...` (the trainer); `medflip finetune` runs the probe.")
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    cfg = ProbeConfig(images=args.images, out=args.out, image_root=args.image_root, labels=labels, base=args.base,
+                      val_fraction=args.val_fraction, seed=args.seed, budget_minutes=args.budget_minutes,
+                      patient_pattern=args.patient_pattern, cache_dir=args.cache_dir, n_boot=args.n_boot,
+                      name=args.name, overwrite=args.overwrite,
+                      command=shlex.join(["medflip", "finetune", *sys.argv[sys.argv.index("finetune") + 1:]])
+                      if "finetune" in sys.argv else "medflip finetune")
+    events = EventWriter("-") if args.json else TextEvents()
+    cancel = CancelFlag()
+    cancel.install()
+    try:
+        result = run_probe(cfg, events, cancel)
+    except MedflipError as exc:
+        events.emit("error", message=str(exc), kind=type(exc).__name__)
+        raise
+    except Exception as exc:  # a GUI reading the events must see every failure as an event
+        events.emit("error", message=f"{type(exc).__name__}: {exc}", kind="internal",
+                    traceback=traceback.format_exc(limit=8))
+        raise
+    if not args.json and result.status == "completed":
+        print(_format_done(result))
+    return 0
+
+
+def classifier_rows(engine: Any, paths: list[str]) -> list[dict[str, Any]]:
+    """One row per image: the classifier's calibrated probabilities (`scores`, as the zero-shot rows have),
+    decisions at the stored thresholds, and out-of-distribution warnings; unreadable files give an error row."""
+    from medflip_core.batch import expand_paths
+    from medflip_core.imaging import load_image
+    from medflip_core.ood import out_of_distribution
+
+    files, rows = expand_paths(paths)
+    for path in files:
+        try:
+            rg = load_image(path)
+            pred = engine.predict([rg])[0]
+        except MedflipError as exc:
+            rows.append({"path": str(path), "error": str(exc)})
+            continue
+        rows.append({"path": str(path), "scores": pred.probabilities, "top": pred.top,
+                     "decisions": pred.decisions, "thresholds": pred.thresholds,
+                     "warnings": out_of_distribution(rg.metadata) + list(rg.notes)})
+    return rows
+
+
+def print_classifier_results(engine: Any, paths: list[str], as_json: bool) -> int:
+    clf = engine.classifier
+    rows = classifier_rows(engine, paths)
+    if as_json:
+        json.dump({"model": engine.bundle.name, "kind": "classifier", "classes": clf.classes,
+                   "multi_label": clf.multi_label, "calibration": clf.calibration.get("method"),
+                   "notice": RESEARCH_NOTICE, "results": rows}, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        kind = "independent per-label probabilities" if clf.multi_label else "probabilities summing to 1"
+        print(f"# classifier {engine.bundle.name}: calibrated {kind}; decision = probability >= the class's "
+              f"threshold chosen on validation. {RESEARCH_NOTICE}")
+        for r in rows:
+            if "error" in r:
+                print(f"{r['path']}: ERROR {r['error']}")
+                continue
+            parts = [f"{c} {p:.3f} ({'YES' if r['decisions'][c] else 'no'} at {r['thresholds'][c]:.3f})"
+                     for c, p in r["scores"].items()]
+            print(f"{r['path']}: " + ", ".join(parts))
+            for w in r["warnings"]:
+                print(f"    warning: {w}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def evaluate_classifier_command(engine: Any, args: argparse.Namespace) -> int:
+    from medflip_core.finetune.evaluate import evaluate_classifier, format_classifier_evaluation
+
+    result = evaluate_classifier(engine, args.data_dir, image_root=getattr(args, "image_root", None),
+                                 positive=args.positive, n_boot=args.n_boot)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(format_classifier_evaluation(result))
+    return 0
