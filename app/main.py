@@ -25,14 +25,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--trainer"]:  # the frozen app runs its own trainer
-        from trainer.cli import main as trainer_main
-
-        return trainer_main(argv[1:])
-    if argv[:1] == ["--medflip"]:
-        from medflip_core.cli import main as cli_main
-
-        return cli_main(argv[1:])
     args = parse_args(argv)
     if args.offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
