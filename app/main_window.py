@@ -223,8 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.set("model", path)
         self.messages.clear_from("model")
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
-        model = engine.bundle.manifest["model"]
-        self.mask_view.set_model_geometry(engine.pre, int(model["patch_size"]))
+        self.mask_view.set_engine(engine)
         self.statusBar().showMessage(f"Model {engine.bundle.name} on {engine.providers[0]}", 5000)
         self._refresh_results()
 

@@ -41,3 +41,83 @@ def test_resample_draws_a_new_mask_and_overlay_matches(window, shared_data):
         r, c = divmod(index, 14)
         alpha = overlay[r * 16 + 8, c * 16 + 8, 3]
         assert (alpha > 0) == shaded
+
+
+def _trainer_keep(path, strategy: str, ratio: float, seed: int, share: float, scores=None) -> np.ndarray:
+    """What a training step keeps for this image: the trainer's own loading, preprocessing and mask call."""
+    from medflip_core.masking import integrity_scores
+    from medflip_core.model.image_tower import mask_for_batch
+    from medflip_core.preprocess import PreprocessConfig, preprocess
+
+    if strategy == "integrity":  # computed from the pixels the trainer's data path produces
+        scores = integrity_scores(preprocess(load_image(path), PreprocessConfig())[None], 16)
+    keep = mask_for_batch(1, 196, ratio, seed, strategy, scores, share)
+    return np.arange(196) if keep is None else keep.numpy()[0]
+
+
+@pytest.fixture
+def view_with_model(window, qtbot):
+    """The mask view once the bundled default model is loaded (its ONNX patch tokens drive `attention`)."""
+    qtbot.waitUntil(lambda: window.mask_view.engine is not None, timeout=60000)
+    return window.mask_view
+
+
+@pytest.mark.parametrize("strategy", ["random", "integrity", "attention"])
+@pytest.mark.parametrize(("ratio", "seed", "share"), [(75, 0, 50), (50, 3, 100), (90, 11, 0)])
+def test_every_strategy_keeps_what_the_trainer_keeps(view_with_model, shared_data, strategy, ratio, seed, share):
+    view = view_with_model
+    path = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "PNEUMONIA").iterdir())[0]
+    view.set_radiograph(load_image(path))
+    view.strategy.setCurrentIndex(view.strategy.findData(strategy))
+    view.ratio.setValue(ratio)
+    view.share.setValue(share)
+    view.seed.setValue(seed)
+    kept = view.kept_patches()
+    assert len(kept) == round(196 * (1 - ratio / 100))
+    # attention: the view's score map (ONNX) through the trainer's mask call; torch-vs-ONNX scores are
+    # compared in tests/medflip_core/model/test_mask_scores.py
+    scores = view.scores[None] if strategy == "attention" else None
+    assert np.array_equal(kept, _trainer_keep(path, strategy, ratio / 100, seed, share / 100, scores))
+    assert f"{len(kept)} of 196 patches kept" in view.counts.text()
+    assert f"runs the transformer on {len(kept) + 1} tokens" in view.counts.text()
+    assert "ms" in view.counts.text()  # the measured cost
+    if strategy == "random":
+        assert view.scores is None and view.score_item.image is None
+    else:
+        assert view.scores.shape == (196,)
+        shown = view.score_item.image
+        assert shown.shape == (224, 224)
+        r, c = divmod(int(np.argmax(view.scores)), 14)
+        assert shown[r * 16 + 8, c * 16 + 8] == pytest.approx(view.scores.max())
+
+
+def test_attention_map_is_the_engines_patch_text_similarity(view_with_model, shared_data):
+    from medflip_core.masking import patch_text_scores
+
+    view = view_with_model
+    assert "Pneumonia" in view.text.text()  # the model's default findings
+    view.set_radiograph(load_image(shared_data / "dicom" / "RG1_J2KI.dcm"))
+    view.strategy.setCurrentIndex(view.strategy.findData("attention"))
+    engine = view.engine
+    tokens = engine.embed_pixels(view.pixels).patch_tokens
+    np.testing.assert_allclose(view.scores, patch_text_scores(tokens, engine.embed_texts(view.texts()))[0],
+                               rtol=1e-6)
+    # the guided half of the drops are the most text-similar patches
+    dropped = set(range(196)) - set(view.kept_patches().tolist())
+    assert set(np.argsort(-view.scores)[: round(0.5 * 147)].tolist()) <= dropped
+    before = view.scores.copy()
+    view.text.setText("Cardiomegaly")
+    view.text.editingFinished.emit()
+    assert view.texts() == engine.prompt_texts(["Cardiomegaly"])["Cardiomegaly"]
+    assert not np.allclose(view.scores, before)  # a different text, a different map
+
+
+def test_attention_without_text_or_model_says_why(window, shared_data):
+    view = window.mask_view
+    view.set_radiograph(load_image(shared_data / "dicom" / "RG1_J2KI.dcm"))
+    view.engine = None
+    view.strategy.setCurrentIndex(view.strategy.findData("attention"))
+    assert "needs a loaded model" in view.counts.text()
+    assert len(view.kept_patches()) == 0
+    view.strategy.setCurrentIndex(view.strategy.findData("integrity"))  # still works without a model
+    assert len(view.kept_patches()) == 49
