@@ -250,7 +250,8 @@ class MaskView(QtWidgets.QWidget):
             scoring += f", integrity scores {self.score_ms:.2f} ms (pixel statistics, no model)"
         elif strategy == "attention":
             scoring += (f", scoring pass {self.image_pass_ms:.1f} ms (ONNX image encoder on all patches, no "
-                        f"gradient) + {self.score_ms:.1f} ms (text and similarity; text embeddings cached)")
+                        f"gradient) + {self.score_ms:.1f} ms (text embeddings, cached after their first use, and "
+                        "similarity)")
         scoring += (". The share of a training step: `medflip bench throughput` and the trainer's step events "
                     "(mask_s).")
         extra = f" plus a no-gradient scoring pass on all {total + 1}" if strategy == "attention" else ""
@@ -270,9 +271,8 @@ class MaskView(QtWidgets.QWidget):
         low, high = float(self.scores.min()), float(self.scores.max())
         self.score_item.setImage(score_image(self.scores, self.grid, self.patch),
                                  levels=(low, high if high > low else low + 1e-6))
-        self.score_grid.setImage(mask_rgba(self.mask.keep[0], self.grid, self.patch, shade=90), levels=(0, 255))
-        self.score_label.setText(f"Right, {SCORE_TITLE[strategy]}: {low:.3f} (dark) to {high:.3f} (yellow); "
-                                 "dropped patches dimmed.")
+        self.score_grid.setImage(mask_rgba(self.mask.keep[0], self.grid, self.patch, shade=0), levels=(0, 255))
+        self.score_label.setText(f"Right, {SCORE_TITLE[strategy]}: {low:.3f} (dark) to {high:.3f} (yellow).")
 
     def kept_patches(self) -> np.ndarray:
         return self.mask.keep[0] if self.mask is not None else np.zeros(0, dtype=np.int64)
