@@ -43,6 +43,7 @@ class BatchPanel(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         self.table.setWordWrap(False)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
         self.choose = QtWidgets.QPushButton("Score a folder…")
         self.choose.clicked.connect(self._choose)
         self.cancel = QtWidgets.QPushButton("Cancel")
@@ -89,10 +90,12 @@ class BatchPanel(QtWidgets.QWidget):
         self._idle()
         self.rows, self.labels = rows, labels
         self.table.setSortingEnabled(False)
-        headers = ["File", "Top label", *labels, "Out of distribution", "Error"]
+        headers = ["File", "Top label", *labels, "OOD", "Error"]
         self.table.clear()
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
+        self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
+            "Out of distribution: why the model's scores may not apply to this image (hover a cell)")
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             scores = row.get("scores", {})
@@ -107,8 +110,8 @@ class BatchPanel(QtWidgets.QWidget):
             self.table.setItem(i, 3 + len(labels), _Item(row.get("error", ""), tooltip=row.get("error", "")))
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
-        for col in (0, 3 + len(labels)):  # long names and errors are elided; the tooltip has them whole
-            self.table.setColumnWidth(col, min(self.table.columnWidth(col), 220))
+        for col in (0, 1, 3 + len(labels)):  # long names and errors are elided; the tooltip has them whole
+            self.table.setColumnWidth(col, min(self.table.columnWidth(col), 170 if col == 0 else 110))
         errors = sum(1 for r in rows if "error" in r)
         flagged = sum(1 for r in rows if r.get("warnings"))
         self.status.setText(f"{len(rows) - errors} image(s) scored, {errors} unreadable, {flagged} out of the "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 
 def local_paths(mime: QtCore.QMimeData) -> list[str]:
@@ -39,11 +39,3 @@ class DropToOpen(QtCore.QObject):
                 edit.viewport().installEventFilter(self)
                 edit.installEventFilter(self)
 
-
-def drop_event(widget: QtWidgets.QWidget, paths: list[str]) -> QtGui.QDropEvent:
-    """A real drop event of local files at the widget's centre (used by tests and scripted runs)."""
-    mime = QtCore.QMimeData()
-    mime.setUrls([QtCore.QUrl.fromLocalFile(p) for p in paths])
-    pos = QtCore.QPointF(widget.rect().center())
-    return QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
-                            QtCore.Qt.KeyboardModifier.NoModifier)

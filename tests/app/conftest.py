@@ -19,3 +19,25 @@ def window(qtbot):
     win.resize(1280, 800)
     win.show()
     return win
+
+
+def send_drop(widget, paths: list[str]) -> bool:
+    """A real drag-enter, drag-move and drop of local files at the widget's centre; whether it was accepted."""
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    mime = QtCore.QMimeData()  # kept alive here: the events do not own it
+    mime.setUrls([QtCore.QUrl.fromLocalFile(p) for p in paths])
+    pos = widget.rect().center()
+    args = (QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
+            QtCore.Qt.KeyboardModifier.NoModifier)
+    enter = QtGui.QDragEnterEvent(pos, *args)
+    QtWidgets.QApplication.sendEvent(widget, enter)
+    QtWidgets.QApplication.sendEvent(widget, QtGui.QDragMoveEvent(pos, *args))
+    drop = QtGui.QDropEvent(QtCore.QPointF(pos), *args)
+    QtWidgets.QApplication.sendEvent(widget, drop)
+    return drop.isAccepted()
+
+
+@pytest.fixture
+def drop():
+    return send_drop

@@ -29,7 +29,7 @@ def test_zero_shot_scores_appear_and_sum_to_one(model_window, qtbot, shared_data
     assert sum(w.last_scores.values()) == pytest.approx(1.0, abs=1e-4)
     assert set(w.zero_shot.bars) == set(w.last_scores)
     w.zero_shot.heat_label.setCurrentText("Pneumonia")
-    assert w.viewer.overlay_item.isVisible()
+    qtbot.waitUntil(w.viewer.overlay_item.isVisible, timeout=20000)
     w.zero_shot.heat_label.setCurrentIndex(0)
     assert not w.viewer.overlay_item.isVisible()
 
