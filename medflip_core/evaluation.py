@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medflip_core.data.sentences import labelled_sentences
+from medflip_core.data.image_folder import DEFAULT_CLASS_MAP, patient_id_from_name
+from medflip_core.data.sentences import labelled_corpus_part, labelled_sentences
 from medflip_core.engine import Engine
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import iter_image_files, load_image
 from medflip_core.labels import CHEXPERT_LABELS, LABEL_INDEX, normalise_label_name
 from medflip_core.metrics import evaluation_summary, precision_at_k
+from medflip_core.zeroshot import EXCLUSIVE, DecisionRule, rule_from_manifest, score_labels
 
 
 def class_folders(data_dir: str | Path) -> list[Path]:
@@ -52,10 +54,27 @@ def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32) -> tuple
     return np.concatenate(embs), np.array(truth), [c.name for c in classes], paths, skipped
 
 
+def decision_rule_of(engine: Engine) -> DecisionRule:
+    """The decision rule shipped in the bundle (plain softmax over classes for bundles without one)."""
+    return rule_from_manifest(engine.bundle.manifest)
+
+
+def class_probabilities(engine: Engine, emb: np.ndarray, label_texts: list[str], rule: DecisionRule) -> np.ndarray:
+    """(N, C) probabilities of mutually exclusive classes (the class folders) under the rule."""
+    return score_labels(engine, emb, label_texts, kind=EXCLUSIVE, rule=rule).probs
+
+
+def patients_of(paths: list[str], patient_pattern: str | None = None) -> np.ndarray:
+    """Patient id of every image, from its file name (Kermany personN, NIH 8 digits, IM-xxxx, or the name)."""
+    return np.array([patient_id_from_name(Path(p).name, patient_pattern) for p in paths])
+
+
 def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str] | None = None,
-                    positive: str | None = None, n_boot: int = 1000, per_image: bool = False) -> dict:
-    """Zero-shot: the class names (or --prompt texts) are all the model is told. `per_image` adds every
-    image's path, true class and probabilities (for paired comparisons and the user's own analysis)."""
+                    positive: str | None = None, n_boot: int = 1000, per_image: bool = False,
+                    patient_pattern: str | None = None) -> dict:
+    """Zero-shot: the class names (or --prompt texts) are all the model is told. CIs resample patients (read from
+    the file names). `per_image` adds every image's path, true class and probabilities (for paired comparisons
+    and the user's own analysis)."""
     t0 = time.perf_counter()
     prompts = prompts or {}
     emb, truth, names, paths, skipped = embed_folder(engine, data_dir)
@@ -63,11 +82,13 @@ def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str
     if unknown:
         raise MedflipError(f"--prompt names unknown class folders: {', '.join(sorted(unknown))}")
     label_texts = [prompts.get(n, n) for n in names]
-    probs = engine.classify_embeddings(emb, label_texts)
-    summary = evaluation_summary(truth, probs, names, positive=positive, n_boot=n_boot)
+    rule = decision_rule_of(engine)
+    probs = class_probabilities(engine, emb, label_texts, rule)
+    summary = evaluation_summary(truth, probs, names, positive=positive, n_boot=n_boot,
+                                 groups=patients_of(paths, patient_pattern))
     result = {"data_set": str(Path(data_dir).resolve()), "model": engine.bundle.name, "classes": names,
-              "label_texts": label_texts, "skipped": len(skipped), "skipped_examples": skipped[:5],
-              "seconds": round(time.perf_counter() - t0, 2), **summary}
+              "label_texts": label_texts, "decision_rule": rule.as_dict(), "skipped": len(skipped),
+              "skipped_examples": skipped[:5], "seconds": round(time.perf_counter() - t0, 2), **summary}
     if per_image:
         result["per_image"] = [{"path": p, "truth": names[t], "probs": [round(float(x), 6) for x in row]}
                                for p, t, row in zip(paths, truth, probs, strict=True)]
@@ -108,7 +129,15 @@ def format_evaluation(r: dict) -> str:
     def ci(m: dict) -> str:
         return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
 
+    rule = r.get("decision_rule") or {}
+    lines.append(f"  decision rule: {rule.get('mode', 'softmax')}, bias {rule.get('bias', {})}, temperature "
+                 f"{rule.get('temperature', 1.0):.3g}; 95 % CIs resample {r.get('resampled', 'images')}"
+                 f" (n patients {r.get('n_patients')})")
     lines.append(f"  accuracy  {ci(r['accuracy'])}")
+    if r.get("best_threshold_accuracy"):
+        lines.append(f"  accuracy at the best threshold on these images (upper bound) "
+                     f"{r['best_threshold_accuracy']['value']:.3f}")
+    lines.append(f"  expected calibration error {ci(r['ece'])}")
     lines.append(f"  macro-F1  {ci(r['macro_f1'])}")
     if r.get("roc_auc_macro"):
         lines.append(f"  macro ROC AUC {ci(r['roc_auc_macro'])}")
@@ -121,12 +150,17 @@ def format_evaluation(r: dict) -> str:
     return "\n".join(lines)
 
 
-def balanced_sentence_pool(corpus: str | Path, class_labels: list[str], per_class: int,
-                           seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """Sentences positive for exactly one of the classes' labels, at most `per_class` of each."""
-    sentences, labels = labelled_sentences(corpus)
-    idx = [LABEL_INDEX[c] for c in class_labels]
-    positive = labels[:, idx] > 0
+def balanced_sentence_pool(corpus: str | Path, class_labels: list[str] | list[tuple[str, ...]], per_class: int,
+                           seed: int = 0, held_out: float = 0.0) -> tuple[list[str], np.ndarray]:
+    """Sentences positive for exactly one of the classes (a class is one label or a tuple of labels, e.g.
+    PNEUMONIA = (Pneumonia, Lung Opacity) as training labels it), at most `per_class` of each; with `held_out`
+    > 0 only sentences of the held-out reports (split by report, never seen in training)."""
+    if held_out > 0:
+        sentences, labels = labelled_corpus_part(corpus, "held_out", held_out)
+    else:
+        sentences, labels = labelled_sentences(corpus)
+    groups = [(c,) if isinstance(c, str) else tuple(c) for c in class_labels]
+    positive = np.stack([(labels[:, [LABEL_INDEX[lb] for lb in g]] > 0).any(axis=1) for g in groups], axis=1)
     rng = np.random.default_rng(seed)
     pool, pool_labels = [], []
     counts = []
@@ -145,31 +179,71 @@ def balanced_sentence_pool(corpus: str | Path, class_labels: list[str], per_clas
     return [pool[i] for i in keep], np.array(pool_labels)[keep]
 
 
+def training_corpus_holdout(engine: Engine, corpus: str | Path) -> tuple[float, str]:
+    """(held-out report fraction to evaluate on, a sentence saying why) from the bundle's training config.
+
+    A corpus the model did not train on is used whole; the training corpus only through its held-out reports;
+    a model that trained on every report of it gets a warning (P@K then measures fit to training text).
+    """
+    from medflip_core.bundle import sha256_file
+
+    cfg = (engine.bundle.manifest.get("provenance") or {}).get("training_config") or {}
+    trained = cfg.get("corpus")
+    same = False
+    if trained:
+        trained_path, corpus_path = Path(trained), Path(corpus)
+        if trained_path.is_file() and corpus_path.is_file():
+            same = sha256_file(trained_path) == sha256_file(corpus_path)
+        else:
+            same = trained_path.name == corpus_path.name
+    if not same:
+        return 0.0, "the model did not train on this corpus (by its training config): every report is used"
+    fraction = float(cfg.get("corpus_holdout") or 0.0)
+    if fraction > 0:
+        return fraction, (f"sentences of the {fraction:.0%} of reports held out of training (split by report), "
+                          "minus any sentence also written in a training report")
+    return 0.0, ("WARNING: the model trained on every report of this corpus, so P@K measures fit to training "
+                 "text, not retrieval of unseen reports")
+
+
 def retrieval_eval(engine: Engine, data_dir: str | Path, corpus: str | Path, ks: list[int] | None = None,
-                   class_labels: dict[str, str] | None = None, per_class: int = 200) -> dict:
-    """Precision@K of image -> sentence retrieval; a hit is a sentence whose label matches the image's class."""
+                   class_labels: dict[str, str] | None = None, per_class: int = 200,
+                   held_out: float | None = None) -> dict:
+    """Precision@K of image -> sentence retrieval; a hit is a sentence whose label matches the image's class.
+
+    `held_out` None: the held-out reports the bundle's training config names (training_corpus_holdout).
+    """
     t0 = time.perf_counter()
+    if held_out is None:
+        held_out, pool_note = training_corpus_holdout(engine, corpus)
+    else:
+        pool_note = f"sentences of the {held_out:.0%} held-out reports" if held_out > 0 else "every report"
     ks = ks or [1, 2, 5, 10]
     emb, truth, names, _, skipped = embed_folder(engine, data_dir)
     mapping = class_labels or {}
-    labels = [normalise_label_name(mapping.get(n, n)) for n in names]
-    bad = [lb for lb in labels if lb not in CHEXPERT_LABELS]
+    # a folder's labels: --prompt FOLDER=LABEL, else the class map training uses (PNEUMONIA -> Pneumonia + Lung
+    # Opacity, NORMAL -> No Finding), else the folder name itself
+    labels = [(normalise_label_name(mapping[n]),) if n in mapping else DEFAULT_CLASS_MAP.get(
+        n.lower(), (normalise_label_name(n),)) for n in names]
+    bad = [lb for group in labels for lb in group if lb not in CHEXPERT_LABELS]
     if bad:
         raise MedflipError(f"classes must map to the label space for retrieval evaluation: {bad} "
                            "(use --prompt FOLDER=LABEL)")
-    pool, pool_labels = balanced_sentence_pool(corpus, labels, per_class)
+    pool, pool_labels = balanced_sentence_pool(corpus, labels, per_class, held_out=held_out)
     scores = emb @ engine.embed_texts(pool).T
     k_max = max(ks)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k_max]
     p_at_k = precision_at_k(pool_labels[order], truth, ks)
     return {"data_set": str(Path(data_dir).resolve()), "corpus": str(corpus), "model": engine.bundle.name,
-            "classes": dict(zip(names, labels, strict=True)), "n_images": int(len(truth)),
+            "classes": {n: " + ".join(g) for n, g in zip(names, labels, strict=True)}, "n_images": int(len(truth)),
             "pool_size": len(pool), "pool_per_class": int(len(pool) // len(names)),
             "chance": 1.0 / len(names), "precision_at_k": p_at_k, "skipped": len(skipped),
+            "pool_reports": pool_note, "held_out_fraction": held_out,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def format_retrieval(r: dict) -> str:
     pk = ", ".join(f"P@{k} {v:.3f}" for k, v in r["precision_at_k"].items())
     return (f"retrieval of {r['model']} on {r['data_set']} ({r['n_images']} images) against a balanced pool of "
-            f"{r['pool_size']} sentences from {r['corpus']} (chance {r['chance']:.2f}): {pk}")
+            f"{r['pool_size']} sentences from {r['corpus']} (chance {r['chance']:.2f}): {pk}\n"
+            f"  pool: {r['pool_reports']}")

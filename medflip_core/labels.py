@@ -51,3 +51,29 @@ def label_vector(positives: Iterable[str], uncertain: Iterable[str] = ()) -> np.
     for name in positives:
         vec[LABEL_INDEX[normalise_label_name(name)]] = POSITIVE
     return vec
+
+
+# NIH ChestX-ray14 findings in the CheXpert label space: the one place this mapping lives.
+# Exact: Effusion = Pleural Effusion; Atelectasis, Cardiomegaly, Consolidation, Edema, Pneumonia, Pneumothorax.
+# Approximate (a choice, written down): Infiltration ~ Lung Opacity (NIH "infiltration" is an opacity of the
+# parenchyma; CheXpert folds such opacities into Lung Opacity); Mass and Nodule ~ Lung Lesion (CheXpert's
+# lesion label covers both); Pleural_Thickening ~ Pleural Other. Pneumonia and Consolidation also carry Lung
+# Opacity, as CheXpert's hierarchy does (and as the Kermany PNEUMONIA folder is labelled).
+# No CheXpert label: Emphysema, Fibrosis, Hernia (empty tuple: the image carries none of its own findings).
+NIH_TO_CHEXPERT: dict[str, tuple[str, ...]] = {
+    "No Finding": ("No Finding",),
+    "Atelectasis": ("Atelectasis",),
+    "Cardiomegaly": ("Cardiomegaly",),
+    "Consolidation": ("Consolidation", "Lung Opacity"),
+    "Edema": ("Edema",),
+    "Effusion": ("Pleural Effusion",),
+    "Infiltration": ("Lung Opacity",),
+    "Mass": ("Lung Lesion",),
+    "Nodule": ("Lung Lesion",),
+    "Pleural_Thickening": ("Pleural Other",),
+    "Pneumonia": ("Pneumonia", "Lung Opacity"),
+    "Pneumothorax": ("Pneumothorax",),
+    "Emphysema": (),
+    "Fibrosis": (),
+    "Hernia": (),
+}

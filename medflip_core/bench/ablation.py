@@ -62,8 +62,11 @@ def run_one(name: str, extra: list[str], common: list[str], work: Path, val_dir:
             "per_image_csv": str(per_image)}
 
 
-def paired_against_first(rows: list[dict], positive: str = "PNEUMONIA", n_boot: int = 2000) -> list[dict]:
-    """Pneumonia ROC AUC of the first run minus each other run's, paired bootstrap over the same images."""
+def paired_against_first(rows: list[dict], positive: str = "PNEUMONIA", n_boot: int = 2000,
+                         patient_pattern: str | None = None) -> list[dict]:
+    """Pneumonia ROC AUC of the first run minus each other run's, paired bootstrap over the same patients (their
+    ids read from the image file names, as the split reads them)."""
+    from medflip_core.data.image_folder import patient_id_from_name
     from medflip_core.evaluation import read_per_image_csv
     from medflip_core.metrics import paired_bootstrap_difference, roc_auc_binary
 
@@ -74,18 +77,21 @@ def paired_against_first(rows: list[dict], positive: str = "PNEUMONIA", n_boot: 
         return [paths[i] for i in order], y, probs[order, classes.index(positive)]
 
     ref_paths, y, ref_scores = load(rows[0])
+    # resample patients, not images: a patient's images share their difficulty
+    patients = np.array([patient_id_from_name(Path(p).name, patient_pattern) for p in ref_paths])
     out = []
     for row in rows[1:]:
         paths, y_other, scores = load(row)
         if paths != ref_paths or not np.array_equal(y, y_other):
             raise SystemExit(f"{row['name']} was not evaluated on the same images as {rows[0]['name']}")
-        diff = paired_bootstrap_difference(roc_auc_binary, y, ref_scores, scores, n_boot=n_boot)
+        diff = paired_bootstrap_difference(roc_auc_binary, y, ref_scores, scores, n_boot=n_boot, groups=patients)
         out.append({"first": rows[0]["name"], "other": row["name"], **diff})
     return out
 
 
 def paired_table(pairs: list[dict]) -> str:
-    lines = ["| comparison | Δ pneumonia ROC AUC (paired 95% CI) | share of bootstraps where the other is not worse |",
+    lines = ["| comparison | Δ pneumonia ROC AUC (paired 95% CI, patients resampled) "
+             "| share of bootstraps where the other is not worse |",
              "|---|---|---|"]
     for p in pairs:
         lo, hi = p["ci95"]
@@ -107,7 +113,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medflip_core.cli import default_shared_data
+    from medflip_core.resources import default_shared_data
 
     parser = argparse.ArgumentParser(prog="medflip bench ablation", description=__doc__)
     data = default_shared_data()
@@ -116,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=10.0, help="per run, wall clock")
     parser.add_argument("--short", action="store_true", help="smoke run: 1.5 min each, 600 images, small eval")
     parser.add_argument("--work", default="runs/ablation")
+    parser.add_argument("--class-map", help="JSON: class folder -> label names (passed to split and training)")
+    parser.add_argument("--patient-pattern", help="regex, group 1 = patient id in a file name")
     parser.add_argument("--only", nargs="*", help="names (prefixes) of the runs to do")
     parser.add_argument("--reuse", action="store_true",
                         help="re-evaluate the runs of an earlier results.json in --work instead of training again")
@@ -129,7 +137,16 @@ def main(argv: list[str] | None = None) -> int:
               "--seed", "0"]
     if args.short:
         common += ["--max-images", "600", "--max-sentences", "2000"]
-    _run(["-m", "medflip_core.cli", "split", args.images, str(work / "split"), "--val-fraction", "0.15"])
+    # the same split as training: same seed, fraction, class map and patient pattern (--max-images subsets the
+    # training side only, after this split, so the validation patients below are never trained on)
+    mapping = []
+    if args.class_map:
+        mapping += ["--class-map", args.class_map]
+    if args.patient_pattern:
+        mapping += ["--patient-pattern", args.patient_pattern]
+    common += mapping
+    _run(["-m", "medflip_core.cli", "split", args.images, str(work / "split"), "--val-fraction", "0.15",
+          "--seed", "0", *mapping])
     val_dir = work / "split" / "val"
     rows = []
     started = time.time()
@@ -146,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         reused = earlier.get(name)
         print(f"{'evaluating' if reused else 'training'}: {name} ({budget} min)…", file=sys.stderr)
         rows.append(run_one(name, extra, common, work, val_dir, args.corpus, 300 if args.short else 1000, reused))
-    pairs = paired_against_first(rows) if len(rows) > 1 else []
+    pairs = paired_against_first(rows, patient_pattern=args.patient_pattern) if len(rows) > 1 else []
     result = {"data_set": "Kermany pediatric CXR, patient-disjoint 15% validation split; retrieval pool from the "
                           "IU X-ray reports", "budget_minutes_per_run": budget, "short": args.short,
               "total_seconds": round(training_seconds + time.time() - started), "rows": rows, "paired": pairs}

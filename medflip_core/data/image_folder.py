@@ -22,9 +22,11 @@ DEFAULT_CLASS_MAP: dict[str, tuple[str, ...]] = {
 }
 
 # Patient id from a file name: Kermany "person123_bacteria_456", "IM-0115-0001", "NORMAL2-IM-1419-0001";
-# MIMIC/CheXpert-like "patient00001". Files that match none are their own patient.
+# MIMIC/CheXpert-like "patient00001"; NIH ChestX-ray14 "00001234_005" (8-digit patient, image number).
+# Files that match none are their own patient.
 _PATIENT_PATTERNS = (
     re.compile(r"^(person\d+)_", re.IGNORECASE),
+    re.compile(r"^(\d{8})_\d+$"),
     re.compile(r"^(patient\d+)", re.IGNORECASE),
     re.compile(r"^(.*?IM-\d+)-\d+", re.IGNORECASE),
 )
@@ -155,3 +157,18 @@ def materialise_split(records: list[ImageRecord], out_dir: str | Path) -> Path:
         if not target.exists():
             target.symlink_to(rec.path.resolve())
     return out
+
+
+def split_then_subset(
+    records: list[ImageRecord], val_fraction: float, seed: int = 0, max_images: int | None = None
+) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """The patient split of ALL records, then at most `max_images` training images drawn from its training side.
+
+    Subsetting after the split keeps the validation patients those of the full split (what `medflip split`
+    writes with the same seed and fraction), so a smoke run never trains on a validation patient.
+    """
+    train, val = patient_split(records, val_fraction, seed)
+    if max_images is not None and len(train) > max_images:
+        picks = np.sort(np.random.default_rng(seed).choice(len(train), max_images, replace=False))
+        train = [train[i] for i in picks]
+    return train, val

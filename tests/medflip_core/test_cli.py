@@ -142,7 +142,8 @@ def test_evaluate_and_retrieval_eval_json(tiny_bundle, small_folder, corpus, tmp
     assert auc == pytest.approx(ev2["roc_auc_per_class"]["PNEUMONIA"]["value"], abs=1e-4)
     rr = json.loads(medflip("retrieval-eval", str(small_folder), "--corpus", str(corpus), "--model",
                             str(tiny_bundle), "--json", "--per-class", "30").stdout)
-    assert rr["classes"] == {"NORMAL": "No Finding", "PNEUMONIA": "Pneumonia"}
+    assert rr["classes"] == {"NORMAL": "No Finding", "PNEUMONIA": "Pneumonia + Lung Opacity"}  # the class map
+    assert rr["pool_reports"].startswith("WARNING")  # the tiny model trained on every report of the corpus
     assert rr["pool_size"] == 60 and set(rr["precision_at_k"]) == {"1", "2", "5", "10"}
 
 

@@ -44,3 +44,41 @@ def test_runs_evaluated_on_different_images_are_refused(tmp_path):
             _run(tmp_path, "b", ["/v/N/1", "/v/P/3"], ["NORMAL", "PNEUMONIA"], np.array([0.2, 0.8]))]
     with pytest.raises(SystemExit, match="same images"):
         paired_against_first(rows)
+
+
+def test_paired_comparison_resamples_patients(tmp_path):
+    rng = np.random.default_rng(4)
+    paths, truth, strong, weak = [], [], [], []
+    for patient in range(40):  # every patient has 5 images that share their difficulty
+        y = patient % 2
+        base = rng.normal()
+        for image in range(5):
+            paths.append(f"/val/{'PNEUMONIA' if y else 'NORMAL'}/person{patient}_virus_{image}.jpeg")
+            truth.append("PNEUMONIA" if y else "NORMAL")
+            strong.append(0.5 + 0.2 * (y - 0.5) + 0.1 * base)
+            weak.append(0.5 + 0.1 * (y - 0.5) + 0.1 * base + 0.05 * rng.normal())
+    rows = [_run(tmp_path, "a", paths, truth, np.clip(strong, 0, 1)),
+            _run(tmp_path, "b", paths, truth, np.clip(weak, 0, 1))]
+    by_patient = paired_against_first(rows, n_boot=300)[0]
+    assert by_patient["resampled"] == "patient"
+    # one patient per image (a pattern that matches nothing readable): narrower, overconfident interval
+    by_image = paired_against_first(rows, n_boot=300, patient_pattern=r"^(.*)$")[0]
+    width = lambda p: p["ci95"][1] - p["ci95"][0]  # noqa: E731
+    assert width(by_patient) > 1.3 * width(by_image)
+
+
+def test_max_images_never_trains_on_a_validation_patient(shared_data):
+    """The ablation evaluates on `medflip split` of the whole folder; a --max-images run must not train on it."""
+    from medflip_core.data.image_folder import index_image_folder, patient_split
+    from trainer.config import TrainConfig
+    from trainer.training_data import build_training_data
+
+    folder = shared_data / "cxr-pneumonia-kermany" / "train"
+    _, val = patient_split(index_image_folder(folder), 0.15, seed=0)  # what `medflip split` links as val/
+    val_patients = {r.patient_id for r in val}
+    cfg = TrainConfig(job="finetune", images=[str(folder)], max_images=600, val_fraction=0.15, seed=0,
+                      max_steps=1)
+    data = build_training_data(cfg, tokenize=None)
+    assert len(data.train) == 600
+    assert not val_patients & {r.patient_id for r in data.train}
+    assert [r.path for r in data.val] == [r.path for r in val]

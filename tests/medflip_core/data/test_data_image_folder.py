@@ -22,6 +22,8 @@ from medflip_core.labels import LABEL_INDEX
     ("NORMAL2-IM-1419-0001.jpeg", "NORMAL2-IM-1419"),
     ("IM-0001-0001-0002.jpeg", "IM-0001"),
     ("scan_17.png", "scan_17"),
+    ("00001280_004.jpg", "00001280"),  # NIH ChestX-ray14: 8-digit patient, image number
+    ("00001280_000.png", "00001280"),
 ])
 def test_patient_ids_from_kermany_names(name, patient):
     assert patient_id_from_name(name) == patient
