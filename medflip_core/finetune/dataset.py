@@ -131,7 +131,7 @@ def split_by_patient(data: LabelledSet, val_fraction: float = 0.2, seed: int = 0
     train, val = patient_split(records, val_fraction, seed)
     train_idx = np.array(sorted(index[id(r)] for r in train), dtype=int)
     val_idx = np.array(sorted(index[id(r)] for r in val), dtype=int)
-    for side, idx in (("training", train_idx), ("validation", val_idx)):
+    for side, idx in (("validation", val_idx), ("training", train_idx)):
         counts = data.subset(idx).class_patient_counts() if len(idx) else dict.fromkeys(data.classes, 0)
         few = {c: n for c, n in counts.items() if n < MIN_PATIENTS_PER_SIDE}
         if few:

@@ -1,0 +1,229 @@
+"""The probe end to end on 60 real chest X-rays (plus one broken file): events, cache, bundle, engine, CLI,
+cancel and resume, no half-written bundle, no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medflip_core.bundle import load_bundle
+from medflip_core.engine import Engine
+from medflip_core.errors import MedflipError
+from medflip_core.events import EventWriter
+from medflip_core.finetune import classifier_bundle
+from medflip_core.finetune.probe import ProbeConfig, run_probe
+from medflip_core.imaging import load_image
+from medflip_core.model_store import default_model_dir
+
+REPO = Path(__file__).resolve().parents[3]
+PER_CLASS = 30
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def folder(shared_data, tmp_path_factory) -> Path:
+    """30 NORMAL + 30 PNEUMONIA Kermany images (several per patient) and one file that is not an image."""
+    root = tmp_path_factory.mktemp("probe_data")
+    src = shared_data / "cxr-pneumonia-kermany" / "train"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (root / cls).mkdir()
+        for f in sorted((src / cls).iterdir())[:PER_CLASS]:
+            (root / cls / f.name).symlink_to(f)
+    (root / "PNEUMONIA" / "person9999_broken_1.jpeg").write_bytes(b"this is not a JPEG")
+    return root
+
+
+def _events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def first_run(folder, tmp_path_factory):
+    work = tmp_path_factory.mktemp("probe_run")
+    cfg = ProbeConfig(images=str(folder), out=str(work / "models" / "pneumonia-probe"), labels=["Pneumonia", "Normal"],
+                      cache_dir=str(work / "cache"), n_boot=200, val_fraction=0.25)
+    events = EventWriter(str(work / "events.jsonl"))
+    result = run_probe(cfg, events)
+    events.close()
+    return cfg, result, _events(work / "events.jsonl")
+
+
+def test_probe_events_and_skipped_file(first_run):
+    _, result, events = first_run
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and "eval" in kinds and kinds.count("step") >= 2
+    start, done = events[0], events[-1]
+    assert start["classes"] == ["PNEUMONIA", "NORMAL"] and start["mode"] == "probe"
+    assert done["status"] == "completed" and done["embedded"] == 2 * PER_CLASS + 1 and done["skipped"] == 1
+    assert "person9999_broken_1.jpeg" in done["skipped_examples"][0]
+    evals = [e for e in events if e["event"] == "eval"]
+    assert set(evals[0]["roc_auc"]) == {"PNEUMONIA", "NORMAL"}
+    # the bundled model separates pediatric pneumonia well: a probe on its embeddings must too
+    assert result.validation["per_class"]["PNEUMONIA"]["roc_auc"]["value"] > 0.85
+
+
+def test_bundle_is_complete_verified_and_documented(first_run):
+    _, result, _ = first_run
+    bundle = load_bundle(result.bundle, verify=True)
+    m = bundle.manifest
+    assert bundle.is_classifier and m["classifier"]["classes"] == ["PNEUMONIA", "NORMAL"]
+    assert not m["classifier"]["multi_label"] and m["classifier"]["calibration"]["method"] == "temperature"
+    assert set(m["classifier"]["thresholds"]) == {"PNEUMONIA", "NORMAL"}
+    for name in ("image_encoder.onnx", "text_encoder.onnx", "tokenizer/tokenizer.json", "sentence_bank.npz",
+                 "head.npz", "validation.json", "MODEL_CARD.md"):
+        assert len(m["files"][name]["sha256"]) == 64
+    base = load_bundle(default_model_dir(), verify=False)
+    assert m["files"]["image_encoder.onnx"]["sha256"] == base.manifest["files"]["image_encoder.onnx"]["sha256"]
+    prov = m["provenance"]
+    assert prov["data"]["images_used"] == 2 * PER_CLASS and prov["data"]["images_skipped"] == 1
+    assert len(prov["data"]["sha256"]) == 64 and prov["config"]["val_fraction"] == 0.25
+    card = bundle.model_card()
+    assert "Research use only" in card and "bootstrap over patients" in card and "Youden" in card
+    assert f"{prov['data']['val_patients']} patients" in card
+    figures = json.loads((result.bundle / "validation.json").read_text())
+    curve = figures["per_class"]["PNEUMONIA"]["roc_curve"]
+    assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0
+    # train and validation patients are disjoint
+    assert prov["data"]["train_patients"] + prov["data"]["val_patients"] == prov["data"]["patients"]
+
+
+def test_second_run_comes_from_the_cache_and_gives_the_same_head(first_run, tmp_path):
+    cfg, result, _ = first_run
+    again = ProbeConfig(**{**cfg.to_dict(), "out": str(tmp_path / "again")})
+    t0 = time.perf_counter()
+    second = run_probe(again, EventWriter(enabled=False))
+    assert second.embedded == 0 and second.status == "completed"
+    assert time.perf_counter() - t0 < 60
+    np.testing.assert_allclose(second.classifier.weight, result.classifier.weight)
+    assert second.skipped == result.skipped  # the broken file is remembered as unreadable too
+
+
+def test_engine_classifies_a_real_dicom_with_the_bundle(first_run, shared_data):
+    _, result, _ = first_run
+    engine = Engine(result.bundle)
+    pred = engine.predict([load_image(shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm")])[0]
+    assert list(pred.probabilities) == ["PNEUMONIA", "NORMAL"]
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    for c, p in pred.probabilities.items():
+        assert pred.decisions[c] == (p >= pred.thresholds[c])
+    cam = engine.class_activation_map(pred.patch_tokens, "PNEUMONIA")
+    assert cam.shape == engine.grid == (14, 14) and np.isfinite(cam).all() and cam.std() > 0
+    # the probe keeps the base model's text side: zero-shot and retrieval work from the same bundle
+    zero_shot = engine.classify(pred.embedding, ["No Finding", "Pneumonia"])
+    assert sum(zero_shot.values()) == pytest.approx(1.0, abs=1e-5)
+    assert len(engine.retrieve(pred.embedding, k=3)) == 3
+    with pytest.raises(MedflipError, match="not a class"):
+        engine.class_activation_map(pred.patch_tokens, "Cardiomegaly")
+
+
+def test_a_clip_bundle_says_it_is_no_classifier():
+    engine = Engine(default_model_dir(), verify=False)
+    with pytest.raises(MedflipError, match="not a classifier"):
+        engine.predict([np.zeros((64, 64), np.float32)])
+
+
+def test_cli_classify_and_evaluate_a_classifier_bundle(first_run, folder, shared_data, capsys, monkeypatch, tmp_path):
+    from medflip_core.cli import main
+
+    _, result, _ = first_run
+    monkeypatch.setenv("MEDFLIP_DATA_DIR", str(tmp_path))
+    dicom = shared_data / "dicom" / "RG1_J2KR.dcm"
+    assert main(["classify", str(dicom), "--model", str(result.bundle), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "classifier" and out["classes"] == ["PNEUMONIA", "NORMAL"]
+    row = out["results"][0]
+    assert set(row["scores"]) == set(row["decisions"]) == {"PNEUMONIA", "NORMAL"}
+    assert main(["evaluate", str(folder), "--model", str(result.bundle), "--positive", "pneumonia",
+                 "--n-boot", "100", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["positive_class"] == "PNEUMONIA" and ev["images"] == 2 * PER_CLASS and ev["skipped"] == 1
+    assert ev["roc_auc"]["ci95"][0] <= ev["roc_auc"]["value"] <= ev["roc_auc"]["ci95"][1]
+    assert sum(map(sum, ev["confusion"]["rows_true_cols_pred"])) == 2 * PER_CLASS
+    assert 0 <= ev["ece"] <= 1 and "sensitivity" in ev["per_class"]["NORMAL"]
+
+
+def test_failed_write_leaves_no_bundle_and_keeps_the_old_one(first_run, tmp_path, monkeypatch):
+    cfg, result, _ = first_run
+    models = tmp_path / "models"
+    models.mkdir()
+    target = models / "probe"
+    copies = []
+
+    def copy_then_disk_full(src, dst, *a, **k):
+        if copies:
+            raise OSError(28, "No space left on device")
+        copies.append(dst)
+        return shutil.copy(src, dst)
+
+    monkeypatch.setattr(classifier_bundle.shutil, "copy2", copy_then_disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run_probe(ProbeConfig(**{**cfg.to_dict(), "out": str(target)}), EventWriter(enabled=False))
+    assert list(models.iterdir()) == []  # no bundle, no hidden partial folder
+    shutil.copytree(result.bundle, target)
+    copies.clear()
+    with pytest.raises(OSError, match="No space left"):
+        run_probe(ProbeConfig(**{**cfg.to_dict(), "out": str(target), "overwrite": True}), EventWriter(enabled=False))
+    assert [p.name for p in models.iterdir()] == ["probe"]
+    load_bundle(target, verify=True)  # the previous bundle is untouched
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "medflip_core.cli", *args]
+
+
+def test_sigterm_stops_cleanly_and_a_rerun_resumes_from_the_cache(folder, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "MEDFLIP_DATA_DIR": str(tmp_path)}
+    out = tmp_path / "models" / "probe"
+    args = _cli("finetune", "--images", str(folder), "--out", str(out), "--n-boot", "50", "--json")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] == "step" and events[-1]["step"] > 0:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=120)
+    events += [json.loads(line) for line in rest.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0, err
+    done = events[-1]
+    assert done["event"] == "done" and done["status"] == "cancelled" and done["bundle"] is None
+    models = tmp_path / "models"
+    assert not out.exists() and (not models.exists() or list(models.iterdir()) == [])
+    first_embedded = done["embedded"]
+    assert 0 < first_embedded < 2 * PER_CLASS + 1
+    again = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert again.returncode == 0, again.stderr
+    events2 = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    assert events2[1]["event"] == "step" and events2[1]["cached"] >= first_embedded
+    assert events2[-1]["status"] == "completed" and events2[-1]["embedded"] == 2 * PER_CLASS + 1 - first_embedded
+    load_bundle(out, verify=True)
+
+
+def test_probe_and_classifier_never_import_torch(first_run, folder, shared_data, tmp_path):
+    cfg, _, _ = first_run
+    code = (
+        "import sys, json\n"
+        "from medflip_core.events import EventWriter\n"
+        "from medflip_core.finetune.probe import ProbeConfig, run_probe\n"
+        "from medflip_core.engine import Engine\n"
+        "from medflip_core.imaging import load_image\n"
+        f"cfg = ProbeConfig(**{ {**cfg.to_dict(), 'out': str(tmp_path / 'b')}!r})\n"
+        "r = run_probe(cfg, EventWriter(enabled=False))\n"
+        f"p = Engine(r.bundle).predict([load_image({str(shared_data / 'dicom' / 'RG1_UNCR.dcm')!r})])[0]\n"
+        "print(json.dumps({'status': r.status, 'torch': 'torch' in sys.modules,\n"
+        "                  'transformers': 'transformers' in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": "completed", "torch": False,
+                                                                "transformers": False}
