@@ -1,0 +1,91 @@
+"""Zero-shot decision rules: exclusive vs independent findings, bias and temperature, a rule chosen on
+validation data of two sources, with the bundled model on real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medflip_core.zeroshot import (
+    EXCLUSIVE,
+    INDEPENDENT,
+    MANIFEST_KEY,
+    DecisionRule,
+    ValidationSource,
+    choose_decision_rule,
+    label_kind,
+    rule_from_manifest,
+    rule_probabilities,
+    score_labels,
+)
+
+
+def test_label_kind_findings_are_independent():
+    assert label_kind(["Pleural Effusion", "Cardiomegaly", "No Finding"]) == INDEPENDENT
+    assert label_kind(["No Finding", "Pneumonia"]) == EXCLUSIVE
+    assert label_kind(["NORMAL", "PNEUMONIA"]) == EXCLUSIVE
+    assert label_kind(["cat", "dog"]) == EXCLUSIVE
+
+
+def test_rule_round_trip_and_old_bundles_keep_softmax():
+    rule = DecisionRule("pairs", {"pneumonia": -1.5}, 2.0, "validation")
+    assert DecisionRule.from_dict(rule.as_dict()) == rule
+    assert rule_from_manifest({}) == DecisionRule()
+    assert rule_from_manifest({MANIFEST_KEY: rule.as_dict()}) == rule
+    with pytest.raises(ValueError):
+        DecisionRule("vote")
+
+
+def test_bias_moves_the_decision_and_temperature_only_the_confidence():
+    img = np.array([[1.0, 0.2, 0.0]])
+    pos = np.array([[1.0, 0.0, 0.0], [0.9, 0.3, 0.0]])
+    base = rule_probabilities(img, pos, None, ["No Finding", "Pneumonia"], DecisionRule(), 30.0)
+    biased = rule_probabilities(img, pos, None, ["No Finding", "Pneumonia"], DecisionRule(bias={"pneumonia": -3.0}),
+                                30.0)
+    assert base.argmax() != biased.argmax()
+    hot = rule_probabilities(img, pos, None, ["No Finding", "Pneumonia"], DecisionRule(temperature=5.0), 30.0)
+    assert hot.argmax() == base.argmax() and hot.max() < base.max()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from medflip_core.engine import Engine
+    from medflip_core.model_store import resolve_model
+
+    return Engine(resolve_model(None), threads=2)
+
+
+def test_findings_get_independent_probabilities_from_the_engine(engine, shared_data):
+    from medflip_core.imaging import load_image
+
+    img = engine.embed_images([load_image(sorted((shared_data / "cxr-nih-adult" / "images").iterdir())[0])])
+    findings = score_labels(engine, img.embedding, ["Pleural Effusion", "Cardiomegaly", "Pneumonia"])
+    assert findings.kind == INDEPENDENT and "do not sum" in findings.explanation()
+    assert not np.isclose(findings.probs.sum(), 1.0, atol=1e-3)
+    assert ((findings.probs > 0) & (findings.probs < 1)).all()
+    exclusive = score_labels(engine, img.embedding, ["No Finding", "Pneumonia"])
+    assert exclusive.kind == EXCLUSIVE
+    np.testing.assert_allclose(exclusive.probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_rule_chosen_on_two_sources_closes_the_threshold_gap(engine, shared_data):
+    from medflip_core.data.label_csv import read_label_csv
+    from medflip_core.imaging import load_image
+
+    labels = ["No Finding", "Pneumonia"]
+    nih = read_label_csv(shared_data / "cxr-nih-adult" / "labels.csv", labels=labels).subset(range(0, 700, 7))
+    kermany = shared_data / "cxr-pneumonia-kermany" / "train"
+    k_files = sorted((kermany / "NORMAL").iterdir())[:40] + sorted((kermany / "PNEUMONIA").iterdir())[:40]
+    sources = [
+        ValidationSource("nih", engine.embed_images([load_image(p) for p in nih.images]).embedding, nih.class_index),
+        ValidationSource("kermany", engine.embed_images([load_image(p) for p in k_files]).embedding,
+                         np.array([0] * 40 + [1] * 40)),
+    ]
+    pos = engine.class_embeddings(labels)
+    neg = engine.embed_texts(["no finding.", "no pneumonia."])
+    rule, table = choose_decision_rule(sources, pos, neg, labels, engine.logit_scale, "Pneumonia")
+    assert rule.mode in ("softmax", "pairs") and rule.temperature > 0 and "nih" in rule.chosen_on
+    chosen = next(r for r in table if r["mode"] == rule.mode and r["bias"] == rule.bias["pneumonia"])
+    plain = next(r for r in table if r["mode"] == "softmax" and r["bias"] == 0.0)
+    assert chosen["worst_gap"] <= plain["worst_gap"]
+    assert len(table) == 2 * 65
