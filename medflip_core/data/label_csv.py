@@ -243,12 +243,38 @@ def _patient_from_path(name: str, pattern: str | None, style: str) -> str:
     return patient_id_from_name(Path(name).name, pattern)
 
 
+def source_split(path: str | Path, val_fraction: float, seed: int = 0, image_root: str | Path | None = None
+                 ) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """A label CSV as an extra TRAINING source: every finding of the file (mapped into the label space), split by
+    patient. The one definition of a source's validation patients: training holds them out, and the model
+    card's per-source figures are measured on them (`validation_patients`)."""
+    table = read_label_csv(path, image_root=image_root, multi_label=True)
+    train, val = split_table(table, val_fraction, seed, check=False)
+    return train.to_records(), val.to_records()
+
+
+def validation_patients(path: str | Path, val_fraction: float, seed: int = 0,
+                        image_root: str | Path | None = None) -> set[str]:
+    """Patients of a label CSV that a training run with this fraction and seed held out (see source_split)."""
+    return {r.patient_id for r in source_split(path, val_fraction, seed, image_root)[1]}
+
+
 def split_table(table: LabelTable, val_fraction: float, seed: int = 0,
-                min_val_patients: int = 1) -> tuple[LabelTable, LabelTable]:
+                min_val_patients: int = 1, check: bool = True) -> tuple[LabelTable, LabelTable]:
     """Patient-disjoint split stratified by class (multi-label: by each image's rarest finding).
 
-    Errors: one class only; a class whose patients are too few to appear on both sides.
+    Errors (with `check`): one class only; a class whose patients are too few to appear on both sides.
     """
+    if check:
+        _check_splittable(table, val_fraction, min_val_patients)
+    records = [ImageRecord(path=p, class_name=table.stratum(i), patient_id=table.patients[i],
+                           labels=np.zeros(0)) for i, p in enumerate(table.images)]
+    index = {id(r): i for i, r in enumerate(records)}
+    train, val = patient_split(records, val_fraction, seed)
+    return table.subset([index[id(r)] for r in train]), table.subset([index[id(r)] for r in val])
+
+
+def _check_splittable(table: LabelTable, val_fraction: float, min_val_patients: int) -> None:
     if len(table.classes) < 2:
         raise MedflipError(f"only one class ({table.classes[0]}): training a classifier needs two or more")
     present = table.targets.sum(axis=0)
@@ -261,11 +287,6 @@ def split_table(table: LabelTable, val_fraction: float, seed: int = 0,
             raise MedflipError(f"class {c} has {int(n)} image(s) of {len(patients)} patient(s): too few for a "
                                f"validation share of {val_fraction:.0%} (at least {min_val_patients} patient(s) "
                                "on the validation side and one for training)")
-    records = [ImageRecord(path=p, class_name=table.stratum(i), patient_id=table.patients[i],
-                           labels=np.zeros(0)) for i, p in enumerate(table.images)]
-    index = {id(r): i for i, r in enumerate(records)}
-    train, val = patient_split(records, val_fraction, seed)
-    return table.subset([index[id(r)] for r in train]), table.subset([index[id(r)] for r in val])
 
 
 def drop_unreadable(table: LabelTable) -> tuple[LabelTable, list[str]]:

@@ -2,10 +2,12 @@
 
 The scheme: a source is drawn for every slot of the batch with probability proportional to its weight
 (`source_weights`, e.g. Kermany 0.5, NIH 0.5: a small adult source is not drowned by a large pediatric
-one); within a source, a class is drawn uniformly among the classes it has (class balancing: NIH
-pneumonia and no finding equally often, Kermany NORMAL as often as PNEUMONIA), then an image of that
-class uniformly. Sampling is with replacement and a pure function of (seed, step, rank): a resumed run
-draws exactly the batches the killed run would have drawn, and ranks draw independently.
+one); within a source, a class is drawn uniformly among the classes it has, then an image of that class
+uniformly. The trainer balances on `balance_key`: "no finding" vs "finding" (Kermany NORMAL as often as
+PNEUMONIA, NIH no-finding images as often as images with any finding), not on every finding, which would
+draw NIH's 3 hernia images as often as its 372 normal ones. Sampling is with replacement and a pure
+function of (seed, step, rank): a resumed run draws exactly the batches the killed run would have drawn,
+and ranks draw independently.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def balance_key(labels: np.ndarray) -> str:
+    """The class a label-space vector is balanced as: "finding" if any finding is positive, else "no finding"."""
+    from medflip_core.labels import LABEL_INDEX
+
+    findings = np.delete(np.asarray(labels), LABEL_INDEX["No Finding"])
+    return "finding" if (findings > 0).any() else "no finding"
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,39 @@ def test_bad_weights_are_refused(two_sources):
         MixedSampler(sources, 8, 0, weights={"chexpert": 1.0})
     with pytest.raises(ValueError, match="not all zero"):
         MixedSampler(sources, 8, 0, weights={"kermany": 0.0, "nih": 0.0})
+
+
+def test_trainer_mixes_sources_augments_and_holds_out_their_validation_patients(shared_data, small_folder):
+    """The trainer's wiring: --extra-sources NIH CSV, --source-weights, --augment (no model needed)."""
+    from medflip_core.augment import AugmentConfig
+    from medflip_core.data.label_csv import validation_patients
+    from medflip_core.preprocess import PreprocessConfig
+    from trainer.batches import ImageBatches
+    from trainer.config import TrainConfig
+    from trainer.training_data import build_training_data, make_sampler
+
+    nih_csv = shared_data / "cxr-nih-adult" / "labels.csv"
+    cfg = TrainConfig(job="finetune", images=[str(small_folder)], extra_sources=[str(nih_csv)],
+                      source_weights="1,3", augment=True, max_steps=1, val_fraction=0.15)
+    data = build_training_data(cfg, tokenize=None)
+    held_out = validation_patients(nih_csv, 0.15, 0)
+    assert held_out and not held_out & {r.patient_id for r in data.train}
+    n_nih = data.sources.count(str(nih_csv))
+    assert 600 < n_nih < 721 and n_nih + data.sources.count("images") == len(data.train)
+    sampler = make_sampler(cfg, data, 8)
+    assert sampler.describe()["source_probability"] == {"images": 0.25, str(nih_csv): 0.75}
+    batches = ImageBatches(data.train, PreprocessConfig(image_size=64), 8, 0, sampler=sampler,
+                           augment=AugmentConfig())
+    first, again = batches.batch(3), batches.batch(3)
+    assert first.pixels.shape == (8, 1, 64, 64) and first.used == again.used
+    assert torch_equal(first.pixels, again.pixels)  # augmentation is deterministic per (seed, step, rank, image)
+    plain = ImageBatches(data.train, PreprocessConfig(image_size=64), 8, 0, sampler=sampler).batch(3)
+    assert plain.used == first.used and not torch_equal(plain.pixels, first.pixels)
+    # without extra sources or weights: no sampler, today's epoch-wise shuffle
+    assert make_sampler(TrainConfig(job="finetune", images=[str(small_folder)], max_steps=1),
+                        build_training_data(TrainConfig(job="finetune", images=[str(small_folder)], max_steps=1),
+                                            None), 8) is None
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
