@@ -44,7 +44,7 @@ class MessageBar(QtWidgets.QFrame):
         close.clicked.connect(self.dismiss)
         self.details = QtWidgets.QPlainTextEdit()
         self.details.setReadOnly(True)
-        self.details.setMaximumHeight(110)
+        self.details.setMaximumHeight(64)
         self.details.setVisible(False)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("⚠"))
