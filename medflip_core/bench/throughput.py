@@ -1,25 +1,37 @@
 """Training throughput at several mask ratios, measured in one run so the ratios are comparable.
 
 Two figures per ratio: the image tower alone (forward + backward of the ViT on masked tokens) and
-the whole MedFLIP step (both towers, loss with the SVD term, optimizer step).
+the whole MedFLIP step (both towers, loss with the SVD term, optimizer step). The whole step runs the
+text tower as the trainer does in `text_train=partial`: the frozen MiniLM layers come from the
+per-sentence cache (steady state: every sentence seen before), only the trainable top layers run.
+A real-data line runs the trainer itself (a separate process) on real Kermany JPEGs: decoding and
+preprocessing in the loop with its loader threads, label-drawn IU sentences, the same batch and mask.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from medflip_core.events import StepEvent, event_from_record, parse_event_line
+from medflip_core.masking import check_strategy
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
 from medflip_core.model.losses import SVD_POWER_ITERS, compute_loss
+from medflip_core.model.mask_scores import mask_scores
+from medflip_core.resources import default_shared_data
 
 REAL_SENTENCES = [
     "The heart is normal in size.",
@@ -53,8 +65,35 @@ def _interleaved(fn_a, fn_b, rounds: int) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
+def strategy_rows(model, opt, pixels, tokens, img_labels, txt_labels, ratio: float, strategies: list[str],
+                  warmup: int, repeats: int) -> list[dict]:
+    """The whole MedFLIP step per mask strategy at one ratio; mask_s = scoring the patches + drawing the mask."""
+    rows = []
+    num_patches = model.image_tower.num_patches
+    for strategy in strategies:
+        rng = np.random.default_rng(1)
+        mask_times: list[float] = []
+
+        def step() -> None:
+            start = time.perf_counter()
+            scores = mask_scores(model, strategy, pixels, tokens["input_ids"], tokens["attention_mask"])  # noqa: B023
+            keep = mask_for_batch(len(pixels), num_patches, ratio, rng, strategy, scores)  # noqa: B023
+            mask_times.append(time.perf_counter() - start)  # noqa: B023
+            img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep)
+            result = compute_loss("medflip", img, txt, img_labels, txt_labels, model.logit_scale)
+            opt.zero_grad(set_to_none=True)
+            result.total.backward()
+            opt.step()
+
+        step_s = _time(step, warmup, repeats)
+        mask_s = statistics.mean(mask_times[warmup:])
+        rows.append({"strategy": strategy, "mask_ratio": ratio, "step_samples_per_s": len(pixels) / step_s,
+                     "step_s": step_s, "mask_s": mask_s, "mask_share": mask_s / step_s})
+    return rows
+
+
 def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmup: int, repeats: int,
-            threads: int | None) -> dict:
+            threads: int | None, strategies: tuple[str, ...] = ("random",)) -> dict:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -68,6 +107,7 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
     pixels = torch.randn(batch, 1, image_size, image_size, generator=gen)
     texts = [REAL_SENTENCES[i % len(REAL_SENTENCES)] for i in range(batch)]
     tokens = model.text_tower.tokenize(texts)
+    frozen_text = model.text_tower.frozen_states(tokens["input_ids"], tokens["attention_mask"])  # the cache's
     img_labels = torch.zeros(batch, 14)
     img_labels[: batch // 2, 0] = 1
     img_labels[batch // 2 :, 7] = 1
@@ -87,7 +127,7 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
 
         def full_step(svd_iters: int | None = SVD_POWER_ITERS) -> None:
             keep = mask_for_batch(batch, num_patches, ratio, rng)  # noqa: B023
-            img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep)
+            img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep, frozen_text)
             result = compute_loss("medflip", img, txt, img_labels, txt_labels, model.logit_scale,
                                   svd_iters=svd_iters)
             opt.zero_grad(set_to_none=True)
@@ -107,8 +147,36 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
     for row in rows:
         row["tower_speedup"] = row["tower_samples_per_s"] / base["tower_samples_per_s"]
         row["step_speedup"] = row["step_samples_per_s"] / base["step_samples_per_s"]
+    by_strategy = strategy_rows(model, opt, pixels, tokens, img_labels, txt_labels, max(ratios), list(strategies),
+                                warmup, repeats)
     return {"batch": batch, "image_size": image_size, "vision": vision, "threads": torch.get_num_threads(),
-            "device": "cpu", "machine": platform.machine(), "processor": platform.processor(), "rows": rows}
+            "device": "cpu", "machine": platform.machine(), "processor": platform.processor(), "rows": rows,
+            "strategies": by_strategy}
+
+
+def real_data_row(images: Path, corpus: Path, batch: int, image_size: int, vision: str, ratio: float,
+                  workers: int, steps: int, threads: int | None) -> dict:
+    """Samples/s of the real trainer on real JPEGs (median over steps after the first two: warm-up)."""
+    from medflip_core.processes import trainer_command
+
+    with tempfile.TemporaryDirectory(prefix="medflip-bench-") as out:
+        program, args = trainer_command([
+            "pretrain", "--images", str(images), "--corpus", str(corpus), "--max-sentences", "512",
+            "--batch-size", str(batch), "--image-size", str(image_size), "--vision", vision,
+            "--mask-ratio", str(ratio), "--num-workers", str(workers), "--max-steps", str(steps + 2),
+            "--eval-every", "0", "--checkpoint-every", str(10 * (steps + 2)), "--val-fraction", "0.05",
+            "--warmup-steps", "0", "--out-dir", out])
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        proc = subprocess.run([program, *args], capture_output=True, text=True, env=env, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the real-data trainer run failed: {proc.stderr[-1500:]}")
+    steps_seen = [e for e in (event_from_record(r) for r in map(parse_event_line, proc.stdout.splitlines()) if r)
+                  if isinstance(e, StepEvent)]
+    rates = [e.samples_per_s for e in steps_seen[2:]]
+    return {"images": str(images), "mask_ratio": ratio, "num_workers": workers, "steps_timed": len(rates),
+            "step_samples_per_s": statistics.median(rates)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,12 +188,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--strategies", default="random,integrity,attention",
+                        help="mask strategies timed at the highest ratio (medflip_core.masking)")
+    shared = default_shared_data()
+    parser.add_argument("--real-images", type=Path, default=shared / "cxr-pneumonia-kermany" / "train",
+                        help="ImageFolder of real images for the real-data line (default: Kermany train)")
+    parser.add_argument("--real-corpus", type=Path, default=shared / "iu-xray-reports" / "NLMCXR_reports.tgz")
+    parser.add_argument("--workers", type=int, default=2, help="the trainer's --num-workers (decode threads)")
+    parser.add_argument("--real-steps", type=int, default=6, help="timed trainer steps (0: no real-data line)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    for strategy in strategies:
+        try:
+            check_strategy(strategy)
+        except ValueError as exc:
+            parser.error(str(exc))
     ratios = [float(r) for r in args.ratios.split(",")]
     if ratios[0] != 0.0:
         ratios = [0.0, *ratios]
-    result = measure(ratios, args.batch, args.image_size, args.vision, args.warmup, args.repeats, args.threads)
+    result = measure(ratios, args.batch, args.image_size, args.vision, args.warmup, args.repeats, args.threads,
+                     strategies)
+    if args.real_steps > 0:
+        if not args.real_images.is_dir():
+            parser.error(f"--real-images {args.real_images} is not a folder (or pass --real-steps 0)")
+        real = real_data_row(args.real_images, args.real_corpus, args.batch, args.image_size, args.vision,
+                             max(ratios), args.workers, args.real_steps, args.threads)
+        synthetic = result["rows"][-1]["step_samples_per_s"]
+        real["vs_synthetic"] = real["step_samples_per_s"] / synthetic
+        result["real_data"] = real
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
@@ -141,6 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         power, full = top["step_power_svd_samples_per_s"], top["step_full_svd_samples_per_s"]
         print(f"σ1 by power iteration vs full SVD at mask {top['mask_ratio']:.2f} (alternating steps, medians): "
               f"{power:.1f} vs {full:.1f} img/s ({power / full:.2f}x)")
+    if "real_data" in result:
+        real = result["real_data"]
+        print(f"real data (the trainer on {real['images']}, JPEG decode + preprocessing in the loop, "
+              f"{real['num_workers']} loader threads) at mask {real['mask_ratio']:.2f}: "
+              f"{real['step_samples_per_s']:.1f} img/s = {real['vs_synthetic']:.2f}x the synthetic step "
+              f"(median of {real['steps_timed']} steps)")
+    for r in result["strategies"]:
+        print(f"mask strategy {r['strategy']:<9} at {r['mask_ratio']:.2f}: step {r['step_samples_per_s']:.1f} img/s, "
+              f"scoring + mask {r['mask_s'] * 1000:.1f} ms = {r['mask_share'] * 100:.1f} % of the step")
     return 0
 
 
