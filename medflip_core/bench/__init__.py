@@ -34,6 +34,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ablation": Benchmark("medflip_core.bench.ablation",
                           "MedFLIP vs no-mask, no-SVD, CLIP InfoNCE, MedCLIP at equal wall-clock budget, "
                           "paired bootstrap against MedFLIP on the same validation images"),
+    "probe": Benchmark("medflip_core.bench.probe",
+                       "fine-tuning probe: wall time with an empty and a full embedding cache, validation ROC AUC "
+                       "beside the base model's zero-shot on the same patients (paired bootstrap)"),
 }
 
 

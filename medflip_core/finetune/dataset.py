@@ -161,4 +161,19 @@ def load_labelled(source: str | Path, image_root: str | Path | None = None, labe
 
 def from_label_csv(path: Path, image_root: str | Path | None, labels: list[str] | None,
                    patient_pattern: str | None) -> LabelledSet:
-    raise MedflipError("label CSVs are not readable yet (medflip_core.data.label_csv is missing)")
+    """A label CSV through medflip_core.data.label_csv (NIH or CheXpert style; the patient column, else the file
+    name, gives the patient). Asked classes are matched loosely to the file's findings (`normal` = `No Finding`);
+    a row with two of them makes the set multi-label; rows with none are left out and reported."""
+    from medflip_core.data.label_csv import read_label_csv
+
+    chosen = None
+    if labels:
+        vocabulary = read_label_csv(path, image_root=image_root, patient_pattern=patient_pattern).classes
+        chosen = match_classes(labels, vocabulary, f"label of {path.name}")
+    table = read_label_csv(path, image_root=image_root, labels=chosen, patient_pattern=patient_pattern)
+    targets = table.targets.astype(np.int64) if table.multi_label else table.class_index.astype(np.int64)
+    notes = [f"left out {n} row(s) of {path.name}: {why}" for why, n in table.dropped.items()]
+    if table.style == "chexpert" and table.uncertain is not None and table.uncertain.any():
+        notes.append(f"{int(table.uncertain.any(axis=1).sum())} row(s) with uncertain (-1) labels read as absent")
+    return LabelledSet(paths=list(table.images), patients=list(table.patients), classes=list(table.classes),
+                       targets=targets, multi_label=table.multi_label, source=str(path.resolve()), notes=notes)

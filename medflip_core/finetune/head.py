@@ -3,9 +3,9 @@
 Multi-class: one multinomial logistic regression (softmax); multi-label: one binary logistic regression per
 label (sigmoid). Features are standardised for the fit and the scaling is folded back into the weights, so the
 stored head applies to the raw embedding. Classes are weighted inversely to their frequency ("balanced").
-The L2 strength C is chosen by patient-grouped cross-validation on the TRAINING patients (mean ROC AUC over
-classes; ties go to the stronger regularisation): the validation patients stay untouched for calibration,
-thresholds and the reported figures.
+The L2 strength C (half-decade grid 0.01-100) is chosen by patient-grouped cross-validation on the TRAINING
+patients (mean ROC AUC over classes; ties go to the stronger regularisation): the validation patients stay
+untouched for calibration, thresholds and the reported figures.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MAX_FOLDS = 5
 
 
@@ -30,7 +30,10 @@ class FittedHead:
 def _logistic(c: float, seed: int):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
+    # Newton-Cholesky: a few exact Newton steps on D+1 <= ~1000 parameters; 5-50x fewer iterations than lbfgs
+    # on these nearly separable embeddings.
+    return LogisticRegression(C=c, class_weight="balanced", solver="newton-cholesky", max_iter=200,
+                              random_state=seed)
 
 
 def _fit_standardised(x: np.ndarray, ind: np.ndarray, multi_label: bool, c: float, seed: int):

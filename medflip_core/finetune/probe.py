@@ -156,6 +156,14 @@ def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None =
                     message="stopped while embedding; the embeddings so far are cached, run again to continue")
         return ProbeResult("cancelled", seconds=time.time() - t0, embedded=embedded)
     cache.compact()
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small BLAS calls: one thread is several times faster than two fighting
+        return _fit_and_write(cfg, events, data, keys, cache, engine, embedded, t0)
+
+
+def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, keys: list[str],
+                   cache: EmbeddingCache, engine: Engine, embedded: int, t0: float) -> ProbeResult:
     readable = [i for i, k in enumerate(keys) if k in cache.embeddings]
     skipped = sorted({cache.failed[k] for k in keys if k not in cache.embeddings})
     used = data.subset(readable)

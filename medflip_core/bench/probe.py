@@ -1,0 +1,100 @@
+"""The probe's figures: wall time of a first run (empty embedding cache) and of a second run (from the cache),
+the probe's validation ROC AUC for one class with a patient-level CI, and the base model's zero-shot AUC on the
+SAME validation images beside it, with a paired patient-level bootstrap of the difference.
+
+    medflip bench probe [--data ../shared/data/cxr-nih-adult/labels.csv] [--labels "No Finding,Pneumonia"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from medflip_core.engine import Engine
+from medflip_core.events import EventWriter
+from medflip_core.finetune.dataset import loose_key
+from medflip_core.finetune.probe import ProbeConfig, run_probe
+from medflip_core.metrics import bootstrap_ci, paired_bootstrap_difference, roc_auc_binary
+from medflip_core.model_store import resolve_model
+from medflip_core.resources import default_shared_data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medflip bench probe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(default_shared_data() / "cxr-nih-adult" / "labels.csv"))
+    parser.add_argument("--image-root")
+    parser.add_argument("--labels", default="No Finding,Pneumonia")
+    parser.add_argument("--positive", default="Pneumonia")
+    parser.add_argument("--base", help="base model (default: the bundled medflip-default)")
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--out", help="keep the classifier bundle here (default: a temporary folder)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="medflip-probe-bench-") as tmp:
+        cfg = ProbeConfig(images=args.data, image_root=args.image_root, labels=labels, base=args.base,
+                          out=args.out or str(Path(tmp) / "bundle"), overwrite=bool(args.out),
+                          val_fraction=args.val_fraction, seed=args.seed, n_boot=args.n_boot,
+                          cache_dir=str(Path(tmp) / "cache"), command="medflip bench probe")
+        t0 = time.perf_counter()
+        first = run_probe(cfg, EventWriter(enabled=False))
+        first_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        second = run_probe(ProbeConfig(**{**cfg.to_dict(), "out": str(Path(tmp) / "again"), "overwrite": True}),
+                           EventWriter(enabled=False))
+        second_s = time.perf_counter() - t0
+
+    val = first.val_set
+    classes = first.classifier.classes
+    positive = next(c for c in classes if loose_key(c) == loose_key(args.positive))
+    pos_index = classes.index(positive)
+    y = val.indicator()[:, pos_index]
+    groups = np.asarray(val.patients)
+    probe_score = first.classifier.probabilities(first.val_embeddings)[:, pos_index]
+    engine = Engine(resolve_model(args.base))
+    zero_shot = engine.classify_embeddings(first.val_embeddings, labels)[:, pos_index]
+    probe_auc = bootstrap_ci(roc_auc_binary, y, probe_score, n_boot=args.n_boot, groups=groups).as_dict()
+    zs_auc = bootstrap_ci(roc_auc_binary, y, zero_shot, n_boot=args.n_boot, groups=groups).as_dict()
+    diff = paired_bootstrap_difference(roc_auc_binary, y, probe_score, zero_shot, n_boot=args.n_boot,
+                                       groups=groups)
+    result = {
+        "data_set": f"validation split of {val.source} (patient-disjoint, fraction {args.val_fraction}, "
+                    f"seed {args.seed})",
+        "validation_images": len(val), "validation_patients": len(set(val.patients)),
+        "positive": positive, "positives": int(y.sum()), "classes": classes,
+        "first_run_s": round(first_s, 1), "second_run_s": round(second_s, 1),
+        "first_run_embedded": first.embedded, "second_run_embedded": second.embedded,
+        "skipped": len(first.skipped), "images": first.embedded + first.cached,
+        "probe_roc_auc": probe_auc, "zero_shot_roc_auc": zs_auc, "zero_shot_labels": labels,
+        "probe_minus_zero_shot": diff, "base_model": engine.bundle.name,
+        "ci": "95 % percentile bootstrap over patients",
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        def ci(m: dict) -> str:
+            return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+
+        print(f"probe from {engine.bundle.name} on {result['images']} images of {val.source}")
+        print(f"  wall time: first run {first_s:.1f} s ({first.embedded} images embedded), second run "
+              f"{second_s:.1f} s ({second.embedded} embedded, the rest from the cache)")
+        print(f"  {result['data_set']}: {len(val)} images, {result['validation_patients']} patients, "
+              f"{int(y.sum())} {positive}")
+        print(f"  ROC AUC {positive} vs {', '.join(c for c in classes if c != positive)}: probe {ci(probe_auc)}, "
+              f"zero-shot {ci(zs_auc)} (95 % CIs over patients)")
+        print(f"  probe - zero-shot: {diff['difference']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}] "
+              f"(paired bootstrap over {diff['resampled']}s, n={diff['n_boot']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
