@@ -9,6 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from medflip_core.bundle import WEIGHTS
+from medflip_core.checkpoint_layout import MODEL_FILE
 from medflip_core.errors import MedflipError
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import ImageOutput, ImageTower
@@ -31,8 +33,11 @@ class MedFlipModel(nn.Module):
 
     def forward(
         self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-        keep: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None, frozen_text: torch.Tensor | None = None,
     ) -> tuple[ImageOutput, TextOutput]:
+        """Both towers; `frozen_text` (cached TextTower.frozen_states) skips the frozen text layers."""
+        if frozen_text is not None:
+            return self.encode_image(pixels, keep), self.text_tower.forward_from_frozen(frozen_text, attention_mask)
         return self.encode_image(pixels, keep), self.encode_text(input_ids, attention_mask)
 
     def save_weights(self, path: str | Path) -> None:
@@ -42,7 +47,7 @@ class MedFlipModel(nn.Module):
         """Strict load of safetensors weights (a checkpoint's model.safetensors or a bundle's weights)."""
         path = Path(path)
         if path.is_dir():
-            for name in ("model.safetensors", "weights.safetensors"):
+            for name in (MODEL_FILE, WEIGHTS):  # a checkpoint's or a bundle's weights
                 if (path / name).is_file():
                     path = path / name
                     break

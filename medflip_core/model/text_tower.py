@@ -50,6 +50,48 @@ class TextTower(nn.Module):
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
         return pooled, hidden
 
+    def _layers(self) -> list[nn.Module]:
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if layers is None:
+            raise MedflipError("partial text training needs a BERT-like encoder with encoder.layer")
+        return list(layers)
+
+    def _layer_mask(self, attention_mask: torch.Tensor, hidden: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden,
+                                         attention_mask=attention_mask)
+
+    @torch.no_grad()
+    def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token states after the embeddings and the layers `partial` mode keeps frozen (B, T, H).
+
+        They do not change while training in `partial` mode, so a trainer can compute them once per
+        sentence and run only the trainable top layers each step (`forward_from_frozen`).
+        """
+        hidden = self.encoder.embeddings(input_ids=input_ids)
+        mask = self._layer_mask(attention_mask, hidden)
+        for layer in self._layers()[: -self.partial_layers]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def forward_from_frozen(self, frozen: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
+        """The tower's output from `frozen_states` (padding positions may hold anything: they are masked)."""
+        hidden = frozen
+        mask = self._layer_mask(attention_mask, hidden)
+        for layer in self._layers()[-self.partial_layers :]:
+            hidden = layer(hidden, mask)
+        return self._project(hidden, attention_mask)
+
+    def _project(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+        return TextOutput(
+            embedding=F.normalize(self.proj(pooled), dim=-1),
+            tokens=F.normalize(self.proj(hidden), dim=-1),
+            attention_mask=attention_mask,
+        )
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
         pooled, hidden = self.pooled(input_ids, attention_mask)
         return TextOutput(
@@ -59,17 +101,23 @@ class TextTower(nn.Module):
         )
 
     def set_trainable(self, mode: str) -> None:
-        """frozen: projection only; partial: the last N encoder layers too; full: everything."""
+        """frozen: projection only; partial: the last N encoder layers too; full: everything that is used.
+
+        The encoder's pooler (BERT's [CLS] dense layer) stays frozen in every mode: the tower mean-pools
+        the token states, so the pooler never gets a gradient, and DistributedDataParallel waits forever
+        for gradients of trainable parameters that never receive one.
+        """
         if mode not in ("frozen", "partial", "full"):
             raise MedflipError(f"text training mode must be frozen, partial or full, not {mode!r}")
         for p in self.encoder.parameters():
             p.requires_grad_(mode == "full")
         if mode == "partial":
-            layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
-            if layers is None:
-                raise MedflipError("partial text training needs a BERT-like encoder with encoder.layer")
-            for layer in list(layers)[-self.partial_layers :]:
+            for layer in self._layers()[-self.partial_layers :]:
                 for p in layer.parameters():
                     p.requires_grad_(True)
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooler is not None:
+            for p in pooler.parameters():
+                p.requires_grad_(False)
         for p in self.proj.parameters():
             p.requires_grad_(True)

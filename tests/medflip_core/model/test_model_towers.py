@@ -79,6 +79,20 @@ def test_text_trainable_modes(model):
         tower.set_trainable("half")
 
 
+@pytest.mark.parametrize("mode", ["frozen", "partial", "full"])
+def test_every_trainable_text_parameter_gets_a_gradient(model, mode):
+    """What DDP needs (no unused trainable parameters): one backward reaches every trainable tensor."""
+    tower = model.text_tower
+    tower.set_trainable(mode)
+    tower.zero_grad(set_to_none=True)
+    tok = tower.tokenize(["Small left pleural effusion.", "The lungs are clear."])
+    out = tower(tok["input_ids"], tok["attention_mask"])
+    (out.embedding.sum() + out.tokens.sum()).backward()
+    missing = [n for n, p in tower.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    tower.zero_grad(set_to_none=True)
+
+
 def test_safetensors_round_trip(model, pixels, tmp_path):
     path = tmp_path / "w.safetensors"
     model.save_weights(path)

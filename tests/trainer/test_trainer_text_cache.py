@@ -1,0 +1,53 @@
+"""Frozen text layers computed once per sentence give the same outputs and gradients as the full tower."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medflip_core.model.clip_model import build_model
+from medflip_core.model.config import ModelConfig
+from trainer.text_cache import FrozenTextCache
+
+SENTENCES = ["Small left pleural effusion.", "The lungs are clear without focal consolidation or effusion.",
+             "Cardiomegaly.", "Right lower lobe airspace disease concerning for pneumonia.", "No pneumothorax."]
+
+
+@pytest.fixture(scope="module")
+def tower():
+    torch.manual_seed(0)
+    tower = build_model(ModelConfig()).text_tower
+    tower.set_trainable("partial")
+    return tower
+
+
+def test_cached_outputs_and_gradients_equal_the_full_tower(tower):
+    cache = FrozenTextCache(tower, max_mb=64)
+    for picks in ([0, 1, 2, 3], [4, 1, 0, 3], [2, 2, 4, 1]):  # misses, then hits in other batch positions
+        texts = [SENTENCES[i] for i in picks]
+        tok = tower.tokenize(texts)
+        full = tower(tok["input_ids"], tok["attention_mask"])
+        cached = tower.forward_from_frozen(cache.states(picks, tok), tok["attention_mask"])
+        torch.testing.assert_close(cached.embedding, full.embedding, atol=1e-5, rtol=1e-5)
+        mask = tok["attention_mask"].unsqueeze(-1).bool()
+        torch.testing.assert_close(cached.tokens * mask, full.tokens * mask, atol=1e-5, rtol=1e-5)
+        tower.zero_grad(set_to_none=True)
+        full.embedding.sum().backward()
+        expected = {n: p.grad.clone() for n, p in tower.named_parameters() if p.grad is not None}
+        tower.zero_grad(set_to_none=True)
+        cached.embedding.sum().backward()
+        got = {n: p.grad for n, p in tower.named_parameters() if p.grad is not None}
+        assert set(got) == set(expected)
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4)
+    assert cache.hits > 0 and cache.misses == len(SENTENCES)
+
+
+def test_cache_stays_within_its_memory_bound(tower):
+    tok = tower.tokenize(SENTENCES)
+    one = tower.frozen_states(tok["input_ids"][:1], tok["attention_mask"][:1])
+    per_token = one.shape[-1] * one.element_size()
+    cache = FrozenTextCache(tower, max_mb=30 * per_token / (1024 * 1024))  # room for about 30 tokens
+    cache.states(list(range(len(SENTENCES))), tok)
+    assert 0 < cache.bytes <= cache.max_bytes
+    assert len(cache._states) < len(SENTENCES)  # the oldest sentences were dropped

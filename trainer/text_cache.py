@@ -1,0 +1,65 @@
+"""Frozen text layers computed once per sentence (`text_train=partial`).
+
+In partial mode only the last MiniLM layers train; the embeddings and the layers below them never
+change, so their output for a sentence is the same at every step. The cache keeps those states per
+sentence (least recently used first out, bounded in bytes) and the step runs only the trainable layers.
+Padding positions are filled with zeros: the attention mask hides them from every later layer.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+
+import torch
+
+from medflip_core.model.text_tower import TextTower
+
+
+class FrozenTextCache:
+    def __init__(self, tower: TextTower, max_mb: float) -> None:
+        self.tower = tower
+        self.max_bytes = int(max_mb * 1024 * 1024)
+        self._states: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def _store(self, key: Hashable, states: torch.Tensor) -> None:
+        size = states.numel() * states.element_size()
+        if size > self.max_bytes:
+            return
+        while self.bytes + size > self.max_bytes and self._states:
+            _, old = self._states.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
+        self._states[key] = states
+        self.bytes += size
+
+    def states(self, keys: Sequence[Hashable], tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T, H) frozen states for a tokenised batch whose rows are the sentences `keys`."""
+        ids, mask = tokens["input_ids"], tokens["attention_mask"]
+        lengths = mask.sum(dim=1).tolist()
+        missing = [i for i, k in enumerate(keys) if k not in self._states]
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        fresh: dict[int, torch.Tensor] = {}
+        if missing:
+            rows = torch.tensor(missing)
+            width = int(max(lengths[i] for i in missing))
+            computed = self.tower.frozen_states(ids[rows, :width], mask[rows, :width])
+            for j, i in enumerate(missing):
+                fresh[i] = computed[j, : int(lengths[i])].clone()
+                self._store(keys[i], fresh[i])
+        out = None
+        for i, key in enumerate(keys):
+            row = fresh.get(i)
+            if row is None:
+                row = self._states[key]
+                self._states.move_to_end(key)
+            if out is None:
+                out = row.new_zeros((len(keys), ids.shape[1], row.shape[-1]))
+            out[i, : row.shape[0]] = row
+        return out
+
+
+__all__ = ["FrozenTextCache"]
