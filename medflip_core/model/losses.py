@@ -48,6 +48,19 @@ def soft_targets(
     return s.softmax(dim=1), s.T.softmax(dim=1)
 
 
+def blend_identity(targets: torch.Tensor, identity_weight: float) -> torch.Tensor:
+    """Paired batches: weight `identity_weight` on the true pair (the diagonal), the rest on the label targets.
+
+    Without it a true image-report pair counts no more than any other pair with the same labels.
+    """
+    if identity_weight <= 0.0:
+        return targets
+    if targets.shape[0] != targets.shape[1]:
+        raise ValueError("identity targets need a paired (square) batch")
+    eye = torch.eye(targets.shape[0], dtype=targets.dtype, device=targets.device)
+    return (1.0 - identity_weight) * targets + identity_weight * eye
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
 
@@ -64,7 +77,8 @@ def token_sigma1(
     img_tokens: torch.Tensor, txt_tokens: torch.Tensor, txt_mask: torch.Tensor,
     iters: int | None = SVD_POWER_ITERS,
 ) -> torch.Tensor:
-    """(N, M) top singular value of S_ij = V_i T_j^T for every image i and text j (METHOD.md reading (a)).
+    """(N, M) top singular value of S_ij = V_i T_j^T for every image i and text j (the token reading of
+    Eq. 6 in docs/method-notes.md).
 
     V_i: (K, D) visible patch tokens, T_j: (T, D) real text tokens (padding zeroed). Scaled by
     1/sqrt(K * T_j) so it lies in [0, 1] whatever the mask ratio and sentence length.
@@ -104,36 +118,27 @@ def medflip_loss(
     img: ImageOutput, txt: TextOutput, img_labels: torch.Tensor, txt_labels: torch.Tensor,
     logit_scale: torch.Tensor, *, beta: float = 0.1, svd_reading: str = "token", svd_tau: float = 0.1,
     target_temperature: float = 0.1, uncertain_value: float = 0.5, svd_iters: int | None = SVD_POWER_ITERS,
+    identity_weight: float = 0.0,
 ) -> LossOutput:
-    """Eq. 7 read as METHOD.md says: soft cross-entropy against the Eq. 1-3 targets, both directions,
-    plus beta times the SVD term of Eq. 6 (token or batch reading; token sigma_1 by `svd_iters` power
-    iterations, or the full SVD when None)."""
+    """Eq. 7 as docs/method-notes.md reads it: soft cross-entropy against the Eq. 1-3 targets, both directions,
+    plus beta times the token SVD term of Eq. 6 (sigma_1 by `svd_iters` power iterations, or the full
+    SVD when None)."""
     y_v2t, y_t2v = soft_targets(img_labels, txt_labels, target_temperature=target_temperature,
                                 uncertain_value=uncertain_value)
+    y_v2t, y_t2v = blend_identity(y_v2t, identity_weight), blend_identity(y_t2v, identity_weight)
     logits = _logits(img, txt, logit_scale)
     contrastive = 0.5 * (soft_cross_entropy(logits, y_v2t) + soft_cross_entropy(logits.T, y_t2v))
     sim = label_similarity(img_labels, txt_labels, uncertain_value)
-    if svd_reading == "token":
-        sigma = token_sigma1(img.tokens, txt.tokens, txt.attention_mask, iters=svd_iters)
-        svd = 0.5 * (soft_cross_entropy(sigma / svd_tau, y_v2t) + soft_cross_entropy(sigma.T / svd_tau, y_t2v))
-        s_pos, s_neg = _sigma_summary(sigma, sim)
-    elif svd_reading == "batch":
-        svd, s_pos, s_neg = batch_svd_term(img.embedding, txt.embedding, svd_tau)
-    else:
-        raise ValueError(f"svd_reading must be 'token' or 'batch', not {svd_reading!r}")
+    if svd_reading != "token":  # the batch reading was removed: collapse minimised it (docs/method-notes.md)
+        raise ValueError(f"svd_reading must be 'token', not {svd_reading!r} (the batch reading was removed)")
+    sigma = token_sigma1(img.tokens, txt.tokens, txt.attention_mask, iters=svd_iters)
+    svd = 0.5 * (soft_cross_entropy(sigma / svd_tau, y_v2t) + soft_cross_entropy(sigma.T / svd_tau, y_t2v))
+    s_pos, s_neg = _sigma_summary(sigma, sim)
     if beta == 0.0:
         svd = svd.detach()
     total = contrastive + beta * svd
     return LossOutput(total=total, contrastive=contrastive.detach(), svd=svd.detach(), sigma1_pos=s_pos,
                       sigma1_neg=s_neg)
-
-
-def batch_svd_term(img_emb: torch.Tensor, txt_emb: torch.Tensor, svd_tau: float) -> tuple[torch.Tensor, float, float]:
-    """METHOD.md reading (b): -log softmax(sigma / tau)[0] over the spectrum of the N x M similarity matrix."""
-    sigma = torch.linalg.svdvals(img_emb.float() @ txt_emb.float().T)
-    loss = -(sigma / svd_tau).log_softmax(dim=0)[0]
-    rest = sigma[1:]
-    return loss, float(sigma[0].detach()), float(rest.mean().detach()) if rest.numel() else 0.0
 
 
 def infonce_loss(img: ImageOutput, txt: TextOutput, logit_scale: torch.Tensor, **_: object) -> LossOutput:
@@ -147,7 +152,7 @@ def infonce_loss(img: ImageOutput, txt: TextOutput, logit_scale: torch.Tensor, *
 
 def medclip_loss(
     img: ImageOutput, txt: TextOutput, img_labels: torch.Tensor, txt_labels: torch.Tensor,
-    logit_scale: torch.Tensor, **_: object,
+    logit_scale: torch.Tensor, *, identity_weight: float = 0.0, **_: object,
 ) -> LossOutput:
     """MedCLIP semantic matching: targets are the label-similarity rows normalised to sum 1
     (no softmax temperature, uncertain counted as positive), soft cross-entropy both ways, no SVD term."""
@@ -159,7 +164,8 @@ def medclip_loss(
         return torch.where(total > 0, m / total.clamp_min(1e-8), uniform)
 
     logits = _logits(img, txt, logit_scale)
-    loss = 0.5 * (soft_cross_entropy(logits, rows(sim)) + soft_cross_entropy(logits.T, rows(sim.T)))
+    loss = 0.5 * (soft_cross_entropy(logits, blend_identity(rows(sim), identity_weight))
+                  + soft_cross_entropy(logits.T, blend_identity(rows(sim.T), identity_weight)))
     zero = torch.zeros((), device=loss.device)
     return LossOutput(total=loss, contrastive=loss.detach(), svd=zero)
 

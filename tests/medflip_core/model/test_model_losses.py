@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from medflip_core.model.image_tower import ImageOutput
 from medflip_core.model.losses import (
-    batch_svd_term,
     compute_loss,
     infonce_loss,
     label_similarity,
@@ -170,15 +169,6 @@ def test_svd_term_has_gradient_in_medflip_loss():
     assert out.sigma1_pos is not None and out.sigma1_neg is not None
 
 
-def test_batch_reading_by_hand():
-    img = torch.eye(3)
-    txt = torch.diag(torch.tensor([3.0, 2.0, 1.0]))
-    loss, s1, rest = batch_svd_term(img, txt, svd_tau=1.0)
-    z = np.array([3.0, 2.0, 1.0])
-    assert loss.item() == pytest.approx(-(z[0] - np.log(np.exp(z).sum())), abs=1e-5)
-    assert s1 == pytest.approx(3.0) and rest == pytest.approx(1.5)
-
-
 @pytest.mark.parametrize("name", ["medflip", "medclip", "infonce"])
 @pytest.mark.parametrize("case", ["identical_labels", "zero_labels", "zero_embeddings"])
 def test_losses_finite_on_degenerate_batches(name, case):
@@ -192,12 +182,40 @@ def test_losses_finite_on_degenerate_batches(name, case):
     assert torch.isfinite(out.total)
 
 
-def test_batch_reading_through_compute_loss():
-    torch.manual_seed(4)
+def test_removed_batch_reading_is_refused():
     img, txt = _outputs(torch.randn(4, 8), torch.randn(4, 8))
-    out = compute_loss("medflip", img, txt, torch.eye(4, 14), torch.eye(4, 14), torch.tensor(1.0),
-                       svd_reading="batch", beta=0.5)
-    assert torch.isfinite(out.total) and out.svd.item() > 0
+    with pytest.raises(ValueError, match="batch reading was removed"):
+        compute_loss("medflip", img, txt, torch.eye(4, 14), torch.eye(4, 14), torch.tensor(1.0),
+                     svd_reading="batch")
+
+
+@pytest.mark.parametrize("name", ["medflip", "medclip"])
+def test_paired_identity_weight_puts_the_true_pair_first(name):
+    """Two images with the same labels: label targets cannot tell their reports apart, the identity can."""
+    torch.manual_seed(5)
+    img, txt = _outputs(torch.randn(3, 8), torch.randn(3, 8))
+    labels = torch.zeros(3, 14)
+    labels[:2, 0] = 1
+    labels[2, 1] = 1
+    scale = torch.tensor(0.0)
+    # the pull of image 0 towards its own report (text 0) rather than the same-label report (text 1)
+    grads = {}
+    for w in (0.0, 0.5):
+        emb = img.embedding.clone().requires_grad_(True)
+        out = compute_loss(name, ImageOutput(emb, img.tokens, None), txt, labels, labels, scale,
+                           identity_weight=w)
+        (g,) = torch.autograd.grad(out.total, emb)
+        grads[w] = -(g[0] @ (txt.embedding[0] - txt.embedding[1]))
+    assert grads[0.5] > grads[0.0] + 1e-2
+
+
+def test_identity_blend_needs_a_square_batch():
+    from medflip_core.model.losses import blend_identity
+
+    with pytest.raises(ValueError, match="paired"):
+        blend_identity(torch.ones(2, 3) / 3, 0.5)
+    torch.testing.assert_close(blend_identity(torch.full((2, 2), 0.5), 0.5), torch.tensor([[0.75, 0.25],
+                                                                                           [0.25, 0.75]]))
 
 
 def test_unknown_loss_rejected():
