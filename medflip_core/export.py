@@ -31,6 +31,7 @@ from medflip_core.bundle import (
     sha256_file,
     write_manifest,
 )
+from medflip_core.checkpoint_layout import MODEL_FILE, STATE_FILE, is_checkpoint, latest_checkpoint
 from medflip_core.errors import MedflipError
 from medflip_core.labels import CHEXPERT_LABELS
 from medflip_core.model.clip_model import MedFlipModel, build_model
@@ -190,11 +191,11 @@ def _write_bank(model: MedFlipModel, work: Path, corpus: Path, indices: np.ndarr
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, **kwargs: Any) -> Path:
     """A trainer checkpoint folder (model.safetensors + state.json) -> bundle."""
     checkpoint = Path(checkpoint)
-    state_file = checkpoint / "state.json"
+    state_file = checkpoint / STATE_FILE
     if not state_file.is_file():
-        raise MedflipError(f"{checkpoint} is not a trainer checkpoint (no state.json)")
+        raise MedflipError(f"{checkpoint} is not a trainer checkpoint (no {STATE_FILE})")
     state = json.loads(state_file.read_text(encoding="utf-8"))
-    model = load_trained_model(checkpoint / "model.safetensors", state["model_config"])
+    model = load_trained_model(checkpoint / MODEL_FILE, state["model_config"])
     pre = PreprocessConfig.from_dict(state["preprocess"])
     provenance = {"checkpoint_step": state.get("step"), "training_config": state.get("config"),
                   "training_seconds": state.get("elapsed_s"), "validation_metrics": state.get("metrics"),
@@ -221,10 +222,8 @@ def bank_selection(corpus: Path, max_sentences: int | None = None, seed: int = 0
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder, or a run folder whose latest complete checkpoint is used."""
     path = Path(path)
-    if (path / "state.json").is_file():
+    if is_checkpoint(path):
         return path
-    from trainer.checkpoint import latest_checkpoint
-
     ckpt = latest_checkpoint(path)
     if ckpt is None:
         raise MedflipError(f"{path} is neither a checkpoint nor a run folder with checkpoints")

@@ -1,8 +1,11 @@
-"""Checkpoints: safetensors weights + JSON state, in a folder that appears only when complete.
+"""Writing and restoring checkpoints: safetensors weights + JSON state, in a folder that appears only when
+complete (the layout and how to find the latest: medflip_core/checkpoint_layout.py).
 
-Layout: OUT/checkpoints/step-00000120/{model.safetensors, optimizer.safetensors, state.json}.
 A folder is written as .step-00000120.partial and renamed when every file is on disk, so a run killed
-mid-write (kill -9 included) leaves either a complete checkpoint or none. Keeps the last N plus the best.
+mid-write (kill -9 included) leaves either a complete checkpoint or none. Replacing a step's checkpoint
+never deletes first: the old folder is renamed aside, the new one renamed in, then the old one removed.
+Keeps the last N plus the best. Random-number states: torch's CPU generator and, when CUDA is in use,
+every GPU's.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +21,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from medflip_core.atomic import fsync_dir
+from medflip_core.checkpoint_layout import (
+    MODEL_FILE,
+    OPTIM_FILE,
+    STATE_FILE,
+    Checkpoint,
+    checkpoint_dir,
+    latest_checkpoint,
+    list_checkpoints,
+    partial_path,
+    replaced_path,
+    step_name,
+)
 from medflip_core.errors import MedflipError
-
-STATE_FILE = "state.json"
-MODEL_FILE = "model.safetensors"
-OPTIM_FILE = "optimizer.safetensors"
-
-
-@dataclass
-class Checkpoint:
-    path: Path
-    step: int
-    state: dict[str, Any]
-
-    @property
-    def model_file(self) -> Path:
-        return self.path / MODEL_FILE
-
-
-def checkpoint_dir(out_dir: str | Path) -> Path:
-    return Path(out_dir) / "checkpoints"
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -77,8 +72,8 @@ def save_checkpoint(
     """Write a complete checkpoint atomically and prune old ones. Raises OSError (e.g. disk full)."""
     root = checkpoint_dir(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:08d}"
-    partial = root / f".step-{step:08d}.partial"
+    final = root / step_name(step)
+    partial = partial_path(root, step)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     try:
@@ -86,16 +81,13 @@ def save_checkpoint(
         save_file(tensors, str(partial / MODEL_FILE))
         opt_tensors, opt_meta = _optimizer_tensors(optimizer)
         save_file(opt_tensors, str(partial / OPTIM_FILE))
-        rng = torch.get_rng_state()
-        full_state = {**state, "step": step, "optimizer": opt_meta, "torch_rng": rng.tolist()}
+        full_state = {**state, "step": step, "optimizer": opt_meta, **_rng_states()}
         with open(partial / STATE_FILE, "w", encoding="utf-8") as fh:
             json.dump(full_state, fh)
         for name in (MODEL_FILE, OPTIM_FILE, STATE_FILE):
             with open(partial / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        _swap_in(partial, final, replaced_path(root, step))
         fsync_dir(root)
     except SafetensorError as exc:  # safetensors reports I/O failures (ENOSPC, EFBIG) as its own type
         shutil.rmtree(partial, ignore_errors=True)
@@ -107,27 +99,32 @@ def save_checkpoint(
     return final
 
 
-def list_checkpoints(out_dir: str | Path) -> list[Checkpoint]:
-    """Complete checkpoints, oldest first. Incomplete (.partial) folders are ignored."""
-    root = checkpoint_dir(out_dir)
-    found: list[Checkpoint] = []
-    if not root.is_dir():
-        return found
-    for path in sorted(root.glob("step-*")):
-        state_file = path / STATE_FILE
-        if not (state_file.is_file() and (path / MODEL_FILE).is_file()):
-            continue
-        try:
-            state = json.loads(state_file.read_text(encoding="utf-8"))
-        except ValueError:
-            continue
-        found.append(Checkpoint(path=path, step=int(state["step"]), state=state))
-    return sorted(found, key=lambda c: c.step)
+def _swap_in(partial: Path, final: Path, aside: Path) -> None:
+    """Put a complete folder in place of `final` without a moment where no complete checkpoint exists:
+    the old one is renamed aside (and restored by list_checkpoints if a kill comes now), never deleted first."""
+    if final.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(final, aside)
+        os.replace(partial, final)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(partial, final)
 
 
-def latest_checkpoint(out_dir: str | Path) -> Checkpoint | None:
-    found = list_checkpoints(out_dir)
-    return found[-1] if found else None
+def _rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch_rng": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda_rng"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return states
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+    cuda = state.get("cuda_rng")
+    if cuda and torch.cuda.is_available():
+        if len(cuda) != torch.cuda.device_count():
+            return  # another GPU count: the GPUs' streams cannot be matched one to one
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in cuda])
 
 
 def _prune(root: Path, keep_last: int, best_metric: str | None) -> None:
@@ -153,5 +150,9 @@ def load_checkpoint_into(
             _restore_optimizer(optimizer, load_file(str(ckpt.path / OPTIM_FILE)), ckpt.state["optimizer"])
     except (OSError, RuntimeError, KeyError) as exc:
         raise MedflipError(f"cannot restore checkpoint {ckpt.path}: {exc}") from exc
-    torch.set_rng_state(torch.tensor(ckpt.state["torch_rng"], dtype=torch.uint8))
+    _restore_rng(ckpt.state)
     return ckpt.state
+
+
+__all__ = ["Checkpoint", "checkpoint_dir", "latest_checkpoint", "list_checkpoints", "load_checkpoint_into",
+           "save_checkpoint"]

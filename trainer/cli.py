@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from medflip_core.errors import MedflipError
-from medflip_core.events import EventWriter
+from medflip_core.events import ErrorEvent, EventWriter
 from trainer.config import add_config_flags, resolve_config
 from trainer.runtime import CancelFlag
 
@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except MedflipError as exc:
         step = getattr(exc, "step", None)
-        events.emit("error", message=str(exc), kind=type(exc).__name__, step=step)
+        events.emit(ErrorEvent(message=str(exc), kind=type(exc).__name__, step=step))
         print(f"error: {exc}", file=sys.stderr)
         return 3 if type(exc).__name__ == "NonFiniteLoss" else 2
     except Exception as exc:  # the GUI must see every failure as an event, not only a traceback
-        events.emit("error", message=f"{type(exc).__name__}: {exc}", kind="internal",
-                    traceback=traceback.format_exc(limit=8))
+        events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="internal",
+                               traceback=traceback.format_exc(limit=8)))
         traceback.print_exc()
         return 3
     finally:

@@ -1,5 +1,8 @@
-"""Training configuration: one flat dataclass, read from a YAML/TOML file and overridden by CLI flags.
+"""Training configuration: a dataclass read from a YAML/TOML file and overridden by CLI flags.
 
+The model's shape is not copied here: `model` nests medflip_core's ModelConfig (the one definition,
+also written into checkpoints and bundle manifests). Its fields are still accepted flat (`vision: ...`
+in a file, `--vision` on the command line) and mapped into `model`.
 The resolved configuration is written next to every run (config.json) so a run can be repeated and resumed.
 """
 
@@ -14,7 +17,10 @@ from typing import Any
 
 import yaml
 
+from medflip_core.checkpoint_layout import model_config_source
 from medflip_core.errors import MedflipError
+from medflip_core.masking import MASK_STRATEGIES
+from medflip_core.model.config import ModelConfig
 from trainer.precision import AMP_CHOICES
 
 
@@ -31,21 +37,26 @@ class TrainConfig:
     val_fraction: float = 0.15
     max_images: int | None = None  # subset (smoke runs)
     max_sentences: int | None = None
+    corpus_holdout: float = 0.0  # share of reports held out of training for retrieval evaluation (split by report)
+    extra_sources: list[str] = field(default_factory=list)  # label CSVs (NIH / CheXpert style) added to --images
+    source_weights: str | None = None  # "0.5,0.5": draw share per source (images..., extra_sources...); None:
+    # today's epoch-wise shuffle when there are no extra sources, else equal weights + class balance
+    augment: bool = False  # train-only radiograph augmentation (medflip_core.augment) before preprocessing
     max_val_images: int | None = 400
-    # model
-    vision: str = "vit_tiny_patch16_224"
-    image_size: int = 224
-    embed_dim: int = 256
-    text_model: str | None = None  # local Hugging Face folder; default: packaged MiniLM
-    max_text_tokens: int = 48
+    # model (shape: medflip_core.model.config.ModelConfig; an --init-from bundle or checkpoint supplies it)
+    model: ModelConfig = field(default_factory=ModelConfig)
     text_train: str = "partial"  # frozen | partial | full
-    init_from: str | None = None  # safetensors weights (a checkpoint or bundle) to start from
+    text_cache_mb: float = 512  # partial mode: frozen text layers computed once per sentence (0 = off)
+    init_from: str | None = None  # a bundle or checkpoint folder (or its safetensors weights) to start from
     # loss
     loss: str = "medflip"  # medflip | medclip | infonce
     beta: float = 0.1
     svd_reading: str = "token"  # token | batch
     svd_power_iters: int = 20  # = losses.SVD_POWER_ITERS (not imported: torch); 0 = full SVD
     mask_ratio: float = 0.75
+    mask_strategy: str = "random"  # random | integrity | attention (medflip_core.masking)
+    mask_guided_share: float = 0.5  # integrity/attention: share of the dropped patches chosen by score
+    pair_identity_weight: float = 0.5  # paired data: target weight on the true pair (rest: label soft targets)
     # fine-tuning
     finetune_mode: str = "linear"  # linear | full
     # optimisation
@@ -75,7 +86,7 @@ class TrainConfig:
         choices = {
             "job": ("pretrain", "finetune"),
             "loss": ("medflip", "medclip", "infonce"),
-            "svd_reading": ("token", "batch"),
+            "svd_reading": ("token",),
             "text_train": ("frozen", "partial", "full"),
             "finetune_mode": ("linear", "full"),
             "schedule": ("cosine", "constant"),
@@ -85,8 +96,17 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise MedflipError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        if not 0.0 <= self.pair_identity_weight <= 1.0:
+            raise MedflipError("--pair-identity-weight must be between 0 and 1")
+        if self.grad_accum < 1:
+            raise MedflipError("--grad-accum must be at least 1")
         if not 0.0 <= self.mask_ratio <= 0.9:
             raise MedflipError(f"--mask-ratio must be between 0 and 0.9, got {self.mask_ratio}")
+        if self.mask_strategy not in MASK_STRATEGIES:
+            raise MedflipError(f"--mask-strategy must be one of {', '.join(MASK_STRATEGIES)}, "
+                               f"got {self.mask_strategy!r}")
+        if not 0.0 <= self.mask_guided_share <= 1.0:
+            raise MedflipError(f"--mask-guided-share must be between 0 and 1, got {self.mask_guided_share}")
         if self.svd_power_iters < 0:
             raise MedflipError("--svd-power-iters must be 0 (full SVD) or a positive number of iterations")
         if self.batch_size < 2:
@@ -103,11 +123,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """From a nested `model` mapping, or (older files) the model fields at the top level."""
+        data = dict(data)
+        model = dict(data.pop("model", None) or {})
+        for name in MODEL_FIELDS:
+            if name in data:
+                model[name] = data.pop(name)
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known) + sorted(set(model) - set(MODEL_FIELDS))
         if unknown:
             raise MedflipError(f"unknown configuration keys: {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**data, model=ModelConfig(**model))
+
+
+MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -141,8 +170,8 @@ def _flag_type(annotation: str):
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One --flag per TrainConfig field; unset flags stay None so a config file's values win over defaults."""
     parser.add_argument("--config", help="YAML/TOML/JSON file of options; flags override it")
-    for f in fields(TrainConfig):
-        if f.name == "job":
+    for f in [*fields(TrainConfig), *fields(ModelConfig)]:
+        if f.name in ("job", "model"):
             continue
         flag = "--" + f.name.replace("_", "-")
         annotation = str(f.type)
@@ -158,14 +187,27 @@ def resolve_config(job: str, args: argparse.Namespace) -> TrainConfig:
     data: dict[str, Any] = {}
     if getattr(args, "config", None):
         data.update(read_config_file(args.config))
-    for f in fields(TrainConfig):
+    for f in [*fields(TrainConfig), *fields(ModelConfig)]:
         value = getattr(args, f.name, None)
-        if value is not None:
+        if value is not None and f.name != "model":
             data[f.name] = value
     data["job"] = job
     cfg = TrainConfig.from_dict(data)
+    take_model_shape_from_init(cfg)
     cfg.validate()
     return cfg
 
 
-__all__ = ["TrainConfig", "add_config_flags", "read_config_file", "resolve_config"]
+def take_model_shape_from_init(cfg: TrainConfig) -> None:
+    """Starting from a bundle or checkpoint: its manifest / state is the one source of the model's shape
+    (the weights fit nothing else); it replaces whatever shape the flags or the file gave."""
+    if not cfg.init_from:
+        return
+    if not Path(cfg.init_from).exists():
+        raise MedflipError(f"--init-from {cfg.init_from} does not exist")
+    recorded = model_config_source(cfg.init_from)
+    if recorded is not None:
+        cfg.model = ModelConfig.from_dict(recorded)
+
+
+__all__ = ["TrainConfig", "add_config_flags", "read_config_file", "resolve_config", "take_model_shape_from_init"]

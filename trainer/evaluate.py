@@ -10,7 +10,7 @@ from medflip_core.model.clip_model import MedFlipModel
 from medflip_core.preprocess import PreprocessConfig
 from medflip_core.prompts import build_prompts
 from medflip_core.zeroshot import class_embeddings, zero_shot_scores
-from trainer.data import ImageBatches
+from trainer.batches import ImageBatches
 
 
 def val_subset(n: int, cap: int | None, seed: int = 0) -> np.ndarray:

@@ -1,11 +1,16 @@
-"""The pre-training loop: unpaired (images + labelled sentences, the method's own) or paired (CSV)."""
+"""The pre-training loop: unpaired (images + labelled sentences, the method's own) or paired (CSV).
+
+`run_pretrain` = `setup_pretrain` (model, data, optimizer, resume), then `train_step` per optimizer step
+(gradient accumulation over micro-batches), `after_step` (events, validation, checkpoints) and
+`finish_pretrain` (last validation, last checkpoint, the `done` event).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,49 +18,24 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from medflip_core.atomic import write_text_atomic
-from medflip_core.errors import MedflipError
-from medflip_core.events import EventWriter
+from medflip_core.augment import AugmentConfig
+from medflip_core.events import DoneEvent, EventWriter, StartEvent, StepEvent
 from medflip_core.model.clip_model import MedFlipModel, build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
 from medflip_core.model.losses import compute_loss
+from medflip_core.model.mask_scores import mask_scores
 from medflip_core.preprocess import PreprocessConfig
+from trainer.batches import ImageBatches, SentencePool
 from trainer.config import TrainConfig
-from trainer.data import ImageBatches, SentencePool
-from trainer.datasets import TrainingData, build_training_data
 from trainer.evaluate import zero_shot_eval
 from trainer.precision import Precision, choose_precision, device_supports_bf16
-from trainer.run_state import RunState
+from trainer.run_state import Progress, RunResult, RunState, write_json
 from trainer.runtime import CancelFlag, Dist, start_process, tty_progress
+from trainer.text_cache import FrozenTextCache
+from trainer.training_data import TrainingData, build_training_data, make_sampler
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLoss(MedflipError):
-    """A NaN or inf appeared: the run stops rather than train on garbage."""
-
-    def __init__(self, step: int, what: str) -> None:
-        super().__init__(f"{what} became NaN or infinite at step {step}: training stopped. Lower the learning "
-                         "rate or check the data; the last complete checkpoint is kept.")
-        self.step = step
-
-
-@dataclass
-class RunResult:
-    status: str  # completed | cancelled
-    step: int
-    checkpoint: str | None
-
-
-def model_config_from(cfg: TrainConfig) -> ModelConfig:
-    return ModelConfig(
-        vision=cfg.vision,
-        image_size=cfg.image_size,
-        embed_dim=cfg.embed_dim,
-        text_model=cfg.text_model,
-        max_text_tokens=cfg.max_text_tokens,
-    )
 
 
 def build_optimizer(model: MedFlipModel, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -82,176 +62,232 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-class Progress:
-    """Fraction of the run done, from steps, epochs or the wall-clock budget (whichever ends first)."""
+@dataclass
+class Pretraining:
+    """Everything a pre-training step needs, built once by `setup_pretrain`."""
 
-    def __init__(self, cfg: TrainConfig, steps_per_epoch: int) -> None:
-        limits = []
-        if cfg.max_steps is not None:
-            limits.append(cfg.max_steps)
-        if cfg.epochs is not None:
-            limits.append(max(1, int(round(cfg.epochs * steps_per_epoch))))
-        self.total_steps = min(limits) if limits else None
-        self.budget_s = cfg.budget_minutes * 60.0 if cfg.budget_minutes is not None else None
-
-    def fraction(self, step: int, elapsed_s: float) -> float:
-        parts = []
-        if self.total_steps:
-            parts.append(step / self.total_steps)
-        if self.budget_s:
-            parts.append(elapsed_s / self.budget_s)
-        return max(parts) if parts else 0.0
-
-    def finished(self, step: int, elapsed_s: float) -> bool:
-        return self.fraction(step, elapsed_s) >= 1.0
-
-    def eta_s(self, step: int, elapsed_s: float, step_s: float) -> float | None:
-        left = []
-        if self.total_steps:
-            left.append((self.total_steps - step) * step_s)
-        if self.budget_s:
-            left.append(self.budget_s - elapsed_s)
-        return max(0.0, min(left)) if left else None
+    cfg: TrainConfig
+    mcfg: ModelConfig
+    pre: PreprocessConfig
+    device: torch.device
+    ddp: Dist
+    model: MedFlipModel
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    data: TrainingData
+    images: ImageBatches
+    sentences: SentencePool | None
+    optimizer: torch.optim.Optimizer
+    precision: Precision
+    run: RunState
+    progress: Progress
+    events: EventWriter
+    text_cache: FrozenTextCache | None
+    loss_options: dict = field(default_factory=dict)
 
 
-def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> RunResult:
+@dataclass
+class StepStats:
+    epoch: int
+    parts: dict[str, float]
+    sigma1_pos: float | None
+    sigma1_neg: float | None
+    seconds: float
+    grad_norm: float
+    mask_seconds: float = 0.0  # scoring the patches and drawing the mask (the mask strategy's cost)
+
+
+def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     device, ddp = start_process(cfg.device, cfg.seed, events)
     out = Path(cfg.out_dir)
-
-    mcfg = model_config_from(cfg)
+    mcfg = cfg.model
     model = build_model(mcfg).to(device)
     model.text_tower.set_trainable(cfg.text_train)
     if cfg.init_from:
         model.load_weights(cfg.init_from)
-    pre = PreprocessConfig(image_size=cfg.image_size)
-    data: TrainingData = build_training_data(cfg, tokenize=model.text_tower.tokenize)
-    images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size)
-    sentences: SentencePool | None = data.sentences
+    pre = PreprocessConfig(image_size=mcfg.image_size)
+    data = build_training_data(cfg, tokenize=model.text_tower.tokenize)
+    images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size, cfg.num_workers,
+                          sampler=make_sampler(cfg, data, cfg.batch_size),
+                          augment=AugmentConfig() if cfg.augment else None)
     optimizer = build_optimizer(model, cfg)
-
-    run = RunState(out, cfg.keep_last, ddp.is_main, events, model, optimizer, best_metric="val_auc")
-    start_step = run.resume() if cfg.resume else 0
+    run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric="val_auc")
+    if cfg.resume:
+        run.resume()
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", _json(cfg.to_dict()))
-        write_text_atomic(out / "model_config.json", _json(mcfg.to_dict()))
-        write_text_atomic(out / "preprocess.json", _json(pre.to_dict()))
-
+        write_json(out / "config.json", cfg.to_dict())
+        write_json(out / "model_config.json", mcfg.to_dict())
+        write_json(out / "preprocess.json", pre.to_dict())
     net: torch.nn.Module = model
     if ddp.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    loss_options: dict = {}
+    if cfg.loss == "medflip":
+        loss_options = {"beta": cfg.beta, "svd_reading": cfg.svd_reading, "svd_iters": cfg.svd_power_iters or None}
+    if data.paired and cfg.loss in ("medflip", "medclip"):
+        loss_options["identity_weight"] = cfg.pair_identity_weight
+    cache = None
+    if cfg.text_train == "partial" and cfg.text_cache_mb > 0:
+        cache = FrozenTextCache(model.text_tower, cfg.text_cache_mb)
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
-    progress = Progress(cfg, images.steps_per_epoch)
-    events.emit(
-        "start",
-        job="pretrain",
-        config=cfg.to_dict(),
-        device=str(device),
-        world_size=ddp.world_size,
-        n_train=len(data.train),
-        n_val=len(data.val),
-        n_sentences=len(sentences) if sentences is not None else len(data.train),
-        steps_per_epoch=images.steps_per_epoch,
-        total_steps=progress.total_steps,
-        budget_s=progress.budget_s,
-        start_step=start_step,
-        resumed_from=run.resumed_from,
-        **precision.describe(),
-    )
+    return Pretraining(cfg, mcfg, pre, device, ddp, model, net, data, images, data.sentences, optimizer, precision,
+                       run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options)
 
-    step = start_step
-    best_auc = -1.0
-    loss_options = {"beta": cfg.beta, "svd_reading": cfg.svd_reading,
-                    "svd_iters": cfg.svd_power_iters or None} if cfg.loss == "medflip" else {}
-    elapsed = run.elapsed
-    ckpt_state = {"config": cfg.to_dict(), "model_config": mcfg.to_dict(), "preprocess": pre.to_dict()}
 
-    def checkpoint(metrics: dict | None = None) -> None:
-        run.save(step, {**ckpt_state, "skipped_images": images.skipped.count}, metrics)
+def emit_start(p: Pretraining) -> None:
+    p.events.emit(StartEvent(
+        job="pretrain", config=p.cfg.to_dict(), device=str(p.device), world_size=p.ddp.world_size,
+        n_train=len(p.data.train), n_val=len(p.data.val),
+        n_sentences=len(p.sentences) if p.sentences is not None else len(p.data.train),
+        steps_per_epoch=p.progress.steps_per_epoch, total_steps=p.progress.total_steps,
+        budget_s=p.progress.budget_s, start_step=p.run.start_step, resumed_from=p.run.resumed_from,
+        amp=p.precision.mode, grad_scaler=p.precision.scaler is not None,
+        text_cache_mb=p.cfg.text_cache_mb if p.text_cache is not None else 0,
+    ))
 
-    while run.begin_step(step, progress, cancel.requested, ddp, optimizer, cfg.warmup_steps, cfg.schedule):
-        t_step = time.monotonic()
-        optimizer.zero_grad(set_to_none=True)
-        parts: dict[str, float] = {}
-        sig_pos, sig_neg = [], []
-        for micro in range(cfg.grad_accum):
-            sub = step * cfg.grad_accum + micro
-            epoch, pixels, img_labels, used = images.batch(sub)
-            if data.paired:  # each image with its own report; the labeler's labels serve both
-                tokens = model.text_tower.tokenize([images.records[i].text for i in used])
-                txt_labels = img_labels
-            elif cfg.loss == "infonce":  # needs pairs: one label-matched sentence per image
-                tokens, txt_labels = sentences.matched_batch(sub, img_labels.numpy(), cfg.seed, ddp.rank)
-            else:
-                tokens, txt_labels = sentences.batch(sub, cfg.batch_size, cfg.seed, ddp.rank)
-            keep = mask_for_batch(cfg.batch_size, model.image_tower.num_patches, cfg.mask_ratio,
-                                  np.random.default_rng([cfg.seed, sub, ddp.rank, 3]))
-            pixels = pixels.to(device, non_blocking=True)
-            img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
-            tokens = {k: v.to(device) for k, v in tokens.items()}
-            try:
-                with precision.autocast():
-                    img_out, txt_out = net(pixels, tokens["input_ids"], tokens["attention_mask"],
-                                           keep.to(device) if keep is not None else None)
-                    result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
-                                          model.logit_scale, **loss_options)
-            except torch.linalg.LinAlgError as exc:  # the SVD of non-finite similarities
-                raise NonFiniteLoss(step + 1, "the embeddings") from exc
+
+def batch_mask(p: Pretraining, sub: int, pixels: torch.Tensor, tokens: dict,
+               frozen: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The image mask of micro-batch `sub`: kept patch indices (B, K), or None when nothing is masked.
+
+    The one place the training step masks; a pure function of (seed, micro-batch, rank, weights, batch) so
+    a resumed run masks exactly as the killed one would have. `--mask-strategy` integrity/attention score
+    the patches first (medflip_core.model.mask_scores; attention: a no-gradient pass of the current model).
+    """
+    cfg = p.cfg
+    rng = np.random.default_rng([cfg.seed, sub, p.ddp.rank, 3])
+    scores = None
+    if cfg.mask_ratio > 0:
+        scores = mask_scores(p.model, cfg.mask_strategy, pixels, tokens["input_ids"], tokens["attention_mask"],
+                             frozen)
+    return mask_for_batch(pixels.shape[0], p.model.image_tower.num_patches, cfg.mask_ratio, rng,
+                          cfg.mask_strategy, scores, cfg.mask_guided_share)
+
+
+def _texts(p: Pretraining, sub: int, img_labels: torch.Tensor, used: list[int]):
+    """(tokens, text labels, cache keys) of micro-batch `sub`."""
+    cfg = p.cfg
+    if p.data.paired:  # each image with its own report; the labeler's labels serve both
+        tokens = p.model.text_tower.tokenize([p.images.records[i].text for i in used])
+        return tokens, img_labels, [("report", i) for i in used]
+    if cfg.loss == "infonce":  # needs pairs: one label-matched sentence per image
+        drawn = p.sentences.matched_batch(sub, img_labels.numpy(), cfg.seed, p.ddp.rank)
+    else:
+        drawn = p.sentences.batch(sub, cfg.batch_size, cfg.seed, p.ddp.rank)
+    return drawn.tokens, drawn.labels, drawn.ids
+
+
+def train_step(p: Pretraining, step: int) -> StepStats:
+    """One optimizer step over `grad_accum` micro-batches; raises NonFiniteLoss on every rank together."""
+    cfg, device = p.cfg, p.device
+    t_step = time.monotonic()
+    p.optimizer.zero_grad(set_to_none=True)
+    parts: dict[str, float] = {}
+    sig_pos, sig_neg = [], []
+    epoch, mask_s = 0, 0.0
+    for micro in range(cfg.grad_accum):
+        sub = step * cfg.grad_accum + micro
+        epoch, pixels, img_labels, used = p.images.batch(sub)
+        p.images.prefetch(sub + 1)
+        tokens, txt_labels, keys = _texts(p, sub, img_labels, used)
+        pixels = pixels.to(device, non_blocking=True)
+        img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
+        tokens = {k: v.to(device) for k, v in tokens.items()}
+        frozen = p.text_cache.states(keys, tokens) if p.text_cache is not None else None
+        t_mask = time.monotonic()
+        keep = batch_mask(p, sub, pixels, tokens, frozen)
+        mask_s += time.monotonic() - t_mask
+        loss = result = None
+        try:
+            with p.precision.autocast():
+                img_out, txt_out = p.net(pixels, tokens["input_ids"], tokens["attention_mask"],
+                                         keep.to(device) if keep is not None else None, frozen)
+                result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
+                                      p.model.logit_scale, **p.loss_options)
             loss = result.total / cfg.grad_accum
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(step + 1, f"the loss ({loss.item()})")
-            precision.backward(loss)
-            for name in ("total", "contrastive", "svd"):
-                value = getattr(result, name)
-                parts[name] = parts.get(name, 0.0) + float(value.detach()) / cfg.grad_accum
-            if result.sigma1_pos is not None:
-                sig_pos.append(result.sigma1_pos)
-            if result.sigma1_neg is not None:
-                sig_neg.append(result.sigma1_neg)
-        precision.step(optimizer, model.parameters(), 1.0)
-        with torch.no_grad():
-            model.logit_scale.clamp_(0.0, float(np.log(100.0)))
-        step += 1
-        step_s = time.monotonic() - t_step
-        if step % cfg.log_every == 0:
-            events.emit(
-                "step", step=step, epoch=epoch, loss=parts["total"], contrastive=parts["contrastive"],
-                svd=parts["svd"], sigma1=float(np.mean(sig_pos)) if sig_pos else None,
-                sigma1_pos=float(np.mean(sig_pos)) if sig_pos else None,
-                sigma1_neg=float(np.mean(sig_neg)) if sig_neg else None,
-                lr=optimizer.param_groups[0]["lr"], temperature=float(1.0 / model.logit_scale.detach().exp()),
-                samples_per_s=cfg.batch_size * cfg.grad_accum * ddp.world_size / step_s,
-                eta_s=progress.eta_s(step, elapsed(), step_s), elapsed_s=elapsed(),
-                total_steps=progress.total_steps, skipped_images=images.skipped.count,
-            )
-        if ddp.is_main:
-            tty_progress(step, progress.total_steps, parts["total"], cfg.batch_size * cfg.grad_accum * ddp.world_size
-                         / step_s, progress.eta_s(step, elapsed(), step_s))
-        metrics = None
-        if ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and data.val:
-            metrics = zero_shot_eval(model, data, pre, device, cfg.max_val_images)
-            events.emit("eval", step=step, **metrics)
-        if step % cfg.checkpoint_every == 0 or (metrics and metrics.get("val_auc", -1) > best_auc):
-            if metrics:
-                best_auc = max(best_auc, metrics.get("val_auc") or -1.0)
-            checkpoint(metrics)
+        except torch.linalg.LinAlgError:  # the full SVD of non-finite similarities
+            loss = None
+        p.run.check_loss(loss, step + 1)
+        p.precision.backward(loss)
+        for name in ("total", "contrastive", "svd"):
+            parts[name] = parts.get(name, 0.0) + float(getattr(result, name).detach()) / cfg.grad_accum
+        if result.sigma1_pos is not None:
+            sig_pos.append(result.sigma1_pos)
+        if result.sigma1_neg is not None:
+            sig_neg.append(result.sigma1_neg)
+    outcome = p.precision.step(p.optimizer, p.model.parameters(), 1.0, p.run.gradients_finite)
+    p.run.note_skipped(outcome.finite, step + 1, p.precision.mode)
+    with torch.no_grad():
+        p.model.logit_scale.clamp_(0.0, float(np.log(100.0)))
+    return StepStats(epoch, parts, float(np.mean(sig_pos)) if sig_pos else None,
+                     float(np.mean(sig_neg)) if sig_neg else None, time.monotonic() - t_step, outcome.grad_norm,
+                     mask_s)
 
+
+def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
+    """Events, validation and checkpoints after optimizer step `step` (1-based)."""
+    cfg, run = p.cfg, p.run
+    samples_per_s = cfg.batch_size * cfg.grad_accum * p.ddp.world_size / stats.seconds
+    eta = p.progress.eta_s(step, run.elapsed(), stats.seconds)
+    if step % cfg.log_every == 0:
+        p.events.emit(StepEvent(
+            step=step, epoch=stats.epoch, loss=stats.parts["total"], contrastive=stats.parts["contrastive"],
+            svd=stats.parts["svd"], sigma1_pos=stats.sigma1_pos, sigma1_neg=stats.sigma1_neg,
+            lr=p.optimizer.param_groups[0]["lr"], temperature=float(1.0 / p.model.logit_scale.detach().exp()),
+            grad_norm=stats.grad_norm, samples_per_s=samples_per_s, eta_s=eta, elapsed_s=run.elapsed(),
+            total_steps=p.progress.total_steps, skipped_images=p.images.skipped.count,
+            mask_s=stats.mask_seconds,
+        ))
+    if p.ddp.is_main:
+        tty_progress(step, p.progress.total_steps, stats.parts["total"], samples_per_s, eta)
+    metrics = None
+    if p.ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and p.data.val:
+        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images)
+        p.events.emit("eval", step=step, **metrics)
+    if run.improves(metrics) or step % cfg.checkpoint_every == 0:
+        _checkpoint(p, step, metrics)
+
+
+def _checkpoint(p: Pretraining, step: int, metrics: dict | None = None) -> None:
+    state = {"config": p.cfg.to_dict(), "model_config": p.mcfg.to_dict(), "preprocess": p.pre.to_dict(),
+             "skipped_images": p.images.skipped.count}
+    p.run.save(step, state, metrics)
+
+
+def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
+    """Last validation (unless just done), last checkpoint (unless this step has one), the `done` event."""
+    cfg, run = p.cfg, p.run
     status = "cancelled" if run.cancelled else "completed"
     metrics = None
     evaluated_now = bool(cfg.eval_every) and step % cfg.eval_every == 0
-    if status == "completed" and ddp.is_main and data.val and cfg.eval_every and not evaluated_now:
-        metrics = zero_shot_eval(model, data, pre, device, cfg.max_val_images)
-        events.emit("eval", step=step, **metrics)
-    if run.last_checkpoint is None or not run.last_checkpoint.endswith(f"{step:08d}"):
-        checkpoint(metrics)
-    digests = _gather_digests(model, ddp)
-    events.emit("done", status=status, cancelled=status == "cancelled", step=step, checkpoint=run.last_checkpoint,
-                elapsed_s=elapsed(), skipped_images=images.skipped.count,
-                skipped_examples=images.skipped.examples, weight_digests=digests,
-                reason=cancel.signal_name or None)
-    if ddp.enabled:
+    if status == "completed" and p.ddp.is_main and p.data.val and cfg.eval_every and not evaluated_now:
+        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images)
+        p.events.emit("eval", step=step, **metrics)
+        run.improves(metrics)
+    if run.last_saved_step != step or metrics:
+        _checkpoint(p, step, metrics)
+    p.images.close()
+    digests = _gather_digests(p.model, p.ddp)
+    p.events.emit(DoneEvent(
+        status=status, step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
+        skipped_images=p.images.skipped.count, skipped_examples=p.images.skipped.examples,
+        weight_digests=digests, reason=cancel.signal_name or None,
+    ))
+    if p.ddp.enabled:
         dist.barrier()
     return RunResult(status=status, step=step, checkpoint=run.last_checkpoint)
+
+
+def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> RunResult:
+    p = setup_pretrain(cfg, events)
+    emit_start(p)
+    step = p.run.start_step
+    p.images.prefetch(step * cfg.grad_accum)
+    while p.run.begin_step(step, p.progress, cancel.requested, p.optimizer, cfg.warmup_steps, cfg.schedule):
+        stats = train_step(p, step)
+        step += 1
+        after_step(p, step, stats)
+    return finish_pretrain(p, step, cancel)
 
 
 def _gather_digests(model: torch.nn.Module, ddp: Dist) -> list[str]:
@@ -261,9 +297,3 @@ def _gather_digests(model: torch.nn.Module, ddp: Dist) -> list[str]:
     gathered: list[str | None] = [None] * ddp.world_size
     dist.all_gather_object(gathered, digest)
     return [g or "" for g in gathered]
-
-
-def _json(data: dict) -> str:
-    import json
-
-    return json.dumps(data, indent=2, sort_keys=True)

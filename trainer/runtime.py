@@ -109,3 +109,12 @@ def agree(fraction: float, cancel: bool, ddp: Dist) -> tuple[float, bool]:
     t = torch.tensor([fraction, float(cancel)], dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t[0]), bool(t[1] > 0)
+
+
+def any_rank(flag: bool, ddp: Dist) -> bool:
+    """True on every rank when the flag is True on any rank (so all ranks stop or skip together)."""
+    if not ddp.enabled:
+        return flag
+    t = torch.tensor([float(flag)], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t[0] > 0)

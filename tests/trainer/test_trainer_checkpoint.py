@@ -91,3 +91,47 @@ def test_write_failure_leaves_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(tmp_path, 2, model.state_dict(), opt, {})
     assert [c.step for c in list_checkpoints(tmp_path)] == [1]
     assert not list((tmp_path / "checkpoints").glob(".*partial"))
+
+
+def test_replacing_a_step_never_leaves_it_missing(tmp_path, monkeypatch):
+    """Saving the same step twice swaps folders by rename; a crash between the renames is recovered."""
+    import os
+
+    import trainer.checkpoint as ck
+
+    model, opt = _model_and_optimizer(0)
+    save_checkpoint(tmp_path, 5, model.state_dict(), opt, {"version": 1})
+    real_replace = os.replace
+    calls = []
+
+    def crash_after_moving_the_old_aside(src, dst):
+        calls.append((str(src), str(dst)))
+        real_replace(src, dst)
+        if str(dst).endswith(".old"):
+            raise KeyboardInterrupt("killed between the two renames")
+
+    monkeypatch.setattr(ck.os, "replace", crash_after_moving_the_old_aside)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, 5, model.state_dict(), opt, {"version": 2})
+    monkeypatch.setattr(ck.os, "replace", real_replace)
+    ckpt = latest_checkpoint(tmp_path)  # the old folder is put back
+    assert ckpt.step == 5 and ckpt.state["version"] == 1
+    save_checkpoint(tmp_path, 5, model.state_dict(), opt, {"version": 3})
+    assert latest_checkpoint(tmp_path).state["version"] == 3
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000005"]
+
+
+def test_best_metric_survives_a_resume(tmp_path):
+    from medflip_core.events import EventWriter
+    from trainer.run_state import RunState
+    from trainer.runtime import Dist
+
+    model, opt = _model_and_optimizer(0)
+    run = RunState(tmp_path, 3, Dist(), EventWriter(enabled=False), model, opt, best_metric="val_auc")
+    assert run.improves({"val_auc": 0.8})
+    run.save(10, {}, {"val_auc": 0.8})
+    assert not run.improves({"val_auc": 0.7})
+    run.save(20, {}, {"val_auc": 0.7})
+    resumed = RunState(tmp_path, 3, Dist(), EventWriter(enabled=False), model, opt, best_metric="val_auc")
+    assert resumed.resume() == 20 and resumed.best_value == 0.8
+    assert not resumed.improves({"val_auc": 0.75}) and resumed.improves({"val_auc": 0.85})

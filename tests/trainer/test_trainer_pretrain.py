@@ -25,6 +25,7 @@ def test_run_leaves_config_and_checkpoints(trained_run):
     assert (trained_run / "config.json").is_file()
     state = ckpt.state
     assert state["config"]["mask_ratio"] == 0.75 and state["model_config"]["image_size"] == 112
+    assert state["config"]["model"] == state["model_config"]  # the trainer's config nests the model's
 
 
 def test_event_stream_contents(tt, small_folder, corpus, tmp_path):
@@ -36,9 +37,10 @@ def test_event_stream_contents(tt, small_folder, corpus, tmp_path):
     assert events[0]["amp"] == "off" and events[0]["grad_scaler"] is False  # CPU: float32 under amp=auto
     assert {"step", "eval", "checkpoint"} <= set(kinds)
     step = next(e for e in events if e["event"] == "step")
-    for key in ("step", "epoch", "loss", "contrastive", "svd", "sigma1", "sigma1_pos", "sigma1_neg", "lr",
-                "samples_per_s", "eta_s"):
+    for key in ("step", "epoch", "loss", "contrastive", "svd", "sigma1_pos", "sigma1_neg", "lr",
+                "samples_per_s", "eta_s", "grad_norm"):
         assert key in step
+    assert "sigma1" not in step  # one name per figure (sigma1 was always sigma1_pos)
     assert step["loss"] > 0 and step["svd"] > 0
     ev = next(e for e in events if e["event"] == "eval")
     assert "val_auc" in ev and "validation" in ev["data_set"]
@@ -87,7 +89,8 @@ def test_sigterm_cancels_with_a_checkpoint(tt, small_folder, corpus, tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     done = json.loads(out.strip().splitlines()[-1])
-    assert done["event"] == "done" and done["cancelled"] is True and done["reason"] == "SIGTERM"
+    assert done["event"] == "done" and done["status"] == "cancelled" and done["reason"] == "SIGTERM"
+    assert "cancelled" not in done  # the status says it
     assert latest_checkpoint(tmp_path).step == done["step"] < 500
 
 
@@ -155,9 +158,10 @@ def test_disk_full_while_checkpointing_is_a_clear_error(tt, small_folder, corpus
     assert latest_checkpoint(tmp_path) is None
 
 
-def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder, corpus, tmp_path):
+@pytest.mark.parametrize("text_train", ["partial", "full"])
+def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder, corpus, tmp_path, text_train):
     args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "3", "--eval-every", "0",
-                      "--checkpoint-every", "3", "--batch-size", "2")
+                   "--checkpoint-every", "3", "--batch-size", "2", "--text-train", text_train)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "trainer",
            "pretrain", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tt.repo,

@@ -9,7 +9,7 @@ from medflip_core.data.image_folder import index_image_folder
 from medflip_core.data.sentences import labelled_sentences
 from medflip_core.labels import LABEL_INDEX
 from medflip_core.preprocess import PreprocessConfig
-from trainer.data import ImageBatches, SentencePool
+from trainer.batches import ImageBatches, SentencePool
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,10 @@ def pool(shared_data):
 
 
 def test_sentence_batches_are_deterministic_per_step(pool):
-    a_tokens, a_labels = pool.batch(5, 16, seed=0)
-    b_tokens, b_labels = pool.batch(5, 16, seed=0)
-    c_tokens, _ = pool.batch(6, 16, seed=0)
+    a_tokens, a_labels, a_ids = pool.batch(5, 16, seed=0)
+    b_tokens, b_labels, _ = pool.batch(5, 16, seed=0)
+    c_tokens, _, _ = pool.batch(6, 16, seed=0)
+    assert len(a_ids) == 16 and (a_labels.numpy() == pool.labels[a_ids]).all()
     assert (a_tokens["input_ids"] == b_tokens["input_ids"]).all() and (a_labels == b_labels).all()
     assert a_tokens["input_ids"].shape[0] == 16
     assert not (a_tokens["input_ids"].shape == c_tokens["input_ids"].shape
@@ -42,7 +43,7 @@ def test_sentence_batches_are_deterministic_per_step(pool):
 
 
 def test_focus_share_draws_image_labels(pool):
-    _, labels = pool.batch(0, 100, seed=1)
+    labels = pool.batch(0, 100, seed=1).labels
     hits = (labels[:, [LABEL_INDEX["No Finding"], LABEL_INDEX["Pneumonia"]]] > 0).any(dim=1).float().mean()
     assert hits >= 0.8
 
@@ -51,7 +52,7 @@ def test_matched_batch_pairs_each_image_with_a_label_sharing_sentence(pool):
     images = np.zeros((6, 14), dtype=np.float32)
     images[:3, LABEL_INDEX["No Finding"]] = 1
     images[3:, LABEL_INDEX["Pneumonia"]] = 1
-    _, labels = pool.matched_batch(0, images, seed=0)
+    labels = pool.matched_batch(0, images, seed=0).labels
     assert ((labels.numpy() > 0) & (images > 0)).any(axis=1).all()
 
 
@@ -69,3 +70,8 @@ def test_image_batches_split_ranks_and_repeat_after_resume(shared_data):
     _, px_b, lab_b, used_b = fresh.batch(9)
     assert used_a == used_b and (px_a == px_b).all() and (lab_a == lab_b).all()
     assert r0.steps_per_epoch == 200 // 16
+    threaded = ImageBatches(records, pre, batch_size=8, seed=3, rank=0, world_size=2, workers=2)
+    threaded.prefetch(9)
+    _, px_c, lab_c, used_c = threaded.batch(9)
+    threaded.close()
+    assert used_c == used_a and (px_c == px_a).all() and (lab_c == lab_a).all()

@@ -1,4 +1,4 @@
-"""Training data: image records -> model input tensors; a labelled sentence pool sampled per step.
+"""Per-step draws for training: image batches (records -> model input tensors) and the labelled sentence pool.
 
 Every draw is a pure function of (seed, step, rank), so a resumed run sees exactly the batches the
 killed run would have seen, and distributed ranks see disjoint images.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -34,8 +36,25 @@ class SkipCounter:
             self.examples.append(message)
 
 
+class SentenceBatch(NamedTuple):
+    tokens: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    ids: list[int]  # sentence indices in the pool (keys of the frozen-text cache)
+
+
+class ImageBatch(NamedTuple):
+    epoch: int
+    pixels: torch.Tensor  # (B, 1, S, S)
+    labels: torch.Tensor  # (B, 14)
+    used: list[int]  # record indices
+
+
 class ImageBatches:
-    """Epoch-wise shuffled image batches for one rank; loads and preprocesses on demand."""
+    """Epoch-wise shuffled image batches for one rank; loads and preprocesses on demand.
+
+    With `workers` > 0, a batch's images are decoded in that many threads (PIL and the resampling release
+    the GIL), and `prefetch(step)` starts the next batch while the current step computes.
+    """
 
     def __init__(
         self,
@@ -45,6 +64,9 @@ class ImageBatches:
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        workers: int = 0,
+        sampler=None,  # medflip_core.data.sampling.MixedSampler: per-source weights + class balance
+        augment=None,  # medflip_core.augment.AugmentConfig: train-only augmentation before preprocessing
     ) -> None:
         if len(records) < batch_size * world_size:
             raise MedflipError(
@@ -58,6 +80,10 @@ class ImageBatches:
         self.world_size = world_size
         self.skipped = SkipCounter()
         self._bad: set[int] = set()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode") if workers > 0 else None
+        self._ahead: dict[int, Future] = {}
+        self.sampler = sampler
+        self.augment = augment
 
     @property
     def steps_per_epoch(self) -> int:
@@ -66,40 +92,67 @@ class ImageBatches:
     def indices_for_step(self, step: int) -> tuple[int, np.ndarray]:
         """(epoch, record indices of this rank's batch) for a global step."""
         epoch, within = divmod(step, self.steps_per_epoch)
+        if self.sampler is not None:
+            return epoch, self.sampler.indices_for_step(step, self.rank)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.records))
         per_step = self.batch_size * self.world_size
         chunk = order[within * per_step : (within + 1) * per_step]
         return epoch, chunk[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
 
-    def load(self, index: int) -> np.ndarray | None:
+    def load(self, index: int, step: int = 0) -> np.ndarray | None:
         if index in self._bad:
             return None
         try:
-            return preprocess(load_image(self.records[index].path), self.pre)
+            image = load_image(self.records[index].path)
+            if self.augment is not None:  # keyed by (seed, step, rank, index): a resumed run sees the same pixels
+                from medflip_core.augment import augment_radiograph, augment_rng
+
+                image = augment_radiograph(image.pixels, augment_rng(self.seed, step, self.rank, index), self.augment)
+            return preprocess(image, self.pre)
         except MedflipError as exc:
             self._bad.add(index)
             self.skipped.add(str(exc))
             log.warning("skipping unreadable image: %s", exc)
             return None
 
-    def batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor, list[int]]:
-        """(epoch, pixels (B,1,S,S), labels (B,14), record indices); unreadable images are replaced by others."""
+    def _load_many(self, indices: list[int], step: int = 0) -> list[np.ndarray | None]:
+        if self._pool is None:
+            return [self.load(i, step) for i in indices]
+        return list(self._pool.map(lambda i: self.load(i, step), indices))
+
+    def prefetch(self, step: int) -> None:
+        """Start loading the batch of `step` in the background (no effect without workers)."""
+        if self._pool is not None and step not in self._ahead:
+            self._ahead[step] = self._pool.submit(self._build, step)
+
+    def batch(self, step: int) -> ImageBatch:
+        """Pixels, labels and record indices of a step; unreadable images are replaced by others."""
+        ahead = self._ahead.pop(step, None)
+        for old in [s for s in self._ahead if s < step]:
+            self._ahead.pop(old).cancel()
+        return ahead.result() if ahead is not None else self._build(step)
+
+    def _build(self, step: int) -> ImageBatch:
         epoch, idx = self.indices_for_step(step)
         pixels, labels, used = [], [], []
         spare = np.random.default_rng([self.seed, step, self.rank, 7]).permutation(len(self.records))
         candidates = [*idx.tolist(), *spare.tolist()]
-        for i in candidates:
-            if len(pixels) == self.batch_size:
-                break
-            arr = self.load(int(i))
-            if arr is not None:
-                pixels.append(arr)
-                labels.append(self.records[int(i)].labels)
-                used.append(int(i))
+        while len(pixels) < self.batch_size and candidates:
+            chunk = [int(i) for i in candidates[: self.batch_size - len(pixels)]]
+            candidates = candidates[len(chunk):]
+            for i, arr in zip(chunk, self._load_many(chunk, step), strict=True):
+                if arr is not None:
+                    pixels.append(arr)
+                    labels.append(self.records[i].labels)
+                    used.append(i)
         if len(pixels) < self.batch_size:
             raise MedflipError("too few readable images to fill a batch")
         labels_t = torch.from_numpy(np.stack(labels).astype(np.float32))
-        return epoch, torch.from_numpy(np.stack(pixels)), labels_t, used
+        return ImageBatch(epoch, torch.from_numpy(np.stack(pixels)), labels_t, used)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class SentencePool:
@@ -130,16 +183,16 @@ class SentencePool:
     def __len__(self) -> int:
         return len(self.sentences)
 
-    def _take(self, picks: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _take(self, picks: np.ndarray) -> SentenceBatch:
         idx = torch.from_numpy(picks.astype(np.int64))
         tokens = {k: v[idx] for k, v in self.tokens.items()}
         # trim padding columns no sentence in this batch uses
         width = int(tokens["attention_mask"].sum(dim=1).max())
         tokens = {k: v[:, :width] for k, v in tokens.items()}
-        return tokens, torch.from_numpy(self.labels[picks])
+        return SentenceBatch(tokens, torch.from_numpy(self.labels[picks]), [int(i) for i in picks])
 
     def matched_batch(self, step: int, image_labels: np.ndarray, seed: int,
-                      rank: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+                      rank: int = 0) -> SentenceBatch:
         """One sentence per image, drawn among sentences sharing a positive label with it: pseudo-pairs for
         losses that need a diagonal (CLIP InfoNCE) when images and reports are unpaired."""
         rng = np.random.default_rng([seed, step, rank, 13])
@@ -153,7 +206,7 @@ class SentencePool:
             picks.append(rng.choice(pool) if len(pool) else rng.integers(len(self.sentences)))
         return self._take(np.array(picks))
 
-    def batch(self, step: int, size: int, seed: int, rank: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def batch(self, step: int, size: int, seed: int, rank: int = 0) -> SentenceBatch:
         rng = np.random.default_rng([seed, step, rank, 11])
         n_focus = int(round(size * self.focus_share))
         picks = np.concatenate(

@@ -1,0 +1,107 @@
+"""What a training job reads: indexed images with a patient split, and the labelled sentence pool (from the config)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from medflip_core.data.image_folder import ImageRecord, index_image_folder, load_class_map, split_then_subset
+from medflip_core.data.label_csv import source_split
+from medflip_core.data.pairs import read_pairs_csv
+from medflip_core.data.sampling import MixedSampler, balance_key, build_sources
+from medflip_core.data.sentences import labelled_corpus_part, labelled_sentences
+from medflip_core.errors import MedflipError
+from medflip_core.labels import normalise_label_name
+from trainer.batches import SentencePool
+from trainer.config import TrainConfig
+
+
+@dataclass
+class TrainingData:
+    train: list[ImageRecord]
+    val: list[ImageRecord]
+    sentences: SentencePool | None
+    class_names: list[str]  # class folders, in order
+    class_prompts: list[str]  # the label text zero-shot evaluation uses for each class
+    paired: bool = False  # each record carries its own report (record.text)
+    sources: list[str] | None = None  # source of every training record (with --extra-sources)
+
+
+def index_images(cfg: TrainConfig) -> list[ImageRecord]:
+    class_map = load_class_map(cfg.class_map)
+    records: list[ImageRecord] = []
+    for root in cfg.images:
+        records.extend(index_image_folder(root, class_map, cfg.patient_pattern))
+    return records  # --max-images subsets the training side after the patient split (split_then_subset)
+
+
+def class_prompt(class_name: str, class_map: dict[str, tuple[str, ...]]) -> str:
+    """The first mapped label of a class folder is its name in the label space ("Pneumonia" for PNEUMONIA)."""
+    names = class_map.get(class_name.lower())
+    return names[0] if names else normalise_label_name(class_name)
+
+
+def build_training_data(cfg: TrainConfig, tokenize: Callable | None) -> TrainingData:
+    if cfg.pairs_csv:
+        return _paired_data(cfg)
+    records = index_images(cfg)
+    train, val = split_then_subset(records, cfg.val_fraction, cfg.seed, cfg.max_images)
+    if not train:
+        raise MedflipError("the training split is empty: add images or lower --val-fraction")
+    sources = None
+    if cfg.extra_sources:  # label CSVs: their own patient split (source_split); their validation patients stay out
+        sources = ["images"] * len(train)
+        for csv_path in [cfg.extra_sources] if isinstance(cfg.extra_sources, str) else cfg.extra_sources:
+            extra_train, _ = source_split(csv_path, cfg.val_fraction, cfg.seed)
+            train = train + extra_train
+            sources += [str(csv_path)] * len(extra_train)
+    names = sorted({r.class_name for r in records})
+    class_map = load_class_map(cfg.class_map)
+    prompts = [class_prompt(n, class_map) for n in names]
+    pool = None
+    if cfg.job == "pretrain" and cfg.corpus:
+        if cfg.corpus_holdout > 0:  # train on the training reports only; the rest is for retrieval evaluation
+            sentences, labels = labelled_corpus_part(cfg.corpus, "train", cfg.corpus_holdout, cfg.max_sentences,
+                                                     cfg.seed)
+        else:
+            sentences, labels = labelled_sentences(cfg.corpus, cfg.max_sentences, cfg.seed)
+        focus = np.clip(np.stack([r.labels for r in train]).max(axis=0), 0, None)
+        pool = SentencePool(sentences, labels, tokenize, focus_labels=focus)
+    return TrainingData(train=train, val=val, sentences=pool, class_names=names, class_prompts=prompts,
+                        sources=sources)
+
+
+def make_sampler(cfg: TrainConfig, data: TrainingData, batch_size: int) -> MixedSampler | None:
+    """Per-source weights + class balance (medflip_core.data.sampling) when there are extra sources or weights;
+    None keeps the epoch-wise shuffle of ImageBatches."""
+    if data.sources is None and not cfg.source_weights:
+        return None
+    sources = data.sources or ["images"] * len(data.train)
+    names = list(dict.fromkeys(sources))
+    weights = None
+    if cfg.source_weights:
+        try:
+            values = [float(x) for x in str(cfg.source_weights).split(",")]
+        except ValueError as exc:
+            raise MedflipError(f"--source-weights must be numbers separated by commas: {exc}") from exc
+        if len(values) != len(names):
+            raise MedflipError(f"--source-weights has {len(values)} value(s) for {len(names)} source(s): {names}")
+        weights = dict(zip(names, values, strict=True))
+    try:
+        return MixedSampler(build_sources(sources, [balance_key(r.labels) for r in data.train]), batch_size, cfg.seed,
+                            weights)
+    except ValueError as exc:
+        raise MedflipError(str(exc)) from exc
+
+
+def _paired_data(cfg: TrainConfig) -> TrainingData:
+    records = read_pairs_csv(cfg.pairs_csv, cfg.patient_pattern)
+    train, val = split_then_subset(records, cfg.val_fraction, cfg.seed, cfg.max_images)
+    if not train:
+        raise MedflipError("the training split is empty: add pairs or lower --val-fraction")
+    names = sorted({r.class_name for r in records})
+    # zero-shot validation needs at least two classes among the reports' main labels
+    val = val if len(names) >= 2 else []
+    return TrainingData(train=train, val=val, sentences=None, class_names=names, class_prompts=names, paired=True)
