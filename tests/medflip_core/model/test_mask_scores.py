@@ -100,3 +100,17 @@ def test_attention_without_text_is_a_clear_error(default_pair, pneumonia_pixels)
         mask_scores(model, "attention", torch.from_numpy(pneumonia_pixels))
     with pytest.raises(ValueError, match="unknown mask strategy"):
         mask_scores(model, "semantic", torch.from_numpy(pneumonia_pixels))
+
+
+def test_scores_from_the_text_cache_equal_the_full_text_pass(default_pair, pneumonia_pixels):
+    model, engine = default_pair
+    tokens = model.text_tower.tokenize(_texts(engine))
+    ids, mask = tokens["input_ids"], tokens["attention_mask"]
+    model.eval()  # frozen layers hold no dropout in the cache
+    try:
+        frozen = model.text_tower.frozen_states(ids, mask)
+    finally:
+        model.train()
+    pixels = torch.from_numpy(pneumonia_pixels)
+    np.testing.assert_allclose(mask_scores(model, "attention", pixels, ids, mask, frozen),
+                               mask_scores(model, "attention", pixels, ids, mask), atol=1e-5)
