@@ -4,6 +4,7 @@ In partial mode only the last MiniLM layers train; the embeddings and the layers
 change, so their output for a sentence is the same at every step. The cache keeps those states per
 sentence (least recently used first out, bounded in bytes) and the step runs only the trainable layers.
 Padding positions are filled with zeros: the attention mask hides them from every later layer.
+Misses are computed one sentence at a time, so a cached state never depends on its first batch.
 """
 
 from __future__ import annotations
@@ -43,13 +44,12 @@ class FrozenTextCache:
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
         fresh: dict[int, torch.Tensor] = {}
-        if missing:
-            rows = torch.tensor(missing)
-            width = int(max(lengths[i] for i in missing))
-            computed = self.tower.frozen_states(ids[rows, :width], mask[rows, :width])
-            for j, i in enumerate(missing):
-                fresh[i] = computed[j, : int(lengths[i])].clone()
-                self._store(keys[i], fresh[i])
+        for i in missing:
+            # one sentence at a time, unpadded: its states are then a function of the sentence alone (not of
+            # the batch it first came in), so a resumed run computes exactly the bits the killed run cached
+            n = int(lengths[i])
+            fresh[i] = self.tower.frozen_states(ids[i : i + 1, :n], mask[i : i + 1, :n])[0]
+            self._store(keys[i], fresh[i])
         out = None
         for i, key in enumerate(keys):
             row = fresh.get(i)

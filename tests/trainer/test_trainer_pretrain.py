@@ -75,6 +75,11 @@ def test_kill_9_then_resume_reaches_the_same_step_count(tt, small_folder, corpus
     assert start["start_step"] == killed_at and start["resumed_from"]
     assert events[-1]["event"] == "done" and events[-1]["step"] == 6
     assert next(e["step"] for e in events if e["event"] == "step") == killed_at + 1
+    # bit-identical to a run of the same length that was never interrupted
+    code, straight, err = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path / "straight", "--max-steps", "6",
+                                                     "--checkpoint-every", "1", "--eval-every", "0"))
+    assert code == 0, err[-2000:]
+    assert straight[-1]["weight_digests"] == events[-1]["weight_digests"]
 
 
 def test_sigterm_cancels_with_a_checkpoint(tt, small_folder, corpus, tmp_path):
