@@ -247,3 +247,27 @@ def format_retrieval(r: dict) -> str:
     return (f"retrieval of {r['model']} on {r['data_set']} ({r['n_images']} images) against a balanced pool of "
             f"{r['pool_size']} sentences from {r['corpus']} (chance {r['chance']:.2f}): {pk}\n"
             f"  pool: {r['pool_reports']}")
+
+
+def per_finding_auc(engine: Engine, table, min_patients: int = 10, n_boot: int = 1000) -> dict:
+    """Zero-shot ROC AUC of every finding of a multi-label LabelTable with at least `min_patients` positive
+    patients, from independent per-finding probabilities (positive vs negative prompt), CIs resampling patients.
+    NIH names are scored through their CheXpert label (Effusion -> Pleural Effusion); unmapped ones are skipped."""
+    from medflip_core.data.label_csv import label_space_names
+    from medflip_core.metrics import bootstrap_ci, roc_auc_binary
+    from medflip_core.zeroshot import INDEPENDENT
+
+    emb = engine.embed_images([load_image(p) for p in table.images]).embedding
+    patients = np.array(table.patients)
+    out = {}
+    for ci, name in enumerate(table.classes):
+        mapped = label_space_names(name)
+        positive = table.targets[:, ci] > 0
+        n_pat = len(set(patients[positive]))
+        if not mapped or n_pat < min_patients or positive.all():
+            continue
+        score = score_labels(engine, emb, [mapped[0]], kind=INDEPENDENT).probs[:, 0]
+        auc = bootstrap_ci(roc_auc_binary, positive, score, n_boot=n_boot, groups=patients).as_dict()
+        out[name] = {"label": mapped[0], "positive_images": int(positive.sum()), "positive_patients": n_pat, **auc}
+    return {"n_images": len(table), "n_patients": int(len(set(table.patients))), "min_patients": min_patients,
+            "per_finding": out}

@@ -73,3 +73,36 @@ def text_to_image(query_emb: np.ndarray, image_embs: np.ndarray, k: int | None =
     if k is not None:
         order = order[:k]
     return [(int(i), float(scores[i])) for i in order]
+
+
+def reembed_bundle_bank(bundle_dir: str | Path) -> dict:
+    """Re-embed a bundle's sentence bank with the bundle's own ONNX text encoder (the one that embeds queries
+    and prompts at run time, int8 if quantised), so bank and queries come from the same encoder. Rewrites the
+    bank file and the manifest's bank entry; the caller refreshes the file list (bundle.refresh_file_list)."""
+    import os
+
+    from medflip_core.bundle import BANK_NPZ, MANIFEST
+    from medflip_core.engine import Engine
+    from medflip_core.reports import load_sentence_corpus
+    from medflip_core.resources import resources_dir
+
+    bundle_dir = Path(bundle_dir)
+    engine = Engine(bundle_dir, verify=False)
+    info = engine.bundle.manifest.get("sentence_bank")
+    if not info:
+        raise MedflipError(f"{bundle_dir} has no sentence bank")
+    corpus = Path(info["corpus"])
+    corpus = corpus if corpus.is_absolute() else resources_dir() / corpus
+    sentences = load_sentence_corpus(corpus)
+    with np.load(bundle_dir / BANK_NPZ, allow_pickle=False) as data:
+        indices, labels = data["indices"], data["labels"]
+    emb = engine.embed_texts([sentences[int(i)] for i in indices])
+    tmp = bundle_dir / f".{BANK_NPZ}.tmp.npz"
+    np.savez_compressed(tmp, embeddings=emb.astype(np.float16), indices=indices, labels=labels)
+    os.replace(tmp, bundle_dir / BANK_NPZ)
+    manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
+    manifest["sentence_bank"] = {**info, "embedded_with": "the bundle's ONNX text encoder (as queries are)"}
+    from medflip_core.bundle import write_manifest
+
+    write_manifest(bundle_dir, manifest)
+    return manifest["sentence_bank"]

@@ -301,3 +301,18 @@ def drop_unreadable(table: LabelTable) -> tuple[LabelTable, list[str]]:
         except MedflipError as exc:
             skipped.append(f"line {table.rows[i]}: {exc}")
     return table.subset(keep), skipped
+
+
+def materialise_classes(table: LabelTable, out_dir: str | Path, folder_names: dict[str, str] | None = None) -> Path:
+    """An ImageFolder of symbolic links (out_dir/<class>/<file>) of a multi-class table, so that `medflip evaluate`
+    runs on exactly these images. `folder_names` renames classes (e.g. {"No Finding": "NORMAL"})."""
+    if table.multi_label:
+        raise MedflipError("an ImageFolder holds one class per image: read the CSV with two exclusive classes")
+    out = Path(out_dir)
+    names = folder_names or {}
+    for image, ci in zip(table.images, table.class_index, strict=True):
+        target = out / names.get(table.classes[ci], table.classes[ci]) / image.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(image.resolve())
+    return out
