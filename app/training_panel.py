@@ -3,28 +3,27 @@ live plots of the loss, its parts and sigma_1. Cancel keeps a checkpoint; Resume
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from medflip_core.events import parse_event_line
+from medflip_core.checkpoint_layout import RUN_CONFIG
+from medflip_core.events import (
+    CheckpointEvent,
+    DoneEvent,
+    ErrorEvent,
+    EvalEvent,
+    Event,
+    SkippedStepEvent,
+    StartEvent,
+    StepEvent,
+    event_from_record,
+    parse_event_line,
+)
 from medflip_core.model_store import user_data_dir
-
-
-def trainer_command(job: str, args: list[str]) -> tuple[str, list[str]]:
-    """How to start the trainer: `python -m trainer` from source, the app itself with --trainer when frozen."""
-    if getattr(sys, "frozen", False):
-        return sys.executable, ["--trainer", job, *args]
-    return sys.executable, ["-m", "trainer", job, *args]
-
-
-def export_command(run_dir: str, out_dir: str) -> tuple[str, list[str]]:
-    if getattr(sys, "frozen", False):
-        return sys.executable, ["--medflip", "export", run_dir, out_dir, "--half-weights"]
-    return sys.executable, ["-m", "medflip_core.cli", "export", run_dir, out_dir, "--half-weights"]
+from medflip_core.processes import medflip_command, trainer_command
 
 
 class TrainingPanel(QtWidgets.QWidget):
@@ -38,7 +37,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.run_dir = ""
         self.base_model: Path | None = None  # the bundle fine-tuning starts from (the one in the picker)
         self._buffer = b""
-        self.events: list[dict] = []
+        self.events: list[Event] = []
         self.last_error = ""
 
         self.job = QtWidgets.QComboBox()
@@ -149,7 +148,7 @@ class TrainingPanel(QtWidgets.QWidget):
     # --- process control ------------------------------------------------------------------------------
     def build_args(self, resume: bool) -> list[str]:
         if resume and self.run_dir:
-            return ["--config", str(Path(self.run_dir) / "config.json"), "--resume"]
+            return ["--config", str(Path(self.run_dir) / RUN_CONFIG), "--resume"]
         self.run_dir = str(user_data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S"))
         args = ["--images", self.images.text().strip(), "--mask-ratio", f"{self.mask.value():.2f}",
                 "--budget-minutes", f"{self.budget.value():g}", "--batch-size", str(self.batch.value()),
@@ -160,20 +159,8 @@ class TrainingPanel(QtWidgets.QWidget):
         if self.job.currentText() == "pretrain" and self.corpus.text().strip():
             args += ["--corpus", self.corpus.text().strip()]
         if self.job.currentText() == "finetune" and self.base_model is not None:
-            args += self.base_model_args(self.base_model)
-        return args
-
-    @staticmethod
-    def base_model_args(bundle_dir: Path) -> list[str]:
-        """Start from a bundle's weights, with the model shape its manifest records."""
-        import json
-
-        model = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))["model"]
-        args = ["--init-from", str(bundle_dir / "weights.safetensors"), "--vision", model["vision"],
-                "--image-size", str(model["image_size"]), "--embed-dim", str(model["embed_dim"]),
-                "--max-text-tokens", str(model["max_text_tokens"])]
-        if model.get("text_model"):
-            args += ["--text-model", model["text_model"]]
+            # the trainer reads the model's shape (and its input size) from the bundle's manifest
+            args += ["--init-from", str(self.base_model)]
         return args
 
     def start(self, resume: bool = False, extra: list[str] | None = None) -> None:
@@ -183,7 +170,7 @@ class TrainingPanel(QtWidgets.QWidget):
             self.message.emit("Choose an image folder to train on.")
             return
         args = self.build_args(resume) + (extra or [])
-        program, full = trainer_command(self.job.currentText(), args)
+        program, full = trainer_command([self.job.currentText(), *args])
         for series in self.series.values():
             series[0].clear()
             series[1].clear()
@@ -211,7 +198,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self._buffer += bytes(self.process.readAllStandardOutput())
         *lines, self._buffer = self._buffer.split(b"\n")
         for raw in lines:
-            event = parse_event_line(raw.decode("utf-8", "replace"))
+            record = parse_event_line(raw.decode("utf-8", "replace"))
+            event = event_from_record(record) if record is not None else None
             if event is not None:
                 self.handle_event(event)
 
@@ -220,44 +208,45 @@ class TrainingPanel(QtWidgets.QWidget):
         if text:
             self.log.appendPlainText(text)
 
-    def handle_event(self, event: dict) -> None:
+    def handle_event(self, event: Event) -> None:
         self.events.append(event)
-        kind = event["event"]
-        if kind == "start":
-            self.log.appendPlainText(f"started on {event.get('device')}: {event.get('n_train')} training images, "
-                                     f"{event.get('n_val')} validation, {event.get('n_sentences', 0)} sentences")
-        elif kind == "step":
-            step = event["step"]
-            for key in self.series:
-                value = event.get(key)
-                if isinstance(value, int | float):
-                    xs, ys = self.series[key]
-                    xs.append(step)
-                    ys.append(float(value))
-                    self.curves[key].setData(xs, ys)
-            total = event.get("total_steps")
-            if total:
-                self.progress.setValue(int(100 * step / total))
-            elif event.get("elapsed_s") and event.get("eta_s") is not None:
-                done = event["elapsed_s"] / max(event["elapsed_s"] + event["eta_s"], 1e-6)
-                self.progress.setValue(int(100 * done))
-            eta = event.get("eta_s")
-            self.stats.setText(f"step {step}  loss {event.get('loss', float('nan')):.3f}  "
-                               f"{event.get('samples_per_s', 0):.1f} samples/s  "
-                               f"ETA {eta / 60:.1f} min" if eta is not None else f"step {step}")
-        elif kind == "eval":
-            metrics = {k: v for k, v in event.items() if k.startswith("val_")}
-            self.log.appendPlainText(f"eval at step {event['step']}: {metrics} ({event.get('data_set', '')})")
-        elif kind == "checkpoint":
-            self.log.appendPlainText(f"checkpoint: {event['path']}")
-        elif kind == "done":
-            status = "cancelled — checkpoint kept, Resume continues it" if event.get("cancelled") else "completed"
-            self.stats.setText(f"Training {status} at step {event['step']}.")
+        if isinstance(event, StartEvent):
+            precision = f", {event.amp}" if event.amp != "off" else ""
+            self.log.appendPlainText(f"started on {event.device}{precision}: {event.n_train} training images, "
+                                     f"{event.n_val} validation, {event.n_sentences or 0} sentences")
+        elif isinstance(event, StepEvent):
+            self._plot_step(event)
+        elif isinstance(event, EvalEvent):
+            metrics = {k: v for k, v in event.metrics.items() if k.startswith("val_")}
+            self.log.appendPlainText(f"eval at step {event.step}: {metrics} ({event.metrics.get('data_set', '')})")
+        elif isinstance(event, CheckpointEvent):
+            self.log.appendPlainText(f"checkpoint: {event.path}")
+        elif isinstance(event, SkippedStepEvent):
+            self.log.appendPlainText(f"step {event.step} skipped: {event.reason}")
+        elif isinstance(event, DoneEvent):
+            status = "cancelled — checkpoint kept, Resume continues it" if event.cancelled else "completed"
+            self.stats.setText(f"Training {status} at step {event.step}.")
             self.log.appendPlainText(f"done: {status}")
-        elif kind == "error":
-            self.last_error = event.get("message", "unknown error")
+        elif isinstance(event, ErrorEvent):
+            self.last_error = event.message or "unknown error"
             self.stats.setText(f"Training failed: {self.last_error}")
             self.message.emit(f"Training failed: {self.last_error}")
+
+    def _plot_step(self, event: StepEvent) -> None:
+        for key in self.series:
+            value = getattr(event, key, None)
+            if isinstance(value, int | float):
+                xs, ys = self.series[key]
+                xs.append(event.step)
+                ys.append(float(value))
+                self.curves[key].setData(xs, ys)
+        if event.total_steps:
+            self.progress.setValue(int(100 * event.step / event.total_steps))
+        elif event.elapsed_s and event.eta_s is not None:
+            self.progress.setValue(int(100 * event.elapsed_s / max(event.elapsed_s + event.eta_s, 1e-6)))
+        eta = event.eta_s
+        self.stats.setText(f"step {event.step}  loss {event.loss:.3f}  {event.samples_per_s:.1f} samples/s  "
+                           f"ETA {eta / 60:.1f} min" if eta is not None else f"step {event.step}")
 
     def _process_error(self, error: QtCore.QProcess.ProcessError) -> None:
         if error == QtCore.QProcess.ProcessError.FailedToStart:
@@ -275,14 +264,14 @@ class TrainingPanel(QtWidgets.QWidget):
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.resume_button.setEnabled(bool(self.run_dir))
-        done = next((e for e in reversed(self.events) if e["event"] == "done"), None)
-        if done and not done.get("cancelled") and code == 0 and self.job.currentText() == "pretrain":
+        done = next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
+        if done and not done.cancelled and code == 0 and self.job.currentText() == "pretrain":
             self.export_model()
 
     def export_model(self) -> None:
         """Turn the finished run into a bundle under the user's models folder (in a subprocess: torch)."""
         out = str(user_data_dir() / "models" / f"medflip-{Path(self.run_dir).name}")
-        program, args = export_command(self.run_dir, out)
+        program, args = medflip_command(["export", self.run_dir, out, "--half-weights"])
         self.export_process = QtCore.QProcess(self)
         self.export_process.finished.connect(lambda code, _s: self._exported(code, out))
         self.log.appendPlainText(f"exporting the model to {out} …")

@@ -17,6 +17,9 @@ from typing import Any
 
 from medflip_core.bundle import MANIFEST
 
+RUN_CONFIG = "config.json"  # RUN/config.json: the resolved training config (`--config` it with `--resume`)
+RUN_MODEL_CONFIG = "model_config.json"
+RUN_PREPROCESS = "preprocess.json"
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
@@ -105,6 +108,21 @@ def model_config_source(path: str | Path) -> dict[str, Any] | None:
     return None
 
 
-__all__ = ["CHECKPOINTS_DIR", "MODEL_FILE", "OPTIM_FILE", "STATE_FILE", "Checkpoint", "checkpoint_dir",
-           "is_checkpoint", "latest_checkpoint", "list_checkpoints", "model_config_source", "partial_path",
-           "replaced_path", "step_name"]
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "MODEL_FILE",
+    "OPTIM_FILE",
+    "RUN_CONFIG",
+    "RUN_MODEL_CONFIG",
+    "RUN_PREPROCESS",
+    "STATE_FILE",
+    "Checkpoint",
+    "checkpoint_dir",
+    "is_checkpoint",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "model_config_source",
+    "partial_path",
+    "replaced_path",
+    "step_name",
+]

@@ -139,7 +139,7 @@ def check_training(exe: Path, data: Path, home: Path) -> None:
     err = log.read()
     log.close()
     done = json.loads(out.strip().splitlines()[-1])
-    _check(proc.returncode == 0 and done.get("event") == "done" and done.get("cancelled") is True,
+    _check(proc.returncode == 0 and done.get("event") == "done" and done.get("status") == "cancelled",
            f"cancelled cleanly at step {done.get('step')}", out + err)
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
     _check(bool(checkpoints), f"a checkpoint was written ({checkpoints[-1].name if checkpoints else '-'})", err)

@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from medflip_core.checkpoint_layout import RUN_CONFIG
 from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EventWriter, StartEvent, StepEvent
 from medflip_core.metrics import evaluation_summary
@@ -67,7 +68,7 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     start_step = run.resume() if cfg.resume else 0
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", cfg.to_dict())
+        write_json(out / RUN_CONFIG, cfg.to_dict())
     net: nn.Module = model
     if ddp.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from medflip_core.augment import AugmentConfig
+from medflip_core.checkpoint_layout import RUN_CONFIG, RUN_MODEL_CONFIG, RUN_PREPROCESS
 from medflip_core.events import DoneEvent, EventWriter, StartEvent, StepEvent
 from medflip_core.model.clip_model import MedFlipModel, build_model
 from medflip_core.model.config import ModelConfig
@@ -115,9 +116,9 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
         run.resume()
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", cfg.to_dict())
-        write_json(out / "model_config.json", mcfg.to_dict())
-        write_json(out / "preprocess.json", pre.to_dict())
+        write_json(out / RUN_CONFIG, cfg.to_dict())
+        write_json(out / RUN_MODEL_CONFIG, mcfg.to_dict())
+        write_json(out / RUN_PREPROCESS, pre.to_dict())
     net: torch.nn.Module = model
     if ddp.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

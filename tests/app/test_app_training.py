@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from medflip_core.events import DoneEvent, ErrorEvent, EvalEvent, StartEvent
 from medflip_core.imaging import load_image
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot,
     panel.cancel()
     qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
     done = panel.events[-1]
-    assert done["event"] == "done" and done["cancelled"] is True
+    assert isinstance(done, DoneEvent) and done.status == "cancelled"
     assert "cancelled" in panel.stats.text()
     assert panel.resume_button.isEnabled()
 
@@ -72,14 +73,14 @@ def test_finetune_from_the_model_in_the_picker(window, qtbot, small_folder, tiny
     panel.batch.setValue(4)
     panel.max_steps.setValue(2)
     args = panel.build_args(resume=False)
-    assert args[args.index("--init-from") + 1].endswith("weights.safetensors")
-    last = max(i for i, a in enumerate(args) if a == "--image-size")
-    assert args[last + 1] == "112"  # the bundle's own input size wins over the form's
+    assert args[args.index("--init-from") + 1] == str(tiny_bundle)
     panel.start(extra=["--val-fraction", "0.25", "--warmup-steps", "0"])
     qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
-    kinds = [e["event"] for e in panel.events]
-    assert kinds[0] == "start" and kinds[-1] == "done", panel.last_error
-    assert any(e["event"] == "eval" and "per_class" in e for e in panel.events)
+    assert isinstance(panel.events[0], StartEvent) and isinstance(panel.events[-1], DoneEvent), panel.last_error
+    assert not any(isinstance(e, ErrorEvent) for e in panel.events)
+    # the model's shape (input size 112, not the form's 224) came from the bundle's manifest
+    assert panel.events[0].config["model"]["image_size"] == 112
+    assert any(isinstance(e, EvalEvent) and "per_class" in e.metrics for e in panel.events)
 
 
 def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot, small_folder, corpus, shared_data):
@@ -88,7 +89,7 @@ def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot,
     panel.max_steps.setValue(3)
     panel.start(extra=SMALL)
     qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
-    assert panel.events[-1]["event"] == "done" and not panel.events[-1]["cancelled"], panel.last_error
+    assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed", panel.last_error
     # the export runs in its own process, then the new bundle is selected and loaded as the engine
     qtbot.waitUntil(lambda: (window.model_picker.currentData() or "").endswith(Path(panel.run_dir).name),
                     timeout=300000)
