@@ -11,7 +11,7 @@ import traceback
 from typing import Any
 
 from medflip_core.errors import MedflipError
-from medflip_core.events import EventWriter
+from medflip_core.events import Event, EventWriter, event_fields
 
 RESEARCH_NOTICE = "Research use only; not for diagnosis."
 
@@ -49,16 +49,18 @@ class TextEvents:
     def close(self) -> None:
         pass
 
-    def emit(self, event: str, **fields: Any) -> None:
+    def emit(self, event: str | Event, **fields: Any) -> None:
+        if not isinstance(event, str):
+            event, fields = event.name, {**event_fields(event), **fields}
         if event == "start":
             print(f"fine-tuning ({fields['mode']}) {', '.join(fields['classes'])} on {fields['images']} images from "
                   f"{fields['base_model']}", file=sys.stderr)
-        elif event == "step" and fields.get("total"):
-            tenth = int(10 * fields["step"] / fields["total"])
+        elif event == "step" and fields.get("total_steps"):
+            tenth = int(10 * fields["step"] / fields["total_steps"])
             if tenth != self._last_tenth:
                 self._last_tenth = tenth
-                rate = fields.get("images_per_s")
-                print(f"  embedded {fields['step']}/{fields['total']} new images"
+                rate = fields.get("samples_per_s")
+                print(f"  embedded {fields['step']}/{fields['total_steps']} new images"
                       + (f" ({rate:.1f}/s)" if rate else f", {fields.get('cached', 0)} from the cache"),
                       file=sys.stderr)
         elif event == "done" and fields["status"] != "completed":

@@ -131,6 +131,12 @@ def split_by_patient(data: LabelledSet, val_fraction: float = 0.2, seed: int = 0
     train, val = patient_split(records, val_fraction, seed)
     train_idx = np.array(sorted(index[id(r)] for r in train), dtype=int)
     val_idx = np.array(sorted(index[id(r)] for r in val), dtype=int)
+    check_split(data, train_idx, val_idx, val_fraction)
+    return train_idx, val_idx
+
+
+def check_split(data: LabelledSet, train_idx: np.ndarray, val_idx: np.ndarray, val_fraction: float) -> None:
+    """Every class needs MIN_PATIENTS_PER_SIDE patients on each side; the error names the class and counts."""
     for side, idx in (("validation", val_idx), ("training", train_idx)):
         counts = data.subset(idx).class_patient_counts() if len(idx) else dict.fromkeys(data.classes, 0)
         few = {c: n for c, n in counts.items() if n < MIN_PATIENTS_PER_SIDE}
@@ -141,7 +147,6 @@ def split_by_patient(data: LabelledSet, val_fraction: float = 0.2, seed: int = 0
                 + ", ".join(f"class {c} has {n} {side} patient(s) ({total[c]} in all)" for c, n in few.items())
                 + f"; each class needs at least {MIN_PATIENTS_PER_SIDE} patients on each side "
                 f"(validation fraction {val_fraction}). Add images of more patients or leave the class out.")
-    return train_idx, val_idx
 
 
 def load_labelled(source: str | Path, image_root: str | Path | None = None, labels: list[str] | None = None,

@@ -1,9 +1,11 @@
 """The `probe` fine-tuning job: frozen ONNX image tower -> cached embeddings -> linear head -> calibration and
 thresholds on validation -> classifier bundle. No torch anywhere on this path.
 
-Events (JSON lines, like the trainer's): `start`; `step` while embedding (images done / total, images/s, ETA);
-`eval` with the validation figures; `done` (status completed or cancelled, the bundle path); `error` is written
-by the caller. SIGTERM/SIGINT stop the job between two batches; every finished batch is already in the cache,
+Events: the trainer's typed events (medflip_core.events) with probe extras: `start` (mode "probe", base model);
+`step` while embedding (step = images embedded of total_steps, samples_per_s, eta_s; no loss or lr: null / 0;
+phase "embed"); `eval` (val_auc macro, val_auc_per_class, their patient-level CIs); `done` (status completed or
+cancelled, step = images embedded, checkpoint null, `bundle` the classifier bundle); `error` is written by the
+caller. SIGTERM/SIGINT stop the job between two batches; every finished batch is already in the cache,
 so running the same command again continues where the killed job stopped.
 """
 
@@ -22,11 +24,11 @@ import numpy as np
 
 from medflip_core.engine import Engine
 from medflip_core.errors import MedflipError
-from medflip_core.events import EventWriter
+from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
 from medflip_core.finetune.calibration import choose_thresholds, ece_summary, fit_calibration
 from medflip_core.finetune.classifier import Classifier, calibrated_probabilities
 from medflip_core.finetune.classifier_bundle import write_classifier_bundle
-from medflip_core.finetune.dataset import LabelledSet, check_trainable, load_labelled, split_by_patient
+from medflip_core.finetune.dataset import LabelledSet, check_split, check_trainable, load_labelled, split_by_patient
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
 from medflip_core.finetune.head import fit_head
 from medflip_core.finetune.validation import classifier_figures
@@ -93,10 +95,8 @@ def default_cache_dir() -> Path:
     return user_data_dir() / "cache" / "embeddings"
 
 
-def embed_with_cache(engine: Engine, paths: list[Path], cache: EmbeddingCache, events: EventWriter,
-                     cancel: CancelFlag, deadline: float | None, batch_size: int) -> tuple[list[str], int, bool]:
-    """Content keys of `paths` (after embedding the ones the cache lacks), images embedded now, and whether the
-    job was stopped (cancel or time budget) before it finished."""
+def hash_files(paths: list[Path], cache: EmbeddingCache) -> list[str]:
+    """The content key of every file; a file that cannot be read gets a key the cache records as failed."""
     keys: list[str] = []
     for p in paths:
         try:
@@ -104,14 +104,28 @@ def embed_with_cache(engine: Engine, paths: list[Path], cache: EmbeddingCache, e
         except OSError as exc:
             keys.append(f"unreadable:{p}")
             cache.failed[keys[-1]] = f"{Path(p).name}: cannot read the file ({exc.strerror})"
-    todo = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in cache))
-    first = {k: i for i, k in reversed(list(enumerate(keys)))}
-    todo = [i for i in todo if first[keys[i]] == i]  # identical files are embedded once
+    return keys
+
+
+def missing_from_cache(keys: list[str], cache: EmbeddingCache) -> list[int]:
+    """Indices of the files to embed: not in the cache, and each distinct content once."""
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    return [i for k, i in first.items() if k not in cache]
+
+
+def embed_missing(engine: Engine, paths: list[Path], keys: list[str], todo: list[int], cache: EmbeddingCache,
+                  events: EventWriter, cancel: CancelFlag, deadline: float | None, batch_size: int
+                  ) -> tuple[int, bool]:
+    """Embed the `todo` files batch by batch, each batch stored in the cache at once; (images done, stopped
+    early by cancel or the time budget)."""
     total, done, t0 = len(todo), 0, time.perf_counter()
-    events.emit("step", phase="embed", step=0, total=total, cached=len(paths) - total)
+    events.emit(StepEvent(step=0, epoch=0, loss=float("nan"), lr=0.0, samples_per_s=0.0, eta_s=None,
+                          total_steps=total, elapsed_s=0.0), phase="embed", cached=len(keys) - total)
     for start in range(0, total, batch_size):
         if cancel.requested or (deadline is not None and time.time() > deadline):
-            return keys, done, True
+            return done, True
         chunk = todo[start : start + batch_size]
         images, good, failed = [], [], {}
         for i in chunk:
@@ -123,10 +137,23 @@ def embed_with_cache(engine: Engine, paths: list[Path], cache: EmbeddingCache, e
         embs = engine.embed_images(images).embedding if images else np.zeros((0, 0), np.float32)
         cache.add(dict(zip(good, embs, strict=True)), failed)
         done += len(chunk)
-        rate = done / max(time.perf_counter() - t0, 1e-9)
-        events.emit("step", phase="embed", step=done, total=total, images_per_s=round(rate, 2),
-                    eta_s=round((total - done) / rate, 1))
-    return keys, done, False
+        elapsed = time.perf_counter() - t0
+        rate = done / max(elapsed, 1e-9)
+        # no loss or learning rate while embedding: loss is NaN (null on the wire), lr 0
+        events.emit(StepEvent(step=done, epoch=0, loss=float("nan"), lr=0.0, samples_per_s=round(rate, 2),
+                              eta_s=round((total - done) / rate, 1), total_steps=total, elapsed_s=round(elapsed, 2),
+                              skipped_images=len(failed)), phase="embed")
+    return done, False
+
+
+def embed_with_cache(engine: Engine, paths: list[Path], cache: EmbeddingCache, events: EventWriter,
+                     cancel: CancelFlag, deadline: float | None, batch_size: int) -> tuple[list[str], int, bool]:
+    """Content keys of `paths` (after embedding the ones the cache lacks), images embedded now, and whether the
+    job was stopped (cancel or time budget) before it finished."""
+    keys = hash_files(paths, cache)
+    done, stopped = embed_missing(engine, paths, keys, missing_from_cache(keys, cache), cache, events, cancel,
+                                  deadline, batch_size)
+    return keys, done, stopped
 
 
 def data_sha256(keys: list[str], data: LabelledSet) -> str:
@@ -137,6 +164,8 @@ def data_sha256(keys: list[str], data: LabelledSet) -> str:
 
 
 def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None = None) -> ProbeResult:
+    """The whole job. The patient split is made before embedding (from labels and patients only), so it does
+    not depend on which files turn out unreadable; those are then left out of their side."""
     from medflip_core.model_store import resolve_model
 
     t0 = time.time()
@@ -145,51 +174,64 @@ def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None =
     data = load_labelled(cfg.images, image_root=cfg.image_root, labels=cfg.labels,
                          patient_pattern=cfg.patient_pattern)
     check_trainable(data)
+    train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
     engine = Engine(resolve_model(cfg.base), threads=cfg.threads)
-    events.emit("start", job="finetune", mode="probe", config=cfg.to_dict(), base_model=engine.bundle.name,
-                images=len(data), classes=data.classes, multi_label=data.multi_label, notes=data.notes)
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), model_key(engine.bundle))
-    keys, embedded, stopped = embed_with_cache(engine, data.paths, cache, events, cancel, deadline, cfg.batch_size)
+    keys = hash_files(data.paths, cache)
+    todo = missing_from_cache(keys, cache)
+    events.emit(StartEvent(job="finetune", config=cfg.to_dict(), device=engine.providers[0], world_size=1,
+                           n_train=len(train_idx), n_val=len(val_idx), steps_per_epoch=len(todo),
+                           total_steps=len(todo), budget_s=deadline and deadline - t0, classes=data.classes),
+                mode="probe", base_model=engine.bundle.name, images=len(data), multi_label=data.multi_label,
+                notes=data.notes)
+    embedded, stopped = embed_missing(engine, data.paths, keys, todo, cache, events, cancel, deadline,
+                                      cfg.batch_size)
     if stopped:
         reason = "cancel" if cancel.requested else "time budget"
-        events.emit("done", status="cancelled", reason=reason, embedded=embedded, bundle=None,
+        events.emit(DoneEvent(status="cancelled", step=embedded, checkpoint=None, elapsed_s=round(time.time() - t0, 2),
+                              reason=reason), bundle=None, embedded=embedded,
                     message="stopped while embedding; the embeddings so far are cached, run again to continue")
         return ProbeResult("cancelled", seconds=time.time() - t0, embedded=embedded)
     cache.compact()
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small BLAS calls: one thread is several times faster than two fighting
-        return _fit_and_write(cfg, events, data, keys, cache, engine, embedded, t0)
+        return _fit_and_write(cfg, events, data, keys, cache, engine, embedded, t0, (train_idx, val_idx))
 
 
 def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, keys: list[str],
-                   cache: EmbeddingCache, engine: Engine, embedded: int, t0: float) -> ProbeResult:
-    readable = [i for i, k in enumerate(keys) if k in cache.embeddings]
-    skipped = sorted({cache.failed[k] for k in keys if k not in cache.embeddings})
-    used = data.subset(readable)
-    used_keys = [keys[i] for i in readable]
-    x = np.stack([cache.embeddings[k] for k in used_keys]).astype(np.float64)
-    check_trainable(used)
-    train_idx, val_idx = split_by_patient(used, cfg.val_fraction, cfg.seed)
-    ind = used.indicator()
-    train_patients = [used.patients[i] for i in train_idx]
-    head = fit_head(x[train_idx], ind[train_idx], train_patients, used.multi_label, seed=cfg.seed)
+                   cache: EmbeddingCache, engine: Engine, embedded: int, t0: float,
+                   split: tuple[np.ndarray, np.ndarray]) -> ProbeResult:
+    readable = np.array([k in cache.embeddings for k in keys])
+    skipped = sorted({cache.failed.get(k, k) for k in keys if k not in cache.embeddings})
+    train_idx, val_idx = (idx[readable[idx]] for idx in split)
+    used_idx = np.flatnonzero(readable)
+    check_trainable(data.subset(used_idx))
+    check_split(data, train_idx, val_idx, cfg.val_fraction)
+    x = np.zeros((len(data), engine.bundle.embed_dim))
+    x[used_idx] = np.stack([cache.embeddings[keys[i]] for i in used_idx])
+    ind = data.indicator()
+    train_patients = [data.patients[i] for i in train_idx]
+    head = fit_head(x[train_idx], ind[train_idx], train_patients, data.multi_label, seed=cfg.seed)
     val_logits = x[val_idx] @ head.weight.T + head.bias
-    calibration = fit_calibration(val_logits, ind[val_idx], used.multi_label)
-    val_probs = calibrated_probabilities(val_logits, used.multi_label, calibration)
+    calibration = fit_calibration(val_logits, ind[val_idx], data.multi_label)
+    val_probs = calibrated_probabilities(val_logits, data.multi_label, calibration)
     thresholds = choose_thresholds(val_probs, ind[val_idx])
-    classifier = Classifier(classes=list(used.classes), multi_label=used.multi_label, weight=head.weight,
+    classifier = Classifier(classes=list(data.classes), multi_label=data.multi_label, weight=head.weight,
                             bias=head.bias, calibration=calibration, thresholds=thresholds)
-    val_set = used.subset(val_idx)
-    figures = classifier_figures(val_probs, ind[val_idx], val_set.patients, used.classes, thresholds,
-                                 used.multi_label, n_boot=cfg.n_boot, seed=cfg.seed)
-    raw = calibrated_probabilities(val_logits, used.multi_label, {"method": "none"})
-    figures["ece_uncalibrated"] = ece_summary(raw, ind[val_idx], used.multi_label)
+    val_set = data.subset(val_idx)
+    figures = classifier_figures(val_probs, ind[val_idx], val_set.patients, data.classes, thresholds,
+                                 data.multi_label, n_boot=cfg.n_boot, seed=cfg.seed)
+    raw = calibrated_probabilities(val_logits, data.multi_label, {"method": "none"})
+    figures["ece_uncalibrated"] = ece_summary(raw, ind[val_idx], data.multi_label)
     figures["data_set"] = f"validation split of {data.source}"
-    events.emit("eval", phase="validation", data_set=figures["data_set"], images=figures["images"],
-                patients=figures["patients"], roc_auc={c: v["roc_auc"] for c, v in figures["per_class"].items()},
-                ece=figures["ece"])
-    summary = _summary(figures)
+    per_class_auc = {c: v["roc_auc"] for c, v in figures["per_class"].items()}
+    events.emit(EvalEvent(step=embedded, metrics={
+        "val_auc": figures["macro_roc_auc"], "val_auc_per_class": {c: a["value"] for c, a in per_class_auc.items()},
+        "val_auc_ci95": {c: a["ci95"] for c, a in per_class_auc.items()}, "data_set": figures["data_set"],
+        "images": figures["images"], "patients": figures["patients"], "ece": figures["ece"]}))
+    used = data.subset(used_idx)
+    used_keys = [keys[i] for i in used_idx]
     provenance = {
         "data": {"source": data.source, "kind": "label CSV" if Path(cfg.images).is_file() else "ImageFolder",
                  "sha256": data_sha256(used_keys, used), "images_used": len(used),
@@ -200,6 +242,7 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": time.time() - t0,
         "machine": f"{platform.system()} {platform.machine()}, {engine.providers[0]}",
     }
+    summary = _summary(figures)
     fields = {
         "name": cfg.name or Path(cfg.out).name,
         "base_model": {"name": engine.bundle.name, "path": str(engine.bundle.path),
@@ -213,9 +256,9 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     }
     bundle = write_classifier_bundle(cfg.out, engine.bundle, classifier, fields, figures, overwrite=cfg.overwrite)
     seconds = time.time() - t0
-    events.emit("done", status="completed", bundle=str(bundle), seconds=round(seconds, 2), embedded=embedded,
-                cached=len(data) - embedded, skipped=len(skipped), skipped_examples=skipped[:5],
-                validation=summary)
+    events.emit(DoneEvent(status="completed", step=embedded, checkpoint=None, elapsed_s=round(seconds, 2),
+                          skipped_images=len(skipped), skipped_examples=skipped[:5]),
+                bundle=str(bundle), embedded=embedded, cached=len(data) - embedded, validation=summary)
     return ProbeResult("completed", bundle=bundle, seconds=seconds, embedded=embedded,
                        cached=len(data) - embedded, skipped=skipped, validation=figures, val_set=val_set,
                        val_embeddings=x[val_idx], classifier=classifier)

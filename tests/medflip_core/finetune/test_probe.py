@@ -18,7 +18,7 @@ import pytest
 from medflip_core.bundle import load_bundle
 from medflip_core.engine import Engine
 from medflip_core.errors import MedflipError
-from medflip_core.events import EventWriter
+from medflip_core.events import EventWriter, event_from_record
 from medflip_core.finetune import classifier_bundle
 from medflip_core.finetune.probe import ProbeConfig, run_probe
 from medflip_core.imaging import load_image
@@ -63,10 +63,15 @@ def test_probe_events_and_skipped_file(first_run):
     assert kinds[0] == "start" and kinds[-1] == "done" and "eval" in kinds and kinds.count("step") >= 2
     start, done = events[0], events[-1]
     assert start["classes"] == ["PNEUMONIA", "NORMAL"] and start["mode"] == "probe"
-    assert done["status"] == "completed" and done["embedded"] == 2 * PER_CLASS + 1 and done["skipped"] == 1
-    assert "person9999_broken_1.jpeg" in done["skipped_examples"][0]
+    assert done["status"] == "completed" and done["embedded"] == 2 * PER_CLASS + 1 and done["skipped_images"] == 1
+    assert "person9999_broken_1.jpeg" in done["skipped_examples"][0] and done["checkpoint"] is None
+    steps = [e for e in events if e["event"] == "step"]
+    assert steps[-1]["step"] == steps[-1]["total_steps"] == 2 * PER_CLASS + 1 and steps[-1]["loss"] is None
     evals = [e for e in events if e["event"] == "eval"]
-    assert set(evals[0]["roc_auc"]) == {"PNEUMONIA", "NORMAL"}
+    assert set(evals[0]["val_auc_per_class"]) == {"PNEUMONIA", "NORMAL"} and 0 <= evals[0]["val_auc"] <= 1
+    # the GUI reads the same lines back as the trainer's typed events
+    typed = [event_from_record(e) for e in events]
+    assert all(t is not None for t in typed) and typed[0].n_train + typed[0].n_val == 2 * PER_CLASS + 1
     # the bundled model separates pediatric pneumonia well: a probe on its embeddings must too
     assert result.validation["per_class"]["PNEUMONIA"]["roc_auc"]["value"] > 0.85
 
