@@ -169,10 +169,21 @@ class Engine:
     def classify_embeddings(
         self, image_emb: np.ndarray, labels: list[str], templates: list[str] | None = None
     ) -> np.ndarray:
-        """(N, C) zero-shot probabilities (softmax over the labels)."""
-        from medflip_core.zeroshot import zero_shot_scores
+        """(N, C) zero-shot probabilities (softmax over the labels), with the bundle's decision rule (its
+        manifest's zero_shot_rule; plain softmax for bundles without one) unless custom templates are given."""
+        from medflip_core.zeroshot import EXCLUSIVE, score_labels, zero_shot_scores
 
+        if templates is None:
+            return score_labels(self, np.atleast_2d(image_emb), labels, kind=EXCLUSIVE).probs
         return zero_shot_scores(image_emb, self.class_embeddings(labels, templates), self.logit_scale)
+
+    def zero_shot(self, image_emb: np.ndarray, labels: list[str], kind: str | None = None):
+        """medflip_core.zeroshot.ZeroShotScores: probabilities with the bundle's decision rule and their kind —
+        EXCLUSIVE (sum to 1 across the labels) or INDEPENDENT (one P(present) per finding; chosen when two or
+        more labels are findings that can co-occur). `.explanation()` is the sentence to show on screen."""
+        from medflip_core.zeroshot import score_labels
+
+        return score_labels(self, np.atleast_2d(image_emb), labels, kind=kind)
 
     def classify(
         self, image_emb: np.ndarray, labels: list[str], templates: list[str] | None = None

@@ -89,3 +89,20 @@ def test_rule_chosen_on_two_sources_closes_the_threshold_gap(engine, shared_data
     plain = next(r for r in table if r["mode"] == "softmax" and r["bias"] == 0.0)
     assert chosen["worst_gap"] <= plain["worst_gap"]
     assert len(table) == 2 * 65
+
+
+def test_engine_reads_the_rule_from_the_manifest(engine, shared_data):
+    from medflip_core.bundle import Bundle
+    from medflip_core.engine import Engine
+    from medflip_core.imaging import load_image
+
+    img = engine.embed_images([load_image(p) for p in sorted((shared_data / "cxr-nih-adult" / "images").iterdir())[:6]])
+    labels = ["No Finding", "Pneumonia"]
+    plain = engine.classify_embeddings(img.embedding, labels)
+    rule = DecisionRule("softmax", {"pneumonia": -50.0}, 1.0, "test")
+    biased = Engine(Bundle(engine.bundle.path, {**engine.bundle.manifest, MANIFEST_KEY: rule.as_dict()}), threads=2,
+                    verify=False)
+    shifted = biased.classify_embeddings(img.embedding, labels)
+    assert (shifted[:, 1] < plain[:, 1]).all() and (shifted.argmax(axis=1) == 0).all()
+    scores = biased.zero_shot(img.embedding, ["Pleural Effusion", "Cardiomegaly"])
+    assert scores.kind == INDEPENDENT and scores.rule == rule and scores.probs.shape == (6, 2)
