@@ -65,9 +65,10 @@ def _interleaved(fn_a, fn_b, rounds: int) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
-def strategy_rows(model, opt, pixels, tokens, img_labels, txt_labels, ratio: float, strategies: list[str],
-                  warmup: int, repeats: int) -> list[dict]:
-    """The whole MedFLIP step per mask strategy at one ratio; mask_s = scoring the patches + drawing the mask."""
+def strategy_rows(model, opt, pixels, tokens, frozen_text, img_labels, txt_labels, ratio: float,
+                  strategies: list[str], warmup: int, repeats: int) -> list[dict]:
+    """The whole MedFLIP step per mask strategy at one ratio (the text cache used as the trainer uses it);
+    mask_s = scoring the patches + drawing the mask."""
     rows = []
     num_patches = model.image_tower.num_patches
     for strategy in strategies:
@@ -76,10 +77,11 @@ def strategy_rows(model, opt, pixels, tokens, img_labels, txt_labels, ratio: flo
 
         def step() -> None:
             start = time.perf_counter()
-            scores = mask_scores(model, strategy, pixels, tokens["input_ids"], tokens["attention_mask"])  # noqa: B023
+            scores = mask_scores(model, strategy, pixels, tokens["input_ids"], tokens["attention_mask"],  # noqa: B023
+                                 frozen_text)
             keep = mask_for_batch(len(pixels), num_patches, ratio, rng, strategy, scores)  # noqa: B023
             mask_times.append(time.perf_counter() - start)  # noqa: B023
-            img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep)
+            img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep, frozen_text)
             result = compute_loss("medflip", img, txt, img_labels, txt_labels, model.logit_scale)
             opt.zero_grad(set_to_none=True)
             result.total.backward()
@@ -147,8 +149,8 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
     for row in rows:
         row["tower_speedup"] = row["tower_samples_per_s"] / base["tower_samples_per_s"]
         row["step_speedup"] = row["step_samples_per_s"] / base["step_samples_per_s"]
-    by_strategy = strategy_rows(model, opt, pixels, tokens, img_labels, txt_labels, max(ratios), list(strategies),
-                                warmup, repeats)
+    by_strategy = strategy_rows(model, opt, pixels, tokens, frozen_text, img_labels, txt_labels, max(ratios),
+                                list(strategies), warmup, repeats)
     return {"batch": batch, "image_size": image_size, "vision": vision, "threads": torch.get_num_threads(),
             "device": "cpu", "machine": platform.machine(), "processor": platform.processor(), "rows": rows,
             "strategies": by_strategy}
