@@ -232,3 +232,10 @@ def test_probe_and_classifier_never_import_torch(first_run, folder, shared_data,
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": "completed", "torch": False,
                                                                 "transformers": False}
+
+
+def test_time_budget_stops_resumably_without_a_bundle(folder, tmp_path):
+    cfg = ProbeConfig(images=str(folder), out=str(tmp_path / "m" / "probe"), cache_dir=str(tmp_path / "cache"),
+                      budget_minutes=1e-6)
+    result = run_probe(cfg, EventWriter(enabled=False))
+    assert result.status == "cancelled" and result.bundle is None and not (tmp_path / "m").exists()
