@@ -38,3 +38,26 @@ def test_text_to_image_ranking():
     images = np.array([[0.0, 1.0], [1.0, 0.1], [1.0, 0.0]])
     ranked = text_to_image(np.array([1.0, 0.0]), images)
     assert [i for i, _ in ranked] == [2, 1, 0]
+
+
+@pytest.mark.slow
+def test_bank_is_reembedded_with_the_engines_text_encoder(tiny_bundle, tmp_path):
+    """Bank and queries from the same (ONNX) encoder: after reembed_bundle_bank, a bank row equals the engine's
+    embedding of its sentence (to float16 precision)."""
+    import shutil
+
+    from medflip_core.bundle import load_bundle, refresh_file_list
+    from medflip_core.engine import Engine
+    from medflip_core.retrieval import reembed_bundle_bank
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    info = reembed_bundle_bank(bundle)
+    refresh_file_list(bundle)
+    load_bundle(bundle, verify=True)
+    assert "ONNX" in info["embedded_with"]
+    engine = Engine(bundle)
+    bank = engine.sentence_bank
+    direct = engine.embed_texts(bank.sentences[:20])
+    np.testing.assert_allclose(bank.embeddings[:20], direct / np.linalg.norm(direct, axis=1, keepdims=True),
+                               atol=2e-3)
