@@ -4,7 +4,8 @@ Trains, one after the other: (1) MedFLIP, mask 0.75 + SVD term; (2) MedFLIP with
 without the SVD term (beta 0); (4) CLIP InfoNCE (label-matched pseudo-pairs, no masking); (5) the MedCLIP
 semantic loss (no masking). Each is exported and evaluated on the patient-disjoint validation split:
 zero-shot accuracy and pneumonia ROC AUC (95 % bootstrap CI), retrieval Precision@1/2/5/10 against a
-class-balanced pool of labelled IU sentences, and the number of images seen.
+class-balanced pool of labelled IU sentences from reports held out of training (--corpus-holdout), and the number
+of images seen. Paired comparisons resample patients.
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="runs/ablation")
     parser.add_argument("--class-map", help="JSON: class folder -> label names (passed to split and training)")
     parser.add_argument("--patient-pattern", help="regex, group 1 = patient id in a file name")
+    parser.add_argument("--corpus-holdout", type=float, default=0.15,
+                        help="share of reports held out of training; retrieval is measured on them")
+    parser.add_argument("--extra-sources", help="a label CSV (e.g. the NIH sample) added to the training images, "
+                                                "half of every batch (its validation patients stay out)")
     parser.add_argument("--only", nargs="*", help="names (prefixes) of the runs to do")
     parser.add_argument("--reuse", action="store_true",
                         help="re-evaluate the runs of an earlier results.json in --work instead of training again")
@@ -134,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     budget = 1.5 if args.short else args.budget_minutes
     common = ["--images", args.images, "--corpus", args.corpus, "--budget-minutes", str(budget),
               "--batch-size", "32", "--eval-every", "0", "--checkpoint-every", "100", "--val-fraction", "0.15",
-              "--seed", "0"]
+              "--seed", "0", "--corpus-holdout", str(args.corpus_holdout)]
+    if args.extra_sources:
+        common += ["--extra-sources", args.extra_sources, "--source-weights", "0.5,0.5"]
     if args.short:
         common += ["--max-images", "600", "--max-sentences", "2000"]
     # the same split as training: same seed, fraction, class map and patient pattern (--max-images subsets the
