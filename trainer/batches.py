@@ -81,6 +81,9 @@ class ImageBatches:
         self.skipped = SkipCounter()
         self._bad: set[int] = set()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode") if workers > 0 else None
+        # Prefetch runs _build, which itself waits on the decode pool: a separate thread, or a one-worker pool
+        # deadlocks (the prefetch occupies the only decode worker while waiting for it).
+        self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="prefetch") if workers > 0 else None
         self._ahead: dict[int, Future] = {}
         self.sampler = sampler
         self.augment = augment
@@ -122,8 +125,8 @@ class ImageBatches:
 
     def prefetch(self, step: int) -> None:
         """Start loading the batch of `step` in the background (no effect without workers)."""
-        if self._pool is not None and step not in self._ahead:
-            self._ahead[step] = self._pool.submit(self._build, step)
+        if self._prefetcher is not None and step not in self._ahead:
+            self._ahead[step] = self._prefetcher.submit(self._build, step)
 
     def batch(self, step: int) -> ImageBatch:
         """Pixels, labels and record indices of a step; unreadable images are replaced by others."""
@@ -151,8 +154,9 @@ class ImageBatches:
         return ImageBatch(epoch, torch.from_numpy(np.stack(pixels)), labels_t, used)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._prefetcher, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
 
 class SentencePool:

@@ -75,3 +75,20 @@ def test_image_batches_split_ranks_and_repeat_after_resume(shared_data):
     _, px_c, lab_c, used_c = threaded.batch(9)
     threaded.close()
     assert used_c == used_a and (px_c == px_a).all() and (lab_c == lab_a).all()
+
+
+def test_prefetch_with_one_decode_worker_does_not_deadlock(shared_data):
+    """The prefetch waits on the decode pool; with one decode worker it must not occupy that worker itself."""
+    records = index_image_folder(shared_data / "cxr-pneumonia-kermany" / "train")[:64]
+    pre = PreprocessConfig(image_size=64)
+    plain = ImageBatches(records, pre, batch_size=8, seed=5, rank=0, world_size=1)
+    one = ImageBatches(records, pre, batch_size=8, seed=5, rank=0, world_size=1, workers=1)
+    try:
+        one.prefetch(2)
+        ahead = one._ahead[2]
+        built = ahead.result(timeout=60)  # raises TimeoutError on a deadlock instead of hanging the suite
+        one._ahead[2] = ahead
+        assert built.used == plain.batch(2).used
+        assert (one.batch(2).pixels == plain.batch(2).pixels).all()
+    finally:
+        one.close()
