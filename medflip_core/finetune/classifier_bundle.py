@@ -66,8 +66,10 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"# {manifest['name']}: classifier ({'multi-label' if clf['multi_label'] else 'multi-class'})", "",
         f"**{manifest['intended_use']}**", "",
         "## What it does",
-        f"Classes: {', '.join(clf['classes'])}. Probabilities: {clf['activation']} of a linear head on the frozen "
-        f"image embedding of the base model `{manifest['base_model']['name']}`, calibrated by "
+        f"Classes: {', '.join(clf['classes'])}. Probabilities: {clf['activation']} of a linear head on the "
+        + ("frozen image embedding of the base model" if clf.get("mode", "probe") == "probe"
+           else f"image embedding of the base model's tower fine-tuned ({clf['mode']}) from") +
+        f" `{manifest['base_model']['name']}`, calibrated by "
         f"{clf['calibration']['method']} scaling fitted on the validation patients.",
         f"Decision thresholds (calibrated probability, {clf['threshold_rule']}): "
         + ", ".join(f"{c} {t:.3f}" for c, t in clf["thresholds"].items()) + ".",
@@ -93,8 +95,10 @@ def model_card(manifest: dict[str, Any]) -> str:
               f"{val['ece_uncalibrated']:.3f} before.", "",
               "## Base model and reproduction",
               f"Base model `{manifest['base_model']['name']}` (image encoder sha256 "
-              f"`{manifest['base_model']['image_encoder_sha256']}`); its text encoder, tokenizer and sentence bank "
-              "are included, so zero-shot scoring and retrieval work from this bundle as from the base model.",
+              f"`{manifest['base_model']['image_encoder_sha256']}`)"
+              + ("; its text encoder, tokenizer and sentence bank are included, so zero-shot scoring and retrieval "
+                 "work from this bundle as from the base model." if clf.get("zero_shot")
+                 else "; no text encoder: this bundle scores its own classes only."),
               f"Command: `{prov['command']}`. Made {prov['created']} in {prov['seconds']:.1f} s on "
               f"{prov['machine']}.", "",
               "## Limits",
@@ -109,8 +113,15 @@ def _remove_stale_partials(out: Path) -> None:
 
 
 def write_classifier_bundle(out: str | Path, base: Bundle, classifier: Classifier, manifest_fields: dict[str, Any],
-                            validation: dict[str, Any], overwrite: bool = False, keep_text: bool = True) -> Path:
-    """Write the bundle atomically; `manifest_fields` holds name, provenance, validation summary and the like."""
+                            validation: dict[str, Any], overwrite: bool = False, keep_text: bool = True,
+                            image_encoder: Path | None = None) -> Path:
+    """Write the bundle atomically; `manifest_fields` holds name, provenance, validation summary and the like.
+
+    `image_encoder`: an ONNX image tower to ship instead of the base model's (a fine-tuned tower, exported with
+    the base model's input/output names and preprocessing); its text side then no longer matches the image
+    embeddings, so pass keep_text=False with it."""
+    if image_encoder is not None and keep_text:
+        raise MedflipError("a fine-tuned image tower no longer shares the base model's text embedding space")
     out = Path(out)
     if out.exists() and not overwrite:
         raise MedflipError(f"{out} exists; choose another name for the model (or overwrite it explicitly).")
@@ -121,7 +132,8 @@ def write_classifier_bundle(out: str | Path, base: Bundle, classifier: Classifie
     try:
         for name in _base_files(base, keep_text):
             (partial / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(base.file(name), partial / name)
+            source = image_encoder if (name == IMAGE_ONNX and image_encoder is not None) else base.file(name)
+            shutil.copy2(source, partial / name)
         classifier.save_head(partial / HEAD_NPZ)
         (partial / VALIDATION_JSON).write_text(json.dumps(validation, indent=1, default=str), encoding="utf-8")
         manifest = {field: base.manifest[field] for field in _BASE_FIELDS if field in base.manifest}
@@ -129,7 +141,8 @@ def write_classifier_bundle(out: str | Path, base: Bundle, classifier: Classifie
             manifest.pop("sentence_bank", None)
         manifest.update({"kind": KIND_CLASSIFIER, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          **manifest_fields})
-        manifest["classifier"] = {**classifier.manifest_entry(), **manifest.get("classifier", {})}
+        manifest["classifier"] = {**classifier.manifest_entry(), **manifest.get("classifier", {}),
+                                  "zero_shot": (partial / TEXT_ONNX).is_file()}  # text side kept: zero-shot works
         manifest.setdefault("name", out.name)
         card_manifest = {"intended_use": INTENDED_USE, **manifest}
         (partial / MODEL_CARD).write_text(model_card(card_manifest), encoding="utf-8")

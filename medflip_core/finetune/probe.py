@@ -25,13 +25,12 @@ import numpy as np
 from medflip_core.engine import Engine
 from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
-from medflip_core.finetune.calibration import choose_thresholds, ece_summary, fit_calibration
-from medflip_core.finetune.classifier import Classifier, calibrated_probabilities
+from medflip_core.finetune.classifier import Classifier
 from medflip_core.finetune.classifier_bundle import write_classifier_bundle
 from medflip_core.finetune.dataset import LabelledSet, check_split, check_trainable, load_labelled, split_by_patient
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
 from medflip_core.finetune.head import fit_head
-from medflip_core.finetune.validation import classifier_figures
+from medflip_core.finetune.validation import calibrate_on_validation
 from medflip_core.imaging import load_image
 
 THRESHOLD_RULE = "Youden's J (sensitivity + specificity - 1) maximised on the validation patients"
@@ -213,17 +212,9 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     ind = data.indicator()
     train_patients = [data.patients[i] for i in train_idx]
     head = fit_head(x[train_idx], ind[train_idx], train_patients, data.multi_label, seed=cfg.seed)
-    val_logits = x[val_idx] @ head.weight.T + head.bias
-    calibration = fit_calibration(val_logits, ind[val_idx], data.multi_label)
-    val_probs = calibrated_probabilities(val_logits, data.multi_label, calibration)
-    thresholds = choose_thresholds(val_probs, ind[val_idx])
-    classifier = Classifier(classes=list(data.classes), multi_label=data.multi_label, weight=head.weight,
-                            bias=head.bias, calibration=calibration, thresholds=thresholds)
     val_set = data.subset(val_idx)
-    figures = classifier_figures(val_probs, ind[val_idx], val_set.patients, data.classes, thresholds,
-                                 data.multi_label, n_boot=cfg.n_boot, seed=cfg.seed)
-    raw = calibrated_probabilities(val_logits, data.multi_label, {"method": "none"})
-    figures["ece_uncalibrated"] = ece_summary(raw, ind[val_idx], data.multi_label)
+    classifier, figures = calibrate_on_validation(data.classes, data.multi_label, head.weight, head.bias,
+                                                  x[val_idx], ind[val_idx], val_set.patients, cfg.n_boot, cfg.seed)
     figures["data_set"] = f"validation split of {data.source}"
     per_class_auc = {c: v["roc_auc"] for c, v in figures["per_class"].items()}
     events.emit(EvalEvent(step=embedded, metrics={

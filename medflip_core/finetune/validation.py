@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from medflip_core.finetune.calibration import ece_summary
+from medflip_core.finetune.calibration import choose_thresholds, ece_summary, fit_calibration
+from medflip_core.finetune.classifier import Classifier, calibrated_probabilities
 from medflip_core.metrics import bootstrap_ci, expected_calibration_error, roc_auc_binary
 
 CURVE_POINTS = 200
@@ -76,3 +77,22 @@ def classifier_figures(probs: np.ndarray, indicator: np.ndarray, patients: list[
         "ece_kind": "mean of per-label ECEs" if multi_label else "top-label ECE",
         "confusion": confusion_entry,
     }
+
+
+def calibrate_on_validation(classes: list[str], multi_label: bool, weight: np.ndarray, bias: np.ndarray,
+                            val_embeddings: np.ndarray, val_indicator: np.ndarray, val_patients: list[str],
+                            n_boot: int = 1000, seed: int = 0) -> tuple[Classifier, dict]:
+    """A fitted linear head -> the Classifier a bundle carries (calibration and thresholds fitted on the
+    validation patients) and its validation figures. Any head on any image tower goes through here: the probe
+    now, a fine-tuned tower's head at export."""
+    val_logits = np.asarray(val_embeddings, dtype=np.float64) @ weight.T + bias
+    calibration = fit_calibration(val_logits, val_indicator, multi_label)
+    probs = calibrated_probabilities(val_logits, multi_label, calibration)
+    thresholds = choose_thresholds(probs, val_indicator)
+    classifier = Classifier(classes=list(classes), multi_label=multi_label, weight=weight, bias=bias,
+                            calibration=calibration, thresholds=thresholds)
+    figures = classifier_figures(probs, val_indicator, val_patients, classes, thresholds, multi_label,
+                                 n_boot=n_boot, seed=seed)
+    raw = calibrated_probabilities(val_logits, multi_label, {"method": "none"})
+    figures["ece_uncalibrated"] = ece_summary(raw, val_indicator, multi_label)
+    return classifier, figures

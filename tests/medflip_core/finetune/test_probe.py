@@ -83,6 +83,7 @@ def test_bundle_is_complete_verified_and_documented(first_run):
     assert bundle.is_classifier and m["classifier"]["classes"] == ["PNEUMONIA", "NORMAL"]
     assert not m["classifier"]["multi_label"] and m["classifier"]["calibration"]["method"] == "temperature"
     assert set(m["classifier"]["thresholds"]) == {"PNEUMONIA", "NORMAL"}
+    assert m["classifier"]["zero_shot"] and m["classifier"]["mode"] == "probe"
     for name in ("image_encoder.onnx", "text_encoder.onnx", "tokenizer/tokenizer.json", "sentence_bank.npz",
                  "head.npz", "validation.json", "MODEL_CARD.md"):
         assert len(m["files"][name]["sha256"]) == 64
@@ -239,3 +240,27 @@ def test_time_budget_stops_resumably_without_a_bundle(folder, tmp_path):
                       budget_minutes=1e-6)
     result = run_probe(cfg, EventWriter(enabled=False))
     assert result.status == "cancelled" and result.bundle is None and not (tmp_path / "m").exists()
+
+
+def test_bundle_without_text_side_scores_its_classes_only(first_run, shared_data, tmp_path):
+    from medflip_core.finetune.classifier_bundle import write_classifier_bundle
+
+    _, result, _ = first_run
+    m = load_bundle(result.bundle).manifest
+    fields = {k: m[k] for k in ("base_model", "provenance", "validation")}
+    fields["classifier"] = {k: m["classifier"][k] for k in ("threshold_rule", "head_fit", "mode")}
+    base = load_bundle(default_model_dir(), verify=False)
+    tower = tmp_path / "tuned_image_encoder.onnx"
+    shutil.copy(base.file("image_encoder.onnx"), tower)  # stands in for an exported fine-tuned tower (same graph)
+    with pytest.raises(MedflipError, match="text embedding space"):
+        write_classifier_bundle(tmp_path / "x", base, result.classifier, fields, result.validation, image_encoder=tower)
+    out = write_classifier_bundle(tmp_path / "own-classes", base, result.classifier, fields, result.validation,
+                                  keep_text=False, image_encoder=tower)
+    bundle = load_bundle(out, verify=True)
+    assert "text_encoder.onnx" not in bundle.manifest["files"] and not bundle.manifest["classifier"]["zero_shot"]
+    assert "no text encoder" in bundle.model_card()
+    engine = Engine(out)
+    pred = engine.predict([load_image(shared_data / "dicom" / "RG1_J2KI.dcm")])[0]
+    assert list(pred.probabilities) == ["PNEUMONIA", "NORMAL"]
+    with pytest.raises(MedflipError, match="no text encoder"):
+        engine.classify(pred.embedding, ["Pneumonia", "No Finding"])
