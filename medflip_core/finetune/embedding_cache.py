@@ -18,15 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.atomic import atomic_path
-from medflip_core.bundle import IMAGE_ONNX, Bundle
+from medflip_core.bundle import IMAGE_ONNX, Bundle, sha256_file
 
-
-def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+content_hash = sha256_file  # an image's cache key is the sha256 of its bytes, as a bundle file's checksum
 
 
 def model_key(bundle: Bundle) -> str:
