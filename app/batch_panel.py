@@ -1,4 +1,5 @@
-"""Batch scoring: a folder in, a sortable table of per-image scores out, exportable as CSV."""
+"""Batch scoring: a folder in, a sortable table of per-image scores out (zero-shot, or a classifier's calibrated
+probabilities with its decisions), exportable as CSV."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from medflip_core.batch import Row, format_score, write_csv
+from medflip_core.batch import Row, format_score, has_decisions, write_csv
 from medflip_core.errors import MedflipError
 
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
@@ -52,7 +53,8 @@ class BatchPanel(QtWidgets.QWidget):
         self.export = QtWidgets.QPushButton("Export CSV…")
         self.export.setEnabled(False)
         self.export.clicked.connect(self._export)
-        self.status = QtWidgets.QLabel("Scores every image of a folder with the labels of the Zero-shot tab.")
+        self.status = QtWidgets.QLabel("Scores every image of a folder as the Zero-shot tab does: with its labels, "
+                                       "or with the selected classifier's own classes and decisions.")
         self.status.setWordWrap(True)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.choose)
@@ -89,13 +91,18 @@ class BatchPanel(QtWidgets.QWidget):
     def show_results(self, labels: list[str], rows: list[Row], cancelled: bool = False) -> None:
         self._idle()
         self.rows, self.labels = rows, labels
+        decided = has_decisions(rows)
         self.table.setSortingEnabled(False)
-        headers = ["File", "Top label", *labels, "OOD", "Error"]
+        headers = ["File", "Top label", *labels, *(["Decision"] if decided else []), "OOD", "Error"]
+        ood_col, error_col = len(headers) - 2, len(headers) - 1
         self.table.clear()
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
-        self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
+        self.table.horizontalHeaderItem(ood_col).setToolTip(
             "Out of distribution: why the model's scores may not apply to this image (hover a cell)")
+        if decided:
+            self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
+                "Classes at or above their decision threshold (chosen on the classifier's validation patients)")
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             scores = row.get("scores", {})
@@ -105,16 +112,20 @@ class BatchPanel(QtWidgets.QWidget):
             for j, label in enumerate(labels):
                 cell = _Item(format_score(scores[label]), float(scores[label])) if label in scores else _Item("")
                 self.table.setItem(i, 2 + j, cell)
-            self.table.setItem(i, 2 + len(labels), _Item(f"⚠ {len(warnings)}" if warnings else "",
-                                                          tooltip="\n".join(warnings)))
-            self.table.setItem(i, 3 + len(labels), _Item(row.get("error", ""), tooltip=row.get("error", "")))
+            if decided:
+                positive = [c for c, yes in row.get("decisions", {}).items() if yes]
+                self.table.setItem(i, 2 + len(labels), _Item(", ".join(positive), tooltip=", ".join(positive)))
+            self.table.setItem(i, ood_col, _Item(f"⚠ {len(warnings)}" if warnings else "",
+                                                 tooltip="\n".join(warnings)))
+            self.table.setItem(i, error_col, _Item(row.get("error", ""), tooltip=row.get("error", "")))
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
-        for col in (0, 1, 3 + len(labels)):  # long names and errors are elided; the tooltip has them whole
+        for col in (0, 1, error_col):  # long names and errors are elided; the tooltip has them whole
             self.table.setColumnWidth(col, min(self.table.columnWidth(col), 170 if col == 0 else 110))
         errors = sum(1 for r in rows if "error" in r)
         flagged = sum(1 for r in rows if r.get("warnings"))
-        self.status.setText(f"{len(rows) - errors} image(s) scored, {errors} unreadable, {flagged} out of the "
+        what = "classified (calibrated, decisions at the stored thresholds)" if decided else "scored"
+        self.status.setText(f"{len(rows) - errors} image(s) {what}, {errors} unreadable, {flagged} out of the "
                             f"model's distribution{' (cancelled: the rest was not scored)' if cancelled else ''}. "
                             "Research use only.")
         self.export.setEnabled(bool(rows))

@@ -43,6 +43,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tasks: list[Task] = []
         self._stop_batch = False
         self.last_scores: dict[str, float] = {}
+        self.last_prediction = None  # the classifier's Prediction for the current image, when it is one
         self.last_error = ""
         self._closed = False
         self._build()
@@ -120,6 +121,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.image_selected.connect(self.show_image)
         self.viewer.cursor_info.connect(self.cursor_label.setText)
         self.zero_shot.score_requested.connect(self.score)
+        self.zero_shot.classify_requested.connect(self.classify)
         self.zero_shot.heatmap_requested.connect(self.show_heatmap)
         self.retrieval.retrieve_requested.connect(self.retrieve)
         self.retrieval.search_requested.connect(self.search_images)
@@ -128,6 +130,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.batch.folder_requested.connect(self.score_folder)
         self.batch.cancel_requested.connect(self._cancel_batch)
         self.training.model_exported.connect(self._model_added)
+        self.training.classifier_ready.connect(self._classifier_added)
         self.training.message.connect(self.error)
 
     def _fill_recent(self) -> None:
@@ -186,7 +189,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Scores and sentences for the current image, as soon as there is both an image and a model."""
         if self.engine is None or self.current is None:
             return
-        if self.zero_shot.labels():
+        if self.zero_shot.classifier_mode() or self.zero_shot.labels():
             self.zero_shot.request()
         if self.session.can_retrieve(self.retrieval.corpus):
             self.retrieve(self.retrieval.k.value(), self.retrieval.corpus)
@@ -207,6 +210,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_models()
         self.statusBar().showMessage(f"New model ready: {Path(path).name}. Choose it in the Model picker.", 15000)
 
+    def _classifier_added(self, path: str) -> None:
+        """The user's own fine-tuning job finished: its classifier appears in the picker and is selected."""
+        self.refresh_models(select=path)
+        self.statusBar().showMessage(f"Classifier ready and selected: {Path(path).name}.", 15000)
+
     def _load_model(self, path: str) -> None:
         """Load the chosen bundle in the background (hash check and ONNX sessions take a moment)."""
         from medflip_core.engine import Engine
@@ -223,6 +231,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.set("model", path)
         self.messages.clear_from("model")
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
+        self.zero_shot.set_classifier(engine.bundle.name if engine.classifier is not None else "")
+        self.training.show_classifier(path if engine.classifier is not None else "")
         self.mask_view.set_engine(engine)
         self.statusBar().showMessage(f"Model {engine.bundle.name} on {engine.providers[0]}", 5000)
         self._refresh_results()
@@ -243,16 +253,39 @@ class MainWindow(QtWidgets.QMainWindow):
             self.zero_shot.show_error("Open an image first.")
             return
         index = self.current
-        self._run(Task(lambda: (index, self.session.score(index, labels, templates))), self._scores_ready,
+        self._run(Task(lambda: (index, self.session.zero_shot(index, labels, templates))), self._scores_ready,
                   self.zero_shot.show_error)
 
     def _scores_ready(self, result) -> None:
-        index, scores = result
+        index, zero_shot = result
         if index != self.current:
             return
+        scores = {label: float(p) for label, p in zip(zero_shot.labels, zero_shot.probs[0], strict=True)}
         self.last_scores = scores
-        self.zero_shot.show_scores(scores, self.engine.bundle.name, self.session.warnings(index))
+        self.last_prediction = None
+        self.zero_shot.show_scores(scores, self.engine.bundle.name, self.session.warnings(index),
+                                   zero_shot.explanation())
         self.scored.emit(scores)
+        self.zero_shot.refresh_heat_map()
+
+    def classify(self) -> None:
+        """The selected classifier's own classes for the current image."""
+        if self.current is None:
+            self.zero_shot.show_error("Open an image first.")
+            return
+        index = self.current
+        self._run(Task(lambda: (index, self.session.predict(index))), self._prediction_ready,
+                  self.zero_shot.show_error)
+
+    def _prediction_ready(self, result) -> None:
+        index, pred = result
+        if index != self.current:
+            return
+        self.last_scores = dict(pred.probabilities)
+        self.last_prediction = pred
+        self.zero_shot.show_prediction(pred.probabilities, pred.thresholds, pred.multi_label,
+                                       self.engine.bundle.name, self.session.warnings(index))
+        self.scored.emit(self.last_scores)
         self.zero_shot.refresh_heat_map()
 
     def show_heatmap(self, label: str, opacity: float) -> None:
@@ -260,7 +293,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.viewer.clear_overlay()
             return
         index = self.current
-        self._run(Task(self.session.heat_map, index, label, opacity),
+        self._run(Task(self.session.heat_map, index, label, opacity, self.zero_shot.classifier_mode()),
                   lambda overlay: self._heatmap_ready(index, overlay), self.error)
 
     def _heatmap_ready(self, index: int, overlay) -> None:
@@ -287,7 +320,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._run(Task(self.session.search, query), self.retrieval.show_ranking, self.error)
 
     def score_folder(self, folder: str) -> None:
+        classifier = self.zero_shot.classifier_mode() and self.session.has_classifier
         labels = self.zero_shot.labels() or (self.engine.bundle.default_labels if self.engine else [])
+        if classifier:
+            labels = list(self.engine.classifier.classes)
         self._stop_batch = False
         self.batch.set_running(folder)
         self.load_progress.setVisible(True)
@@ -301,7 +337,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.batch.show_failure(message)
 
         task = Task(self.session.score_folder, folder, labels, None, with_progress=True,
-                    should_stop=lambda: self._stop_batch)
+                    should_stop=lambda: self._stop_batch, classifier=classifier)
         self._run(task, done, failed, on_progress=self._progress)
 
     def _cancel_batch(self) -> None:

@@ -1,15 +1,22 @@
-"""Training from the GUI: the trainer runs as a separate process (QProcess); its JSON-lines events drive
-live plots of the loss, its parts and sigma_1. Cancel keeps a checkpoint; Resume continues it."""
+"""Training from the GUI, in a separate process (QProcess) whose JSON-lines events drive the view.
+
+Two jobs: pre-training (the trainer; live plots of the loss, its parts and sigma_1; the events are kept in the
+run folder, so a resumed run's plots continue its history) and fine-tuning a classifier (`medflip finetune
+--mode probe`; live validation AUC per class; the bundle lands in the user's models folder, is selected, and
+its validation ROC curves and confusion matrix are shown). Cancel keeps what was done; Resume continues it.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from medflip_core.checkpoint_layout import RUN_CONFIG
+from app.classifier_results import ClassifierResults
+from medflip_core.checkpoint_layout import RUN_CONFIG, latest_checkpoint
 from medflip_core.events import (
     CheckpointEvent,
     DoneEvent,
@@ -22,12 +29,54 @@ from medflip_core.events import (
     event_from_record,
     parse_event_line,
 )
-from medflip_core.model_store import user_data_dir
+from medflip_core.model_store import user_data_dir, user_models_dir
 from medflip_core.processes import medflip_command, trainer_command
+
+RUN_EVENTS = "events.jsonl"  # RUN/events.jsonl: every event the GUI received from the run, in order
+PRETRAIN, FINETUNE = "pretrain", "finetune"
+FINETUNE_MODES = ["probe"]  # partial/full train the tower in the trainer, whose checkpoint is no classifier bundle
+
+
+def run_problem(folder: str | Path) -> str:
+    """Why a folder cannot be resumed ('' when it can): it needs its config and a complete checkpoint."""
+    folder = Path(folder)
+    if not (folder / RUN_CONFIG).is_file():
+        return f"{folder.name} is not a training run folder (it has no {RUN_CONFIG})."
+    if latest_checkpoint(folder) is None:
+        return f"The run {folder.name} has no complete checkpoint to resume from; start it again."
+    return ""
+
+
+def run_job(folder: str | Path) -> str:
+    """The trainer job a run folder was started with (pretrain, or the trainer's own finetune)."""
+    try:
+        return json.loads((Path(folder) / RUN_CONFIG).read_text(encoding="utf-8")).get("job") or PRETRAIN
+    except (OSError, ValueError):
+        return PRETRAIN
+
+
+def read_run_events(folder: str | Path) -> list[Event]:
+    """The events a run folder kept (RUN/events.jsonl; unparseable lines, e.g. a torn last line, skipped)."""
+    path = Path(folder) / RUN_EVENTS
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        record = parse_event_line(line)
+        event = event_from_record(record) if record is not None else None
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def coloured_key(entries: list[tuple[str, str]]) -> str:
+    """A plot's key as coloured words for its title: a legend inside the plot would cover the curves."""
+    return " · ".join(f"<span style='color:{colour}'>━ {name}</span>" for name, colour in entries)
 
 
 class TrainingPanel(QtWidgets.QWidget):
-    model_exported = QtCore.Signal(str)
+    model_exported = QtCore.Signal(str)  # a pre-training run's export: listed, not selected
+    classifier_ready = QtCore.Signal(str)  # the user's own fine-tuning job: listed and selected
     message = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -39,11 +88,24 @@ class TrainingPanel(QtWidgets.QWidget):
         self._buffer = b""
         self.events: list[Event] = []
         self.last_error = ""
+        self.running_job = ""
+        self.classifier_out = ""  # where the running fine-tuning job writes its bundle
+        self._finetune_args: list[str] = []  # a cancelled probe is resumed by running it again (cached)
+        self.val_auc: dict[str, float] = {}
 
         self.job = QtWidgets.QComboBox()
-        self.job.addItems(["pretrain", "finetune"])
+        self.job.addItem("pre-train (images + reports)", PRETRAIN)
+        self.job.addItem("fine-tune a classifier", FINETUNE)
+        self.job.currentIndexChanged.connect(self._job_changed)
         self.images = QtWidgets.QLineEdit()
         self.images.setPlaceholderText("ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
+        self.image_root = QtWidgets.QLineEdit()
+        self.image_root.setPlaceholderText("Folder the CSV's image paths start from (default: the CSV's folder)")
+        self.mode = QtWidgets.QComboBox()
+        self.mode.addItems(FINETUNE_MODES)
+        self.mode.setToolTip("probe: a linear head on the frozen image tower, calibrated on validation patients "
+                             "(minutes on a CPU, no torch). Training the tower itself (partial/full) is not "
+                             "offered here: the trainer's checkpoint is not yet a classifier bundle.")
         self.corpus = QtWidgets.QLineEdit()
         self.corpus.setPlaceholderText("Reports: Open-i XML folder or .tgz, CSV, TXT (pre-training)")
         self.mask = QtWidgets.QDoubleSpinBox()
@@ -66,9 +128,11 @@ class TrainingPanel(QtWidgets.QWidget):
         self.image_size.setRange(32, 1024)
         self.image_size.setSingleStep(16)
         self.image_size.setValue(224)
-        form = QtWidgets.QFormLayout()
+        self.form = form = QtWidgets.QFormLayout()
         form.addRow("Job", self.job)
-        form.addRow("Images", self._with_browse(self.images, folder=True))
+        form.addRow("Images", self._images_row())
+        form.addRow("Image root", self._with_browse(self.image_root, folder=True))
+        form.addRow("Mode", self.mode)
         form.addRow("Reports", self._with_browse(self.corpus, folder=False))
         form.addRow("Mask ratio", self.mask)
         form.addRow("Time budget", self.budget)
@@ -76,6 +140,9 @@ class TrainingPanel(QtWidgets.QWidget):
         form.addRow("Batch size", self.batch)
         form.addRow("Image size", self.image_size)
         form.addRow("Device", self.device)
+        self._pretrain_only = [self.corpus.parentWidget() or self.corpus, self.mask, self.max_steps, self.batch,
+                               self.image_size, self.device]
+        self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode]
 
         self.start_button = QtWidgets.QPushButton("Start")
         self.start_button.clicked.connect(lambda: self.start(resume=False))
@@ -87,43 +154,93 @@ class TrainingPanel(QtWidgets.QWidget):
         self.resume_button.setToolTip("Continue the last run from its latest checkpoint")
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.resume_button.setEnabled(False)
+        self.resume_folder_button = QtWidgets.QPushButton("Resume a run folder…")
+        self.resume_folder_button.setToolTip("Continue any pre-training run folder from its latest checkpoint")
+        self.resume_folder_button.clicked.connect(self._choose_run_folder)
         buttons = QtWidgets.QHBoxLayout()
-        for b in (self.start_button, self.cancel_button, self.resume_button):
+        for b in (self.start_button, self.cancel_button, self.resume_button, self.resume_folder_button):
             buttons.addWidget(b)
 
         self.progress = QtWidgets.QProgressBar()
         self.progress.setFormat("%p %")
         self.stats = QtWidgets.QLabel("Idle")
         pg.setConfigOptions(antialias=True)
-        self.loss_plot = pg.PlotWidget(title="loss")
-        self.loss_plot.addLegend(offset=(-5, 5))
+        loss_key = [("total", "#e6e6e6"), ("contrastive", "#4fa3ff"), ("svd", "#ffb347")]
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setTitle("loss  " + coloured_key(loss_key), size="9pt")
         self.loss_plot.setLabel("bottom", "step")
-        self.curves = {
-            "loss": self.loss_plot.plot(pen=pg.mkPen("#e6e6e6", width=2), name="total"),
-            "contrastive": self.loss_plot.plot(pen=pg.mkPen("#4fa3ff"), name="contrastive"),
-            "svd": self.loss_plot.plot(pen=pg.mkPen("#ffb347"), name="svd"),
-        }
-        self.sigma_plot = pg.PlotWidget(title="σ₁ (token-level, normalised)")
-        self.sigma_plot.addLegend(offset=(-5, 5))
+        self.curves = {key: self.loss_plot.plot(pen=pg.mkPen(colour, width=2 if key == "loss" else 1), name=name)
+                       for key, (name, colour) in zip(("loss", "contrastive", "svd"), loss_key, strict=True)}
+        sigma_key = [("positive pairs", "#5fd38d"), ("negative pairs", "#ff6b6b")]
+        self.sigma_plot = pg.PlotWidget()
+        self.sigma_plot.setTitle("σ₁ (token-level, normalised)  " + coloured_key(sigma_key), size="9pt")
         self.sigma_plot.setLabel("bottom", "step")
-        self.curves["sigma1_pos"] = self.sigma_plot.plot(pen=pg.mkPen("#5fd38d", width=2), name="positive pairs")
-        self.curves["sigma1_neg"] = self.sigma_plot.plot(pen=pg.mkPen("#ff6b6b", width=2), name="negative pairs")
+        for key, (name, colour) in zip(("sigma1_pos", "sigma1_neg"), sigma_key, strict=True):
+            self.curves[key] = self.sigma_plot.plot(pen=pg.mkPen(colour, width=2), name=name)
         self.series: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in self.curves}
         self.log = QtWidgets.QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
         self.log.setPlaceholderText("Trainer log")
 
+        self.auc_label = QtWidgets.QLabel()
+        self.auc_label.setWordWrap(True)
+        self.results = ClassifierResults()
+        curves = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        curves.addWidget(self.loss_plot)
+        curves.addWidget(self.sigma_plot)
+        self.views = QtWidgets.QTabWidget()
+        self.views.addTab(curves, "Training curves")
+        self.views.addTab(self.results, "Classifier results")
         plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        plots.addWidget(self.loss_plot)
-        plots.addWidget(self.sigma_plot)
+        plots.addWidget(self.views)
         plots.addWidget(self.log)
+        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(1, 1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.stats)
+        layout.addWidget(self.auc_label)
         layout.addWidget(plots, 1)
+        self._job_changed()
+
+    def job_name(self) -> str:
+        return self.job.currentData()
+
+    def _job_changed(self) -> None:
+        finetune = self.job_name() == FINETUNE
+        for widget in self._pretrain_only:
+            self.form.setRowVisible(widget, not finetune)
+        for widget in self._finetune_only:
+            self.form.setRowVisible(widget, finetune)
+        self.images.setPlaceholderText("ImageFolder (one sub-folder per class) or a label CSV (NIH or CheXpert style)"
+                                       if finetune else "ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
+        self.budget.setToolTip("The probe stops resumably when the time is up" if finetune else "")
+        self.resume_button.setEnabled(self._can_resume())
+
+    def _images_row(self) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.images, 1)
+        folder = QtWidgets.QPushButton("Folder…")
+        folder.clicked.connect(lambda: self._browse_images(folder=True))
+        csv = QtWidgets.QPushButton("CSV…")
+        csv.setToolTip("A label CSV (fine-tuning): NIH Data_Entry_2017 or CheXpert train.csv style")
+        csv.clicked.connect(lambda: self._browse_images(folder=False))
+        row.addWidget(folder)
+        row.addWidget(csv)
+        return box
+
+    def _browse_images(self, folder: bool) -> None:
+        if folder:
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Image folder")
+        else:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Label CSV", "", "CSV (*.csv)")
+        if path:
+            self.images.setText(path)
 
     def _with_browse(self, edit: QtWidgets.QLineEdit, folder: bool) -> QtWidgets.QWidget:
         box = QtWidgets.QWidget()
@@ -147,8 +264,9 @@ class TrainingPanel(QtWidgets.QWidget):
 
     # --- process control ------------------------------------------------------------------------------
     def build_args(self, resume: bool) -> list[str]:
-        if resume and self.run_dir:
-            return ["--config", str(Path(self.run_dir) / RUN_CONFIG), "--resume"]
+        """The trainer's arguments of a pre-training run (a new run folder unless resuming)."""
+        if resume and self.run_dir:  # events to stdout, whatever the run's config says: the GUI reads them
+            return ["--config", str(Path(self.run_dir) / RUN_CONFIG), "--resume", "--events", "-"]
         self.run_dir = str(user_data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S"))
         args = ["--images", self.images.text().strip(), "--mask-ratio", f"{self.mask.value():.2f}",
                 "--budget-minutes", f"{self.budget.value():g}", "--batch-size", str(self.batch.value()),
@@ -156,26 +274,50 @@ class TrainingPanel(QtWidgets.QWidget):
                 "--out-dir", self.run_dir]
         if self.max_steps.value() > 0:
             args += ["--max-steps", str(self.max_steps.value())]
-        if self.job.currentText() == "pretrain" and self.corpus.text().strip():
+        if self.corpus.text().strip():
             args += ["--corpus", self.corpus.text().strip()]
-        if self.job.currentText() == "finetune" and self.base_model is not None:
-            # the trainer reads the model's shape (and its input size) from the bundle's manifest
-            args += ["--init-from", str(self.base_model)]
+        return args
+
+    def finetune_args(self) -> list[str]:
+        """`medflip finetune` arguments: the images, the base model in the picker, a new bundle folder under the
+        user's models (written there only when complete)."""
+        images = self.images.text().strip()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.classifier_out = str(user_models_dir() / f"classifier-{Path(images).stem}-{stamp}")
+        args = ["finetune", "--images", images, "--mode", self.mode.currentText(), "--out", self.classifier_out,
+                "--budget-minutes", f"{self.budget.value():g}", "--json"]
+        if self.image_root.text().strip():
+            args += ["--image-root", self.image_root.text().strip()]
+        if self.base_model is not None:
+            args += ["--base", str(self.base_model)]
         return args
 
     def start(self, resume: bool = False, extra: list[str] | None = None) -> None:
         if self.process is not None:
             return
         if not resume and not self.images.text().strip():
-            self.message.emit("Choose an image folder to train on.")
+            self.message.emit("Choose an image folder (or a label CSV, to fine-tune) to train on.")
             return
-        args = self.build_args(resume) + (extra or [])
-        program, full = trainer_command([self.job.currentText(), *args])
+        job = self.job_name()
+        if job == FINETUNE:
+            if not (resume and self._finetune_args):
+                self._finetune_args = self.finetune_args() + (extra or [])
+            program, full = medflip_command(self._finetune_args)
+            self.val_auc = {}
+            self.auc_label.setText("")
+        else:
+            args = self.build_args(resume) + (extra or [])
+            program, full = trainer_command([run_job(self.run_dir) if resume else PRETRAIN, *args])
         for series in self.series.values():
             series[0].clear()
             series[1].clear()
+        for curve in self.curves.values():
+            curve.setData([], [])
         self.events.clear()
         self.last_error = ""
+        if job == PRETRAIN and resume:
+            self.replay(read_run_events(self.run_dir))  # the plots continue the run's history
+        self.running_job = job
         self.process = QtCore.QProcess(self)
         self.process.setProcessChannelMode(QtCore.QProcess.ProcessChannelMode.SeparateChannels)
         self.process.readyReadStandardOutput.connect(self._read_stdout)
@@ -186,8 +328,45 @@ class TrainingPanel(QtWidgets.QWidget):
         self.process.start(program, full)
         self.start_button.setEnabled(False)
         self.resume_button.setEnabled(False)
+        self.resume_folder_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.stats.setText("Starting the trainer…")
+        self.stats.setText("Starting the trainer…" if job == PRETRAIN else "Starting the fine-tuning job…")
+
+    def replay(self, events: list[Event]) -> None:
+        """Rebuild the plots from a run's earlier events (its step events; nothing is logged again)."""
+        for event in events:
+            if isinstance(event, StepEvent):
+                self._plot_step(event)
+        if events:
+            self.log.appendPlainText(f"plots rebuilt from {len(events)} earlier events of this run")
+
+    def _choose_run_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Training run folder to resume",
+                                                            str(user_data_dir() / "runs"))
+        if folder:
+            self.resume_folder(folder)
+
+    def resume_folder(self, folder: str) -> bool:
+        """Continue a pre-training run folder (this session's or any other) from its latest checkpoint."""
+        problem = run_problem(folder)
+        if problem:
+            self.message.emit(problem)
+            return False
+        self.job.setCurrentIndex(self.job.findData(PRETRAIN))
+        self.run_dir = str(Path(folder))
+        self.start(resume=True)
+        return True
+
+    def _can_resume(self) -> bool:
+        if self.job_name() == FINETUNE:
+            # a cancelled probe continues from its embedding cache; one that failed (bad input) starts afresh
+            return (bool(self._finetune_args) and self.running_job == FINETUNE and not self.last_error
+                    and not self._finished_ok())
+        return bool(self.run_dir) and not run_problem(self.run_dir)
+
+    def _finished_ok(self) -> bool:
+        done = next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
+        return done is not None and done.status == "completed"
 
     def cancel(self) -> None:
         if self.process is not None:
@@ -197,11 +376,25 @@ class TrainingPanel(QtWidgets.QWidget):
     def _read_stdout(self) -> None:
         self._buffer += bytes(self.process.readAllStandardOutput())
         *lines, self._buffer = self._buffer.split(b"\n")
+        kept = []
         for raw in lines:
-            record = parse_event_line(raw.decode("utf-8", "replace"))
+            line = raw.decode("utf-8", "replace")
+            record = parse_event_line(line)
             event = event_from_record(record) if record is not None else None
             if event is not None:
+                kept.append(json.dumps(record))
                 self.handle_event(event)
+        self._keep_events(kept)
+
+    def _keep_events(self, lines: list[str]) -> None:
+        """Append a pre-training run's events to RUN/events.jsonl, so a resume can rebuild its plots."""
+        if not lines or self.running_job != PRETRAIN or not self.run_dir or not Path(self.run_dir).is_dir():
+            return
+        try:
+            with open(Path(self.run_dir) / RUN_EVENTS, "a", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+        except OSError as exc:  # the plots still work; only a later resume would miss this history
+            self.log.appendPlainText(f"could not keep the events in the run folder: {exc}")
 
     def _read_stderr(self) -> None:
         text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace").rstrip()
@@ -219,6 +412,7 @@ class TrainingPanel(QtWidgets.QWidget):
         elif isinstance(event, EvalEvent):
             metrics = {k: v for k, v in event.metrics.items() if k.startswith("val_")}
             self.log.appendPlainText(f"eval at step {event.step}: {metrics} ({event.metrics.get('data_set', '')})")
+            self._show_auc(event)
         elif isinstance(event, CheckpointEvent):
             self.log.appendPlainText(f"checkpoint: {event.path}")
         elif isinstance(event, SkippedStepEvent):
@@ -232,11 +426,29 @@ class TrainingPanel(QtWidgets.QWidget):
             self.stats.setText(f"Training failed: {self.last_error}")
             self.message.emit(f"Training failed: {self.last_error}")
 
+    def _show_auc(self, event: EvalEvent) -> None:
+        """Validation ROC AUC per class (with its patient-level CI when the job gives one)."""
+        per_class = event.metrics.get("val_auc_per_class")
+        if not isinstance(per_class, dict):
+            return
+        self.val_auc = {c: float(v) for c, v in per_class.items() if v is not None}
+        ci = event.metrics.get("val_auc_ci95") or {}
+        parts = [f"<b>{c}</b> {v:.3f}" + (f" [{ci[c][0]:.3f}–{ci[c][1]:.3f}]" if c in ci else "")
+                 for c, v in self.val_auc.items()]
+        where = event.metrics.get("data_set", "validation")
+        patients = event.metrics.get("patients")
+        self.auc_label.setText(f"Validation ROC AUC per class ({where}"
+                               + (f", {patients} patients" if patients else "") + "; 95 % CI over patients): "
+                               + ", ".join(parts))
+
     def _plot_step(self, event: StepEvent) -> None:
         for key in self.series:
             value = getattr(event, key, None)
-            if isinstance(value, int | float):
+            if isinstance(value, int | float) and value == value:
                 xs, ys = self.series[key]
+                while xs and xs[-1] >= event.step:  # a resumed run repeats the steps after its checkpoint
+                    xs.pop()
+                    ys.pop()
                 xs.append(event.step)
                 ys.append(float(value))
                 self.curves[key].setData(xs, ys)
@@ -245,6 +457,10 @@ class TrainingPanel(QtWidgets.QWidget):
         elif event.elapsed_s and event.eta_s is not None:
             self.progress.setValue(int(100 * event.elapsed_s / max(event.elapsed_s + event.eta_s, 1e-6)))
         eta = event.eta_s
+        if self.running_job == FINETUNE:
+            self.stats.setText(f"embedding images: {event.step} of {event.total_steps or '?'} new "
+                               f"({event.samples_per_s:.1f} images/s)")
+            return
         self.stats.setText(f"step {event.step}  loss {event.loss:.3f}  {event.samples_per_s:.1f} samples/s  "
                            f"ETA {eta / 60:.1f} min" if eta is not None else f"step {event.step}")
 
@@ -263,10 +479,30 @@ class TrainingPanel(QtWidgets.QWidget):
         self.process = None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.resume_button.setEnabled(bool(self.run_dir))
+        self.resume_folder_button.setEnabled(True)
+        self.resume_button.setEnabled(self._can_resume())
         done = next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
-        if done and not done.cancelled and code == 0 and self.job.currentText() == "pretrain":
+        if done and not done.cancelled and code == 0 and self.running_job == PRETRAIN:
             self.export_model()
+        elif done and not done.cancelled and code == 0 and self.running_job == FINETUNE:
+            self._classifier_written()
+
+    def _classifier_written(self) -> None:
+        out = self.classifier_out
+        if not Path(out).is_dir():
+            self.message.emit(f"The fine-tuning job ended but wrote no classifier at {out}.")
+            return
+        self._finetune_args = []
+        self.resume_button.setEnabled(False)
+        self.log.appendPlainText(f"classifier ready: {out}")
+        self.stats.setText(f"Classifier ready: {Path(out).name} (selected in the Model picker).")
+        self.show_classifier(out)
+        self.classifier_ready.emit(out)
+
+    def show_classifier(self, bundle: str) -> None:
+        """The results view of a classifier bundle ('' for a model that is none: the view stays as it is)."""
+        if bundle and self.results.show_bundle(bundle):
+            self.views.setCurrentWidget(self.results)
 
     def export_model(self) -> None:
         """Turn the finished run into a bundle under the user's models folder (in a subprocess: torch)."""

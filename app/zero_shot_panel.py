@@ -1,4 +1,6 @@
-"""Zero-shot label scores: an editable label list and prompt templates, bars, and a patch heat-map."""
+"""Scores of the current image: zero-shot over an editable label list and prompt templates, or - when the
+selected model is a classifier - its own classes as calibrated probabilities with the decision threshold marked;
+bars, and a heat-map (patch-text similarity, or the classifier's class-activation map)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,26 @@ DEFAULT_TEMPLATES = ["{label}.", "a chest radiograph showing {label}.", "finding
 
 class ZeroShotPanel(QtWidgets.QWidget):
     score_requested = QtCore.Signal(list, list)  # labels, templates
+    classify_requested = QtCore.Signal()  # the selected classifier's own classes
     heatmap_requested = QtCore.Signal(str, float)  # label ("" for none), opacity 0..1
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        self.classifier_name = ""  # the selected model's name when it is a classifier
+        self.use_classifier = QtWidgets.QRadioButton("Classifier")
+        self.use_classifier.setToolTip("The fine-tuned model's own classes, calibrated on its validation patients")
+        self.use_zero_shot = QtWidgets.QRadioButton("Zero-shot (labels)")
+        self.use_zero_shot.setToolTip("Any labels you type, scored with the base model's text encoder")
+        self.use_zero_shot.setChecked(True)
+        self.use_classifier.toggled.connect(self._mode_changed)
+        self.mode_row = QtWidgets.QWidget()
+        mode = QtWidgets.QHBoxLayout(self.mode_row)
+        mode.setContentsMargins(0, 0, 0, 0)
+        mode.addWidget(QtWidgets.QLabel("<b>Scores</b>"))
+        mode.addWidget(self.use_classifier)
+        mode.addWidget(self.use_zero_shot)
+        mode.addStretch(1)
+        self.mode_row.setVisible(False)
         self.labels_edit = QtWidgets.QPlainTextEdit()
         self.labels_edit.setPlaceholderText("One label per line, e.g.\nNo Finding\nPneumonia\nPleural Effusion")
         self.labels_edit.setMaximumHeight(120)
@@ -47,11 +65,17 @@ class ZeroShotPanel(QtWidgets.QWidget):
         heat.addWidget(self.heat_label, 1)
         heat.addWidget(QtWidgets.QLabel("opacity"))
         heat.addWidget(self.opacity)
+        self.prompts = QtWidgets.QWidget()
+        prompts = QtWidgets.QVBoxLayout(self.prompts)
+        prompts.setContentsMargins(0, 0, 0, 0)
+        prompts.addWidget(QtWidgets.QLabel("<b>Labels</b> (type any)"))
+        prompts.addWidget(self.labels_edit)
+        prompts.addWidget(QtWidgets.QLabel("<b>Prompt templates</b>"))
+        prompts.addWidget(self.templates_edit)
+        self.score_button = score
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(QtWidgets.QLabel("<b>Labels</b> (type any)"))
-        layout.addWidget(self.labels_edit)
-        layout.addWidget(QtWidgets.QLabel("<b>Prompt templates</b>"))
-        layout.addWidget(self.templates_edit)
+        layout.addWidget(self.mode_row)
+        layout.addWidget(self.prompts)
         layout.addWidget(score)
         layout.addWidget(self.results)
         layout.addLayout(heat)
@@ -59,6 +83,29 @@ class ZeroShotPanel(QtWidgets.QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
+
+    # --- classifier or zero-shot ------------------------------------------------------------------------
+    def set_classifier(self, name: str) -> None:
+        """The selected model is a classifier called `name` ('' when it is not): offer its own classes, selected,
+        with zero-shot one click away."""
+        self.classifier_name = name
+        self.mode_row.setVisible(bool(name))
+        self.use_classifier.setText(f"Classifier ({name})" if name else "Classifier")
+        self.use_classifier.setEnabled(bool(name))
+        (self.use_classifier if name else self.use_zero_shot).setChecked(True)
+        self._mode_changed()
+
+    def classifier_mode(self) -> bool:
+        return bool(self.classifier_name) and self.use_classifier.isChecked()
+
+    def _mode_changed(self) -> None:
+        self.prompts.setVisible(not self.classifier_mode())
+        self.clear_scores()
+        self.heat_label.blockSignals(True)
+        self.heat_label.clear()
+        self.heat_label.addItem("(no heat-map)")
+        self.heat_label.blockSignals(False)
+        self.scale.setVisible(False)
 
     def set_default_labels(self, labels: list[str]) -> None:
         if not self.labels_edit.toPlainText().strip():
@@ -72,7 +119,10 @@ class ZeroShotPanel(QtWidgets.QWidget):
         return [x.strip() for x in self.templates_edit.toPlainText().splitlines() if x.strip()]
 
     def request(self) -> None:
-        self.score_requested.emit(self.labels(), self.templates())
+        if self.classifier_mode():
+            self.classify_requested.emit()
+        else:
+            self.score_requested.emit(self.labels(), self.templates())
 
     def clear_scores(self) -> None:
         while self.results_layout.rowCount():
@@ -86,15 +136,35 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.status.setStyleSheet("color: #e8793a;")
         self.status.setText(f"⚠ {message}")
 
-    def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None) -> None:
+    def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None,
+                    explanation: str = "") -> None:
+        """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings)."""
+        self._show_bars(scores, {})
+        what = explanation or "probabilities over the labels above"
+        self._say(f"Zero-shot, {what}; model {model_name}.", warnings)
+
+    def show_prediction(self, probabilities: dict[str, float], thresholds: dict[str, float], multi_label: bool,
+                        model_name: str, warnings: list[str] | None = None) -> None:
+        """The classifier's calibrated probabilities, each bar marked at its class's decision threshold."""
+        self._show_bars(probabilities, thresholds)
+        positive = [c for c, p in probabilities.items() if p >= thresholds[c]]
+        kind = ("each class on its own (they do not sum to 100 %)" if multi_label
+                else "one class per image (they sum to 100 %)")
+        self._say(f"Classifier {model_name}: calibrated probabilities, {kind}. The white mark is each class's "
+                  f"decision threshold, chosen on validation patients (Youden's J); at or above it: "
+                  f"{', '.join(positive) or 'none'}. Heat-map: the class's activation through the head.", warnings)
+
+    def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float]) -> None:
         self.clear_scores()
         self.status.setStyleSheet("color: #8a939b;")
         metrics = self.fontMetrics()
         for label, p in sorted(scores.items(), key=lambda kv: -kv[1]):
-            bar = QtWidgets.QProgressBar()
+            bar = ThresholdBar(thresholds.get(label))
             bar.setRange(0, 1000)
             bar.setValue(round(p * 1000))
             bar.setFormat(f"{p * 100:.1f} %")
+            if label in thresholds:
+                bar.setToolTip(f"{label}: {p * 100:.1f} %, threshold {thresholds[label] * 100:.1f} %")
             name = QtWidgets.QLabel(metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight, LABEL_WIDTH))
             name.setToolTip(label)
             self.results_layout.addRow(name, bar)
@@ -107,9 +177,10 @@ class ZeroShotPanel(QtWidgets.QWidget):
         if current in scores:
             self.heat_label.setCurrentText(current)
         self.heat_label.blockSignals(False)
+
+    def _say(self, text: str, warnings: list[str] | None) -> None:
         caution = "".join(f"<br><span style='color:#e8793a'>⚠ {w}</span>" for w in warnings or [])
-        self.status.setText(f"Zero-shot probabilities over the labels above (they sum to 100 %), model "
-                            f"{model_name}. Research use only — not for diagnosis.{caution}")
+        self.status.setText(f"{text} Research use only — not for diagnosis.{caution}")
 
     def refresh_heat_map(self) -> None:
         label = self.heat_label.currentText() if self.heat_label.currentIndex() > 0 else ""
@@ -119,6 +190,31 @@ class ZeroShotPanel(QtWidgets.QWidget):
 
     def show_heat_range(self, low: float, high: float) -> None:
         self.scale.set_range(low, high)
+        if self.classifier_mode():
+            self.scale.note.setText("Contribution of each patch to the class's logit through the classifier head; "
+                                    f"{NORMALISATION}.")
+        else:
+            self.scale.note.setText(f"Patch-text cosine; {NORMALISATION}.")
+
+
+class ThresholdBar(QtWidgets.QProgressBar):
+    """A probability bar (0..1000) with its decision threshold drawn as a vertical mark."""
+
+    def __init__(self, threshold: float | None = None, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.threshold = threshold
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.threshold is None:
+            return
+        painter = QtGui.QPainter(self)
+        x = round(self.threshold * (self.width() - 1))
+        painter.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 2))
+        painter.drawLine(x, 0, x, self.height())
+        painter.setPen(QtGui.QPen(QtGui.QColor("#000000"), 1))
+        painter.drawLine(x + 1, 0, x + 1, self.height())
+        painter.end()
 
 
 class ColourScale(QtWidgets.QWidget):

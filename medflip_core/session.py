@@ -114,9 +114,47 @@ class Session:
         engine = self._need(index)
         return engine.classify(self.embedding(index).embedding[0], labels, templates or None)
 
-    def heat_map(self, index: int, label: str, opacity: float) -> HeatOverlay:
+    def zero_shot(self, index: int, labels: list[str], templates: list[str]) -> Any:
+        """medflip_core.zeroshot.ZeroShotScores for one image: exclusive classes share a softmax, findings that
+        can co-occur are scored independently (positive vs negative prompt); `.explanation()` says which.
+        Without templates the bundle's decision rule applies; the user's own templates get the plain rule
+        (the bundle's bias and temperature were chosen for its own prompts)."""
+        from medflip_core.zeroshot import DecisionRule, score_labels
+
+        check_prompts(labels, templates)
         engine = self._need(index)
-        heat = engine.similarity_map(self.embedding(index).patch_tokens[0], label)
+        emb = self.embedding(index).embedding[0]
+        if not templates:
+            return engine.zero_shot(emb, labels)
+        return score_labels(_WithTemplates(engine, templates), emb, labels, rule=DecisionRule())
+
+    @property
+    def has_classifier(self) -> bool:
+        return self.engine is not None and getattr(self.engine, "classifier", None) is not None
+
+    def predict(self, index: int) -> Any:
+        """The classifier's calibrated probabilities and decisions for one image (medflip_core.engine.Prediction)."""
+        from medflip_core.engine import Prediction
+
+        engine = self._need(index)
+        clf = engine.require_classifier()
+        emb = self.embedding(index)
+        probs = clf.probabilities(emb.embedding)
+        decided = clf.decisions(probs)[0]
+        return Prediction(probabilities={c: float(p) for c, p in zip(clf.classes, probs[0], strict=True)},
+                          decisions={c: bool(d) for c, d in zip(clf.classes, decided, strict=True)},
+                          thresholds={c: float(t) for c, t in zip(clf.classes, clf.thresholds, strict=True)},
+                          multi_label=clf.multi_label, embedding=emb.embedding[0], patch_tokens=emb.patch_tokens[0])
+
+    def heat_map(self, index: int, label: str, opacity: float, class_activation: bool = False) -> HeatOverlay:
+        """Patch-text similarity of a label, or with `class_activation` the classifier's activation map of a
+        class (patch tokens through the head)."""
+        engine = self._need(index)
+        tokens = self.embedding(index).patch_tokens[0]
+        if class_activation:
+            heat = engine.class_activation_map(tokens, label)
+        else:
+            heat = engine.similarity_map(tokens, label)
         return heat_overlay(heat, self.images[index].pixels.shape, engine.pre.image_size, opacity)
 
     def can_retrieve(self, corpus: str = "") -> bool:
@@ -146,11 +184,30 @@ class Session:
         return [(i, s, self.images[i].path.name) for i, s in engine.rank_images(query, embs)]
 
     def score_folder(self, folder: str | Path, labels: list[str], templates: list[str] | None = None,
-                     progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> list[Row]:
-        """One row per image file under the folder (see medflip_core.batch.classify_files)."""
+                     progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                     classifier: bool = False) -> list[Row]:
+        """One row per image file under the folder (see medflip_core.batch.classify_files); with `classifier`
+        the model's own classes, calibrated, with decisions at its thresholds (labels are not used)."""
         engine = self._need()
-        check_prompts(labels, templates or [])
-        rows = classify_files(engine, [folder], labels, templates or None, progress, should_stop)
+        if classifier:
+            engine.require_classifier()
+        else:
+            check_prompts(labels, templates or [])
+        rows = classify_files(engine, [folder], labels, templates or None, progress, should_stop, classifier)
         if len(rows) == 1 and rows[0]["path"] == str(folder) and "error" in rows[0]:
             raise MedflipError(rows[0]["error"])  # nothing to score: say why instead of a one-row table
         return rows
+
+
+class _WithTemplates:
+    """An engine whose label embeddings come from the user's templates (for zeroshot.score_labels)."""
+
+    def __init__(self, engine: Any, templates: list[str]) -> None:
+        self._engine, self._templates = engine, templates
+        self.bundle, self.logit_scale = engine.bundle, engine.logit_scale
+
+    def class_embeddings(self, labels: list[str]) -> Any:
+        return self._engine.class_embeddings(labels, self._templates)
+
+    def embed_texts(self, texts: Sequence[str]) -> Any:
+        return self._engine.embed_texts(texts)

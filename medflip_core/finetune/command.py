@@ -114,23 +114,11 @@ def run_finetune_command(args: argparse.Namespace) -> int:
 
 def classifier_rows(engine: Any, paths: list[str]) -> list[dict[str, Any]]:
     """One row per image: the classifier's calibrated probabilities (`scores`, as the zero-shot rows have),
-    decisions at the stored thresholds, and out-of-distribution warnings; unreadable files give an error row."""
-    from medflip_core.batch import expand_paths
-    from medflip_core.imaging import load_image
-    from medflip_core.ood import out_of_distribution
+    decisions at the stored thresholds, and out-of-distribution warnings; unreadable files give an error row.
+    The loop is medflip_core.batch.classify_files, the one the app's Batch tab runs."""
+    from medflip_core.batch import classify_files
 
-    files, rows = expand_paths(paths)
-    for path in files:
-        try:
-            rg = load_image(path)
-            pred = engine.predict([rg])[0]
-        except MedflipError as exc:
-            rows.append({"path": str(path), "error": str(exc)})
-            continue
-        rows.append({"path": str(path), "scores": pred.probabilities, "top": pred.top,
-                     "decisions": pred.decisions, "thresholds": pred.thresholds,
-                     "warnings": out_of_distribution(rg.metadata) + list(rg.notes)})
-    return rows
+    return classify_files(engine, paths, [], classifier=True)
 
 
 def print_classifier_results(engine: Any, paths: list[str], as_json: bool) -> int:

@@ -1,0 +1,110 @@
+"""A classifier bundle's validation results: ROC curves per class (pyqtgraph), the confusion matrix, and the
+figures with their patient-level CIs, read from the bundle's validation.json (written by the fine-tuning job)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6 import QtWidgets
+
+from medflip_core.finetune.classifier_bundle import VALIDATION_JSON
+
+COLOURS = ["#4fa3ff", "#ffb347", "#5fd38d", "#ff6b6b", "#c792ea", "#f0e68c", "#7fdbff", "#ff85c0"]
+
+
+def read_validation(bundle: str | Path) -> dict[str, Any]:
+    """The bundle's validation figures, or {} when it has none (e.g. a CLIP bundle)."""
+    path = Path(bundle) / VALIDATION_JSON
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class ClassifierResults(QtWidgets.QWidget):
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bundle = ""
+        self.figures: dict[str, Any] = {}
+        self.summary = QtWidgets.QLabel("Fine-tune a classifier (or select one in the Model picker) to see its "
+                                        "validation results here.")
+        self.summary.setWordWrap(True)
+        self.roc = pg.PlotWidget(title="validation ROC curves")
+        self.roc.setLabel("bottom", "1 − specificity")
+        self.roc.setLabel("left", "sensitivity")
+        self.roc.setXRange(0, 1)
+        self.roc.setYRange(0, 1)
+        self.roc.setAspectLocked(True)
+        self.roc.plotItem.showGrid(x=True, y=True, alpha=0.2)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.confusion = QtWidgets.QTableWidget(0, 0)
+        self.confusion.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confusion_title = QtWidgets.QLabel()
+        self.confusion_title.setWordWrap(True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.roc, 3)
+        layout.addWidget(self.confusion_title)
+        layout.addWidget(self.confusion, 1)
+
+    def show_bundle(self, bundle: str | Path) -> bool:
+        """Show a classifier bundle's validation figures; False when the folder has none."""
+        figures = read_validation(bundle)
+        if not figures.get("per_class"):
+            return False
+        self.bundle, self.figures = str(bundle), figures
+        self._plot_roc(figures["per_class"])
+        self._fill_confusion(figures.get("confusion", {}))
+        lines = [f"<b>{Path(bundle).name}</b> — validation: {figures.get('images')} images of "
+                 f"{figures.get('patients')} patients ({figures.get('data_set', 'validation split')}); "
+                 f"95 % CIs resample patients."]
+        for name, m in figures["per_class"].items():
+            auc = m["roc_auc"]
+            lines.append(f"{name}: ROC AUC {auc['value']:.3f} [{auc['ci95'][0]:.3f}–{auc['ci95'][1]:.3f}], "
+                         f"threshold {m['threshold']:.3f}, sensitivity {m['sensitivity']['value']:.2f}, "
+                         f"specificity {m['specificity']['value']:.2f}")
+        lines.append("Thresholds were chosen on these same patients, so sensitivity and specificity are "
+                     "optimistic. Research use only.")
+        self.summary.setText("<br>".join(lines))
+        return True
+
+    def _plot_roc(self, per_class: dict[str, Any]) -> None:
+        self.roc.clear()
+        self.curves.clear()
+        self.roc.plot([0, 1], [0, 1], pen=pg.mkPen("#666666", style=pg.QtCore.Qt.PenStyle.DashLine))
+        names = []
+        for i, (name, m) in enumerate(per_class.items()):
+            curve = m.get("roc_curve") or {}
+            if not curve.get("fpr"):
+                continue
+            colour = COLOURS[i % len(COLOURS)]
+            self.curves[name] = self.roc.plot(curve["fpr"], curve["tpr"], pen=pg.mkPen(colour, width=2))
+            names.append(f"<span style='color:{colour}'>{name} ({m['roc_auc']['value']:.2f})</span>")
+        # the key is the title: a legend inside the plot would cover the curves
+        self.roc.setTitle("validation ROC: " + " · ".join(names), size="9pt")
+
+    def _fill_confusion(self, confusion: dict[str, Any]) -> None:
+        table = self.confusion
+        table.clear()
+        if "rows_true_cols_pred" in confusion:
+            classes = confusion["classes"]
+            table.setRowCount(len(classes))
+            table.setColumnCount(len(classes))
+            table.setVerticalHeaderLabels([f"true {c}" for c in classes])
+            table.setHorizontalHeaderLabels([f"predicted {c}" for c in classes])
+            for i, row in enumerate(confusion["rows_true_cols_pred"]):
+                for j, n in enumerate(row):
+                    table.setItem(i, j, QtWidgets.QTableWidgetItem(str(n)))
+        elif "labels" in confusion:
+            labels = confusion["labels"]
+            table.setRowCount(len(labels))
+            table.setColumnCount(4)
+            table.setVerticalHeaderLabels(list(labels))
+            table.setHorizontalHeaderLabels(["TP", "FN", "FP", "TN"])
+            for i, counts in enumerate(labels.values()):
+                for j, key in enumerate(("tp", "fn", "fp", "tn")):
+                    table.setItem(i, j, QtWidgets.QTableWidgetItem(str(counts[key])))
+        self.confusion_title.setText(f"Confusion matrix on the validation patients: {confusion.get('kind', '')}")
+        table.resizeColumnsToContents()
