@@ -93,6 +93,9 @@ class TrainConfig:
             "amp": AMP_CHOICES,
             "device": ("auto", "cpu", "cuda"),
         }
+        if self.svd_reading == "batch":
+            raise MedflipError("the batch SVD reading was removed (collapsing the embeddings minimised it; "
+                               "docs/method-notes.md): use --svd-reading token")
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise MedflipError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")

@@ -56,3 +56,40 @@ def test_svd_power_iteration_default_matches_the_loss():
     from medflip_core.model.losses import SVD_POWER_ITERS
 
     assert TrainConfig().svd_power_iters == SVD_POWER_ITERS
+
+
+def test_model_shape_is_nested_and_flat_keys_and_flags_still_work(tmp_path):
+    (tmp_path / "old.yaml").write_text("images: [a]\ncorpus: c\nmax_steps: 1\nimage_size: 112\n"
+                                       "vision: vit_small_patch16_224\n")
+    cfg = resolve_config("pretrain", _parse(["--config", str(tmp_path / "old.yaml"), "--embed-dim", "128"]))
+    assert (cfg.model.image_size, cfg.model.vision, cfg.model.embed_dim) == (112, "vit_small_patch16_224", 128)
+    saved = cfg.to_dict()
+    assert "image_size" not in saved and saved["model"]["image_size"] == 112
+    assert TrainConfig.from_dict(saved) == cfg
+    with pytest.raises(MedflipError, match="imag_size"):
+        TrainConfig.from_dict({**saved, "model": {**saved["model"], "imag_size": 3}})
+
+
+def test_init_from_a_bundle_or_checkpoint_supplies_the_model_shape(tmp_path):
+    import json
+
+    from medflip_core.resources import resources_dir
+
+    bundle = resources_dir() / "models" / "medflip-default"
+    shipped = json.loads((bundle / "manifest.json").read_text())["model"]
+    cfg = resolve_config("finetune", _parse(["--images", "a", "--max-steps", "1", "--image-size", "96",
+                                             "--init-from", str(bundle / "weights.safetensors")]))
+    assert cfg.model.image_size == shipped["image_size"] and cfg.model.embed_dim == shipped["embed_dim"]
+    ckpt = tmp_path / "step-00000004"
+    ckpt.mkdir()
+    (ckpt / "state.json").write_text(json.dumps({"step": 4, "model_config": {"image_size": 112, "embed_dim": 64}}))
+    cfg = resolve_config("finetune", _parse(["--images", "a", "--max-steps", "1", "--init-from", str(ckpt)]))
+    assert (cfg.model.image_size, cfg.model.embed_dim) == (112, 64)
+    with pytest.raises(MedflipError, match="does not exist"):
+        resolve_config("finetune", _parse(["--images", "a", "--max-steps", "1", "--init-from", str(tmp_path / "no")]))
+
+
+def test_removed_batch_svd_reading_is_a_clear_error():
+    with pytest.raises(MedflipError, match="batch SVD reading was removed"):
+        resolve_config("pretrain", _parse(["--images", "a", "--corpus", "c", "--max-steps", "1",
+                                           "--svd-reading", "batch"]))
