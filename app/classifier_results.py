@@ -36,18 +36,28 @@ class ClassifierResults(QtWidgets.QWidget):
         self.roc.setLabel("left", "sensitivity")
         self.roc.setXRange(0, 1)
         self.roc.setYRange(0, 1)
-        self.roc.setAspectLocked(True)
+        self.roc.setMinimumHeight(80)
         self.roc.plotItem.showGrid(x=True, y=True, alpha=0.2)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.confusion = QtWidgets.QTableWidget(0, 0)
+        self.confusion.setMaximumHeight(84)
+        self.confusion.setMinimumHeight(48)
+        self.confusion.horizontalHeader().setStretchLastSection(True)
         self.confusion.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.confusion_title = QtWidgets.QLabel()
         self.confusion_title.setWordWrap(True)
+        summary = QtWidgets.QScrollArea()  # long class lists scroll instead of squeezing the curves
+        summary.setWidget(self.summary)
+        summary.setWidgetResizable(True)
+        summary.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        summary.setMaximumHeight(64)
+        summary.setMinimumHeight(30)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.roc, 3)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(summary)
+        layout.addWidget(self.roc, 1)
         layout.addWidget(self.confusion_title)
-        layout.addWidget(self.confusion, 1)
+        layout.addWidget(self.confusion)
 
     def show_bundle(self, bundle: str | Path) -> bool:
         """Show a classifier bundle's validation figures; False when the folder has none."""
@@ -106,5 +116,6 @@ class ClassifierResults(QtWidgets.QWidget):
             for i, counts in enumerate(labels.values()):
                 for j, key in enumerate(("tp", "fn", "fp", "tn")):
                     table.setItem(i, j, QtWidgets.QTableWidgetItem(str(counts[key])))
-        self.confusion_title.setText(f"Confusion matrix on the validation patients: {confusion.get('kind', '')}")
+        self.confusion_title.setText(f"Confusion matrix, validation patients: {confusion.get('kind', '')}")
+        self.confusion_title.setToolTip(self.confusion_title.text())
         table.resizeColumnsToContents()

@@ -164,6 +164,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.progress = QtWidgets.QProgressBar()
         self.progress.setFormat("%p %")
         self.stats = QtWidgets.QLabel("Idle")
+        self.stats.setWordWrap(True)
         pg.setConfigOptions(antialias=True)
         loss_key = [("total", "#e6e6e6"), ("contrastive", "#4fa3ff"), ("svd", "#ffb347")]
         self.loss_plot = pg.PlotWidget()
@@ -195,8 +196,9 @@ class TrainingPanel(QtWidgets.QWidget):
         plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         plots.addWidget(self.views)
         plots.addWidget(self.log)
-        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(0, 4)
         plots.setStretchFactor(1, 1)
+        plots.setSizes([480, 90])
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -305,6 +307,7 @@ class TrainingPanel(QtWidgets.QWidget):
             program, full = medflip_command(self._finetune_args)
             self.val_auc = {}
             self.auc_label.setText("")
+            self.auc_label.setVisible(True)
         else:
             args = self.build_args(resume) + (extra or [])
             program, full = trainer_command([run_job(self.run_dir) if resume else PRETRAIN, *args])
@@ -496,6 +499,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.resume_button.setEnabled(False)
         self.log.appendPlainText(f"classifier ready: {out}")
         self.stats.setText(f"Classifier ready: {Path(out).name} (selected in the Model picker).")
+        self.auc_label.setVisible(False)  # the results view below has the same figures, with their curves
         self.show_classifier(out)
         self.classifier_ready.emit(out)
 

@@ -90,7 +90,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         with zero-shot one click away."""
         self.classifier_name = name
         self.mode_row.setVisible(bool(name))
-        self.use_classifier.setText(f"Classifier ({name})" if name else "Classifier")
+        self.use_classifier.setToolTip(f"The classes of {name}, calibrated on its validation patients" if name
+                                       else "")
         self.use_classifier.setEnabled(bool(name))
         (self.use_classifier if name else self.use_zero_shot).setChecked(True)
         self._mode_changed()
@@ -141,7 +142,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings)."""
         self._show_bars(scores, {})
         what = explanation or "probabilities over the labels above"
-        self._say(f"Zero-shot, {what}; model {model_name}.", warnings)
+        self._say(f"Zero-shot probabilities — {what}; model {model_name}.", warnings)
 
     def show_prediction(self, probabilities: dict[str, float], thresholds: dict[str, float], multi_label: bool,
                         model_name: str, warnings: list[str] | None = None) -> None:
@@ -192,7 +193,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.scale.set_range(low, high)
         if self.classifier_mode():
             self.scale.note.setText("Contribution of each patch to the class's logit through the classifier head; "
-                                    f"{NORMALISATION}.")
+                                    "colours span this image's lowest to highest contribution.")
         else:
             self.scale.note.setText(f"Patch-text cosine; {NORMALISATION}.")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medflip_core.events import DoneEvent, ErrorEvent, EvalEvent, StartEvent
+from medflip_core.events import DoneEvent, StepEvent
 from medflip_core.imaging import load_image
 
 pytestmark = pytest.mark.slow
@@ -64,25 +64,6 @@ def test_bad_folder_is_reported_from_the_trainer(window, qtbot, tmp_path, corpus
     assert "does not exist" in panel.last_error and "does not exist" in window.last_error
 
 
-def test_finetune_from_the_model_in_the_picker(window, qtbot, small_folder, tiny_bundle):
-    window.use_model_folder(str(tiny_bundle))
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
-    panel = window.training
-    panel.job.setCurrentText("finetune")
-    panel.images.setText(str(small_folder))
-    panel.batch.setValue(4)
-    panel.max_steps.setValue(2)
-    args = panel.build_args(resume=False)
-    assert args[args.index("--init-from") + 1] == str(tiny_bundle)
-    panel.start(extra=["--val-fraction", "0.25", "--warmup-steps", "0"])
-    qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
-    assert isinstance(panel.events[0], StartEvent) and isinstance(panel.events[-1], DoneEvent), panel.last_error
-    assert not any(isinstance(e, ErrorEvent) for e in panel.events)
-    # the model's shape (input size 112, not the form's 224) came from the bundle's manifest
-    assert panel.events[0].config["model"]["image_size"] == 112
-    assert any(isinstance(e, EvalEvent) and "per_class" in e.metrics for e in panel.events)
-
-
 def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot, small_folder, corpus, shared_data):
     panel = window.training
     setup_panel(panel, small_folder, corpus)
@@ -90,13 +71,102 @@ def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot,
     panel.start(extra=SMALL)
     qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
     assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed", panel.last_error
-    # the export runs in its own process, then the new bundle is selected and loaded as the engine
-    qtbot.waitUntil(lambda: (window.model_picker.currentData() or "").endswith(Path(panel.run_dir).name),
-                    timeout=300000)
-    exported = Path(window.model_picker.currentData())
+    # the export runs in its own process; the new bundle is listed, not selected (issue 15 item 3)
+    name = Path(panel.run_dir).name
+    picker = window.model_picker
+
+    def listed() -> str:
+        return next((picker.itemData(i) for i in range(picker.count()) if picker.itemData(i).endswith(name)), "")
+
+    qtbot.waitUntil(lambda: bool(listed()), timeout=300000)
+    exported = Path(listed())
+    assert picker.currentData() != str(exported)
     assert exported.parent == Path(os.environ["MEDFLIP_DATA_DIR"]) / "models"
     assert (exported / "manifest.json").is_file() and (exported / "image_encoder.onnx").is_file()
+    picker.setCurrentIndex(picker.findData(str(exported)))
     qtbot.waitUntil(lambda: window.engine is not None and window.engine.bundle.path == exported, timeout=60000)
     emb = window.engine.embed_images([load_image(shared_data / "dicom" / "RG1_J2KR.dcm")]).embedding
     scores = window.engine.classify(emb, ["No Finding", "Pneumonia"])
     assert set(scores) == {"No Finding", "Pneumonia"} and abs(sum(scores.values()) - 1.0) < 1e-4
+
+
+# --- issue 15 item 4 -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_run(small_folder, corpus, tmp_path_factory, tt) -> tuple[Path, str]:
+    """A real 2-step run whose events the trainer wrote into the run folder; (folder, trainer stderr)."""
+    run = tmp_path_factory.mktemp("runs") / "run"
+    run.mkdir()
+    code, _, stderr = tt.run("pretrain", tt.args(small_folder, corpus, run, "--max-steps", "2",
+                                                               "--events", str(run / "events.jsonl")))
+    assert code == 0, stderr[-2000:]
+    return run, stderr
+
+
+def test_resume_rebuilds_the_plots_from_the_run_events(window, qtbot, finished_run):
+    run, _ = finished_run
+    panel = window.training
+    window.tabs.setCurrentWidget(panel)
+    panel.run_dir = str(run)
+    panel.start(resume=True, extra=["--max-steps", "5"])
+    assert panel.series["loss"][0] == [1, 2]  # the history is on screen before the trainer says anything
+    qtbot.waitUntil(lambda: panel.series["loss"][0][-1:] >= [3], timeout=240000)
+    panel.cancel()
+    qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
+    xs = panel.series["loss"][0]
+    assert xs[:3] == [1, 2, 3] and xs == sorted(set(xs))  # continued, not restarted at the resumed step
+    assert list(panel.curves["loss"].getData()[0][:2]) == [1, 2]
+    shots = Path(os.environ.get("MEDFLIP_SCREENSHOTS", "/tmp/medflip-screenshots"))
+    shot = shots / "training-after-resume-1280x800.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(shot))
+    # the new steps were added to the run's events: a second resume sees them too
+    from app.training_panel import read_run_events
+
+    assert max(e.step for e in read_run_events(run) if isinstance(e, StepEvent)) >= 3
+
+
+def test_plot_keys_never_cover_the_curves_and_are_not_cut_at_1280x800(window, qtbot):
+    panel = window.training
+    window.tabs.setCurrentWidget(panel)
+    qtbot.wait(200)
+    for plot in (panel.loss_plot, panel.sigma_plot):
+        assert plot.plotItem.legend is None  # no legend box drawn over the curves
+        title = plot.plotItem.titleLabel
+        assert title.item.boundingRect().width() <= plot.width()
+    text = panel.loss_plot.plotItem.titleLabel.text
+    assert "svd" in text and "contrastive" in text and "total" in text
+    for job in ("pretrain", "finetune"):  # neither job's form nor the results view grows the window
+        panel.job.setCurrentIndex(panel.job.findData(job))
+        for view in (panel.results, panel.views.widget(0)):
+            panel.views.setCurrentWidget(view)
+            qtbot.wait(50)
+            assert (window.width(), window.height()) == (1280, 800), (job, window.size())
+
+
+def test_no_torch_user_warning_in_the_trainer_log(finished_run):
+    _, stderr = finished_run
+    assert "UserWarning" not in stderr and "Warning:" not in stderr
+
+
+def test_resume_stays_disabled_after_a_run_that_failed_on_its_config(window, qtbot, tmp_path, corpus):
+    panel = window.training
+    panel.images.setText(str(tmp_path / "does-not-exist"))
+    panel.corpus.setText(str(corpus))
+    panel.start()
+    qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
+    assert panel.last_error
+    assert not panel.resume_button.isEnabled()
+    assert panel.start_button.isEnabled() and panel.resume_folder_button.isEnabled()
+
+
+def test_any_run_folder_can_be_resumed_from_the_gui(window, qtbot, finished_run, tmp_path):
+    panel = window.training
+    assert not panel.resume_folder(str(tmp_path))  # not a run: said so, nothing started
+    assert panel.process is None and "not a training run folder" in window.last_error
+    run, _ = finished_run
+    assert panel.resume_folder(str(run))
+    assert panel.process is not None and panel.run_dir == str(run)
+    assert "--resume" in panel.log.toPlainText()
+    panel.cancel()
+    qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
