@@ -5,7 +5,8 @@
 - Multi-label: Platt scaling per label, p = sigmoid(a z + b) with a > 0 (so the ranking, and the AUC, of the
   head is kept), fitted on Platt's smoothed targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2).
 - Threshold per class: Youden's J (sensitivity + specificity - 1) maximised over the class's calibrated
-  validation probabilities (one-vs-rest for multi-class). Sensitivity and specificity at a threshold chosen on
+  validation probabilities (one-vs-rest for multi-class), placed half-way between the cut score and the next
+  lower validation score. Sensitivity and specificity at a threshold chosen on
   the same validation images are optimistic; an evaluation on other patients is the honest figure.
 """
 
@@ -65,10 +66,15 @@ def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
     y = np.asarray(y).astype(bool)
     if y.all() or not y.any():
         return 0.5
+    score = np.asarray(score, dtype=np.float64)
     fpr, tpr, thr = roc_curve(y, score)
-    finite = np.isfinite(thr)
-    j = np.where(finite, tpr - fpr, -np.inf)
-    return float(min(thr[int(np.argmax(j))], 1.0))
+    j = np.where(np.isfinite(thr), tpr - fpr, -np.inf)
+    cut = float(thr[int(np.argmax(j))])
+    # The cut is a validation image's own score; on a small or perfectly separated validation set that sits
+    # on the edge (e.g. 1.000 after calibration). Half-way to the next lower score keeps the same decisions
+    # on validation and leaves a margin on both sides for unseen images.
+    below = score[score < cut]
+    return float(min((cut + below.max()) / 2 if below.size else cut, 1.0))
 
 
 def choose_thresholds(probs: np.ndarray, indicator: np.ndarray) -> np.ndarray:

@@ -43,8 +43,17 @@ def test_youden_threshold_is_the_best_cut():
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     s = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
     t = youden_threshold(y, s)
-    assert t == pytest.approx(0.7) or t == pytest.approx(0.4)
+    assert t == pytest.approx(0.65) or t == pytest.approx(0.35)  # half-way into the gap below the best cut
     pred = s >= t
     j = pred[y == 1].mean() + (~pred[y == 0]).mean() - 1
     assert j == pytest.approx(0.75)
     assert youden_threshold(np.ones(4), s[:4]) == 0.5  # one class: nothing to choose, a neutral cut
+
+
+def test_youden_threshold_on_separated_scores_leaves_a_margin():
+    """Perfectly separated, nearly saturated validation scores: the cut is not the lowest positive's own score."""
+    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.01, 0.02, 0.40, 0.99999, 0.999995, 0.999999])
+    t = youden_threshold(y, s)
+    assert 0.40 < t < 0.99999
+    assert t == pytest.approx((0.40 + 0.99999) / 2)
