@@ -56,7 +56,8 @@ def zero_shot_eval(model: MedFlipModel, data, pre: PreprocessConfig, device, cap
         return {"n_val": 0}
     plan = build_prompts(data.class_prompts, mode="ensemble")
     class_emb = class_embeddings(plan, embed_texts(model, plan.texts, device))
-    probs = zero_shot_scores(image_emb, class_emb, float(model.logit_scale.detach().exp()))  # detached: a UserWarning otherwise
+    # detached: a UserWarning otherwise
+    probs = zero_shot_scores(image_emb, class_emb, float(model.logit_scale.detach().exp()))
     truth = np.array([data.class_names.index(data.val[i].class_name) for i in kept])
     metrics = {"n_val": len(kept), "val_accuracy": accuracy(truth, probs.argmax(axis=1))}
     if len(data.class_names) == 2:

@@ -130,6 +130,8 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     cache = None
     if cfg.text_train == "partial" and cfg.text_cache_mb > 0:
         cache = FrozenTextCache(model.text_tower, cfg.text_cache_mb)
+        if data.sentences is not None:  # the whole pool at once when it fits: no misses during training
+            cache.warm(list(range(len(data.sentences))), data.sentences.tokens)
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
     return Pretraining(cfg, mcfg, pre, device, ddp, model, net, data, images, data.sentences, optimizer, precision,
                        run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options)

@@ -4,7 +4,8 @@ In partial mode only the last MiniLM layers train; the embeddings and the layers
 change, so their output for a sentence is the same at every step. The cache keeps those states per
 sentence (least recently used first out, bounded in bytes) and the step runs only the trainable layers.
 Padding positions are filled with zeros: the attention mask hides them from every later layer.
-Misses are computed one sentence at a time, so a cached state never depends on its first batch.
+A pool that fits the budget is computed up front (`warm`); otherwise misses are computed one sentence
+at a time, so a cached state never depends on the batch it first came in (resumed runs stay bit-identical).
 """
 
 from __future__ import annotations
@@ -35,6 +36,23 @@ class FrozenTextCache:
             self.bytes -= old.numel() * old.element_size()
         self._states[key] = states
         self.bytes += size
+
+    def warm(self, keys: Sequence[Hashable], tokens: dict[str, torch.Tensor], chunk: int = 64) -> bool:
+        """Compute a whole sentence pool up front when it fits the budget (then nothing is ever evicted or
+        recomputed, and the chunks are the same in a resumed run). Returns whether it did."""
+        device = next(self.tower.parameters()).device
+        ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
+        lengths = mask.sum(dim=1)
+        hidden = int(self.tower.encoder.config.hidden_size)
+        if int(lengths.sum()) * hidden * 4 > self.max_bytes - self.bytes:
+            return False
+        for start in range(0, len(keys), chunk):
+            rows = slice(start, start + chunk)
+            width = int(lengths[rows].max())
+            states = self.tower.frozen_states(ids[rows, :width], mask[rows, :width])
+            for j, key in enumerate(keys[rows]):
+                self._store(key, states[j, : int(lengths[start + j])].clone())
+        return True
 
     def states(self, keys: Sequence[Hashable], tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, T, H) frozen states for a tokenised batch whose rows are the sentences `keys`."""

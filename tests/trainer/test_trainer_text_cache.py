@@ -51,3 +51,17 @@ def test_cache_stays_within_its_memory_bound(tower):
     cache.states(list(range(len(SENTENCES))), tok)
     assert 0 < cache.bytes <= cache.max_bytes
     assert len(cache._states) < len(SENTENCES)  # the oldest sentences were dropped
+
+
+def test_a_pool_that_fits_is_computed_up_front(tower):
+    tok = tower.tokenize(SENTENCES)
+    cache = FrozenTextCache(tower, max_mb=64)
+    assert cache.warm(list(range(len(SENTENCES))), tok)
+    picks = [3, 0, 4]
+    batch = tower.tokenize([SENTENCES[i] for i in picks])
+    states = cache.states(picks, batch)
+    assert cache.misses == 0 and cache.hits == 3
+    full = tower(batch["input_ids"], batch["attention_mask"])
+    cached = tower.forward_from_frozen(states, batch["attention_mask"])
+    torch.testing.assert_close(cached.embedding, full.embedding, atol=1e-5, rtol=1e-5)
+    assert not FrozenTextCache(tower, max_mb=0.001).warm(list(range(len(SENTENCES))), tok)  # too big: no warm-up
