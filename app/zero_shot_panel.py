@@ -8,9 +8,10 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from medflip_core.heatmap import NORMALISATION, colour_map
+from medflip_core.prompts import load_prompt_set
 
 LABEL_WIDTH = 150  # px; longer labels are elided (full text in the tooltip) so they never widen the window
-DEFAULT_TEMPLATES = ["{label}.", "a chest radiograph showing {label}.", "findings consistent with {label}."]
+DEFAULT_TEMPLATES = list(load_prompt_set().templates)  # the shipped prompt set: one source for the defaults
 
 
 class ZeroShotPanel(QtWidgets.QWidget):

@@ -121,10 +121,12 @@ class Session:
         (the bundle's bias and temperature were chosen for its own prompts)."""
         from medflip_core.zeroshot import DecisionRule, score_labels
 
+        from medflip_core.prompts import load_prompt_set
+
         check_prompts(labels, templates)
         engine = self._need(index)
         emb = self.embedding(index).embedding[0]
-        if not templates:
+        if not templates or templates == list(load_prompt_set().templates):  # the defaults: the bundle's own rule
             return engine.zero_shot(emb, labels)
         return score_labels(_WithTemplates(engine, templates), emb, labels, rule=DecisionRule())
 
