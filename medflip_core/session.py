@@ -119,9 +119,8 @@ class Session:
         can co-occur are scored independently (positive vs negative prompt); `.explanation()` says which.
         Without templates the bundle's decision rule applies; the user's own templates get the plain rule
         (the bundle's bias and temperature were chosen for its own prompts)."""
-        from medflip_core.zeroshot import DecisionRule, score_labels
-
         from medflip_core.prompts import load_prompt_set
+        from medflip_core.zeroshot import DecisionRule, score_labels
 
         check_prompts(labels, templates)
         engine = self._need(index)
