@@ -21,7 +21,21 @@ from medflip_core.finetune.dataset import loose_key
 from medflip_core.finetune.probe import ProbeConfig, run_probe
 from medflip_core.metrics import bootstrap_ci, paired_bootstrap_difference, roc_auc_binary
 from medflip_core.model_store import resolve_model
-from medflip_core.resources import default_shared_data
+from medflip_core.resources import default_shared_data, resources_dir
+
+
+def base_held_out_patients(engine: Engine, data: str) -> set[str] | None:
+    """The patients of label CSV `data` that the base model held out of its pre-training (None when it never
+    trained on that file): the probe is then validated on exactly them, patients neither model has seen."""
+    from medflip_core.data.label_csv import validation_patients
+
+    cfg = (engine.bundle.manifest.get("provenance") or {}).get("training_config") or {}
+    target = Path(data).resolve()
+    for src in cfg.get("extra_sources") or []:
+        candidates = [Path(src)] if Path(src).is_absolute() else [Path.cwd() / src, resources_dir().parent / src]
+        if any(c.is_file() and c.resolve() == target for c in candidates):
+            return validation_patients(target, float(cfg["val_fraction"]), int(cfg.get("seed", 0)))
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,10 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
 
+    held_out = base_held_out_patients(Engine(resolve_model(args.base)), args.data)
     with tempfile.TemporaryDirectory(prefix="medflip-probe-bench-") as tmp:
         cfg = ProbeConfig(images=args.data, image_root=args.image_root, labels=labels, base=args.base,
                           out=args.out or str(Path(tmp) / "bundle"), overwrite=bool(args.out),
                           val_fraction=args.val_fraction, seed=args.seed, n_boot=args.n_boot,
+                          val_patients=sorted(held_out) if held_out else None,
                           cache_dir=str(Path(tmp) / "cache"), command="medflip bench probe")
         t0 = time.perf_counter()
         first = run_probe(cfg, EventWriter(enabled=False))
@@ -67,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     diff = paired_bootstrap_difference(roc_auc_binary, y, probe_score, zero_shot, n_boot=args.n_boot,
                                        groups=groups)
     result = {
-        "data_set": f"validation split of {val.source} (patient-disjoint, fraction {args.val_fraction}, "
-                    f"seed {args.seed})",
+        "data_set": (f"the patients of {val.source} that the base model held out of pre-training"
+                     if held_out else f"validation split of {val.source} (patient-disjoint, fraction "
+                     f"{args.val_fraction}, seed {args.seed})"),
         "validation_images": len(val), "validation_patients": len(set(val.patients)),
         "positive": positive, "positives": int(y.sum()), "classes": classes,
         "first_run_s": round(first_s, 1), "second_run_s": round(second_s, 1),

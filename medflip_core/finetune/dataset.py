@@ -135,6 +135,17 @@ def split_by_patient(data: LabelledSet, val_fraction: float = 0.2, seed: int = 0
     return train_idx, val_idx
 
 
+def split_by_given_patients(data: LabelledSet, val_patients: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices with exactly the given patients on the validation side, e.g. the patients a
+    base model held out of its own training, so that the probe is judged on patients neither has seen."""
+    in_val = np.array([pid in val_patients for pid in data.patients])
+    if not in_val.any():
+        raise MedflipError(f"none of the {len(val_patients)} given validation patients is in {data.source}")
+    train_idx, val_idx = np.flatnonzero(~in_val), np.flatnonzero(in_val)
+    check_split(data, train_idx, val_idx, len(val_idx) / len(data))
+    return train_idx, val_idx
+
+
 def check_split(data: LabelledSet, train_idx: np.ndarray, val_idx: np.ndarray, val_fraction: float) -> None:
     """Every class needs MIN_PATIENTS_PER_SIDE patients on each side; the error names the class and counts."""
     for side, idx in (("validation", val_idx), ("training", train_idx)):

@@ -27,7 +27,14 @@ from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
 from medflip_core.finetune.classifier import Classifier
 from medflip_core.finetune.classifier_bundle import write_classifier_bundle
-from medflip_core.finetune.dataset import LabelledSet, check_split, check_trainable, load_labelled, split_by_patient
+from medflip_core.finetune.dataset import (
+    LabelledSet,
+    check_split,
+    check_trainable,
+    load_labelled,
+    split_by_given_patients,
+    split_by_patient,
+)
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
 from medflip_core.finetune.head import fit_head
 from medflip_core.finetune.validation import calibrate_on_validation
@@ -45,6 +52,7 @@ class ProbeConfig:
     base: str | None = None  # base model name or bundle folder (default: the bundled model)
     val_fraction: float = 0.2
     seed: int = 0
+    val_patients: list[str] | None = None  # exactly these patients on the validation side (else val_fraction)
     budget_minutes: float | None = None
     patient_pattern: str | None = None
     cache_dir: str | None = None  # default: <user data>/cache/embeddings
@@ -173,7 +181,10 @@ def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None =
     data = load_labelled(cfg.images, image_root=cfg.image_root, labels=cfg.labels,
                          patient_pattern=cfg.patient_pattern)
     check_trainable(data)
-    train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
+    if cfg.val_patients:
+        train_idx, val_idx = split_by_given_patients(data, set(cfg.val_patients))
+    else:
+        train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
     engine = Engine(resolve_model(cfg.base), threads=cfg.threads)
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), model_key(engine.bundle))
     keys = hash_files(data.paths, cache)

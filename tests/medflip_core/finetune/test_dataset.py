@@ -90,3 +90,21 @@ def test_missing_or_wrong_source_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MedflipError, match="no class sub-folders"):
         load_labelled(tmp_path / "empty")
+
+
+def test_given_validation_patients_are_exactly_the_base_models_held_out_ones(shared_data):
+    """A probe judged against a base model that pre-trained on the same CSV validates on the patients the base
+    held out (data.label_csv.validation_patients), and on no other."""
+    from medflip_core.data.label_csv import validation_patients
+    from medflip_core.finetune.dataset import split_by_given_patients
+
+    csv = shared_data / "cxr-nih-adult" / "labels.csv"
+    held_out = validation_patients(csv, 0.15, 0)
+    data = load_labelled(csv, labels=["No Finding", "Pneumonia"])
+    train_idx, val_idx = split_by_given_patients(data, held_out)
+    val_patients = {data.patients[i] for i in val_idx}
+    assert val_patients <= held_out and len(val_patients) >= 0.9 * len(held_out)
+    assert not val_patients & {data.patients[i] for i in train_idx}
+    assert len(train_idx) + len(val_idx) == len(data)
+    with pytest.raises(MedflipError, match="none of the 2 given validation patients"):
+        split_by_given_patients(data, {"nobody-1", "nobody-2"})
