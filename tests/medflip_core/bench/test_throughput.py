@@ -14,3 +14,11 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert all(r["tower_samples_per_s"] > 0 and r["step_samples_per_s"] > 0 for r in rows)
     assert "step_full_svd_samples_per_s" in rows[1] and "step_full_svd_samples_per_s" not in rows[0]
     assert rows[1]["step_full_svd_samples_per_s"] > 0 and rows[1]["step_power_svd_samples_per_s"] > 0
+
+
+def test_real_data_line_runs_the_trainer_on_real_jpegs(small_folder, corpus):
+    from medflip_core.bench.throughput import real_data_row
+
+    row = real_data_row(small_folder, corpus, batch=4, image_size=64, vision="vit_tiny_patch16_224", ratio=0.75,
+                        workers=2, steps=2, threads=None)
+    assert row["steps_timed"] == 2 and row["step_samples_per_s"] > 0 and row["num_workers"] == 2
