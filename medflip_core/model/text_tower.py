@@ -121,3 +121,15 @@ class TextTower(nn.Module):
                 p.requires_grad_(False)
         for p in self.proj.parameters():
             p.requires_grad_(True)
+        # Frozen parts run without dropout even while training: they are a fixed feature extractor, so the
+        # frozen-layer cache holds exactly what every step would compute (no dropout draw baked into it).
+        frozen_parts = [self.encoder.embeddings, *self._layers()[: -self.partial_layers]]
+        self._frozen_modules = {"frozen": [self.encoder], "partial": frozen_parts}.get(mode, [])
+        for module in self._frozen_modules:
+            module.eval()
+
+    def train(self, mode: bool = True) -> TextTower:
+        super().train(mode)
+        for module in getattr(self, "_frozen_modules", []):
+            module.eval()
+        return self

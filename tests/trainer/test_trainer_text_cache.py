@@ -65,3 +65,25 @@ def test_a_pool_that_fits_is_computed_up_front(tower):
     cached = tower.forward_from_frozen(states, batch["attention_mask"])
     torch.testing.assert_close(cached.embedding, full.embedding, atol=1e-5, rtol=1e-5)
     assert not FrozenTextCache(tower, max_mb=0.001).warm(list(range(len(SENTENCES))), tok)  # too big: no warm-up
+
+
+def test_in_training_mode_the_frozen_layers_use_no_dropout(tower):
+    """Dropout only in the trainable top layers: the cache then holds what a training step computes, and a
+    cached step equals the full tower's step for the same dropout draw."""
+    tower.train()
+    try:
+        assert all(layer.training for layer in tower._layers()[-tower.partial_layers:])
+        assert not tower.encoder.embeddings.training and not tower._layers()[0].training
+        tok = tower.tokenize(SENTENCES)
+        first = tower.frozen_states(tok["input_ids"], tok["attention_mask"])
+        torch.testing.assert_close(tower.frozen_states(tok["input_ids"], tok["attention_mask"]), first,
+                                   atol=0, rtol=0)
+        cache = FrozenTextCache(tower, max_mb=64)
+        states = cache.states(list(range(len(SENTENCES))), tok)
+        torch.manual_seed(11)
+        full = tower(tok["input_ids"], tok["attention_mask"])
+        torch.manual_seed(11)
+        cached = tower.forward_from_frozen(states, tok["attention_mask"])
+        torch.testing.assert_close(cached.embedding, full.embedding, atol=1e-5, rtol=1e-5)
+    finally:
+        tower.eval()
