@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6 import QtWidgets
 
 from medflip_core.finetune.classifier_bundle import VALIDATION_JSON
+from medflip_core.finetune.validation import per_class_lines
 
 COLOURS = ["#4fa3ff", "#ffb347", "#5fd38d", "#ff6b6b", "#c792ea", "#f0e68c", "#7fdbff", "#ff85c0"]
 
@@ -70,11 +71,7 @@ class ClassifierResults(QtWidgets.QWidget):
         lines = [f"<b>{Path(bundle).name}</b> — validation: {figures.get('images')} images of "
                  f"{figures.get('patients')} patients ({figures.get('data_set', 'validation split')}); "
                  f"95 % CIs resample patients."]
-        for name, m in figures["per_class"].items():
-            auc = m["roc_auc"]
-            lines.append(f"{name}: ROC AUC {auc['value']:.3f} [{auc['ci95'][0]:.3f}–{auc['ci95'][1]:.3f}], "
-                         f"threshold {m['threshold']:.3f}, sensitivity {m['sensitivity']['value']:.2f}, "
-                         f"specificity {m['specificity']['value']:.2f}")
+        lines += per_class_lines(figures["per_class"])
         lines.append("Thresholds were chosen on these same patients, so sensitivity and specificity are "
                      "optimistic. Research use only.")
         self.summary.setText("<br>".join(lines))

@@ -12,6 +12,7 @@ from typing import Any
 
 from medflip_core.errors import MedflipError
 from medflip_core.events import Event, EventWriter, event_fields
+from medflip_core.finetune.validation import per_class_lines
 
 RESEARCH_NOTICE = "Research use only; not for diagnosis."
 
@@ -72,11 +73,7 @@ def _format_done(result: Any) -> str:
     lines = [f"classifier bundle written to {result.bundle} in {result.seconds:.1f} s "
              f"({result.embedded} images embedded, the rest from the cache; {len(result.skipped)} skipped)",
              f"validation: {v['images']} images of {v['patients']} patients ({v['data_set']}); {v['ci']}"]
-    for name, m in v["per_class"].items():
-        auc = m["roc_auc"]
-        lines.append(f"  {name:<20} ROC AUC {auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}]  "
-                     f"threshold {m['threshold']:.3f}  sensitivity {m['sensitivity']['value']:.3f}  "
-                     f"specificity {m['specificity']['value']:.3f}")
+    lines += [f"  {line}" for line in per_class_lines(v["per_class"])]
     lines.append(f"  calibration error {v['ece']:.3f} ({v['ece_kind']}; {v['ece_uncalibrated']:.3f} before "
                  f"calibration). {RESEARCH_NOTICE}")
     return "\n".join(lines)

@@ -96,3 +96,15 @@ def calibrate_on_validation(classes: list[str], multi_label: bool, weight: np.nd
     raw = calibrated_probabilities(val_logits, multi_label, {"method": "none"})
     figures["ece_uncalibrated"] = ece_summary(raw, val_indicator, multi_label)
     return classifier, figures
+
+
+def per_class_lines(per_class: dict) -> list[str]:
+    """One line a class: validation ROC AUC with its patient-level CI, the threshold, sensitivity and specificity
+    there (the same wording in the CLI and the app's results view)."""
+    lines = []
+    for name, m in per_class.items():
+        auc = m["roc_auc"]
+        lines.append(f"{name}: ROC AUC {auc['value']:.3f} [{auc['ci95'][0]:.3f}–{auc['ci95'][1]:.3f}], "
+                     f"threshold {m['threshold']:.3f}, sensitivity {m['sensitivity']['value']:.2f}, "
+                     f"specificity {m['specificity']['value']:.2f}")
+    return lines
