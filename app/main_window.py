@@ -41,6 +41,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current: int | None = None
         self._model_request = ""
         self._tasks: list[Task] = []
+        self._tickets: dict[str, int] = {}
         self._stop_batch = False
         self.last_scores: dict[str, float] = {}
         self.last_prediction = None  # the classifier's Prediction for the current image, when it is one
@@ -308,16 +309,22 @@ class MainWindow(QtWidgets.QMainWindow):
             self.error("Open an image first.")
             return
         self.statusBar().showMessage("Retrieving sentences…")
-        self._run(Task(self.session.retrieve, self.current, k, corpus), self._hits_ready,
-                  lambda m: self.error(m, source="retrieval"))
+        ticket = self._new_ticket("retrieve")
+        self._run(Task(self.session.retrieve, self.current, k, corpus),
+                  lambda hits: self._hits_ready(ticket, hits), lambda m: self.error(m, source="retrieval"))
 
-    def _hits_ready(self, hits) -> None:
+    def _hits_ready(self, ticket: int, hits) -> None:
+        if ticket != self._tickets["retrieve"]:
+            return  # an earlier request finished after a later one: only the latest is shown
         self.retrieval.show_hits(hits)
         self.messages.clear_from("retrieval")
         self.statusBar().showMessage(f"{len(hits)} sentences", 4000)
 
     def search_images(self, query: str) -> None:
-        self._run(Task(self.session.search, query), self.retrieval.show_ranking, self.error)
+        ticket = self._new_ticket("search")
+        self._run(Task(self.session.search, query),
+                  lambda ranking: ticket == self._tickets["search"] and self.retrieval.show_ranking(ranking),
+                  self.error)
 
     def score_folder(self, folder: str) -> None:
         classifier = self.zero_shot.classifier_mode() and self.session.has_classifier
@@ -360,6 +367,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _progress(self, done: int, total: int) -> None:
         self.load_progress.setMaximum(total)
         self.load_progress.setValue(done)
+
+    def _new_ticket(self, kind: str) -> int:
+        """Requests of one kind can finish out of order in the thread pool; each result carries its ticket."""
+        self._tickets[kind] = self._tickets.get(kind, 0) + 1
+        return self._tickets[kind]
 
     def _run(self, task: Task, on_done, on_failed, on_progress=None) -> None:
         self._tasks.append(task)

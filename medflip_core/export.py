@@ -47,9 +47,9 @@ DEFAULT_LABELS = ["No Finding", "Pneumonia", "Pleural Effusion", "Cardiomegaly",
 class ImageEncoderGraph(nn.Module):
     """pixels (B,1,S,S) -> embedding (B,D), patch tokens (B,L,D); no masking."""
 
-    def __init__(self, model: MedFlipModel) -> None:
+    def __init__(self, tower: nn.Module) -> None:
         super().__init__()
-        self.tower = model.image_tower
+        self.tower = tower
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.tower(pixels)
@@ -81,6 +81,13 @@ def _export_onnx(module: nn.Module, args: tuple, path: Path, inputs: list[str], 
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
 
 
+def export_image_tower(tower: nn.Module, cfg: ModelConfig, path: Path) -> None:
+    """The image tower as ONNX with the engine's input/output names (bundles and fine-tuned classifiers alike)."""
+    pixels = torch.zeros(2, cfg.in_chans, cfg.image_size, cfg.image_size)
+    _export_onnx(ImageEncoderGraph(tower.eval()), (pixels,), path, ["pixels"], ["embedding", "patch_tokens"],
+                 {"pixels": {0: "batch"}, "embedding": {0: "batch"}, "patch_tokens": {0: "batch"}})
+
+
 def export_model(
     model: MedFlipModel,
     pre: PreprocessConfig,
@@ -102,10 +109,7 @@ def export_model(
     try:
         model = model.eval().cpu()
         cfg = model.config
-        pixels = torch.zeros(2, cfg.in_chans, cfg.image_size, cfg.image_size)
-        _export_onnx(ImageEncoderGraph(model), (pixels,), work / IMAGE_ONNX, ["pixels"],
-                     ["embedding", "patch_tokens"],
-                     {"pixels": {0: "batch"}, "embedding": {0: "batch"}, "patch_tokens": {0: "batch"}})
+        export_image_tower(model.image_tower, cfg, work / IMAGE_ONNX)
         tokens = model.text_tower.tokenize(["no acute cardiopulmonary abnormality", "small left effusion"])
         _export_onnx(TextEncoderGraph(model), (tokens["input_ids"], tokens["attention_mask"]), work / TEXT_ONNX,
                      ["input_ids", "attention_mask"], ["embedding"],

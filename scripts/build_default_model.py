@@ -52,14 +52,12 @@ def folder_digest(root: Path) -> str:
 
 def nih_validation_folder(csv_path: Path, val_fraction: float, seed: int, out: Path):
     """The NIH validation patients (pneumonia vs no finding) as an ImageFolder; and their multi-label table."""
-    from medflip_core.data.label_csv import materialise_classes, read_label_csv, validation_patients
+    from medflip_core.data.label_csv import held_out_class_folder, read_label_csv, validation_patients
 
     held_out = validation_patients(csv_path, val_fraction, seed)
-    binary = read_label_csv(csv_path, labels=LABELS)
-    binary = binary.subset([i for i, p in enumerate(binary.patients) if p in held_out])
     everything = read_label_csv(csv_path, multi_label=True)
     everything = everything.subset([i for i, p in enumerate(everything.patients) if p in held_out])
-    return materialise_classes(binary, out, FOLDERS), everything
+    return held_out_class_folder(csv_path, LABELS, val_fraction, seed, out, FOLDERS), everything
 
 
 def choose_rule(bundle: Path, folders: dict[str, Path]) -> tuple[dict, list[dict]]:

@@ -57,8 +57,15 @@ class TrainConfig:
     mask_strategy: str = "random"  # random | integrity | attention (medflip_core.masking)
     mask_guided_share: float = 0.5  # integrity/attention: share of the dropped patches chosen by score
     pair_identity_weight: float = 0.5  # paired data: target weight on the true pair (rest: label soft targets)
-    # fine-tuning
-    finetune_mode: str = "linear"  # linear | full
+    # fine-tuning (job finetune: trainer/finetune.py; the frozen-tower probe is `medflip finetune --mode probe`)
+    finetune_mode: str = "partial"  # partial (top blocks + head) | full
+    labels: str | None = None  # classes to learn, comma-separated (default: every class of the data)
+    image_root: str | None = None  # where a label CSV's image paths start (default: the CSV's folder)
+    bundle_out: str | None = None  # the classifier bundle written at the end (none: checkpoints only)
+    tune_blocks: int = 2  # partial: how many of the top transformer blocks train
+    head_lr: float = 1e-3
+    early_stop_patience: int = 4  # evaluations (every eval_every steps) without a better validation AUC
+    n_boot: int = 1000  # bootstrap resamples (over patients) for the bundle's validation CIs
     # optimisation
     batch_size: int = 32
     epochs: float | None = None
@@ -88,11 +95,14 @@ class TrainConfig:
             "loss": ("medflip", "medclip", "infonce"),
             "svd_reading": ("token",),
             "text_train": ("frozen", "partial", "full"),
-            "finetune_mode": ("linear", "full"),
+            "finetune_mode": ("partial", "full"),
             "schedule": ("cosine", "constant"),
             "amp": AMP_CHOICES,
             "device": ("auto", "cpu", "cuda"),
         }
+        if self.finetune_mode == "linear":
+            raise MedflipError("--finetune-mode linear became the probe: `medflip finetune --mode probe` (no torch, "
+                               "cached embeddings); the trainer fine-tunes the tower: partial or full")
         if self.svd_reading == "batch":
             raise MedflipError("the batch SVD reading was removed (collapsing the embeddings minimised it; "
                                "docs/method-notes.md): use --svd-reading token")

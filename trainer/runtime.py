@@ -102,11 +102,22 @@ def tty_progress(step: int, total: int | None, loss: float, samples_per_s: float
           flush=True)
 
 
+def collective_device(backend: str) -> torch.device:
+    """Where a small tensor must live to be all-reduced: NCCL reduces CUDA tensors only, gloo CPU tensors."""
+    if backend == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _flags(values: list[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64, device=collective_device(dist.get_backend()))
+
+
 def agree(fraction: float, cancel: bool, ddp: Dist) -> tuple[float, bool]:
     """All ranks must take the same learning rate and stop at the same step, or DDP deadlocks."""
     if not ddp.enabled:
         return fraction, cancel
-    t = torch.tensor([fraction, float(cancel)], dtype=torch.float64)
+    t = _flags([fraction, float(cancel)])
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t[0]), bool(t[1] > 0)
 
@@ -115,6 +126,6 @@ def any_rank(flag: bool, ddp: Dist) -> bool:
     """True on every rank when the flag is True on any rank (so all ranks stop or skip together)."""
     if not ddp.enabled:
         return flag
-    t = torch.tensor([float(flag)], dtype=torch.float64)
+    t = _flags([float(flag)])
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t[0] > 0)

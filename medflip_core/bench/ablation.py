@@ -29,6 +29,19 @@ CONFIGS: dict[str, list[str]] = {
 }
 
 
+def _strategy(name: str, ratio: str) -> list[str]:
+    return ["--loss", "medflip", "--mask-ratio", ratio, "--beta", "0.1", "--mask-strategy", name]
+
+
+# issue 14: which patches to mask (MedFLIP's random vs our readings of MLIP and XLIP), the first row is the reference
+STRATEGY_CONFIGS: dict[str, list[str]] = {
+    f"{name}, mask {ratio}": _strategy(name, ratio)
+    for ratio in ("0.75", "0.5") for name in ("random", "integrity", "attention")
+}
+
+SUITES: dict[str, dict[str, list[str]]] = {"losses": CONFIGS, "strategies": STRATEGY_CONFIGS}
+
+
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, **kw)
@@ -37,10 +50,11 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     return proc
 
 
-def run_one(name: str, extra: list[str], common: list[str], work: Path, val_dir: Path, corpus: str,
+def run_one(name: str, extra: list[str], common: list[str], work: Path, val_dirs: dict[str, Path], corpus: str,
             n_boot: int, previous: dict | None = None) -> dict:
-    """Train, export and evaluate one configuration; with `previous` (its row from an earlier results.json
-    whose bundle still exists) only the evaluation is repeated."""
+    """Train, export and evaluate one configuration on every validation folder (the first one is the row's
+    headline); with `previous` (its row from an earlier results.json whose bundle still exists) only the
+    evaluation is repeated."""
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     bundle = work / f"{slug}-bundle"
     if previous is not None:
@@ -50,29 +64,43 @@ def run_one(name: str, extra: list[str], common: list[str], work: Path, val_dir:
         proc = _run(["-m", "trainer", "pretrain", *common, *extra, "--out-dir", str(out)])
         done = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")][-1]
         batch = int(common[common.index("--batch-size") + 1])
-        trained = {"steps": done["step"], "images_seen": done["step"] * batch, "train_seconds": done["elapsed_s"]}
+        trained = {"steps": done["step"], "images_seen": done["step"] * batch, "train_seconds": done["elapsed_s"],
+                   "mask_s_per_step": _mean_mask_seconds(proc.stdout)}
         _run(["-m", "medflip_core.cli", "export", str(out), str(bundle), "--no-bank"])
-    per_image = work / f"{slug}-val-scores.csv"
-    ev = json.loads(_run(["-m", "medflip_core.cli", "evaluate", str(val_dir), "--model", str(bundle), "--json",
-                          "--positive", "PNEUMONIA", "--n-boot", str(n_boot), "--prompt", "NORMAL=No Finding",
-                          "--prompt", "PNEUMONIA=Pneumonia", "--per-image", str(per_image)]).stdout)
-    rr = json.loads(_run(["-m", "medflip_core.cli", "retrieval-eval", str(val_dir), "--corpus", corpus,
-                          "--model", str(bundle), "--json"]).stdout)
-    return {"name": name, "args": extra, **trained, "accuracy": ev["accuracy"], "roc_auc": ev["roc_auc"],
-            "precision_at_k": rr["precision_at_k"], "pool_size": rr["pool_size"], "n_val": ev["n"],
-            "per_image_csv": str(per_image)}
+    per_source = {}
+    for source, val_dir in val_dirs.items():
+        per_image = work / f"{slug}-{source.lower()}-val-scores.csv"
+        ev = json.loads(_run(["-m", "medflip_core.cli", "evaluate", str(val_dir), "--model", str(bundle), "--json",
+                              "--positive", "PNEUMONIA", "--n-boot", str(n_boot), "--prompt", "NORMAL=No Finding",
+                              "--prompt", "PNEUMONIA=Pneumonia", "--per-image", str(per_image)]).stdout)
+        rr = json.loads(_run(["-m", "medflip_core.cli", "retrieval-eval", str(val_dir), "--corpus", corpus,
+                              "--model", str(bundle), "--json"]).stdout)
+        per_source[source] = {"accuracy": ev["accuracy"], "roc_auc": ev["roc_auc"], "n_val": ev["n"],
+                              "precision_at_k": rr["precision_at_k"], "pool_size": rr["pool_size"],
+                              "per_image_csv": str(per_image)}
+    first = per_source[next(iter(val_dirs))]
+    return {"name": name, "args": extra, **trained, **first, "sources": per_source}
+
+
+def _mean_mask_seconds(stdout: str) -> float | None:
+    """Mean seconds a step spent choosing its mask (scoring pass included), from the run's step events."""
+    values = [e.get("mask_s") for e in (json.loads(x) for x in stdout.splitlines() if x.startswith("{"))
+              if e.get("event") == "step"]
+    values = [v for v in values if v is not None]
+    return round(float(np.mean(values)), 4) if values else None
 
 
 def paired_against_first(rows: list[dict], positive: str = "PNEUMONIA", n_boot: int = 2000,
-                         patient_pattern: str | None = None) -> list[dict]:
+                         patient_pattern: str | None = None, source: str | None = None) -> list[dict]:
     """Pneumonia ROC AUC of the first run minus each other run's, paired bootstrap over the same patients (their
-    ids read from the image file names, as the split reads them)."""
+    ids read from the image file names, as the split reads them); `source` picks a validation folder's scores."""
     from medflip_core.data.image_folder import patient_id_from_name
     from medflip_core.evaluation import read_per_image_csv
     from medflip_core.metrics import paired_bootstrap_difference, roc_auc_binary
 
     def load(row: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
-        paths, truth, classes, probs = read_per_image_csv(row["per_image_csv"])
+        csv = row["sources"][source]["per_image_csv"] if source else row["per_image_csv"]
+        paths, truth, classes, probs = read_per_image_csv(csv)
         order = np.argsort(paths)
         y = np.array([t == positive for t in truth])[order]
         return [paths[i] for i in order], y, probs[order, classes.index(positive)]
@@ -86,30 +114,34 @@ def paired_against_first(rows: list[dict], positive: str = "PNEUMONIA", n_boot: 
         if paths != ref_paths or not np.array_equal(y, y_other):
             raise SystemExit(f"{row['name']} was not evaluated on the same images as {rows[0]['name']}")
         diff = paired_bootstrap_difference(roc_auc_binary, y, ref_scores, scores, n_boot=n_boot, groups=patients)
-        out.append({"first": rows[0]["name"], "other": row["name"], **diff})
+        out.append({"first": rows[0]["name"], "other": row["name"], "source": source, **diff})
     return out
 
 
 def paired_table(pairs: list[dict]) -> str:
-    lines = ["| comparison | Δ pneumonia ROC AUC (paired 95% CI, patients resampled) "
+    lines = ["| validation set | comparison | Δ pneumonia ROC AUC (paired 95% CI, patients resampled) "
              "| share of bootstraps where the other is not worse |",
-             "|---|---|---|"]
+             "|---|---|---|---|"]
     for p in pairs:
         lo, hi = p["ci95"]
-        lines.append(f"| {p['first']} − {p['other']} | {p['difference']:+.3f} ({lo:+.3f} to {hi:+.3f}) "
-                     f"| {p['p_b_not_worse']:.3f} |")
+        lines.append(f"| {p.get('source') or ''} | {p['first']} − {p['other']} | {p['difference']:+.3f} "
+                     f"({lo:+.3f} to {hi:+.3f}) | {p['p_b_not_worse']:.3f} |")
     return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:
-    head = "| run | images seen | zero-shot acc | pneumonia ROC AUC (95% CI) | P@1 | P@2 | P@5 | P@10 |"
-    lines = [head, "|" + "---|" * 8]
+    head = ("| run | validation set | steps | images seen | train s | mask s/step | zero-shot acc "
+            "| pneumonia ROC AUC (95% CI, patients) | P@1 | P@2 | P@5 | P@10 |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
-        auc = r["roc_auc"]
-        pk = r["precision_at_k"]
-        lines.append(f"| {r['name']} | {r['images_seen']:,} | {r['accuracy']['value']:.3f} | {auc['value']:.3f} "
-                     f"({auc['ci95'][0]:.3f}–{auc['ci95'][1]:.3f}) | {pk['1']:.3f} | {pk['2']:.3f} | {pk['5']:.3f} "
-                     f"| {pk['10']:.3f} |")
+        sources = r.get("sources") or {"": r}
+        mask_s = r.get("mask_s_per_step")
+        for source, m in sources.items():
+            auc, pk = m["roc_auc"], m["precision_at_k"]
+            lines.append(f"| {r['name']} | {source} | {r['steps']} | {r['images_seen']:,} | {r['train_seconds']:.0f} "
+                         f"| {'' if mask_s is None else f'{mask_s:.3f}'} | {m['accuracy']['value']:.3f} "
+                         f"| {auc['value']:.3f} ({auc['ci95'][0]:.3f}–{auc['ci95'][1]:.3f}) | {pk['1']:.3f} "
+                         f"| {pk['2']:.3f} | {pk['5']:.3f} | {pk['10']:.3f} |")
     return "\n".join(lines)
 
 
@@ -129,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of reports held out of training; retrieval is measured on them")
     parser.add_argument("--extra-sources", help="a label CSV (e.g. the NIH sample) added to the training images, "
                                                 "half of every batch (its validation patients stay out)")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="losses",
+                        help="losses: MedFLIP vs its ablations and baselines; strategies: random vs integrity vs "
+                             "attention masking at 0.75 and 0.5")
+    parser.add_argument("--equal-steps", action="store_true",
+                        help="the first run trains for the budget, every other run for exactly its number of "
+                             "steps (no time limit): equal steps instead of equal wall-clock")
     parser.add_argument("--only", nargs="*", help="names (prefixes) of the runs to do")
     parser.add_argument("--reuse", action="store_true",
                         help="re-evaluate the runs of an earlier results.json in --work instead of training again")
@@ -154,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     common += mapping
     _run(["-m", "medflip_core.cli", "split", args.images, str(work / "split"), "--val-fraction", "0.15",
           "--seed", "0", *mapping])
-    val_dir = work / "split" / "val"
+    val_dirs = {"Kermany": work / "split" / "val"}
+    if args.extra_sources:  # the patients of the extra source that training holds out (same fraction and seed)
+        from medflip_core.data.label_csv import held_out_class_folder
+
+        val_dirs["NIH"] = held_out_class_folder(args.extra_sources, ["No Finding", "Pneumonia"], 0.15, 0,
+                                                work / "extra-val", {"No Finding": "NORMAL", "Pneumonia": "PNEUMONIA"})
     rows = []
     started = time.time()
     earlier = {}
@@ -164,22 +207,31 @@ def main(argv: list[str] | None = None) -> int:
         budget = previous["budget_minutes_per_run"]
         training_seconds = previous["total_seconds"]
         earlier = {r["name"]: r for r in previous["rows"]}
-    for name, extra in CONFIGS.items():
+    for name, extra in SUITES[args.suite].items():
         if args.only and not any(name.lower().startswith(o.lower()) for o in args.only):
             continue
         reused = earlier.get(name)
-        print(f"{'evaluating' if reused else 'training'}: {name} ({budget} min)…", file=sys.stderr)
-        rows.append(run_one(name, extra, common, work, val_dir, args.corpus, 300 if args.short else 1000, reused))
-    pairs = paired_against_first(rows, patient_pattern=args.patient_pattern) if len(rows) > 1 else []
-    result = {"data_set": "Kermany pediatric CXR, patient-disjoint 15% validation split; retrieval pool from the "
-                          "IU X-ray reports", "budget_minutes_per_run": budget, "short": args.short,
+        run_common = common
+        if args.equal_steps and rows:  # the reference run's steps, with the time limit lifted
+            at = run_common.index("--budget-minutes")
+            run_common = [*run_common[:at], *run_common[at + 2:], "--max-steps", str(rows[0]["steps"])]
+        limit = f"{rows[0]['steps']} steps" if run_common is not common else f"{budget} min"
+        print(f"{'evaluating' if reused else 'training'}: {name} ({limit})…", file=sys.stderr)
+        rows.append(run_one(name, extra, run_common, work, val_dirs, args.corpus, 300 if args.short else 1000,
+                            reused))
+    pairs = [pair for source in val_dirs for pair in
+             paired_against_first(rows, patient_pattern=args.patient_pattern, source=source)] if len(rows) > 1 else []
+    sets = "; ".join(f"{k}: {v}" for k, v in val_dirs.items())
+    result = {"data_set": f"held-out patients ({sets}); retrieval pool from the IU reports held out of training",
+              "suite": args.suite, "budget": "equal steps" if args.equal_steps else "equal wall-clock",
+              "budget_minutes_per_run": budget, "short": args.short,
               "total_seconds": round(training_seconds + time.time() - started), "rows": rows, "paired": pairs}
     (work / "results.json").write_text(json.dumps(result, indent=2))
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
     else:
-        print(f"{result['data_set']}; {budget} min of training per run on this machine")
+        print(f"{result['data_set']}; {result['budget']}, {budget} min of training for the first run")
         print(table(rows))
         if pairs:
             print()

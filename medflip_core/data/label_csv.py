@@ -316,3 +316,13 @@ def materialise_classes(table: LabelTable, out_dir: str | Path, folder_names: di
         if not target.exists():
             target.symlink_to(image.resolve())
     return out
+
+
+def held_out_class_folder(path: str | Path, labels: Sequence[str], val_fraction: float, seed: int, out_dir: str | Path,
+                          folder_names: dict[str, str] | None = None) -> Path:
+    """The patients a training run with this fraction and seed held out of a label CSV, as an ImageFolder of the
+    exclusive `labels` (e.g. pneumonia vs no finding), so `medflip evaluate` scores exactly the unseen patients."""
+    held_out = validation_patients(path, val_fraction, seed)
+    table = read_label_csv(path, labels=labels)
+    table = table.subset([i for i, p in enumerate(table.patients) if p in held_out])
+    return materialise_classes(table, out_dir, folder_names)

@@ -27,7 +27,8 @@ def add_finetune_parser(sub: Any) -> None:
     p.add_argument("--mode", choices=["probe", "partial", "full"], default="probe",
                    help="probe (default): linear head on the frozen image tower, no torch needed")
     p.add_argument("--base", help="base model name or bundle folder (default: medflip-default)")
-    p.add_argument("--budget-minutes", type=float, help="stop (resumably) when the time is up")
+    p.add_argument("--budget-minutes", type=float, help="probe: stop (resumably) when the time is up; partial/full: "
+                                                         "train this long, then write the bundle")
     p.add_argument("--out", required=True, help="the classifier bundle folder to write")
     p.add_argument("--name", help="model name in the manifest (default: the folder name)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of PATIENTS held out for validation")
@@ -38,6 +39,15 @@ def add_finetune_parser(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout (start, step, eval, done, "
                                                        "error)")
+    tower = p.add_argument_group("partial / full (the trainer, with torch)")
+    tower.add_argument("--epochs", type=float, default=10.0,
+                       help="passes over the training images when no --budget-minutes is given")
+    tower.add_argument("--batch-size", type=int, default=32)
+    tower.add_argument("--eval-every", type=int, default=25, help="validation AUC every N steps (early stopping)")
+    tower.add_argument("--tune-blocks", type=int, default=2, help="partial: how many top transformer blocks train")
+    tower.add_argument("--run-dir", help="the trainer's run folder (checkpoints; default: in the user data folder); "
+                                         "running the same command again resumes it")
+    tower.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=run_finetune_command)
 
 
@@ -83,8 +93,7 @@ def run_finetune_command(args: argparse.Namespace) -> int:
     from medflip_core.finetune.probe import CancelFlag, ProbeConfig, run_probe
 
     if args.mode != "probe":
-        raise MedflipError(f"--mode {args.mode} trains the image tower with torch: run it with `medflip train "
-                           "finetune ...` (the trainer); `medflip finetune` runs the probe.")
+        return run_tower_finetune(args)
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
     cfg = ProbeConfig(images=args.images, out=args.out, image_root=args.image_root, labels=labels, base=args.base,
                       val_fraction=args.val_fraction, seed=args.seed, budget_minutes=args.budget_minutes,
@@ -107,6 +116,79 @@ def run_finetune_command(args: argparse.Namespace) -> int:
     if not args.json and result.status == "completed":
         print(_format_done(result))
     return 0
+
+
+def tower_trainer_args(args: argparse.Namespace) -> list[str]:
+    """`medflip finetune --mode partial|full ...` as the trainer's arguments (python -m trainer finetune ...)."""
+    from pathlib import Path
+
+    from medflip_core.checkpoint_layout import latest_checkpoint
+    from medflip_core.model_store import resolve_model, user_data_dir
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise MedflipError(f"{out} exists; choose another name for the model (or pass --overwrite).")
+    run_dir = Path(args.run_dir) if args.run_dir else user_data_dir() / "runs" / f"finetune-{out.name}"
+    trainer = ["finetune", "--images", args.images, "--finetune-mode", args.mode, "--init-from",
+               str(resolve_model(args.base)), "--bundle-out", str(out), "--out-dir", str(run_dir),
+               "--val-fraction", str(args.val_fraction), "--seed", str(args.seed), "--augment",
+               "--batch-size", str(args.batch_size), "--eval-every", str(args.eval_every),
+               "--checkpoint-every", str(args.eval_every), "--tune-blocks", str(args.tune_blocks),
+               "--n-boot", str(args.n_boot), "--device", args.device, "--warmup-steps", "10"]
+    trainer += ["--budget-minutes", str(args.budget_minutes)] if args.budget_minutes else ["--epochs", str(args.epochs)]
+    for flag, value in (("--labels", args.labels), ("--image-root", args.image_root),
+                        ("--patient-pattern", args.patient_pattern)):
+        if value:
+            trainer += [flag, value]
+    if latest_checkpoint(run_dir) is not None:
+        trainer.append("--resume")
+    return trainer
+
+
+def run_tower_finetune(args: argparse.Namespace) -> int:
+    """The tower modes run in the trainer process; its JSON-lines events are passed on (--json) or summarised."""
+    import subprocess
+
+    from medflip_core.processes import trainer_command
+
+    program, arguments = trainer_command(tower_trainer_args(args))
+    with subprocess.Popen([program, *arguments], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        last: dict[str, Any] = {}
+        try:
+            for line in proc.stdout:
+                if args.json:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                if line.startswith("{"):
+                    last = _print_tower_event(json.loads(line), quiet=args.json) or last
+        except KeyboardInterrupt:  # the trainer got the same Ctrl-C: it checkpoints and says so
+            pass
+        code = proc.wait()
+    if code == 0 and not args.json and last.get("bundle"):
+        print(f"classifier bundle written to {last['bundle']} (best validation ROC AUC {last.get('best_val_auc'):.3f}; "
+              f"figures: medflip info {last['bundle']} or its MODEL_CARD.md). {RESEARCH_NOTICE}")
+    return code
+
+
+def _print_tower_event(event: dict[str, Any], quiet: bool) -> dict[str, Any] | None:
+    kind = event.get("event")
+    if quiet:
+        return event if kind == "done" else None
+    if kind == "start":
+        resumed = f", resumed at step {event['start_step']}" if event.get("start_step") else ""
+        print(f"fine-tuning ({event.get('mode')}) {', '.join(event['classes'])}: {event['n_train']} training and "
+              f"{event['n_val']} validation images, from {event.get('base_model')} on {event['device']}{resumed}",
+              file=sys.stderr)
+    elif kind == "eval":
+        per = ", ".join(f"{c} {v:.3f}" for c, v in event.get("val_auc_per_class", {}).items())
+        print(f"  step {event['step']}: validation ROC AUC {event.get('val_auc', float('nan')):.3f} ({per}); "
+              f"best {event.get('best_val_auc') or float('nan'):.3f}", file=sys.stderr)
+    elif kind == "done":
+        if event.get("status") != "completed":
+            print(f"stopped ({event.get('reason')}): {event.get('message')}", file=sys.stderr)
+        return event
+    return None  # an error: the trainer itself says it on stderr
 
 
 def classifier_rows(engine: Any, paths: list[str]) -> list[dict[str, Any]]:

@@ -1,39 +1,151 @@
-"""Fine-tuning the image tower of a real pre-trained checkpoint on a labelled folder."""
+"""Fine-tuning the image tower (partial / full) of a real exported bundle, ending in a classifier bundle."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
+import signal
+import subprocess
+import sys
 
-from trainer.checkpoint import latest_checkpoint
+import numpy as np
+import pytest
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("mode", ["linear", "full"])
-def test_finetune_reports_per_class_metrics_and_confusion(tt, trained_run, small_folder, tmp_path, mode):
-    init = latest_checkpoint(trained_run).path
-    code, events, err = tt.run("finetune", ["--images", str(small_folder), "--init-from", str(init),
-                                            "--image-size", "112", "--batch-size", "4", "--max-steps", "3",
-                                            "--val-fraction", "0.25", "--finetune-mode", mode,
-                                            "--warmup-steps", "0", "--out-dir", str(tmp_path)])
-    assert code == 0, err[-2000:]
-    start = events[0]
-    assert start["job"] == "finetune" and start["classes"] == ["NORMAL", "PNEUMONIA"]
-    ev = next(e for e in events if e["event"] == "eval")
-    assert set(ev["per_class"]) == {"NORMAL", "PNEUMONIA"}
-    matrix = ev["confusion_matrix"]["rows_true_cols_pred"]
-    assert sum(map(sum, matrix)) == ev["n"] > 0
-    assert events[-1]["event"] == "done" and events[-1]["step"] == 3
-    assert latest_checkpoint(tmp_path).state["classes"] == ["NORMAL", "PNEUMONIA"]
+def _tune_args(folder, bundle, run, out, *extra):
+    return ["--images", str(folder), "--init-from", str(bundle), "--batch-size", "4", "--val-fraction", "0.4",
+            "--warmup-steps", "0", "--out-dir", str(run), "--bundle-out", str(out), "--n-boot", "50", *extra]
 
 
-def test_medflip_train_runs_the_same_trainer(tt, small_folder, tmp_path):
-    import json
-    import subprocess
-    import sys
+@pytest.mark.parametrize("mode", ["partial", "full"])
+def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, small_folder, tmp_path, mode):
+    from medflip_core.engine import Engine
+    from medflip_core.imaging import load_image
 
+    out = tmp_path / "clf"
+    code, events, err = tt.run("finetune", _tune_args(small_folder, tiny_bundle, tmp_path / "run", out,
+                                                      "--max-steps", "4", "--eval-every", "2", "--augment",
+                                                      "--finetune-mode", mode, "--lr", "1e-3"))
+    assert code == 0, err[-3000:]
+    start, done = events[0], events[-1]
+    assert start["job"] == "finetune" and start["mode"] == mode and start["classes"] == ["NORMAL", "PNEUMONIA"]
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [2, 4] and set(evals[0]["val_auc_per_class"]) == {"NORMAL", "PNEUMONIA"}
+    assert done["status"] == "completed" and done["bundle"] == str(out)
+
+    engine = Engine(out)  # the torch-free engine loads it and verifies every file's sha256
+    manifest = json.loads((out / "manifest.json").read_text())
+    clf = manifest["classifier"]
+    assert clf["mode"] == mode and clf["classes"] == ["NORMAL", "PNEUMONIA"] and clf["zero_shot"] is False
+    assert manifest["validation"]["patients"] > 0 and "Youden" in clf["threshold_rule"]
+    assert not (out / "text_encoder.onnx").exists()  # a tuned tower no longer matches the base text space
+
+    # the shipped ONNX tower is the best validation weights: its embedding equals the torch tower's
+    import torch
+
+    from medflip_core.model.config import ModelConfig
+    from medflip_core.preprocess import PreprocessConfig, preprocess
+    from trainer.finetune import TowerClassifier
+
+    best = load_file(str(tmp_path / "run" / "best-model.safetensors"))
+    cfg = ModelConfig.from_dict(manifest["model"])
+    from medflip_core.model.image_tower import ImageTower
+
+    model = TowerClassifier(ImageTower(cfg), cfg.embed_dim, 2)
+    model.load_state_dict(best)
+    image = load_image(sorted((small_folder / "NORMAL").iterdir())[0])
+    with torch.no_grad():
+        ref = model.eval().embed(torch.from_numpy(preprocess(image, PreprocessConfig.from_dict(
+            manifest["preprocess"]))[None])).numpy()[0]
+    got = engine.embed_images([image]).embedding[0]
+    assert float(np.dot(ref, got) / np.linalg.norm(ref) / np.linalg.norm(got)) > 0.9999
+    from medflip_core.batch import classify_files
+
+    row = classify_files(engine, [str(sorted((small_folder / "PNEUMONIA").iterdir())[0])], [], classifier=True)[0]
+    assert set(row["scores"]) == {"NORMAL", "PNEUMONIA"} and sum(row["scores"].values()) == pytest.approx(1, abs=1e-3)
+
+    # partial trains the top blocks only: the first block keeps the base model's weights
+    base = load_file(str(tiny_bundle / "weights.safetensors"))
+    first = "image_tower.vit.blocks.0.attn.qkv.weight"
+    last_block = max(int(k.split(".")[3]) for k in best if k.startswith("image_tower.vit.blocks."))
+    top = f"image_tower.vit.blocks.{last_block}.attn.qkv.weight"
+    assert torch.equal(best[first], base[first].float()) == (mode == "partial")
+    assert not torch.equal(best[top], base[top].float())
+
+
+def test_early_stopping_when_validation_stops_improving(tt, tiny_bundle, small_folder, tmp_path):
+    # learning rates 0: the validation AUC cannot improve after the first evaluation
+    code, events, err = tt.run("finetune", _tune_args(small_folder, tiny_bundle, tmp_path / "run", tmp_path / "clf",
+                                                      "--max-steps", "50", "--eval-every", "2", "--lr", "0",
+                                                      "--head-lr", "0", "--early-stop-patience", "1"))
+    assert code == 0, err[-3000:]
+    done = events[-1]
+    assert done["stopped_early"] is True and done["step"] == 4 and (tmp_path / "clf" / "manifest.json").is_file()
+
+
+def test_cancel_writes_no_bundle_and_the_rerun_resumes_and_writes_it(tt, tiny_bundle, small_folder, tmp_path):
+    out, run = tmp_path / "clf", tmp_path / "run"
+    args = _tune_args(small_folder, tiny_bundle, run, out, "--max-steps", "200", "--eval-every", "50",
+                      "--checkpoint-every", "50")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(tt.cmd("finetune", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tt.repo)
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] == "step" and events[-1]["step"] >= 2:
+            proc.send_signal(signal.SIGTERM)
+            break
+    events += [json.loads(x) for x in proc.stdout.read().splitlines() if x.startswith("{")]
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
+    done = events[-1]
+    assert done["status"] == "cancelled" and done["bundle"] is None and done["checkpoint"]
+    assert not out.exists() and not list(tmp_path.glob(".clf*"))  # no half-written bundle anywhere
+    stopped_at = done["step"]
+
+    code, events, err = tt.run("finetune", [*args[:-6], "--max-steps", str(stopped_at + 2), "--eval-every", "50",
+                                            "--resume"])
+    assert code == 0, err[-3000:]
+    assert events[0]["start_step"] == stopped_at and events[-1]["step"] == stopped_at + 2
+    assert (out / "manifest.json").is_file() and events[-1]["bundle"] == str(out)
+
+
+def test_multi_label_csv_uses_per_label_sigmoids(tt, tiny_bundle, shared_data, tmp_path):
+    csv = shared_data / "cxr-nih-adult" / "labels.csv"
+    out = tmp_path / "clf"
+    code, events, err = tt.run("finetune", _tune_args(csv, tiny_bundle, tmp_path / "run", out,
+                                                      "--labels", "Effusion,Infiltration,Atelectasis",
+                                                      "--max-steps", "2", "--eval-every", "2", "--max-images", "16",
+                                                      "--max-val-images", "40"), timeout=900)
+    assert code == 0, err[-3000:]
+    assert events[0]["multi_label"] is True
+    clf = json.loads((out / "manifest.json").read_text())["classifier"]
+    assert clf["multi_label"] is True and clf["activation"].startswith("sigmoid")
+    # the bundle's figures use every validation image, the evaluations during training a fixed subset
+    assert json.loads((out / "manifest.json").read_text())["validation"]["images"] > 40
+
+
+def test_medflip_finetune_partial_runs_the_trainer_and_refuses_to_overwrite(tiny_bundle, small_folder, tmp_path):
+    out = tmp_path / "clf"
+    cmd = [sys.executable, "-m", "medflip_core.cli", "finetune", "--images", str(small_folder), "--mode", "partial",
+           "--base", str(tiny_bundle), "--out", str(out), "--run-dir", str(tmp_path / "run"), "--epochs", "0.5",
+           "--batch-size", "4", "--eval-every", "2", "--val-fraction", "0.4", "--n-boot", "50"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "validation ROC AUC" in proc.stderr and "classifier bundle written to" in proc.stdout
+    assert (out / "manifest.json").is_file()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode != 0 and "exists" in again.stderr and "--overwrite" in again.stderr
+
+
+def test_medflip_train_runs_the_same_trainer(tiny_bundle, small_folder, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "medflip_core.cli", "train", "finetune", "--images",
-                           str(small_folder), "--image-size", "112", "--batch-size", "4", "--max-steps", "1",
-                           "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=tt.repo)
+                           str(small_folder), "--init-from", str(tiny_bundle), "--batch-size", "4", "--max-steps", "1",
+                           "--val-fraction", "0.4", "--out-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["event"] == "done"

@@ -49,3 +49,14 @@ def test_skipped_steps_are_events_and_too_many_in_a_row_stop(tmp_path):
     events = [event_from_record(parse_event_line(x)) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert all(isinstance(e, SkippedStepEvent) for e in events)
     assert [e.step for e in events] == [1, 3, 4, 5] and events[-1].in_a_row == 3
+
+
+def test_rank_flags_live_where_the_backend_can_reduce_them():
+    # NCCL all-reduces CUDA tensors only: the stop/skip flags must go to the GPU there, to the CPU for gloo
+    import torch
+
+    from trainer.runtime import collective_device
+
+    assert collective_device("gloo").type == "cpu"
+    if torch.cuda.is_available():
+        assert collective_device("nccl").type == "cuda"
