@@ -232,7 +232,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.set("model", path)
         self.messages.clear_from("model")
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
-        self.zero_shot.set_classifier(engine.bundle.name if engine.classifier is not None else "")
+        self.zero_shot.set_classifier(engine.bundle.name if engine.classifier is not None else "",
+                                      zero_shot=engine.has_text)
         self.training.show_classifier(path if engine.classifier is not None else "")
         self.mask_view.set_engine(engine)
         self.statusBar().showMessage(f"Model {engine.bundle.name} on {engine.providers[0]}", 5000)

@@ -34,7 +34,7 @@ from medflip_core.processes import medflip_command, trainer_command
 
 RUN_EVENTS = "events.jsonl"  # RUN/events.jsonl: every event the GUI received from the run, in order
 PRETRAIN, FINETUNE = "pretrain", "finetune"
-FINETUNE_MODES = ["probe"]  # partial/full train the tower in the trainer, whose checkpoint is no classifier bundle
+FINETUNE_MODES = ["probe", "partial", "full"]  # probe: frozen tower, no torch; partial/full: the trainer tunes it
 
 
 def run_problem(folder: str | Path) -> str:
@@ -104,8 +104,9 @@ class TrainingPanel(QtWidgets.QWidget):
         self.mode = QtWidgets.QComboBox()
         self.mode.addItems(FINETUNE_MODES)
         self.mode.setToolTip("probe: a linear head on the frozen image tower, calibrated on validation patients "
-                             "(minutes on a CPU, no torch). Training the tower itself (partial/full) is not "
-                             "offered here: the trainer's checkpoint is not yet a classifier bundle.")
+                             "(minutes on a CPU, no torch). partial: the top blocks of the tower train with the "
+                             "head; full: every layer (both need the time budget, best on a GPU; early stopping on "
+                             "validation AUC). All three end in a calibrated classifier.")
         self.corpus = QtWidgets.QLineEdit()
         self.corpus.setPlaceholderText("Reports: Open-i XML folder or .tgz, CSV, TXT (pre-training)")
         self.mask = QtWidgets.QDoubleSpinBox()
@@ -292,6 +293,8 @@ class TrainingPanel(QtWidgets.QWidget):
             args += ["--image-root", self.image_root.text().strip()]
         if self.base_model is not None:
             args += ["--base", str(self.base_model)]
+        if self.mode.currentText() != "probe":  # the tower modes train with torch, on the GPU when there is one
+            args += ["--device", self.device.currentText()]
         return args
 
     def start(self, resume: bool = False, extra: list[str] | None = None) -> None:
@@ -460,7 +463,7 @@ class TrainingPanel(QtWidgets.QWidget):
         elif event.elapsed_s and event.eta_s is not None:
             self.progress.setValue(int(100 * event.elapsed_s / max(event.elapsed_s + event.eta_s, 1e-6)))
         eta = event.eta_s
-        if self.running_job == FINETUNE:
+        if self.running_job == FINETUNE and self.mode.currentText() == "probe":
             self.stats.setText(f"embedding images: {event.step} of {event.total_steps or '?'} new "
                                f"({event.samples_per_s:.1f} images/s)")
             return

@@ -86,14 +86,18 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
 
     # --- classifier or zero-shot ------------------------------------------------------------------------
-    def set_classifier(self, name: str) -> None:
+    def set_classifier(self, name: str, zero_shot: bool = True) -> None:
         """The selected model is a classifier called `name` ('' when it is not): offer its own classes, selected,
-        with zero-shot one click away."""
+        with zero-shot one click away when the bundle kept a text encoder that matches its image tower."""
         self.classifier_name = name
         self.mode_row.setVisible(bool(name))
         self.use_classifier.setToolTip(f"The classes of {name}, calibrated on its validation patients" if name
                                        else "")
         self.use_classifier.setEnabled(bool(name))
+        self.use_zero_shot.setEnabled(zero_shot or not name)
+        self.use_zero_shot.setToolTip("Any labels you type, scored with the base model's text encoder" if zero_shot
+                                      else "Not with this classifier: its image tower was fine-tuned, so it no longer "
+                                           "matches a text encoder. Choose its base model for zero-shot.")
         (self.use_classifier if name else self.use_zero_shot).setChecked(True)
         self._mode_changed()
 

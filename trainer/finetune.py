@@ -208,6 +208,13 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     pre = PreprocessConfig.from_dict(base.manifest.get("preprocess") or {"image_size": cfg.model.image_size})
     model = TowerClassifier(load_tower(base, cfg), cfg.model.embed_dim, len(tune.data.classes)).to(device)
     set_trainable(model, cfg.finetune_mode, cfg.tune_blocks)
+    per_process = len(tune.train_idx) // ddp.world_size
+    if per_process < 1:
+        raise MedflipError(f"only {len(tune.train_idx)} training images for {ddp.world_size} process(es)")
+    if cfg.batch_size > per_process:  # a small labelled set: every step sees all of it, and the user is told
+        tune.data.notes.append(f"batch size {cfg.batch_size} lowered to {per_process}: only {len(tune.train_idx)} "
+                               "training images")
+        cfg.batch_size = per_process
     augment = AugmentConfig() if cfg.augment else None
     images = ImageBatches(tune.records(tune.train_idx), pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size,
                           cfg.num_workers, augment=augment)

@@ -145,3 +145,32 @@ def test_bad_fine_tuning_input_is_reported_and_leaves_no_bundle(window, qtbot, t
     assert panel.last_error and "Training failed" in window.last_error
     assert not Path(panel.classifier_out).exists()
     assert not panel.resume_button.isEnabled()
+
+
+def test_partial_fine_tuning_from_the_gui_ends_in_a_selected_classifier_without_zero_shot(
+        window, qtbot, kermany_40, shared_data):
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    panel = window.training
+    window.tabs.setCurrentWidget(panel)
+    panel.job.setCurrentIndex(panel.job.findData("finetune"))
+    panel.mode.setCurrentText("partial")
+    panel.budget.setValue(0.3)  # minutes: a few steps of the real default model's top blocks on this CPU
+    panel.images.setText(str(kermany_40))
+    panel.start_button.click()
+    assert panel.process is not None and "--mode partial" in " ".join(panel._finetune_args)
+    qtbot.waitUntil(lambda: panel.process is None, timeout=600000)
+    assert not panel.last_error, panel.last_error
+    done = panel.events[-1]
+    assert isinstance(done, DoneEvent) and done.status == "completed"
+    assert set(panel.val_auc) == {"NORMAL", "PNEUMONIA"}
+    out = Path(panel.classifier_out)
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine.bundle.path == out, timeout=60000)
+    clf = window.engine.bundle.manifest["classifier"]
+    assert clf["mode"] == "partial" and clf["zero_shot"] is False
+    assert set(panel.results.curves) == {"NORMAL", "PNEUMONIA"}
+    window.tabs.setCurrentWidget(window.zero_shot)
+    window.open_paths([str(shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm")])
+    qtbot.waitUntil(lambda: window.last_prediction is not None, timeout=30000)
+    assert sum(window.last_prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert not window.zero_shot.use_zero_shot.isEnabled()  # the tuned tower left the text embedding space
+    shot(window, "training-partial-classifier-1280x800.png")
