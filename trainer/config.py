@@ -62,6 +62,7 @@ class TrainConfig:
     labels: str | None = None  # classes to learn, comma-separated (default: every class of the data)
     image_root: str | None = None  # where a label CSV's image paths start (default: the CSV's folder)
     bundle_out: str | None = None  # the classifier bundle written at the end (none: checkpoints only)
+    val_patients: str | None = None  # a text file of patient ids (one a line): exactly these are validation
     tune_blocks: int = 2  # partial: how many of the top transformer blocks train
     head_lr: float = 1e-3
     early_stop_patience: int = 4  # evaluations (every eval_every steps) without a better validation AUC

@@ -31,7 +31,14 @@ from medflip_core.checkpoint_layout import RUN_CONFIG
 from medflip_core.data.image_folder import ImageRecord
 from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
-from medflip_core.finetune.dataset import LabelledSet, check_trainable, load_labelled, split_by_patient
+from medflip_core.finetune.dataset import (
+    LabelledSet,
+    check_trainable,
+    load_labelled,
+    read_patient_list,
+    split_by_given_patients,
+    split_by_patient,
+)
 from medflip_core.metrics import roc_auc_binary
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import ImageTower
@@ -118,7 +125,10 @@ def load_tune_data(cfg: TrainConfig) -> TuneData:
     labels = [x.strip() for x in cfg.labels.split(",") if x.strip()] if cfg.labels else None
     data = load_labelled(cfg.images[0], image_root=cfg.image_root, labels=labels, patient_pattern=cfg.patient_pattern)
     check_trainable(data)
-    train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
+    if cfg.val_patients:
+        train_idx, val_idx = split_by_given_patients(data, read_patient_list(cfg.val_patients))
+    else:
+        train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
     if cfg.max_images is not None and cfg.max_images < len(train_idx):  # after the split: never a validation patient
         train_idx = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, cfg.max_images, replace=False))
     return TuneData(data, train_idx, val_idx)

@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equal-steps", action="store_true",
                         help="the first run trains for the budget, every other run for exactly its number of "
                              "steps (no time limit): equal steps instead of equal wall-clock")
+    parser.add_argument("--steps", type=int, help="every run trains for exactly this many steps (no time limit)")
+    parser.add_argument("--augment", action="store_true", help="train-only radiograph augmentation in every run")
     parser.add_argument("--only", nargs="*", help="names (prefixes) of the runs to do")
     parser.add_argument("--reuse", action="store_true",
                         help="re-evaluate the runs of an earlier results.json in --work instead of training again")
@@ -180,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
               "--seed", "0", "--corpus-holdout", str(args.corpus_holdout)]
     if args.extra_sources:
         common += ["--extra-sources", args.extra_sources, "--source-weights", "0.5,0.5"]
+    if args.augment:
+        common.append("--augment")
     if args.short:
         common += ["--max-images", "600", "--max-sentences", "2000"]
     # the same split as training: same seed, fraction, class map and patient pattern (--max-images subsets the
@@ -211,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and not any(name.lower().startswith(o.lower()) for o in args.only):
             continue
         reused = earlier.get(name)
-        run_common = common
+        run_common, steps = common, args.steps
         if args.equal_steps and rows:  # the reference run's steps, with the time limit lifted
+            steps = rows[0]["steps"]
+        if steps:
             at = run_common.index("--budget-minutes")
-            run_common = [*run_common[:at], *run_common[at + 2:], "--max-steps", str(rows[0]["steps"])]
-        limit = f"{rows[0]['steps']} steps" if run_common is not common else f"{budget} min"
+            run_common = [*run_common[:at], *run_common[at + 2:], "--max-steps", str(steps)]
+        limit = f"{steps} steps" if steps else f"{budget} min"
         print(f"{'evaluating' if reused else 'training'}: {name} ({limit})…", file=sys.stderr)
         rows.append(run_one(name, extra, run_common, work, val_dirs, args.corpus, 300 if args.short else 1000,
                             reused))
@@ -223,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
              paired_against_first(rows, patient_pattern=args.patient_pattern, source=source)] if len(rows) > 1 else []
     sets = "; ".join(f"{k}: {v}" for k, v in val_dirs.items())
     result = {"data_set": f"held-out patients ({sets}); retrieval pool from the IU reports held out of training",
-              "suite": args.suite, "budget": "equal steps" if args.equal_steps else "equal wall-clock",
+              "suite": args.suite,
+              "budget": "equal steps" if (args.equal_steps or args.steps) else "equal wall-clock",
               "budget_minutes_per_run": budget, "short": args.short,
               "total_seconds": round(training_seconds + time.time() - started), "rows": rows, "paired": pairs}
     (work / "results.json").write_text(json.dumps(result, indent=2))

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--out", help="keep the classifier bundle here (default: a temporary folder)")
+    parser.add_argument("--tower-modes", default="", help='also fine-tune the tower ("partial,full") through '
+                        "medflip finetune, validated on the same patients, and compare each with zero-shot")
+    parser.add_argument("--tower-minutes", type=float, default=10.0, help="time budget of each tower run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         second = run_probe(ProbeConfig(**{**cfg.to_dict(), "out": str(Path(tmp) / "again"), "overwrite": True}),
                            EventWriter(enabled=False))
         second_s = time.perf_counter() - t0
+        towers = {mode: tower_run(args, mode, first.val_set, Path(tmp)) for mode in
+                  (m.strip() for m in args.tower_modes.split(",")) if mode}
 
     val = first.val_set
     classes = first.classifier.classes
@@ -95,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         "probe_minus_zero_shot": diff, "base_model": engine.bundle.name,
         "ci": "95 % percentile bootstrap over patients",
     }
+    for mode, (score, seconds, steps) in towers.items():
+        result[f"{mode}_roc_auc"] = bootstrap_ci(roc_auc_binary, y, score[:, pos_index], n_boot=args.n_boot,
+                                                 groups=groups).as_dict()
+        result[f"{mode}_minus_zero_shot"] = paired_bootstrap_difference(
+            roc_auc_binary, y, score[:, pos_index], zero_shot, n_boot=args.n_boot, groups=groups)
+        result[f"{mode}_minus_probe"] = paired_bootstrap_difference(
+            roc_auc_binary, y, score[:, pos_index], probe_score, n_boot=args.n_boot, groups=groups)
+        result[f"{mode}_run_s"], result[f"{mode}_steps"] = seconds, steps
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -110,7 +123,42 @@ def main(argv: list[str] | None = None) -> int:
               f"zero-shot {ci(zs_auc)} (95 % CIs over patients)")
         print(f"  probe - zero-shot: {diff['difference']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}] "
               f"(paired bootstrap over {diff['resampled']}s, n={diff['n_boot']})")
+        for mode in towers:
+            d, dp = result[f"{mode}_minus_zero_shot"], result[f"{mode}_minus_probe"]
+            print(f"  {mode} ({result[f'{mode}_run_s']:.0f} s, {result[f'{mode}_steps']} steps): ROC AUC "
+                  f"{ci(result[f'{mode}_roc_auc'])}; - zero-shot {d['difference']:+.3f} [{d['ci95'][0]:+.3f}, "
+                  f"{d['ci95'][1]:+.3f}]; - probe {dp['difference']:+.3f} [{dp['ci95'][0]:+.3f}, {dp['ci95'][1]:+.3f}]")
     return 0
+
+
+def tower_run(args: argparse.Namespace, mode: str, val, tmp: Path) -> tuple[np.ndarray, float, int]:
+    """`medflip finetune --mode MODE` on the same data and validation patients as the probe (the trainer runs in
+    its own process); the tuned bundle's calibrated probabilities on the validation images, wall time, steps."""
+    import subprocess
+
+    from medflip_core.imaging import load_image
+    from medflip_core.processes import medflip_command
+
+    patients = tmp / "val-patients.txt"
+    patients.write_text("\n".join(sorted(set(val.patients))) + "\n", encoding="utf-8")
+    out = tmp / f"{mode}-bundle"
+    cli = ["finetune", "--images", args.data, "--labels", args.labels, "--mode", mode, "--out", str(out),
+           "--run-dir", str(tmp / f"{mode}-run"), "--val-patients", str(patients), "--seed", str(args.seed),
+           "--budget-minutes", str(args.tower_minutes), "--n-boot", "200", "--json"]
+    if args.base:
+        cli += ["--base", args.base]
+    if args.image_root:
+        cli += ["--image-root", args.image_root]
+    program, full = medflip_command(cli)
+    t0 = time.perf_counter()
+    proc = subprocess.run([program, *full], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"medflip finetune --mode {mode} failed:\n{proc.stderr[-3000:]}")
+    done = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")][-1]
+    engine = Engine(out)
+    emb = engine.embed_images([load_image(p) for p in val.paths]).embedding
+    return engine.classifier.probabilities(emb), round(seconds, 1), int(done["step"])
 
 
 if __name__ == "__main__":

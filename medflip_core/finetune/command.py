@@ -33,6 +33,8 @@ def add_finetune_parser(sub: Any) -> None:
     p.add_argument("--name", help="model name in the manifest (default: the folder name)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of PATIENTS held out for validation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-patients", help="a text file of patient ids, one a line: exactly these patients are the "
+                                          "validation side (e.g. the patients the base model held out)")
     p.add_argument("--patient-pattern", help="regex whose group 1 is the patient id in an image file name")
     p.add_argument("--cache-dir", help="embedding cache folder (default: in the user data folder)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
@@ -94,9 +96,13 @@ def run_finetune_command(args: argparse.Namespace) -> int:
 
     if args.mode != "probe":
         return run_tower_finetune(args)
+    from medflip_core.finetune.dataset import read_patient_list
+
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    val_patients = sorted(read_patient_list(args.val_patients)) if args.val_patients else None
     cfg = ProbeConfig(images=args.images, out=args.out, image_root=args.image_root, labels=labels, base=args.base,
                       val_fraction=args.val_fraction, seed=args.seed, budget_minutes=args.budget_minutes,
+                      val_patients=val_patients,
                       patient_pattern=args.patient_pattern, cache_dir=args.cache_dir, n_boot=args.n_boot,
                       name=args.name, overwrite=args.overwrite,
                       command=shlex.join(["medflip", "finetune", *sys.argv[sys.argv.index("finetune") + 1:]])
@@ -137,7 +143,7 @@ def tower_trainer_args(args: argparse.Namespace) -> list[str]:
                "--n-boot", str(args.n_boot), "--device", args.device, "--warmup-steps", "10"]
     trainer += ["--budget-minutes", str(args.budget_minutes)] if args.budget_minutes else ["--epochs", str(args.epochs)]
     for flag, value in (("--labels", args.labels), ("--image-root", args.image_root),
-                        ("--patient-pattern", args.patient_pattern)):
+                        ("--patient-pattern", args.patient_pattern), ("--val-patients", args.val_patients)):
         if value:
             trainer += [flag, value]
     if latest_checkpoint(run_dir) is not None:

@@ -146,6 +146,18 @@ def split_by_given_patients(data: LabelledSet, val_patients: set[str]) -> tuple[
     return train_idx, val_idx
 
 
+def read_patient_list(path: str | Path) -> set[str]:
+    """Patient ids, one a line (blank lines and `#` comments ignored), e.g. the patients a base model held out."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise MedflipError(f"cannot read the patient list {path}: {exc.strerror or exc}") from exc
+    ids = {x.split("#", 1)[0].strip() for x in lines} - {""}
+    if not ids:
+        raise MedflipError(f"the patient list {path} names no patient")
+    return ids
+
+
 def check_split(data: LabelledSet, train_idx: np.ndarray, val_idx: np.ndarray, val_fraction: float) -> None:
     """Every class needs MIN_PATIENTS_PER_SIDE patients on each side; the error names the class and counts."""
     for side, idx in (("validation", val_idx), ("training", train_idx)):

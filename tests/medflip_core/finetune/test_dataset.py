@@ -108,3 +108,18 @@ def test_given_validation_patients_are_exactly_the_base_models_held_out_ones(sha
     assert len(train_idx) + len(val_idx) == len(data)
     with pytest.raises(MedflipError, match="none of the 2 given validation patients"):
         split_by_given_patients(data, {"nobody-1", "nobody-2"})
+
+
+def test_patient_list_file_round_trip_and_errors(shared_data, tmp_path):
+    from medflip_core.data.label_csv import validation_patients
+    from medflip_core.finetune.dataset import read_patient_list
+
+    held_out = validation_patients(shared_data / "cxr-nih-adult" / "labels.csv", 0.15, 0)
+    listed = tmp_path / "val.txt"
+    listed.write_text("# the base model's held-out patients\n" + "\n".join(sorted(held_out)) + "\n\n")
+    assert read_patient_list(listed) == held_out
+    (tmp_path / "empty.txt").write_text("# nobody\n")
+    with pytest.raises(MedflipError, match="names no patient"):
+        read_patient_list(tmp_path / "empty.txt")
+    with pytest.raises(MedflipError, match="cannot read the patient list"):
+        read_patient_list(tmp_path / "missing.txt")
