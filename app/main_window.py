@@ -24,7 +24,7 @@ from app.settings import Settings
 from app.tags_panel import TagsPanel
 from app.training_panel import TrainingPanel
 from app.viewer import ImageViewer
-from app.workers import Task, start
+from app.workers import Task, TaskRunner
 from app.zero_shot_panel import ZeroShotPanel
 from medflip_core.session import LoadResult, Session, load_paths
 
@@ -40,13 +40,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = Session()
         self.current: int | None = None
         self._model_request = ""
-        self._tasks: list[Task] = []
-        self._tickets: dict[str, int] = {}
+        self.tasks = TaskRunner()
         self._stop_batch = False
         self.last_scores: dict[str, float] = {}
         self.last_prediction = None  # the classifier's Prediction for the current image, when it is one
         self.last_error = ""
-        self._closed = False
         self._build()
         self.recent_menu = build_menus(self)
         self._fill_recent()
@@ -193,7 +191,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.zero_shot.classifier_mode() or self.zero_shot.labels():
             self.zero_shot.request()
         if self.session.can_retrieve(self.retrieval.corpus):
-            self.retrieve(self.retrieval.k.value(), self.retrieval.corpus)
+            self.retrieval.request()
 
     # --- models ------------------------------------------------------------------------------------------
     def refresh_models(self, select: str | None = None) -> None:
@@ -228,7 +226,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if path != self._model_request:
             return
         self.session.set_engine(engine)
-        self.training.base_model = Path(path)
+        self.training.set_base_model(path)
         self.settings.set("model", path)
         self.messages.clear_from("model")
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
@@ -310,22 +308,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.error("Open an image first.")
             return
         self.statusBar().showMessage("Retrieving sentences…")
-        ticket = self._new_ticket("retrieve")
-        self._run(Task(self.session.retrieve, self.current, k, corpus),
-                  lambda hits: self._hits_ready(ticket, hits), lambda m: self.error(m, source="retrieval"))
+        self._run(Task(self.session.retrieve, self.current, k, corpus), self._hits_ready,
+                  lambda m: self.error(m, source="retrieval"), latest="retrieve")
 
-    def _hits_ready(self, ticket: int, hits) -> None:
-        if ticket != self._tickets["retrieve"]:
-            return  # an earlier request finished after a later one: only the latest is shown
+    def _hits_ready(self, hits) -> None:
         self.retrieval.show_hits(hits)
         self.messages.clear_from("retrieval")
         self.statusBar().showMessage(f"{len(hits)} sentences", 4000)
 
     def search_images(self, query: str) -> None:
-        ticket = self._new_ticket("search")
-        self._run(Task(self.session.search, query),
-                  lambda ranking: ticket == self._tickets["search"] and self.retrieval.show_ranking(ranking),
-                  self.error)
+        self._run(Task(self.session.search, query), self.retrieval.show_ranking, self.error, latest="search")
 
     def score_folder(self, folder: str) -> None:
         classifier = self.zero_shot.classifier_mode() and self.session.has_classifier
@@ -369,37 +361,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.load_progress.setMaximum(total)
         self.load_progress.setValue(done)
 
-    def _new_ticket(self, kind: str) -> int:
-        """Requests of one kind can finish out of order in the thread pool; each result carries its ticket."""
-        self._tickets[kind] = self._tickets.get(kind, 0) + 1
-        return self._tickets[kind]
-
-    def _run(self, task: Task, on_done, on_failed, on_progress=None) -> None:
-        self._tasks.append(task)
-
-        def finished(result, cb=on_done):
-            self._tasks.remove(task)
-            if not self._closed:  # a result that arrives after the window closed has nowhere to go
-                cb(result)
-
-        def failed(message, cb=on_failed):
-            self._tasks.remove(task)
-            if not self._closed:
-                cb(message)
-
-        start(task, finished, failed, on_progress)
+    def _run(self, task: Task, on_done, on_failed, on_progress=None, latest: str = "") -> None:
+        self.tasks.run(task, on_done, on_failed, on_progress, latest)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self._closed = True
+        self.tasks.closed = True  # a result that arrives after the window closed has nowhere to go
         self._pending_timer.stop()
-        if self.training.process is not None:
-            self.training.cancel()
-            self.training.process.waitForFinished(30000)
-        export_handover.hand_over(self.training.export_process, self.settings)
+        self.training.shut_down(self.settings)
         super().closeEvent(event)
 
     def busy(self) -> bool:
-        return bool(self._tasks)
+        return self.tasks.busy()
 
     def error(self, message: str, details: str = "", source: str = "") -> None:
         """A problem the user must see: the persistent message bar (short sentence, details on demand)."""

@@ -24,7 +24,7 @@ class RetrievalPanel(QtWidgets.QWidget):
         reset.setToolTip("Back to the model's own sentence bank")
         reset.clicked.connect(self._reset)
         go = QtWidgets.QPushButton("Find sentences")
-        go.clicked.connect(lambda: self.retrieve_requested.emit(self.k.value(), self.corpus))
+        go.clicked.connect(self.request)
         self.sentences = QtWidgets.QListWidget()
         self.sentences.setWordWrap(True)
         self.query = QtWidgets.QLineEdit()
@@ -63,6 +63,10 @@ class RetrievalPanel(QtWidgets.QWidget):
     def _reset(self) -> None:
         self.corpus = ""
         self.source.setText("Sentence bank of the model")
+
+    def request(self) -> None:
+        """Ask for the k sentences closest to the current image, from the chosen corpus or the model's bank."""
+        self.retrieve_requested.emit(self.k.value(), self.corpus)
 
     def show_hits(self, hits: list) -> None:
         self.sentences.clear()

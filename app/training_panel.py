@@ -15,6 +15,7 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from app import export_handover
 from app.classifier_results import ClassifierResults
 from medflip_core.checkpoint_layout import RUN_CONFIG, latest_checkpoint
 from medflip_core.events import (
@@ -373,6 +374,18 @@ class TrainingPanel(QtWidgets.QWidget):
     def _finished_ok(self) -> bool:
         done = next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
         return done is not None and done.status == "completed"
+
+    def set_base_model(self, bundle: str | Path) -> None:
+        """The model in the picker: fine-tuning starts from it."""
+        self.base_model = Path(bundle)
+
+    def shut_down(self, settings) -> None:
+        """The window closes: a running job checkpoints and stops; a running export is handed over to finish on
+        its own and be picked up at the next start (app/export_handover.py)."""
+        if self.process is not None:
+            self.cancel()
+            self.process.waitForFinished(30000)
+        export_handover.hand_over(self.export_process, settings)
 
     def cancel(self) -> None:
         if self.process is not None:

@@ -59,3 +59,31 @@ def start(task: Task, on_done: Callable[[Any], None], on_failed: Callable[[str],
         task.signals.progress.connect(on_progress)
     QtCore.QThreadPool.globalInstance().start(task)
     return task
+
+
+class TaskRunner:
+    """The window's background work: runs tasks, remembers which are in flight, delivers nothing once closed,
+    and for a `latest` kind (e.g. "retrieve") delivers only the newest request's result: requests of one kind
+    can finish out of order in the thread pool, and an older answer must not overwrite a newer one."""
+
+    def __init__(self) -> None:
+        self._tasks: list[Task] = []
+        self._tickets: dict[str, int] = {}
+        self.closed = False
+
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    def run(self, task: Task, on_done: Callable[[Any], None], on_failed: Callable[[str], None],
+            on_progress: Callable[[int, int], None] | None = None, latest: str = "") -> None:
+        ticket = self._tickets[latest] = self._tickets.get(latest, 0) + 1
+        self._tasks.append(task)
+
+        def deliver(callback: Callable[[Any], None], value: Any) -> None:
+            self._tasks.remove(task)
+            if self.closed or (latest and ticket != self._tickets[latest]):
+                return  # the window is gone, or a newer request of this kind was made
+            callback(value)
+
+        start(task, lambda result: deliver(on_done, result), lambda message: deliver(on_failed, message),
+              on_progress)

@@ -89,7 +89,7 @@ def main() -> int:
                                                       "else ../shared/data/cxr-nih-adult/labels.csv)")
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
-    from medflip_core.bundle import load_bundle, refresh_file_list
+    from medflip_core.bundle import MANIFEST, load_bundle, refresh_file_list
     from medflip_core.resources import default_shared_data
     from medflip_core.retrieval import reembed_bundle_bank
     from medflip_core.zeroshot import MANIFEST_KEY
@@ -116,7 +116,7 @@ def main() -> int:
     val["NIH"], nih_multi = nih_validation_folder(nih_csv, float(vf), int(seed), args.work / "nih-val")
 
     rule, candidates = choose_rule(args.out, val)
-    manifest_path = args.out / "manifest.json"
+    manifest_path = args.out / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest[MANIFEST_KEY] = rule
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from medflip_core.atomic import fsync_dir
 from medflip_core.augment import AugmentConfig
-from medflip_core.bundle import Bundle, load_bundle
+from medflip_core.bundle import IMAGE_ONNX, WEIGHTS, Bundle, load_bundle
 from medflip_core.checkpoint_layout import RUN_CONFIG
 from medflip_core.data.image_folder import ImageRecord
 from medflip_core.errors import MedflipError
@@ -85,7 +85,7 @@ def base_bundle(init_from: str | None) -> Bundle:
 def load_tower(bundle: Bundle, cfg: TrainConfig) -> ImageTower:
     """The base bundle's image tower with its safetensors weights (the text tower is not needed)."""
     tower = ImageTower(cfg.model)
-    state = {k.removeprefix("image_tower."): v.float() for k, v in load_file(str(bundle.file("weights.safetensors")))
+    state = {k.removeprefix("image_tower."): v.float() for k, v in load_file(str(bundle.file(WEIGHTS)))
              .items() if k.startswith("image_tower.")}
     try:
         tower.load_state_dict(state, strict=True)
@@ -365,7 +365,7 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     fields = {
         "name": Path(cfg.bundle_out).name,
         "base_model": {"name": base.name, "path": str(base.path),
-                       "image_encoder_sha256": base.manifest["files"]["image_encoder.onnx"]["sha256"]},
+                       "image_encoder_sha256": base.manifest["files"][IMAGE_ONNX]["sha256"]},
         "classifier": {"threshold_rule": THRESHOLD_RULE, "mode": cfg.finetune_mode,
                        "head_fit": f"trained with the tower ({cfg.finetune_mode}: {trainable:,} trainable parameters"
                                    + (f", top {cfg.tune_blocks} blocks" if cfg.finetune_mode == "partial" else "")

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from medflip_core.augment import AugmentConfig
 from medflip_core.checkpoint_layout import RUN_CONFIG, RUN_MODEL_CONFIG, RUN_PREPROCESS
-from medflip_core.events import DoneEvent, EventWriter, StartEvent, StepEvent
+from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
 from medflip_core.model.clip_model import MedFlipModel, build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
@@ -246,7 +246,7 @@ def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
     metrics = None
     if p.ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and p.data.val:
         metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images)
-        p.events.emit("eval", step=step, **metrics)
+        p.events.emit(EvalEvent(step=step, metrics=metrics))
     if run.improves(metrics) or step % cfg.checkpoint_every == 0:
         _checkpoint(p, step, metrics)
 
@@ -265,7 +265,7 @@ def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
     evaluated_now = bool(cfg.eval_every) and step % cfg.eval_every == 0
     if status == "completed" and p.ddp.is_main and p.data.val and cfg.eval_every and not evaluated_now:
         metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images)
-        p.events.emit("eval", step=step, **metrics)
+        p.events.emit(EvalEvent(step=step, metrics=metrics))
         run.improves(metrics)
     if run.last_saved_step != step or metrics:
         _checkpoint(p, step, metrics)

@@ -15,7 +15,7 @@ import torch
 
 from medflip_core.atomic import write_text_atomic
 from medflip_core.errors import MedflipError
-from medflip_core.events import EventWriter
+from medflip_core.events import CheckpointEvent, EventWriter, SkippedStepEvent
 from trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.runtime import Dist, agree, any_rank, lr_factor
@@ -147,8 +147,8 @@ class RunState:
             self.skipped_in_a_row = 0
             return
         self.skipped_in_a_row += 1
-        self.events.emit("skipped_step", step=step, reason="gradients held inf or NaN; the optimizer step was "
-                         "skipped on every process", in_a_row=self.skipped_in_a_row)
+        self.events.emit(SkippedStepEvent(step=step, reason="gradients held inf or NaN; the optimizer step was "
+                                          "skipped on every process", in_a_row=self.skipped_in_a_row))
         if self.skipped_in_a_row >= MAX_SKIPPED_STEPS.get(precision_mode, DEFAULT_MAX_SKIPPED_STEPS):
             raise NonFiniteLoss(step, f"the gradients ({self.skipped_in_a_row} steps in a row)")
 
@@ -175,4 +175,4 @@ class RunState:
             raise MedflipError(f"could not write a checkpoint to {self.out}: {exc.strerror or exc} "
                                "(is the disk full?); the last complete checkpoint is kept.") from exc
         self.last_checkpoint = str(path)
-        self.events.emit("checkpoint", step=step, path=str(path), metrics=metrics or {})
+        self.events.emit(CheckpointEvent(step=step, path=str(path), metrics=metrics or {}))

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from medflip_core.bundle import IMAGE_ONNX
 from medflip_core.engine import Engine
 from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
@@ -248,7 +249,7 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     fields = {
         "name": cfg.name or Path(cfg.out).name,
         "base_model": {"name": engine.bundle.name, "path": str(engine.bundle.path),
-                       "image_encoder_sha256": engine.bundle.manifest["files"]["image_encoder.onnx"]["sha256"]},
+                       "image_encoder_sha256": engine.bundle.manifest["files"][IMAGE_ONNX]["sha256"]},
         "classifier": {"threshold_rule": THRESHOLD_RULE, "mode": "probe",
                        "head_fit": f"logistic regression, class-balanced weights, L2 strength C={head.c} chosen by "
                                    "patient-grouped 5-fold cross-validation on the training patients "
