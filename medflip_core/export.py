@@ -22,6 +22,8 @@ from medflip_core import __version__
 from medflip_core.bundle import (
     BANK_NPZ,
     IMAGE_ONNX,
+    INTENDED_USE,
+    MODEL_CARD,
     TEXT_ONNX,
     TOKENIZER_DIR,
     WEIGHTS,
@@ -36,6 +38,7 @@ from medflip_core.errors import MedflipError
 from medflip_core.labels import CHEXPERT_LABELS
 from medflip_core.model.clip_model import MedFlipModel, build_model
 from medflip_core.model.config import ModelConfig
+from medflip_core.model_card import clip_model_card
 from medflip_core.preprocess import PreprocessConfig
 
 log = logging.getLogger(__name__)
@@ -151,8 +154,9 @@ def export_model(
                 "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
                                   "machine": platform.machine(), "system": platform.system()},
             },
-            "files": file_entries(work, bundle_files(work)),
         }
+        (work / MODEL_CARD).write_text(clip_model_card({"intended_use": INTENDED_USE, **manifest}), encoding="utf-8")
+        manifest["files"] = file_entries(work, bundle_files(work))
         write_manifest(work, manifest)
         if out_dir.exists():
             shutil.rmtree(out_dir)
