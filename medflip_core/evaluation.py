@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.data.image_folder import DEFAULT_CLASS_MAP, patient_id_from_name
-from medflip_core.data.sentences import labelled_corpus_part, labelled_sentences
+from medflip_core.data.labelled_sentences import labelled_corpus_part, labelled_sentences
 from medflip_core.engine import Engine
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import iter_image_files, load_image

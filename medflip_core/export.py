@@ -216,7 +216,7 @@ SHIPPED_CORPUS = "corpora/NLMCXR_reports.tgz"  # relative to resources/: the ori
 
 def bank_selection(corpus: Path, max_sentences: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Indices (into load_sentence_corpus(corpus)) and label vectors of the labelled sentences."""
-    from medflip_core.data.sentences import sentence_label
+    from medflip_core.data.labelled_sentences import sentence_label
     from medflip_core.reports import load_sentence_corpus
 
     sentences = load_sentence_corpus(corpus)

@@ -9,9 +9,9 @@ import numpy as np
 
 from medflip_core.data.image_folder import ImageRecord, index_image_folder, load_class_map, split_then_subset
 from medflip_core.data.label_csv import source_split
+from medflip_core.data.labelled_sentences import labelled_corpus_part, labelled_sentences
 from medflip_core.data.pairs import read_pairs_csv
 from medflip_core.data.sampling import MixedSampler, balance_key, build_sources
-from medflip_core.data.sentences import labelled_corpus_part, labelled_sentences
 from medflip_core.errors import MedflipError
 from medflip_core.labels import normalise_label_name
 from trainer.batches import SentencePool

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medflip_core.errors import ReportParseError
-from medflip_core.reports.sentences import clean_deid, split_sentences
+from medflip_core.reports.sentence_split import clean_deid, split_sentences
 
 _TEXT_COLUMNS = ("report", "text", "findings", "impression", "sentence")
 _ID_COLUMNS = ("id", "report_id", "study_id", "uid")

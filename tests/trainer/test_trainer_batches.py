@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medflip_core.data.image_folder import index_image_folder
-from medflip_core.data.sentences import labelled_sentences
+from medflip_core.data.labelled_sentences import labelled_sentences
 from medflip_core.labels import LABEL_INDEX
 from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches, SentencePool
