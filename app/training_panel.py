@@ -30,6 +30,7 @@ from medflip_core.events import (
     event_from_record,
     parse_event_line,
 )
+from medflip_core.masking import MASK_STRATEGIES
 from medflip_core.model_store import user_data_dir, user_models_dir
 from medflip_core.processes import medflip_command, trainer_command
 
@@ -114,6 +115,17 @@ class TrainingPanel(QtWidgets.QWidget):
         self.mask.setRange(0.0, 0.9)
         self.mask.setSingleStep(0.05)
         self.mask.setValue(0.75)
+        self.mask_strategy = QtWidgets.QComboBox()
+        self.mask_strategy.addItems(list(MASK_STRATEGIES))
+        self.mask_strategy.setToolTip("Which patches a step drops: random (MedFLIP), integrity (our reading of "
+                                      "MLIP: low-information patches first) or attention (our reading of XLIP: "
+                                      "text-similar patches first; a scoring pass costs ~40 % of a CPU step). "
+                                      "The Mask sampling tab shows each on your image.")
+        mask_row = QtWidgets.QWidget()
+        mask_layout = QtWidgets.QHBoxLayout(mask_row)
+        mask_layout.setContentsMargins(0, 0, 0, 0)
+        mask_layout.addWidget(self.mask)
+        mask_layout.addWidget(self.mask_strategy, 1)
         self.budget = QtWidgets.QDoubleSpinBox()
         self.budget.setRange(0.1, 10000)
         self.budget.setValue(30)
@@ -136,14 +148,14 @@ class TrainingPanel(QtWidgets.QWidget):
         form.addRow("Image root", self._with_browse(self.image_root, folder=True))
         form.addRow("Mode", self.mode)
         form.addRow("Reports", self._with_browse(self.corpus, folder=False))
-        form.addRow("Mask ratio", self.mask)
+        form.addRow("Mask ratio", mask_row)
         form.addRow("Time budget", self.budget)
         form.addRow("Max steps", self.max_steps)
         form.addRow("Batch size", self.batch)
         form.addRow("Image size", self.image_size)
         form.addRow("Device", self.device)
-        self._pretrain_only = [self.corpus.parentWidget() or self.corpus, self.mask, self.max_steps, self.batch,
-                               self.image_size, self.device]
+        self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.max_steps, self.batch,
+                               self.image_size]
         self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode]
 
         self.start_button = QtWidgets.QPushButton("Start")
@@ -273,6 +285,7 @@ class TrainingPanel(QtWidgets.QWidget):
             return ["--config", str(Path(self.run_dir) / RUN_CONFIG), "--resume", "--events", "-"]
         self.run_dir = str(user_data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S"))
         args = ["--images", self.images.text().strip(), "--mask-ratio", f"{self.mask.value():.2f}",
+                "--mask-strategy", self.mask_strategy.currentText(),
                 "--budget-minutes", f"{self.budget.value():g}", "--batch-size", str(self.batch.value()),
                 "--image-size", str(self.image_size.value()), "--device", self.device.currentText(),
                 "--out-dir", self.run_dir]

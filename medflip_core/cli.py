@@ -174,7 +174,7 @@ def cmd_retrieval_eval(args: argparse.Namespace) -> int:
     ks = [int(k) for k in args.k.split(",")]
     prompts = dict(p.split("=", 1) for p in args.prompt or [])
     result = retrieval_eval(engine, args.data_dir, args.corpus, ks=ks, class_labels=prompts,
-                            per_class=args.per_class)
+                            per_class=args.per_class, n_boot=args.n_boot, patient_pattern=args.patient_pattern)
     return _print_result(args, result, format_retrieval)
 
 
@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", default="1,2,5,10")
     p.add_argument("--prompt", action="append", metavar="CLASS=LABEL", help="label-space name of a class folder")
     p.add_argument("--per-class", type=int, default=200, help="sentences per class in the balanced pool")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (of patients) for the CIs")
+    p.add_argument("--patient-pattern", help="regex, group 1 = patient id in a file name (default: Kermany "
+                                             "personN, NIH 8 digits, IM-xxxx, else the file name)")
     p.add_argument("--model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retrieval_eval)

@@ -208,18 +208,21 @@ def training_corpus_holdout(engine: Engine, corpus: str | Path) -> tuple[float, 
 
 def retrieval_eval(engine: Engine, data_dir: str | Path, corpus: str | Path, ks: list[int] | None = None,
                    class_labels: dict[str, str] | None = None, per_class: int = 200,
-                   held_out: float | None = None) -> dict:
+                   held_out: float | None = None, n_boot: int = 1000, patient_pattern: str | None = None) -> dict:
     """Precision@K of image -> sentence retrieval; a hit is a sentence whose label matches the image's class.
+    95 % CIs resample patients (a patient's images are drawn together).
 
     `held_out` None: the held-out reports the bundle's training config names (training_corpus_holdout).
     """
+    from medflip_core.metrics import bootstrap_ci
+
     t0 = time.perf_counter()
     if held_out is None:
         held_out, pool_note = training_corpus_holdout(engine, corpus)
     else:
         pool_note = f"sentences of the {held_out:.0%} held-out reports" if held_out > 0 else "every report"
     ks = ks or [1, 2, 5, 10]
-    emb, truth, names, _, skipped = embed_folder(engine, data_dir)
+    emb, truth, names, paths, skipped = embed_folder(engine, data_dir)
     mapping = class_labels or {}
     # a folder's labels: --prompt FOLDER=LABEL, else the class map training uses (PNEUMONIA -> Pneumonia + Lung
     # Opacity, NORMAL -> No Finding), else the folder name itself
@@ -234,19 +237,30 @@ def retrieval_eval(engine: Engine, data_dir: str | Path, corpus: str | Path, ks:
     k_max = max(ks)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k_max]
     p_at_k = precision_at_k(pool_labels[order], truth, ks)
+    hits = pool_labels[order] == truth.reshape(-1, 1)
+    patients = patients_of(paths, patient_pattern)
+    p_at_k_ci = {k: bootstrap_ci(np.mean, hits[:, :k].mean(axis=1), n_boot=n_boot, groups=patients).as_dict()
+                 for k in ks if k <= hits.shape[1]}
     return {"data_set": str(Path(data_dir).resolve()), "corpus": str(corpus), "model": engine.bundle.name,
             "classes": {n: " + ".join(g) for n, g in zip(names, labels, strict=True)}, "n_images": int(len(truth)),
             "pool_size": len(pool), "pool_per_class": int(len(pool) // len(names)),
-            "chance": 1.0 / len(names), "precision_at_k": p_at_k, "skipped": len(skipped),
+            "chance": 1.0 / len(names), "precision_at_k": p_at_k, "precision_at_k_ci": p_at_k_ci,
+            "n_patients": len(set(patients.tolist())), "resampled": "patients", "skipped": len(skipped),
             "pool_reports": pool_note, "held_out_fraction": held_out,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def format_retrieval(r: dict) -> str:
-    pk = ", ".join(f"P@{k} {v:.3f}" for k, v in r["precision_at_k"].items())
+    ci = r.get("precision_at_k_ci") or {}
+
+    def interval(k) -> str:
+        c = ci.get(k) or ci.get(str(k))
+        return f" [{c['ci95'][0]:.3f}–{c['ci95'][1]:.3f}]" if c else ""
+
+    pk = ", ".join(f"P@{k} {v:.3f}{interval(k)}" for k, v in r["precision_at_k"].items())
     return (f"retrieval of {r['model']} on {r['data_set']} ({r['n_images']} images) against a balanced pool of "
             f"{r['pool_size']} sentences from {r['corpus']} (chance {r['chance']:.2f}): {pk}\n"
-            f"  pool: {r['pool_reports']}")
+            f"  pool: {r['pool_reports']}; 95 % CIs over {r.get('n_patients', '?')} patients")
 
 
 def per_finding_auc(engine: Engine, table, min_patients: int = 10, n_boot: int = 1000) -> dict:

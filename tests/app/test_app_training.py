@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medflip_core.events import DoneEvent, StepEvent
+from medflip_core.events import DoneEvent, StartEvent, StepEvent
 from medflip_core.imaging import load_image
 
 pytestmark = pytest.mark.slow
@@ -28,8 +28,11 @@ def setup_panel(panel, small_folder, corpus):
 def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot, small_folder, corpus):
     panel = window.training
     setup_panel(panel, small_folder, corpus)
+    panel.mask_strategy.setCurrentText("integrity")  # the strategy picker reaches the trainer
     panel.start(extra=SMALL)
     qtbot.waitUntil(lambda: len(panel.series["loss"][0]) >= 2, timeout=180000)
+    start = next(e for e in panel.events if isinstance(e, StartEvent))
+    assert start.config["mask_strategy"] == "integrity"
     xs, ys = panel.curves["loss"].getData()
     assert len(xs) >= 2 and all(y > 0 for y in ys)
     assert len(panel.series["sigma1_pos"][0]) >= 1

@@ -145,6 +145,11 @@ def test_evaluate_and_retrieval_eval_json(tiny_bundle, small_folder, corpus, tmp
     assert rr["classes"] == {"NORMAL": "No Finding", "PNEUMONIA": "Pneumonia + Lung Opacity"}  # the class map
     assert rr["pool_reports"].startswith("WARNING")  # the tiny model trained on every report of the corpus
     assert rr["pool_size"] == 60 and set(rr["precision_at_k"]) == {"1", "2", "5", "10"}
+    # P@K CIs resample patients (Kermany names carry the patient: fewer patients than images)
+    assert rr["resampled"] == "patients" and rr["n_patients"] < rr["n_images"] == 32
+    for k, value in rr["precision_at_k"].items():
+        ci = rr["precision_at_k_ci"][k]
+        assert ci["value"] == pytest.approx(value) and ci["ci95"][0] <= value <= ci["ci95"][1]
 
 
 @pytest.mark.slow
