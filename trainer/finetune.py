@@ -47,7 +47,7 @@ from trainer.batches import ImageBatches
 from trainer.config import TrainConfig
 from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import Progress, RunResult, RunState, write_json
-from trainer.runtime import CancelFlag, any_rank, start_process, tty_progress
+from trainer.runtime import CancelFlag, any_rank, gather_digests, start_process, tty_progress
 
 BEST_WEIGHTS = "best-model.safetensors"  # the weights of the best validation AUC so far, in the run folder
 BEST_METRIC = "val_auc"
@@ -298,13 +298,15 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     if ddp.is_main and (not (out / BEST_WEIGHTS).is_file() or (cfg.eval_every and step % cfg.eval_every)):
         _evaluate(run, validation, model, device, step, stale, out)  # the last weights get their evaluation too
     run.save(step, ckpt_state)
+    digests = gather_digests(model, ddp)  # every rank, before rank 0 alone writes the bundle
     bundle_path = None
     if ddp.is_main and cfg.bundle_out:
         model.load_state_dict(load_file(str(out / BEST_WEIGHTS)))
         bundle_path = write_tuned_bundle(cfg, base, model, validation, tune, device, run, step,
                                          images.skipped.count + validation.skipped.count)
     events.emit(DoneEvent(status="completed", step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
-                          skipped_images=images.skipped.count, skipped_examples=images.skipped.examples),
+                          skipped_images=images.skipped.count, skipped_examples=images.skipped.examples,
+                          weight_digests=digests),
                 bundle=bundle_path and str(bundle_path), stopped_early=stopped_early, best_val_auc=run.best_value)
     if ddp.enabled:
         dist.barrier()

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from trainer.config import TrainConfig
 from trainer.evaluate import zero_shot_eval
 from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import Progress, RunResult, RunState, write_json
-from trainer.runtime import CancelFlag, Dist, start_process, tty_progress
+from trainer.runtime import CancelFlag, Dist, gather_digests, start_process, tty_progress
 from trainer.text_cache import FrozenTextCache
 from trainer.training_data import TrainingData, build_training_data, make_sampler
 
@@ -53,14 +52,6 @@ def build_optimizer(model: MedFlipModel, cfg: TrainConfig) -> torch.optim.Optimi
         {"params": params, "lr": lr, "base_lr": lr, "weight_decay": wd} for (lr, wd), params in groups.items()
     ]
     return torch.optim.AdamW(param_groups, betas=(0.9, 0.98), eps=1e-6)
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 @dataclass
@@ -270,7 +261,7 @@ def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
     if run.last_saved_step != step or metrics:
         _checkpoint(p, step, metrics)
     p.images.close()
-    digests = _gather_digests(p.model, p.ddp)
+    digests = gather_digests(p.model, p.ddp)
     p.events.emit(DoneEvent(
         status=status, step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
         skipped_images=p.images.skipped.count, skipped_examples=p.images.skipped.examples,
@@ -292,11 +283,3 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
         after_step(p, step, stats)
     return finish_pretrain(p, step, cancel)
 
-
-def _gather_digests(model: torch.nn.Module, ddp: Dist) -> list[str]:
-    digest = weights_digest(model)
-    if not ddp.enabled:
-        return [digest]
-    gathered: list[str | None] = [None] * ddp.world_size
-    dist.all_gather_object(gathered, digest)
-    return [g or "" for g in gathered]

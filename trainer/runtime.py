@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import signal
@@ -129,3 +130,22 @@ def any_rank(flag: bool, ddp: Dist) -> bool:
     t = _flags([float(flag)])
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t[0] > 0)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over every tensor of the model (names and bytes): replicas that stayed in step have the same."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def gather_digests(model: torch.nn.Module, ddp: Dist) -> list[str]:
+    """Every rank's weights digest (a collective: all ranks call it at the same point)."""
+    digest = weights_digest(model)
+    if not ddp.enabled:
+        return [digest]
+    gathered: list[str | None] = [None] * ddp.world_size
+    dist.all_gather_object(gathered, digest)
+    return [g or "" for g in gathered]
