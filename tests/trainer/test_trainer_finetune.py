@@ -167,3 +167,14 @@ def test_torchrun_two_cpu_processes_fine_tune_in_step_and_write_one_bundle(tt, t
     digests = done["weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]  # the replicas stayed identical
     assert (out / "manifest.json").is_file()
+
+
+def test_fine_tuning_honours_gradient_accumulation_and_precision(tt, tiny_bundle, small_folder, tmp_path):
+    code, events, err = tt.run("finetune", _tune_args(small_folder, tiny_bundle, tmp_path / "run", tmp_path / "clf",
+                                                      "--max-steps", "2", "--eval-every", "0", "--grad-accum", "2",
+                                                      "--amp", "bf16"))
+    assert code == 0, err[-3000:]
+    start, done = events[0], events[-1]
+    assert start["amp"] == "bf16" and start["grad_scaler"] is False  # bf16 needs no scaler
+    assert start["steps_per_epoch"] == (start["n_train"] // 4) // 2  # epochs count optimizer steps
+    assert done["step"] == 2 and [e["step"] for e in events if e["event"] == "step"] == [1, 2]
