@@ -91,6 +91,10 @@ def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot,
     emb = window.engine.embed_images([load_image(shared_data / "dicom" / "RG1_J2KR.dcm")]).embedding
     scores = window.engine.classify(emb, ["No Finding", "Pneumonia"])
     assert set(scores) == {"No Finding", "Pneumonia"} and abs(sum(scores.values()) - 1.0) < 1e-4
+    # its model card is generated from the manifest: what it is, its data, that it is not evaluated yet
+    card = window.engine.bundle.model_card()
+    assert card.startswith(f"# {exported.name}: MedFLIP image-text model") and "Research use only" in card
+    assert str(small_folder) in card and "3 steps of batch" in card and "Not evaluated on held-out patients" in card
 
 
 # --- issue 15 item 4 -------------------------------------------------------------------------------------------
