@@ -58,6 +58,16 @@ def run_trainer(job: str, args: list[str], timeout: float = 600, **kwargs) -> tu
     return proc.returncode, events, proc.stderr
 
 
+def run_torchrun(job: str, args: list[str], nproc: int = 2, timeout: float = 600) -> tuple[int, list[dict], str]:
+    """The trainer under torchrun with gloo CPU processes (one BLAS thread each); rank 0's events."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m",
+           "trainer", job, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return proc.returncode, events, proc.stderr
+
+
 class TrainerTools:
     """The helpers above as a fixture (test modules cannot import conftest under importlib mode)."""
 
@@ -65,6 +75,7 @@ class TrainerTools:
     cmd = staticmethod(trainer_cmd)
     args = staticmethod(small_args)
     run = staticmethod(run_trainer)
+    torchrun = staticmethod(run_torchrun)
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from medflip_core.checkpoint_layout import RUN_CONFIG
 from medflip_core.data.image_folder import ImageRecord
 from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
+from medflip_core.finetune.classifier import calibrated_probabilities
 from medflip_core.finetune.dataset import (
     LabelledSet,
     check_trainable,
@@ -189,12 +190,7 @@ class Validation:
         indicator = self.indicator[self.during]
         w = model.head.weight.detach().double().cpu().numpy()
         b = model.head.bias.detach().double().cpu().numpy()
-        logits = emb @ w.T + b
-        if self.multi_label:
-            probs = 1.0 / (1.0 + np.exp(-logits))
-        else:
-            z = logits - logits.max(axis=1, keepdims=True)
-            probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        probs = calibrated_probabilities(emb @ w.T + b, self.multi_label, {"method": "none"})
         per_class = {c: roc_auc_binary(indicator[:, j], probs[:, j]) for j, c in enumerate(self.classes)}
         finite = [v for v in per_class.values() if np.isfinite(v)]
         return {BEST_METRIC: float(np.mean(finite)) if finite else float("nan"), "val_auc_per_class": per_class,
@@ -346,7 +342,7 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     atomically (medflip_core.finetune.classifier_bundle): the same calibration, thresholds and figures as a probe."""
     from medflip_core.export import export_image_tower
     from medflip_core.finetune.classifier_bundle import write_classifier_bundle
-    from medflip_core.finetune.validation import calibrate_on_validation
+    from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
 
     model = model.eval()
     emb = validation.embeddings(model, device)
@@ -359,10 +355,7 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     export_image_tower(model.image_tower.cpu(), cfg.model, onnx_path)
     data = tune.data
     train_patients = {data.patients[i] for i in tune.train_idx}
-    summary = {k: figures[k] for k in ("images", "patients", "ci", "n_boot", "macro_roc_auc", "ece", "ece_kind",
-                                       "ece_uncalibrated", "data_set", "confusion")}
-    summary["per_class"] = {c: {k: v[k] for k in ("images", "patients", "roc_auc", "threshold", "sensitivity",
-                                                  "specificity", "ece")} for c, v in figures["per_class"].items()}
+    summary = validation_summary(figures)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fields = {
         "name": Path(cfg.bundle_out).name,

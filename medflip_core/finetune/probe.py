@@ -38,7 +38,7 @@ from medflip_core.finetune.dataset import (
 )
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
 from medflip_core.finetune.head import fit_head
-from medflip_core.finetune.validation import calibrate_on_validation
+from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
 from medflip_core.imaging import load_image
 
 THRESHOLD_RULE = "Youden's J (sensitivity + specificity - 1) maximised on the validation patients"
@@ -245,7 +245,7 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": time.time() - t0,
         "machine": f"{platform.system()} {platform.machine()}, {engine.providers[0]}",
     }
-    summary = _summary(figures)
+    summary = validation_summary(figures)
     fields = {
         "name": cfg.name or Path(cfg.out).name,
         "base_model": {"name": engine.bundle.name, "path": str(engine.bundle.path),
@@ -265,11 +265,3 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     return ProbeResult("completed", bundle=bundle, seconds=seconds, embedded=embedded,
                        cached=len(data) - embedded, skipped=skipped, validation=figures, val_set=val_set,
                        val_embeddings=x[val_idx], classifier=classifier)
-
-
-def _summary(figures: dict[str, Any]) -> dict[str, Any]:
-    """The validation figures without the curves (for the manifest and the events)."""
-    per = {c: {k: v[k] for k in ("images", "patients", "roc_auc", "threshold", "sensitivity", "specificity", "ece")}
-           for c, v in figures["per_class"].items()}
-    return {k: figures[k] for k in ("images", "patients", "ci", "n_boot", "macro_roc_auc", "ece", "ece_kind",
-                                    "ece_uncalibrated", "data_set", "confusion")} | {"per_class": per}

@@ -108,3 +108,11 @@ def per_class_lines(per_class: dict) -> list[str]:
                      f"threshold {m['threshold']:.3f}, sensitivity {m['sensitivity']['value']:.2f}, "
                      f"specificity {m['specificity']['value']:.2f}")
     return lines
+
+
+def validation_summary(figures: dict) -> dict:
+    """The validation figures without the curves (for the manifest and the events)."""
+    per = {c: {k: v[k] for k in ("images", "patients", "roc_auc", "threshold", "sensitivity", "specificity", "ece")}
+           for c, v in figures["per_class"].items()}
+    return {k: figures[k] for k in ("images", "patients", "ci", "n_boot", "macro_roc_auc", "ece", "ece_kind",
+                                    "ece_uncalibrated", "data_set", "confusion")} | {"per_class": per}

@@ -155,12 +155,8 @@ def test_torchrun_two_cpu_processes_fine_tune_in_step_and_write_one_bundle(tt, t
     out = tmp_path / "clf"
     args = _tune_args(small_folder, tiny_bundle, tmp_path / "run", out, "--max-steps", "4", "--eval-every", "2",
                       "--batch-size", "2", "--finetune-mode", "partial")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "trainer",
-           "finetune", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tt.repo,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    events = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    code, events, err = tt.torchrun("finetune", args)
+    assert code == 0, err[-3000:]
     assert [e["event"] for e in events].count("start") == 1 and events[0]["world_size"] == 2
     done = events[-1]
     assert done["event"] == "done" and done["step"] == 4 and done["bundle"] == str(out)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -167,12 +166,8 @@ def test_disk_full_while_checkpointing_is_a_clear_error(tt, small_folder, corpus
 def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder, corpus, tmp_path, text_train):
     args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "3", "--eval-every", "0",
                    "--checkpoint-every", "3", "--batch-size", "2", "--text-train", text_train)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "trainer",
-           "pretrain", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tt.repo,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    events = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    code, events, err = tt.torchrun("pretrain", args)
+    assert code == 0, err[-3000:]
     starts = [e for e in events if e["event"] == "start"]
     assert len(starts) == 1 and starts[0]["world_size"] == 2  # only rank 0 writes events
     done = events[-1]
