@@ -43,6 +43,7 @@ from medflip_core.finetune.dataset import (
 from medflip_core.metrics import roc_auc_binary
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import ImageTower
+from medflip_core.model.optim import adamw
 from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches
 from trainer.config import TrainConfig
@@ -226,9 +227,9 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                           cfg.num_workers, augment=augment)
     head_params = list(model.head.parameters())
     tower_params = [p for p in model.image_tower.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([{"params": tower_params, "lr": cfg.lr, "base_lr": cfg.lr},
-                                   {"params": head_params, "lr": cfg.head_lr, "base_lr": cfg.head_lr,
-                                    "weight_decay": 0.0}], weight_decay=cfg.weight_decay)
+    optimizer = adamw([{"params": tower_params, "lr": cfg.lr, "base_lr": cfg.lr},
+                       {"params": head_params, "lr": cfg.head_lr, "base_lr": cfg.head_lr, "weight_decay": 0.0}],
+                      device, weight_decay=cfg.weight_decay)
     params = tower_params + head_params
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
     run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric=BEST_METRIC)

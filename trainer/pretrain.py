@@ -25,6 +25,7 @@ from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
 from medflip_core.model.losses import compute_loss
 from medflip_core.model.mask_scores import mask_scores
+from medflip_core.model.optim import adamw
 from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches, SentencePool
 from trainer.config import TrainConfig
@@ -38,7 +39,7 @@ from trainer.training_data import TrainingData, build_training_data, make_sample
 log = logging.getLogger(__name__)
 
 
-def build_optimizer(model: MedFlipModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: MedFlipModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW; the pretrained text encoder gets its own (small) learning rate; no decay on norms/biases."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     text_encoder_ids = {id(p) for p in model.text_tower.encoder.parameters()}
@@ -51,7 +52,7 @@ def build_optimizer(model: MedFlipModel, cfg: TrainConfig) -> torch.optim.Optimi
     param_groups = [
         {"params": params, "lr": lr, "base_lr": lr, "weight_decay": wd} for (lr, wd), params in groups.items()
     ]
-    return torch.optim.AdamW(param_groups, betas=(0.9, 0.98), eps=1e-6)
+    return adamw(param_groups, device, betas=(0.9, 0.98), eps=1e-6)
 
 
 @dataclass
@@ -101,7 +102,7 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size, cfg.num_workers,
                           sampler=make_sampler(cfg, data, cfg.batch_size),
                           augment=AugmentConfig() if cfg.augment else None)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, device)
     run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric="val_auc")
     if cfg.resume:
         run.resume()

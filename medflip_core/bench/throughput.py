@@ -1,11 +1,14 @@
 """Training throughput at several mask ratios, measured in one run so the ratios are comparable.
 
 Two figures per ratio: the image tower alone (forward + backward of the ViT on masked tokens) and
-the whole MedFLIP step (both towers, loss with the SVD term, optimizer step). The whole step runs the
-text tower as the trainer does in `text_train=partial`: the frozen MiniLM layers come from the
-per-sentence cache (steady state: every sentence seen before), only the trainable top layers run.
+the whole MedFLIP step (both towers, loss with the SVD term, the trainer's fused AdamW step). The whole
+step runs the text tower as the trainer does in `text_train=partial`: the frozen MiniLM layers come from
+the per-sentence cache (steady state: every sentence seen before), only the trainable top layers run, on
+batches of labelled IU report sentences drawn from the same corpus as the trainer's (so the padded widths,
+which set the text cost, are the trainer's). Only the pixels are synthetic.
 A real-data line runs the trainer itself (a separate process) on real Kermany JPEGs: decoding and
 preprocessing in the loop with its loader threads, label-drawn IU sentences, the same batch and mask.
+The difference between the two lines is then the data path (decode, preprocessing, batching, events).
 """
 
 from __future__ import annotations
@@ -31,18 +34,25 @@ from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
 from medflip_core.model.losses import SVD_POWER_ITERS, compute_loss
 from medflip_core.model.mask_scores import mask_scores
+from medflip_core.model.optim import adamw
 from medflip_core.resources import default_shared_data
 
-REAL_SENTENCES = [
-    "The heart is normal in size.",
-    "There is a small left pleural effusion.",
-    "Patchy right lower lobe airspace disease concerning for pneumonia.",
-    "No pneumothorax or pleural effusion.",
-    "The lungs are clear.",
-    "Mild cardiomegaly with pulmonary vascular congestion.",
-    "Left basilar atelectasis.",
-    "Sternotomy wires are intact.",
-]
+SENTENCE_BATCHES = 8  # distinct sentence batches the synthetic step cycles through (widths vary like the trainer's)
+
+
+def sentence_batches(model, corpus: Path, batch: int, max_sentences: int = 512, seed: int = 0) -> list[dict]:
+    """Tokenised batches of labelled report sentences with their frozen-layer states (the trainer's cache)."""
+    from medflip_core.data.labelled_sentences import labelled_sentences
+
+    sentences, _ = labelled_sentences(corpus, max_sentences, seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(SENTENCE_BATCHES):
+        texts = [sentences[i] for i in rng.choice(len(sentences), batch, replace=len(sentences) < batch)]
+        tokens = model.text_tower.tokenize(texts)
+        frozen = model.text_tower.frozen_states(tokens["input_ids"], tokens["attention_mask"])
+        out.append({"tokens": tokens, "frozen": frozen})
+    return out
 
 
 def _time(fn, warmup: int, repeats: int) -> float:
@@ -65,7 +75,7 @@ def _interleaved(fn_a, fn_b, rounds: int) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
-def strategy_rows(model, opt, pixels, tokens, frozen_text, img_labels, txt_labels, ratio: float,
+def strategy_rows(model, opt, pixels, texts: list[dict], img_labels, txt_labels, ratio: float,
                   strategies: list[str], warmup: int, repeats: int) -> list[dict]:
     """The whole MedFLIP step per mask strategy at one ratio (the text cache used as the trainer uses it);
     mask_s = scoring the patches + drawing the mask."""
@@ -74,8 +84,11 @@ def strategy_rows(model, opt, pixels, tokens, frozen_text, img_labels, txt_label
     for strategy in strategies:
         rng = np.random.default_rng(1)
         mask_times: list[float] = []
+        turn = iter(range(10**9))
 
         def step() -> None:
+            drawn = texts[next(turn) % len(texts)]  # noqa: B023
+            tokens, frozen_text = drawn["tokens"], drawn["frozen"]
             start = time.perf_counter()
             scores = mask_scores(model, strategy, pixels, tokens["input_ids"], tokens["attention_mask"],  # noqa: B023
                                  frozen_text)
@@ -95,21 +108,23 @@ def strategy_rows(model, opt, pixels, tokens, frozen_text, img_labels, txt_label
 
 
 def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmup: int, repeats: int,
-            threads: int | None, strategies: tuple[str, ...] = ("random",)) -> dict:
+            threads: int | None, strategies: tuple[str, ...] = ("random",), corpus: Path | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_model(ModelConfig(vision=vision, image_size=image_size))
     model.text_tower.set_trainable("partial")
     model.train()
+    cpu = torch.device("cpu")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5)
-    img_opt = torch.optim.AdamW(model.image_tower.parameters(), lr=1e-5)
+    opt = adamw([{"params": params}], cpu, lr=1e-5)  # the trainer's optimizer (fused where available)
+    img_opt = adamw([{"params": list(model.image_tower.parameters())}], cpu, lr=1e-5)
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randn(batch, 1, image_size, image_size, generator=gen)
-    texts = [REAL_SENTENCES[i % len(REAL_SENTENCES)] for i in range(batch)]
-    tokens = model.text_tower.tokenize(texts)
-    frozen_text = model.text_tower.frozen_states(tokens["input_ids"], tokens["attention_mask"])  # the cache's
+    corpus = corpus or default_shared_data() / "iu-xray-reports" / "NLMCXR_reports.tgz"
+    texts = sentence_batches(model, corpus, batch)
+    widths = [int(t["tokens"]["input_ids"].shape[1]) for t in texts]
+    real_share = float(np.mean([t["tokens"]["attention_mask"].float().mean() for t in texts]))
     img_labels = torch.zeros(batch, 14)
     img_labels[: batch // 2, 0] = 1
     img_labels[batch // 2 :, 7] = 1
@@ -127,7 +142,11 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
             loss.backward()
             img_opt.step()
 
+        turn = iter(range(10**9))
+
         def full_step(svd_iters: int | None = SVD_POWER_ITERS) -> None:
+            drawn = texts[next(turn) % len(texts)]  # noqa: B023
+            tokens, frozen_text = drawn["tokens"], drawn["frozen"]
             keep = mask_for_batch(batch, num_patches, ratio, rng)  # noqa: B023
             img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep, frozen_text)
             result = compute_loss("medflip", img, txt, img_labels, txt_labels, model.logit_scale,
@@ -149,9 +168,10 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
     for row in rows:
         row["tower_speedup"] = row["tower_samples_per_s"] / base["tower_samples_per_s"]
         row["step_speedup"] = row["step_samples_per_s"] / base["step_samples_per_s"]
-    by_strategy = strategy_rows(model, opt, pixels, tokens, frozen_text, img_labels, txt_labels, max(ratios),
+    by_strategy = strategy_rows(model, opt, pixels, texts, img_labels, txt_labels, max(ratios),
                                 list(strategies), warmup, repeats)
     return {"batch": batch, "image_size": image_size, "vision": vision, "threads": torch.get_num_threads(),
+            "corpus": str(corpus), "text_widths": widths, "text_real_token_share": real_share,
             "device": "cpu", "machine": platform.machine(), "processor": platform.processor(), "rows": rows,
             "strategies": by_strategy}
 
@@ -209,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     ratios = [float(r) for r in args.ratios.split(",")]
     if ratios[0] != 0.0:
         ratios = [0.0, *ratios]
+    if not args.real_corpus.is_file():
+        parser.error(f"--real-corpus {args.real_corpus} is not a file (the report archive the sentences come from)")
     result = measure(ratios, args.batch, args.image_size, args.vision, args.warmup, args.repeats, args.threads,
-                     strategies)
+                     strategies, args.real_corpus)
     if args.real_steps > 0:
         if not args.real_images.is_dir():
             parser.error(f"--real-images {args.real_images} is not a folder (or pass --real-steps 0)")
@@ -224,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         return 0
     print(f"training throughput, {result['vision']} at {result['image_size']} px, batch {result['batch']}, "
-          f"{result['threads']} CPU threads (synthetic pixels, real sentences)")
+          f"{result['threads']} CPU threads (synthetic pixels; IU report sentences, padded widths "
+          f"{min(result['text_widths'])}-{max(result['text_widths'])} tokens, "
+          f"{result['text_real_token_share'] * 100:.0f} % real tokens)")
     print(f"{'mask':>6} {'tower img/s':>12} {'x vs 0':>7} {'step img/s':>11} {'x vs 0':>7}")
     for r in result["rows"]:
         print(f"{r['mask_ratio']:>6.2f} {r['tower_samples_per_s']:>12.1f} {r['tower_speedup']:>7.2f} "

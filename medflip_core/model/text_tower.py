@@ -10,6 +10,7 @@ from torch import nn
 
 from medflip_core.errors import MedflipError
 from medflip_core.model.config import ModelConfig, text_model_path
+from medflip_core.model.packed_layers import PackedTokens, can_pack, packed_layer
 
 
 @dataclass
@@ -76,10 +77,21 @@ class TextTower(nn.Module):
         return hidden
 
     def forward_from_frozen(self, frozen: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
-        """The tower's output from `frozen_states` (padding positions may hold anything: they are masked)."""
+        """The tower's output from `frozen_states` (padding positions may hold anything: they are masked).
+
+        BERT-style layers run on the real tokens only (medflip_core.model.packed_layers); their token states
+        are zero at padding positions. Other encoders run their own layers on the padded batch.
+        """
+        top = self._layers()[-self.partial_layers :]
+        if all(can_pack(layer, self.encoder.config) for layer in top):
+            where = PackedTokens(attention_mask)
+            packed = where.pack(frozen)
+            for layer in top:
+                packed = packed_layer(layer, packed, where)
+            return self._project(where.unpack(packed), attention_mask)
         hidden = frozen
         mask = self._layer_mask(attention_mask, hidden)
-        for layer in self._layers()[-self.partial_layers :]:
+        for layer in top:
             hidden = layer(hidden, mask)
         return self._project(hidden, attention_mask)
 

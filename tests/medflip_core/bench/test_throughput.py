@@ -14,6 +14,10 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert all(r["tower_samples_per_s"] > 0 and r["step_samples_per_s"] > 0 for r in rows)
     assert "step_full_svd_samples_per_s" in rows[1] and "step_full_svd_samples_per_s" not in rows[0]
     assert rows[1]["step_full_svd_samples_per_s"] > 0 and rows[1]["step_power_svd_samples_per_s"] > 0
+    # the text side is the trainer's: IU report sentences, batches of different padded widths with padding
+    assert result["corpus"].endswith("NLMCXR_reports.tgz")
+    assert len(result["text_widths"]) == 8 and len(set(result["text_widths"])) > 1
+    assert 0.2 < result["text_real_token_share"] < 1.0
 
 
 def test_real_data_line_runs_the_trainer_on_real_jpegs(small_folder, corpus):
