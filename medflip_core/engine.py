@@ -152,8 +152,15 @@ class Engine:
     # --- what the GUI and the CLI ask for -------------------------------------------------------------
 
     def prompt_plan(self, labels: list[str], templates: list[str] | None = None, mode: str = "ensemble"):
-        from medflip_core.prompts import build_prompts
+        """The texts standing for each label: the user's templates when given; otherwise the prompts this
+        bundle's decision rule was chosen with (its manifest's zero_shot_prompts), else the shipped set."""
+        from medflip_core.prompts import ShippedPrompts, build_prompts
 
+        if templates is None and mode == "ensemble":
+            shipped = ShippedPrompts.from_manifest(self.bundle.manifest)
+            plan = shipped.plan(labels) if shipped is not None else None
+            if plan is not None:
+                return plan
         return build_prompts(labels, templates, mode=mode)
 
     def prompt_texts(self, labels: list[str], templates: list[str] | None = None) -> dict[str, list[str]]:

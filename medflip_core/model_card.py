@@ -88,7 +88,27 @@ def _rule(manifest: dict) -> list[str]:
             f"Mode {rule.get('mode')}, prompt bias {rule.get('bias')}, temperature {rule.get('temperature', 1):.3g}; "
             f"chosen on {rule.get('chosen_on')} (criterion: the worst source's gap between its accuracy and its "
             "best-threshold accuracy). Accuracy and calibration below are on those same validation patients (two "
-            "fitted numbers: a bias and a temperature); ROC AUC does not depend on the rule.", ""]
+            "fitted numbers: a bias and a temperature); ROC AUC does not depend on the rule.", "",
+            *_prompts(manifest)]
+
+
+def _prompts(manifest: dict) -> list[str]:
+    shipped = manifest.get("zero_shot_prompts")
+    if not shipped:
+        return []
+    table = (manifest.get("provenance", {}).get("evaluation", {}).get("prompts", {}).get("candidates")) or []
+    lines = ["## Zero-shot prompts (shipped in manifest.json → zero_shot_prompts)",
+             f"\"{shipped['name']}\", chosen among parts of the shipped prompt set on the same validation patients "
+             "(criterion: the worst source's pneumonia ROC AUC, then the mean); the rule above was chosen for these "
+             "prompts. The choice is made on the patients the figures below are measured on, so those AUCs are "
+             "optimistic by the selection among the candidates."]
+    if table:
+        sources = [k[4:-1] for k in table[0] if k.startswith("auc[")]
+        lines += ["", "| prompts | " + " | ".join(f"AUC {s}" for s in sources) + " |",
+                  "|---|" + "---|" * len(sources)]
+        lines += [f"| {row['prompts']} | " + " | ".join(f"{row[f'auc[{s}]']:.3f}" for s in sources) + " |"
+                  for row in table]
+    return [*lines, ""]
 
 
 def _figures(prov: dict) -> list[str]:

@@ -37,6 +37,42 @@ class PromptPlan:
         return [self.texts[i] for i in self.positives[self.labels.index(label)]]
 
 
+MANIFEST_PROMPTS = "zero_shot_prompts"  # a bundle's own prompt choice (medflip_core.prompt_choice), in its manifest
+
+
+@dataclass(frozen=True)
+class ShippedPrompts:
+    """The prompts a bundle's decision rule was chosen with: a prompt set and the build_prompts mode."""
+
+    name: str
+    prompt_set: PromptSet
+    mode: str = "ensemble"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "mode": self.mode, "templates": list(self.prompt_set.templates),
+                "classes": {k: list(v) for k, v in self.prompt_set.classes.items()},
+                "negative_template": self.prompt_set.negative_template}
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> ShippedPrompts | None:
+        raw = manifest.get(MANIFEST_PROMPTS)
+        if not raw:
+            return None
+        try:
+            return cls(str(raw["name"]), PromptSet(tuple(raw["templates"]),
+                                                   {k: tuple(v) for k, v in raw.get("classes", {}).items()},
+                                                   raw.get("negative_template", "no {label}.")),
+                       raw.get("mode", "ensemble"))
+        except (KeyError, TypeError) as exc:
+            raise MedflipError(f"the bundle's {MANIFEST_PROMPTS} entry is malformed: {exc}") from exc
+
+    def plan(self, labels: list[str]) -> PromptPlan | None:
+        """The plan for these labels, or None when a label gets no text from this set (a label outside the
+        label space with a phrasings-only set): the caller then uses the standard prompts."""
+        plan = build_prompts(labels, mode=self.mode, prompt_set=self.prompt_set)
+        return plan if all(plan.positives) else None
+
+
 def load_prompt_set(path: str | Path | None = None) -> PromptSet:
     path = Path(path) if path else resources_dir() / "prompts" / "default_prompts.json"
     try:

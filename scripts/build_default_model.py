@@ -60,11 +60,10 @@ def nih_validation_folder(csv_path: Path, val_fraction: float, seed: int, out: P
     return held_out_class_folder(csv_path, LABELS, val_fraction, seed, out, FOLDERS), everything
 
 
-def choose_rule(bundle: Path, folders: dict[str, Path]) -> tuple[dict, list[dict]]:
+def validation_sources(bundle: Path, folders: dict[str, Path]) -> list:
     from medflip_core.engine import Engine
     from medflip_core.evaluation import embed_folder
-    from medflip_core.prompts import load_prompt_set
-    from medflip_core.zeroshot import ValidationSource, choose_decision_rule, negative_texts
+    from medflip_core.zeroshot import ValidationSource
 
     engine = Engine(bundle, verify=False)
     sources = []
@@ -73,6 +72,29 @@ def choose_rule(bundle: Path, folders: dict[str, Path]) -> tuple[dict, list[dict
         if names != ["NORMAL", "PNEUMONIA"]:
             raise SystemExit(f"{folder}: expected NORMAL and PNEUMONIA, found {names}")
         sources.append(ValidationSource(name, emb, truth))
+    return sources
+
+
+def choose_prompts(bundle: Path, sources: list) -> tuple[dict, list[dict]]:
+    """The prompt set (parts of the shipped one) whose worst validation source ranks best
+    (medflip_core.prompt_choice); shipped in the manifest so the engine uses it."""
+    from medflip_core.engine import Engine
+    from medflip_core.prompt_choice import candidates, compare_prompt_sets
+    from medflip_core.prompts import ShippedPrompts, load_prompt_set
+
+    engine = Engine(bundle, verify=False)
+    chosen, rows = compare_prompt_sets(sources, LABELS, "Pneumonia", engine.embed_texts,
+                                       candidates(load_prompt_set()))
+    return ShippedPrompts(chosen.name, chosen.prompt_set, chosen.mode).as_dict(), rows
+
+
+def choose_rule(bundle: Path, sources: list) -> tuple[dict, list[dict]]:
+    """The decision rule for the bundle's (already chosen) prompts."""
+    from medflip_core.engine import Engine
+    from medflip_core.prompts import load_prompt_set
+    from medflip_core.zeroshot import choose_decision_rule, negative_texts
+
+    engine = Engine(bundle, verify=False)
     pos = engine.class_embeddings(LABELS)
     neg = engine.embed_texts(negative_texts(LABELS, load_prompt_set().negative_template))
     rule, table = choose_decision_rule(sources, pos, neg, LABELS, engine.logit_scale, "Pneumonia")
@@ -91,6 +113,7 @@ def main() -> int:
     args = parser.parse_args()
     from medflip_core.bundle import MANIFEST, MODEL_CARD, load_bundle, refresh_file_list
     from medflip_core.model_card import clip_model_card
+    from medflip_core.prompts import MANIFEST_PROMPTS
     from medflip_core.resources import default_shared_data
     from medflip_core.retrieval import reembed_bundle_bank
     from medflip_core.zeroshot import MANIFEST_KEY
@@ -116,14 +139,22 @@ def main() -> int:
     val = {"Kermany": args.work / "kermany" / "val"}
     val["NIH"], nih_multi = nih_validation_folder(nih_csv, float(vf), int(seed), args.work / "nih-val")
 
-    rule, candidates = choose_rule(args.out, val)
+    sources = validation_sources(args.out, val)
     manifest_path = args.out / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    manifest[MANIFEST_KEY] = rule
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    refresh_file_list(args.out)
 
-    figures: dict = {"decision_rule": {"rule": rule, "best_candidates": candidates}}
+    def update_manifest(key: str, value: dict) -> None:
+        manifest = json.loads(manifest_path.read_text())
+        manifest[key] = value
+        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        refresh_file_list(args.out)
+
+    prompts, prompt_rows = choose_prompts(args.out, sources)
+    update_manifest(MANIFEST_PROMPTS, prompts)
+    rule, candidates = choose_rule(args.out, sources)
+    update_manifest(MANIFEST_KEY, rule)
+
+    figures: dict = {"prompts": {"chosen": prompts["name"], "candidates": prompt_rows},
+                     "decision_rule": {"rule": rule, "best_candidates": candidates}}
     commands = {}
     for name, folder in val.items():
         ev_args = ["evaluate", str(folder), "--model", str(args.out), "--positive", "PNEUMONIA", "--json",
