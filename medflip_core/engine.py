@@ -135,16 +135,21 @@ class Engine:
         return ImageEmbedding(np.concatenate(embs), np.concatenate(toks), self.grid)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """(T, D) L2-normalised text embeddings; repeated texts are embedded once."""
+        """(T, D) L2-normalised text embeddings; repeated texts are embedded once.
+
+        Each text is its own batch: the int8 text encoder quantises activations with one scale per tensor, so
+        in a padded batch a text's embedding would depend on its batch-mates (cosine 0.990-0.997 to the same
+        text embedded alone, measured on IU sentences). Alone, an embedding is a function of the text only:
+        the sentence bank, prompts and typed queries then agree.
+        """
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         session = self._text_session() if missing else None
-        for start in range(0, len(missing), 64):
-            chunk = missing[start : start + 64]
-            enc = self.tokenizer.encode_batch(chunk)
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        for text in missing:
+            enc = self.tokenizer.encode(text)
+            ids = np.array([enc.ids], dtype=np.int64)
+            mask = np.array([enc.attention_mask], dtype=np.int64)
             (emb,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
-            self._text_cache.update(zip(chunk, emb, strict=True))
+            self._text_cache[text] = emb[0]
         if not texts:
             return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
         return np.stack([self._text_cache[t] for t in texts])
