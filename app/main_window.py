@@ -230,6 +230,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.set("model", path)
         self.messages.clear_from("model")
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
+        shipped = engine.shipped_prompts
+        self.zero_shot.set_model_prompts(shipped.name if shipped is not None else "")
         self.zero_shot.set_classifier(engine.bundle.name if engine.classifier is not None else "",
                                       zero_shot=engine.has_text)
         self.training.show_classifier(path if engine.classifier is not None else "")

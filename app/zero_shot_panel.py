@@ -73,6 +73,11 @@ class ZeroShotPanel(QtWidgets.QWidget):
         prompts.addWidget(self.labels_edit)
         prompts.addWidget(QtWidgets.QLabel("<b>Prompt templates</b>"))
         prompts.addWidget(self.templates_edit)
+        self.prompt_note = QtWidgets.QLabel()
+        self.prompt_note.setWordWrap(True)
+        self.prompt_note.setStyleSheet("color: #8a939b;")
+        self.prompt_note.setVisible(False)
+        prompts.addWidget(self.prompt_note)
         self.score_button = score
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.mode_row)
@@ -112,6 +117,12 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.heat_label.addItem("(no heat-map)")
         self.heat_label.blockSignals(False)
         self.scale.setVisible(False)
+
+    def set_model_prompts(self, name: str) -> None:
+        """The model ships its own prompt choice `name` ('' for none): say that unedited templates mean it."""
+        self.prompt_note.setText(f"Left as shown, the model's own prompts apply: {name}, chosen with its decision "
+                                 "rule on validation patients. Edited templates are used as typed." if name else "")
+        self.prompt_note.setVisible(bool(name))
 
     def set_default_labels(self, labels: list[str]) -> None:
         if not self.labels_edit.toPlainText().strip():

@@ -156,13 +156,20 @@ class Engine:
 
     # --- what the GUI and the CLI ask for -------------------------------------------------------------
 
+    @property
+    def shipped_prompts(self):
+        """medflip_core.prompts.ShippedPrompts the bundle's decision rule was chosen with, or None."""
+        from medflip_core.prompts import ShippedPrompts
+
+        return ShippedPrompts.from_manifest(self.bundle.manifest)
+
     def prompt_plan(self, labels: list[str], templates: list[str] | None = None, mode: str = "ensemble"):
         """The texts standing for each label: the user's templates when given; otherwise the prompts this
         bundle's decision rule was chosen with (its manifest's zero_shot_prompts), else the shipped set."""
-        from medflip_core.prompts import ShippedPrompts, build_prompts
+        from medflip_core.prompts import build_prompts
 
         if templates is None and mode == "ensemble":
-            shipped = ShippedPrompts.from_manifest(self.bundle.manifest)
+            shipped = self.shipped_prompts
             plan = shipped.plan(labels) if shipped is not None else None
             if plan is not None:
                 return plan

@@ -44,13 +44,22 @@ def _what_it_is(manifest: dict, cfg: dict, prov: dict) -> list[str]:
     seen = prov.get("images_seen") or ((steps or 0) * (batch or 0))
     machine = prov.get("machine") or {}
     where = f" on {machine['cpus']} CPU cores ({prov.get('device')})" if machine.get("cpus") else ""
+    start = prov.get("init_from")
+    if start:  # continued training: say from what, and the earlier model's own budget
+        earlier = (f", itself {start['training_steps']} steps in {start['training_wall_seconds'] / 60:.0f} min from "
+                   "a random image tower" if start.get("training_steps") and start.get("training_wall_seconds") else "")
+        init = (f"initialised from the weights of {start.get('name', 'an earlier model')} (created "
+                f"{start.get('created', '?')}, weights sha256 {str(start.get('weights_sha256', '?'))[:12]}…{earlier})")
+        budget = "Then trained further for "
+    else:
+        init, budget = "randomly initialised", ""
     return [
         "## What it is",
         f"A CLIP-style image-text model trained with MedFLIP (loss {cfg.get('loss', '?')}, mask ratio "
         f"{cfg.get('mask_ratio', '?')} ({cfg.get('mask_strategy', 'random')} masking), β {cfg.get('beta', '?')}): "
-        f"image tower {model['vision']} at {model['image_size']} px, randomly initialised; text tower "
+        f"image tower {model['vision']} at {model['image_size']} px, {init}; text tower "
         f"{model.get('text_model') or 'all-MiniLM-L6-v2'} ({cfg.get('text_train', '?')} fine-tuning); shared "
-        f"embedding {model['embed_dim']}. {steps} steps of batch {batch} ({seen:,} images seen) in "
+        f"embedding {model['embed_dim']}. {budget}{steps} steps of batch {batch} ({seen:,} images seen) in "
         f"{wall / 60:.0f} min{where}.", ""]
 
 

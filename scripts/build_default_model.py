@@ -60,6 +60,26 @@ def nih_validation_folder(csv_path: Path, val_fraction: float, seed: int, out: P
     return held_out_class_folder(csv_path, LABELS, val_fraction, seed, out, FOLDERS), everything
 
 
+def init_record(init_from: str | None) -> dict | None:
+    """What a continued run started from: the weights' hash and, when a bundle manifest sits beside them, that
+    model's name, date and training budget (the card states both budgets)."""
+    if not init_from:
+        return None
+    path = Path(init_from)
+    weights = path / "weights.safetensors" if path.is_dir() else path
+    if path.is_dir() and not weights.is_file():
+        weights = path / "model.safetensors"
+    record = {"path": str(path), "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    manifest = (path if path.is_dir() else path.parent) / "manifest.json"
+    if manifest.is_file():
+        earlier = json.loads(manifest.read_text())
+        prov = earlier.get("provenance", {})
+        record.update({"name": earlier.get("name"), "created": earlier.get("created"),
+                       "training_steps": prov.get("training_steps"),
+                       "training_wall_seconds": prov.get("training_wall_seconds")})
+    return record
+
+
 def validation_sources(bundle: Path, folders: dict[str, Path]) -> list:
     from medflip_core.engine import Engine
     from medflip_core.evaluation import embed_folder
@@ -193,6 +213,7 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "sentence_bank": bank,
         "evaluation": figures,
+        "init_from": init_record(config.get("init_from")),
     }
     manifest = json.loads(manifest_path.read_text())
     # without an events file (--events), the checkpoint's own step and time (recorded by export) stand in

@@ -71,6 +71,7 @@ def _logits(img: ImageOutput, txt: TextOutput, logit_scale: torch.Tensor) -> tor
 
 # power iterations for sigma_1 of the token SVD term (None: full SVD); the trainer's --svd-power-iters default
 SVD_POWER_ITERS = 20
+SVD_POWER_TOL = 1e-6  # the power iteration stops early once no singular vector entry moves more than this
 
 
 def token_sigma1(
@@ -83,7 +84,8 @@ def token_sigma1(
     V_i: (K, D) visible patch tokens, T_j: (T, D) real text tokens (padding zeroed). Scaled by
     1/sqrt(K * T_j) so it lies in [0, 1] whatever the mask ratio and sentence length.
 
-    `iters=None` runs a full batched SVD. An integer runs that many power iterations without gradient
+    `iters=None` runs a full batched SVD. An integer runs up to that many power iterations without gradient
+    (fewer once the vectors stop moving, SVD_POWER_TOL)
     and then takes sigma_1 = u^T S v with u, v held fixed: at convergence this is sigma_1 and its gradient
     u v^T is the exact gradient of sigma_1, while the backward pass costs two thin einsums instead of an
     SVD backward (S itself is built without gradient). L2-normalised tokens share a dominant direction, so
@@ -101,10 +103,14 @@ def token_sigma1(
             s = torch.einsum("nkd,mtd->nmkt", img, t)
             # start from the column sums: already close to the top right singular vector when tokens align
             v = F.normalize(s.sum(dim=2) + 1e-6 * txt_mask.unsqueeze(0).to(s.dtype), dim=-1)
-            for _ in range(iters):
-                u = F.normalize(torch.einsum("nmkt,nmt->nmk", s, v), dim=-1)
-                v = F.normalize(torch.einsum("nmkt,nmk->nmt", s, u), dim=-1)
-            u = F.normalize(torch.einsum("nmkt,nmt->nmk", s, v), dim=-1)
+            for _ in range(iters):  # batched mat-vecs; stop once no v moves (a trained model: a few rounds)
+                u = F.normalize((s @ v.unsqueeze(-1)).squeeze(-1), dim=-1)
+                moved = F.normalize((u.unsqueeze(-2) @ s).squeeze(-2), dim=-1)
+                settled = bool((moved - v).abs().max() <= SVD_POWER_TOL)
+                v = moved
+                if settled:
+                    break
+            u = F.normalize((s @ v.unsqueeze(-1)).squeeze(-1), dim=-1)
             del s
         # u^T (V_n T_m^T) v = (V_n^T u) . (T_m^T v): the same value and gradient without building the
         # (N, M, K, T) products with gradient, whose backward was most of the SVD term's cost

@@ -34,6 +34,21 @@ def test_zero_shot_scores_appear_and_sum_to_one(model_window, qtbot, shared_data
     assert not w.viewer.overlay_item.isVisible()
 
 
+def test_the_models_own_prompt_choice_is_named(window, qtbot, tiny_bundle):
+    from medflip_core.model_store import default_model_dir
+    from medflip_core.prompts import ShippedPrompts
+
+    shipped = ShippedPrompts.from_manifest(json.loads((default_model_dir() / "manifest.json").read_text()))
+    window.use_model_folder(str(default_model_dir()))
+    qtbot.waitUntil(lambda: window.engine is not None
+                    and window.engine.bundle.path.resolve() == default_model_dir().resolve(), timeout=30000)
+    assert not window.zero_shot.prompt_note.isHidden() and shipped.name in window.zero_shot.prompt_note.text()
+    window.use_model_folder(str(tiny_bundle))  # a bundle without its own prompt choice: no note
+    qtbot.waitUntil(lambda: window.engine is not None
+                    and window.engine.bundle.path.resolve() == tiny_bundle.resolve(), timeout=30000)
+    assert window.zero_shot.prompt_note.isHidden()
+
+
 def test_retrieval_lists_sentences_and_text_search_ranks_images(model_window, qtbot, shared_data):
     w = model_window
     w.open_paths([str(shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm"),

@@ -18,6 +18,9 @@ def test_shipped_card_is_exactly_what_its_manifest_generates():
     assert card == clip_model_card(manifest)  # no hand edits: regenerate with medflip_core.model_card
     assert "Research use only" in card and "Kermany: 775 images of 427 patients" in card
     assert "NIH: 92 images of 72 patients" in card and "CC BY 4.0" in card
+    # continued from the previous default model, and the prompts chosen on validation are named with their table
+    assert "initialised from the weights of medflip-default" in card and "Then trained further for" in card
+    assert "## Zero-shot prompts" in card and manifest["zero_shot_prompts"]["name"] in card
 
 
 @pytest.mark.slow
