@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-images", type=Path, default=shared / "cxr-pneumonia-kermany" / "train",
                         help="ImageFolder of real images for the real-data line (default: Kermany train)")
     parser.add_argument("--real-corpus", type=Path, default=shared / "iu-xray-reports" / "NLMCXR_reports.tgz")
-    parser.add_argument("--workers", type=int, default=2, help="the trainer's --num-workers (decode threads)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="the trainer's --num-workers (decode threads; default: the trainer's own default, 0)")
     parser.add_argument("--real-steps", type=int, default=6, help="timed trainer steps (0: no real-data line)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if "real_data" in result:
         real = result["real_data"]
         print(f"real data (the trainer on {real['images']}, JPEG decode + preprocessing in the loop, "
-              f"{real['num_workers']} loader threads) at mask {real['mask_ratio']:.2f}: "
+              f"{real['num_workers'] or 'no'} loader threads) at mask {real['mask_ratio']:.2f}: "
               f"{real['step_samples_per_s']:.1f} img/s = {real['vs_synthetic']:.2f}x the synthetic step "
               f"(median of {real['steps_timed']} steps)")
     for r in result["strategies"]:
