@@ -169,11 +169,13 @@ def export_model(
 
 
 def _quantize(path: Path) -> None:
-    """int8 dynamic quantisation of the text encoder's matrix multiplications (about 4x smaller)."""
+    """int8 dynamic quantisation of the text encoder's matrix multiplications (about 4x smaller), one scale per
+    output channel: per-tensor scales moved sentence-to-sentence similarities by up to 0.13 on the v3 model,
+    per-channel by 0.03 (tests/medflip_core/model/test_shipped_text_encoder.py)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = path.with_suffix(".int8.onnx")
-    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
     tmp.replace(path)
 
 
