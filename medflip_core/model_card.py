@@ -83,7 +83,7 @@ def _data(manifest: dict, cfg: dict, prov: dict) -> list[str]:
              f"- Preprocessing (training and inference alike): aspect ratio kept, padded to a square of "
              f"{pre.get('image_size')} px (letterbox), grey."]
     if prov.get("data_sha256"):
-        lines.append(f"- Data hashes: {json.dumps(prov['data_sha256'])}.")
+        lines.append(f"- Data hashes: {json.dumps(prov['data_sha256'], sort_keys=True)}.")
     return [*lines, ""]
 
 
