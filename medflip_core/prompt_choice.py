@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from medflip_core.metrics import roc_auc_binary
-from medflip_core.prompts import PromptSet, build_prompts
+from medflip_core.prompts import PromptPlan, PromptSet, build_prompts
+from medflip_core.zeroshot import class_embeddings, l2_normalise
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,11 @@ class PromptCandidate:
     prompt_set: PromptSet
     mode: str  # build_prompts mode: "ensemble" (templates + phrasings) or "template" (templates only)
 
+    def plan(self, labels: Sequence[str]) -> PromptPlan:
+        return build_prompts(list(labels), mode=self.mode, prompt_set=self.prompt_set)
+
     def texts(self, labels: Sequence[str]) -> dict[str, list[str]]:
-        plan = build_prompts(list(labels), mode=self.mode, prompt_set=self.prompt_set)
+        plan = self.plan(labels)
         return {label: plan.texts_for(label) for label in plan.labels}
 
 
@@ -42,11 +46,10 @@ def candidates(base: PromptSet) -> list[PromptCandidate]:
 
 
 def class_embedding_of(texts: list[str], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """Mean of the L2-normalised text embeddings, renormalised (the engine's prompt ensembling)."""
-    t = embed(texts)
-    t = t / np.linalg.norm(t, axis=1, keepdims=True)
-    mean = t.mean(axis=0)
-    return mean / np.linalg.norm(mean)
+    """Mean of the L2-normalised text embeddings, renormalised: the engine's prompt ensembling
+    (medflip_core.zeroshot.class_embeddings) for one label."""
+    plan = PromptPlan(labels=["label"], texts=list(texts), positives=[list(range(len(texts)))])
+    return class_embeddings(plan, embed(list(texts)))[0]
 
 
 def compare_prompt_sets(
@@ -62,14 +65,14 @@ def compare_prompt_sets(
     target = labels.index(positive)
     rows, best, best_key = [], None, None
     for option in options:
-        texts = option.texts(labels)
+        plan = option.plan(labels)
+        texts = {label: plan.texts_for(label) for label in labels}
         if any(not texts[label] for label in labels):
             continue
-        classes = np.stack([class_embedding_of(texts[label], embed) for label in labels])
+        classes = class_embeddings(plan, embed(plan.texts))
         aucs = {}
         for source in sources:
-            img = source.image_emb / np.linalg.norm(source.image_emb, axis=1, keepdims=True)
-            cos = img @ classes.T
+            cos = l2_normalise(source.image_emb) @ classes.T
             aucs[source.name] = roc_auc_binary(source.truth == target, cos[:, target] - cos[:, 1 - target])
         row = {"prompts": option.name, "worst_auc": min(aucs.values()), "mean_auc": float(np.mean(list(aucs.values()))),
                **{f"auc[{name}]": value for name, value in aucs.items()}, "texts": texts}

@@ -65,10 +65,13 @@ def init_record(init_from: str | None) -> dict | None:
     model's name, date and training budget (the card states both budgets)."""
     if not init_from:
         return None
+    from medflip_core.bundle import WEIGHTS
+    from medflip_core.checkpoint_layout import MODEL_FILE
+
     path = Path(init_from)
-    weights = path / "weights.safetensors" if path.is_dir() else path
+    weights = path / WEIGHTS if path.is_dir() else path
     if path.is_dir() and not weights.is_file():
-        weights = path / "model.safetensors"
+        weights = path / MODEL_FILE  # a checkpoint folder
     record = {"path": str(path), "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
     manifest = (path if path.is_dir() else path.parent) / "manifest.json"
     if manifest.is_file():
@@ -80,12 +83,10 @@ def init_record(init_from: str | None) -> dict | None:
     return record
 
 
-def validation_sources(bundle: Path, folders: dict[str, Path]) -> list:
-    from medflip_core.engine import Engine
+def validation_sources(engine, folders: dict[str, Path]) -> list:
     from medflip_core.evaluation import embed_folder
     from medflip_core.zeroshot import ValidationSource
 
-    engine = Engine(bundle, verify=False)
     sources = []
     for name, folder in folders.items():
         emb, truth, names, _, _ = embed_folder(engine, folder)
@@ -95,21 +96,20 @@ def validation_sources(bundle: Path, folders: dict[str, Path]) -> list:
     return sources
 
 
-def choose_prompts(bundle: Path, sources: list) -> tuple[dict, list[dict]]:
+def choose_prompts(engine, sources: list) -> tuple[dict, list[dict]]:
     """The prompt set (parts of the shipped one) whose worst validation source ranks best
     (medflip_core.prompt_choice); shipped in the manifest so the engine uses it."""
-    from medflip_core.engine import Engine
     from medflip_core.prompt_choice import candidates, compare_prompt_sets
     from medflip_core.prompts import ShippedPrompts, load_prompt_set
 
-    engine = Engine(bundle, verify=False)
     chosen, rows = compare_prompt_sets(sources, LABELS, "Pneumonia", engine.embed_texts,
                                        candidates(load_prompt_set()))
     return ShippedPrompts(chosen.name, chosen.prompt_set, chosen.mode).as_dict(), rows
 
 
 def choose_rule(bundle: Path, sources: list) -> tuple[dict, list[dict]]:
-    """The decision rule for the bundle's (already chosen) prompts."""
+    """The decision rule for the bundle's (already chosen) prompts: a new engine, which reads them from the
+    updated manifest."""
     from medflip_core.engine import Engine
     from medflip_core.prompts import load_prompt_set
     from medflip_core.zeroshot import choose_decision_rule, negative_texts
@@ -159,7 +159,10 @@ def main() -> int:
     val = {"Kermany": args.work / "kermany" / "val"}
     val["NIH"], nih_multi = nih_validation_folder(nih_csv, float(vf), int(seed), args.work / "nih-val")
 
-    sources = validation_sources(args.out, val)
+    from medflip_core.engine import Engine
+
+    engine = Engine(args.out, verify=False)
+    sources = validation_sources(engine, val)
     manifest_path = args.out / MANIFEST
 
     def update_manifest(key: str, value: dict) -> None:
@@ -168,7 +171,7 @@ def main() -> int:
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         refresh_file_list(args.out)
 
-    prompts, prompt_rows = choose_prompts(args.out, sources)
+    prompts, prompt_rows = choose_prompts(engine, sources)
     update_manifest(MANIFEST_PROMPTS, prompts)
     rule, candidates = choose_rule(args.out, sources)
     update_manifest(MANIFEST_KEY, rule)
@@ -188,7 +191,6 @@ def main() -> int:
             "best_threshold_accuracy": ev["best_threshold_accuracy"]["value"],
             "retrieval": {k: rr[k] for k in ("precision_at_k", "pool_size", "chance", "pool_reports", "classes")},
         }
-    from medflip_core.engine import Engine
     from medflip_core.evaluation import per_finding_auc
 
     figures["NIH_per_finding"] = per_finding_auc(Engine(args.out), nih_multi, min_patients=10, n_boot=args.n_boot)

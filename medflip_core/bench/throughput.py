@@ -14,6 +14,7 @@ The difference between the two lines is then the data path (decode, preprocessin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -84,10 +85,10 @@ def strategy_rows(model, opt, pixels, texts: list[dict], img_labels, txt_labels,
     for strategy in strategies:
         rng = np.random.default_rng(1)
         mask_times: list[float] = []
-        turn = iter(range(10**9))
+        turns = itertools.cycle(texts)
 
         def step() -> None:
-            drawn = texts[next(turn) % len(texts)]  # noqa: B023
+            drawn = next(turns)  # noqa: B023
             tokens, frozen_text = drawn["tokens"], drawn["frozen"]
             start = time.perf_counter()
             scores = mask_scores(model, strategy, pixels, tokens["input_ids"], tokens["attention_mask"],  # noqa: B023
@@ -142,10 +143,10 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
             loss.backward()
             img_opt.step()
 
-        turn = iter(range(10**9))
+        turns = itertools.cycle(texts)
 
         def full_step(svd_iters: int | None = SVD_POWER_ITERS) -> None:
-            drawn = texts[next(turn) % len(texts)]  # noqa: B023
+            drawn = next(turns)  # noqa: B023
             tokens, frozen_text = drawn["tokens"], drawn["frozen"]
             keep = mask_for_batch(batch, num_patches, ratio, rng)  # noqa: B023
             img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep, frozen_text)
