@@ -39,8 +39,11 @@ class TrainConfig:
     max_sentences: int | None = None
     corpus_holdout: float = 0.0  # share of reports held out of training for retrieval evaluation (split by report)
     extra_sources: list[str] = field(default_factory=list)  # label CSVs (NIH / CheXpert style) added to --images
-    source_weights: str | None = None  # "0.5,0.5": draw share per source (images..., extra_sources...); None:
-    # today's epoch-wise shuffle when there are no extra sources, else equal weights + class balance
+    source_weights: str | None = None  # "0.5,0.5": draw share per source (images..., extra_sources...); "size":
+    # in proportion to the sources' image counts; None: today's epoch-wise shuffle when there are no extra
+    # sources, else equal weights + class balance
+    sample_within_source: str = "class"  # "class": a uniform class (no finding / finding), then an image;
+    # "image": a uniform image of the source (its own class mix)
     augment: bool = False  # train-only radiograph augmentation (medflip_core.augment) before preprocessing
     max_val_images: int | None = 400
     # model (shape: medflip_core.model.config.ModelConfig; an --init-from bundle or checkpoint supplies it)
@@ -98,6 +101,7 @@ class TrainConfig:
             "text_train": ("frozen", "partial", "full"),
             "finetune_mode": ("partial", "full"),
             "schedule": ("cosine", "constant"),
+            "sample_within_source": ("class", "image"),
             "amp": AMP_CHOICES,
             "device": ("auto", "cpu", "cuda"),
         }

@@ -81,17 +81,19 @@ def make_sampler(cfg: TrainConfig, data: TrainingData, batch_size: int) -> Mixed
     sources = data.sources or ["images"] * len(data.train)
     names = list(dict.fromkeys(sources))
     weights = None
-    if cfg.source_weights:
+    if cfg.source_weights and str(cfg.source_weights).strip().lower() == "size":
+        weights = {n: float(sources.count(n)) for n in names}
+    elif cfg.source_weights:
         try:
             values = [float(x) for x in str(cfg.source_weights).split(",")]
         except ValueError as exc:
-            raise MedflipError(f"--source-weights must be numbers separated by commas: {exc}") from exc
+            raise MedflipError(f"--source-weights must be numbers separated by commas, or 'size': {exc}") from exc
         if len(values) != len(names):
             raise MedflipError(f"--source-weights has {len(values)} value(s) for {len(names)} source(s): {names}")
         weights = dict(zip(names, values, strict=True))
     try:
         return MixedSampler(build_sources(sources, [balance_key(r.labels) for r in data.train]), batch_size, cfg.seed,
-                            weights)
+                            weights, balance_classes=cfg.sample_within_source == "class")
     except ValueError as exc:
         raise MedflipError(str(exc)) from exc
 

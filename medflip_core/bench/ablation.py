@@ -39,7 +39,18 @@ STRATEGY_CONFIGS: dict[str, list[str]] = {
     for ratio in ("0.75", "0.5") for name in ("random", "integrity", "attention")
 }
 
-SUITES: dict[str, dict[str, list[str]]] = {"losses": CONFIGS, "strategies": STRATEGY_CONFIGS}
+_MEDFLIP = ["--loss", "medflip", "--mask-ratio", "0.75", "--beta", "0.1"]
+# issue 11: what the sampling scheme and the augmentation buy, each changed alone against the default model's
+# recipe (first row); needs --extra-sources, and the runs carry their own --source-weights and --augment
+DATA_CONFIGS: dict[str, list[str]] = {
+    "sources 0.5/0.5, class-balanced, augmented": [*_MEDFLIP, "--source-weights", "0.5,0.5", "--augment"],
+    "no augmentation": [*_MEDFLIP, "--source-weights", "0.5,0.5"],
+    "sources by size": [*_MEDFLIP, "--source-weights", "size", "--augment"],
+    "uniform image within source": [*_MEDFLIP, "--source-weights", "0.5,0.5", "--sample-within-source", "image",
+                                    "--augment"],
+}
+
+SUITES: dict[str, dict[str, list[str]]] = {"losses": CONFIGS, "strategies": STRATEGY_CONFIGS, "data": DATA_CONFIGS}
 
 
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -163,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 "half of every batch (its validation patients stay out)")
     parser.add_argument("--suite", choices=sorted(SUITES), default="losses",
                         help="losses: MedFLIP vs its ablations and baselines; strategies: random vs integrity vs "
-                             "attention masking at 0.75 and 0.5")
+                             "attention masking at 0.75 and 0.5; data: the source weights, the class balance and "
+                             "the augmentation, each changed alone (needs --extra-sources)")
     parser.add_argument("--equal-steps", action="store_true",
                         help="the first run trains for the budget, every other run for exactly its number of "
                              "steps (no time limit): equal steps instead of equal wall-clock")
@@ -180,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--images", args.images, "--corpus", args.corpus, "--budget-minutes", str(budget),
               "--batch-size", "32", "--eval-every", "0", "--checkpoint-every", "100", "--val-fraction", "0.15",
               "--seed", "0", "--corpus-holdout", str(args.corpus_holdout)]
-    if args.extra_sources:
+    if args.suite == "data":
+        if not args.extra_sources or args.augment:
+            parser.error("--suite data needs --extra-sources and sets --augment per run (do not pass it)")
+        common += ["--extra-sources", args.extra_sources]
+    elif args.extra_sources:
         common += ["--extra-sources", args.extra_sources, "--source-weights", "0.5,0.5"]
     if args.augment:
         common.append("--augment")

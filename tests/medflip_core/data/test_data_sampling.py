@@ -7,7 +7,7 @@ import pytest
 
 from medflip_core.data.image_folder import index_image_folder
 from medflip_core.data.label_csv import read_label_csv
-from medflip_core.data.sampling import MixedSampler, build_sources
+from medflip_core.data.sampling import MixedSampler, balance_key, build_sources
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,27 @@ def test_trainer_mixes_sources_augments_and_holds_out_their_validation_patients(
 
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
+
+
+def test_size_weights_and_image_sampling_keep_the_folders_own_mix(shared_data, small_folder, two_sources):
+    """The two alternatives the data ablation measures: sources in proportion to their size, and a uniform
+    image of the source instead of a uniform class."""
+    from trainer.config import TrainConfig
+    from trainer.training_data import build_training_data, make_sampler
+
+    nih_csv = shared_data / "cxr-nih-adult" / "labels.csv"
+    cfg = TrainConfig(job="finetune", images=[str(small_folder)], extra_sources=[str(nih_csv)],
+                      source_weights="size", sample_within_source="image", max_steps=1, val_fraction=0.15)
+    data = build_training_data(cfg, tokenize=None)
+    sampler = make_sampler(cfg, data, 64)
+    n_nih = data.sources.count(str(nih_csv))
+    assert sampler.describe()["source_probability"][str(nih_csv)] == round(n_nih / len(data.train), 4)
+    assert "a uniform image" in sampler.describe()["sampling"] and not sampler.balance_classes
+    # a uniform image keeps the folder's own mix: Kermany train is 26 % NORMAL (balanced: 50 %)
+    records, sources = two_sources
+    plain = MixedSampler(sources, 64, seed=0, weights={"kermany": 1.0, "nih": 0.0}, balance_classes=False)
+    picks = np.concatenate([plain.indices_for_step(s) for s in range(60)])
+    normal = np.mean([records[i].class_name == "NORMAL" for i in picks])
+    assert 0.21 < normal < 0.31
+    with pytest.raises(Exception, match="sample-within-source"):
+        TrainConfig(job="finetune", images=[str(small_folder)], sample_within_source="label", max_steps=1).validate()
