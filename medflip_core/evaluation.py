@@ -137,7 +137,10 @@ def format_evaluation(r: dict) -> str:
     if r.get("best_threshold_accuracy"):
         lines.append(f"  accuracy at the best threshold on these images (upper bound) "
                      f"{r['best_threshold_accuracy']['value']:.3f}")
-    lines.append(f"  expected calibration error {ci(r['ece'])}")
+    floor = r.get("ece_if_calibrated")
+    lines.append(f"  expected calibration error {ci(r['ece'])}" + (
+        f" (perfectly calibrated probabilities would score {floor['mean']:.3f}, 90 % range "
+        f"{floor['range90'][0]:.3f}-{floor['range90'][1]:.3f}, on this many images)" if floor else ""))
     lines.append(f"  macro-F1  {ci(r['macro_f1'])}")
     if r.get("roc_auc_macro"):
         lines.append(f"  macro ROC AUC {ci(r['roc_auc_macro'])}")

@@ -93,12 +93,20 @@ def _rule(manifest: dict) -> list[str]:
         return ["## Zero-shot decision rule",
                 "None chosen: zero-shot probabilities are a softmax over the labels' prompt similarities at the "
                 "model's temperature. Accuracy at that rule is not calibrated; choose a rule on validation data.", ""]
-    return ["## Zero-shot decision rule (shipped in manifest.json → zero_shot_rule)",
-            f"Mode {rule.get('mode')}, prompt bias {rule.get('bias')}, temperature {rule.get('temperature', 1):.3g}; "
-            f"chosen on {rule.get('chosen_on')} (criterion: the worst source's gap between its accuracy and its "
-            "best-threshold accuracy). Accuracy and calibration below are on those same validation patients (two "
-            "fitted numbers: a bias and a temperature); ROC AUC does not depend on the rule.", "",
-            *_prompts(manifest)]
+    lines = ["## Zero-shot decision rule (shipped in manifest.json → zero_shot_rule)",
+             f"Mode {rule.get('mode')}, prompt bias {rule.get('bias')}, temperature {rule.get('temperature', 1):.3g}; "
+             f"chosen on {rule.get('chosen_on')}, every source weighted alike (criterion: the accuracy on every "
+             "source within 0.05 of its best-threshold accuracy, then the lowest worst-source negative "
+             "log-likelihood). Accuracy and calibration below are on those same validation patients (fitted: the "
+             "mode, a bias and a temperature); ROC AUC depends on the mode only, not on the bias or temperature."]
+    check = (manifest.get("provenance", {}).get("evaluation", {}).get("decision_rule", {})
+             .get("split_half_check"))
+    if check:
+        lines.append("Split-half check of that choice (rule chosen on half of each source's validation patients, "
+                     "measured on the other half, both ways round, means): " + "; ".join(
+                         f"{name} accuracy gap {v['gap']:.3f}, ECE {v['ece']:.3f}" for name, v in check.items())
+                     + ". These are the figures to expect from the choice on new patients of these sources.")
+    return [*lines, "", *_prompts(manifest)]
 
 
 def _prompts(manifest: dict) -> list[str]:
@@ -140,10 +148,16 @@ def _figures(prov: dict) -> list[str]:
         lines += [
             f"- {name}: {f['images']} images of {f['patients']} patients {f['per_class']}. Pneumonia vs no finding "
             f"ROC AUC {_ci(f['roc_auc_pneumonia'])}; accuracy {_ci(f['accuracy'])} (best threshold on these images: "
-            f"{f['best_threshold_accuracy']:.3f}); expected calibration error {_ci(f['ece'])}.",
+            f"{f['best_threshold_accuracy']:.3f}); expected calibration error {_ci(f['ece'])}"
+            + (f" (perfectly calibrated probabilities would score about {f['ece_if_calibrated']['mean']:.3f} on "
+               "this many images)" if f.get("ece_if_calibrated") else "") + ".",
             f"  Retrieval, image → sentence against {f['retrieval']['pool_size']} sentences "
             f"(chance {f['retrieval']['chance']:.2f}; {f['retrieval']['pool_reports']}): {pk}.",
         ]
+    if any(isinstance(f, dict) and "ece" in f for f in fig.values()):
+        lines.append("  (ECE is biased upwards on small sets, and more so in a bootstrap resample, where images "
+                     "repeat: its interval can sit above its value. Compare it with the perfectly calibrated "
+                     "figure beside it and with the split-half check above.)")
     per = fig.get("NIH_per_finding")
     if per:
         lines += ["", f"Per-finding zero-shot ROC AUC on NIH validation patients (independent probabilities; findings "

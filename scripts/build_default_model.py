@@ -3,6 +3,7 @@ validation data of both sources, evaluate per source, write the model card from 
 
     .venv/bin/python -m trainer pretrain --config configs/default-model-v2.yaml     # in the background
     .venv/bin/python scripts/build_default_model.py runs/default-model-v2
+    .venv/bin/python scripts/build_default_model.py --from-bundle   # re-choose and re-evaluate the shipped one
 
 Validation data (never trained on; the same seed and fraction as training):
 - Kermany: the patient-disjoint split of the training image folder, recreated with `medflip split`;
@@ -83,17 +84,19 @@ def init_record(init_from: str | None) -> dict | None:
     return record
 
 
-def validation_sources(engine, folders: dict[str, Path]) -> list:
-    from medflip_core.evaluation import embed_folder
+def validation_sources(engine, folders: dict[str, Path]) -> tuple[list, list]:
+    """The validation sources (embeddings, truth) and every image's patient id, per source."""
+    from medflip_core.evaluation import embed_folder, patients_of
     from medflip_core.zeroshot import ValidationSource
 
-    sources = []
+    sources, patients = [], []
     for name, folder in folders.items():
-        emb, truth, names, _, _ = embed_folder(engine, folder)
+        emb, truth, names, paths, _ = embed_folder(engine, folder)
         if names != ["NORMAL", "PNEUMONIA"]:
             raise SystemExit(f"{folder}: expected NORMAL and PNEUMONIA, found {names}")
         sources.append(ValidationSource(name, emb, truth))
-    return sources
+        patients.append(list(patients_of(paths)))
+    return sources, patients
 
 
 def choose_prompts(engine, sources: list) -> tuple[dict, list[dict]]:
@@ -107,38 +110,47 @@ def choose_prompts(engine, sources: list) -> tuple[dict, list[dict]]:
     return ShippedPrompts(chosen.name, chosen.prompt_set, chosen.mode).as_dict(), rows
 
 
-def choose_rule(bundle: Path, sources: list) -> tuple[dict, list[dict]]:
+def choose_rule(bundle: Path, sources: list, patients: list) -> tuple[dict, list[dict], dict]:
     """The decision rule for the bundle's (already chosen) prompts: a new engine, which reads them from the
-    updated manifest."""
+    updated manifest. Also the split-half check of the choice (chosen on half the patients, measured on the
+    other half)."""
     from medflip_core.engine import Engine
     from medflip_core.prompts import load_prompt_set
-    from medflip_core.zeroshot import choose_decision_rule, negative_texts
+    from medflip_core.zeroshot import GAP_TOLERANCE, choose_decision_rule, negative_texts, split_half_check
 
     engine = Engine(bundle, verify=False)
     pos = engine.class_embeddings(LABELS)
     neg = engine.embed_texts(negative_texts(LABELS, load_prompt_set().negative_template))
     rule, table = choose_decision_rule(sources, pos, neg, LABELS, engine.logit_scale, "Pneumonia")
-    best = sorted(table, key=lambda r: (round(r["worst_gap"], 6), -r["mean_accuracy"]))[:5]
-    return rule.as_dict(), best
+    admissible = [r for r in table if r["worst_gap"] <= GAP_TOLERANCE] or table
+    best = sorted(admissible, key=lambda r: (round(r["worst_nll"], 9), round(r["worst_gap"], 9)))[:5]
+    check = split_half_check(sources, patients, pos, neg, LABELS, engine.logit_scale, "Pneumonia")
+    return rule.as_dict(), best, check
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?", help="the finished training run folder")
+    parser.add_argument("--from-bundle", action="store_true",
+                        help="no export: keep the weights and sentence bank of the bundle at --out, take the "
+                             "training config from its manifest, and choose prompts and rule and evaluate again")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medflip-default-build"))
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--nih-csv", type=Path, help="NIH label CSV (default: the training config's extra source, "
                                                       "else ../shared/data/cxr-nih-adult/labels.csv)")
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
-    from medflip_core.bundle import MANIFEST, MODEL_CARD, load_bundle, refresh_file_list
-    from medflip_core.model_card import clip_model_card
+    from medflip_core.bundle import MANIFEST, refresh_file_list
     from medflip_core.prompts import MANIFEST_PROMPTS
     from medflip_core.resources import default_shared_data
     from medflip_core.retrieval import reembed_bundle_bank
     from medflip_core.zeroshot import MANIFEST_KEY
 
-    config = json.loads((args.run / "config.json").read_text())
+    if (args.run is None) != args.from_bundle:
+        parser.error("give the training run folder, or --from-bundle (not both)")
+    earlier = json.loads((args.out / MANIFEST).read_text()) if args.from_bundle else {}
+    config = earlier["provenance"]["training_config"] if args.from_bundle else \
+        json.loads((args.run / "config.json").read_text())
     images = Path(config["images"][0])
     corpus = Path(config["corpus"]) if Path(config["corpus"]).is_absolute() else REPO / config["corpus"]
     extra = config.get("extra_sources") or []
@@ -149,8 +161,12 @@ def main() -> int:
     args.work.mkdir(parents=True)
     started = time.time()
 
-    medflip("export", str(args.run), str(args.out), "--name", "medflip-default", "--half-weights", "--quantize-text")
-    bank = reembed_bundle_bank(args.out)  # bank and queries: the same (int8 ONNX) text encoder
+    if args.from_bundle:
+        bank = earlier["provenance"]["sentence_bank"]
+    else:
+        medflip("export", str(args.run), str(args.out), "--name", "medflip-default", "--half-weights",
+                "--quantize-text")
+        bank = reembed_bundle_bank(args.out)  # bank and queries: the same (int8 ONNX) text encoder
     split = ["split", str(images), str(args.work / "kermany"), "--val-fraction", vf, "--seed", seed]
     for key, flag in (("class_map", "--class-map"), ("patient_pattern", "--patient-pattern")):
         if config.get(key):
@@ -162,7 +178,7 @@ def main() -> int:
     from medflip_core.engine import Engine
 
     engine = Engine(args.out, verify=False)
-    sources = validation_sources(engine, val)
+    sources, patients = validation_sources(engine, val)
     manifest_path = args.out / MANIFEST
 
     def update_manifest(key: str, value: dict) -> None:
@@ -173,11 +189,11 @@ def main() -> int:
 
     prompts, prompt_rows = choose_prompts(engine, sources)
     update_manifest(MANIFEST_PROMPTS, prompts)
-    rule, candidates = choose_rule(args.out, sources)
+    rule, candidates, check = choose_rule(args.out, sources, patients)
     update_manifest(MANIFEST_KEY, rule)
 
     figures: dict = {"prompts": {"chosen": prompts["name"], "candidates": prompt_rows},
-                     "decision_rule": {"rule": rule, "best_candidates": candidates}}
+                     "decision_rule": {"rule": rule, "best_candidates": candidates, "split_half_check": check}}
     commands = {}
     for name, folder in val.items():
         ev_args = ["evaluate", str(folder), "--model", str(args.out), "--positive", "PNEUMONIA", "--json",
@@ -188,6 +204,7 @@ def main() -> int:
         figures[name] = {
             "images": ev["n"], "patients": ev["n_patients"], "per_class": ev["n_per_class"],
             "roc_auc_pneumonia": ev["roc_auc"], "accuracy": ev["accuracy"], "ece": ev["ece"],
+            "ece_if_calibrated": ev["ece_if_calibrated"],
             "best_threshold_accuracy": ev["best_threshold_accuracy"]["value"],
             "retrieval": {k: rr[k] for k in ("precision_at_k", "pool_size", "chance", "pool_reports", "classes")},
         }
@@ -195,6 +212,20 @@ def main() -> int:
 
     figures["NIH_per_finding"] = per_finding_auc(Engine(args.out), nih_multi, min_patients=10, n_boot=args.n_boot)
 
+    measured = {
+        "evaluation_commands": commands,
+        "data_sha256": {"kermany_train_folder": folder_digest(images),
+                        "nih_labels_csv": hashlib.sha256(nih_csv.read_bytes()).hexdigest(),
+                        "iu_reports_archive": hashlib.sha256(corpus.read_bytes()).hexdigest()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "sentence_bank": bank,
+        "evaluation": figures,
+    }
+    if args.from_bundle:  # the training record stays the bundle's own; the choices and figures are new
+        manifest = json.loads(manifest_path.read_text())
+        manifest["provenance"] = {**earlier["provenance"], **measured,
+                                  "evaluated_by": "python scripts/build_default_model.py --from-bundle"}
+        return finish(args.out, manifest, figures, started)
     events_file = args.run.with_suffix(".events.jsonl")
     events = [json.loads(x) for x in events_file.read_text().splitlines() if x.startswith("{")] \
         if events_file.is_file() else []
@@ -203,18 +234,12 @@ def main() -> int:
     provenance = {
         "command": f"python -m trainer pretrain --config <config of {args.run}>; "
                    f"python scripts/build_default_model.py {args.run}",
-        "evaluation_commands": commands,
+        **measured,
         "training_config": config,
         "training_wall_seconds": done.get("elapsed_s"), "training_steps": done.get("step"),
         "images_seen": (done.get("step") or 0) * config["batch_size"],
         "n_train_images": start.get("n_train"), "n_val_images": start.get("n_val"),
         "n_sentences": start.get("n_sentences"), "device": start.get("device"),
-        "data_sha256": {"kermany_train_folder": folder_digest(images),
-                        "nih_labels_csv": hashlib.sha256(nih_csv.read_bytes()).hexdigest(),
-                        "iu_reports_archive": hashlib.sha256(corpus.read_bytes()).hexdigest()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "sentence_bank": bank,
-        "evaluation": figures,
         "init_from": init_record(config.get("init_from")),
     }
     manifest = json.loads(manifest_path.read_text())
@@ -224,12 +249,20 @@ def main() -> int:
     provenance["training_wall_seconds"] = provenance["training_wall_seconds"] or exported.get("training_seconds")
     provenance["images_seen"] = (provenance["training_steps"] or 0) * config["batch_size"]
     manifest["provenance"] = {**exported, **provenance}
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    (args.out / MODEL_CARD).write_text(clip_model_card(manifest), encoding="utf-8")
-    refresh_file_list(args.out)
-    load_bundle(args.out, verify=True)
-    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
-    print(json.dumps({"bundle": str(args.out), "bytes": size, "figures": figures,
+    return finish(args.out, manifest, figures, started)
+
+
+def finish(out: Path, manifest: dict, figures: dict, started: float) -> int:
+    """Write the manifest and the card generated from it, check the bundle, print what was built."""
+    from medflip_core.bundle import MANIFEST, MODEL_CARD, load_bundle, refresh_file_list
+    from medflip_core.model_card import clip_model_card
+
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    (out / MODEL_CARD).write_text(clip_model_card(manifest), encoding="utf-8")
+    refresh_file_list(out)
+    load_bundle(out, verify=True)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(json.dumps({"bundle": str(out), "bytes": size, "figures": figures,
                       "build_seconds": round(time.time() - started, 1)}, indent=2, default=str))
     return 0
 

@@ -169,12 +169,28 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
     for row in rows:
         row["tower_speedup"] = row["tower_samples_per_s"] / base["tower_samples_per_s"]
         row["step_speedup"] = row["step_samples_per_s"] / base["step_samples_per_s"]
+    text_turns = itertools.cycle(texts)
+
+    def text_step() -> None:  # the trainable text layers alone, as in the step (cache in, embedding out)
+        drawn = next(text_turns)
+        out = model.text_tower.forward_from_frozen(drawn["frozen"], drawn["tokens"]["attention_mask"])
+        opt.zero_grad(set_to_none=True)
+        (out.embedding.pow(2).sum() + out.tokens.pow(2).mean()).backward()
+
+    text_s = _time(text_step, warmup, repeats)
+    top, base = rows[-1], rows[0]
+    other_s = max(top["step_s"] - top["tower_s"] - text_s, 0.0)
+    split = {"tower_s": top["tower_s"], "text_s": text_s, "other_s": other_s,
+             "text_share": text_s / top["step_s"], "other_share": other_s / top["step_s"],
+             # Amdahl: the unmasked tower over the masked one, with the parts masking does not shrink added
+             "step_speedup_bound": (base["tower_s"] + text_s + other_s) / (top["tower_s"] + text_s + other_s),
+             "step_speedup_without_text": (base["step_s"] - text_s) / (top["step_s"] - text_s)}
     by_strategy = strategy_rows(model, opt, pixels, texts, img_labels, txt_labels, max(ratios),
                                 list(strategies), warmup, repeats)
     return {"batch": batch, "image_size": image_size, "vision": vision, "threads": torch.get_num_threads(),
             "corpus": str(corpus), "text_widths": widths, "text_real_token_share": real_share,
             "device": "cpu", "machine": platform.machine(), "processor": platform.processor(), "rows": rows,
-            "strategies": by_strategy}
+            "masked_step_split": split, "strategies": by_strategy}
 
 
 def real_data_row(images: Path, corpus: Path, batch: int, image_size: int, vision: str, ratio: float,
@@ -260,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         power, full = top["step_power_svd_samples_per_s"], top["step_full_svd_samples_per_s"]
         print(f"σ1 by power iteration vs full SVD at mask {top['mask_ratio']:.2f} (alternating steps, medians): "
               f"{power:.1f} vs {full:.1f} img/s ({power / full:.2f}x)")
+    sp = result["masked_step_split"]
+    print(f"where the step at mask {top['mask_ratio']:.2f} goes: image tower {sp['tower_s'] * 1000:.0f} ms, trainable "
+          f"text layers {sp['text_s'] * 1000:.0f} ms ({sp['text_share'] * 100:.0f} %), loss + optimizer + the rest "
+          f"{sp['other_s'] * 1000:.0f} ms ({sp['other_share'] * 100:.0f} %); masking shrinks the tower only, which "
+          f"caps the whole step near {sp['step_speedup_bound']:.2f}x; the step minus the text layers gains "
+          f"{sp['step_speedup_without_text']:.2f}x")
     if "real_data" in result:
         real = result["real_data"]
         print(f"real data (the trainer on {real['images']}, JPEG decode + preprocessing in the loop, "

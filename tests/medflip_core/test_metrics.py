@@ -191,3 +191,19 @@ def test_rank_auc_equals_sklearn_with_ties_and_refuses_nan():
             assert roc_auc_binary(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     with pytest.raises(ValueError):
         roc_auc_binary([0, 1, 1], [0.1, float("nan"), 0.3])
+
+
+def test_ece_floor_shrinks_with_the_sample_and_separates_miscalibration():
+    from medflip_core.metrics import ece_if_calibrated, expected_calibration_error
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 2000)
+    small, large = ece_if_calibrated(p[:92]), ece_if_calibrated(p)
+    assert small["mean"] > 2 * large["mean"] > 0  # ECE of a perfect model is not 0, and less so with more images
+    assert small["range90"][0] < small["mean"] < small["range90"][1]
+    y = (rng.random(2000) < p).astype(int)  # labels that really follow p: ECE within the floor's range
+    assert expected_calibration_error(y, p) <= large["range90"][1] * 1.5
+    overconfident = np.where(p > 0.5, 0.99, 0.01)  # same decisions, confidences pushed to the ends
+    assert expected_calibration_error(y, overconfident) > 3 * ece_if_calibrated(overconfident)["range90"][1]
+    top_label = ece_if_calibrated(np.stack([1 - p[:92], p[:92]], axis=1))  # (N, C) as evaluate passes it
+    assert 0 < top_label["mean"] < 0.2

@@ -18,6 +18,9 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert result["corpus"].endswith("NLMCXR_reports.tgz")
     assert len(result["text_widths"]) == 8 and len(set(result["text_widths"])) > 1
     assert 0.2 < result["text_real_token_share"] < 1.0
+    split = result["masked_step_split"]  # the masked step's time, split: tower, text layers, the rest
+    assert split["tower_s"] > 0 and split["text_s"] > 0 and split["other_s"] >= 0
+    assert 0 < split["text_share"] < 1 and split["step_speedup_without_text"] > 0
 
 
 def test_real_data_line_runs_the_trainer_on_real_jpegs(small_folder, corpus):

@@ -7,7 +7,7 @@ import pytest
 
 from medflip_core.data.image_folder import index_image_folder
 from medflip_core.data.label_csv import read_label_csv
-from medflip_core.data.sampling import MixedSampler, balance_key, build_sources
+from medflip_core.data.sampling import MixedSampler, build_sources
 
 
 @pytest.fixture(scope="module")
