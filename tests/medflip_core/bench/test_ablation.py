@@ -82,3 +82,21 @@ def test_max_images_never_trains_on_a_validation_patient(shared_data):
     assert len(data.train) == 600
     assert not val_patients & {r.patient_id for r in data.train}
     assert [r.path for r in data.val] == [r.path for r in val]
+
+
+def test_data_suite_changes_one_thing_per_run_and_needs_a_second_source(tmp_path, capsys):
+    """Each run of the data suite differs from the first (the default model's recipe) in one choice only; the
+    trainer accepts every run's flags; without --extra-sources the suite refuses to start."""
+    from medflip_core.bench.ablation import DATA_CONFIGS, main
+    from trainer.cli import build_parser
+    from trainer.config import resolve_config
+
+    reference = DATA_CONFIGS[next(iter(DATA_CONFIGS))]
+    for name, extra in list(DATA_CONFIGS.items())[1:]:
+        assert extra != reference, name
+        args = build_parser().parse_args(["pretrain", "--images", "x", "--corpus", "y", "--max-steps", "1", *extra])
+        cfg = resolve_config("pretrain", args)
+        assert cfg.source_weights in ("0.5,0.5", "size") and cfg.sample_within_source in ("class", "image")
+    with pytest.raises(SystemExit):
+        main(["--suite", "data", "--work", str(tmp_path)])
+    assert "--extra-sources" in capsys.readouterr().err
