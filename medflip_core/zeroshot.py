@@ -247,15 +247,23 @@ def choose_decision_rule(
                           "mean_accuracy": float(np.mean(accs)),
                           **{f"accuracy[{s.name}]": a for s, a in zip(sources, accs, strict=True)},
                           **{f"nll[{s.name}]": float(n[t_best]) for s, n in zip(sources, nlls, strict=True)}})
-    admissible = [r for r in table if r["worst_gap"] <= gap_tolerance + 1e-12]
-    if admissible:
-        best = min(admissible, key=lambda r: (round(r["worst_nll"], 9), round(r["worst_gap"], 9), abs(r["bias"])))
-    else:
-        best = min(table, key=lambda r: (round(r["worst_gap"], 6), round(r["worst_nll"], 9), abs(r["bias"])))
+    best = rank_rules(table, gap_tolerance)[0]
     chosen_on = "validation patients of " + ", ".join(s.name for s in sources)
     rule = DecisionRule(best["mode"], {normalise_label_name(bias_label).lower(): best["bias"]}, best["temperature"],
                         chosen_on)
     return rule, table
+
+
+def rank_rules(table: Sequence[dict], gap_tolerance: float = GAP_TOLERANCE) -> list[dict]:
+    """The candidates of `choose_decision_rule` best first, in the order it chooses by: admissible rules (worst
+    gap within the tolerance) by worst-source NLL, then worst gap; if none is admissible, all by worst gap,
+    then NLL; ties to the smaller |bias|."""
+    def key(r: dict) -> tuple:
+        if r["worst_gap"] <= gap_tolerance + 1e-12:
+            return (0, round(r["worst_nll"], 9), round(r["worst_gap"], 9), abs(r["bias"]))
+        return (1, round(r["worst_gap"], 6), round(r["worst_nll"], 9), abs(r["bias"]))
+
+    return sorted(table, key=key)
 
 
 def split_half_check(

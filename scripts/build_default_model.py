@@ -116,14 +116,13 @@ def choose_rule(bundle: Path, sources: list, patients: list) -> tuple[dict, list
     other half)."""
     from medflip_core.engine import Engine
     from medflip_core.prompts import load_prompt_set
-    from medflip_core.zeroshot import GAP_TOLERANCE, choose_decision_rule, negative_texts, split_half_check
+    from medflip_core.zeroshot import choose_decision_rule, negative_texts, rank_rules, split_half_check
 
     engine = Engine(bundle, verify=False)
     pos = engine.class_embeddings(LABELS)
     neg = engine.embed_texts(negative_texts(LABELS, load_prompt_set().negative_template))
     rule, table = choose_decision_rule(sources, pos, neg, LABELS, engine.logit_scale, "Pneumonia")
-    admissible = [r for r in table if r["worst_gap"] <= GAP_TOLERANCE] or table
-    best = sorted(admissible, key=lambda r: (round(r["worst_nll"], 9), round(r["worst_gap"], 9)))[:5]
+    best = rank_rules(table)[:5]
     check = split_half_check(sources, patients, pos, neg, LABELS, engine.logit_scale, "Pneumonia")
     return rule.as_dict(), best, check
 
