@@ -9,6 +9,10 @@ which set the text cost, are the trainer's). Only the pixels are synthetic.
 A real-data line runs the trainer itself (a separate process) on real Kermany JPEGs: decoding and
 preprocessing in the loop with its loader threads, label-drawn IU sentences, the same batch and mask.
 The difference between the two lines is then the data path (decode, preprocessing, batching, events).
+
+Every ratio's steps are timed in turn within each round (medians over rounds), so a drifting shared machine
+moves all ratios alike, and each ratio's FLOPs are counted: the FLOP ratio is the gain masking could give if
+every matrix product ran as fast at 50 tokens as at 197, the ceiling the measured ratio is read against.
 """
 
 from __future__ import annotations
@@ -65,15 +69,44 @@ def _time(fn, warmup: int, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def _interleaved(fn_a, fn_b, rounds: int) -> tuple[float, float]:
-    """Median seconds of fn_a and fn_b timed alternately, so drift of a shared machine hits both alike."""
-    a, b = [], []
-    for _ in range(rounds):
-        for fn, out in ((fn_a, a), (fn_b, b)):
+def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
+    """Median seconds of each function, timed one after another in every round.
+
+    A shared machine drifts (the same step here took 370 ms in one minute and 515 ms a few minutes later);
+    timing the mask ratios in turn, rather than one block after another, lets the drift hit every ratio alike,
+    so their ratios stay comparable within one run.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict = {key: [] for key in fns}
+    for _ in range(max(1, rounds)):
+        for key, fn in fns.items():
             start = time.perf_counter()
             fn()
-            out.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b)
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def count_flops(fn) -> int:
+    """Floating-point operations of one call (matrix products, convolutions, attention; forward and backward).
+
+    Attention runs through the math kernel while counting, so its products are counted as the batched matrix
+    products they are (the counter does not see inside the fused CPU kernel). Element-wise work is not counted:
+    the FLOP ratio is what masking could give if every counted product ran equally fast.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def _interleaved(fn_a, fn_b, rounds: int) -> tuple[float, float]:
+    """Median seconds of fn_a and fn_b timed alternately, so drift of a shared machine hits both alike."""
+    medians = interleaved_medians({"a": fn_a, "b": fn_b}, 0, rounds)
+    return medians["a"], medians["b"]
 
 
 def strategy_rows(model, opt, pixels, texts: list[dict], img_labels, txt_labels, ratio: float,
@@ -130,45 +163,33 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
     img_labels[: batch // 2, 0] = 1
     img_labels[batch // 2 :, 7] = 1
     txt_labels = img_labels.flip(0)
-    rows = []
-    for ratio in ratios:
-        rng = np.random.default_rng(1)
-        num_patches = model.image_tower.num_patches
+    num_patches = model.image_tower.num_patches
 
-        def tower_step() -> None:
-            keep = mask_for_batch(batch, num_patches, ratio, rng)  # noqa: B023 - measured in this iteration
+    def tower_step(ratio: float, rng: np.random.Generator):
+        def run() -> None:
+            keep = mask_for_batch(batch, num_patches, ratio, rng)
             out = model.image_tower(pixels, keep)
             loss = out.embedding.pow(2).sum() + out.tokens.pow(2).mean()
             img_opt.zero_grad(set_to_none=True)
             loss.backward()
             img_opt.step()
+        return run
 
+    def full_step(ratio: float, rng: np.random.Generator, svd_iters: int | None = SVD_POWER_ITERS):
         turns = itertools.cycle(texts)
 
-        def full_step(svd_iters: int | None = SVD_POWER_ITERS) -> None:
-            drawn = next(turns)  # noqa: B023
+        def run() -> None:
+            drawn = next(turns)
             tokens, frozen_text = drawn["tokens"], drawn["frozen"]
-            keep = mask_for_batch(batch, num_patches, ratio, rng)  # noqa: B023
+            keep = mask_for_batch(batch, num_patches, ratio, rng)
             img, txt = model(pixels, tokens["input_ids"], tokens["attention_mask"], keep, frozen_text)
             result = compute_loss("medflip", img, txt, img_labels, txt_labels, model.logit_scale,
                                   svd_iters=svd_iters)
             opt.zero_grad(set_to_none=True)
             result.total.backward()
             opt.step()
+        return run
 
-        tower_s = _time(tower_step, warmup, repeats)
-        full_s = _time(full_step, warmup, repeats)
-        row = {"mask_ratio": ratio, "tower_samples_per_s": batch / tower_s,
-               "step_samples_per_s": batch / full_s, "tower_s": tower_s, "step_s": full_s}
-        if ratio == max(ratios):  # power iteration vs the full SVD for sigma_1, timed alternately
-            power_s, exact_s = _interleaved(full_step, lambda: full_step(None), max(3, 2 * repeats))
-            row["step_power_svd_samples_per_s"] = batch / power_s
-            row["step_full_svd_samples_per_s"] = batch / exact_s
-        rows.append(row)
-    base = rows[0]
-    for row in rows:
-        row["tower_speedup"] = row["tower_samples_per_s"] / base["tower_samples_per_s"]
-        row["step_speedup"] = row["step_samples_per_s"] / base["step_samples_per_s"]
     text_turns = itertools.cycle(texts)
 
     def text_step() -> None:  # the trainable text layers alone, as in the step (cache in, embedding out)
@@ -177,8 +198,34 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
         opt.zero_grad(set_to_none=True)
         (out.embedding.pow(2).sum() + out.tokens.pow(2).mean()).backward()
 
-    text_s = _time(text_step, warmup, repeats)
-    top, base = rows[-1], rows[0]
+    # every ratio's tower step and whole step, and the text layers alone, timed in turn in each round
+    fns: dict = {}
+    for ratio in ratios:
+        fns[("tower", ratio)] = tower_step(ratio, np.random.default_rng(1))
+        fns[("step", ratio)] = full_step(ratio, np.random.default_rng(1))
+    fns[("text", None)] = text_step
+    medians = interleaved_medians(fns, warmup, repeats)
+    rows = []
+    for ratio in ratios:
+        tower_s, full_s = medians[("tower", ratio)], medians[("step", ratio)]
+        step_count = full_step(ratio, np.random.default_rng(3))  # every sentence batch once: their mean
+        rows.append({"mask_ratio": ratio, "tower_samples_per_s": batch / tower_s,
+                     "step_samples_per_s": batch / full_s, "tower_s": tower_s, "step_s": full_s,
+                     "tower_flops": count_flops(tower_step(ratio, np.random.default_rng(3))),
+                     "step_flops": statistics.mean(count_flops(step_count) for _ in texts)})
+    top_ratio = max(ratios)  # power iteration vs the full SVD for sigma_1, timed alternately
+    power_s, exact_s = _interleaved(full_step(top_ratio, np.random.default_rng(2)),
+                                    full_step(top_ratio, np.random.default_rng(2), None), max(3, 2 * repeats))
+    rows[-1]["step_power_svd_samples_per_s"] = batch / power_s
+    rows[-1]["step_full_svd_samples_per_s"] = batch / exact_s
+    base = rows[0]
+    for row in rows:
+        row["tower_speedup"] = row["tower_samples_per_s"] / base["tower_samples_per_s"]
+        row["step_speedup"] = row["step_samples_per_s"] / base["step_samples_per_s"]
+        row["tower_flop_ratio"] = base["tower_flops"] / row["tower_flops"]
+        row["step_flop_ratio"] = base["step_flops"] / row["step_flops"]
+    text_s = medians[("text", None)]
+    top = rows[-1]
     other_s = max(top["step_s"] - top["tower_s"] - text_s, 0.0)
     split = {"tower_s": top["tower_s"], "text_s": text_s, "other_s": other_s,
              "text_share": text_s / top["step_s"], "other_share": other_s / top["step_s"],
@@ -223,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--vision", default="vit_tiny_patch16_224")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed rounds; each round times every ratio once, and the figures are medians")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--strategies", default="random,integrity,attention",
                         help="mask strategies timed at the highest ratio (medflip_core.masking)")
@@ -266,10 +314,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['threads']} CPU threads (synthetic pixels; IU report sentences, padded widths "
           f"{min(result['text_widths'])}-{max(result['text_widths'])} tokens, "
           f"{result['text_real_token_share'] * 100:.0f} % real tokens)")
-    print(f"{'mask':>6} {'tower img/s':>12} {'x vs 0':>7} {'step img/s':>11} {'x vs 0':>7}")
+    print(f"{'mask':>6} {'tower img/s':>12} {'x vs 0':>7} {'FLOP x':>7} {'step img/s':>11} {'x vs 0':>7} "
+          f"{'FLOP x':>7}")
     for r in result["rows"]:
         print(f"{r['mask_ratio']:>6.2f} {r['tower_samples_per_s']:>12.1f} {r['tower_speedup']:>7.2f} "
-              f"{r['step_samples_per_s']:>11.1f} {r['step_speedup']:>7.2f}")
+              f"{r['tower_flop_ratio']:>7.2f} {r['step_samples_per_s']:>11.1f} {r['step_speedup']:>7.2f} "
+              f"{r['step_flop_ratio']:>7.2f}")
+    print("(FLOP x: the FLOPs of a mask-0 step over this ratio's, forward and backward: the gain if every matrix "
+          "product ran equally fast at every size; timings are medians of rounds that time every ratio in turn)")
     top = result["rows"][-1]
     if "step_full_svd_samples_per_s" in top:
         power, full = top["step_power_svd_samples_per_s"], top["step_full_svd_samples_per_s"]

@@ -100,7 +100,9 @@ def token_sigma1(
         sigma = torch.linalg.matrix_norm(torch.einsum("nkd,mtd->nmkt", img, t), ord=2)
     else:
         with torch.no_grad():
-            s = torch.einsum("nkd,mtd->nmkt", img, t)
+            # one contiguous (N, M, K, T) block: einsum returns a permuted view, and every mat-vec below would
+            # copy it again (two copies per iteration were most of the SVD term's cost)
+            s = torch.einsum("nkd,mtd->nmkt", img, t).contiguous()
             # start from the column sums: already close to the top right singular vector when tokens align
             v = F.normalize(s.sum(dim=2) + 1e-6 * txt_mask.unsqueeze(0).to(s.dtype), dim=-1)
             for _ in range(iters):  # batched mat-vecs; stop once no v moves (a trained model: a few rounds)

@@ -14,6 +14,11 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert all(r["tower_samples_per_s"] > 0 and r["step_samples_per_s"] > 0 for r in rows)
     assert "step_full_svd_samples_per_s" in rows[1] and "step_full_svd_samples_per_s" not in rows[0]
     assert rows[1]["step_full_svd_samples_per_s"] > 0 and rows[1]["step_power_svd_samples_per_s"] > 0
+    # FLOP counts: masking removes three quarters of the patch tokens; the text layers are not masked, so the
+    # whole step's FLOP ratio sits below the tower's (64 px: 16 patches, 4 kept)
+    assert rows[0]["tower_flop_ratio"] == 1.0 and rows[0]["tower_flops"] > rows[1]["tower_flops"] > 0
+    assert 2.0 < rows[1]["tower_flop_ratio"] < 17 / 5 + 0.5
+    assert 1.0 < rows[1]["step_flop_ratio"] < rows[1]["tower_flop_ratio"]
     # the text side is the trainer's: IU report sentences, batches of different padded widths with padding
     assert result["corpus"].endswith("NLMCXR_reports.tgz")
     assert len(result["text_widths"]) == 8 and len(set(result["text_widths"])) > 1

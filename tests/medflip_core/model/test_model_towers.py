@@ -52,6 +52,38 @@ def test_masked_forward_deterministic_and_differs_from_unmasked(model, pixels):
     assert mask_for_batch(2, 196, 0.0, 0) is None
 
 
+def test_kept_patch_stem_equals_the_full_stem_then_gather(pixels):
+    """A masked step embeds only the kept patches; outputs and gradients must be those of the timm stem run on
+    every patch followed by the gather (the path other ViT stems take)."""
+    torch.manual_seed(3)
+    tower = build_model(ModelConfig()).image_tower.train()
+    assert tower._embeds_kept_only()
+    keep = mask_for_batch(2, 196, 0.75, 4)
+    results = []
+    for kept_only in (True, False):
+        tower.zero_grad(set_to_none=True)
+        tower._embeds_kept_only = (lambda k=kept_only: k)
+        out = tower(pixels, keep)
+        (out.embedding.pow(3).sum() + out.tokens[..., :8].sum()).backward()
+        results.append((out.tokens.detach(), {n: p.grad.clone() for n, p in tower.named_parameters()
+                                               if p.grad is not None}))
+    del tower._embeds_kept_only
+    (tok_a, grad_a), (tok_b, grad_b) = results
+    assert torch.allclose(tok_a, tok_b, atol=1e-6)
+    assert grad_a.keys() == grad_b.keys()
+    assert {"vit.patch_embed.proj.weight", "vit.pos_embed", "vit.cls_token"} <= grad_a.keys()
+    for name in grad_a:
+        assert torch.allclose(grad_a[name], grad_b[name], rtol=1e-4, atol=1e-6), name
+    # position embeddings of dropped patches get no gradient: the stem really skipped them
+    dropped = sorted(set(range(196)) - set(keep.flatten().tolist()))
+    assert torch.count_nonzero(grad_a["vit.pos_embed"][0, 1:][dropped]) == 0
+
+
+def test_kept_patch_stem_rejects_another_image_size(model):
+    with pytest.raises(ValueError, match="224"):
+        model.image_tower(torch.zeros(1, 1, 192, 192), mask_for_batch(1, 196, 0.75, 0))
+
+
 def test_mask_uses_the_shared_algorithm(model):
     keep = mask_for_batch(3, 196, 0.75, 11).numpy()
     assert np.array_equal(keep, sample_patch_mask(3, 196, 0.75, 11).keep)
