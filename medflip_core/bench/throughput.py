@@ -142,7 +142,10 @@ def strategy_rows(model, opt, pixels, texts: list[dict], img_labels, txt_labels,
 
 
 def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmup: int, repeats: int,
-            threads: int | None, strategies: tuple[str, ...] = ("random",), corpus: Path | None = None) -> dict:
+            threads: int | None, strategies: tuple[str, ...] = ("random",), corpus: Path | None = None,
+            bracketed=None) -> dict:
+    """The synthetic rows; `bracketed()` (the real-data run, a separate process that cannot be interleaved) runs
+    between two timings of the masked synthetic step, and its result is compared with their mean."""
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -233,10 +236,20 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
              "step_speedup_without_text": (base["step_s"] - text_s) / (top["step_s"] - text_s)}
     by_strategy = strategy_rows(model, opt, pixels, texts, img_labels, txt_labels, max(ratios),
                                 list(strategies), warmup, repeats)
-    return {"batch": batch, "image_size": image_size, "vision": vision, "threads": torch.get_num_threads(),
-            "corpus": str(corpus), "text_widths": widths, "text_real_token_share": real_share,
-            "device": "cpu", "machine": platform.machine(), "processor": platform.processor(), "rows": rows,
-            "masked_step_split": split, "strategies": by_strategy}
+    result = {"batch": batch, "image_size": image_size, "vision": vision, "threads": torch.get_num_threads(),
+              "corpus": str(corpus), "text_widths": widths, "text_real_token_share": real_share,
+              "device": "cpu", "machine": platform.machine(), "processor": platform.processor(), "rows": rows,
+              "masked_step_split": split, "strategies": by_strategy}
+    if bracketed is not None:
+        masked = full_step(top_ratio, np.random.default_rng(4))
+        before = interleaved_medians({"step": masked}, 1, repeats)["step"]
+        real = bracketed()
+        after = interleaved_medians({"step": masked}, 1, repeats)["step"]
+        real["synthetic_before_samples_per_s"] = batch / before
+        real["synthetic_after_samples_per_s"] = batch / after
+        real["vs_synthetic"] = real["step_samples_per_s"] / statistics.mean([batch / before, batch / after])
+        result["real_data"] = real
+    return result
 
 
 def real_data_row(images: Path, corpus: Path, batch: int, image_size: int, vision: str, ratio: float,
@@ -296,16 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         ratios = [0.0, *ratios]
     if not args.real_corpus.is_file():
         parser.error(f"--real-corpus {args.real_corpus} is not a file (the report archive the sentences come from)")
-    result = measure(ratios, args.batch, args.image_size, args.vision, args.warmup, args.repeats, args.threads,
-                     strategies, args.real_corpus)
+    bracketed = None
     if args.real_steps > 0:
         if not args.real_images.is_dir():
             parser.error(f"--real-images {args.real_images} is not a folder (or pass --real-steps 0)")
-        real = real_data_row(args.real_images, args.real_corpus, args.batch, args.image_size, args.vision,
-                             max(ratios), args.workers, args.real_steps, args.threads)
-        synthetic = result["rows"][-1]["step_samples_per_s"]
-        real["vs_synthetic"] = real["step_samples_per_s"] / synthetic
-        result["real_data"] = real
+
+        def bracketed() -> dict:
+            return real_data_row(args.real_images, args.real_corpus, args.batch, args.image_size, args.vision,
+                                 max(ratios), args.workers, args.real_steps, args.threads)
+    result = measure(ratios, args.batch, args.image_size, args.vision, args.warmup, args.repeats, args.threads,
+                     strategies, args.real_corpus, bracketed)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
@@ -336,8 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         real = result["real_data"]
         print(f"real data (the trainer on {real['images']}, JPEG decode + preprocessing in the loop, "
               f"{real['num_workers'] or 'no'} loader threads) at mask {real['mask_ratio']:.2f}: "
-              f"{real['step_samples_per_s']:.1f} img/s = {real['vs_synthetic']:.2f}x the synthetic step "
-              f"(median of {real['steps_timed']} steps)")
+              f"{real['step_samples_per_s']:.1f} img/s = {real['vs_synthetic']:.2f}x the synthetic step timed just "
+              f"before and after it ({real['synthetic_before_samples_per_s']:.1f} and "
+              f"{real['synthetic_after_samples_per_s']:.1f} img/s; median of {real['steps_timed']} trainer steps)")
     for r in result["strategies"]:
         print(f"mask strategy {r['strategy']:<9} at {r['mask_ratio']:.2f}: step {r['step_samples_per_s']:.1f} img/s, "
               f"scoring + mask {r['mask_s'] * 1000:.1f} ms = {r['mask_share'] * 100:.1f} % of the step")

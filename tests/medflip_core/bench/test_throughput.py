@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from medflip_core.bench.throughput import measure
 
 
@@ -28,9 +30,17 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert 0 < split["text_share"] < 1 and split["step_speedup_without_text"] > 0
 
 
-def test_real_data_line_runs_the_trainer_on_real_jpegs(small_folder, corpus):
+def test_real_data_line_runs_the_trainer_on_real_jpegs_between_two_synthetic_timings(small_folder, corpus):
     from medflip_core.bench.throughput import real_data_row
 
-    row = real_data_row(small_folder, corpus, batch=4, image_size=64, vision="vit_tiny_patch16_224", ratio=0.75,
-                        workers=2, steps=2, threads=None)
+    def real() -> dict:
+        return real_data_row(small_folder, corpus, batch=4, image_size=64, vision="vit_tiny_patch16_224",
+                             ratio=0.75, workers=2, steps=2, threads=None)
+
+    result = measure([0.0, 0.75], batch=4, image_size=64, vision="vit_tiny_patch16_224", warmup=0, repeats=1,
+                     threads=None, bracketed=real)
+    row = result["real_data"]
     assert row["steps_timed"] == 2 and row["step_samples_per_s"] > 0 and row["num_workers"] == 2
+    before, after = row["synthetic_before_samples_per_s"], row["synthetic_after_samples_per_s"]
+    assert before > 0 and after > 0
+    assert row["vs_synthetic"] == pytest.approx(row["step_samples_per_s"] / ((before + after) / 2))
