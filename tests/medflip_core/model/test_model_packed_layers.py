@@ -9,7 +9,7 @@ from torch import nn
 from medflip_core.data.labelled_sentences import labelled_sentences
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
-from medflip_core.model.packed_layers import PackedTokens, can_pack, packed_layer
+from medflip_core.model.packed_layers import PackedTokens, can_pack, masked_attention, packed_layer
 from medflip_core.resources import default_shared_data
 
 
@@ -71,3 +71,41 @@ def test_layers_that_are_not_plain_bert_are_not_packed(tower):
     assert not can_pack(nn.Linear(4, 4), config)
     decoder = type(config)(**{**config.to_dict(), "is_decoder": True})
     assert not can_pack(tower._layers()[-1], decoder)
+
+
+def test_written_out_attention_equals_torchs_on_padded_sentences(batch):
+    mask = batch["attention_mask"]
+    where = PackedTokens(mask)
+    gen = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(mask.shape[0], 12, mask.shape[1], 32, generator=gen) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=where.key_mask, scale=0.2)
+    torch.testing.assert_close(masked_attention(q, k, v, where.key_mask, 0.2, lambda probs: probs), expected,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_training_mode_drops_out_by_the_layers_rates_and_is_seeded(tower, batch):
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    frozen = tower.frozen_states(ids, mask)
+    real = mask.bool()
+    with torch.no_grad():
+        clean = tower.forward_from_frozen(frozen, mask).tokens[real]
+        tower.train()
+        try:
+            torch.manual_seed(5)
+            a = tower.forward_from_frozen(frozen, mask).tokens[real]
+            torch.manual_seed(5)
+            b = tower.forward_from_frozen(frozen, mask).tokens[real]
+            dropouts = [m for layer in tower._layers()[-tower.partial_layers:] for m in layer.modules()
+                        if isinstance(m, nn.Dropout)]
+            rates = [m.p for m in dropouts]
+            assert len(dropouts) == 3 * tower.partial_layers and all(r > 0 for r in rates)
+            for m in dropouts:
+                m.p = 0.0
+            no_drop = tower.forward_from_frozen(frozen, mask).tokens[real]
+            for m, r in zip(dropouts, rates, strict=True):
+                m.p = r
+        finally:
+            tower.eval()
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, clean, atol=1e-3)
+    torch.testing.assert_close(no_drop, clean, atol=2e-5, rtol=1e-5)
