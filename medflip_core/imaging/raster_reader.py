@@ -46,10 +46,12 @@ def load_raster(path: Path, max_pixels: int) -> Radiograph:
         if mode in ("LA", "La"):
             arr = arr[..., 0]
         else:
-            rgb = arr[..., :3].astype(np.float32)
-            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+            rgb = arr[..., :3]
+            if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+                arr = rgb[..., 0]  # a grey image stored as colour (most JPEG radiographs): any channel is its grey
+            else:
                 notes.append("colour image converted to grey")
-            arr = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+                arr = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     raw = arr.astype(np.float32)
     eight_bit = mode in ("L", "LA", "RGB", "RGBA", "P", "1", "CMYK", "YCbCr")
     if eight_bit:

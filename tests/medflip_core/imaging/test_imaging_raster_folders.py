@@ -15,6 +15,12 @@ def test_kermany_jpeg(shared_data):
     rg = load_image(shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL" / "IM-0115-0001.jpeg")
     assert rg.pixels.shape == (224, 224) and rg.metadata.format == "JPEG"
     assert rg.metadata.window.source == "full"
+    # stored as RGB with three equal channels: the grey is any channel, exactly, and no colour note
+    with Image.open(shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL" / "IM-0115-0001.jpeg") as im:
+        assert im.mode == "RGB"
+        channel = np.asarray(im)[..., 1].astype(np.float32)
+    assert np.array_equal(rg.raw, channel) and np.array_equal(rg.pixels, channel / 255.0)
+    assert rg.notes == ()
 
 
 def test_16_bit_png_keeps_precision(tmp_path):
