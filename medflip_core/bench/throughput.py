@@ -146,6 +146,7 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
             bracketed=None) -> dict:
     """The synthetic rows; `bracketed()` (the real-data run, a separate process that cannot be interleaved) runs
     between two timings of the masked synthetic step, and its result is compared with their mean."""
+    ratios = sorted({0.0, *ratios})  # mask 0 first (every ratio is read against it), each ratio once
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -306,8 +307,6 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     ratios = [float(r) for r in args.ratios.split(",")]
-    if ratios[0] != 0.0:
-        ratios = [0.0, *ratios]
     if not args.real_corpus.is_file():
         parser.error(f"--real-corpus {args.real_corpus} is not a file (the report archive the sentences come from)")
     bracketed = None

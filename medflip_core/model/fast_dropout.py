@@ -41,12 +41,15 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout of a float tensor; the identity when not training or p is 0."""
-    if not training or p <= 0.0:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
         return x
     if x.device.type != "cpu" or p >= 1.0 or drop_rate(p) in (0.0, 1.0):
         return F.dropout(x, p, training=True)
     scale = 1.0 / (1.0 - drop_rate(p))
-    return x * keep_mask(x.shape, p).to(x.dtype).mul_(scale)
+    # scaled in the input's precision once per element (a bf16 scale factor alone would round 1/0.9 to 1.109)
+    return torch.where(keep_mask(x.shape, p), x * scale, x.new_zeros(()))
 
 
 __all__ = ["FIELD_BITS", "drop_rate", "dropout", "keep_mask"]

@@ -9,6 +9,7 @@ import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
+from timm.layers import PatchEmbed
 from torch import nn
 
 from medflip_core.masking import DEFAULT_GUIDED_SHARE, make_patch_mask
@@ -59,12 +60,15 @@ class ImageTower(nn.Module):
         return int(rows), int(cols)
 
     def _embeds_kept_only(self) -> bool:
-        """A plain ViT stem (a stride = kernel patch convolution, a class token that shares the position table,
-        no register tokens, a fixed image size): then a masked step can embed only the kept patches."""
+        """A plain ViT stem (timm's PatchEmbed: one square stride = kernel convolution on the pixels, a class token
+        that shares the position table, no register tokens, a fixed image size): then a masked step can embed
+        only the kept patches. Hybrid stems (a CNN before the projection) and the rest take the full path."""
         vit, pe = self.vit, self.vit.patch_embed
         conv = getattr(pe, "proj", None)
-        return (isinstance(conv, nn.Conv2d) and conv.kernel_size == conv.stride and conv.padding == (0, 0)
-                and conv.groups == 1 and getattr(pe, "flatten", False) and not getattr(pe, "dynamic_img_pad", False)
+        return (isinstance(pe, PatchEmbed) and isinstance(conv, nn.Conv2d) and conv.kernel_size == conv.stride
+                and conv.kernel_size[0] == conv.kernel_size[1] and conv.padding == (0, 0)
+                and conv.dilation == (1, 1) and conv.groups == 1 and getattr(pe, "img_size", None) is not None
+                and getattr(pe, "flatten", False) and not getattr(pe, "dynamic_img_pad", False)
                 and not getattr(vit, "dynamic_img_size", False) and not getattr(vit, "no_embed_class", False)
                 and getattr(vit, "reg_token", None) is None and getattr(vit, "cls_token", None) is not None
                 and getattr(vit, "pos_embed", None) is not None and vit.num_prefix_tokens == 1)

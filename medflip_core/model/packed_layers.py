@@ -81,10 +81,10 @@ def packed_layer(layer: nn.Module, x: torch.Tensor, where: PackedTokens) -> torc
     q, k, v = (heads_view(proj(x)) for proj in (attn.query, attn.key, attn.value))
     scale = getattr(attn, "scaling", head_size**-0.5)
     p_attn = attn.dropout.p if training else 0.0
-    if p_attn > 0.0:
+    if p_attn > 0.0 and x.device.type == "cpu":  # the written-out kernel, for this module's cheaper CPU dropout
         context = masked_attention(q, k, v, where.key_mask, scale, lambda probs: dropout(probs, p_attn, True))
-    else:
-        context = F.scaled_dot_product_attention(q, k, v, attn_mask=where.key_mask, scale=scale)
+    else:  # no dropout, or a GPU: torch's fused kernel with its own dropout
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=where.key_mask, dropout_p=p_attn, scale=scale)
     context = where.pack(context.transpose(1, 2).reshape(where.batch, where.width, heads * head_size))
     out = layer.attention.output
     h = out.LayerNorm(dropout(out.dense(context), out.dropout.p, training) + x)

@@ -58,3 +58,14 @@ def test_identity_when_not_training_and_gradient_is_the_scaled_mask():
     expected = (out != 0).float() / (1 - drop_rate(0.2))
     assert torch.equal(x.grad, expected)
     assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
+    with pytest.raises(ValueError, match="probability"):
+        dropout(x, -0.1, training=True)
+
+
+def test_bfloat16_kept_values_are_the_input_scaled_in_its_own_precision():
+    torch.manual_seed(4)
+    x = torch.randn(10_000).to(torch.bfloat16)
+    out = dropout(x, 0.1, training=True)
+    kept = out != 0
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out[kept], (x * (1 / (1 - drop_rate(0.1))))[kept])

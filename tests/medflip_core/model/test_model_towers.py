@@ -79,6 +79,17 @@ def test_kept_patch_stem_equals_the_full_stem_then_gather(pixels):
     assert torch.count_nonzero(grad_a["vit.pos_embed"][0, 1:][dropped]) == 0
 
 
+def test_a_hybrid_stem_takes_the_full_path_when_masked():
+    """A CNN before the patch projection (timm's HybridEmbed) must not be skipped by the kept-patch stem."""
+    from medflip_core.model.image_tower import ImageTower
+
+    tower = ImageTower(ModelConfig(vision="vit_tiny_r_s16_p8_224")).eval()
+    assert not tower._embeds_kept_only()
+    with torch.no_grad():
+        out = tower(torch.randn(2, 1, 224, 224), mask_for_batch(2, tower.num_patches, 0.75, 0))
+    assert out.tokens.shape == (2, round(tower.num_patches * 0.25), 256)
+
+
 def test_kept_patch_stem_rejects_another_image_size(model):
     with pytest.raises(ValueError, match="224"):
         model.image_tower(torch.zeros(1, 1, 192, 192), mask_for_batch(1, 196, 0.75, 0))
