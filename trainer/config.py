@@ -49,7 +49,7 @@ class TrainConfig:
     # model (shape: medflip_core.model.config.ModelConfig; an --init-from bundle or checkpoint supplies it)
     model: ModelConfig = field(default_factory=ModelConfig)
     text_train: str = "partial"  # frozen | partial | full
-    text_cache_mb: float = 512  # partial mode: frozen text layers computed once per sentence (0 = off)
+    text_cache_mb: float = 512  # partial / frozen: the frozen text layers computed once per sentence (0 = off)
     init_from: str | None = None  # a bundle or checkpoint folder (or its safetensors weights) to start from
     # loss
     loss: str = "medflip"  # medflip | medclip | infonce

@@ -120,7 +120,7 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     if data.paired and cfg.loss in ("medflip", "medclip"):
         loss_options["identity_weight"] = cfg.pair_identity_weight
     cache = None
-    if cfg.text_train == "partial" and cfg.text_cache_mb > 0:
+    if cfg.text_train in ("partial", "frozen") and cfg.text_cache_mb > 0:  # frozen: the whole encoder's output
         cache = FrozenTextCache(model.text_tower, cfg.text_cache_mb)
         if data.sentences is not None:  # the whole pool at once when it fits: no misses during training
             cache.warm(list(range(len(data.sentences))), data.sentences.tokens)

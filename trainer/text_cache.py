@@ -1,8 +1,9 @@
-"""Frozen text layers computed once per sentence (`text_train=partial`).
+"""Frozen text layers computed once per sentence (`text_train=partial` or `frozen`).
 
 In partial mode only the last MiniLM layers train; the embeddings and the layers below them never
-change, so their output for a sentence is the same at every step. The cache keeps those states per
-sentence (least recently used first out, bounded in bytes) and the step runs only the trainable layers.
+change, so their output for a sentence is the same at every step. In frozen mode that holds for the whole
+encoder, and a step only projects the cached states. The cache keeps those states per sentence (least
+recently used first out, bounded in bytes) and the step runs only what trains.
 Padding positions are filled with zeros: the attention mask hides them from every later layer.
 A pool that fits the budget is computed up front (`warm`); otherwise misses are computed one sentence
 at a time, so a cached state never depends on the batch it first came in (resumed runs stay bit-identical).

@@ -179,8 +179,9 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
             img_opt.step()
         return run
 
-    def full_step(ratio: float, rng: np.random.Generator, svd_iters: int | None = SVD_POWER_ITERS):
-        turns = itertools.cycle(texts)
+    def full_step(ratio: float, rng: np.random.Generator, svd_iters: int | None = SVD_POWER_ITERS,
+                  text_batches: list[dict] | None = None):
+        turns = itertools.cycle(text_batches or texts)
 
         def run() -> None:
             drawn = next(turns)
@@ -251,7 +252,33 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
         real["synthetic_after_samples_per_s"] = batch / after
         real["vs_synthetic"] = real["step_samples_per_s"] / statistics.mean([batch / before, batch / after])
         result["real_data"] = real
+    result["text_frozen"] = frozen_text_rows(model, texts, full_step, [0.0, top_ratio], warmup, repeats, batch)
     return result
+
+
+def frozen_text_rows(model, texts: list[dict], full_step, ratios: list[float], warmup: int, repeats: int,
+                     batch: int) -> dict:
+    """The whole step at `text_train=frozen`, where the trainer caches the whole encoder's output per sentence,
+    so a step trains the image tower and the projections only: masking's gain when the text costs nothing.
+    Leaves the model in partial mode, as the rest of the bench uses it."""
+    tower = model.text_tower
+    tower.set_trainable("frozen")
+    model.train()
+    try:
+        cached = [{"tokens": t["tokens"],
+                   "frozen": tower.frozen_states(t["tokens"]["input_ids"], t["tokens"]["attention_mask"])}
+                  for t in texts]
+        fns = {r: full_step(r, np.random.default_rng(5), text_batches=cached) for r in ratios}
+        medians = interleaved_medians(fns, warmup, repeats)
+        flops = {r: statistics.mean(count_flops(full_step(r, np.random.default_rng(6), text_batches=cached))
+                                    for _ in cached) for r in ratios}
+    finally:
+        tower.set_trainable("partial")
+        model.train()
+    base, top = ratios[0], ratios[-1]
+    return {"mask_ratio": top, "step_samples_per_s": batch / medians[top],
+            "step_samples_per_s_mask0": batch / medians[base], "step_speedup": medians[base] / medians[top],
+            "step_flop_ratio": flops[base] / flops[top]}
 
 
 def real_data_row(images: Path, corpus: Path, batch: int, image_size: int, vision: str, ratio: float,
@@ -347,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
           f"text layers {sp['text_s'] * 1000:.0f} ms ({sp['text_share'] * 100:.0f} %), loss + optimizer + the rest "
           f"{rest}; the text layers cost the same at every "
           f"mask ratio: the step minus them gains {sp['step_speedup_without_text']:.2f}x")
+    fr = result["text_frozen"]
+    print(f"whole step at text_train=frozen (the encoder's output cached per sentence; only the projections "
+          f"train on the text side): {fr['step_samples_per_s_mask0']:.1f} -> {fr['step_samples_per_s']:.1f} img/s "
+          f"at mask {fr['mask_ratio']:.2f} = {fr['step_speedup']:.2f}x (FLOP ceiling {fr['step_flop_ratio']:.2f}x)")
     if "real_data" in result:
         real = result["real_data"]
         print(f"real data (the trainer on {real['images']}, JPEG decode + preprocessing in the loop, "

@@ -63,16 +63,25 @@ class TextTower(nn.Module):
         return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden,
                                          attention_mask=attention_mask)
 
+    def _frozen_layer_count(self) -> int:
+        """How many encoder layers sit below the trainable ones: all of them in `frozen` mode, all but the
+        top `partial_layers` otherwise (partial mode, and before any mode is set)."""
+        if getattr(self, "_mode", None) == "frozen":
+            return len(self._layers())
+        return max(len(self._layers()) - self.partial_layers, 0)
+
     @torch.no_grad()
     def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Token states after the embeddings and the layers `partial` mode keeps frozen (B, T, H).
+        """Token states after the embeddings and the layers the current mode keeps frozen (B, T, H): every layer
+        in `frozen` mode, all but the top `partial_layers` in `partial` mode.
 
-        They do not change while training in `partial` mode, so a trainer can compute them once per
-        sentence and run only the trainable top layers each step (`forward_from_frozen`).
+        They do not change while training in those modes, so a trainer can compute them once per sentence and
+        run only what trains each step (`forward_from_frozen`: the top layers, or in `frozen` mode only the
+        projection).
         """
         hidden = self.encoder.embeddings(input_ids=input_ids)
         mask = self._layer_mask(attention_mask, hidden)
-        for layer in self._layers()[: -self.partial_layers]:
+        for layer in self._layers()[: self._frozen_layer_count()]:
             hidden = layer(hidden, mask)
         return hidden
 
@@ -80,9 +89,12 @@ class TextTower(nn.Module):
         """The tower's output from `frozen_states` (padding positions may hold anything: they are masked).
 
         BERT-style layers run on the real tokens only (medflip_core.model.packed_layers); their token states
-        are zero at padding positions. Other encoders run their own layers on the padded batch.
+        are zero at padding positions. Other encoders run their own layers on the padded batch. In `frozen`
+        mode no layer is left to run: the states are projected (padding zeroed, as the packed layers give).
         """
-        top = self._layers()[-self.partial_layers :]
+        top = self._layers()[self._frozen_layer_count() :]
+        if not top:
+            return self._project(frozen * attention_mask.unsqueeze(-1).to(frozen.dtype), attention_mask)
         if all(can_pack(layer, self.encoder.config) for layer in top):
             where = PackedTokens(attention_mask)
             packed = where.pack(frozen)
@@ -121,6 +133,7 @@ class TextTower(nn.Module):
         """
         if mode not in ("frozen", "partial", "full"):
             raise MedflipError(f"text training mode must be frozen, partial or full, not {mode!r}")
+        self._mode = mode
         for p in self.encoder.parameters():
             p.requires_grad_(mode == "full")
         if mode == "partial":

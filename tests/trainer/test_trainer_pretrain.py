@@ -162,7 +162,7 @@ def test_disk_full_while_checkpointing_is_a_clear_error(tt, small_folder, corpus
     assert latest_checkpoint(tmp_path) is None
 
 
-@pytest.mark.parametrize("text_train", ["partial", "full"])
+@pytest.mark.parametrize("text_train", ["partial", "full", "frozen"])
 def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder, corpus, tmp_path, text_train):
     args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "3", "--eval-every", "0",
                    "--checkpoint-every", "3", "--batch-size", "2", "--text-train", text_train)
@@ -170,6 +170,8 @@ def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder,
     assert code == 0, err[-3000:]
     starts = [e for e in events if e["event"] == "start"]
     assert len(starts) == 1 and starts[0]["world_size"] == 2  # only rank 0 writes events
+    # partial and frozen run from the per-sentence cache of the frozen text layers; full has none to cache
+    assert (starts[0]["text_cache_mb"] > 0) == (text_train != "full")
     done = events[-1]
     assert done["event"] == "done" and done["step"] == 3
     digests = done["weight_digests"]

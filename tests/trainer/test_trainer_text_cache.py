@@ -43,6 +43,29 @@ def test_cached_outputs_and_gradients_equal_the_full_tower(tower):
     assert cache.hits > 0 and cache.misses == len(SENTENCES)
 
 
+def test_in_frozen_mode_the_whole_encoder_is_cached_and_only_the_projection_trains():
+    torch.manual_seed(1)
+    frozen_tower = build_model(ModelConfig()).text_tower
+    frozen_tower.set_trainable("frozen")
+    frozen_tower.train()
+    cache = FrozenTextCache(frozen_tower, max_mb=64)
+    picks = [0, 3, 1, 4]
+    tok = frozen_tower.tokenize([SENTENCES[i] for i in picks])
+    states = cache.states(picks, tok)
+    full = frozen_tower(tok["input_ids"], tok["attention_mask"])
+    cached = frozen_tower.forward_from_frozen(states, tok["attention_mask"])
+    torch.testing.assert_close(cached.embedding, full.embedding, atol=1e-5, rtol=1e-5)
+    mask = tok["attention_mask"].unsqueeze(-1).bool()
+    torch.testing.assert_close(cached.tokens * mask, full.tokens * mask, atol=1e-5, rtol=1e-5)
+    assert (cached.tokens[~mask.squeeze(-1)] == 0).all()  # padding zeroed, as the packed layers give
+    # the cached states are the encoder's last hidden states: nothing of the encoder runs in the step
+    hidden = frozen_tower.encoder(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
+    torch.testing.assert_close(states * mask, hidden * mask, atol=1e-5, rtol=1e-5)
+    frozen_tower.zero_grad(set_to_none=True)
+    cached.embedding.square().sum().backward()
+    assert {n for n, p in frozen_tower.named_parameters() if p.grad is not None} == {"proj.weight"}
+
+
 def test_cache_stays_within_its_memory_bound(tower):
     tok = tower.tokenize(SENTENCES)
     one = tower.frozen_states(tok["input_ids"][:1], tok["attention_mask"][:1])

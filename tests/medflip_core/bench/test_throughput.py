@@ -21,6 +21,10 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert rows[0]["tower_flop_ratio"] == 1.0 and rows[0]["tower_flops"] > rows[1]["tower_flops"] > 0
     assert 2.0 < rows[1]["tower_flop_ratio"] < 17 / 5 + 0.5
     assert 1.0 < rows[1]["step_flop_ratio"] < rows[1]["tower_flop_ratio"]
+    # text_train=frozen: the encoder's output is cached, so the step's ceiling rises above partial mode's
+    frozen = result["text_frozen"]
+    assert frozen["mask_ratio"] == 0.75 and frozen["step_samples_per_s"] > 0 and frozen["step_speedup"] > 0
+    assert rows[1]["step_flop_ratio"] < frozen["step_flop_ratio"] <= rows[1]["tower_flop_ratio"] + 0.5
     # the text side is the trainer's: IU report sentences, batches of different padded widths with padding
     assert result["corpus"].endswith("NLMCXR_reports.tgz")
     assert len(result["text_widths"]) == 8 and len(set(result["text_widths"])) > 1
