@@ -41,6 +41,9 @@ def load_raster(path: Path, max_pixels: int) -> Radiograph:
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         mode = image.mode
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # other colour spaces: their channels are not R, G, B
+        image = image.convert("RGB")
+        mode = image.mode
     arr = np.asarray(image)
     if arr.ndim == 3:
         if mode in ("LA", "La"):

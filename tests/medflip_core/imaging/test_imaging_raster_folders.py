@@ -40,6 +40,15 @@ def test_rgb_becomes_grey_with_a_note(tmp_path):
     assert any("grey" in n for n in rg.notes)
 
 
+def test_cmyk_jpeg_reads_as_its_grey_not_its_ink(tmp_path):
+    """A CMYK JPEG (print workflows) stores ink: read as RGB channels, grey 100 would come out as 155."""
+    Image.fromarray(np.full((16, 16, 3), 100, dtype=np.uint8)).convert("CMYK").save(tmp_path / "ink.jpg")
+    with Image.open(tmp_path / "ink.jpg") as im:
+        assert im.mode == "CMYK"
+    rg = load_image(tmp_path / "ink.jpg")
+    assert np.allclose(rg.raw, 100, atol=1) and rg.notes == ()
+
+
 def test_folder_listing(shared_data, tmp_path):
     src = shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm"
     shutil.copy(src, tmp_path / "a.dcm")
