@@ -38,12 +38,14 @@ def load_raster(path: Path, max_pixels: int) -> Radiograph:
 
     notes: list[str] = []
     mode = image.mode
+    # modes whose arrays are not grey levels or R, G, B become one that is, so one reading below serves all
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        mode = image.mode
+    elif mode == "1":  # bits: read as 0/1 they would show white as 1/255
+        image = image.convert("L")
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # other colour spaces: their channels are not R, G, B
         image = image.convert("RGB")
-        mode = image.mode
+    mode = image.mode
     arr = np.asarray(image)
     if arr.ndim == 3:
         if mode in ("LA", "La"):
@@ -56,7 +58,7 @@ def load_raster(path: Path, max_pixels: int) -> Radiograph:
                 notes.append("colour image converted to grey")
                 arr = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     raw = arr.astype(np.float32)
-    eight_bit = mode in ("L", "LA", "RGB", "RGBA", "P", "1", "CMYK", "YCbCr")
+    eight_bit = mode in ("L", "LA", "RGB", "RGBA")  # what P, 1 and the colour spaces were converted to
     if eight_bit:
         window = Window(center=127.5, width=256.0, source="full")
         pixels = np.clip(raw / 255.0, 0.0, 1.0).astype(np.float32)

@@ -49,6 +49,17 @@ def test_cmyk_jpeg_reads_as_its_grey_not_its_ink(tmp_path):
     assert np.allclose(rg.raw, 100, atol=1) and rg.notes == ()
 
 
+def test_one_bit_png_reads_white_as_white(tmp_path):
+    bits = np.zeros((16, 16), dtype=bool)
+    bits[:8] = True
+    Image.fromarray(bits).save(tmp_path / "bits.png")
+    with Image.open(tmp_path / "bits.png") as im:
+        assert im.mode == "1"
+    rg = load_image(tmp_path / "bits.png")
+    assert rg.pixels[:8].min() == 1.0 and rg.pixels[8:].max() == 0.0
+    assert rg.metadata.window.source == "full"
+
+
 def test_folder_listing(shared_data, tmp_path):
     src = shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm"
     shutil.copy(src, tmp_path / "a.dcm")
