@@ -103,10 +103,9 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def _interleaved(fn_a, fn_b, rounds: int) -> tuple[float, float]:
-    """Median seconds of fn_a and fn_b timed alternately, so drift of a shared machine hits both alike."""
-    medians = interleaved_medians({"a": fn_a, "b": fn_b}, 0, rounds)
-    return medians["a"], medians["b"]
+def mean_step_flops(step, calls: int) -> float:
+    """Mean FLOPs of `calls` calls of a step that cycles through its sentence batches (their widths differ)."""
+    return statistics.mean(count_flops(step) for _ in range(calls))
 
 
 def strategy_rows(model, opt, pixels, texts: list[dict], img_labels, txt_labels, ratio: float,
@@ -213,16 +212,15 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
     rows = []
     for ratio in ratios:
         tower_s, full_s = medians[("tower", ratio)], medians[("step", ratio)]
-        step_count = full_step(ratio, np.random.default_rng(3))  # every sentence batch once: their mean
         rows.append({"mask_ratio": ratio, "tower_samples_per_s": batch / tower_s,
                      "step_samples_per_s": batch / full_s, "tower_s": tower_s, "step_s": full_s,
                      "tower_flops": count_flops(tower_step(ratio, np.random.default_rng(3))),
-                     "step_flops": statistics.mean(count_flops(step_count) for _ in texts)})
+                     "step_flops": mean_step_flops(full_step(ratio, np.random.default_rng(3)), len(texts))})
     top_ratio = max(ratios)  # power iteration vs the full SVD for sigma_1, timed alternately
-    power_s, exact_s = _interleaved(full_step(top_ratio, np.random.default_rng(2)),
-                                    full_step(top_ratio, np.random.default_rng(2), None), max(3, 2 * repeats))
-    rows[-1]["step_power_svd_samples_per_s"] = batch / power_s
-    rows[-1]["step_full_svd_samples_per_s"] = batch / exact_s
+    svd = interleaved_medians({"power": full_step(top_ratio, np.random.default_rng(2)),
+                               "full": full_step(top_ratio, np.random.default_rng(2), None)}, 0, max(3, 2 * repeats))
+    rows[-1]["step_power_svd_samples_per_s"] = batch / svd["power"]
+    rows[-1]["step_full_svd_samples_per_s"] = batch / svd["full"]
     base = rows[0]
     for row in rows:
         row["tower_speedup"] = row["tower_samples_per_s"] / base["tower_samples_per_s"]
@@ -270,8 +268,8 @@ def frozen_text_rows(model, texts: list[dict], full_step, ratios: list[float], w
                   for t in texts]
         fns = {r: full_step(r, np.random.default_rng(5), text_batches=cached) for r in ratios}
         medians = interleaved_medians(fns, warmup, repeats)
-        flops = {r: statistics.mean(count_flops(full_step(r, np.random.default_rng(6), text_batches=cached))
-                                    for _ in cached) for r in ratios}
+        flops = {r: mean_step_flops(full_step(r, np.random.default_rng(6), text_batches=cached), len(cached))
+                 for r in ratios}
     finally:
         tower.set_trainable("partial")
         model.train()

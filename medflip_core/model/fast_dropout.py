@@ -13,6 +13,8 @@ Other devices use torch's own dropout.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -27,9 +29,7 @@ def drop_rate(p: float) -> float:
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """Boolean (shape) mask, True with probability 1 - drop_rate(p), independently per element."""
-    n = 1
-    for size in shape:
-        n *= int(size)
+    n = math.prod(int(size) for size in shape)
     half = (n + 1) // 2
     draws = torch.empty(half, dtype=torch.int32).random_()  # uniform on [0, 2**31): two 15-bit fields each
     threshold = round(p * (1 << FIELD_BITS))
@@ -45,9 +45,10 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0 or drop_rate(p) in (0.0, 1.0):
+    rate = drop_rate(p)
+    if x.device.type != "cpu" or rate in (0.0, 1.0):  # p = 1 rounds to 1: torch's dropout gives the zeros
         return F.dropout(x, p, training=True)
-    scale = 1.0 / (1.0 - drop_rate(p))
+    scale = 1.0 / (1.0 - rate)
     # scaled in the input's precision once per element (a bf16 scale factor alone would round 1/0.9 to 1.109)
     return torch.where(keep_mask(x.shape, p), x * scale, x.new_zeros(()))
 

@@ -35,6 +35,12 @@ def mask_for_batch(
     return torch.from_numpy(make_patch_mask(strategy, batch, num_patches, ratio, rng, scores, guided_share).keep)
 
 
+def gather_rows(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) rows picked per sample by (B, K) indices -> (B, K, D)."""
+    index = index.to(tokens.device)
+    return torch.gather(tokens, 1, index.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+
+
 class ImageTower(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -79,16 +85,13 @@ class ImageTower(nn.Module):
         vit, conv = self.vit, self.vit.patch_embed.proj
         p = conv.kernel_size[0]
         b, c, h, w = pixels.shape
-        if (h, w) != tuple(self.vit.patch_embed.img_size):
-            raise ValueError(f"expected {tuple(self.vit.patch_embed.img_size)} px images, got {(h, w)}")
+        if (h, w) != tuple(vit.patch_embed.img_size):
+            raise ValueError(f"expected {tuple(vit.patch_embed.img_size)} px images, got {(h, w)}")
         # (B, C, H, W) -> (B, L, C*p*p) in row-major patch order, each patch flattened as the kernel is (C, p, p)
         patches = pixels.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * p * p)
-        index = keep.to(pixels.device)
-        kept = torch.gather(patches, 1, index.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
-        x = F.linear(kept, conv.weight.reshape(conv.out_channels, -1), conv.bias)
-        x = self.vit.patch_embed.norm(x)
-        pos = vit.pos_embed[:, 1:].expand(b, -1, -1)
-        x = x + torch.gather(pos, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        x = F.linear(gather_rows(patches, keep), conv.weight.reshape(conv.out_channels, -1), conv.bias)
+        x = vit.patch_embed.norm(x)
+        x = x + gather_rows(vit.pos_embed[:, 1:].expand(b, -1, -1), keep)
         cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(b, -1, -1)
         return vit.pos_drop(torch.cat([cls, x], dim=1))
 
@@ -101,9 +104,7 @@ class ImageTower(nn.Module):
             x = vit.patch_embed(pixels)
             x = vit._pos_embed(x)  # adds the class token and position embeddings
             if keep is not None:
-                patches = x[:, prefix:]
-                index = keep.to(x.device).unsqueeze(-1).expand(-1, -1, patches.shape[-1])
-                x = torch.cat([x[:, :prefix], torch.gather(patches, 1, index)], dim=1)
+                x = torch.cat([x[:, :prefix], gather_rows(x[:, prefix:], keep)], dim=1)
         x = vit.norm_pre(x)
         x = vit.blocks(x)
         x = vit.norm(x)

@@ -35,6 +35,7 @@ class TextTower(nn.Module):
             raise MedflipError(f"cannot load the text model from {path}: {exc}") from exc
         self.max_tokens = cfg.max_text_tokens
         self.partial_layers = cfg.partial_text_layers
+        self._mode: str | None = None  # set_trainable's mode; None until it is called
         width = int(self.encoder.config.hidden_size)
         self.proj = nn.Linear(width, cfg.embed_dim, bias=False)
         nn.init.normal_(self.proj.weight, std=width**-0.5)
@@ -66,7 +67,7 @@ class TextTower(nn.Module):
     def _frozen_layer_count(self) -> int:
         """How many encoder layers sit below the trainable ones: all of them in `frozen` mode, all but the
         top `partial_layers` otherwise (partial mode, and before any mode is set)."""
-        if getattr(self, "_mode", None) == "frozen":
+        if self._mode == "frozen":
             return len(self._layers())
         return max(len(self._layers()) - self.partial_layers, 0)
 
@@ -137,7 +138,7 @@ class TextTower(nn.Module):
         for p in self.encoder.parameters():
             p.requires_grad_(mode == "full")
         if mode == "partial":
-            for layer in self._layers()[-self.partial_layers :]:
+            for layer in self._layers()[self._frozen_layer_count() :]:
                 for p in layer.parameters():
                     p.requires_grad_(True)
         pooler = getattr(self.encoder, "pooler", None)
@@ -148,7 +149,7 @@ class TextTower(nn.Module):
             p.requires_grad_(True)
         # Frozen parts run without dropout even while training: they are a fixed feature extractor, so the
         # frozen-layer cache holds exactly what every step would compute (no dropout draw baked into it).
-        frozen_parts = [self.encoder.embeddings, *self._layers()[: -self.partial_layers]]
+        frozen_parts = [self.encoder.embeddings, *self._layers()[: self._frozen_layer_count()]]
         self._frozen_modules = {"frozen": [self.encoder], "partial": frozen_parts}.get(mode, [])
         for module in self._frozen_modules:
             module.eval()
