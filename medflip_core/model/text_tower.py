@@ -101,7 +101,7 @@ class TextTower(nn.Module):
             packed = where.pack(frozen)
             for layer in top:
                 packed = packed_layer(layer, packed, where)
-            return self._project(where.unpack(packed), attention_mask)
+            return self._project_packed(packed, where, attention_mask)
         hidden = frozen
         mask = self._layer_mask(attention_mask, hidden)
         for layer in top:
@@ -114,6 +114,17 @@ class TextTower(nn.Module):
         return TextOutput(
             embedding=F.normalize(self.proj(pooled), dim=-1),
             tokens=F.normalize(self.proj(hidden), dim=-1),
+            attention_mask=attention_mask,
+        )
+
+    def _project_packed(self, packed: torch.Tensor, where: PackedTokens, attention_mask: torch.Tensor) -> TextOutput:
+        """`_project` of the unpacked states, with the token projection run on the real tokens only (less than
+        half the rows of a padded IU batch). The projection has no bias, so padding tokens are zero either way."""
+        hidden = where.unpack(packed)
+        count = attention_mask.sum(dim=1, keepdim=True).clamp_min(1).to(hidden.dtype)
+        return TextOutput(
+            embedding=F.normalize(self.proj(hidden.sum(dim=1) / count), dim=-1),
+            tokens=where.unpack(F.normalize(self.proj(packed), dim=-1)),
             attention_mask=attention_mask,
         )
 

@@ -65,6 +65,17 @@ def test_packed_forward_has_the_full_towers_gradients(tower, batch):
         torch.testing.assert_close(grads[1][name], expected, atol=1e-4, rtol=1e-3, msg=name)
 
 
+def test_projected_tokens_are_zero_at_padding_and_the_towers_at_real_tokens(tower, batch):
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        full = tower(ids, mask)
+        cached = tower.forward_from_frozen(tower.frozen_states(ids, mask), mask)
+    real = mask.bool()
+    assert (cached.tokens[~real] == 0).all()
+    torch.testing.assert_close(cached.tokens[real], full.tokens[real], atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(cached.embedding, full.embedding, atol=2e-5, rtol=1e-5)
+
+
 def test_layers_that_are_not_plain_bert_are_not_packed(tower):
     config = tower.encoder.config
     assert can_pack(tower._layers()[-1], config)
