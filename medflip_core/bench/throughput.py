@@ -69,8 +69,8 @@ def _time(fn, warmup: int, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
-    """Median seconds of each function, timed one after another in every round.
+def interleaved_times(fns: dict, warmup: int, rounds: int) -> dict[object, list[float]]:
+    """Seconds of each function in every round, the functions timed one after another within a round.
 
     A shared machine drifts (the same step here took 370 ms in one minute and 515 ms a few minutes later);
     timing the mask ratios in turn, rather than one block after another, lets the drift hit every ratio alike,
@@ -85,7 +85,19 @@ def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
-    return {key: statistics.median(values) for key, values in times.items()}
+    return times
+
+
+def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
+    """Median seconds of each function over rounds that time them in turn (`interleaved_times`)."""
+    return {key: statistics.median(values) for key, values in interleaved_times(fns, warmup, rounds).items()}
+
+
+def round_ratios(base: list[float], other: list[float]) -> dict:
+    """Speed-up of `other` over `base` within each round (the two timed seconds apart), summarised: the
+    median, and the lowest and highest round, which show how far the machine's noise moves one reading."""
+    ratios = [b / o for b, o in zip(base, other, strict=True)]
+    return {"median": statistics.median(ratios), "low": min(ratios), "high": max(ratios), "rounds": len(ratios)}
 
 
 def count_flops(fn) -> int:
@@ -208,12 +220,15 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
         fns[("tower", ratio)] = tower_step(ratio, np.random.default_rng(1))
         fns[("step", ratio)] = full_step(ratio, np.random.default_rng(1))
     fns[("text", None)] = text_step
-    medians = interleaved_medians(fns, warmup, repeats)
+    times = interleaved_times(fns, warmup, repeats)
+    medians = {key: statistics.median(values) for key, values in times.items()}
     rows = []
     for ratio in ratios:
         tower_s, full_s = medians[("tower", ratio)], medians[("step", ratio)]
         rows.append({"mask_ratio": ratio, "tower_samples_per_s": batch / tower_s,
                      "step_samples_per_s": batch / full_s, "tower_s": tower_s, "step_s": full_s,
+                     "tower_speedup_by_round": round_ratios(times[("tower", 0.0)], times[("tower", ratio)]),
+                     "step_speedup_by_round": round_ratios(times[("step", 0.0)], times[("step", ratio)]),
                      "tower_flops": count_flops(tower_step(ratio, np.random.default_rng(3))),
                      "step_flops": mean_step_flops(full_step(ratio, np.random.default_rng(3)), len(texts))})
     top_ratio = max(ratios)  # power iteration vs the full SVD for sigma_1, timed alternately
@@ -352,14 +367,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['threads']} CPU threads (synthetic pixels; IU report sentences, padded widths "
           f"{min(result['text_widths'])}-{max(result['text_widths'])} tokens, "
           f"{result['text_real_token_share'] * 100:.0f} % real tokens)")
-    print(f"{'mask':>6} {'tower img/s':>12} {'x vs 0':>7} {'FLOP x':>7} {'step img/s':>11} {'x vs 0':>7} "
-          f"{'FLOP x':>7}")
+    def spread(summary: dict) -> str:
+        return f"{summary['median']:.2f} ({summary['low']:.2f}-{summary['high']:.2f})"
+
+    print(f"{'mask':>6} {'tower img/s':>12} {'x vs 0':>7} {'by round':>17} {'FLOP x':>7} {'step img/s':>11} "
+          f"{'x vs 0':>7} {'by round':>17} {'FLOP x':>7}")
     for r in result["rows"]:
         print(f"{r['mask_ratio']:>6.2f} {r['tower_samples_per_s']:>12.1f} {r['tower_speedup']:>7.2f} "
-              f"{r['tower_flop_ratio']:>7.2f} {r['step_samples_per_s']:>11.1f} {r['step_speedup']:>7.2f} "
+              f"{spread(r['tower_speedup_by_round']):>17} {r['tower_flop_ratio']:>7.2f} "
+              f"{r['step_samples_per_s']:>11.1f} {r['step_speedup']:>7.2f} {spread(r['step_speedup_by_round']):>17} "
               f"{r['step_flop_ratio']:>7.2f}")
-    print("(FLOP x: the FLOPs of a mask-0 step over this ratio's, forward and backward: the gain if every matrix "
-          "product ran equally fast at every size; timings are medians of rounds that time every ratio in turn)")
+    print(f"(x vs 0: medians of {result['rows'][0]['tower_speedup_by_round']['rounds']} rounds that time every "
+          "ratio in turn; by round: the ratio within each round, median (lowest-highest round); FLOP x: the FLOPs "
+          "of a mask-0 step over this ratio's, forward and backward: the gain if every matrix product ran equally "
+          "fast at every size)")
     top = result["rows"][-1]
     if "step_full_svd_samples_per_s" in top:
         power, full = top["step_power_svd_samples_per_s"], top["step_full_svd_samples_per_s"]

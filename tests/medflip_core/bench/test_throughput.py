@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medflip_core.bench.throughput import measure
+from medflip_core.bench.throughput import measure, round_ratios
 
 
 def test_throughput_measures_every_ratio_and_the_full_svd_step():
@@ -13,6 +13,9 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     rows = result["rows"]
     assert [r["mask_ratio"] for r in rows] == [0.0, 0.75]
     assert rows[0]["step_speedup"] == 1.0 and rows[0]["tower_speedup"] == 1.0
+    for key in ("tower_speedup_by_round", "step_speedup_by_round"):  # mask 0 against itself in every round
+        assert rows[0][key] == {"median": 1.0, "low": 1.0, "high": 1.0, "rounds": 1}
+        assert 0 < rows[1][key]["low"] <= rows[1][key]["median"] <= rows[1][key]["high"]
     assert all(r["tower_samples_per_s"] > 0 and r["step_samples_per_s"] > 0 for r in rows)
     assert "step_full_svd_samples_per_s" in rows[1] and "step_full_svd_samples_per_s" not in rows[0]
     assert rows[1]["step_full_svd_samples_per_s"] > 0 and rows[1]["step_power_svd_samples_per_s"] > 0
@@ -48,3 +51,11 @@ def test_real_data_line_runs_the_trainer_on_real_jpegs_between_two_synthetic_tim
     before, after = row["synthetic_before_samples_per_s"], row["synthetic_after_samples_per_s"]
     assert before > 0 and after > 0
     assert row["vs_synthetic"] == pytest.approx(row["step_samples_per_s"] / ((before + after) / 2))
+
+
+def test_round_ratios_pair_the_timings_of_each_round():
+    # a machine twice as slow in round 2 moves both timings: the paired ratio stays 4, the medians' ratio not
+    summary = round_ratios([1.0, 2.0, 1.1], [0.25, 0.5, 0.25])
+    assert summary == {"median": 4.0, "low": 4.0, "high": 4.4, "rounds": 3}
+    with pytest.raises(ValueError):
+        round_ratios([1.0], [0.5, 0.4])
