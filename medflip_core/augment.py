@@ -35,6 +35,29 @@ class AugmentConfig:
         return cls(**data)
 
 
+WORKING_SIDE_FACTOR = 2  # augmentation works on at most this many times the model input's side
+
+
+def augmentation_source(pixels: np.ndarray, image_size: int) -> np.ndarray:
+    """The grey image augmentation starts from: reduced by area averaging (aspect kept) so that its longer side
+    is at most WORKING_SIDE_FACTOR x the model input's, else unchanged.
+
+    Preprocessing shrinks the augmented image to the model input anyway; a 2,000 px radiograph cropped and
+    rotated at full size costs tens of milliseconds per image for detail the model never sees, and the reduced
+    copy is what the trainer's decoded-image cache can hold (trainer/image_cache.py). Images already that small
+    (Kermany's 224 px, the NIH sample's 256 px at 224 px input) are augmented exactly as before.
+    """
+    arr = np.asarray(pixels, dtype=np.float32)
+    limit = WORKING_SIDE_FACTOR * image_size
+    h, w = arr.shape[:2]
+    if max(h, w) <= limit:
+        return arr
+    scale = limit / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = Image.fromarray(np.ascontiguousarray(arr), mode="F")
+    return np.asarray(image.resize(size, Image.Resampling.BOX), dtype=np.float32)
+
+
 def augment_rng(seed: int, *key: int) -> np.random.Generator:
     """The generator of one image's augmentation, e.g. augment_rng(seed, step, record_index)."""
     return np.random.default_rng([seed, *key, 0xA06])

@@ -36,6 +36,7 @@ class StartEvent:
     amp: str = "off"  # off | bf16 | fp16
     grad_scaler: bool = False
     text_cache_mb: float = 0  # 0: frozen text layers recomputed every step
+    image_cache_mb: float = 0  # 0: images decoded at every epoch and evaluation
 
 
 @dataclass

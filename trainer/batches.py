@@ -19,6 +19,7 @@ from medflip_core.data.image_folder import ImageRecord
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import load_image
 from medflip_core.preprocess import PreprocessConfig, preprocess
+from trainer.image_cache import DecodedImageCache
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class ImageBatches:
         workers: int = 0,
         sampler=None,  # medflip_core.data.sampling.MixedSampler: per-source weights + class balance
         augment=None,  # medflip_core.augment.AugmentConfig: train-only augmentation before preprocessing
+        cache: DecodedImageCache | None = None,  # decoded images kept across epochs / evaluations
+        cache_name: str = "train",  # this loader's share of the cache's keys (one cache can serve several)
     ) -> None:
         if len(records) < batch_size * world_size:
             raise MedflipError(
@@ -87,6 +90,8 @@ class ImageBatches:
         self._ahead: dict[int, Future] = {}
         self.sampler = sampler
         self.augment = augment
+        self.cache = cache
+        self.cache_name = cache_name
 
     @property
     def steps_per_epoch(self) -> int:
@@ -106,17 +111,34 @@ class ImageBatches:
         if index in self._bad:
             return None
         try:
-            image = load_image(self.records[index].path)
-            if self.augment is not None:  # keyed by (seed, step, rank, index): a resumed run sees the same pixels
-                from medflip_core.augment import augment_radiograph, augment_rng
+            source = self._source(index)
+            if self.augment is None:
+                return source  # already the model input
+            from medflip_core.augment import augment_radiograph, augment_rng
 
-                image = augment_radiograph(image.pixels, augment_rng(self.seed, step, self.rank, index), self.augment)
+            # keyed by (seed, step, rank, index): a resumed run sees the same pixels
+            image = augment_radiograph(source, augment_rng(self.seed, step, self.rank, index), self.augment)
             return preprocess(image, self.pre)
         except MedflipError as exc:
             self._bad.add(index)
             self.skipped.add(str(exc))
             log.warning("skipping unreadable image: %s", exc)
             return None
+
+    def _source(self, index: int) -> np.ndarray:
+        """The decoded image as this loader starts from it (the cache's value; trainer/image_cache.py): the model
+        input without augmentation, the reduced grey image augmentation draws from with it."""
+        key = (self.cache_name, index)
+        if self.cache is not None and (cached := self.cache.get(key)) is not None:
+            return cached
+        image = load_image(self.records[index].path)
+        if self.augment is None:
+            source = preprocess(image, self.pre)
+        else:
+            from medflip_core.augment import augmentation_source
+
+            source = augmentation_source(image.pixels, self.pre.image_size)
+        return self.cache.put(key, source) if self.cache is not None else source
 
     def _load_many(self, indices: list[int], step: int = 0) -> list[np.ndarray | None]:
         if self._pool is None:

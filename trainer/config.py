@@ -45,6 +45,7 @@ class TrainConfig:
     sample_within_source: str = "class"  # "class": a uniform class (no finding / finding), then an image;
     # "image": a uniform image of the source (its own class mix)
     augment: bool = False  # train-only radiograph augmentation (medflip_core.augment) before preprocessing
+    image_cache_mb: float = 2048  # decoded training + validation images kept in memory, per process (0 = off)
     max_val_images: int | None = 400
     # model (shape: medflip_core.model.config.ModelConfig; an --init-from bundle or checkpoint supplies it)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -125,6 +126,8 @@ class TrainConfig:
                                f"got {self.mask_strategy!r}")
         if not 0.0 <= self.mask_guided_share <= 1.0:
             raise MedflipError(f"--mask-guided-share must be between 0 and 1, got {self.mask_guided_share}")
+        if self.image_cache_mb < 0:
+            raise MedflipError("--image-cache-mb must be 0 (no cache) or a budget in megabytes")
         if self.svd_power_iters < 0:
             raise MedflipError("--svd-power-iters must be 0 (full SVD) or a positive number of iterations")
         if self.batch_size < 2:

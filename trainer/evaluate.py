@@ -11,6 +11,7 @@ from medflip_core.preprocess import PreprocessConfig
 from medflip_core.prompts import build_prompts
 from medflip_core.zeroshot import class_embeddings, zero_shot_scores
 from trainer.batches import ImageBatches
+from trainer.image_cache import DecodedImageCache
 
 
 def val_subset(n: int, cap: int | None, seed: int = 0) -> np.ndarray:
@@ -48,9 +49,11 @@ def embed_texts(model: MedFlipModel, texts: list[str], device) -> np.ndarray:
     return out
 
 
-def zero_shot_eval(model: MedFlipModel, data, pre: PreprocessConfig, device, cap: int | None) -> dict:
-    """Accuracy and ROC AUC (data set: the run's patient-disjoint validation split)."""
-    loader = ImageBatches(data.val, pre, batch_size=1, seed=0)
+def zero_shot_eval(model: MedFlipModel, data, pre: PreprocessConfig, device, cap: int | None,
+                   cache: DecodedImageCache | None = None) -> dict:
+    """Accuracy and ROC AUC (data set: the run's patient-disjoint validation split); `cache` keeps the decoded
+    validation images from one evaluation to the next."""
+    loader = ImageBatches(data.val, pre, batch_size=1, seed=0, cache=cache, cache_name="val")
     image_emb, kept = embed_records(model, loader, val_subset(len(data.val), cap), device)
     if len(kept) == 0:
         return {"n_val": 0}

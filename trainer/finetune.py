@@ -47,6 +47,7 @@ from medflip_core.model.optim import adamw
 from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches
 from trainer.config import TrainConfig
+from trainer.image_cache import DecodedImageCache
 from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import Progress, RunResult, RunState, write_json
 from trainer.runtime import CancelFlag, any_rank, gather_digests, start_process, tty_progress
@@ -223,8 +224,9 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                                "training images")
         cfg.batch_size = per_process
     augment = AugmentConfig() if cfg.augment else None
+    image_cache = DecodedImageCache(cfg.image_cache_mb) if cfg.image_cache_mb > 0 else None
     images = ImageBatches(tune.records(tune.train_idx), pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size,
-                          cfg.num_workers, augment=augment)
+                          cfg.num_workers, augment=augment, cache=image_cache)
     head_params = list(model.head.parameters())
     tower_params = [p for p in model.image_tower.parameters() if p.requires_grad]
     optimizer = adamw([{"params": tower_params, "lr": cfg.lr, "base_lr": cfg.lr},
@@ -246,7 +248,8 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                            n_train=len(tune.train_idx), n_val=len(tune.val_idx), classes=tune.data.classes,
                            steps_per_epoch=progress.steps_per_epoch, total_steps=progress.total_steps,
                            start_step=start_step, resumed_from=run.resumed_from, budget_s=progress.budget_s,
-                           amp=precision.mode, grad_scaler=precision.scaler is not None),
+                           amp=precision.mode, grad_scaler=precision.scaler is not None,
+                           image_cache_mb=cfg.image_cache_mb if image_cache is not None else 0),
                 mode=cfg.finetune_mode, base_model=base.name, images=len(tune.data), multi_label=tune.data.multi_label,
                 notes=tune.data.notes)
     ckpt_state = {"config": cfg.to_dict(), "model_config": cfg.model.to_dict(), "classes": tune.data.classes,

@@ -30,6 +30,7 @@ from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches, SentencePool
 from trainer.config import TrainConfig
 from trainer.evaluate import zero_shot_eval
+from trainer.image_cache import DecodedImageCache
 from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import Progress, RunResult, RunState, write_json
 from trainer.runtime import CancelFlag, Dist, gather_digests, start_process, tty_progress
@@ -76,6 +77,7 @@ class Pretraining:
     events: EventWriter
     text_cache: FrozenTextCache | None
     loss_options: dict = field(default_factory=dict)
+    image_cache: DecodedImageCache | None = None  # training and validation images, decoded once
 
 
 @dataclass
@@ -99,9 +101,10 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
         model.load_weights(cfg.init_from)
     pre = PreprocessConfig(image_size=mcfg.image_size)
     data = build_training_data(cfg, tokenize=model.text_tower.tokenize)
+    image_cache = DecodedImageCache(cfg.image_cache_mb) if cfg.image_cache_mb > 0 else None
     images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size, cfg.num_workers,
                           sampler=make_sampler(cfg, data, cfg.batch_size),
-                          augment=AugmentConfig() if cfg.augment else None)
+                          augment=AugmentConfig() if cfg.augment else None, cache=image_cache)
     optimizer = build_optimizer(model, cfg, device)
     run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric="val_auc")
     if cfg.resume:
@@ -126,7 +129,7 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
             cache.warm(list(range(len(data.sentences))), data.sentences.tokens)
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
     return Pretraining(cfg, mcfg, pre, device, ddp, model, net, data, images, data.sentences, optimizer, precision,
-                       run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options)
+                       run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options, image_cache)
 
 
 def emit_start(p: Pretraining) -> None:
@@ -138,6 +141,7 @@ def emit_start(p: Pretraining) -> None:
         budget_s=p.progress.budget_s, start_step=p.run.start_step, resumed_from=p.run.resumed_from,
         amp=p.precision.mode, grad_scaler=p.precision.scaler is not None,
         text_cache_mb=p.cfg.text_cache_mb if p.text_cache is not None else 0,
+        image_cache_mb=p.cfg.image_cache_mb if p.image_cache is not None else 0,
     ))
 
 
@@ -237,7 +241,7 @@ def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
         tty_progress(step, p.progress.total_steps, stats.parts["total"], samples_per_s, eta)
     metrics = None
     if p.ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and p.data.val:
-        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images)
+        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.image_cache)
         p.events.emit(EvalEvent(step=step, metrics=metrics))
     if run.improves(metrics) or step % cfg.checkpoint_every == 0:
         _checkpoint(p, step, metrics)
@@ -256,7 +260,7 @@ def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
     metrics = None
     evaluated_now = bool(cfg.eval_every) and step % cfg.eval_every == 0
     if status == "completed" and p.ddp.is_main and p.data.val and cfg.eval_every and not evaluated_now:
-        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images)
+        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.image_cache)
         p.events.emit(EvalEvent(step=step, metrics=metrics))
         run.improves(metrics)
     if run.last_saved_step != step or metrics:

@@ -28,6 +28,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "throughput": Benchmark("medflip_core.bench.throughput",
                             "training samples/s at mask 0, 0.5, 0.75 (image tower and whole step, as ratios); "
                             "sigma_1 by power iteration vs the full SVD"),
+    "loading": Benchmark("medflip_core.bench.loading",
+                         "pre-training on a folder of full-size DICOMs: img/s per epoch with and without the "
+                         "trainer's decoded-image cache"),
     "inference": Benchmark("medflip_core.bench.inference",
                            "ONNX Runtime vs torch eager image embedding (batch 1); DICOM file -> scores time"),
     "startup": Benchmark("medflip_core.bench.startup", "desktop app launch -> main window shown"),

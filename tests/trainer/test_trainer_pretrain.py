@@ -34,6 +34,7 @@ def test_event_stream_contents(tt, small_folder, corpus, tmp_path):
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done"
     assert events[0]["amp"] == "off" and events[0]["grad_scaler"] is False  # CPU: float32 under amp=auto
+    assert events[0]["image_cache_mb"] == 2048  # decoded images kept across epochs and evaluations (default)
     assert {"step", "eval", "checkpoint"} <= set(kinds)
     step = next(e for e in events if e["event"] == "step")
     for key in ("step", "epoch", "loss", "contrastive", "svd", "sigma1_pos", "sigma1_neg", "lr",

@@ -1,0 +1,18 @@
+"""The loading benchmark's DICOM folder: real chest DICOMs, linked into an ImageFolder the trainer reads."""
+
+from __future__ import annotations
+
+from medflip_core.bench.loading import CHEST_DICOMS, dicom_folder
+from medflip_core.data.image_folder import index_image_folder
+from medflip_core.imaging import load_image
+
+
+def test_dicom_folder_links_every_chest_dicom_under_both_classes(shared_data, tmp_path):
+    n = dicom_folder(shared_data / "dicom", tmp_path, copies=3)
+    assert n == 3 * len(CHEST_DICOMS)
+    records = index_image_folder(tmp_path)
+    assert len(records) == n and {r.class_name for r in records} == {"NORMAL", "PNEUMONIA"}
+    for name in CHEST_DICOMS:  # every file appears under both classes across the copies
+        assert {r.class_name for r in records if r.path.name.endswith(name)} == {"NORMAL", "PNEUMONIA"}
+    image = load_image(next(r.path for r in records if r.path.name.endswith("RG1_UNCR.dcm")))
+    assert image.pixels.shape == (1955, 1841)
