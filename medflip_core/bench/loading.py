@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=shared / "iu-xray-reports" / "NLMCXR_reports.tgz")
     parser.add_argument("--copies", type=int, default=11, help="links to each DICOM (6 files each time)")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--cache-mb", type=float, default=2048)
     parser.add_argument("--augment", action="store_true", help="train-only augmentation, as the default model's")
     parser.add_argument("--json", action="store_true")
