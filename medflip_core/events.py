@@ -96,6 +96,7 @@ class DoneEvent:
     skipped_examples: list[str] = field(default_factory=list)
     weight_digests: list[str] = field(default_factory=list)
     reason: str | None = None  # the signal that cancelled the run
+    image_cache: dict = field(default_factory=dict)  # per loader ("train", "val"): images, MB, hits, refused
 
     @property
     def cancelled(self) -> bool:

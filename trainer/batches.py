@@ -140,6 +140,10 @@ class ImageBatches:
             source = augmentation_source(image.pixels, self.pre.image_size)
         return self.cache.put(key, source) if self.cache is not None else source
 
+    def cache_stats(self) -> dict:
+        """{cache_name: the cache's figures} for a done event, {} without a cache."""
+        return {self.cache_name: self.cache.stats()} if self.cache is not None else {}
+
     def _load_many(self, indices: list[int], step: int = 0) -> list[np.ndarray | None]:
         if self._pool is None:
             return [self.load(i, step) for i in indices]

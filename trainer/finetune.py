@@ -306,7 +306,7 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                                          images.skipped.count + validation.skipped.count)
     events.emit(DoneEvent(status="completed", step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
                           skipped_images=images.skipped.count, skipped_examples=images.skipped.examples,
-                          weight_digests=digests),
+                          weight_digests=digests, image_cache=images.cache_stats()),
                 bundle=bundle_path and str(bundle_path), stopped_early=stopped_early, best_val_auc=run.best_value)
     if ddp.enabled:
         dist.barrier()
@@ -333,7 +333,7 @@ def _finish_cancelled(run: RunState, step: int, ckpt_state: dict, images: ImageB
     events = run.events
     events.emit(DoneEvent(status="cancelled", step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
                           skipped_images=images.skipped.count, skipped_examples=images.skipped.examples,
-                          reason=cancel.signal_name or None), bundle=None,
+                          reason=cancel.signal_name or None, image_cache=images.cache_stats()), bundle=None,
                 message="stopped; no model was written. Resume the run to continue.")
     if ddp.enabled:
         dist.barrier()

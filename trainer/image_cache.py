@@ -11,7 +11,8 @@ bit and a resumed run (which starts with an empty cache) sees the pixels the kil
 - with augmentation, `medflip_core.augment.augmentation_source` (decoded, reduced to at most twice the model
   input's side), on which each step draws its own augmentation.
 Entries are never evicted: once the budget is used, later images are decoded every time, as without a cache.
-Each process (each torchrun rank) holds its own cache.
+So pre-training gives the validation images their own share first (`split_budget`), and the run's `done`
+event reports each cache's figures. Each process (each torchrun rank) holds its own cache.
 """
 
 from __future__ import annotations
@@ -67,4 +68,12 @@ class DecodedImageCache:
                 "refused": self.refused}
 
 
-__all__ = ["DecodedImageCache"]
+def split_budget(max_mb: float, n_val: int, image_size: int) -> tuple[float, float]:
+    """(training MB, validation MB) of one budget. The validation images (model inputs, float32) get what they
+    need first, at most the whole budget: one cache with no eviction would fill with training images and leave
+    every later evaluation decoding its images again."""
+    val_mb = min(max(max_mb, 0.0), n_val * image_size * image_size * 4 / 2**20)
+    return max(max_mb, 0.0) - val_mb, val_mb
+
+
+__all__ = ["DecodedImageCache", "split_budget"]

@@ -30,7 +30,7 @@ from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches, SentencePool
 from trainer.config import TrainConfig
 from trainer.evaluate import zero_shot_eval
-from trainer.image_cache import DecodedImageCache
+from trainer.image_cache import DecodedImageCache, split_budget
 from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import Progress, RunResult, RunState, write_json
 from trainer.runtime import CancelFlag, Dist, gather_digests, start_process, tty_progress
@@ -77,7 +77,8 @@ class Pretraining:
     events: EventWriter
     text_cache: FrozenTextCache | None
     loss_options: dict = field(default_factory=dict)
-    image_cache: DecodedImageCache | None = None  # training and validation images, decoded once
+    image_cache: DecodedImageCache | None = None  # training images, decoded once
+    val_cache: DecodedImageCache | None = None  # validation images, decoded once for every evaluation
 
 
 @dataclass
@@ -101,7 +102,10 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
         model.load_weights(cfg.init_from)
     pre = PreprocessConfig(image_size=mcfg.image_size)
     data = build_training_data(cfg, tokenize=model.text_tower.tokenize)
-    image_cache = DecodedImageCache(cfg.image_cache_mb) if cfg.image_cache_mb > 0 else None
+    n_val = len(data.val) if cfg.max_val_images is None else min(len(data.val), cfg.max_val_images)
+    train_mb, val_mb = split_budget(cfg.image_cache_mb, n_val, mcfg.image_size)
+    image_cache = DecodedImageCache(train_mb) if cfg.image_cache_mb > 0 else None
+    val_cache = DecodedImageCache(val_mb) if cfg.image_cache_mb > 0 else None
     images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size, cfg.num_workers,
                           sampler=make_sampler(cfg, data, cfg.batch_size),
                           augment=AugmentConfig() if cfg.augment else None, cache=image_cache)
@@ -129,7 +133,8 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
             cache.warm(list(range(len(data.sentences))), data.sentences.tokens)
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
     return Pretraining(cfg, mcfg, pre, device, ddp, model, net, data, images, data.sentences, optimizer, precision,
-                       run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options, image_cache)
+                       run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options, image_cache,
+                       val_cache)
 
 
 def emit_start(p: Pretraining) -> None:
@@ -241,7 +246,7 @@ def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
         tty_progress(step, p.progress.total_steps, stats.parts["total"], samples_per_s, eta)
     metrics = None
     if p.ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and p.data.val:
-        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.image_cache)
+        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.val_cache)
         p.events.emit(EvalEvent(step=step, metrics=metrics))
     if run.improves(metrics) or step % cfg.checkpoint_every == 0:
         _checkpoint(p, step, metrics)
@@ -260,7 +265,7 @@ def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
     metrics = None
     evaluated_now = bool(cfg.eval_every) and step % cfg.eval_every == 0
     if status == "completed" and p.ddp.is_main and p.data.val and cfg.eval_every and not evaluated_now:
-        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.image_cache)
+        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.val_cache)
         p.events.emit(EvalEvent(step=step, metrics=metrics))
         run.improves(metrics)
     if run.last_saved_step != step or metrics:
@@ -271,6 +276,7 @@ def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
         status=status, step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
         skipped_images=p.images.skipped.count, skipped_examples=p.images.skipped.examples,
         weight_digests=digests, reason=cancel.signal_name or None,
+        image_cache={**p.images.cache_stats(), **({"val": p.val_cache.stats()} if p.val_cache is not None else {})},
     ))
     if p.ddp.enabled:
         dist.barrier()

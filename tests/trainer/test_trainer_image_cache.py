@@ -12,7 +12,7 @@ from medflip_core.imaging import load_image
 from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches
 from trainer.config import TrainConfig
-from trainer.image_cache import DecodedImageCache
+from trainer.image_cache import DecodedImageCache, split_budget
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +100,21 @@ def test_a_negative_cache_budget_is_refused():
     cfg = TrainConfig(job="pretrain", images=["x"], corpus="y", max_steps=1, image_cache_mb=-1)
     with pytest.raises(MedflipError, match="image-cache-mb"):
         cfg.validate()
+
+
+def test_the_validation_share_is_kept_first_and_never_exceeds_the_budget():
+    train_mb, val_mb = split_budget(2048, 400, 224)
+    assert val_mb == pytest.approx(400 * 224 * 224 * 4 / 2**20) and train_mb + val_mb == pytest.approx(2048)
+    assert split_budget(10, 400, 224) == (0.0, 10)  # a small budget goes to validation first
+    assert split_budget(0, 400, 224) == (0.0, 0.0)
+
+
+def test_a_run_reports_its_caches_and_the_second_evaluation_decodes_nothing(tt, small_folder, corpus, tmp_path):
+    code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path, "--max-steps", "2",
+                                                           "--eval-every", "1", "--checkpoint-every", "2"))
+    assert code == 0, err[-2000:]
+    assert [e["event"] for e in events].count("eval") == 2
+    caches = events[-1]["image_cache"]
+    assert caches["val"]["images"] == 8 and caches["val"]["misses"] == 8 and caches["val"]["hits"] == 8
+    assert caches["train"]["images"] == caches["train"]["misses"] == 8  # two steps of 4, each image once
+    assert caches["train"]["refused"] == caches["val"]["refused"] == 0
