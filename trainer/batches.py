@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from medflip_core.augment import augment_radiograph, augment_rng, augmentation_source
 from medflip_core.data.image_folder import ImageRecord
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import load_image
@@ -114,8 +115,6 @@ class ImageBatches:
             source = self._source(index)
             if self.augment is None:
                 return source  # already the model input
-            from medflip_core.augment import augment_radiograph, augment_rng
-
             # keyed by (seed, step, rank, index): a resumed run sees the same pixels
             image = augment_radiograph(source, augment_rng(self.seed, step, self.rank, index), self.augment)
             return preprocess(image, self.pre)
@@ -135,8 +134,6 @@ class ImageBatches:
         if self.augment is None:
             source = preprocess(image, self.pre)
         else:
-            from medflip_core.augment import augmentation_source
-
             source = augmentation_source(image.pixels, self.pre.image_size)
         return self.cache.put(key, source) if self.cache is not None else source
 

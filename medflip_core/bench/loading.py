@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from medflip_core.events import StepEvent, event_from_record, parse_event_line
+from medflip_core.bench.trainer_run import pretrain_steps
 from medflip_core.resources import default_shared_data
 
 CHEST_DICOMS = ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm", "rsna_cr_chest_jpeg_baseline.dcm",
@@ -41,22 +39,10 @@ def dicom_folder(source: Path, target: Path, copies: int) -> int:
 
 def epoch_rates(images: Path, corpus: Path, batch: int, epochs: int, cache_mb: float, augment: bool) -> dict:
     """Median images/s of the trainer's steps in each epoch (a separate trainer process)."""
-    from medflip_core.processes import trainer_command
-
-    with tempfile.TemporaryDirectory(prefix="medflip-bench-loading-") as out:
-        args = ["pretrain", "--images", str(images), "--corpus", str(corpus), "--max-sentences", "256",
-                "--batch-size", str(batch), "--epochs", str(epochs), "--eval-every", "0",
-                "--checkpoint-every", "100000", "--val-fraction", "0.05", "--warmup-steps", "0",
-                "--image-cache-mb", str(cache_mb), "--out-dir", out]
-        if augment:
-            args.append("--augment")
-        program, argv = trainer_command(args)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        proc = subprocess.run([program, *argv], capture_output=True, text=True, env=env, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the trainer run failed: {proc.stderr[-1500:]}")
-    steps = [e for e in (event_from_record(r) for r in map(parse_event_line, proc.stdout.splitlines()) if r)
-             if isinstance(e, StepEvent)]
+    args = ["--images", str(images), "--corpus", str(corpus), "--max-sentences", "256", "--batch-size", str(batch),
+            "--epochs", str(epochs), "--eval-every", "0", "--checkpoint-every", "100000", "--val-fraction", "0.05",
+            "--warmup-steps", "0", "--image-cache-mb", str(cache_mb)]
+    steps = pretrain_steps([*args, "--augment"] if augment else args)
     by_epoch: dict[int, list[float]] = {}
     for event in steps:
         by_epoch.setdefault(event.epoch, []).append(event.samples_per_s)

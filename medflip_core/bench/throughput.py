@@ -20,19 +20,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medflip_core.events import StepEvent, event_from_record, parse_event_line
+from medflip_core.bench.trainer_run import pretrain_steps
 from medflip_core.masking import check_strategy
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
@@ -88,9 +85,13 @@ def interleaved_times(fns: dict, warmup: int, rounds: int) -> dict[object, list[
     return times
 
 
+def medians_of(times: dict[object, list[float]]) -> dict:
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
     """Median seconds of each function over rounds that time them in turn (`interleaved_times`)."""
-    return {key: statistics.median(values) for key, values in interleaved_times(fns, warmup, rounds).items()}
+    return medians_of(interleaved_times(fns, warmup, rounds))
 
 
 def round_ratios(base: list[float], other: list[float]) -> dict:
@@ -221,7 +222,7 @@ def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmu
         fns[("step", ratio)] = full_step(ratio, np.random.default_rng(1))
     fns[("text", None)] = text_step
     times = interleaved_times(fns, warmup, repeats)
-    medians = {key: statistics.median(values) for key, values in times.items()}
+    medians = medians_of(times)
     rows = []
     for ratio in ratios:
         tower_s, full_s = medians[("tower", ratio)], medians[("step", ratio)]
@@ -297,23 +298,12 @@ def frozen_text_rows(model, texts: list[dict], full_step, ratios: list[float], w
 def real_data_row(images: Path, corpus: Path, batch: int, image_size: int, vision: str, ratio: float,
                   workers: int, steps: int, threads: int | None) -> dict:
     """Samples/s of the real trainer on real JPEGs (median over steps after the first two: warm-up)."""
-    from medflip_core.processes import trainer_command
-
-    with tempfile.TemporaryDirectory(prefix="medflip-bench-") as out:
-        program, args = trainer_command([
-            "pretrain", "--images", str(images), "--corpus", str(corpus), "--max-sentences", "512",
-            "--batch-size", str(batch), "--image-size", str(image_size), "--vision", vision,
-            "--mask-ratio", str(ratio), "--num-workers", str(workers), "--max-steps", str(steps + 2),
-            "--eval-every", "0", "--checkpoint-every", str(10 * (steps + 2)), "--val-fraction", "0.05",
-            "--warmup-steps", "0", "--out-dir", out])
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        if threads:
-            env["OMP_NUM_THREADS"] = str(threads)
-        proc = subprocess.run([program, *args], capture_output=True, text=True, env=env, timeout=1800)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the real-data trainer run failed: {proc.stderr[-1500:]}")
-    steps_seen = [e for e in (event_from_record(r) for r in map(parse_event_line, proc.stdout.splitlines()) if r)
-                  if isinstance(e, StepEvent)]
+    steps_seen = pretrain_steps([
+        "--images", str(images), "--corpus", str(corpus), "--max-sentences", "512",
+        "--batch-size", str(batch), "--image-size", str(image_size), "--vision", vision,
+        "--mask-ratio", str(ratio), "--num-workers", str(workers), "--max-steps", str(steps + 2),
+        "--eval-every", "0", "--checkpoint-every", str(10 * (steps + 2)), "--val-fraction", "0.05",
+        "--warmup-steps", "0"], threads, timeout=1800, what="real-data trainer run")
     rates = [e.samples_per_s for e in steps_seen[2:]]
     return {"images": str(images), "mask_ratio": ratio, "num_workers": workers, "steps_timed": len(rates),
             "step_samples_per_s": statistics.median(rates)}

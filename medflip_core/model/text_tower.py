@@ -13,6 +13,12 @@ from medflip_core.model.config import ModelConfig, text_model_path
 from medflip_core.model.packed_layers import PackedTokens, can_pack, packed_layer
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H) token states -> (B, H), the mean over each sentence's real tokens."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+
+
 @dataclass
 class TextOutput:
     embedding: torch.Tensor  # (B, D) L2-normalised
@@ -48,9 +54,7 @@ class TextTower(nn.Module):
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean-pooled hidden state (B, H), token states (B, T, H)) before projection."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
-        return pooled, hidden
+        return mean_pool(hidden, attention_mask), hidden
 
     def _layers(self) -> list[nn.Module]:
         layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
@@ -91,12 +95,10 @@ class TextTower(nn.Module):
 
         BERT-style layers run on the real tokens only (medflip_core.model.packed_layers); their token states
         are zero at padding positions. Other encoders run their own layers on the padded batch. In `frozen`
-        mode no layer is left to run: the states are projected (padding zeroed, as the packed layers give).
+        mode no layer is left to run: the packed states are projected as they are.
         """
         top = self._layers()[self._frozen_layer_count() :]
-        if not top:
-            return self._project(frozen * attention_mask.unsqueeze(-1).to(frozen.dtype), attention_mask)
-        if all(can_pack(layer, self.encoder.config) for layer in top):
+        if all(can_pack(layer, self.encoder.config) for layer in top):  # also when no layer is left (frozen)
             where = PackedTokens(attention_mask)
             packed = where.pack(frozen)
             for layer in top:
@@ -109,32 +111,24 @@ class TextTower(nn.Module):
         return self._project(hidden, attention_mask)
 
     def _project(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
         return TextOutput(
-            embedding=F.normalize(self.proj(pooled), dim=-1),
+            embedding=F.normalize(self.proj(mean_pool(hidden, attention_mask)), dim=-1),
             tokens=F.normalize(self.proj(hidden), dim=-1),
             attention_mask=attention_mask,
         )
 
     def _project_packed(self, packed: torch.Tensor, where: PackedTokens, attention_mask: torch.Tensor) -> TextOutput:
-        """`_project` of the unpacked states, with the token projection run on the real tokens only (less than
+        """`_project` of the unpacked states, with the token projection run on the real tokens only (about
         half the rows of a padded IU batch). The projection has no bias, so padding tokens are zero either way."""
-        hidden = where.unpack(packed)
-        count = attention_mask.sum(dim=1, keepdim=True).clamp_min(1).to(hidden.dtype)
         return TextOutput(
-            embedding=F.normalize(self.proj(hidden.sum(dim=1) / count), dim=-1),
+            embedding=F.normalize(self.proj(mean_pool(where.unpack(packed), attention_mask)), dim=-1),
             tokens=where.unpack(F.normalize(self.proj(packed), dim=-1)),
             attention_mask=attention_mask,
         )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextOutput:
-        pooled, hidden = self.pooled(input_ids, attention_mask)
-        return TextOutput(
-            embedding=F.normalize(self.proj(pooled), dim=-1),
-            tokens=F.normalize(self.proj(hidden), dim=-1),
-            attention_mask=attention_mask,
-        )
+        return self._project(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,
+                             attention_mask)
 
     def set_trainable(self, mode: str) -> None:
         """frozen: projection only; partial: the last N encoder layers too; full: everything that is used.
