@@ -15,10 +15,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from medflip_core.augment import augment_radiograph, augment_rng, augmentation_source
+from medflip_core.augment import augment_radiograph, augment_rng
 from medflip_core.data.image_folder import ImageRecord
+from medflip_core.decode_pool import DECODE_IN, DecodePool, decode_for_training
 from medflip_core.errors import MedflipError
-from medflip_core.imaging import load_image
 from medflip_core.preprocess import PreprocessConfig, preprocess
 from trainer.image_cache import DecodedImageCache
 
@@ -55,7 +55,9 @@ class ImageBatches:
     """Epoch-wise shuffled image batches for one rank; loads and preprocesses on demand.
 
     With `workers` > 0, a batch's images are decoded in that many threads (PIL and the resampling release
-    the GIL), and `prefetch(step)` starts the next batch while the current step computes.
+    the GIL), and `prefetch(step)` starts the next batch while the current step computes. With
+    `decode_in="processes"` each of those threads hands its file to one of `workers` worker processes
+    (medflip_core/decode_pool.py: JPEG 2000 holds the GIL; a crashing decoder skips a file, not the run).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ImageBatches:
         augment=None,  # medflip_core.augment.AugmentConfig: train-only augmentation before preprocessing
         cache: DecodedImageCache | None = None,  # decoded images kept across epochs / evaluations
         cache_name: str = "train",  # this loader's share of the cache's keys (one cache can serve several)
+        decode_in: str = "threads",  # or "processes" (needs workers > 0)
     ) -> None:
         if len(records) < batch_size * world_size:
             raise MedflipError(
@@ -84,7 +87,12 @@ class ImageBatches:
         self.world_size = world_size
         self.skipped = SkipCounter()
         self._bad: set[int] = set()
+        if decode_in not in DECODE_IN:
+            raise MedflipError(f"decode_in must be threads or processes, not {decode_in!r}")
+        if decode_in == "processes" and workers < 1:
+            raise MedflipError("decoding in processes needs at least one worker (--num-workers 1 or more)")
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode") if workers > 0 else None
+        self._decoder = DecodePool(workers) if decode_in == "processes" else None
         # Prefetch runs _build, which itself waits on the decode pool: a separate thread, or a one-worker pool
         # deadlocks (the prefetch occupies the only decode worker while waiting for it).
         self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="prefetch") if workers > 0 else None
@@ -130,11 +138,11 @@ class ImageBatches:
         key = (self.cache_name, index)
         if self.cache is not None and (cached := self.cache.get(key)) is not None:
             return cached
-        image = load_image(self.records[index].path)
-        if self.augment is None:
-            source = preprocess(image, self.pre)
+        path, for_augmentation = self.records[index].path, self.augment is not None
+        if self._decoder is not None:
+            source = self._decoder.decode(path, self.pre, for_augmentation)
         else:
-            source = augmentation_source(image.pixels, self.pre.image_size)
+            source = decode_for_training(path, self.pre, for_augmentation)
         return self.cache.put(key, source) if self.cache is not None else source
 
     def cache_stats(self) -> dict:
@@ -180,6 +188,8 @@ class ImageBatches:
         for pool in (self._prefetcher, self._pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+        if self._decoder is not None:
+            self._decoder.close()
 
 
 class SentencePool:

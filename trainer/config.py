@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from medflip_core.checkpoint_layout import model_config_source
+from medflip_core.decode_pool import DECODE_IN
 from medflip_core.errors import MedflipError
 from medflip_core.masking import MASK_STRATEGIES
 from medflip_core.model.config import ModelConfig
@@ -85,7 +86,9 @@ class TrainConfig:
     amp: str = "auto"  # auto | on | off | bf16 | fp16 (trainer/precision.py: auto = CUDA only, bf16 if supported)
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int = 0  # loader threads (0: decode in the training loop)
+    decode_in: str = "threads"  # threads | processes: the loader's workers decode in threads, or each hands its
+    # file to a worker process (JPEG 2000 DICOMs: their decoder holds the GIL; medflip_core/decode_pool.py)
     # run control
     log_every: int = 1
     eval_every: int = 200
@@ -105,6 +108,7 @@ class TrainConfig:
             "sample_within_source": ("class", "image"),
             "amp": AMP_CHOICES,
             "device": ("auto", "cpu", "cuda"),
+            "decode_in": DECODE_IN,
         }
         if self.finetune_mode == "linear":
             raise MedflipError("--finetune-mode linear became the probe: `medflip finetune --mode probe` (no torch, "
@@ -126,6 +130,8 @@ class TrainConfig:
                                f"got {self.mask_strategy!r}")
         if not 0.0 <= self.mask_guided_share <= 1.0:
             raise MedflipError(f"--mask-guided-share must be between 0 and 1, got {self.mask_guided_share}")
+        if self.decode_in == "processes" and self.num_workers < 1:
+            raise MedflipError("--decode-in processes needs --num-workers 1 or more (the number of decode processes)")
         if self.image_cache_mb < 0:
             raise MedflipError("--image-cache-mb must be 0 (no cache) or a budget in megabytes")
         if self.svd_power_iters < 0:

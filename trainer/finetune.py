@@ -226,7 +226,7 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     augment = AugmentConfig() if cfg.augment else None
     image_cache = DecodedImageCache(cfg.image_cache_mb) if cfg.image_cache_mb > 0 else None
     images = ImageBatches(tune.records(tune.train_idx), pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size,
-                          cfg.num_workers, augment=augment, cache=image_cache)
+                          cfg.num_workers, augment=augment, cache=image_cache, decode_in=cfg.decode_in)
     head_params = list(model.head.parameters())
     tower_params = [p for p in model.image_tower.parameters() if p.requires_grad]
     optimizer = adamw([{"params": tower_params, "lr": cfg.lr, "base_lr": cfg.lr},

@@ -9,6 +9,7 @@ gradients overflowed.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,6 +40,23 @@ def device_supports_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     return True  # CPU autocast computes bf16 on every x86/ARM CPU torch supports
+
+
+def clip_gradients(params: Iterable[torch.nn.Parameter], max_norm: float) -> float:
+    """The gradients' total L2 norm; they are scaled to `max_norm` only when it is exceeded.
+
+    The same bits as `torch.nn.utils.clip_grad_norm_`, which multiplies every gradient by a factor clamped
+    to 1 even when nothing needs clipping: a pass over all ~9M gradients per step (~3.5 ms on 2 cores) for
+    nothing. Non-finite gradients are left as they are: the step is skipped anyway.
+    """
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return 0.0
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+    value = float(norm)
+    if math.isfinite(value) and float(max_norm / (norm + 1e-6)) < 1.0:  # torch's own factor, before its clamp
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+    return value
 
 
 @dataclass
@@ -72,8 +90,8 @@ class Precision:
         """
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(list(params), max_norm)
-        finite = bool(torch.isfinite(norm))
+        norm = clip_gradients(params, max_norm)
+        finite = math.isfinite(norm)
         if all_finite is not None:
             finite = all_finite(finite)
         if self.scaler is not None:
@@ -82,10 +100,10 @@ class Precision:
             self.scaler.update(new_scale=None if finite else self.scaler.get_scale() * self.scaler.get_backoff_factor())
         elif finite:
             optimizer.step()
-        return StepOutcome(grad_norm=float(norm), finite=finite)
+        return StepOutcome(grad_norm=norm, finite=finite)
 
     def describe(self) -> dict:
         return {"amp": self.mode, "grad_scaler": self.scaler is not None}
 
 
-__all__ = ["AMP_CHOICES", "Precision", "StepOutcome", "choose_precision", "device_supports_bf16"]
+__all__ = ["AMP_CHOICES", "Precision", "StepOutcome", "choose_precision", "clip_gradients", "device_supports_bf16"]

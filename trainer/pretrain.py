@@ -79,6 +79,7 @@ class Pretraining:
     loss_options: dict = field(default_factory=dict)
     image_cache: DecodedImageCache | None = None  # training images, decoded once
     val_cache: DecodedImageCache | None = None  # validation images, decoded once for every evaluation
+    trainable: list[torch.nn.Parameter] = field(default_factory=list)  # what clipping reads, in model order
 
 
 @dataclass
@@ -108,7 +109,8 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     val_cache = DecodedImageCache(val_mb) if cfg.image_cache_mb > 0 else None
     images = ImageBatches(data.train, pre, cfg.batch_size, cfg.seed, ddp.rank, ddp.world_size, cfg.num_workers,
                           sampler=make_sampler(cfg, data, cfg.batch_size),
-                          augment=AugmentConfig() if cfg.augment else None, cache=image_cache)
+                          augment=AugmentConfig() if cfg.augment else None, cache=image_cache,
+                          decode_in=cfg.decode_in)
     optimizer = build_optimizer(model, cfg, device)
     run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric="val_auc")
     if cfg.resume:
@@ -134,7 +136,7 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
     return Pretraining(cfg, mcfg, pre, device, ddp, model, net, data, images, data.sentences, optimizer, precision,
                        run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options, image_cache,
-                       val_cache)
+                       val_cache, [q for q in model.parameters() if q.requires_grad])
 
 
 def emit_start(p: Pretraining) -> None:
@@ -219,7 +221,7 @@ def train_step(p: Pretraining, step: int) -> StepStats:
             sig_pos.append(result.sigma1_pos)
         if result.sigma1_neg is not None:
             sig_neg.append(result.sigma1_neg)
-    outcome = p.precision.step(p.optimizer, p.model.parameters(), 1.0, p.run.gradients_finite)
+    outcome = p.precision.step(p.optimizer, p.trainable, 1.0, p.run.gradients_finite)
     p.run.note_skipped(outcome.finite, step + 1, p.precision.mode)
     with torch.no_grad():
         p.model.logit_scale.clamp_(0.0, float(np.log(100.0)))

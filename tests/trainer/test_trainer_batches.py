@@ -92,3 +92,40 @@ def test_prefetch_with_one_decode_worker_does_not_deadlock(shared_data):
         assert (one.batch(2).pixels == plain.batch(2).pixels).all()
     finally:
         one.close()
+
+
+def test_batches_decoded_in_processes_equal_batches_decoded_in_threads(shared_data, tmp_path):
+    """A DICOM folder (JPEG 2000 lossless and lossy, JPEG baseline, uncompressed, MONOCHROME1) plus a file that
+    is not an image: the same batches, the same skipped file, whichever way the images are decoded."""
+    from medflip_core.augment import AugmentConfig
+
+    for k, path in enumerate(sorted((shared_data / "dicom").glob("*.dcm"))):
+        folder = tmp_path / ("NORMAL" if k % 2 else "PNEUMONIA")
+        folder.mkdir(exist_ok=True)
+        (folder / path.name).symlink_to(path)
+    (tmp_path / "NORMAL" / "notes.dcm").write_text("not a DICOM")
+    records = index_image_folder(tmp_path)
+    pre = PreprocessConfig(image_size=64)
+    for augment in (None, AugmentConfig()):
+        threads = ImageBatches(records, pre, batch_size=4, seed=3, workers=2, augment=augment)
+        processes = ImageBatches(records, pre, batch_size=4, seed=3, workers=2, augment=augment,
+                                 decode_in="processes")
+        try:
+            for step in range(3):
+                processes.prefetch(step + 1)
+                a, b = threads.batch(step), processes.batch(step)
+                assert a.used == b.used
+                assert np.array_equal(a.pixels.numpy(), b.pixels.numpy())
+            assert processes.skipped.count == threads.skipped.count == 1
+            assert processes.skipped.examples == threads.skipped.examples
+        finally:
+            threads.close()
+            processes.close()
+
+
+def test_decoding_in_processes_needs_a_worker(shared_data):
+    from medflip_core.errors import MedflipError
+
+    records = index_image_folder(shared_data / "cxr-pneumonia-kermany" / "train")[:8]
+    with pytest.raises(MedflipError, match="at least one worker"):
+        ImageBatches(records, PreprocessConfig(image_size=64), batch_size=4, seed=0, decode_in="processes")

@@ -39,6 +39,8 @@ def test_toml_and_json_files(tmp_path):
         (["--corpus", "c", "--max-steps", "1"], "images"),
         (["--images", "a", "--corpus", "c"], "how long"),
         (["--images", "a", "--corpus", "c", "--max-steps", "1", "--loss", "mse"], "loss"),
+        (["--images", "a", "--corpus", "c", "--max-steps", "1", "--decode-in", "processes"], "--num-workers 1"),
+        (["--images", "a", "--corpus", "c", "--max-steps", "1", "--decode-in", "gpu"], "decode-in"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(argv, message):

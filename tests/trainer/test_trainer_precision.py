@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from trainer.precision import Precision, choose_precision
+from trainer.precision import Precision, choose_precision, clip_gradients
 
 
 @pytest.mark.parametrize(("amp", "device", "bf16", "expected"), [
@@ -89,3 +91,34 @@ def test_float32_step_skips_on_a_rank_disagreement():
     outcome = prec.step(opt, model.parameters(), 1.0, all_finite=lambda _local: False)
     assert not outcome.finite
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def _grads_of(model) -> list[torch.Tensor]:
+    return [q.grad.clone() for q in model.parameters()]
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 0.5, 1e6, float("inf")])
+def test_clip_gradients_gives_torchs_bits_and_leaves_gradients_under_the_limit_untouched(max_norm):
+    """The same norm and gradients as clip_grad_norm_, whether the limit clips (1e-3, 0.5) or not (1e6, inf)."""
+    ours, theirs = _model(), _model()
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    for model in (ours, theirs):
+        model(x).pow(2).sum().backward()
+    unclipped = _grads_of(ours)
+    norm = clip_gradients(ours.parameters(), max_norm)
+    reference = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm)
+    assert norm == float(reference)
+    assert all(torch.equal(a, b) for a, b in zip(_grads_of(ours), _grads_of(theirs), strict=True))
+    clipped = norm > max_norm
+    assert clipped == (max_norm < 1.0)  # the test's own premise: the gradients' norm is between 0.5 and 1e6
+    assert all(torch.equal(a, b) for a, b in zip(_grads_of(ours), unclipped, strict=True)) is not clipped
+
+
+def test_clip_gradients_reports_a_non_finite_norm_and_skips_parameters_without_gradients():
+    model = _model()
+    model(torch.randn(4, 8)).sum().backward()
+    model[2].bias.grad = None  # a parameter this step did not reach
+    model[0].weight.grad[0, 0] = float("nan")
+    assert math.isnan(clip_gradients(model.parameters(), 1.0))
+    assert torch.isnan(model[0].weight.grad[0, 0])
+    assert clip_gradients([], 1.0) == 0.0

@@ -82,6 +82,17 @@ def test_kill_9_then_resume_reaches_the_same_step_count(tt, small_folder, corpus
     assert straight[-1]["weight_digests"] == events[-1]["weight_digests"]
 
 
+def test_decoding_in_processes_trains_the_same_weights_as_decoding_in_the_loop(tt, small_folder, corpus, tmp_path):
+    runs = {}
+    for name, extra in (("loop", ()), ("processes", ("--decode-in", "processes", "--num-workers", "2"))):
+        code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path / name, "--max-steps", "3",
+                                                       "--eval-every", "0", "--checkpoint-every", "3", *extra))
+        assert code == 0, err[-2000:]
+        assert events[0]["config"]["decode_in"] == ("processes" if extra else "threads")
+        runs[name] = events[-1]["weight_digests"]
+    assert runs["processes"] == runs["loop"]
+
+
 def test_sigterm_cancels_with_a_checkpoint(tt, small_folder, corpus, tmp_path):
     args = tt.args(small_folder, corpus, tmp_path, "--max-steps", "500", "--checkpoint-every", "1000",
                       "--eval-every", "0")
