@@ -16,3 +16,16 @@ def test_dicom_folder_links_every_chest_dicom_under_both_classes(shared_data, tm
         assert {r.class_name for r in records if r.path.name.endswith(name)} == {"NORMAL", "PNEUMONIA"}
     image = load_image(next(r.path for r in records if r.path.name.endswith("RG1_UNCR.dcm")))
     assert image.pixels.shape == (1955, 1841)
+
+
+def test_decode_only_times_every_file_in_the_three_modes(shared_data, capsys):
+    from medflip_core.bench.loading import decode_rates, print_decode_rates
+
+    files = [shared_data / "dicom" / name for name in ("rsna_cr_chest_jpeg_baseline.dcm", "RG1_J2KI.dcm")]
+    result = decode_rates(files, repeats=2, workers=2, rounds=1, image_size=64)
+    assert set(result["files"]) == {f.name for f in files}
+    for rates in result["files"].values():
+        assert set(rates) == {"serial", "threads", "processes"} and all(r > 0 for r in rates.values())
+    print_decode_rates(result)
+    out = capsys.readouterr().out
+    assert "RG1_J2KI.dcm" in out and "worker processes" in out
