@@ -137,6 +137,7 @@ def test_bad_fine_tuning_input_is_reported_and_leaves_no_bundle(window, qtbot, t
     qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
     panel = window.training
     panel.job.setCurrentIndex(panel.job.findData("finetune"))
+    assert panel.decoding.isHidden()  # the trainer's loader flags: not a fine-tuning option
     bad = tmp_path / "labels.csv"
     bad.write_text("Image Index,Finding Labels,Patient ID\nmissing.png,Pneumonia,1\n")
     panel.images.setText(str(bad))

@@ -29,10 +29,13 @@ def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot,
     panel = window.training
     setup_panel(panel, small_folder, corpus)
     panel.mask_strategy.setCurrentText("integrity")  # the strategy picker reaches the trainer
+    assert not panel.decoding.isHidden()
+    panel.decoding.setCurrentIndex(2)  # worker processes: cancelling must end them with the trainer
     panel.start(extra=SMALL)
     qtbot.waitUntil(lambda: len(panel.series["loss"][0]) >= 2, timeout=180000)
     start = next(e for e in panel.events if isinstance(e, StartEvent))
     assert start.config["mask_strategy"] == "integrity"
+    assert start.config["decode_in"] == "processes" and start.config["num_workers"] >= 1
     xs, ys = panel.curves["loss"].getData()
     assert len(xs) >= 2 and all(y > 0 for y in ys)
     assert len(panel.series["sigma1_pos"][0]) >= 1
