@@ -149,10 +149,11 @@ class ImageBatches:
         """{cache_name: the cache's figures} for a done event, {} without a cache."""
         return {self.cache_name: self.cache.stats()} if self.cache is not None else {}
 
-    def _load_many(self, indices: list[int], step: int = 0) -> list[np.ndarray | None]:
+    def load_many(self, indices: Sequence[int], step: int = 0) -> list[np.ndarray | None]:
+        """`load` of each index, in order (in the loader's workers when it has them)."""
         if self._pool is None:
-            return [self.load(i, step) for i in indices]
-        return list(self._pool.map(lambda i: self.load(i, step), indices))
+            return [self.load(int(i), step) for i in indices]
+        return list(self._pool.map(lambda i: self.load(int(i), step), indices))
 
     def prefetch(self, step: int) -> None:
         """Start loading the batch of `step` in the background (no effect without workers)."""
@@ -174,7 +175,7 @@ class ImageBatches:
         while len(pixels) < self.batch_size and candidates:
             chunk = [int(i) for i in candidates[: self.batch_size - len(pixels)]]
             candidates = candidates[len(chunk):]
-            for i, arr in zip(chunk, self._load_many(chunk, step), strict=True):
+            for i, arr in zip(chunk, self.load_many(chunk, step), strict=True):
                 if arr is not None:
                     pixels.append(arr)
                     labels.append(self.records[i].labels)

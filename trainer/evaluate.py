@@ -27,11 +27,11 @@ def embed_records(model: MedFlipModel, loader: ImageBatches, indices: np.ndarray
     embs, kept = [], []
     for start in range(0, len(indices), batch):
         arrays, ids = [], []
-        for i in indices[start : start + batch]:
-            arr = loader.load(int(i))
+        chunk = [int(i) for i in indices[start : start + batch]]
+        for i, arr in zip(chunk, loader.load_many(chunk), strict=True):
             if arr is not None:
                 arrays.append(arr)
-                ids.append(int(i))
+                ids.append(i)
         if arrays:
             pixels = torch.from_numpy(np.stack(arrays)).to(device)
             embs.append(model.encode_image(pixels).embedding.float().cpu().numpy())
@@ -50,11 +50,16 @@ def embed_texts(model: MedFlipModel, texts: list[str], device) -> np.ndarray:
 
 
 def zero_shot_eval(model: MedFlipModel, data, pre: PreprocessConfig, device, cap: int | None,
-                   cache: DecodedImageCache | None = None) -> dict:
+                   cache: DecodedImageCache | None = None, workers: int = 0, decode_in: str = "threads") -> dict:
     """Accuracy and ROC AUC (data set: the run's patient-disjoint validation split); `cache` keeps the decoded
-    validation images from one evaluation to the next."""
-    loader = ImageBatches(data.val, pre, batch_size=1, seed=0, cache=cache, cache_name="val")
-    image_emb, kept = embed_records(model, loader, val_subset(len(data.val), cap), device)
+    validation images from one evaluation to the next; `workers` and `decode_in` as the run's loader has them
+    (worker processes start only if something is not in the cache)."""
+    loader = ImageBatches(data.val, pre, batch_size=1, seed=0, cache=cache, cache_name="val", workers=workers,
+                          decode_in=decode_in)
+    try:
+        image_emb, kept = embed_records(model, loader, val_subset(len(data.val), cap), device)
+    finally:
+        loader.close()
     if len(kept) == 0:
         return {"n_val": 0}
     plan = build_prompts(data.class_prompts, mode="ensemble")

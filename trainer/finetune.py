@@ -155,14 +155,20 @@ class Validation:
     per class while training (on a fixed seeded subset of at most `cap` images, the same at every evaluation),
     and all of them for the calibration and figures of the bundle."""
 
-    def __init__(self, tune: TuneData, pre: PreprocessConfig, cap: int | None) -> None:
-        loader = ImageBatches(tune.records(tune.val_idx), pre, batch_size=1, seed=0)
+    def __init__(self, tune: TuneData, pre: PreprocessConfig, cap: int | None, workers: int = 0,
+                 decode_in: str = "threads") -> None:
+        loader = ImageBatches(tune.records(tune.val_idx), pre, batch_size=1, seed=0, workers=workers,
+                              decode_in=decode_in)
         pixels, keep = [], []
-        for i in range(len(tune.val_idx)):
-            arr = loader.load(i)
-            if arr is not None:
-                pixels.append(arr.astype(np.float16))
-                keep.append(i)
+        try:
+            for start in range(0, len(tune.val_idx), 64):  # in chunks: float32 arrays never pile up
+                chunk = range(start, min(start + 64, len(tune.val_idx)))
+                for i, arr in zip(chunk, loader.load_many(chunk), strict=True):
+                    if arr is not None:
+                        pixels.append(arr.astype(np.float16))
+                        keep.append(i)
+        finally:
+            loader.close()
         self.skipped = loader.skipped
         if not keep:
             raise MedflipError("none of the validation images could be read")
@@ -239,7 +245,7 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / RUN_CONFIG, cfg.to_dict())
-    validation = Validation(tune, pre, cfg.max_val_images) if ddp.is_main else None
+    validation = Validation(tune, pre, cfg.max_val_images, cfg.num_workers, cfg.decode_in) if ddp.is_main else None
     net: nn.Module = model
     if ddp.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -86,11 +86,13 @@ def test_decoding_in_processes_trains_the_same_weights_as_decoding_in_the_loop(t
     runs = {}
     for name, extra in (("loop", ()), ("processes", ("--decode-in", "processes", "--num-workers", "2"))):
         code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path / name, "--max-steps", "3",
-                                                       "--eval-every", "0", "--checkpoint-every", "3", *extra))
+                                                       "--eval-every", "3", "--checkpoint-every", "3", *extra))
         assert code == 0, err[-2000:]
         assert events[0]["config"]["decode_in"] == ("processes" if extra else "threads")
-        runs[name] = events[-1]["weight_digests"]
-    assert runs["processes"] == runs["loop"]
+        evaluation = next({k: v for k, v in e.items() if k != "time"} for e in events if e["event"] == "eval")
+        runs[name] = (events[-1]["weight_digests"], evaluation)
+    assert runs["processes"] == runs["loop"]  # the validation images are decoded the same way too
+    assert runs["loop"][1]["n_val"] == 8
 
 
 def test_sigterm_cancels_with_a_checkpoint(tt, small_folder, corpus, tmp_path):
