@@ -80,8 +80,7 @@ class DecodePool:
             self._restart(pool)
         # A worker died. Every image in flight fails with it, not only the one that killed it: decode this one
         # alone in a process of its own, so only a file that crashes the decoder by itself is skipped.
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_start) as alone:
+        with _spawn_pool(1) as alone:
             try:
                 return alone.submit(decode_for_training, str(path), pre, for_augmentation).result()
             except BrokenProcessPool as exc:
@@ -96,12 +95,6 @@ class DecodePool:
                 self.crashes += 1
                 broken.shutdown(wait=False, cancel_futures=True)
                 self._pool = _spawn_pool(self.processes)
-
-    def worker_pids(self) -> list[int]:
-        """Process ids of the live workers (workers start on first use)."""
-        with self._lock:
-            processes = getattr(self._pool, "_processes", None) or {}
-        return [p.pid for p in processes.values() if p.pid is not None]
 
     def close(self) -> None:
         with self._lock:

@@ -248,11 +248,17 @@ def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
         tty_progress(step, p.progress.total_steps, stats.parts["total"], samples_per_s, eta)
     metrics = None
     if p.ddp.is_main and cfg.eval_every and step % cfg.eval_every == 0 and p.data.val:
-        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.val_cache,
-                                 cfg.num_workers, cfg.decode_in)
+        metrics = _zero_shot(p)
         p.events.emit(EvalEvent(step=step, metrics=metrics))
     if run.improves(metrics) or step % cfg.checkpoint_every == 0:
         _checkpoint(p, step, metrics)
+
+
+def _zero_shot(p: Pretraining) -> dict:
+    """Zero-shot metrics on the validation split, its images decoded as the training loader decodes them."""
+    cfg = p.cfg
+    return zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.val_cache, cfg.num_workers,
+                          cfg.decode_in)
 
 
 def _checkpoint(p: Pretraining, step: int, metrics: dict | None = None) -> None:
@@ -268,8 +274,7 @@ def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
     metrics = None
     evaluated_now = bool(cfg.eval_every) and step % cfg.eval_every == 0
     if status == "completed" and p.ddp.is_main and p.data.val and cfg.eval_every and not evaluated_now:
-        metrics = zero_shot_eval(p.model, p.data, p.pre, p.device, cfg.max_val_images, p.val_cache,
-                                 cfg.num_workers, cfg.decode_in)
+        metrics = _zero_shot(p)
         p.events.emit(EvalEvent(step=step, metrics=metrics))
         run.improves(metrics)
     if run.last_saved_step != step or metrics:

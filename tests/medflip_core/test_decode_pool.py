@@ -78,8 +78,8 @@ def test_a_worker_killed_mid_decode_costs_a_retry_and_the_pool_starts_again(shar
         caller.start()
         time.sleep(0.2)  # inside the decode
         assert caller.is_alive()
-        for pid in decoder.worker_pids():
-            os.kill(pid, signal.SIGKILL)
+        for child in multiprocessing.active_children():  # this pool's worker (and any other test's)
+            os.kill(child.pid, signal.SIGKILL)
         caller.join(timeout=60)
         assert np.array_equal(result["image"], expected)  # decoded again, alone
         assert decoder.crashes == 1
@@ -115,12 +115,12 @@ def test_workers_end_when_the_process_that_started_them_is_killed(shared_data):
     import sys
 
     script = (
-        "import os, signal\n"
+        "import multiprocessing, os, signal\n"
         "from medflip_core.decode_pool import DecodePool\n"
         "from medflip_core.preprocess import PreprocessConfig\n"
         "pool = DecodePool(2)\n"
         f"pool.decode({str(shared_data / 'dicom' / 'RG1_UNCR.dcm')!r}, PreprocessConfig(image_size=64), False)\n"
-        "print(*pool.worker_pids(), flush=True)\n"
+        "print(*(child.pid for child in multiprocessing.active_children()), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
