@@ -130,6 +130,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"{r['path']}: " + ", ".join(f"{k} {v:.3f}" for k, v in ranked))
             for w in r["warnings"]:
                 print(f"    warning: {w}")
+            for note in r.get("notes", []):
+                print(f"    note: {note}")
     return 1 if failed else 0
 
 
@@ -213,13 +215,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """The trainer runs as its own process (the layer above this package), with this process's stdout and
-    stderr; its exit code is ours."""
+    stderr; its exit code is ours. Its arguments, --help included, pass through untouched."""
     import subprocess
 
     from medflip_core.processes import trainer_command
 
     program, arguments = trainer_command(args.trainer_args)
-    with subprocess.Popen([program, *arguments]) as proc:
+    env = {**os.environ, "MEDFLIP_TRAINER_PROG": "medflip train"}  # the trainer's usage lines name this command
+    with subprocess.Popen([program, *arguments], env=env) as proc:
         while True:
             try:
                 return proc.wait()
@@ -227,54 +230,83 @@ def cmd_train(args: argparse.Namespace) -> int:
                 continue
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; every option's help ends with its default when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings
+                or isinstance(action, argparse._HelpAction | argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+JSON_HELP = "print the result as JSON on stdout (for scripts) instead of text"
+MODEL_HELP = "model name or bundle folder (default: medflip-default)"
+PATIENT_PATTERN_HELP = ("regex whose group 1 is the patient id in a file name (default: Kermany personN, NIH "
+                        "8 digits, patientN, IM-xxxx, else the file name)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medflip", description=f"MedFLIP command line. {RESEARCH_NOTICE}")
+    parser = argparse.ArgumentParser(prog="medflip", description=f"MedFLIP command line. {RESEARCH_NOTICE}",
+                                     epilog="`medflip COMMAND --help` describes a command's options.")
     parser.add_argument("--version", action="version", version=f"medflip {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("info", help="describe an image file or folder (no patient-identifying tags)")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("path", help="a DICOM/PNG/JPEG file, or a folder (searched recursively)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("label", help="label a report sentence with the knowledge-extraction labeler")
-    p.add_argument("text", nargs="+")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("text", nargs="+", help="the sentence (several words are joined with spaces)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP + ", with the phrases that gave each label")
     p.set_defaults(func=cmd_label)
 
     p = sub.add_parser("bench", help=f"benchmarks that print figures: {', '.join(BENCHMARKS)}",
-                       epilog="\n".join(f"  {name:<11} {b.help}" for name, b in BENCHMARKS.items()),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=list(BENCHMARKS))
-    p.add_argument("--json", action="store_true")
+                       epilog="\n".join(f"  {name:<11} {b.help}" for name, b in BENCHMARKS.items()))
+    p.add_argument("what", choices=list(BENCHMARKS), metavar="NAME", help="the benchmark to run (listed below)")
+    p.add_argument("--json", action="store_true", help="the benchmark's figures as JSON")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (see its --help)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("classify", help="zero-shot label scores for images")
-    p.add_argument("paths", nargs="+")
-    p.add_argument("--labels", help='comma-separated labels, e.g. "No Finding,Pneumonia"')
-    p.add_argument("--model", help="model name or bundle folder (default: medflip-default)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--labels", help='comma-separated labels, e.g. "No Finding,Pneumonia" (default: the model\'s '
+                                    "labels; a classifier bundle scores its own classes)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("retrieve", help="report sentences that best match an image")
-    p.add_argument("path")
+    p.add_argument("path", help="an image file")
     p.add_argument("--corpus", help="Open-i XML folder/tgz, CSV or TXT (default: the bundle's sentence bank)")
-    p.add_argument("--k", type=int, default=5)
-    p.add_argument("--model")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--k", type=int, default=5, help="how many sentences to show")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_retrieve)
 
     p = sub.add_parser("evaluate", help="zero-shot evaluation on an ImageFolder (one sub-folder per class)")
-    p.add_argument("data_dir")
-    p.add_argument("--model")
-    p.add_argument("--prompt", action="append", metavar="CLASS=TEXT", help="label text for a class folder")
-    p.add_argument("--positive", help="positive class of a binary task (for ROC AUC)")
-    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("data_dir", help="an ImageFolder (one sub-folder per class); classifier bundles also take a "
+                                    "label CSV")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--prompt", action="append", metavar="CLASS=TEXT",
+                   help="label text for a class folder, repeatable (default: the folder name)")
+    p.add_argument("--positive", help="positive class folder of a binary task, whose ROC AUC is reported "
+                                      "(default: none, the AUC of every class and their macro average)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (of patients) for the CIs")
     p.add_argument("--per-image", metavar="OUT.csv", help="also write every image's class probabilities")
-    p.add_argument("--image-root", help="classifier bundles: folder a label CSV's image paths start from")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--image-root", help="classifier bundles: folder a label CSV's image paths start from "
+                                        "(default: the CSV's folder)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     from medflip_core.finetune.command import add_finetune_parser
@@ -282,48 +314,64 @@ def build_parser() -> argparse.ArgumentParser:
     add_finetune_parser(sub)
 
     p = sub.add_parser("retrieval-eval", help="Precision@K of image->sentence retrieval on an ImageFolder")
-    p.add_argument("data_dir")
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--k", default="1,2,5,10")
-    p.add_argument("--prompt", action="append", metavar="CLASS=LABEL", help="label-space name of a class folder")
+    p.add_argument("data_dir", help="an ImageFolder (one sub-folder per class)")
+    p.add_argument("--corpus", required=True, help="the report corpus the sentences come from (Open-i XML "
+                                                   "folder/tgz, CSV or TXT)")
+    p.add_argument("--k", default="1,2,5,10", help="the K of Precision@K, comma-separated")
+    p.add_argument("--prompt", action="append", metavar="CLASS=LABEL",
+                   help="label-space name of a class folder, repeatable (default: the built-in class map, e.g. "
+                        "PNEUMONIA -> Pneumonia, else the folder name)")
     p.add_argument("--per-class", type=int, default=200, help="sentences per class in the balanced pool")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (of patients) for the CIs")
-    p.add_argument("--patient-pattern", help="regex, group 1 = patient id in a file name (default: Kermany "
-                                             "personN, NIH 8 digits, IM-xxxx, else the file name)")
-    p.add_argument("--model")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--patient-pattern", help=PATIENT_PATTERN_HELP)
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_retrieval_eval)
 
     p = sub.add_parser("split", help="patient-disjoint train/val split of an ImageFolder, as symlinked folders")
-    p.add_argument("data_dir")
-    p.add_argument("out_dir")
-    p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--class-map")
-    p.add_argument("--patient-pattern")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("data_dir", help="an ImageFolder (one sub-folder per class)")
+    p.add_argument("out_dir", help="where train/ and val/ are made (symbolic links to the images)")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="share of the PATIENTS put in val/")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    p.add_argument("--class-map", help='JSON file {"FOLDER": ["Label", ...]} merged over the built-in map '
+                                       "(default: the built-in map)")
+    p.add_argument("--patient-pattern", help=PATIENT_PATTERN_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("export", help="trainer checkpoint -> model bundle (ONNX + manifest)")
     p.add_argument("checkpoint", help="a checkpoint folder, or a run folder (its latest checkpoint)")
-    p.add_argument("out_dir")
-    p.add_argument("--name")
+    p.add_argument("out_dir", help="the bundle folder to write")
+    p.add_argument("--name", help="model name in the manifest (default: the folder name)")
     p.add_argument("--bank-corpus", help="report corpus for the sentence bank (default: the shipped IU archive)")
-    p.add_argument("--no-bank", action="store_true")
+    p.add_argument("--no-bank", action="store_true", help="write no sentence bank (retrieval then needs --corpus)")
     p.add_argument("--half-weights", action="store_true", help="store the safetensors weights as float16")
     p.add_argument("--quantize-text", action="store_true", help="int8 dynamic quantisation of the text encoder")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("train", help="run the trainer: medflip train pretrain|finetune [options]", add_help=False)
-    p.add_argument("trainer_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("train", help="run the trainer: medflip train pretrain|finetune [options]", add_help=False,
+                       description="`medflip train --help` and `medflip train JOB --help` show the trainer's help.")
+    p.add_argument("trainer_args", nargs=argparse.REMAINDER, metavar="JOB [options]",
+                   help="pretrain or finetune and the trainer's options (`medflip train pretrain --help`)")
     p.set_defaults(func=cmd_train)
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like parse_args, except that `medflip train` hands every argument to the trainer, even one that comes
+    before the job (argparse's REMAINDER leaves `train --help` out: the trainer, not we, answers it)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "train":
+        args.trainer_args = [*extra, *args.trainer_args]  # the unknown ones all came before REMAINDER's first
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

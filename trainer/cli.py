@@ -17,14 +17,52 @@ from medflip_core.events import ErrorEvent, EventWriter
 from trainer.config import add_config_flags, resolve_config
 from trainer.runtime import CancelFlag
 
+JOBS = {
+    "pretrain": ("MedFLIP image-text pre-training on radiographs and reports",
+                 "(--images FOLDER [FOLDER ...] --corpus PATH | --pairs-csv FILE)"),
+    "finetune": ("fine-tune the image tower and a classification head on a labelled folder or label CSV",
+                 "--images FOLDER_OR_CSV [--init-from BUNDLE]"),
+}
+LENGTH = "--epochs N | --max-steps N | --budget-minutes M"
+EPILOG = """Options may also come from --config FILE (YAML, TOML or JSON); flags override the file.
+Exit codes: 0 completed or cancelled, 2 bad configuration or data, 3 training failed (e.g. NaN loss).
+Research use only; not for diagnosis."""
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="job", required=True)
-    for job, help_text in (("pretrain", "MedFLIP image-text pre-training"),
-                           ("finetune", "fine-tune the image tower on a labelled folder")):
-        add_config_flags(sub.add_parser(job, help=help_text))
+
+class _TrainerParser(argparse.ArgumentParser):
+    """`--help` without a job also lists the jobs' options: both jobs take the same flags, and the sections'
+    titles say which job uses which."""
+
+    job_parser: argparse.ArgumentParser | None = None
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if self.job_parser is None:
+            return text
+        formatter = self.job_parser._get_formatter()
+        formatter.add_text("Options of both jobs (`JOB --help` lists them too):")
+        for group in self.job_parser._action_groups:
+            actions = [a for a in group._group_actions if not isinstance(a, argparse._HelpAction)]
+            if not actions:
+                continue
+            formatter.start_section("general" if group is self.job_parser._optionals else group.title)
+            formatter.add_text(group.description)
+            formatter.add_arguments(actions)
+            formatter.end_section()
+        return f"{text}\n{formatter.format_help()}"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """`prog` is how the help names the command (`medflip train` passes MEDFLIP_TRAINER_PROG)."""
+    prog = prog or os.environ.get("MEDFLIP_TRAINER_PROG") or "python -m trainer"
+    parser = _TrainerParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="job", required=True, metavar="JOB", parser_class=argparse.ArgumentParser)
+    for job, (help_text, needs) in JOBS.items():
+        job_parser = sub.add_parser(job, help=help_text, description=help_text + ".", epilog=EPILOG,
+                                    usage=f"%(prog)s {needs} ({LENGTH}) [options]",
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_config_flags(job_parser)
+        parser.job_parser = parser.job_parser or job_parser
     return parser
 
 

@@ -98,36 +98,22 @@ class TrainConfig:
     resume: bool = False
 
     def validate(self) -> None:
-        choices = {
-            "job": ("pretrain", "finetune"),
-            "loss": ("medflip", "medclip", "infonce"),
-            "svd_reading": ("token",),
-            "text_train": ("frozen", "partial", "full"),
-            "finetune_mode": ("partial", "full"),
-            "schedule": ("cosine", "constant"),
-            "sample_within_source": ("class", "image"),
-            "amp": AMP_CHOICES,
-            "device": ("auto", "cpu", "cuda"),
-            "decode_in": DECODE_IN,
-        }
         if self.finetune_mode == "linear":
             raise MedflipError("--finetune-mode linear became the probe: `medflip finetune --mode probe` (no torch, "
                                "cached embeddings); the trainer fine-tunes the tower: partial or full")
         if self.svd_reading == "batch":
             raise MedflipError("the batch SVD reading was removed (collapsing the embeddings minimised it; "
                                "docs/method-notes.md): use --svd-reading token")
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise MedflipError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        for name, allowed in CHOICES.items():
+            value = getattr(self.model, name) if name in MODEL_FIELDS else getattr(self, name)
+            if value not in allowed:
+                raise MedflipError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {value!r}")
         if not 0.0 <= self.pair_identity_weight <= 1.0:
             raise MedflipError("--pair-identity-weight must be between 0 and 1")
         if self.grad_accum < 1:
             raise MedflipError("--grad-accum must be at least 1")
         if not 0.0 <= self.mask_ratio <= 0.9:
             raise MedflipError(f"--mask-ratio must be between 0 and 0.9, got {self.mask_ratio}")
-        if self.mask_strategy not in MASK_STRATEGIES:
-            raise MedflipError(f"--mask-strategy must be one of {', '.join(MASK_STRATEGIES)}, "
-                               f"got {self.mask_strategy!r}")
         if not 0.0 <= self.mask_guided_share <= 1.0:
             raise MedflipError(f"--mask-guided-share must be between 0 and 1, got {self.mask_guided_share}")
         if self.decode_in == "processes" and self.num_workers < 1:
@@ -165,6 +151,150 @@ class TrainConfig:
 
 MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
 
+# The allowed values of the fields that take one of a few words: validate() checks them (a config file's
+# values and the flags alike, so both get the same sentence and the GUI an error event) and --help lists them.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "job": ("pretrain", "finetune"),
+    "loss": ("medflip", "medclip", "infonce"),
+    "svd_reading": ("token",),
+    "text_train": ("frozen", "partial", "full"),
+    "finetune_mode": ("partial", "full"),
+    "schedule": ("cosine", "constant"),
+    "sample_within_source": ("class", "image"),
+    "amp": AMP_CHOICES,
+    "device": ("auto", "cpu", "cuda"),
+    "decode_in": DECODE_IN,
+    "mask_strategy": MASK_STRATEGIES,
+    "vision_pool": ("token", "avg"),
+}
+
+# --help's sections, in the order shown: (title, what the section is for).
+FLAG_GROUPS: dict[str, tuple[str, str]] = {
+    "data": ("data", "what the run reads and how it is split (always by patient)"),
+    "model": ("model", "the model's shape; --init-from's bundle or checkpoint replaces every shape flag"),
+    "loss": ("loss (pretrain)", "the image-text objective"),
+    "masking": ("masking (pretrain)", "patches of each training image dropped before the image tower"),
+    "finetune": ("fine-tuning (finetune)", "the classifier trained on a labelled folder or label CSV"),
+    "optimisation": ("optimisation", "how long and how fast; at least one of --epochs, --max-steps, "
+                                     "--budget-minutes (the first reached ends the run)"),
+    "run": ("run control", "output folder, logging, evaluation, checkpoints and resuming"),
+    "devices": ("devices, memory and distributed",
+                "several GPUs: launch with `torchrun --nproc-per-node N -m trainer pretrain ...`; "
+                "--batch-size is per process, only rank 0 writes events"),
+}
+
+# Every option's section and what it does. Defaults and choices are added from the dataclasses and CHOICES,
+# so they cannot drift; a help that says "default" itself explains what an empty default means.
+FLAG_HELP: dict[str, tuple[str, str]] = {
+    # data
+    "images": ("data", "image folder(s) in ImageFolder layout (one sub-folder per class, DICOM/PNG/JPEG files); "
+                       "finetune: exactly one ImageFolder or one label CSV (NIH or CheXpert style); no default: "
+                       "give it, or --pairs-csv"),
+    "corpus": ("data", "report corpus for unpaired pre-training: an Open-i XML folder or .tgz, a CSV or a TXT file "
+                       "of reports (default: none; pretrain needs it unless --pairs-csv is given)"),
+    "pairs_csv": ("data", "paired pre-training: a CSV with an image column (image, path, file...) and a report "
+                          "column (report, text, findings, impression); relative paths start at the CSV's folder "
+                          "(default: none, unpaired)"),
+    "class_map": ("data", 'JSON file {"FOLDER": ["Label", ...]}: the label names of each class folder, merged '
+                          "over the built-in map (default: the built-in map only)"),
+    "patient_pattern": ("data", "regular expression whose group 1 is the patient id in a file name (default: "
+                                "Kermany personN, NIH 8 digits, patientN, IM-xxxx, else the file name)"),
+    "val_fraction": ("data", "share of the PATIENTS held out for validation"),
+    "max_images": ("data", "use at most N training images, after the patient split (smoke runs; default: all)"),
+    "max_sentences": ("data", "use at most N report sentences of the corpus (default: all)"),
+    "corpus_holdout": ("data", "share of the reports held out of training for retrieval evaluation, split by "
+                               "report (0: train on every report)"),
+    "extra_sources": ("data", "a label CSV (NIH or CheXpert style) added to the --images training images, with "
+                              "its own patient split (a config file may list several; default: none)"),
+    "source_weights": ("data", 'draw share of each source, e.g. "0.5,0.5" for --images then --extra-sources, '
+                               'or "size" (in proportion to their image counts); default: equal weights with '
+                               "class balance when there are extra sources, else an epoch-wise shuffle"),
+    "sample_within_source": ("data", "how a source's image is drawn: class = a uniform class (no finding / "
+                                     "finding), then an image of it; image = a uniform image (the source's own mix)"),
+    "augment": ("data", "train-only radiograph augmentation before preprocessing (default: off)"),
+    "max_val_images": ("data", "validation images used per evaluation (a whole number; a config file may give "
+                               "null for all)"),
+    # model
+    "vision": ("model", "image tower: the name of any timm ViT, randomly initialised (no image weights offline)"),
+    "image_size": ("model", "side of the square model input, in pixels"),
+    "in_chans": ("model", "input channels (1: grey radiographs)"),
+    "embed_dim": ("model", "size of the shared image-text embedding"),
+    "text_model": ("model", "text tower: a local Hugging Face model folder (default: the packaged MiniLM)"),
+    "max_text_tokens": ("model", "sentences are cut to this many tokens"),
+    "init_temperature": ("model", "initial softmax temperature of the image-text similarity (learnt)"),
+    "vision_pool": ("model", "image embedding from the class token, or the average of the visible patches"),
+    "partial_text_layers": ("model", "--text-train partial: how many of the top text encoder layers train"),
+    "text_train": ("model", "text tower in pre-training: frozen, partial (top --partial-text-layers) or full"),
+    "init_from": ("model", "pretrain: a bundle or checkpoint folder (or its .safetensors weights) to start from; "
+                           "finetune: the base model's bundle folder. Its model shape replaces the model flags "
+                           "(default: pretrain from a random image tower, finetune from the packaged "
+                           "medflip-default bundle)"),
+    # loss
+    "loss": ("loss", "medflip = soft semantic targets + beta x SVD term; medclip = semantic matching; "
+                     "infonce = CLIP/ConVIRT contrastive loss"),
+    "beta": ("loss", "--loss medflip: weight of the SVD term (0: contrastive part only)"),
+    "svd_reading": ("loss", "--loss medflip: how the SVD term is read (token; batch was removed, see "
+                            "docs/method-notes.md)"),
+    "svd_power_iters": ("loss", "power iterations for the SVD term's largest singular value (0: full SVD)"),
+    "pair_identity_weight": ("loss", "paired data: target weight on the true image-report pair; the rest goes "
+                                     "to pairs with matching labels (0 to 1)"),
+    # masking
+    "mask_ratio": ("masking", "share of each image's patches dropped (0 to 0.9; 0: no masking)"),
+    "mask_strategy": ("masking", "random = uniform per image; integrity = the least informative patches "
+                                 "first; attention = the patches most like the batch's text first"),
+    "mask_guided_share": ("masking", "integrity / attention: share of the dropped patches chosen by the "
+                                     "strategy, the rest at random (0 to 1)"),
+    # fine-tuning
+    "finetune_mode": ("finetune", "partial = top --tune-blocks blocks + head; full = every layer (the frozen-tower "
+                                  "probe is `medflip finetune --mode probe`)"),
+    "labels": ("finetune", 'classes to learn, comma-separated, e.g. "No Finding,Pneumonia" (default: every class '
+                           "of the data)"),
+    "image_root": ("finetune", "where a label CSV's image paths start (default: the CSV's folder)"),
+    "bundle_out": ("finetune", "classifier bundle folder written at the end (default: none, checkpoints only)"),
+    "val_patients": ("finetune", "text file of patient ids, one a line: exactly these patients are the validation "
+                                 "set (default: a --val-fraction patient split)"),
+    "tune_blocks": ("finetune", "--finetune-mode partial: how many of the top transformer blocks train"),
+    "head_lr": ("finetune", "learning rate of the classification head"),
+    "early_stop_patience": ("finetune", "stop after this many evaluations (every --eval-every steps) without a "
+                                        "better validation AUC"),
+    "n_boot": ("finetune", "bootstrap resamples (of patients) for the bundle's validation confidence intervals"),
+    # optimisation
+    "batch_size": ("optimisation", "images per step and process (at least 2: the losses compare within a batch)"),
+    "epochs": ("optimisation", "train this many passes over the training images; fractions allowed "
+                               "(default: no epoch limit)"),
+    "max_steps": ("optimisation", "train at most this many optimizer steps (default: no step limit)"),
+    "budget_minutes": ("optimisation", "stop after this many minutes of wall-clock time, with a checkpoint "
+                                       "(default: no time limit)"),
+    "lr": ("optimisation", "peak learning rate of the image tower (pretrain: every non-text weight)"),
+    "text_lr": ("optimisation", "pretrain: peak learning rate of the text layers that train"),
+    "weight_decay": ("optimisation", "AdamW weight decay"),
+    "warmup_steps": ("optimisation", "steps of linear learning-rate warm-up"),
+    "schedule": ("optimisation", "learning rate after the warm-up: cosine decay, or constant"),
+    "grad_accum": ("optimisation", "batches whose gradients are summed per optimizer step (a larger effective "
+                                   "batch in the same memory)"),
+    "seed": ("optimisation", "random seed of the patient split, sampling, masks and initialisation"),
+    # run control
+    "out_dir": ("run", "run folder: checkpoints, config.json, the event log"),
+    "log_every": ("run", "pretrain: a step event every N steps"),
+    "eval_every": ("run", "validation every N steps and at the end (pretrain: zero-shot AUC; finetune: AUC for "
+                          "early stopping); 0: pretrain never validates, finetune only at the end"),
+    "checkpoint_every": ("run", "save a resumable checkpoint every N steps"),
+    "keep_last": ("run", "how many of the latest checkpoints are kept"),
+    "events": ("run", 'where the JSON-line events go: "-" for stdout, else a file path'),
+    "resume": ("run", "continue from the latest checkpoint in --out-dir (default: off, a fresh run)"),
+    # devices, memory, distributed
+    "device": ("devices", "auto = a CUDA GPU when there is one, else the CPU"),
+    "amp": ("devices", "mixed precision: auto = on CUDA only (bf16 if supported, else fp16); on = also bf16 on "
+                       "the CPU; off = float32; bf16 / fp16 = that type on any device"),
+    "num_workers": ("devices", "image loader workers (0: decode in the training loop)"),
+    "decode_in": ("devices", "where the loader's workers decode: threads, or one process each (faster for JPEG "
+                             "2000 DICOMs; needs --num-workers 1 or more)"),
+    "image_cache_mb": ("devices", "decoded training and validation images kept in memory, in MB per process "
+                                  "(0: no cache)"),
+    "text_cache_mb": ("devices", "--text-train partial / frozen: outputs of the frozen text layers kept per "
+                                 "sentence, in MB (0: no cache)"),
+}
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML, TOML or JSON file of TrainConfig keys (dashes or underscores)."""
@@ -194,20 +324,49 @@ def _flag_type(annotation: str):
     return str
 
 
+def _describe_default(value: Any) -> str:
+    if value is None or value == []:
+        return "none"
+    if value is False:
+        return "off"
+    return str(value)
+
+
+def flag_help(name: str, default: Any) -> str:
+    """An option's --help text: what it does, its choices and its default ('%' escaped for argparse)."""
+    text = FLAG_HELP[name][1] if name in FLAG_HELP else ""
+    if name in CHOICES:
+        text += f"; choices: {', '.join(CHOICES[name])}"
+    if "default" not in text:
+        text += f" (default: {_describe_default(default)})"
+    return text.replace("%", "%%")
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field; unset flags stay None so a config file's values win over defaults."""
-    parser.add_argument("--config", help="YAML/TOML/JSON file of options; flags override it")
+    """One --flag per TrainConfig field, in FLAG_GROUPS' sections; unset flags stay None so a config file's
+    values win over the defaults (which --help shows from the dataclasses)."""
+    parser.add_argument("--config", metavar="FILE", help="YAML, TOML or JSON file of these options (dashes or "
+                                                         "underscores); flags given here override it")
+    groups = {key: parser.add_argument_group(title, description) for key, (title, description) in FLAG_GROUPS.items()}
+    other = None
+    defaults = {**asdict(TrainConfig()), **asdict(ModelConfig())}
     for f in [*fields(TrainConfig), *fields(ModelConfig)]:
         if f.name in ("job", "model"):
             continue
+        if f.name in FLAG_HELP:
+            group = groups[FLAG_HELP[f.name][0]]
+        else:  # a new field nobody documented yet (tests/trainer/test_trainer_config.py fails on it)
+            group = other = other or parser.add_argument_group("other")
         flag = "--" + f.name.replace("_", "-")
         annotation = str(f.type)
+        help_text = flag_help(f.name, defaults[f.name])
+        metavar = "{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES else None
         if f.name == "images":
-            parser.add_argument(flag, nargs="+", default=None, help="ImageFolder root(s)")
+            group.add_argument(flag, nargs="+", default=None, metavar="FOLDER", help=help_text)
         elif "bool" in annotation:
-            parser.add_argument(flag, action="store_true", default=None)
+            group.add_argument(flag, action="store_true", default=None, help=help_text)
         else:
-            parser.add_argument(flag, type=_flag_type(annotation), default=None)
+            group.add_argument(flag, type=_flag_type(annotation), default=None, metavar=metavar, help=help_text)
 
 
 def resolve_config(job: str, args: argparse.Namespace) -> TrainConfig:
@@ -237,4 +396,5 @@ def take_model_shape_from_init(cfg: TrainConfig) -> None:
         cfg.model = ModelConfig.from_dict(recorded)
 
 
-__all__ = ["TrainConfig", "add_config_flags", "read_config_file", "resolve_config", "take_model_shape_from_init"]
+__all__ = ["CHOICES", "FLAG_GROUPS", "FLAG_HELP", "TrainConfig", "add_config_flags", "flag_help", "read_config_file",
+           "resolve_config", "take_model_shape_from_init"]

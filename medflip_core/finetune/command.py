@@ -32,24 +32,27 @@ def add_finetune_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="the classifier bundle folder to write")
     p.add_argument("--name", help="model name in the manifest (default: the folder name)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of PATIENTS held out for validation")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the patient split and training")
     p.add_argument("--val-patients", help="a text file of patient ids, one a line: exactly these patients are the "
                                           "validation side (e.g. the patients the base model held out)")
-    p.add_argument("--patient-pattern", help="regex whose group 1 is the patient id in an image file name")
+    p.add_argument("--patient-pattern", help="regex whose group 1 is the patient id in an image file name "
+                                             "(default: a label CSV's patient column, else the built-in patterns: "
+                                             "Kermany personN, NIH 8 digits, patientN, IM-xxxx, else the file name)")
     p.add_argument("--cache-dir", help="embedding cache folder (default: in the user data folder)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (of patients) for the CIs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout (start, step, eval, done, "
                                                        "error)")
     tower = p.add_argument_group("partial / full (the trainer, with torch)")
     tower.add_argument("--epochs", type=float, default=10.0,
                        help="passes over the training images when no --budget-minutes is given")
-    tower.add_argument("--batch-size", type=int, default=32)
+    tower.add_argument("--batch-size", type=int, default=32, help="images per training step")
     tower.add_argument("--eval-every", type=int, default=25, help="validation AUC every N steps (early stopping)")
     tower.add_argument("--tune-blocks", type=int, default=2, help="partial: how many top transformer blocks train")
     tower.add_argument("--run-dir", help="the trainer's run folder (checkpoints; default: in the user data folder); "
                                          "running the same command again resumes it")
-    tower.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tower.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                       help="auto = a CUDA GPU when there is one, else the CPU")
     p.set_defaults(func=run_finetune_command)
 
 
@@ -85,9 +88,11 @@ def _format_done(result: Any) -> str:
     lines = [f"classifier bundle written to {result.bundle} in {result.seconds:.1f} s "
              f"({result.embedded} images embedded, the rest from the cache; {len(result.skipped)} skipped)",
              f"validation: {v['images']} images of {v['patients']} patients ({v['data_set']}); {v['ci']}"]
+    if v.get("small_validation"):
+        lines.append(f"WARNING: {v['small_validation']['message']}")
     lines += [f"  {line}" for line in per_class_lines(v["per_class"])]
-    lines.append(f"  calibration error {v['ece']:.3f} ({v['ece_kind']}; {v['ece_uncalibrated']:.3f} before "
-                 f"calibration). {RESEARCH_NOTICE}")
+    lines.append(f"  calibration error {v['ece']:.3f} ({v['ece_kind']}; {v['ece_uncalibrated']:.3f} for the head's "
+                 f"raw probabilities). {RESEARCH_NOTICE}")
     return "\n".join(lines)
 
 
@@ -174,7 +179,22 @@ def run_tower_finetune(args: argparse.Namespace) -> int:
     if code == 0 and not args.json and last.get("bundle"):
         print(f"classifier bundle written to {last['bundle']} (best validation ROC AUC {last.get('best_val_auc'):.3f}; "
               f"figures: medflip info {last['bundle']} or its MODEL_CARD.md). {RESEARCH_NOTICE}")
+        small = _validation_figures(last["bundle"]).get("small_validation")
+        if small:
+            print(f"WARNING: {small['message']}")
     return code
+
+
+def _validation_figures(bundle: str) -> dict[str, Any]:
+    """The validation figures a bundle carries ({} when it has none or they cannot be read)."""
+    from pathlib import Path
+
+    from medflip_core.finetune.classifier_bundle import VALIDATION_JSON
+
+    try:
+        return json.loads((Path(bundle) / VALIDATION_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _print_tower_event(event: dict[str, Any], quiet: bool) -> dict[str, Any] | None:
@@ -227,6 +247,8 @@ def print_classifier_results(engine: Any, paths: list[str], as_json: bool) -> in
             print(f"{r['path']}: " + ", ".join(parts))
             for w in r["warnings"]:
                 print(f"    warning: {w}")
+            for note in r.get("notes", []):
+                print(f"    note: {note}")
     return 1 if any("error" in r for r in rows) else 0
 
 
