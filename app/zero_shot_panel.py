@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medflip_core.heatmap import NORMALISATION, colour_map
 from medflip_core.prompts import load_prompt_set
+from medflip_core.zeroshot import AUTOMATIC, EXCLUSIVE, INDEPENDENT, MODE_NAMES, LabelModeError, choose_label_mode
 
 LABEL_WIDTH = 150  # px; longer labels are elided (full text in the tooltip) so they never widen the window
 DEFAULT_TEMPLATES = list(load_prompt_set().templates)  # the shipped prompt set: one source for the defaults
@@ -39,6 +40,22 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.labels_edit = QtWidgets.QPlainTextEdit()
         self.labels_edit.setPlaceholderText("One label per line, e.g.\nNo Finding\nPneumonia\nPleural Effusion")
         self.labels_edit.setMaximumHeight(120)
+        self.label_mode_box = QtWidgets.QComboBox()  # how probabilities are formed: always visible, always named
+        self.label_mode_box.addItem("Automatic", AUTOMATIC)
+        self.label_mode_box.addItem(MODE_NAMES[INDEPENDENT].capitalize(), INDEPENDENT)
+        self.label_mode_box.addItem(MODE_NAMES[EXCLUSIVE].capitalize(), EXCLUSIVE)
+        for i, tip in enumerate(("Chosen from the labels: findings of the model's label space are scored each on "
+                                 "its own, other labels as classes of which an image has one",
+                                 "Each label against its negative prompt (“no pneumothorax”): one probability per "
+                                 "label, the bars do not sum to 100 %",
+                                 "A softmax over the labels: they sum to 100 %; needs two labels or more")):
+            self.label_mode_box.setItemData(i, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.label_mode_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.label_mode_box.setMinimumContentsLength(24)
+        self.label_mode_box.currentIndexChanged.connect(self._label_mode_changed)
+        self.mode_note = QtWidgets.QLabel()
+        self.mode_note.setWordWrap(True)
+        self.labels_edit.textChanged.connect(self._update_mode_note)
         self.templates_edit = QtWidgets.QPlainTextEdit("\n".join(DEFAULT_TEMPLATES))
         self.templates_edit.setToolTip("{label} is replaced by each label; known labels also use report-style "
                                        "phrasings from the prompt set")
@@ -71,6 +88,11 @@ class ZeroShotPanel(QtWidgets.QWidget):
         prompts.setContentsMargins(0, 0, 0, 0)
         prompts.addWidget(QtWidgets.QLabel("<b>Labels</b> (type any)"))
         prompts.addWidget(self.labels_edit)
+        probability_row = QtWidgets.QHBoxLayout()
+        probability_row.addWidget(QtWidgets.QLabel("<b>Probabilities</b>"))
+        probability_row.addWidget(self.label_mode_box, 1)
+        prompts.addLayout(probability_row)
+        prompts.addWidget(self.mode_note)
         prompts.addWidget(QtWidgets.QLabel("<b>Prompt templates</b>"))
         prompts.addWidget(self.templates_edit)
         self.prompt_note = QtWidgets.QLabel()
@@ -89,6 +111,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
+        self._answered = False  # zero-shot bars or an error from scoring are on screen
+        self._update_mode_note()
 
     # --- classifier or zero-shot ------------------------------------------------------------------------
     def set_classifier(self, name: str, zero_shot: bool = True) -> None:
@@ -112,6 +136,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
     def _mode_changed(self) -> None:
         self.prompts.setVisible(not self.classifier_mode())
         self.clear_scores()
+        self._answered = False
         self.heat_label.blockSignals(True)
         self.heat_label.clear()
         self.heat_label.addItem("(no heat-map)")
@@ -123,6 +148,42 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.prompt_note.setText(f"Left as shown, the model's own prompts apply: {name}, chosen with its decision "
                                  "rule on validation patients. Edited templates are used as typed." if name else "")
         self.prompt_note.setVisible(bool(name))
+
+    # --- how the labels become probabilities ----------------------------------------------------------
+    def label_mode(self) -> str:
+        """"automatic", "independent" or "exclusive": the user's choice, kept until they pick Automatic again."""
+        return str(self.label_mode_box.currentData())
+
+    def _label_mode_changed(self) -> None:
+        self._update_mode_note()
+        if self._answered and not self.classifier_mode():  # what is on screen came from the other mode: redo it
+            self.request()
+
+    def _update_mode_note(self) -> None:
+        """Say, as the labels are typed, which mode applies and why (or why the chosen one cannot)."""
+        labels, requested = self.labels(), self.label_mode()
+        automatic = choose_label_mode(labels) if labels else None
+        self.label_mode_box.setItemText(0, f"Automatic ({automatic.name})" if automatic else "Automatic")
+        self.mode_note.setStyleSheet("color: #8a939b;")
+        self.mode_note.setToolTip("")
+        if not labels:
+            self.mode_note.setText("Type labels: findings of the model's label space are scored each on its own, "
+                                   "other labels as classes of which an image has one.")
+            return
+        try:
+            mode = choose_label_mode(labels, requested)
+        except LabelModeError as exc:  # the full sentence comes with Score image; here a shorter form
+            self.mode_note.setStyleSheet("color: #e8793a;")
+            self.mode_note.setText(f"⚠ {exc.short}")
+            self.mode_note.setToolTip(str(exc))
+            return
+        if mode.automatic:
+            self.mode_note.setText(mode.reason[:1].upper() + mode.reason[1:] + ".")
+        elif mode.kind == automatic.kind:
+            self.mode_note.setText("Your choice, kept until you pick Automatic (the same here).")
+        else:
+            self.mode_note.setText(f"Your choice, kept until you pick Automatic (here: {automatic.name}).")
+        self.mode_note.setToolTip(f"Automatic would use {automatic.name}: {automatic.reason}.")
 
     def set_default_labels(self, labels: list[str]) -> None:
         if not self.labels_edit.toPlainText().strip():
@@ -152,11 +213,13 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.heat_label.setCurrentIndex(0)  # no heat-map for scores that are gone
         self.status.setStyleSheet("color: #e8793a;")
         self.status.setText(f"⚠ {message}")
+        self._answered = not self.classifier_mode()
 
     def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None,
                     explanation: str = "") -> None:
         """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings)."""
         self._show_bars(scores, {})
+        self._answered = True
         what = explanation or "probabilities over the labels above"
         self._say(f"Zero-shot probabilities — {what}; model {model_name}.", warnings)
 

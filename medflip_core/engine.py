@@ -198,8 +198,8 @@ class Engine:
 
     def zero_shot(self, image_emb: np.ndarray, labels: list[str], kind: str | None = None):
         """medflip_core.zeroshot.ZeroShotScores: probabilities with the bundle's decision rule and their kind —
-        EXCLUSIVE (sum to 1 across the labels) or INDEPENDENT (one P(present) per finding; chosen when two or
-        more labels are findings that can co-occur). `.explanation()` is the sentence to show on screen."""
+        EXCLUSIVE (sum to 1 across the labels) or INDEPENDENT (one P(present) per label), `kind` None choosing
+        from the labels (zeroshot.choose_label_mode). `.explanation()` is the sentence to show on screen."""
         from medflip_core.zeroshot import score_labels
 
         return score_labels(self, np.atleast_2d(image_emb), labels, kind=kind)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medflip_core.errors import MedflipError
 from medflip_core.labels import CHEXPERT_LABELS, normalise_label_name
 from medflip_core.prompts import PromptPlan
 
@@ -111,12 +112,87 @@ def rule_from_manifest(manifest: dict) -> DecisionRule:
     return DecisionRule.from_dict(manifest.get(MANIFEST_KEY))
 
 
+AUTOMATIC = "automatic"  # the mode chosen from what the labels are (choose_label_mode)
+MODE_NAMES = {INDEPENDENT: "findings, each present vs absent", EXCLUSIVE: "one class per image"}
+
+
+@dataclass(frozen=True)
+class LabelMode:
+    """How a label list is scored: `kind` EXCLUSIVE or INDEPENDENT, whether it was chosen automatically, and why
+    (a sentence a screen can show)."""
+
+    kind: str
+    automatic: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return MODE_NAMES[self.kind]
+
+
+class LabelModeError(MedflipError):
+    """A mode these labels cannot be scored in; `short` is a shorter form, for a hint beside the choice."""
+
+    def __init__(self, message: str, short: str) -> None:
+        super().__init__(message)
+        self.short = short
+
+
+def _is_finding(label: str) -> bool:
+    canonical = normalise_label_name(label)
+    return canonical in CHEXPERT_LABELS and canonical != "No Finding"
+
+
+def choose_label_mode(labels: Sequence[str], requested: str | None = AUTOMATIC) -> LabelMode:
+    """The scoring mode for these labels: the user's explicit choice, or the automatic one.
+
+    Why the automatic choice is what it is (what a careful reader of the numbers expects):
+    - two or more findings of the model's label space (CheXpert's observations) can be present on one film
+      (effusion with cardiomegaly, pneumonia with lung opacity); a softmax over them would make each finding's
+      probability fall as more findings are typed (issue 23: "pneumothorax" 100 % alone, 41.7 % among four), so
+      they are scored INDEPENDENTLY, each against its negative prompt ("no pneumothorax"), whatever is listed;
+    - one label has nothing to share a softmax with (it would be 100 % by construction): it is scored against
+      its negative prompt too;
+    - otherwise (No Finding against one finding, or the user's own free-text classes such as "PA view" vs
+      "lateral view") the labels are read as alternatives, one per image: a softmax over them (EXCLUSIVE).
+    An explicit EXCLUSIVE choice with a single label is refused with a sentence (LabelModeError), never 100 %.
+    """
+    labels = [lb.strip() for lb in labels if lb.strip()]
+    requested = requested or AUTOMATIC
+    if requested not in (AUTOMATIC, EXCLUSIVE, INDEPENDENT):
+        raise ValueError(f"label mode must be {AUTOMATIC}, {EXCLUSIVE} or {INDEPENDENT}, not {requested!r}")
+    if requested == EXCLUSIVE:
+        if len(labels) == 1:
+            raise LabelModeError(
+                f"“{MODE_NAMES[EXCLUSIVE].capitalize()}” needs at least two labels: “{labels[0]}” alone would be "
+                f"100 % by construction. Add the other classes, or choose “{MODE_NAMES[INDEPENDENT]}” to score it "
+                f"against “{negative_texts(labels)[0].rstrip('.')}”.",
+                "Needs two labels or more (one alone would be 100 % by construction).")
+        return LabelMode(EXCLUSIVE, False, "chosen by you: the probabilities sum to 100 % across the labels")
+    if requested == INDEPENDENT:
+        return LabelMode(INDEPENDENT, False, "chosen by you: each label against its negative prompt")
+    findings = [lb for lb in labels if _is_finding(lb)]
+    if len(labels) == 1:
+        negative = negative_texts(labels)[0].rstrip(".")
+        return LabelMode(INDEPENDENT, True, f"one label: scored against its negative prompt (“{negative}”)")
+    if len(findings) >= 2:
+        return LabelMode(INDEPENDENT, True, f"{len(findings)} findings of the model's label space: they can be "
+                                            "present together")
+    others = [lb for lb in labels if normalise_label_name(lb) not in CHEXPERT_LABELS]
+    if others:
+        shown = ", ".join(f"“{lb}”" for lb in others[:3]) + (" …" if len(others) > 3 else "")
+        return LabelMode(EXCLUSIVE, True, f"labels outside the model's label space ({shown}): classes, one per "
+                                          "image")
+    if len(labels) == 2 and len(findings) == 1:  # No Finding against one finding (the shipped rule's question)
+        return LabelMode(EXCLUSIVE, True, f"No Finding against {findings[0]}: two alternatives, one per image")
+    return LabelMode(EXCLUSIVE, True, "fewer than two findings of the model's label space: alternatives, one per "
+                                      "image")
+
+
 def label_kind(labels: Sequence[str]) -> str:
-    """INDEPENDENT when two or more labels are findings of the label space (they can co-occur), else EXCLUSIVE
-    (e.g. No Finding vs Pneumonia, or a user's own class names)."""
-    findings = [lb for lb in labels if normalise_label_name(lb) in CHEXPERT_LABELS
-                and normalise_label_name(lb) != "No Finding"]
-    return INDEPENDENT if len(findings) >= 2 else EXCLUSIVE
+    """The automatic kind of these labels (see choose_label_mode): INDEPENDENT for two or more findings of the
+    label space or a single label, else EXCLUSIVE."""
+    return choose_label_mode(labels).kind
 
 
 def rule_logits(image_emb: np.ndarray, pos_emb: np.ndarray, neg_emb: np.ndarray | None, labels: Sequence[str],
@@ -149,22 +225,59 @@ def negative_texts(labels: Sequence[str], template: str = "no {label}.") -> list
 
 @dataclass(frozen=True)
 class ZeroShotScores:
-    """Probabilities and what they mean, so a screen can say it: EXCLUSIVE ones sum to 1 across the labels,
-    INDEPENDENT ones are each P(label present)."""
+    """Probabilities and what they mean, so a screen and a CSV can say it: EXCLUSIVE ones sum to 1 across the
+    labels, INDEPENDENT ones are each P(label present); `automatic` and `reason` say how the mode was chosen.
+
+    "No Finding" among findings scored independently is the model's own answer to "is this study normal?"
+    (its prompt against its negative), not a number derived from the findings typed beside it: derived, its
+    meaning would shift with the list and need an independence the findings lack. Its answer and a finding's
+    cannot both hold when they add up to more than 100 % (No Finding means none at all); `contradictions`
+    names such pairs so the screen says so instead of showing two confident, incompatible bars."""
 
     labels: list[str]
     probs: np.ndarray  # (N, C)
     kind: str
     rule: DecisionRule
+    automatic: bool = True
+    reason: str = ""
+
+    @property
+    def mode_name(self) -> str:
+        """The mode in the words the app shows: "findings, each present vs absent" or "one class per image"."""
+        return MODE_NAMES[self.kind]
+
+    def mode_text(self) -> str:
+        """The mode and how it was chosen, e.g. "findings, each present vs absent (automatic: …)"."""
+        how = "automatic" if self.automatic else "chosen by the user"
+        reason = self.reason if self.automatic else ""
+        return f"{self.mode_name} ({how}{': ' + reason if reason else ''})"
 
     def explanation(self) -> str:
+        """What the bars mean, in one sentence for the screen: the mode (and who chose it) first."""
+        how = "automatic" if self.automatic else "your choice"
         if self.kind == INDEPENDENT:
-            text = "each finding scored on its own (present vs absent); the bars do not sum to 100 %"
+            text = f"{self.mode_name} ({how}): each label against its negative prompt; the bars do not sum to 100 %"
         else:
-            text = "one class per image: probabilities sum to 100 % across the labels"
+            text = f"{self.mode_name} ({how}): probabilities sum to 100 % across the labels"
         if self.rule.chosen_on:  # where the bias and temperature were fitted: they need not hold elsewhere
             text += f"; bias and temperature fitted on {self.rule.chosen_on} (recheck on your own patients)"
         return text
+
+    def contradictions(self, row: int = 0) -> list[str]:
+        """Sentences for image `row` where No Finding and a finding, scored independently, cannot both hold."""
+        if self.kind != INDEPENDENT:
+            return []
+        normal = [i for i, lb in enumerate(self.labels) if normalise_label_name(lb) == "No Finding"]
+        if not normal:
+            return []
+        p = self.probs[row]
+        clash = [i for i in range(len(self.labels)) if i not in normal and p[normal[0]] + p[i] > 1.0]
+        if not clash:
+            return []
+        names = ", ".join(f"{self.labels[i]} {p[i] * 100:.1f} %" for i in sorted(clash, key=lambda i: -p[i]))
+        pairs = "each pair sums" if len(clash) > 1 else "the two sum"
+        return [f"{self.labels[normal[0]]} {p[normal[0]] * 100:.1f} % contradicts {names}: it means none of them, "
+                f"yet {pairs} over 100 % — the model is unsure of this image."]
 
 
 def score_labels(engine, image_emb: np.ndarray, labels: Sequence[str], kind: str | None = None,
@@ -172,21 +285,46 @@ def score_labels(engine, image_emb: np.ndarray, labels: Sequence[str], kind: str
     """Zero-shot probabilities of images over labels with the bundle's decision rule (`engine`: anything with
     class_embeddings, embed_texts, logit_scale and bundle.manifest, e.g. medflip_core.engine.Engine).
 
-    `kind` None chooses by the labels (label_kind): findings of the label space are scored independently.
+    `kind` None or AUTOMATIC chooses by the labels (choose_label_mode); EXCLUSIVE with one label is refused.
     """
     from medflip_core.prompts import load_prompt_set
 
     labels = list(labels)
-    kind = kind or label_kind(labels)
-    if kind not in (EXCLUSIVE, INDEPENDENT):
-        raise ValueError(f"kind must be {EXCLUSIVE} or {INDEPENDENT}, not {kind!r}")
+    mode = choose_label_mode(labels, kind)
     rule = rule or rule_from_manifest(engine.bundle.manifest)
     pos = engine.class_embeddings(labels)
     neg = None
-    if rule.mode == "pairs" or kind == INDEPENDENT:
+    if rule.mode == "pairs" or mode.kind == INDEPENDENT:
         neg = engine.embed_texts(negative_texts(labels, load_prompt_set().negative_template))
-    probs = rule_probabilities(image_emb, pos, neg, labels, rule, engine.logit_scale, kind)
-    return ZeroShotScores(labels, probs, kind, rule)
+    probs = rule_probabilities(image_emb, pos, neg, labels, rule, engine.logit_scale, mode.kind)
+    return ZeroShotScores(labels, probs, mode.kind, rule, mode.automatic, mode.reason)
+
+
+def score_with_templates(engine, image_emb: np.ndarray, labels: Sequence[str], templates: Sequence[str] | None = None,
+                         kind: str | None = AUTOMATIC) -> ZeroShotScores:
+    """What the app's Zero-shot tab shows (and a batch should write, for the same meaning): with no templates or
+    the shipped default ones, the bundle's own prompts and decision rule; with the user's own templates, the
+    plain rule (the bundle's bias and temperature were chosen for its own prompts). `kind` as in score_labels."""
+    from medflip_core.prompts import load_prompt_set
+
+    if not templates or list(templates) == list(load_prompt_set().templates):
+        return score_labels(engine, np.atleast_2d(image_emb), labels, kind=kind)
+    return score_labels(_Templated(engine, list(templates)), np.atleast_2d(image_emb), labels, kind=kind,
+                        rule=DecisionRule())
+
+
+class _Templated:
+    """An engine whose label embeddings come from the user's templates (for score_labels)."""
+
+    def __init__(self, engine, templates: list[str]) -> None:
+        self._engine, self._templates = engine, templates
+        self.bundle, self.logit_scale = engine.bundle, engine.logit_scale
+
+    def class_embeddings(self, labels: list[str]) -> np.ndarray:
+        return self._engine.class_embeddings(labels, self._templates)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._engine.embed_texts(texts)
 
 
 @dataclass(frozen=True)
