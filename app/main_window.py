@@ -254,8 +254,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.current is None:
             self.zero_shot.show_error("Open an image first.")
             return
-        index = self.current
-        self._run(Task(lambda: (index, self.session.zero_shot(index, labels, templates))), self._scores_ready,
+        index, mode = self.current, self.zero_shot.label_mode()
+        self._run(Task(lambda: (index, self.session.zero_shot(index, labels, templates, mode))), self._scores_ready,
                   self.zero_shot.show_error)
 
     def _scores_ready(self, result) -> None:
@@ -265,7 +265,8 @@ class MainWindow(QtWidgets.QMainWindow):
         scores = {label: float(p) for label, p in zip(zero_shot.labels, zero_shot.probs[0], strict=True)}
         self.last_scores = scores
         self.last_prediction = None
-        self.zero_shot.show_scores(scores, self.engine.bundle.name, self.session.warnings(index),
+        self.zero_shot.show_scores(scores, self.engine.bundle.name,
+                                   self.session.warnings(index) + zero_shot.contradictions(),
                                    zero_shot.explanation())
         self.scored.emit(scores)
         self.zero_shot.refresh_heat_map()

@@ -114,20 +114,16 @@ class Session:
         engine = self._need(index)
         return engine.classify(self.embedding(index).embedding[0], labels, templates or None)
 
-    def zero_shot(self, index: int, labels: list[str], templates: list[str]) -> Any:
-        """medflip_core.zeroshot.ZeroShotScores for one image: exclusive classes share a softmax, findings that
-        can co-occur are scored independently (positive vs negative prompt); `.explanation()` says which.
-        Without templates the bundle's decision rule applies; the user's own templates get the plain rule
-        (the bundle's bias and temperature were chosen for its own prompts)."""
-        from medflip_core.prompts import load_prompt_set
-        from medflip_core.zeroshot import DecisionRule, score_labels
+    def zero_shot(self, index: int, labels: list[str], templates: list[str], mode: str | None = None) -> Any:
+        """medflip_core.zeroshot.ZeroShotScores for one image. `mode` "independent" (findings, each present vs
+        absent), "exclusive" (one class per image) or None / "automatic" (chosen from the labels; see
+        zeroshot.choose_label_mode); the result names the mode. Without templates, or with the shipped ones, the
+        bundle's decision rule applies; the user's own templates get the plain rule (zeroshot.score_with_templates)."""
+        from medflip_core.zeroshot import score_with_templates
 
         check_prompts(labels, templates)
         engine = self._need(index)
-        emb = self.embedding(index).embedding[0]
-        if not templates or templates == list(load_prompt_set().templates):  # the defaults: the bundle's own rule
-            return engine.zero_shot(emb, labels)
-        return score_labels(_WithTemplates(engine, templates), emb, labels, rule=DecisionRule())
+        return score_with_templates(engine, self.embedding(index).embedding[0], labels, templates, mode)
 
     @property
     def has_classifier(self) -> bool:
@@ -199,16 +195,3 @@ class Session:
             raise MedflipError(rows[0]["error"])  # nothing to score: say why instead of a one-row table
         return rows
 
-
-class _WithTemplates:
-    """An engine whose label embeddings come from the user's templates (for zeroshot.score_labels)."""
-
-    def __init__(self, engine: Any, templates: list[str]) -> None:
-        self._engine, self._templates = engine, templates
-        self.bundle, self.logit_scale = engine.bundle, engine.logit_scale
-
-    def class_embeddings(self, labels: list[str]) -> Any:
-        return self._engine.class_embeddings(labels, self._templates)
-
-    def embed_texts(self, texts: Sequence[str]) -> Any:
-        return self._engine.embed_texts(texts)
