@@ -26,6 +26,7 @@ from app.training_panel import TrainingPanel
 from app.viewer import ImageViewer
 from app.workers import Task, TaskRunner
 from app.zero_shot_panel import ZeroShotPanel
+from medflip_core.batch import describe_run
 from medflip_core.session import LoadResult, Session, load_paths
 
 
@@ -70,7 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mask_view = MaskView()
         self.tags = TagsPanel()
         self.retrieval = RetrievalPanel()
-        self.batch = BatchPanel()
+        self.batch = BatchPanel(self.settings)
         self.training = TrainingPanel()
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setUsesScrollButtons(False)  # every tab visible, no hidden ones behind arrows
@@ -330,10 +331,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stop_batch = False
         self.batch.set_running(folder)
         self.load_progress.setVisible(True)
+        run = describe_run(self.engine, labels, None, classifier) if self.engine is not None else None
 
         def done(rows: list[dict]) -> None:
             self.load_progress.setVisible(False)
-            self.batch.show_results(labels, rows, cancelled=self._stop_batch)
+            self.batch.show_results(labels, rows, cancelled=self._stop_batch, run=run, folder=folder)
 
         def failed(message: str) -> None:
             self.load_progress.setVisible(False)

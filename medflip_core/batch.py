@@ -10,13 +10,55 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medflip_core.errors import MedflipError
+from medflip_core.zeroshot import EXCLUSIVE, INDEPENDENT
 
-Row = dict[str, Any]  # path, and either scores/top/warnings (+ decisions/thresholds for a classifier) or error
+# path, and either scores/top/label_mode/warnings/notes (+ decisions/thresholds for a classifier) or error;
+# warnings are the out-of-distribution reasons (medflip_core.ood), notes how the file was decoded
+Row = dict[str, Any]
 SCORE_FORMAT = "{:.4f}"  # one number format for every probability in tables and CSV files
+LABEL_MODES = {EXCLUSIVE: "one class per image", INDEPENDENT: "findings, each present vs absent"}
+# What engine.classify computes (a softmax across the labels, with the bundle's decision rule). Issue 23 item 4
+# adds the user's choice of mode to the zero-shot result: when the batch scores with it, _zero_shot_row takes
+# LABEL_MODES[result.kind] from medflip_core.zeroshot.ZeroShotScores and everything downstream (table, CSV)
+# follows, since each row carries its own label_mode.
+BATCH_ZERO_SHOT_KIND = EXCLUSIVE
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What made a batch's numbers, written into every CSV row so that a file read months later, or several
+    concatenated, still says which model, label mode and prompts they came from."""
+
+    model: str  # the bundle's name
+    prompts: str  # where the texts standing for each label came from
+    templates: tuple[str, ...] = ()  # the templates around each label ({label} placeholder); none for a classifier
+
+
+def describe_run(engine: Any, labels: list[str], templates: list[str] | None = None,
+                 classifier: bool = False) -> BatchRun:
+    """The BatchRun of classify_files(engine, _, labels, templates, classifier=classifier)."""
+    from medflip_core.prompts import load_prompt_set
+
+    name = engine.bundle.name
+    if classifier:
+        return BatchRun(name, "none: the classifier's own classes (calibrated probabilities)")
+    if templates:
+        return BatchRun(name, "templates typed by the user", tuple(templates))
+    shipped = engine.shipped_prompts
+    try:
+        own = shipped is not None and shipped.plan(labels) is not None
+    except MedflipError:  # labels the scoring itself will refuse with a sentence (none, duplicates)
+        own = False
+    if own:
+        return BatchRun(name, f"the model's own prompt set “{shipped.name}” ({shipped.mode})",
+                        shipped.prompt_set.templates)
+    return BatchRun(name, "the default prompt set (templates and each finding's phrasings)",
+                    load_prompt_set().templates)
 
 
 def expand_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[Row]]:
@@ -60,7 +102,8 @@ def classify_files(
         except MedflipError as exc:
             rows.append({"path": str(path), "error": str(exc)})
         else:
-            rows.append({"path": str(path), **row, "warnings": out_of_distribution(rg.metadata) + list(rg.notes)})
+            rows.append({"path": str(path), **row, "warnings": out_of_distribution(rg.metadata),
+                         "notes": list(rg.notes)})
         if progress is not None:
             progress(i + 1, len(files))
     return rows
@@ -68,13 +111,14 @@ def classify_files(
 
 def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None) -> Row:
     scores = engine.classify(engine.embed_images([rg]).embedding[0], labels, templates)
-    return {"scores": scores, "top": max(scores, key=scores.get)}
+    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": LABEL_MODES[BATCH_ZERO_SHOT_KIND]}
 
 
 def _classifier_row(engine: Any, rg: Any) -> Row:
     pred = engine.predict([rg])[0]
+    mode = "each class present vs absent" if pred.multi_label else "one class per image"
     return {"scores": pred.probabilities, "top": pred.top, "decisions": pred.decisions,
-            "thresholds": pred.thresholds}
+            "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}"}
 
 
 def format_score(p: float) -> str:
@@ -86,24 +130,31 @@ def has_decisions(rows: Sequence[Row]) -> bool:
     return any("decisions" in row for row in rows)
 
 
+RUN_COLUMNS = ["model", "label_mode", "prompts", "templates"]
+
+
 def csv_header(labels: list[str], decisions: bool = False) -> list[str]:
-    """One probability column per label; a classifier adds one 0/1 decision column per class."""
+    """One probability column per label; a classifier adds one 0/1 decision column per class; the run's
+    model, label mode and prompts close every row (one file says how its numbers were made)."""
     extra = [f"decision: {label}" for label in labels] if decisions else []
-    return ["file", "path", "top_label", *labels, *extra, "out_of_distribution", "error"]
+    return ["file", "path", "top_label", *labels, *extra, "out_of_distribution", "notes", "error", *RUN_COLUMNS]
 
 
-def csv_row(row: Row, labels: list[str], decisions: bool = False) -> list[str]:
+def csv_row(row: Row, labels: list[str], decisions: bool = False, run: BatchRun | None = None) -> list[str]:
     scores = row.get("scores", {})
     decided = row.get("decisions", {})
     extra = [str(int(decided[label])) if label in decided else "" for label in labels] if decisions else []
+    provenance = [run.model, row.get("label_mode", ""), run.prompts, " | ".join(run.templates)] if run else \
+        ["", row.get("label_mode", ""), "", ""]
     return [Path(row["path"]).name, row["path"], row.get("top", ""),
             *[format_score(scores[label]) if label in scores else "" for label in labels], *extra,
-            "; ".join(row.get("warnings", [])), row.get("error", "")]
+            "; ".join(row.get("warnings", [])), "; ".join(row.get("notes", [])), row.get("error", ""), *provenance]
 
 
-def write_csv(rows: list[Row], labels: list[str], path: str | Path) -> Path:
-    """Write the rows as CSV (`.csv` added when the name has no suffix); returns the path written."""
-    from medflip_core.atomic import write_text_atomic
+def write_csv(rows: list[Row], labels: list[str], path: str | Path, run: BatchRun | None = None) -> Path:
+    """Write the rows as CSV, in the order given (a table passes its on-screen order), `.csv` added when the
+    name has no suffix, atomically and with the user's usual file permissions; returns the path written."""
+    from medflip_core.atomic import USER_FILE, write_text_atomic
 
     path = Path(path)
     if path.suffix.lower() != ".csv":
@@ -113,6 +164,6 @@ def write_csv(rows: list[Row], labels: list[str], path: str | Path) -> Path:
     decisions = has_decisions(rows)
     writer.writerow(csv_header(labels, decisions))
     for row in rows:
-        writer.writerow(csv_row(row, labels, decisions))
-    write_text_atomic(path, buffer.getvalue())
+        writer.writerow(csv_row(row, labels, decisions, run))
+    write_text_atomic(path, buffer.getvalue(), mode=USER_FILE)
     return path

@@ -137,15 +137,20 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from medflip_core.imaging import load_image
+    from medflip_core.ood import out_of_distribution
 
     engine = _engine(args.model)
     bank = engine.bank_from_corpus(args.corpus) if args.corpus else None
-    emb = engine.embed_images([load_image(args.path)]).embedding[0]
+    image = load_image(args.path)
+    emb = engine.embed_images([image]).embedding[0]
     hits = engine.retrieve(emb, args.k, bank)
+    warnings = out_of_distribution(image.metadata)  # a leg film's sentences are the bank's nearest, no reading
     if args.json:
-        _print_json({"model": engine.bundle.name, "path": args.path,
+        _print_json({"model": engine.bundle.name, "path": args.path, "warnings": warnings,
                      "hits": [{"rank": i + 1, "sentence": h.sentence, "score": h.score} for i, h in enumerate(hits)]})
     else:
+        for w in warnings:
+            print(f"# warning: {w} (out of the model's distribution: these sentences are no reading of it)")
         for i, h in enumerate(hits):
             print(f"{i + 1:>3}. {h.score:.3f}  {h.sentence}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from medflip_core.imaging import ImageMetadata
 
@@ -27,3 +28,9 @@ def out_of_distribution(md: ImageMetadata) -> list[str]:
     if md.view_position.upper() in ("LL", "RL", "LAT", "LATERAL") or _LATERAL.search(md.acquisition_description):
         flags.append("lateral view: the model has only seen frontal (AP/PA) chest radiographs")
     return flags
+
+
+def brief(reasons: Sequence[str]) -> str:
+    """The reasons in a few words each, for a table cell or a list line ("body part EXTREMITY is not a chest;
+    lateral view"); the full sentences belong in a tooltip or the CSV."""
+    return "; ".join(r.split(":", 1)[0] for r in reasons)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,50 @@ class Hit:
     index: int
     sentence: str
     score: float
+
+
+@dataclass(frozen=True)
+class SentenceHits:
+    """The sentences closest to one image, with the reasons the image is out of the model's distribution
+    (medflip_core.ood): for such an image the sentences are the bank's nearest, not a reading of it.
+    Iterates, indexes and counts as its hits."""
+
+    hits: list[Hit]
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, i: int) -> Hit:
+        return self.hits[i]
+
+
+@dataclass(frozen=True)
+class ImageHit:
+    """One image found by a text search: its index among the loaded images, cosine, file name, and why its
+    score may not apply (out of distribution; empty when none)."""
+
+    index: int
+    score: float
+    name: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def out_of_distribution(self) -> bool:
+        return bool(self.warnings)
+
+
+def order_search_hits(hits: Sequence[ImageHit]) -> list[ImageHit]:
+    """In-distribution images first, best first, then the out-of-distribution ones, best first.
+
+    A cosine between a text and a film the model was never trained on (a leg, a dog, a lateral view) says
+    nothing about the finding, so ranking such films among the chests would put noise above real matches;
+    they are kept (the flag comes from metadata and can be wrong) but listed after every in-distribution one.
+    Ties keep the given order."""
+    return sorted(hits, key=lambda h: (h.out_of_distribution, -h.score))
 
 
 class SentenceBank:

@@ -19,6 +19,7 @@ from medflip_core.errors import ImageLoadError, MedflipError
 from medflip_core.heatmap import HeatOverlay, heat_overlay
 from medflip_core.imaging import Radiograph, load_folder
 from medflip_core.ood import out_of_distribution
+from medflip_core.retrieval import ImageHit, SentenceHits, order_search_hits
 
 Progress = Callable[[int, int], None]
 
@@ -160,25 +161,28 @@ class Session:
             return False
         return bool(corpus) or self.engine.bundle.manifest.get("sentence_bank") is not None
 
-    def retrieve(self, index: int, k: int, corpus: str = "") -> list[Any]:
-        """The k report sentences closest to the image: the model's bank, or a user corpus (embedded once)."""
+    def retrieve(self, index: int, k: int, corpus: str = "") -> SentenceHits:
+        """The k report sentences closest to the image: the model's bank, or a user corpus (embedded once),
+        with the image's out-of-distribution warnings (the sentences of a leg film are no reading of it)."""
         engine = self._need(index)
         bank = None
         if corpus:
             if corpus not in self._banks:
                 self._banks[corpus] = engine.bank_from_corpus(corpus)
             bank = self._banks[corpus]
-        return engine.retrieve(self.embedding(index).embedding[0], k, bank)
+        return SentenceHits(engine.retrieve(self.embedding(index).embedding[0], k, bank), self.warnings(index))
 
-    def search(self, query: str) -> list[tuple[int, float, str]]:
-        """Loaded images ranked by similarity to a text: (index, cosine, file name)."""
+    def search(self, query: str) -> list[ImageHit]:
+        """Loaded images ranked by similarity to a text, each with its out-of-distribution warnings: the
+        in-distribution ones first (see medflip_core.retrieval.order_search_hits)."""
         engine = self._need()
         if not query.strip():
             raise MedflipError("Type what to search for, e.g. pleural effusion.")
         if not self.images:
             raise MedflipError("Open some images to search first.")
         embs = np.concatenate([self.embedding(i).embedding for i in range(len(self.images))])
-        return [(i, s, self.images[i].path.name) for i, s in engine.rank_images(query, embs)]
+        return order_search_hits([ImageHit(i, s, self.images[i].path.name, tuple(self.warnings(i)))
+                                  for i, s in engine.rank_images(query, embs)])
 
     def score_folder(self, folder: str | Path, labels: list[str], templates: list[str] | None = None,
                      progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,

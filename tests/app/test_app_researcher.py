@@ -117,7 +117,8 @@ def test_item7_batch_names_ood_flags_csv_and_empty_folder(ready, qtbot, shared_d
     rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
     assert set(rows) == {"rsna_cr_chest_jpeg_baseline.dcm", "highdicom_dx_animal_lateral.dcm", "broken.png"}
     dog = rows["highdicom_dx_animal_lateral.dcm"]
-    assert table.item(dog, 0).toolTip() == str(folder / "highdicom_dx_animal_lateral.dcm")
+    tip = table.item(dog, 0).toolTip().splitlines()  # the path, then why the row is tinted
+    assert tip[0] == str(folder / "highdicom_dx_animal_lateral.dcm") and "⚠ not a human" in tip[1]
     assert table.item(dog, 4).text() and "not a human" in table.item(dog, 4).toolTip()
     assert not table.item(rows["rsna_cr_chest_jpeg_baseline.dcm"], 4).text()
     # every column of a 1280-px window is on screen: the score and error columns are not pushed off

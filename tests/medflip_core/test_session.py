@@ -84,10 +84,11 @@ def test_heat_map_covers_the_image_only_with_its_stated_range(session, engine):
 def test_retrieve_and_search(session):
     assert session.can_retrieve()
     hits = session.retrieve(0, 4)
-    assert len(hits) == 4 and hits[0].score >= hits[-1].score
+    assert len(hits) == 4 and hits[0].score >= hits[-1].score and hits.warnings == []
     ranking = session.search("pleural effusion")
-    assert sorted(i for i, _, _ in ranking) == [0, 1]
-    assert {name for _, _, name in ranking} == {rg.path.name for rg in session.images}
+    assert sorted(h.index for h in ranking) == [0, 1]
+    assert {h.name for h in ranking} == {rg.path.name for rg in session.images}
+    assert [h.out_of_distribution for h in ranking] == [False, True]  # the dog lateral comes last, flagged
     with pytest.raises(MedflipError, match="Type what to search"):
         session.search("  ")
 
@@ -115,7 +116,8 @@ def test_score_folder_rows_progress_cancel_and_csv(session, shared_data, tmp_pat
     out = write_csv(rows, LABELS, tmp_path / "scores")
     assert out.name == "scores.csv"
     lines = out.read_text().splitlines()
-    assert lines[0] == "file,path,top_label,No Finding,Pneumonia,out_of_distribution,error"
+    assert lines[0] == ("file,path,top_label,No Finding,Pneumonia,out_of_distribution,notes,error,"
+                        "model,label_mode,prompts,templates")
     numbers = [c for line in lines[1:] for c in line.split(",")[3:5] if c]
     assert numbers and all(len(c.split(".")[1]) == 4 and "e" not in c for c in numbers)
 
