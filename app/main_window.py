@@ -342,7 +342,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.batch.show_failure(message)
 
         task = Task(self.session.score_folder, folder, labels, None, with_progress=True,
-                    should_stop=lambda: self._stop_batch, classifier=classifier)
+                    should_stop=lambda: self._stop_batch, classifier=classifier, mode=self.zero_shot.label_mode())
         self._run(task, done, failed, on_progress=self._progress)
 
     def _cancel_batch(self) -> None:

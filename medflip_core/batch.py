@@ -15,18 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from medflip_core.errors import MedflipError
-from medflip_core.zeroshot import EXCLUSIVE, INDEPENDENT
 
 # path, and either scores/top/label_mode/warnings/notes (+ decisions/thresholds for a classifier) or error;
-# warnings are the out-of-distribution reasons (medflip_core.ood), notes how the file was decoded
+# warnings are the out-of-distribution reasons (medflip_core.ood), notes how the file was decoded, label_mode
+# what the scores mean (medflip_core.zeroshot.ZeroShotScores.mode_text, or the classifier's kind)
 Row = dict[str, Any]
 SCORE_FORMAT = "{:.4f}"  # one number format for every probability in tables and CSV files
-LABEL_MODES = {EXCLUSIVE: "one class per image", INDEPENDENT: "findings, each present vs absent"}
-# What engine.classify computes (a softmax across the labels, with the bundle's decision rule). Issue 23 item 4
-# adds the user's choice of mode to the zero-shot result: when the batch scores with it, _zero_shot_row takes
-# LABEL_MODES[result.kind] from medflip_core.zeroshot.ZeroShotScores and everything downstream (table, CSV)
-# follows, since each row carries its own label_mode.
-BATCH_ZERO_SHOT_KIND = EXCLUSIVE
 
 
 @dataclass(frozen=True)
@@ -83,22 +77,29 @@ def classify_files(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     classifier: bool = False,
+    mode: str | None = None,
 ) -> list[Row]:
     """Scores of every image under `paths` (files, folders, DICOMDIRs): zero-shot over `labels`, or with
     `classifier` the engine's classifier (its classes, calibrated, and `decisions` at its thresholds).
 
-    Unreadable files give a row with `error`; `should_stop()` ends the loop early (rows so far are kept).
+    Zero-shot scores are the Zero-shot tab's (medflip_core.zeroshot.score_with_templates) in label `mode`
+    ("exclusive", "independent", or None / "automatic": chosen from the labels). Unreadable files give a row
+    with `error`; `should_stop()` ends the loop early (rows so far are kept).
     """
     from medflip_core.imaging import load_image
     from medflip_core.ood import out_of_distribution
 
+    if not classifier:
+        from medflip_core.zeroshot import choose_label_mode
+
+        choose_label_mode(labels, mode)  # a mode these labels cannot have is one sentence, not an error per file
     files, rows = expand_paths(paths)
     for i, path in enumerate(files):
         if should_stop is not None and should_stop():
             break
         try:
             rg = load_image(path)
-            row = _classifier_row(engine, rg) if classifier else _zero_shot_row(engine, rg, labels, templates)
+            row = _classifier_row(engine, rg) if classifier else _zero_shot_row(engine, rg, labels, templates, mode)
         except MedflipError as exc:
             rows.append({"path": str(path), "error": str(exc)})
         else:
@@ -109,9 +110,12 @@ def classify_files(
     return rows
 
 
-def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None) -> Row:
-    scores = engine.classify(engine.embed_images([rg]).embedding[0], labels, templates)
-    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": LABEL_MODES[BATCH_ZERO_SHOT_KIND]}
+def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None, mode: str | None) -> Row:
+    from medflip_core.zeroshot import score_with_templates
+
+    result = score_with_templates(engine, engine.embed_images([rg]).embedding[0], labels, templates, mode)
+    scores = {label: float(p) for label, p in zip(result.labels, result.probs[0], strict=True)}
+    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text()}
 
 
 def _classifier_row(engine: Any, rg: Any) -> Row:

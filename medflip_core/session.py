@@ -186,7 +186,7 @@ class Session:
 
     def score_folder(self, folder: str | Path, labels: list[str], templates: list[str] | None = None,
                      progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-                     classifier: bool = False) -> list[Row]:
+                     classifier: bool = False, mode: str | None = None) -> list[Row]:
         """One row per image file under the folder (see medflip_core.batch.classify_files); with `classifier`
         the model's own classes, calibrated, with decisions at its thresholds (labels are not used)."""
         engine = self._need()
@@ -194,7 +194,7 @@ class Session:
             engine.require_classifier()
         else:
             check_prompts(labels, templates or [])
-        rows = classify_files(engine, [folder], labels, templates or None, progress, should_stop, classifier)
+        rows = classify_files(engine, [folder], labels, templates or None, progress, should_stop, classifier, mode)
         if len(rows) == 1 and rows[0]["path"] == str(folder) and "error" in rows[0]:
             raise MedflipError(rows[0]["error"])  # nothing to score: say why instead of a one-row table
         return rows

@@ -74,7 +74,13 @@ def test_batch_rows_flag_ood_apart_from_notes_and_the_csv_names_its_run(session,
     by_name = {os.path.basename(r["path"]): r for r in rows}
     assert any("EXTREMITY" in w for w in by_name[LEG]["warnings"])
     assert all(not by_name[n]["warnings"] for n in CHESTS)
-    assert all(r["label_mode"] == "one class per image" and "notes" in r for r in rows)
+    assert all(r["label_mode"].startswith("one class per image (automatic") and "notes" in r for r in rows)
+    # the batch scores as the Zero-shot tab does, in the mode chosen there, and says which
+    chosen = session.score_folder(folder, LABELS, mode="independent")
+    chest = next(r for r in chosen if r["path"].endswith(CHESTS[1]))
+    assert chest["label_mode"].startswith("findings, each present vs absent (chosen by the user")
+    tab = session.zero_shot(3, LABELS, [], "independent")
+    assert list(chest["scores"].values()) == pytest.approx([float(p) for p in tab.probs[0]], abs=1e-6)
     run = describe_run(engine, LABELS)
     assert run.model == "medflip-default" and "phrasings only" in run.prompts
     reordered = [by_name[n] for n in (DOG, CHESTS[1], LEG, CHESTS[0])]  # e.g. a table sorted by a column
@@ -91,7 +97,7 @@ def test_batch_rows_flag_ood_apart_from_notes_and_the_csv_names_its_run(session,
     assert header[-4:] == ["model", "label_mode", "prompts", "templates"]
     assert [r["file"] for r in lines] == [DOG, CHESTS[1], LEG, CHESTS[0]]
     assert {r["model"] for r in lines} == {"medflip-default"}
-    assert {r["label_mode"] for r in lines} == {"one class per image"}
+    assert all(r["label_mode"].startswith("one class per image (automatic") for r in lines)
     assert "EXTREMITY" in next(r for r in lines if r["file"] == LEG)["out_of_distribution"]
     typed = describe_run(engine, LABELS, ["an x-ray showing {label}.", "{label}."])
     assert typed.prompts == "templates typed by the user" and typed.templates == ("an x-ray showing {label}.",
