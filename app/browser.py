@@ -10,9 +10,9 @@ from medflip_core.imaging import Radiograph
 COLUMNS = ["Image", "Patient", "Study date", "Modality", "View", "Series"]
 
 
-def thumbnail(pixels: np.ndarray, size: int = 64) -> QtGui.QIcon:
-    step = max(1, max(pixels.shape) // size)
-    small = np.ascontiguousarray((pixels[::step, ::step] * 255).astype(np.uint8))
+def thumbnail(small: np.ndarray) -> QtGui.QIcon:
+    """An icon from a Radiograph's uint8 thumbnail (the full pixels are not needed, nor decoded)."""
+    small = np.ascontiguousarray(small, dtype=np.uint8)
     h, w = small.shape
     image = QtGui.QImage(small.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8).copy()
     return QtGui.QIcon(QtGui.QPixmap.fromImage(image))
@@ -39,6 +39,21 @@ class Browser(QtWidgets.QTreeWidget):
         self.reveal_patient = False
 
     def add(self, index: int, rg: Radiograph) -> None:
+        self.add_many([(index, rg)])
+
+    def add_many(self, items: list[tuple[int, Radiograph]]) -> None:
+        """Rows for (index, image) pairs; the columns are sized once for all of them (a study of 1,000 images
+        arrives in chunks, and sizing per row would cost the square of the rows)."""
+        for index, rg in items:
+            self._add_row(index, rg)
+        if not items:
+            return
+        for col in range(len(COLUMNS)):
+            self.resizeColumnToContents(col)
+        # the Image column fits the pane (names elided in the middle, whole in the tooltip); others follow
+        self.setColumnWidth(0, max(160, min(self.columnWidth(0), self.viewport().width() - 8)))
+
+    def _add_row(self, index: int, rg: Radiograph) -> None:
         md = rg.metadata
         key = md.study_instance_uid or str(rg.path.parent)
         study = self._studies.get(key)
@@ -51,7 +66,7 @@ class Browser(QtWidgets.QTreeWidget):
             self._studies[key] = study
         row = QtWidgets.QTreeWidgetItem([rg.path.name, self._patient(rg), md.study_date, md.modality or md.format,
                                          md.view_position, md.series_description or md.series_number])
-        row.setIcon(0, thumbnail(rg.pixels))
+        row.setIcon(0, thumbnail(rg.thumbnail))
         row.setData(0, QtCore.Qt.ItemDataRole.UserRole, index)
         row.setData(0, QtCore.Qt.ItemDataRole.UserRole + 1, rg)
         row.setToolTip(0, str(rg.path))
@@ -59,10 +74,6 @@ class Browser(QtWidgets.QTreeWidget):
         self._rows.append(row)
         if len(self._rows) == 1:
             self.setCurrentItem(row)
-        for col in range(len(COLUMNS)):
-            self.resizeColumnToContents(col)
-        # the Image column fits the pane (names elided in the middle, whole in the tooltip); others follow
-        self.setColumnWidth(0, max(160, min(self.columnWidth(0), self.viewport().width() - 8)))
 
     def set_reveal_patient(self, on: bool) -> None:
         """Show or hide patient names in the Patient column (with the Tags tab's reveal switch)."""

@@ -27,6 +27,8 @@ from app.viewer import ImageViewer
 from app.workers import Task, TaskRunner
 from app.zero_shot_panel import ZeroShotPanel
 from medflip_core.batch import describe_run
+from medflip_core.errors import ImageLoadError
+from medflip_core.imaging.pixel_cache import default_cache
 from medflip_core.session import LoadResult, Session, load_paths
 
 
@@ -42,6 +44,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current: int | None = None
         self._model_request = ""
         self.tasks = TaskRunner()
+        self._loads: list[Task] = []  # loads in flight (the Cancel button beside their progress stops them)
+        self.last_load: LoadResult | None = None
         self._stop_batch = False
         self.last_scores: dict[str, float] = {}
         self.last_prediction = None  # the classifier's Prediction for the current image, when it is one
@@ -112,7 +116,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.load_progress = QtWidgets.QProgressBar()
         self.load_progress.setMaximumWidth(180)
         self.load_progress.setVisible(False)
+        self.load_progress.setFormat("%v of %m")
         self.statusBar().addPermanentWidget(self.load_progress)
+        self.load_cancel = QtWidgets.QPushButton("Cancel")
+        self.load_cancel.setToolTip("Stop opening files (the images read so far stay open)")
+        self.load_cancel.clicked.connect(self.cancel_load)
+        self.load_cancel.setVisible(False)
+        self.statusBar().addPermanentWidget(self.load_cancel)
+        default_cache().set_limit_mb(self.settings.pixel_cache_mb())
         self.drops = DropToOpen(self.open_paths, self)
         self.drops.watch_text_boxes(self)
 
@@ -148,37 +159,81 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- loading -----------------------------------------------------------------------------------------
     def open_paths(self, paths: list[str]) -> None:
+        """Open files/folders in the background: images reach the browser in chunks as they are read (the first
+        one on screen at once), progress reads `n of N` files, Cancel or closing the window stops it."""
+        paths = list(paths)
         self.settings.set("last_dir", str(Path(paths[0]).parent))
         self.load_progress.setVisible(True)
         self.load_progress.setValue(0)
+        self.load_cancel.setVisible(True)
         self.statusBar().showMessage("Loading…")
-        self._run(Task(load_paths, list(paths), with_progress=True), lambda r: self._loaded(r, paths), self.error,
-                  on_progress=self._progress)
+        opened: dict[str, list[int]] = {"new": [], "repeated": []}
+        task = Task(load_paths, paths, with_progress=True, stoppable=True, partial="on_images")
+        self._loads.append(task)
 
-    def _loaded(self, result: LoadResult, paths: list[str]) -> None:
-        self.load_progress.setVisible(False)
-        for path in paths:  # the Recent menu keeps what opened, and forgets what did not
-            if path in result.failed_paths:
-                self.settings.remove_recent(path)
-            else:
-                self.settings.add_recent(path)
-        self._fill_recent()
-        new, repeated = self.session.add_images(result.images)
-        for index in new:
-            self.browser.add(index, self.session.images[index])
-        if new or repeated:
+        def failed(message: str) -> None:
+            self._load_ended(task)
+            self.error(message)
+
+        self.tasks.run(task, lambda r: self._loaded(r, paths, opened, task), failed, self._progress,
+                       on_partial=lambda images: self._images_read(images, opened))
+
+    def _images_read(self, images: list, opened: dict[str, list[int]]) -> None:
+        """A chunk of a load: into the session and the browser; the load's first image is shown at once."""
+        first = not opened["new"] and not opened["repeated"]
+        new, repeated = self.session.add_images(images)
+        opened["new"] += new
+        opened["repeated"] += repeated
+        self.browser.add_many([(i, self.session.images[i]) for i in new])
+        if first and (new or repeated):
             self.browser.select_index(new[0] if new else repeated[0])
+
+    def cancel_load(self) -> None:
+        for task in self._loads:
+            task.cancel()
+
+    def _load_ended(self, task: Task) -> None:
+        if task in self._loads:
+            self._loads.remove(task)
+        if not self._loads:
+            self.load_progress.setVisible(False)
+            self.load_cancel.setVisible(False)
+
+    def _loaded(self, result: LoadResult, paths: list[str], opened: dict[str, list[int]], task: Task) -> None:
+        self._load_ended(task)
+        self.last_load = result  # what the last load read, skipped and merged (scripted runs and tests read it)
+        for path in result.failed_paths:  # the Recent menu keeps what opened, and forgets what did not
+            self.settings.remove_recent(path)
+        kept = [p for p in paths if p not in result.failed_paths]
+        if kept:
+            self.settings.add_recent(kept)  # one entry per drop, however many files it held
+        self._fill_recent()
+        new, repeated = opened["new"], opened["repeated"]
+        duplicates = result.duplicate_message()
         if result.errors:
             n = len(result.errors)
-            self.error(result.errors[0] if n == 1 else f"{n} files could not be read.", "\n".join(result.errors))
+            details = "\n".join(result.errors + ([duplicates, result.duplicate_details()] if duplicates else []))
+            self.error(result.errors[0] if n == 1 else f"{n} files could not be read.", details)
+        elif duplicates:
+            self.messages.show_message(duplicates, result.duplicate_details(), source="load")
+        else:
+            self.messages.clear_from("load")
+        if result.cancelled:
+            self.statusBar().showMessage(f"Loading cancelled after {result.done:,} of {result.total:,} files: "
+                                         f"{len(new):,} image(s) opened.", 8000)
         elif new:
-            self.statusBar().showMessage(f"Loaded {len(new)} image(s).", 5000)
+            self.statusBar().showMessage(f"Loaded {len(new):,} image(s).", 5000)
         elif repeated:
             self.statusBar().showMessage("Already open.", 5000)
 
     def show_image(self, index: int) -> None:
         self.current = index
         rg = self.session.images[index]
+        try:
+            rg.arrays()  # decoded on demand into the bounded pixel cache (at once if it is there)
+        except ImageLoadError as exc:  # the file went away or changed since it was opened
+            self.error(str(exc))
+            return
         self.viewer.set_radiograph(rg)
         self.mask_view.set_radiograph(rg)
         self.tags.set_radiograph(rg)

@@ -46,15 +46,35 @@ def build_menus(window: Any) -> QtWidgets.QMenu:
     return recent
 
 
+def recent_label(entry: str | list[str]) -> str:
+    """A folder or file as its path; files dropped together as the first one and a count."""
+    if isinstance(entry, str):
+        return entry
+    more = len(entry) - 1
+    return f"{entry[0]} and {more:,} more file{'s' if more != 1 else ''}"
+
+
+def _existing(entry: Any) -> str | list[str] | None:
+    if isinstance(entry, str):
+        return entry if Path(entry).exists() else None
+    if isinstance(entry, list):
+        paths = [p for p in entry if isinstance(p, str) and Path(p).exists()]
+        return (paths[0] if len(paths) == 1 else paths) or None
+    return None
+
+
 def fill_recent(menu: QtWidgets.QMenu, settings: Any, open_paths: Any) -> None:
-    """The Recent menu lists only paths that still exist (and forgets the others)."""
+    """The Recent menu: one entry per opening (a drop of 300 files is one entry, re-opening all of them); it
+    lists only paths that still exist (and forgets the others)."""
     menu.clear()
-    recent = [p for p in settings.get("recent", []) if Path(p).exists()]
+    recent = [e for e in (_existing(e) for e in settings.get("recent", [])) if e is not None]
     if recent != settings.get("recent", []):
         settings.set("recent", recent)
-    for path in recent:
-        action = menu.addAction(path)
-        action.triggered.connect(lambda _=False, p=path: open_paths([p]))
+    for entry in recent:
+        paths = [entry] if isinstance(entry, str) else list(entry)
+        action = menu.addAction(recent_label(entry))
+        action.setToolTip("\n".join(paths[:20]) + (f"\n… {len(paths) - 20:,} more" if len(paths) > 20 else ""))
+        action.triggered.connect(lambda _=False, p=paths: open_paths(p))
 
 
 def _open_files(window: Any) -> None:

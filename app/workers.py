@@ -16,22 +16,37 @@ class _Signals(QtCore.QObject):
     done = QtCore.Signal(object)
     failed = QtCore.Signal(str)
     progress = QtCore.Signal(int, int)
+    partial = QtCore.Signal(object)
 
 
 class Task(QtCore.QRunnable):
     """Runs fn(*args, **kwargs, progress=callback) in the thread pool; MedflipError messages reach the user
-    as they are."""
+    as they are.
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, with_progress: bool = False, **kwargs: Any) -> None:
+    `stoppable`: fn also gets `should_stop`, true once `cancel()` was called (the Cancel button, or the window
+    closing). `partial="name"`: fn gets a callback under that name whose values reach `on_partial` on the GUI
+    thread, in order and before the result (e.g. the first images of a long load)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, with_progress: bool = False, stoppable: bool = False,
+                 partial: str = "", **kwargs: Any) -> None:
         super().__init__()
         self.fn, self.args, self.kwargs, self.with_progress = fn, args, kwargs, with_progress
+        self.stoppable, self.partial = stoppable, partial
+        self.cancelled = False
+        self.ended = False
         self.signals = _Signals()
         # Python keeps the task alive until its result is delivered; Qt must not delete it underneath.
         self.setAutoDelete(False)
 
     def run(self) -> None:
         try:
-            kwargs = {**self.kwargs, "progress": self._progress} if self.with_progress else self.kwargs
+            kwargs = dict(self.kwargs)
+            if self.with_progress:
+                kwargs["progress"] = self._progress
+            if self.stoppable:
+                kwargs["should_stop"] = lambda: self.cancelled
+            if self.partial:
+                kwargs[self.partial] = lambda value: self._emit(self.signals.partial, value)
             result = self.fn(*self.args, **kwargs)
         except MedflipError as exc:
             self._emit(self.signals.failed, str(exc))
@@ -40,6 +55,12 @@ class Task(QtCore.QRunnable):
             self._emit(self.signals.failed, f"Unexpected error: {type(exc).__name__}: {exc}")
         else:
             self._emit(self.signals.done, result)
+        finally:
+            self.ended = True  # fn has returned: nothing of this task runs any more
+
+    def cancel(self) -> None:
+        """Ask a stoppable task to end after the item in hand (a no-op for the others)."""
+        self.cancelled = True
 
     def _progress(self, done: int, total: int) -> None:
         self._emit(self.signals.progress, done, total)
@@ -69,15 +90,30 @@ class TaskRunner:
     def __init__(self) -> None:
         self._tasks: list[Task] = []
         self._tickets: dict[str, int] = {}
-        self.closed = False
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        """Closing the window stops its stoppable work at once (a load), not after the process is hidden."""
+        self._closed = value
+        if value:
+            for task in self._tasks:
+                task.cancel()
 
     def busy(self) -> bool:
         return bool(self._tasks)
 
     def run(self, task: Task, on_done: Callable[[Any], None], on_failed: Callable[[str], None],
-            on_progress: Callable[[int, int], None] | None = None, latest: str = "") -> None:
+            on_progress: Callable[[int, int], None] | None = None, latest: str = "",
+            on_partial: Callable[[Any], None] | None = None) -> None:
         ticket = self._tickets[latest] = self._tickets.get(latest, 0) + 1
         self._tasks.append(task)
+        if on_partial is not None:
+            task.signals.partial.connect(lambda value: None if self.closed else on_partial(value))
 
         def deliver(callback: Callable[[Any], None], value: Any) -> None:
             self._tasks.remove(task)

@@ -8,42 +8,28 @@ it directly. Operations raise MedflipError with a sentence for a person when the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medflip_core.batch import Row, classify_files
-from medflip_core.errors import ImageLoadError, MedflipError
+from medflip_core.errors import MedflipError
 from medflip_core.heatmap import HeatOverlay, heat_overlay
-from medflip_core.imaging import Radiograph, load_folder
+from medflip_core.imaging import Radiograph
+from medflip_core.imaging.opening import LoadResult, open_images, same_image_keys
 from medflip_core.ood import out_of_distribution
 from medflip_core.retrieval import ImageHit, SentenceHits, order_search_hits
 
 Progress = Callable[[int, int], None]
 
 
-@dataclass
-class LoadResult:
-    images: list[Radiograph] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    failed_paths: list[str] = field(default_factory=list)  # given paths that gave no image at all
-
-
-def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) -> LoadResult:
-    """Every image under the given files/folders; unreadable ones become messages, never exceptions."""
-    result = LoadResult()
-    for path in paths:
-        try:
-            images, errors = load_folder(path, progress=progress)
-        except ImageLoadError as exc:
-            images, errors = [], [str(exc)]
-        result.images.extend(images)
-        result.errors.extend(errors)
-        if not images:
-            result.failed_paths.append(str(path))
-    return result
+def load_paths(paths: Sequence[str | Path], progress: Progress | None = None,
+               should_stop: Callable[[], bool] | None = None,
+               on_images: Callable[[list[Radiograph]], None] | None = None) -> LoadResult:
+    """Every image under the given files/folders, pixels decoded on demand into the bounded pixel cache,
+    duplicates opened once (medflip_core.imaging.opening); unreadable ones become messages, never exceptions."""
+    return open_images(paths, progress, should_stop, on_images)
 
 
 def check_prompts(labels: list[str], templates: list[str]) -> None:
@@ -71,21 +57,18 @@ class Session:
     # --- images and model -------------------------------------------------------------------------------
     def add_images(self, images: Sequence[Radiograph]) -> tuple[list[int], list[int]]:
         """Append images not already open; returns (indices of the new ones, indices of ones already open)."""
-        known = {self._key(rg): i for i, rg in enumerate(self.images)}
+        known = {key: i for i, rg in enumerate(self.images) for key in same_image_keys(rg)}
         new, repeated = [], []
         for rg in images:
-            index = known.get(self._key(rg))
+            keys = same_image_keys(rg)  # the same file through a link, or the same SOP Instance UID
+            index = next((known[k] for k in keys if k in known), None)
             if index is not None:
                 repeated.append(index)
                 continue
             self.images.append(rg)
-            known[self._key(rg)] = len(self.images) - 1
+            known.update(dict.fromkeys(keys, len(self.images) - 1))
             new.append(len(self.images) - 1)
         return new, repeated
-
-    @staticmethod
-    def _key(rg: Radiograph) -> str:
-        return str(rg.path.resolve())
 
     def set_engine(self, engine: Any) -> None:
         self.engine = engine
@@ -101,8 +84,8 @@ class Session:
 
     def embedding(self, index: int) -> Any:
         engine = self._need(index)
-        if index not in self._embeddings:
-            self._embeddings[index] = engine.embed_images([self.images[index]])
+        if index not in self._embeddings:  # decoded for this use only: a scan over many images keeps no pixels
+            self._embeddings[index] = engine.embed_images([self.images[index].arrays(keep=False)[0]])
         return self._embeddings[index]
 
     def warnings(self, index: int) -> list[str]:
@@ -153,7 +136,7 @@ class Session:
             heat = engine.class_activation_map(tokens, label)
         else:
             heat = engine.similarity_map(tokens, label)
-        return heat_overlay(heat, self.images[index].pixels.shape, engine.pre.image_size, opacity)
+        return heat_overlay(heat, self.images[index].shape, engine.pre.image_size, opacity)
 
     def can_retrieve(self, corpus: str = "") -> bool:
         """Whether retrieval can run without the user choosing a corpus first."""

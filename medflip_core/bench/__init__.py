@@ -31,6 +31,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "loading": Benchmark("medflip_core.bench.loading",
                          "pre-training on a folder of full-size DICOMs: img/s per epoch with and without the "
                          "trainer's decoded-image cache"),
+    "open": Benchmark("medflip_core.bench.open_study",
+                      "opening 1,000 full-size DICOMs (links to one CR film, a mixed real folder, distinct copies): "
+                      "peak RSS, time to the first image's pixels and to the end (--gui: in the main window)"),
     "inference": Benchmark("medflip_core.bench.inference",
                            "ONNX Runtime vs torch eager image embedding (batch 1); DICOM file -> scores time"),
     "startup": Benchmark("medflip_core.bench.startup", "desktop app launch -> main window shown"),

@@ -8,6 +8,7 @@ from pathlib import Path
 from medflip_core.errors import ImageLoadError
 from medflip_core.imaging.dicom_reader import is_dicom_file, load_dicom
 from medflip_core.imaging.folders import IMAGE_SUFFIXES, iter_image_files
+from medflip_core.imaging.pixel_cache import PixelCache, default_cache
 from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
 from medflip_core.imaging.raster_reader import load_raster
 
@@ -15,8 +16,8 @@ MAX_PIXELS = 100_000_000
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
 
 __all__ = [
-    "IDENTIFYING_KEYWORDS", "IMAGE_SUFFIXES", "MAX_PIXELS", "ImageLoadError", "ImageMetadata", "Radiograph",
-    "Window", "iter_image_files", "load_folder", "load_image",
+    "IDENTIFYING_KEYWORDS", "IMAGE_SUFFIXES", "MAX_PIXELS", "ImageLoadError", "ImageMetadata", "PixelCache",
+    "Radiograph", "Window", "default_cache", "iter_image_files", "load_folder", "load_image",
 ]
 
 
@@ -48,7 +49,8 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Radiograph:
 def load_folder(
     path: str | Path, *, max_pixels: int = MAX_PIXELS, progress: Callable[[int, int], None] | None = None
 ) -> tuple[list[Radiograph], list[str]]:
-    """Every image under a path; unreadable ones are reported, not fatal: (radiographs, error messages).
+    """Every image under a path, each holding its pixels; unreadable ones are reported, not fatal: (radiographs,
+    error messages). For a study a user opens, `medflip_core.imaging.opening.open_images` keeps memory bounded.
 
     `progress(done, total)` is called after each file (the app's progress bar)."""
     images, errors = [], []

@@ -221,6 +221,7 @@ def load_dicom(path: Path, max_pixels: int) -> Radiograph:
         instance_number=_str(ds, "InstanceNumber"),
         study_instance_uid=_str(ds, "StudyInstanceUID"),
         series_instance_uid=_str(ds, "SeriesInstanceUID"),
+        sop_instance_uid=_str(ds, "SOPInstanceUID"),
         number_of_frames=frames,
         sop_class=getattr(sop, "name", str(sop or "")),
         species=_str(ds, "PatientSpeciesDescription"),

@@ -18,3 +18,59 @@ def test_file_open_event_loads_the_dicom(window, qtbot, shared_data):
         assert window.images[0].metadata.photometric == "MONOCHROME1"
     finally:
         app.removeEventFilter(filt)
+
+
+def _distinct_copies(source, folder, n: int) -> list[str]:
+    """n copies of a real film, each its own SOP instance: a study of n different images to any reader."""
+    import pydicom
+
+    folder.mkdir()
+    ds = pydicom.dcmread(source)
+    base, out = str(ds.SOPInstanceUID)[:56].rstrip("."), []
+    for i in range(n):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{base}.{i + 1}"
+        out.append(str(folder / f"film{i:02d}.dcm"))
+        ds.save_as(out[-1])
+    return out
+
+
+def test_a_load_shows_n_of_N_puts_the_first_image_on_screen_and_can_be_cancelled(window, qtbot, shared_data,
+                                                                                   tmp_path):
+    import re
+
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    # lossless JPEG 2000: about a second of decoding per film, so the load is still running while we look
+    files = _distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 8)
+    window.open_paths(files)
+    qtbot.waitUntil(lambda: re.fullmatch(r"[1-7] of 8", window.load_progress.text()) is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.viewer.displayed_pixels() is not None, timeout=30000)
+    assert window.busy() and len(window.images) < 8  # the first image is shown before the load has ended
+    assert window.load_progress.isVisible() and window.load_cancel.isVisible()
+    QTest.mouseClick(window.load_cancel, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy(), timeout=10000)
+    assert 1 <= len(window.images) < 8
+    assert window.last_load.cancelled and 1 <= window.last_load.done < 8 and window.last_load.total == 8
+    assert not window.load_progress.isVisible() and not window.load_cancel.isVisible()
+    assert window.viewer.radiograph is window.images[0]  # what was read stays open and usable
+
+
+def test_closing_the_window_stops_a_load_at_once(qtbot, shared_data, tmp_path):
+    import time
+
+    from app.main_window import MainWindow
+
+    files = _distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 10)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.open_paths(files)
+    qtbot.waitUntil(lambda: len(w.images) >= 1, timeout=30000)
+    task = w._loads[0]
+    closed = time.monotonic()
+    w.close()
+    assert task.cancelled
+    qtbot.waitUntil(lambda: task.ended, timeout=5000)  # the file in hand is finished, the other films are not read
+    assert time.monotonic() - closed < 5
+    assert len(w.images) < 10

@@ -80,3 +80,23 @@ def test_tags_hide_identifying_until_revealed(window, qtbot, shared_data):
     assert "PatientID" in {row[1] for row in window.tags.rows()}
     window.tags.search.setText("modality")
     assert all("modality" in " ".join(r).lower() for r in window.tags.rows())
+
+
+def test_recent_gets_one_entry_per_drop_and_duplicates_are_named(window, qtbot, shared_data, tmp_path):
+    links = []
+    for i in range(30):
+        links.append(tmp_path / f"link{i:02d}.dcm")
+        links[-1].symlink_to(shared_data / "dicom" / "RG1_UNCR.dcm")
+    drop(window, *links)
+    qtbot.waitUntil(lambda: not window.busy() and len(window.images) == 1, timeout=30000)
+    assert [a.text() for a in window.recent_menu.actions()] == [f"{links[0]} and 29 more files"]
+    assert window.messages.text() == "29 files are the same image as link00.dcm and were opened once."
+    assert "link29.dcm" in window.messages.details.toPlainText()
+    drop(window, shared_data / "dicom")  # a folder: one entry, the folder (its CR film is the one already open)
+    qtbot.waitUntil(lambda: not window.busy() and len(window.images) == 8, timeout=60000)
+    assert [a.text() for a in window.recent_menu.actions()] == [str(shared_data / "dicom"),
+                                                                f"{links[0]} and 29 more files"]
+    window.recent_menu.actions()[1].trigger()  # re-opens the whole drop, which is already open
+    qtbot.waitUntil(lambda: not window.busy(), timeout=30000)
+    assert len(window.images) == 8 and len(window.recent_menu.actions()) == 2
+    assert window.recent_menu.actions()[0].text() == f"{links[0]} and 29 more files"

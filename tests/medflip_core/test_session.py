@@ -150,3 +150,39 @@ def test_default_templates_keep_the_bundles_decision_rule(engine, session):
     assert defaults.rule == rule and defaults.probs[..., 1].max() < 1e-6
     custom = session.zero_shot(0, LABELS, ["an x-ray with {label}."])
     assert custom.rule == DecisionRule() and custom.probs[..., 1].max() > 1e-3
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return int(next(x for x in fh if x.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def test_load_paths_of_200_links_keeps_rss_bounded_and_names_the_duplicates(shared_data, tmp_path):
+    import gc
+
+    files = []
+    for i in range(200):
+        files.append(tmp_path / f"link{i:03d}.dcm")
+        files[-1].symlink_to(shared_data / "dicom" / "RG1_UNCR.dcm")  # 1955 x 1841: 28 MB a film, eagerly
+    gc.collect()
+    before = _rss_mb()
+    result = load_paths([str(p) for p in files])
+    assert _rss_mb() - before < 200  # the old eager load grew by 200 films (5.6 GB)
+    assert len(result.images) == 1 and "199 files are the same image as link000.dcm" in result.duplicate_message()
+    s = Session()
+    assert s.add_images(result.images) == ([0], [])
+    # a later drop of another link to the same file, or of a copy with its SOP Instance UID, is already open
+    copy = tmp_path / "copy.dcm"
+    copy.write_bytes((shared_data / "dicom" / "RG1_UNCR.dcm").read_bytes())
+    again = load_paths([str(files[7]), str(copy)])
+    assert len(again.images) == 1 and s.add_images(again.images) == ([], [0])
+
+
+def test_search_streams_over_the_images_without_keeping_their_pixels(session):
+    from medflip_core.imaging import default_cache
+
+    cache = default_cache()
+    cache.clear()
+    ranking = session.search("pleural effusion")
+    assert len(ranking) == 2
+    assert len(cache) == 0 and all(rg.on_demand for rg in session.images)  # decoded, embedded, dropped

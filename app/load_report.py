@@ -1,0 +1,58 @@
+"""`python -m app.load_report FOLDER`: open a folder in the real main window (offscreen) and print, as one JSON
+line, peak RSS, time to the first image on screen, time to the end of the load and the longest stall of the
+event loop meanwhile. Started as a process by `medflip bench open --gui` (medflip_core imports no Qt)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import time
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        return int(next(x for x in fh if x.startswith(field + ":")).split()[1]) / 1024
+
+
+def measure(folder: str) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from PySide6 import QtCore, QtWidgets
+
+    from app.main_window import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
+    window = MainWindow()
+    window.resize(1280, 800)
+    window.show()
+    app.processEvents()
+    base = _status_mb("VmRSS")
+    ticks: list[float] = []
+    timer = QtCore.QTimer(interval=20, timeout=lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    start = time.perf_counter()
+    window.open_paths([folder])
+    first = None
+    while window.last_load is None or window._loads:
+        app.processEvents()
+        if first is None and window.viewer.displayed_pixels() is not None:
+            first = time.perf_counter() - start
+        time.sleep(0.005)
+    total = time.perf_counter() - start
+    app.processEvents()
+    if first is None and window.viewer.displayed_pixels() is not None:
+        first = time.perf_counter() - start
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    result = window.last_load
+    out = {"baseline_rss_mb": base, "peak_rss_mb": _status_mb("VmHWM"), "end_rss_mb": _status_mb("VmRSS"),
+           "first_image_s": first, "total_s": total, "images": len(window.images),
+           "duplicates": sum(len(v) for v in result.duplicates.values()), "errors": len(result.errors),
+           "longest_event_loop_stall_s": max(gaps, default=0.0)}
+    window.close()
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1])))
