@@ -3,6 +3,7 @@ figures with their patient-level CIs, read from the bundle's validation.json (wr
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class ClassifierResults(QtWidgets.QWidget):
         super().__init__(parent)
         self.bundle = ""
         self.figures: dict[str, Any] = {}
+        self.warning = ""  # the job's small-validation warning, shown first in the summary ("" when none)
         self.summary = QtWidgets.QLabel("Fine-tune a classifier (or select one in the Model picker) to see its "
                                         "validation results here.")
         self.summary.setWordWrap(True)
@@ -71,7 +73,12 @@ class ClassifierResults(QtWidgets.QWidget):
         lines = [f"<b>{Path(bundle).name}</b> — validation: {figures.get('images')} images of "
                  f"{figures.get('patients')} patients ({figures.get('data_set', 'validation split')}); "
                  f"95 % CIs resample patients."]
-        lines += per_class_lines(figures["per_class"])
+        note = figures.get("small_validation") or {}
+        self.warning = note.get("headline") or note.get("message", "")
+        if self.warning:  # first, above the figures it qualifies (the summary scrolls); the whole text as tooltip
+            lines.insert(0, f"<b style='color:#ffb347'>⚠ {html.escape(self.warning)}</b>")
+        self.summary.setToolTip(note.get("message", ""))
+        lines += [html.escape(line) for line in per_class_lines(figures["per_class"])]
         lines.append("Thresholds were chosen on these same patients, so sensitivity and specificity are "
                      "optimistic. Research use only.")
         self.summary.setText("<br>".join(lines))

@@ -142,6 +142,23 @@ def bootstrap_ci(
     return Interval(point, float(low), float(high), n_boot, skipped)
 
 
+def exact_binomial_ci(successes: float, trials: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Clopper-Pearson interval of a proportion seen as `successes` of `trials` independent units (a fractional
+    count is allowed: a per-image rate times the number of patients).
+
+    Used where a patient bootstrap cannot show the uncertainty: with a handful of patients, or when every
+    resample gives the same value (perfect separation gives a bootstrap CI of 1.000-1.000 whatever the number of
+    patients, while 4 of 4 patients right still only bounds the rate above 0.40)."""
+    from scipy.stats import beta
+
+    if trials <= 0:
+        return float("nan"), float("nan")
+    x = min(max(float(successes), 0.0), float(trials))
+    low = float(beta.ppf(alpha / 2, x, trials - x + 1)) if x > 0 else 0.0
+    high = float(beta.ppf(1 - alpha / 2, x + 1, trials - x)) if x < trials else 1.0
+    return low, high
+
+
 def paired_bootstrap_difference(
     metric: Callable[[np.ndarray, np.ndarray], float], y_true: np.ndarray, score_a: np.ndarray,
     score_b: np.ndarray, n_boot: int = 2000, seed: int = 0, groups: np.ndarray | None = None,

@@ -8,6 +8,14 @@
   validation probabilities (one-vs-rest for multi-class), placed half-way between the cut score and the next
   lower validation score. Sensitivity and specificity at a threshold chosen on
   the same validation images are optimistic; an evaluation on other patients is the honest figure.
+- Confidence cap (every classifier, after the fit): probabilities are shrunk toward the validation prevalence,
+  p' = (n p + a prior) / (n + a), n the fewest validation patients of a class (multi-label: of a label's positive
+  or negative side), a = one pseudo-patient per outcome (2 for a label, K for K classes). This is Laplace's rule
+  of succession: after n of n patients of a class right, the chance that the next one is right is (n + 1) / (n + 2),
+  so no probability the validation can back is 0 or 1. With 4 patients a binary probability stays within about
+  17-83 %, with 100 within 1-99 %. The map is increasing and affine: rankings, ROC AUCs and the decisions at the
+  thresholds chosen after it are those of the unshrunk probabilities (up to float rounding: scores that differ
+  below 1e-16 of the cap tie), and softmax rows still sum to 1.
 """
 
 from __future__ import annotations
@@ -57,6 +65,21 @@ def fit_calibration(logits: np.ndarray, indicator: np.ndarray, multi_label: bool
                 "fitted_on": "validation"}
     return {"method": "temperature", "temperature": fit_temperature(logits, indicator.argmax(axis=1)),
             "fitted_on": "validation"}
+
+
+def prior_shrinkage(n_patients: int | list[int], prior: list[float], pseudo_patients: int | list[int]) -> dict:
+    """The confidence cap (module docstring) as the calibration's `shrink` entry: weight a / (n + a) per label (a
+    list, multi-label) or one weight for all classes (multi-class: the rows must keep summing to 1), the prior,
+    and the range each class's probability is held to."""
+    n = np.asarray(n_patients, dtype=np.float64)
+    a = np.asarray(pseudo_patients, dtype=np.float64)
+    weight = a / (n + a)
+    pi = np.asarray(prior, dtype=np.float64)
+    low, high = weight * pi, 1.0 - weight * (1.0 - pi)
+    return {"rule": "p' = (n p + a prior) / (n + a): Laplace's rule of succession over the validation patients",
+            "patients": n_patients, "pseudo_patients": pseudo_patients, "weight": weight.tolist(), "prior": pi.tolist(),
+            "range": [[float(lo), float(hi)] for lo, hi in zip(np.broadcast_to(low, pi.shape),
+                                                                np.broadcast_to(high, pi.shape), strict=True)]}
 
 
 def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:

@@ -31,15 +31,24 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def calibrated_probabilities(logits: np.ndarray, multi_label: bool, calibration: dict[str, Any]) -> np.ndarray:
-    """Temperature-scaled softmax (multi-class) or per-label Platt sigmoid (multi-label); method "none" = raw."""
+    """Temperature-scaled softmax (multi-class) or per-label Platt sigmoid (multi-label); method "none" = raw.
+    Then the confidence cap when the calibration has one (`shrink`, finetune.calibration.prior_shrinkage):
+    p' = (1 - w) p + w prior, so that a small validation set never yields 0 % or 100 %."""
     method = calibration.get("method", "none")
     if multi_label:
         if method == "platt":
-            return sigmoid(logits * np.asarray(calibration["scale"]) + np.asarray(calibration["offset"]))
-        return sigmoid(logits)
-    if method == "temperature":
-        return softmax(logits / float(calibration["temperature"]))
-    return softmax(logits)
+            p = sigmoid(logits * np.asarray(calibration["scale"]) + np.asarray(calibration["offset"]))
+        else:
+            p = sigmoid(logits)
+    elif method == "temperature":
+        p = softmax(logits / float(calibration["temperature"]))
+    else:
+        p = softmax(logits)
+    shrink = calibration.get("shrink")
+    if shrink:
+        w = np.asarray(shrink["weight"], dtype=np.float64)
+        p = (1.0 - w) * p + w * np.asarray(shrink["prior"], dtype=np.float64)
+    return p
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from medflip_core.bundle import (
 )
 from medflip_core.errors import MedflipError
 from medflip_core.finetune.classifier import HEAD_NPZ, Classifier
+from medflip_core.finetune.validation import calibration_sentence
 
 VALIDATION_JSON = "validation.json"
 # manifest fields a probe bundle keeps from its base model (the encoders are the base model's files)
@@ -55,7 +56,22 @@ def _base_files(base: Bundle, keep_text: bool) -> list[str]:
 
 def _fmt(v: dict) -> str:
     lo, hi = v["ci95"]
-    return f"{v['value']:.3f} (95 % CI {lo:.3f}-{hi:.3f})"
+    return f"{v['value']:.3f} (95 % CI {lo:.3f}-{hi:.3f}{', widened' if v.get('widened') else ''})"
+
+
+def _calibration(clf: dict[str, Any]) -> str:
+    cal = clf["calibration"]
+    if "shrink" not in cal and "refused" not in cal:  # a bundle written before the confidence cap
+        return f"Calibrated by {cal['method']} scaling fitted on the validation patients."
+    return calibration_sentence(clf["classes"], cal)
+
+
+def _small_validation(val: dict[str, Any]) -> list[str]:
+    note = val.get("small_validation")
+    if not note:
+        return []
+    return [f"**Warning: {note['message']}** Evaluate it on more patients (`medflip evaluate`) before trusting "
+            "any figure below.", ""]
 
 
 def model_card(manifest: dict[str, Any]) -> str:
@@ -69,8 +85,7 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"Classes: {', '.join(clf['classes'])}. Probabilities: {clf['activation']} of a linear head on the "
         + ("frozen image embedding of the base model" if clf.get("mode", "probe") == "probe"
            else f"image embedding of the base model's tower fine-tuned ({clf['mode']}) from") +
-        f" `{manifest['base_model']['name']}`, calibrated by "
-        f"{clf['calibration']['method']} scaling fitted on the validation patients.",
+        f" `{manifest['base_model']['name']}`. " + _calibration(clf),
         f"Decision thresholds (calibrated probability, {clf['threshold_rule']}): "
         + ", ".join(f"{c} {t:.3f}" for c, t in clf["thresholds"].items()) + ".",
         f"Head: {clf['head_fit']}.", "",
@@ -82,6 +97,7 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"{data['val_images']} validation images ({data['val_patients']} patients), validation fraction "
         f"{prov['config']['val_fraction']}, seed {prov['config']['seed']}.", "",
         "## Validation figures",
+        *_small_validation(val),
         f"Measured on the {val['images']} validation images ({val['patients']} patients) of the data above. "
         f"CIs: {val['ci']}. The thresholds and the calibration were chosen on these same patients, so sensitivity "
         "and specificity here are optimistic; evaluate on other patients before relying on them.", "",
@@ -91,8 +107,11 @@ def model_card(manifest: dict[str, Any]) -> str:
     for name, v in val["per_class"].items():
         lines.append(f"| {name} | {v['images']} ({v['patients']}) | {_fmt(v['roc_auc'])} | {_fmt(v['sensitivity'])} "
                      f"| {_fmt(v['specificity'])} | {v['ece']:.3f} |")
-    lines += ["", f"Calibration error ({val['ece_kind']}): {val['ece']:.3f} after calibration, "
-              f"{val['ece_uncalibrated']:.3f} before.", "",
+    lines += ["", f"Calibration error ({val['ece_kind']}): {val['ece']:.3f} for the probabilities this bundle gives, "
+              f"{val['ece_uncalibrated']:.3f} for the head's raw ones"
+              + (" (the confidence cap costs some calibration error on these patients; it is what keeps the "
+                 "probabilities off 0 % and 100 % that so few patients cannot back)." if val.get("small_validation")
+                 else "."), "",
               "## Base model and reproduction",
               f"Base model `{manifest['base_model']['name']}` (image encoder sha256 "
               f"`{manifest['base_model']['image_encoder_sha256']}`)"

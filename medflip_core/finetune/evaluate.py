@@ -48,12 +48,14 @@ def evaluate_classifier(engine: Engine, source: str | Path, image_root: str | Pa
 
 
 def _ci(m: dict) -> str:
-    return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+    return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}{' widened' if m.get('widened') else ''}]"
 
 
 def format_classifier_evaluation(r: dict) -> str:
     lines = [f"classifier {r['model']} on {r['data_set']}: {r['images']} images, {r['patients']} patients "
              f"({r['seconds']} s); 95 % CIs resample patients"]
+    if r.get("small_validation"):
+        lines.append(f"  WARNING: {r['small_validation']['message']}")
     for name, v in r["per_class"].items():
         lines.append(f"  {name:<20} n={v['images']} ({v['patients']} patients)  ROC AUC {_ci(v['roc_auc'])}  "
                      f"at threshold {v['threshold']:.3f}: sensitivity {_ci(v['sensitivity'])}, "

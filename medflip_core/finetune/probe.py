@@ -232,7 +232,8 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     events.emit(EvalEvent(step=embedded, metrics={
         "val_auc": figures["macro_roc_auc"], "val_auc_per_class": {c: a["value"] for c, a in per_class_auc.items()},
         "val_auc_ci95": {c: a["ci95"] for c, a in per_class_auc.items()}, "data_set": figures["data_set"],
-        "images": figures["images"], "patients": figures["patients"], "ece": figures["ece"]}))
+        "images": figures["images"], "patients": figures["patients"], "ece": figures["ece"],
+        "small_validation": (figures["small_validation"] or {}).get("headline")}))
     used = data.subset(used_idx)
     used_keys = [keys[i] for i in used_idx]
     provenance = {
@@ -261,7 +262,8 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     seconds = time.time() - t0
     events.emit(DoneEvent(status="completed", step=embedded, checkpoint=None, elapsed_s=round(seconds, 2),
                           skipped_images=len(skipped), skipped_examples=skipped[:5]),
-                bundle=str(bundle), embedded=embedded, cached=len(data) - embedded, validation=summary)
+                bundle=str(bundle), embedded=embedded, cached=len(data) - embedded, validation=summary,
+                warnings=[figures["small_validation"]["message"]] if figures["small_validation"] else [])
     return ProbeResult("completed", bundle=bundle, seconds=seconds, embedded=embedded,
                        cached=len(data) - embedded, skipped=skipped, validation=figures, val_set=val_set,
                        val_embeddings=x[val_idx], classifier=classifier)

@@ -56,12 +56,14 @@ def test_multi_label_probe_from_a_csv(nih, tmp_path, shared_data):
     out = tmp_path / "models" / "nih-probe"
     cfg = ProbeConfig(images=str(table), image_root=str(nih / "images"), out=str(out), n_boot=100,
                       labels=["Pneumonia", "Infiltration", "No Finding"], cache_dir=str(tmp_path / "cache"),
-                      val_fraction=0.3)
+                      val_fraction=0.5)  # at least 10 validation patients with and without each label: Platt is fitted
     result = run_probe(cfg, EventWriter(enabled=False))
     m = load_bundle(out, verify=True).manifest
     clf = m["classifier"]
     assert clf["multi_label"] and clf["activation"] == "sigmoid" and clf["calibration"]["method"] == "platt"
-    assert all(a > 0 for a in clf["calibration"]["scale"])
+    assert all(a > 0 for a in clf["calibration"]["scale"]) and "refused" not in clf["calibration"]
+    assert m["validation"]["small_validation"] is None
+    assert len(clf["calibration"]["shrink"]["weight"]) == 3  # one confidence cap per label
     assert m["provenance"]["data"]["kind"] == "label CSV"
     assert set(result.validation["confusion"]["labels"]) == {"Pneumonia", "Infiltration", "No Finding"}
     pred = Engine(out).predict([load_image(shared_data / "dicom" / "nih_dx_secondary_capture.dcm")])[0]
