@@ -16,7 +16,7 @@ from typing import Any
 
 from medflip_core import __version__
 from medflip_core.bench import BENCHMARKS
-from medflip_core.errors import MedflipError
+from medflip_core.errors import MedflipError, quiet_decoder_logs
 
 log = logging.getLogger("medflip")
 
@@ -379,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # a decoder's own complaint (with its traceback) about a bad file is not for the user,
+        quiet_decoder_logs()  # who reads our sentence; -v shows it
     try:
         return int(args.func(args))
     except MedflipError as exc:

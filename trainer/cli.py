@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 
-from medflip_core.errors import MedflipError
+from medflip_core.errors import MedflipError, quiet_decoder_logs
 from medflip_core.events import ErrorEvent, EventWriter
 from trainer.config import add_config_flags, resolve_config
 from trainer.runtime import CancelFlag
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    quiet_decoder_logs()  # a skipped file is reported in our words, not with a decoder's traceback
     args = build_parser().parse_args(argv)
     events = EventWriter(getattr(args, "events", None) or "-")
     cancel = CancelFlag()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from medflip_core.errors import ImageLoadError
 from medflip_core.imaging.dicom_reader import is_dicom_file, load_dicom
 from medflip_core.imaging.folders import IMAGE_SUFFIXES, iter_image_files
+from medflip_core.imaging.messages import unreadable
 from medflip_core.imaging.pixel_cache import PixelCache, default_cache
 from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
 from medflip_core.imaging.raster_reader import load_raster
 
 MAX_PIXELS = 100_000_000
-_DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
+log = logging.getLogger(__name__)
 
 __all__ = [
     "IDENTIFYING_KEYWORDS", "IMAGE_SUFFIXES", "MAX_PIXELS", "ImageLoadError", "ImageMetadata", "PixelCache",
@@ -35,7 +37,7 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Radiograph:
     if size == 0:
         raise ImageLoadError(f"{path.name}: the file is empty (0 bytes).")
     try:
-        if is_dicom_file(path) or path.suffix.lower() in _DICOM_SUFFIXES:
+        if is_dicom_file(path):  # the 'DICM' mark, whatever the name; anything else may still be a PNG or JPEG
             return load_dicom(path, max_pixels)
         return load_raster(path, max_pixels)
     except ImageLoadError:
@@ -43,7 +45,8 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Radiograph:
     except MemoryError as exc:
         raise ImageLoadError(f"{path.name}: not enough memory to decode this image.") from exc
     except Exception as exc:  # a decoder's own exception must never reach the user as a traceback
-        raise ImageLoadError(f"{path.name}: cannot read this image ({type(exc).__name__}: {exc}).") from exc
+        log.info("%s: unexpected failure while loading", path.name, exc_info=True)
+        raise ImageLoadError(unreadable(path)) from exc
 
 
 def load_folder(

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import logging
+import mmap
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.pixels.utils import get_expected_length
+from pydicom.uid import UID
 
 from medflip_core.errors import ImageLoadError
+from medflip_core.imaging import messages
 from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
 from medflip_core.imaging.windowing import apply_window, percentile_window
 
 log = logging.getLogger(__name__)
 
-# Which package decodes which compressed transfer syntax (for the message when none is installed).
+# Which package decodes which compressed transfer syntax (for the log when none is installed).
 DECODER_HINTS: dict[str, str] = {
     "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg",
     "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg",
@@ -49,14 +53,107 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def read_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:
+    """The dataset, or an ImageLoadError in words (pydicom's own message goes to the log only)."""
     try:
         return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:
-        raise ImageLoadError(f"{path.name}: not a DICOM file ({exc}).") from exc
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ImageLoadError(
-            f"{path.name}: the DICOM file is truncated or corrupt ({type(exc).__name__}: {exc})."
-        ) from exc
+        raise ImageLoadError(messages.not_an_image(path)) from exc
+    except Exception as exc:  # EOF, struct and value errors of a header cut or broken anywhere
+        log.info("%s: pydicom could not read the header: %s: %s", path.name, type(exc).__name__, exc)
+        raise ImageLoadError(messages.dicom_header_unreadable(path, _file_size(path))) from exc
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _image_words(ds: Dataset) -> str:
+    """'a 1841x1955 image of 16-bit pixels' from the header ('' when it does not say)."""
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if not rows or not cols:
+        return ""
+    frames = int(_first(ds.get("NumberOfFrames")) or 1)
+    bits = ds.get("BitsAllocated")
+    words = f"a {f'{frames}-frame ' if frames > 1 else ''}{cols}x{rows} image"
+    return f"{words} of {bits}-bit pixels" if bits else words
+
+
+def _compression(ts_uid: str) -> str:
+    """A transfer syntax as a person reads it: its name and UID."""
+    name = UID(ts_uid).name
+    return f"{name} ({ts_uid})" if name and name != ts_uid else ts_uid
+
+
+# (7FE0,0010) Pixel Data with VR OB and undefined length: the start of encapsulated (compressed) pixel data,
+# little- and big-endian.
+_ENCAPSULATED_START = (b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff", b"\x7f\xe0\x00\x10OB\x00\x00\xff\xff\xff\xff")
+
+
+def _encapsulated_pixel_start(path: Path) -> int | None:
+    """File offset of the compressed pixel data element, if the file holds one."""
+    try:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            found = [i for i in (data.find(marker, 132) for marker in _ENCAPSULATED_START) if i >= 0]
+    except (OSError, ValueError):
+        return None
+    return min(found) if found else None
+
+
+def _no_pixel_data(path: Path) -> str:
+    """Why a DICOM file read without error has no pixel data: cut inside its compressed pixel data (pydicom then
+    returns an empty dataset), cut before it, or a document that never had an image."""
+    size = _file_size(path)
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # the header itself breaks: said as such
+        header = None
+    image = _image_words(header) if header is not None else ""
+    tsyntax = header.file_meta.get("TransferSyntaxUID") if header is not None and hasattr(header, "file_meta") else None
+    start = _encapsulated_pixel_start(path)
+    if start is not None:
+        compression = getattr(tsyntax, "name", "") or str(tsyntax or "") or "an unknown method"
+        return messages.dicom_compressed_truncated(path, compression, max(0, size - start - 12), image)
+    if header is None:
+        return messages.dicom_header_unreadable(path, size)
+    sop = header.get("SOPClassUID") or (header.file_meta.get("MediaStorageSOPClassUID")
+                                        if hasattr(header, "file_meta") else None)
+    sop_name = getattr(sop, "name", "") or (str(sop) if sop else "")
+    if image or "Image" in sop_name:  # an image whose file ends before its pixel data
+        return messages.dicom_truncated_in_header(path, size, image)
+    return messages.dicom_no_image(path, sop_name, size)
+
+
+def _native_size_problem(path: Path, ds: Dataset, encapsulated: bool) -> str | None:
+    """Uncompressed pixel data shorter than its header says: the file was cut (the element ends at the end of the
+    file, short of its own length), or the header does not describe these pixels."""
+    if encapsulated or "PixelData" not in ds:
+        return None
+    elem = ds.get_item("PixelData")
+    value = getattr(elem, "value", None)
+    if not isinstance(value, bytes | bytearray):
+        return None
+    try:
+        expected = int(get_expected_length(ds, unit="bytes"))
+    except Exception:  # the header's image description is itself incomplete: the decoder will say so
+        return None
+    found = len(value)
+    if found >= expected:
+        return None
+    declared = getattr(elem, "length", None)
+    image = _image_words(ds) or "the image"
+    if declared is None or declared == 0xFFFFFFFF or found < declared:
+        return messages.dicom_native_truncated(path, image, expected, found)
+    return messages.dicom_native_mismatch(path, image, expected, found)
+
+
+def _decoder_available(ts_uid: str) -> bool:
+    try:
+        return bool(get_decoder(ts_uid).is_available)
+    except (NotImplementedError, ValueError):
+        return False
 
 
 def _str(ds: Dataset, keyword: str) -> str:
@@ -135,8 +232,7 @@ def load_dicom(path: Path, max_pixels: int) -> Radiograph:
     ds = read_dataset(path)
     notes: list[str] = []
     if not (_PIXEL_KEYWORDS & set(ds.dir())):
-        sop = getattr(ds.get("SOPClassUID"), "name", "") or _str(ds, "SOPClassUID") or "unknown"
-        raise ImageLoadError(f"{path.name}: this DICOM file contains no image (SOP class: {sop}).")
+        raise ImageLoadError(_no_pixel_data(path))
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     frames = int(_first(ds.get("NumberOfFrames")) or 1)
     if rows * cols > max_pixels:
@@ -148,6 +244,10 @@ def load_dicom(path: Path, max_pixels: int) -> Radiograph:
     ts_uid = str(tsyntax) if tsyntax else "1.2.840.10008.1.2"
     ts_name = getattr(tsyntax, "name", ts_uid) if tsyntax else "Implicit VR Little Endian"
     photometric = _str(ds, "PhotometricInterpretation").upper()
+    encapsulated = UID(ts_uid).is_encapsulated if ts_uid else False
+    problem = _native_size_problem(path, ds, encapsulated)
+    if problem:
+        raise ImageLoadError(problem)
 
     used_sitk = False
     try:
@@ -158,17 +258,18 @@ def load_dicom(path: Path, max_pixels: int) -> Radiograph:
             used_sitk = True
             notes.append("decoded with SimpleITK (pydicom had no decoder for it)")
         except Exception:
-            hint = DECODER_HINTS.get(ts_uid)
-            need = f"; it needs {hint}" if hint else ""
-            raise ImageLoadError(
-                f"{path.name}: cannot decode the pixel data, transfer syntax {ts_name} ({ts_uid}){need}. "
-                f"pydicom said: {exc}"
-            ) from exc
+            hint = f"; it needs {DECODER_HINTS[ts_uid]}" if ts_uid in DECODER_HINTS else ""
+            log.info("%s: no decoder read the pixel data (%s); pydicom said %s: %s%s", path.name, ts_uid,
+                     type(exc).__name__, exc, hint)
+            if encapsulated and not _decoder_available(ts_uid):
+                raise ImageLoadError(messages.dicom_no_decoder(path, _compression(ts_uid))) from exc
+            raise ImageLoadError(messages.dicom_damaged_pixels(path, ts_name if encapsulated else "")) from exc
     if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
         arr = arr[0]
         notes.append(f"multi-frame: showing frame 1 of {frames}")
     if arr.ndim not in (2, 3):
-        raise ImageLoadError(f"{path.name}: unexpected pixel array shape {arr.shape}.")
+        raise ImageLoadError(f"{path.name}: this DICOM image has a pixel layout this program cannot show "
+                             f"({arr.ndim} dimensions after taking its first frame).")
 
     if photometric not in ("MONOCHROME1", "MONOCHROME2") or arr.ndim == 3:
         raw = _to_grey(arr).astype(np.float32)

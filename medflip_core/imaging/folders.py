@@ -23,12 +23,13 @@ def _is_candidate(path: Path) -> bool:
 def dicomdir_files(path: Path) -> list[Path]:
     """The image files a DICOMDIR references."""
     from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
 
     try:
         ds = dcmread(path)
-    except (InvalidDicomError, OSError, ValueError) as exc:
-        raise ImageLoadError(f"{path.name}: unreadable DICOMDIR ({exc}).") from exc
+    except Exception as exc:  # pydicom's words (which may quote header values) are not for the user
+        raise ImageLoadError(f"{path}: this DICOMDIR (the index of a DICOM disc or folder) is damaged or incomplete "
+                             "and cannot be read. Open the folder that holds it instead: its image files are then "
+                             "found without the index.") from exc
     root = path.parent
     files = []
     for record in ds.get("DirectoryRecordSequence", []):
@@ -56,7 +57,10 @@ def iter_image_files(path: str | Path) -> list[Path]:
         return [path]
     dicomdir = path / "DICOMDIR"
     if dicomdir.is_file():
-        files = dicomdir_files(dicomdir)
+        try:
+            files = dicomdir_files(dicomdir)
+        except ImageLoadError:  # a broken index: the folder's files are still there to find
+            files = []
         if files:
             return files
     files = sorted(p for p in path.rglob("*") if p.is_file() and _is_candidate(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -9,11 +10,30 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from medflip_core.errors import ImageLoadError
+from medflip_core.imaging import messages
 from medflip_core.imaging.radiograph import ImageMetadata, Radiograph, Window
 from medflip_core.imaging.windowing import apply_window, percentile_window
 
+log = logging.getLogger(__name__)
+
+# How each format's file ends when it is whole: a file without its end marker was cut.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+
+
+def _ends_early(path: Path, fmt: str) -> bool:
+    marker = _END_MARKERS.get(fmt)
+    if marker is None:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 64))
+            return marker not in fh.read()
+    except OSError:
+        return False
+
 
 def load_raster(path: Path, max_pixels: int) -> Radiograph:
+    fmt = path.suffix.lstrip(".").upper() or "image"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -30,11 +50,14 @@ def load_raster(path: Path, max_pixels: int) -> Radiograph:
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(f"{path.name}: the image is too large to open safely ({exc}).") from exc
+        raise ImageLoadError(f"{path.name}: the image is too large to open safely (a guard against decompression "
+                             "bombs).") from exc
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(f"{path.name}: not an image file Pillow can read (PNG, JPEG, TIFF, BMP).") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(f"{path.name}: the image file is truncated or corrupt ({exc}).") from exc
+        raise ImageLoadError(messages.not_an_image(path)) from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's words stay in the log
+        log.info("%s: Pillow could not decode it: %s: %s", path.name, type(exc).__name__, exc)
+        truncated = "truncated" in str(exc).lower() or _ends_early(path, fmt)
+        raise ImageLoadError(messages.raster_damaged(path, fmt, truncated)) from exc
 
     notes: list[str] = []
     mode = image.mode

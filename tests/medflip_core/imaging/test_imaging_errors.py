@@ -35,13 +35,13 @@ def test_truncated_dicom(shared_data, tmp_path):
 def test_truncated_jpeg_and_non_images(shared_data, tmp_path):
     jpeg = (shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL" / "IM-0115-0001.jpeg").read_bytes()
     (tmp_path / "cut.jpeg").write_bytes(jpeg[: len(jpeg) // 3])
-    with pytest.raises(ImageLoadError, match=r"cut\.jpeg: .*truncated or corrupt"):
+    with pytest.raises(ImageLoadError, match=r"cut\.jpeg: this JPEG image is truncated"):
         load_image(tmp_path / "cut.jpeg")
     (tmp_path / "notes.dcm").write_text("this is a text file, not DICOM\n" * 10)
     with pytest.raises(ImageLoadError, match=r"notes\.dcm: not a DICOM file"):
         load_image(tmp_path / "notes.dcm")
     (tmp_path / "noise.png").write_bytes(np.random.default_rng(0).bytes(5000))
-    with pytest.raises(ImageLoadError, match=r"noise\.png: not an image file"):
+    with pytest.raises(ImageLoadError, match=r"noise\.png: neither a DICOM file nor a PNG, JPEG"):
         load_image(tmp_path / "noise.png")
 
 
@@ -55,7 +55,7 @@ def test_dicom_without_pixel_data_names_its_sop_class(tmp_path):
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "SR"
     ds.save_as(tmp_path / "report.dcm", enforce_file_format=True)
-    with pytest.raises(ImageLoadError, match=r"report\.dcm: .*contains no image .*Basic Text SR"):
+    with pytest.raises(ImageLoadError, match=r"report\.dcm: .*contains no image\. It is a Basic Text SR"):
         load_image(tmp_path / "report.dcm")
 
 
@@ -63,7 +63,7 @@ def test_unsupported_transfer_syntax_names_it(shared_data, tmp_path):
     ds = pydicom.dcmread(shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm")
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2 video: no decoder for it here
     ds.save_as(tmp_path / "video.dcm")
-    with pytest.raises(ImageLoadError, match=r"video\.dcm: cannot decode the pixel data, transfer syntax MPEG2"):
+    with pytest.raises(ImageLoadError, match=r"video\.dcm: this DICOM image is compressed as MPEG2 .*cannot decode"):
         load_image(tmp_path / "video.dcm")
 
 
