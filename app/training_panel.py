@@ -51,6 +51,8 @@ def decoding_choice() -> QtWidgets.QComboBox:
     box.addItem(f"{workers} loader threads", ["--num-workers", str(workers)])
     box.addItem(f"{workers} worker processes (JPEG 2000 DICOMs)",
                 ["--num-workers", str(workers), "--decode-in", "processes"])
+    box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(14)  # the full text shows when there is room, and in the open list
     box.setToolTip("Decoded images are kept in memory after the first epoch. Threads overlap decoding with the "
                    "step where the decoder allows it (PNG, JPEG, uncompressed DICOM); JPEG 2000's decoder does "
                    "not, so its folders decode faster in worker processes. On a 2-core CPU the loop is as fast.")
@@ -87,6 +89,28 @@ def read_run_events(folder: str | Path) -> list[Event]:
         if event is not None:
             events.append(event)
     return events
+
+
+def progress_percent(event: StepEvent) -> int:
+    """How far the run is, by the same measure as its ETA: the trainer stops at whichever of its step limit and
+    time budget comes first, and its ETA already says which (a step count alone reads 27 % when the budget ends)."""
+    if event.elapsed_s and event.eta_s is not None:
+        return int(100 * event.elapsed_s / max(event.elapsed_s + event.eta_s, 1e-6))
+    if event.total_steps:
+        return int(100 * event.step / event.total_steps)
+    return 0
+
+
+def format_eta(seconds: float) -> str:
+    """'ETA 40 s', 'ETA 12 min', 'ETA 1 h 05 min' (never '0.0 min' while work is left)."""
+    if seconds < 1:
+        return "finishing"
+    if seconds < 90:
+        return f"ETA {seconds:.0f} s"
+    if seconds < 3600:
+        return f"ETA {seconds / 60:.0f} min"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"ETA {hours} h {rest // 60:02d} min"
 
 
 def coloured_key(entries: list[tuple[str, str]]) -> str:
@@ -194,7 +218,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.resume_button.setToolTip("Continue the last run from its latest checkpoint")
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.resume_button.setEnabled(False)
-        self.resume_folder_button = QtWidgets.QPushButton("Resume a run folder…")
+        self.resume_folder_button = QtWidgets.QPushButton("Resume folder…")
         self.resume_folder_button.setToolTip("Continue any pre-training run folder from its latest checkpoint")
         self.resume_folder_button.clicked.connect(self._choose_run_folder)
         buttons = QtWidgets.QHBoxLayout()
@@ -240,6 +264,11 @@ class TrainingPanel(QtWidgets.QWidget):
         curves = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         curves.addWidget(self.loss_plot)
         curves.addWidget(self.sigma_plot)
+        for plot in (self.loss_plot, self.sigma_plot):
+            plot.setMinimumHeight(120)  # a curve stays readable however small the window
+            plot.getAxis("left").setTickDensity(0.5)  # labels that do not overlap on a short plot
+            plot.getAxis("left").setWidth(40)
+        curves.setChildrenCollapsible(False)
         self.views = QtWidgets.QTabWidget()
         self.views.addTab(curves, "Training curves")
         self.views.addTab(self.results, "Classifier results")
@@ -249,13 +278,36 @@ class TrainingPanel(QtWidgets.QWidget):
         plots.setStretchFactor(0, 4)
         plots.setStretchFactor(1, 1)
         plots.setSizes([480, 90])
+        self.log.setMinimumHeight(40)
+        plots.setCollapsible(0, False)
+        # The form scrolls and the plots keep their minimum: at 1280x800 (about 740 px of usable height on a
+        # laptop) the tab never makes the window taller than the screen; the splitter handle gives either more.
+        controls = QtWidgets.QWidget()
+        top = QtWidgets.QVBoxLayout(controls)
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addLayout(form)
+        top.addLayout(buttons)
+        top.addWidget(self.progress)
+        top.addWidget(self.stats)
+        top.addWidget(self.auc_label)
+        self.controls = QtWidgets.QScrollArea()
+        self.controls.setWidget(controls)
+        self.controls.setWidgetResizable(True)
+        self.controls.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.controls.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.controls.setMinimumHeight(90)
+        self.controls.setMinimumWidth(controls.minimumSizeHint().width()
+                                      + self.controls.verticalScrollBar().sizeHint().width())
+        self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        self.split.addWidget(self.controls)
+        self.split.addWidget(plots)
+        self.split.setChildrenCollapsible(False)
+        self.split.setStretchFactor(0, 0)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([300, 420])  # the plots get the larger share; the form scrolls
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.stats)
-        layout.addWidget(self.auc_label)
-        layout.addWidget(plots, 1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.split)
         self._job_changed()
 
     def job_name(self) -> str:
@@ -377,6 +429,8 @@ class TrainingPanel(QtWidgets.QWidget):
         if job == PRETRAIN and resume:
             self.replay(read_run_events(self.run_dir))  # the plots continue the run's history
         self.running_job = job
+        if job == PRETRAIN:  # the live curves, not an earlier fine-tuning's results, are what this run shows
+            self.views.setCurrentIndex(0)
         self.process = QtCore.QProcess(self)
         self.process.setProcessChannelMode(QtCore.QProcess.ProcessChannelMode.SeparateChannels)
         self.process.readyReadStandardOutput.connect(self._read_stdout)
@@ -538,17 +592,14 @@ class TrainingPanel(QtWidgets.QWidget):
                 self._stale.add(key)
         if self._stale and not self._plot_timer.isActive():
             self._plot_timer.start()
-        if event.total_steps:
-            self.progress.setValue(int(100 * event.step / event.total_steps))
-        elif event.elapsed_s and event.eta_s is not None:
-            self.progress.setValue(int(100 * event.elapsed_s / max(event.elapsed_s + event.eta_s, 1e-6)))
+        self.progress.setValue(progress_percent(event))
         eta = event.eta_s
         if self.running_job == FINETUNE and self.mode.currentText() == "probe":
             self.stats.setText(f"embedding images: {event.step} of {event.total_steps or '?'} new "
                                f"({event.samples_per_s:.1f} images/s)")
             return
         self.stats.setText(f"step {event.step}  loss {event.loss:.3f}  {event.samples_per_s:.1f} samples/s  "
-                           f"ETA {eta / 60:.1f} min" if eta is not None else f"step {event.step}")
+                           f"{format_eta(eta)}" if eta is not None else f"step {event.step}")
 
     def flush_plots(self) -> None:
         """Copy the series that changed since the last refresh into their curves."""
