@@ -61,6 +61,8 @@ class ImageViewer(QtWidgets.QWidget):
         self.preset.addItems(PRESET_NAMES)
         self.preset.setToolTip("Window/level presets (keys 1-7); right-drag on the image to adjust")
         self.preset.currentIndexChanged.connect(self.apply_preset)
+        self.preset.activated.connect(self._preset_chosen)  # also when the preset already shown is chosen again
+        self._preset_window: Window | None = None  # the window the last preset set (None: a drag changed it)
         self.invert_box = QtWidgets.QCheckBox("Invert")
         self.invert_box.setToolTip("Invert the display (I)")
         self.invert_box.toggled.connect(self.set_invert)
@@ -68,7 +70,9 @@ class ImageViewer(QtWidgets.QWidget):
         fit.setToolTip("Fit the image to the view (F)")
         fit.clicked.connect(self.fit)
         self.wl_label = QtWidgets.QLabel("W/L: –")
-        self.wl_label.setMinimumWidth(190)
+        self.wl_label.setMinimumWidth(120)
+        self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setMinimumContentsLength(10)
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(QtWidgets.QLabel("Window:"))
         bar.addWidget(self.preset)
@@ -89,6 +93,7 @@ class ImageViewer(QtWidgets.QWidget):
         # the image on screen keeps its decoded pixels while shown, whatever the bounded pixel cache evicts
         self._on_screen = radiograph.arrays() if radiograph is not None else None
         self.clear_overlay()
+        self.cursor_info.emit("")  # the read-out belonged to the previous image
         self.placeholder.setVisible(radiograph is None)
         self.graphics.setVisible(radiograph is not None)
         if radiograph is None:
@@ -99,6 +104,7 @@ class ImageViewer(QtWidgets.QWidget):
         self.preset.setCurrentIndex(0)
         self.preset.blockSignals(False)
         self.set_window(radiograph.metadata.window)
+        self._preset_window = self.window
         self.fit()
 
     def set_window(self, window: Window) -> None:
@@ -136,6 +142,12 @@ class ImageViewer(QtWidgets.QWidget):
         else:
             window = preset_window(rg.raw, name)
         self.set_window(window)
+        self._preset_window = window
+
+    def _preset_chosen(self, index: int) -> None:
+        """The user picked a preset: re-applied when it is the one already selected but a drag moved the window."""
+        if self.window is not self._preset_window:
+            self.apply_preset(index)
 
     def toggle_invert(self) -> None:
         self.invert_box.toggle()
@@ -143,6 +155,7 @@ class ImageViewer(QtWidgets.QWidget):
     def choose_preset(self, index: int) -> None:
         if 0 <= index < self.preset.count():
             self.preset.setCurrentIndex(index)
+            self._preset_chosen(index)
 
     def set_invert(self, on: bool) -> None:
         self.user_invert = on
@@ -193,8 +206,7 @@ class ImageViewer(QtWidgets.QWidget):
         key = event.key()
         if QtCore.Qt.Key.Key_1 <= key <= QtCore.Qt.Key.Key_7:
             index = key - QtCore.Qt.Key.Key_1
-            if index < self.preset.count():
-                self.preset.setCurrentIndex(index)
+            self.choose_preset(index)
             return
         if key == QtCore.Qt.Key.Key_I:
             self.invert_box.toggle()

@@ -1,0 +1,40 @@
+"""Window/level presets chosen again after a drag, and the cursor read-out of a new image (issue 23 item 8)."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore
+
+
+def open_files(window, qtbot, *paths) -> None:
+    window.open_paths([str(p) for p in paths])
+    qtbot.waitUntil(lambda: len(window.images) == len(paths) and window.viewer.displayed_pixels() is not None,
+                    timeout=60000)
+
+
+def test_the_current_preset_chosen_again_after_a_drag_restores_its_window(window, qtbot, shared_data):
+    viewer = window.viewer
+    open_files(window, qtbot, shared_data / "dicom" / "RG1_UNCR.dcm")
+    qtbot.keyClick(viewer, QtCore.Qt.Key.Key_2)  # auto (percentiles)
+    auto = viewer.window
+    assert auto.source == "percentile"
+    viewer._drag_window(-40.0, 60.0)  # what a right-drag does
+    assert viewer.window.width != auto.width
+    qtbot.keyClick(viewer, QtCore.Qt.Key.Key_2)  # the same key again: back to the preset, not ignored
+    assert (viewer.window.width, viewer.window.center) == (auto.width, auto.center)
+    viewer._drag_window(30.0, -20.0)
+    viewer.preset.activated.emit(1)  # the same item picked again from the list
+    assert (viewer.window.width, viewer.window.center) == (auto.width, auto.center)
+    viewer._drag_window(30.0, -20.0)
+    viewer.choose_preset(0)  # the View menu's path: the file's own window, which the image opened with
+    assert viewer.window.source != "percentile" and viewer.preset.currentIndex() == 0
+
+
+def test_the_cursor_read_out_is_cleared_when_another_image_is_shown(window, qtbot, shared_data):
+    open_files(window, qtbot, shared_data / "dicom" / "RG1_UNCR.dcm", shared_data / "dicom" / "RG1_J2KR.dcm")
+    viewer = window.viewer
+    window.show_image(0)
+    scene_point = viewer.view.mapViewToScene(QtCore.QPointF(100, 100))
+    viewer._mouse_moved(scene_point)
+    assert "value" in window.cursor_label.text()
+    window.show_image(1)
+    assert window.cursor_label.text() == ""
