@@ -39,7 +39,7 @@ class ClassifierResults(QtWidgets.QWidget):
         self.roc.setLabel("left", "sensitivity")
         self.roc.setXRange(0, 1)
         self.roc.setYRange(0, 1)
-        self.roc.setMinimumHeight(80)
+        self.roc.setMinimumHeight(160)  # readable curves; the Training tab scrolls its form to make room
         self.roc.plotItem.showGrid(x=True, y=True, alpha=0.2)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.confusion = QtWidgets.QTableWidget(0, 0)

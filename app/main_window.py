@@ -127,7 +127,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.drops = DropToOpen(self.open_paths, self)
         self.drops.watch_text_boxes(self)
 
+    def _tab_changed(self) -> None:
+        """A heat-map belongs to the Zero-shot tab: elsewhere (e.g. beside the mask sampling) it would read as a
+        mask or as anatomy, so leaving the tab removes it."""
+        if self.tabs.currentWidget() is not self.zero_shot and self.zero_shot.heat_label.currentIndex() != 0:
+            self.zero_shot.heat_label.setCurrentIndex(0)
+            self.viewer.clear_overlay()
+
     def _wire(self) -> None:
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.model_picker.model_chosen.connect(self._load_model)
         self.browser.image_selected.connect(self.show_image)
         self.viewer.cursor_info.connect(self.cursor_label.setText)
@@ -352,28 +360,27 @@ class MainWindow(QtWidgets.QMainWindow):
             self.viewer.clear_overlay()
             return
         index = self.current
+        kind = "class activation" if self.zero_shot.classifier_mode() else "patch-text similarity"
         self._run(Task(self.session.heat_map, index, label, opacity, self.zero_shot.classifier_mode()),
-                  lambda overlay: self._heatmap_ready(index, overlay), self.error)
+                  lambda overlay: self._heatmap_ready(index, overlay, f"heat-map: {label} ({kind})"), self.error)
 
-    def _heatmap_ready(self, index: int, overlay) -> None:
-        if index != self.current:
+    def _heatmap_ready(self, index: int, overlay, caption: str = "") -> None:
+        if index != self.current or self.tabs.currentWidget() is not self.zero_shot:
             return
         h, w = self.session.images[index].pixels.shape
-        self.viewer.set_overlay(overlay.rgba, QtCore.QRectF(0, 0, w, h))
+        self.viewer.set_overlay(overlay.rgba, QtCore.QRectF(0, 0, w, h), caption)
         self.zero_shot.show_heat_range(overlay.low, overlay.high)
 
     def retrieve(self, k: int, corpus: str) -> None:
         if self.current is None:
             self.error("Open an image first.")
             return
-        self.statusBar().showMessage("Retrieving sentences…")
         self._run(Task(self.session.retrieve, self.current, k, corpus), self._hits_ready,
                   lambda m: self.error(m, source="retrieval"), latest="retrieve")
 
     def _hits_ready(self, hits) -> None:
         self.retrieval.show_hits(hits)
-        self.messages.clear_from("retrieval")
-        self.statusBar().showMessage(f"{len(hits)} sentences", 4000)
+        self.messages.clear_from("retrieval")  # the count is in the Retrieval tab: the status bar keeps what matters
 
     def search_images(self, query: str) -> None:
         self._run(Task(self.session.search, query), self.retrieval.show_ranking, self.error, latest="search")
@@ -385,6 +392,7 @@ class MainWindow(QtWidgets.QMainWindow):
             labels = list(self.engine.classifier.classes)
         self._stop_batch = False
         self.batch.set_running(folder)
+        self.load_progress.setMaximum(0)  # busy until the folder's files are counted, never a stale 100 %
         self.load_progress.setVisible(True)
         run = describe_run(self.engine, labels, None, classifier) if self.engine is not None else None
 

@@ -136,9 +136,10 @@ class MaskView(QtWidgets.QWidget):
         form.addWidget(again, 2, 2)
         form.addWidget(QtWidgets.QLabel("Text"), 3, 0)
         form.addWidget(self.text, 3, 1, 1, 2)
-        note = QtWidgets.QLabel("Left: shaded patches are dropped before the vision transformer; training sees "
-                                "only the clear ones. Right: the score that drove the choice. The model input is "
-                                "the image resized and padded as training does. Research use only.")
+        note = QtWidgets.QLabel("Shaded patches are dropped before the vision transformer; training sees only "
+                                "the clear ones. For integrity and attention, the score that drove the choice is "
+                                "shown beside or below. The model input is the image resized and padded as "
+                                "training does. Research use only.")
         note.setWordWrap(True)
         note.setStyleSheet("color: #8a939b;")
         layout = QtWidgets.QVBoxLayout(self)
@@ -267,12 +268,43 @@ class MaskView(QtWidgets.QWidget):
             self.score_item.clear()
             self.score_grid.clear()
             self.score_label.setText(SCORE_TITLE[strategy])
+            self._arrange()
             return
         low, high = float(self.scores.min()), float(self.scores.max())
         self.score_item.setImage(score_image(self.scores, self.grid, self.patch),
                                  levels=(low, high if high > low else low + 1e-6))
         self.score_grid.setImage(mask_rgba(self.mask.keep[0], self.grid, self.patch, shade=0), levels=(0, 255))
-        self.score_label.setText(f"Right, {SCORE_TITLE[strategy]}: {low:.3f} (dark) to {high:.3f} (yellow).")
+        where = self._arrange()
+        self.score_label.setText(f"{where}, {SCORE_TITLE[strategy]}: {low:.3f} (dark) to {high:.3f} (yellow).")
+
+    def score_placement(self) -> str:
+        """Where the score map goes: none without scores, else beside or below the mask, whichever gives both
+        square views the larger side in the space there is."""
+        if self.scores is None:
+            return "none"
+        width, height = max(self.plot.width(), 1), max(self.plot.height(), 1)
+        return "beside" if min(width / 2, height) >= min(width, height / 2) else "below"
+
+    def _arrange(self) -> str:
+        """Put the score view where score_placement says (the mask alone uses the whole area); 'Right'/'Below'."""
+        placement = self.score_placement()
+        if placement == getattr(self, "_placement", None):
+            return "Below" if placement == "below" else "Right"
+        layout = self.plot.ci
+        if self.score_view in layout.items:
+            layout.removeItem(self.score_view)
+        self.score_view.setVisible(placement != "none")
+        if placement == "beside":
+            layout.addItem(self.score_view, row=0, col=1)
+        elif placement == "below":
+            layout.addItem(self.score_view, row=1, col=0)
+        self._placement = placement
+        return "Below" if placement == "below" else "Right"
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.scores is not None:
+            self._show_scores(self.strategy_name)
 
     def kept_patches(self) -> np.ndarray:
         return self.mask.keep[0] if self.mask is not None else np.zeros(0, dtype=np.int64)

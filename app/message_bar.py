@@ -18,6 +18,10 @@ def split_message(message: str) -> tuple[str, str]:
     message = message.strip()
     first_line = message.splitlines()[0] if message else ""
     short = re.split(r"\s\((?=[A-Z][A-Za-z]*(Error|Exception|Warning)\b|Use )", first_line)[0].rstrip(" .:;")
+    if len(short) > SUMMARY_CHARS:  # a long message: its first sentence is the headline, the rest is details
+        first = re.match(r"(.{20,}?[.;])\s", short)
+        if first and len(first[1]) <= SUMMARY_CHARS:
+            short = first[1].rstrip(" .;")
     if len(short) > SUMMARY_CHARS:
         short = short[: SUMMARY_CHARS - 1].rstrip() + "…"
     elif short:
@@ -60,7 +64,12 @@ class MessageBar(QtWidgets.QFrame):
 
     def show_message(self, message: str, details: str = "", source: str = "") -> None:
         short, more = split_message(message)
-        details = "\n".join(x for x in (more, details) if x)
+        parts: list[str] = []
+        for part in (more, details):  # the same text given as message and as details is shown once
+            for line in part.splitlines():
+                if line.strip() and line.strip() not in (p.strip() for p in parts):
+                    parts.append(line)
+        details = "\n".join(parts)
         self.summary.setText(short)
         self.summary.setToolTip(message)
         self.details.setPlainText(details)

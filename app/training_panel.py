@@ -286,10 +286,6 @@ class TrainingPanel(QtWidgets.QWidget):
         top = QtWidgets.QVBoxLayout(controls)
         top.setContentsMargins(0, 0, 0, 0)
         top.addLayout(form)
-        top.addLayout(buttons)
-        top.addWidget(self.progress)
-        top.addWidget(self.stats)
-        top.addWidget(self.auc_label)
         self.controls = QtWidgets.QScrollArea()
         self.controls.setWidget(controls)
         self.controls.setWidgetResizable(True)
@@ -299,16 +295,35 @@ class TrainingPanel(QtWidgets.QWidget):
         self.controls.setMinimumWidth(controls.minimumSizeHint().width()
                                       + self.controls.verticalScrollBar().sizeHint().width())
         self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        status = QtWidgets.QWidget()  # buttons, progress and status always in sight, with the plots
+        below = QtWidgets.QVBoxLayout(status)
+        below.setContentsMargins(0, 0, 0, 0)
+        below.addLayout(buttons)  # Start/Cancel/Resume never scroll out of sight
+        below.addWidget(self.progress)
+        below.addWidget(self.stats)
+        below.addWidget(self.auc_label)
+        below.addWidget(plots, 1)
         self.split.addWidget(self.controls)
-        self.split.addWidget(plots)
+        self.split.addWidget(status)
         self.split.setChildrenCollapsible(False)
         self.split.setStretchFactor(0, 0)
         self.split.setStretchFactor(1, 1)
-        self.split.setSizes([300, 420])  # the plots get the larger share; the form scrolls
+        self._sized = False
+        self.auc_label.setVisible(False)  # shown by a fine-tuning job's evaluations
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.split)
         self._job_changed()
+
+    def showEvent(self, event) -> None:
+        """First shown: the whole form if the plots keep their minimum, else the plots' minimum and a scroll."""
+        super().showEvent(event)
+        if not self._sized and self.split.height() > 0:
+            self._sized = True
+            total = sum(self.split.sizes())
+            below = self.split.widget(1).minimumSizeHint().height()
+            form = min(self.controls.widget().sizeHint().height() + 4, max(total - below, 90))
+            self.split.setSizes([form, total - form])
 
     def job_name(self) -> str:
         return self.job.currentData()

@@ -78,6 +78,10 @@ class ImageViewer(QtWidgets.QWidget):
         bar.addWidget(self.preset)
         bar.addWidget(self.invert_box)
         bar.addWidget(fit)
+        self.overlay_note = QtWidgets.QLabel()  # names what is drawn over the image, so it is not read as anatomy
+        self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
+        self.overlay_note.setVisible(False)
+        bar.addWidget(self.overlay_note)
         bar.addStretch(1)
         bar.addWidget(self.wl_label)
         layout = QtWidgets.QVBoxLayout(self)
@@ -177,7 +181,8 @@ class ImageViewer(QtWidgets.QWidget):
         self.set_window(Window(center=center, width=width, source="manual"))
 
     # --- overlay (heat-maps, mask grids) ------------------------------------------------------------
-    def set_overlay(self, rgba: np.ndarray | None, rect: QtCore.QRectF | None = None) -> None:
+    def set_overlay(self, rgba: np.ndarray | None, rect: QtCore.QRectF | None = None, caption: str = "") -> None:
+        """Draw an RGBA overlay (a heat-map) over the image; `caption` says what it is, above the image."""
         if rgba is None:
             self.clear_overlay()
             return
@@ -185,10 +190,13 @@ class ImageViewer(QtWidgets.QWidget):
         if rect is not None:
             self.overlay_item.setRect(rect)
         self.overlay_item.setVisible(True)
+        self.overlay_note.setText(f"◧ {caption}" if caption else "◧ overlay")
+        self.overlay_note.setVisible(True)
 
     def clear_overlay(self) -> None:
         self.overlay_item.clear()
         self.overlay_item.setVisible(False)
+        self.overlay_note.setVisible(False)
 
     def _mouse_moved(self, pos: QtCore.QPointF) -> None:
         rg = self.radiograph

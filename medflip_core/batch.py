@@ -94,6 +94,8 @@ def classify_files(
 
         choose_label_mode(labels, mode)  # a mode these labels cannot have is one sentence, not an error per file
     files, rows = expand_paths(paths)
+    if progress is not None:
+        progress(0, len(files))
     for i, path in enumerate(files):
         if should_stop is not None and should_stop():
             break
