@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--shot-every", type=float, default=300.0)
     args = parser.parse_args()
 
-    from PySide6 import QtWidgets
+    from PySide6 import QtCore, QtWidgets
 
     from app.binding_check import binding_problem
     from app.main_window import MainWindow
@@ -59,7 +59,8 @@ def main() -> int:
     start = time.monotonic()
     next_shot = 0.0
     rss_peak = 0
-    while panel.process is not None or (panel.export_process is not None and panel.export_process.state()):
+    idle = QtCore.QProcess.ProcessState.NotRunning
+    while panel.process is not None or (panel.export_process is not None and panel.export_process.state() != idle):
         app.processEvents()
         time.sleep(0.02)
         elapsed = time.monotonic() - start
