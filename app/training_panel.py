@@ -34,7 +34,7 @@ from medflip_core.events import (
 )
 from medflip_core.masking import MASK_STRATEGIES
 from medflip_core.model_store import user_data_dir, user_models_dir
-from medflip_core.processes import medflip_command, trainer_command
+from medflip_core.processes import medflip_command, trainer_command, trainer_missing
 
 RUN_EVENTS = "events.jsonl"  # RUN/events.jsonl: every event the GUI received from the run, in order
 PLOT_REFRESH_MS = 250  # live curves are redrawn at most 4 times a second, however fast the events come
@@ -423,6 +423,12 @@ class TrainingPanel(QtWidgets.QWidget):
             self.message.emit("Choose an image folder (or a label CSV, to fine-tune) to train on.")
             return
         job = self.job_name()
+        missing = trainer_missing() if job == PRETRAIN or self.mode.currentText() != "probe" else None
+        if missing:  # the light app without the trainer add-on: say what to install; the probe still runs
+            self.log.appendPlainText(missing)
+            self.stats.setText("Needs the trainer add-on, which is not installed (the probe works without it).")
+            self.message.emit(missing)
+            return
         if job == FINETUNE:
             if not (resume and self._finetune_args):
                 self._finetune_args = self.finetune_args() + (extra or [])

@@ -209,6 +209,20 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from medflip_core.processes import TrainerMissing, torch_importable, trainer_addon, trainer_missing
+
+    if not torch_importable():  # the light app: the trainer add-on (torch) exports, or we say how to get it
+        addon = trainer_addon()
+        if addon is None:
+            raise TrainerMissing(f"Exporting a checkpoint needs PyTorch. {trainer_missing()}")
+        import subprocess
+
+        forward = ["export", args.checkpoint, args.out_dir]
+        forward += [f for f, on in (("--no-bank", args.no_bank), ("--half-weights", args.half_weights),
+                                    ("--quantize-text", args.quantize_text)) if on]
+        forward += [x for flag, v in (("--name", args.name), ("--bank-corpus", args.bank_corpus)) if v
+                    for x in (flag, v)]
+        return subprocess.call([str(addon), "--medflip", *forward])
     from medflip_core.export import export_checkpoint_cli
 
     path = export_checkpoint_cli(args.checkpoint, args.out_dir, name=args.name, bank_corpus=args.bank_corpus,
@@ -221,6 +235,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """The trainer runs as its own process (the layer above this package), with this process's stdout and
     stderr; its exit code is ours. Its arguments, --help included, pass through untouched."""
+    import signal
     import subprocess
 
     from medflip_core.processes import trainer_command
@@ -228,6 +243,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     program, arguments = trainer_command(args.trainer_args)
     env = {**os.environ, "MEDFLIP_TRAINER_PROG": "medflip train"}  # the trainer's usage lines name this command
     with subprocess.Popen([program, *arguments], env=env) as proc:
+        # Cancel (SIGTERM) reaches the trainer, which checkpoints and says so, and we wait for it
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: proc.send_signal(signal.SIGTERM))
         while True:
             try:
                 return proc.wait()

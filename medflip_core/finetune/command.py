@@ -160,8 +160,11 @@ def run_tower_finetune(args: argparse.Namespace) -> int:
     """The tower modes run in the trainer process; its JSON-lines events are passed on (--json) or summarised."""
     import subprocess
 
-    from medflip_core.processes import trainer_command
+    from medflip_core.processes import TrainerMissing, trainer_command, trainer_missing
 
+    missing = trainer_missing()
+    if missing:  # before anything else: a researcher with the light app learns what to install
+        raise TrainerMissing(f"--mode {args.mode}: {missing}")
     program, arguments = trainer_command(tower_trainer_args(args))
     with subprocess.Popen([program, *arguments], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
