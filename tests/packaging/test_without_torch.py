@@ -156,3 +156,46 @@ def test_probe_finetunes_and_tower_modes_explain_without_torch(shared_data, tmp_
         assert "Traceback" not in result[name]["stderr"], name
     assert result["partial"]["stderr"].startswith("medflip: error: --mode partial:")
     assert not (tmp_path / "partial").exists()
+
+
+def _addon_wrapper(path: Path) -> Path:
+    """The trainer add-on's entry point (packaging/trainer_launcher.py, what MedFLIPStudio-trainer runs) behind an
+    executable at `path`, run by this venv's Python, which has torch."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "packaging" / "trainer_launcher.py"} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["user data folder", "MEDFLIP_TRAINER"])
+def test_the_trainer_addon_is_found_and_trains_without_torch_here(small_folder, corpus, tmp_path, where):
+    """Installing the add-on (here: in the user data folder, or named by MEDFLIP_TRAINER) makes `medflip train`
+    of a torch-less environment run a real pre-training in it; without it the same command says what to install."""
+    from tests.conftest import small_args
+
+    out = tmp_path / "run"
+    addon = (tmp_path / "data" / "medflip-studio" / "trainer" / "MedFLIPStudio-trainer" if where == "user data folder"
+             else tmp_path / "elsewhere" / "trainer")
+    setenv = f"import os; os.environ['MEDFLIP_TRAINER'] = {str(addon)!r}" if where == "MEDFLIP_TRAINER" else ""
+    train = ["train", "pretrain", *small_args(small_folder, corpus, out, "--max-steps", "2")]
+    script = f"""
+        import json
+        {setenv}
+        from medflip_core.cli import main
+        from medflip_core.processes import trainer_addon, trainer_missing
+        missing, found = trainer_missing(), trainer_addon()
+        code = main({train!r}) if found else None
+        print("RESULT " + json.dumps({{"missing": missing, "found": str(found), "code": code}}))
+    """
+    before = _results(_run_blocked(script, tmp_path))
+    assert "need the trainer (PyTorch), which is not installed" in before["missing"]
+    assert before["found"] == "None" and not out.exists()
+
+    _addon_wrapper(addon)
+    proc = _run_blocked(script, tmp_path)
+    result = _results(proc)
+    assert result == {"missing": None, "found": str(addon), "code": 0}, proc.stderr[-3000:]
+    events = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert events[-1]["event"] == "done" and events[-1]["step"] == 2
+    assert (out / "config.json").is_file()
