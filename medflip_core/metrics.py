@@ -1,6 +1,7 @@
 """Classification and retrieval metrics with percentile-bootstrap confidence intervals.
 
-scikit-learn computes the metrics; this module adds the bootstrap, Precision@K and a JSON summary.
+scikit-learn computes the metrics; this module adds the bootstrap, Precision@K and a JSON summary. scikit-learn is
+imported where a metric needs it: it costs ~2 s of start-up, and the window imports this module for its results view.
 """
 
 from __future__ import annotations
@@ -10,22 +11,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    from sklearn.metrics import accuracy_score
+
     return float(accuracy_score(y_true, y_pred))
 
 
 def macro_f1(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int] | None = None) -> float:
+    from sklearn.metrics import f1_score
+
     return float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0))
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> list[list[int]]:
+    from sklearn.metrics import confusion_matrix
+
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()
 
 
 def per_class_report(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict[str, dict]:
+    from sklearn.metrics import precision_recall_fscore_support
+
     p, r, f, s = precision_recall_fscore_support(
         y_true, y_pred, labels=list(range(len(class_names))), zero_division=0
     )

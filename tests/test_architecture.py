@@ -202,3 +202,17 @@ def test_app_loads_no_torch_through_core(graph):
 def test_core_has_no_import_cycle(graph):
     cycles = core_cycles(graph)
     assert not cycles, "import cycles in medflip_core:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_window_starts_without_scikit_learn():
+    """scikit-learn costs ~2 s of start-up (issue 24's < 2 s window): the window imports it only when a metric runs."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; import app.main_window, app.main; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
