@@ -97,6 +97,17 @@ class Browser(QtWidgets.QTreeWidget):
                 self.setCurrentItem(row)
                 return
 
+    def following(self, index: int, n: int = 1) -> list[int]:
+        """The next `n` images after `index` in the order the browser shows them (what Down selects next)."""
+        item = next((r for r in self._rows if r.data(0, QtCore.Qt.ItemDataRole.UserRole) == index), None)
+        out: list[int] = []
+        while item is not None and len(out) < n:
+            item = self.itemBelow(item)
+            value = item.data(0, QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
+            if value is not None:  # a study's row holds no image
+                out.append(int(value))
+        return out
+
     def step(self, delta: int) -> None:
         current = self.currentItem()
         if current in self._rows:

@@ -16,9 +16,26 @@ def _status_mb(field: str) -> float:
         return int(next(x for x in fh if x.startswith(field + ":")).split()[1]) / 1024
 
 
+def _workers_peak_mb() -> float:
+    """The peak RSS of the window's worker processes (reading and decoding images), added up."""
+    import multiprocessing
+
+    total = 0.0
+    for child in multiprocessing.active_children():
+        try:
+            with open(f"/proc/{child.pid}/status") as fh:
+                total += int(next(x for x in fh if x.startswith("VmHWM:")).split()[1]) / 1024
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
 def measure(folder: str) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from app.pixel_loader import shared_reader
+
+    shared_reader("open")  # as medflip-studio does before it imports the window
     from PySide6 import QtCore, QtWidgets
 
     from app.main_window import MainWindow
@@ -49,7 +66,7 @@ def measure(folder: str) -> dict:
     out = {"baseline_rss_mb": base, "peak_rss_mb": _status_mb("VmHWM"), "end_rss_mb": _status_mb("VmRSS"),
            "first_image_s": first, "total_s": total, "images": len(window.images),
            "duplicates": sum(len(v) for v in result.duplicates.values()), "errors": len(result.errors),
-           "longest_event_loop_stall_s": max(gaps, default=0.0)}
+           "longest_event_loop_stall_s": max(gaps, default=0.0), "workers_peak_rss_mb": _workers_peak_mb()}
     window.close()
     return out
 

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from app.pixel_loader import shared_reader
+
+    shared_reader("open")  # the workers that read images import the imaging stack while the window is built
     from PySide6 import QtGui, QtWidgets
 
     from app.binding_check import binding_problem

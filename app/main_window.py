@@ -19,6 +19,7 @@ from app.mask_view import MaskView
 from app.menus import build_menus, fill_recent
 from app.message_bar import MessageBar
 from app.model_picker import ModelPicker
+from app.pixel_loader import PixelLoader
 from app.retrieval_panel import RetrievalPanel
 from app.settings import Settings
 from app.tags_panel import TagsPanel
@@ -44,6 +45,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current: int | None = None
         self._model_request = ""
         self.tasks = TaskRunner()
+        self.pixels = PixelLoader(self)  # reading and decoding in worker processes, off this thread
+        self.pixels.ready.connect(self._pixels_ready)
         self._loads: list[Task] = []  # loads in flight (the Cancel button beside their progress stops them)
         self.last_load: LoadResult | None = None
         self._stop_batch = False
@@ -176,7 +179,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.load_cancel.setVisible(True)
         self.statusBar().showMessage("Loading…")
         opened: dict[str, list[int]] = {"new": [], "repeated": []}
-        task = Task(load_paths, paths, with_progress=True, stoppable=True, partial="on_images")
+        task = Task(load_paths, paths, with_progress=True, stoppable=True, partial="on_images",
+                    reader=self.pixels.opener)
         self._loads.append(task)
 
         def failed(message: str) -> None:
@@ -195,6 +199,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.add_many([(i, self.session.images[i]) for i in new])
         if first and (new or repeated):
             self.browser.select_index(new[0] if new else repeated[0])
+        elif self.current is not None and new:  # the image after the one on screen may have just arrived
+            self.pixels.prefetch(self._following(self.current))
 
     def cancel_load(self) -> None:
         for task in self._loads:
@@ -235,8 +241,33 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage("Already open.", 5000)
 
     def show_image(self, index: int) -> None:
+        """Show an image; its pixels not in the cache are decoded in a worker process (its thumbnail scaled up
+        meanwhile), then the next image in the browser is decoded ahead."""
         self.current = index
         rg = self.session.images[index]
+        if not rg.is_decoded():
+            self.viewer.show_preview(rg)
+            self.mask_view.set_radiograph(None)
+            self.tags.set_radiograph(rg)
+            self.last_scores = {}
+            self.pixels.request(rg, self._following(index))  # -> _pixels_ready, for the last image chosen
+            return
+        self.pixels.shown(self._following(index))
+        self._show_decoded(rg)
+
+    def _following(self, index: int) -> list:
+        return [self.session.images[i] for i in self.browser.following(index)]
+
+    def _pixels_ready(self, rg, error: str) -> None:
+        if self.tasks.closed or self.current is None or self.session.images[self.current] is not rg:
+            return  # another image was chosen meanwhile: its own decode shows it
+        if error:
+            self.viewer.preview_failed()
+            self.error(error)
+        else:
+            self._show_decoded(rg)
+
+    def _show_decoded(self, rg) -> None:
         try:
             rg.arrays()  # decoded on demand into the bounded pixel cache (at once if it is there)
         except ImageLoadError as exc:  # the file went away or changed since it was opened
@@ -434,12 +465,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.tasks.closed = True  # a result that arrives after the window closed has nowhere to go
+        self.pixels.close()
         self._pending_timer.stop()
         self.training.shut_down(self.settings)
         super().closeEvent(event)
 
     def busy(self) -> bool:
-        return self.tasks.busy()
+        return self.tasks.busy() or self.pixels.pending()
 
     def error(self, message: str, details: str = "", source: str = "") -> None:
         """A problem the user must see: the persistent message bar (short sentence, details on demand)."""

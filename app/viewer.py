@@ -36,6 +36,7 @@ class ImageViewer(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.radiograph: Radiograph | None = None
+        self.preview: Radiograph | None = None  # an image whose thumbnail stands in while its pixels are decoded
         self.window: Window | None = None
         self.user_invert = False
         self._display: np.ndarray | None = None
@@ -92,7 +93,30 @@ class ImageViewer(QtWidgets.QWidget):
         self.graphics.setVisible(False)
 
     # --- image -------------------------------------------------------------------------------------
+    def show_preview(self, radiograph: Radiograph) -> None:
+        """While `radiograph`'s full pixels are decoded elsewhere: its thumbnail scaled up to the image's size,
+        marked as such. Nothing here reads the full pixels (no window/level, no read-out) until set_radiograph."""
+        self.radiograph, self._on_screen, self._display, self.window = None, None, None, None
+        self.preview = radiograph
+        self.clear_overlay()
+        self.cursor_info.emit("")
+        self.placeholder.setVisible(False)
+        self.graphics.setVisible(True)
+        small = radiograph.thumbnail
+        self.image_item.setImage(255 - small if self.user_invert else small, levels=(0, 255), autoLevels=False)
+        h, w = radiograph.shape
+        self.image_item.setRect(QtCore.QRectF(0, 0, w, h))
+        self.view.setRange(QtCore.QRectF(0, 0, w, h), padding=0.02)
+        self.wl_label.setText("Decoding the full image…")
+
+    def preview_failed(self) -> None:
+        """The full image of the preview on screen could not be decoded (the message bar says why)."""
+        if self.preview is not None:
+            self.wl_label.setText("Full image unavailable")
+
     def set_radiograph(self, radiograph: Radiograph | None) -> None:
+        self.preview = None
+        self.image_item.resetTransform()  # a preview scaled its thumbnail up
         self.radiograph = radiograph
         # the image on screen keeps its decoded pixels while shown, whatever the bounded pixel cache evicts
         self._on_screen = radiograph.arrays() if radiograph is not None else None

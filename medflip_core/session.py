@@ -18,6 +18,7 @@ from medflip_core.errors import MedflipError
 from medflip_core.heatmap import HeatOverlay, heat_overlay
 from medflip_core.imaging import Radiograph
 from medflip_core.imaging.opening import LoadResult, open_images, same_image_keys
+from medflip_core.imaging.reader_processes import ReaderProcesses
 from medflip_core.ood import out_of_distribution
 from medflip_core.retrieval import ImageHit, SentenceHits, order_search_hits
 
@@ -26,10 +27,12 @@ Progress = Callable[[int, int], None]
 
 def load_paths(paths: Sequence[str | Path], progress: Progress | None = None,
                should_stop: Callable[[], bool] | None = None,
-               on_images: Callable[[list[Radiograph]], None] | None = None) -> LoadResult:
+               on_images: Callable[[list[Radiograph]], None] | None = None,
+               reader: ReaderProcesses | None = None) -> LoadResult:
     """Every image under the given files/folders, pixels decoded on demand into the bounded pixel cache,
-    duplicates opened once (medflip_core.imaging.opening); unreadable ones become messages, never exceptions."""
-    return open_images(paths, progress, should_stop, on_images)
+    duplicates opened once (medflip_core.imaging.opening); unreadable ones become messages, never exceptions.
+    `reader`: the files are read in its worker processes (the window's thread never waits on a decoder)."""
+    return open_images(paths, progress, should_stop, on_images, reader=reader)
 
 
 def check_prompts(labels: list[str], templates: list[str]) -> None:

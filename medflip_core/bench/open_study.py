@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     where = "the main window (offscreen)" if args.gui else "session.load_paths"
     print(f"opening {args.count:,} DICOM files in {where}; targets: peak RSS < 1.5 GB, first image < 2 s")
     for r in results:
-        stall = f", longest event-loop stall {r['longest_event_loop_stall_s']:.2f} s" if args.gui else ""
+        stall = (f", longest event-loop stall {r['longest_event_loop_stall_s']:.2f} s; worker processes' peak RSS "
+                 f"{r.get('workers_peak_rss_mb', 0):,.0f} MB in all" if args.gui else "")
         first = f"{r['first_image_s']:.2f} s" if r["first_image_s"] is not None else "never"
         print(f"  {r['case']:8s} peak RSS {r['peak_rss_mb']:,.0f} MB (at start {r['baseline_rss_mb']:,.0f}, "
               f"after {r['end_rss_mb']:,.0f}), first image {first}, all {r['total_s']:.1f} s; "

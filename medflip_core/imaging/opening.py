@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medflip_core.errors import ImageLoadError
 from medflip_core.imaging.dicom_reader import is_dicom_file
 from medflip_core.imaging.folders import iter_image_files
 from medflip_core.imaging.radiograph import Radiograph
+
+if TYPE_CHECKING:
+    from medflip_core.imaging.reader_processes import ReaderProcesses
 
 Progress = Callable[[int, int], None]
 CHUNK_SECONDS = 0.25  # how often `on_images` receives what was read since (the first image at once)
@@ -106,11 +112,15 @@ def open_images(
     on_images: Callable[[list[Radiograph]], None] | None = None,
     read: Callable[[Path], Radiograph] | None = None,
     cache: object = None,
+    reader: ReaderProcesses | None = None,
 ) -> LoadResult:
     """Every image under the given files/folders, opened once each, pixels on demand (see the module doc).
 
     Unreadable files become messages, never exceptions. `read(path)` is the reader (default `load_image`),
-    `cache` the PixelCache the images decode into later (default: the process's)."""
+    `cache` the PixelCache the images decode into later (default: the process's). With `reader`, the files are
+    read by `load_image` in its worker processes instead, a few ahead (`2 x` its processes), so that this
+    thread never holds the GIL for a decoder; the images, duplicates, messages and progress are the same, in
+    the same order."""
     if read is None:
         from medflip_core.imaging import load_image as read
     result = LoadResult()
@@ -125,12 +135,46 @@ def open_images(
     seen: dict[Hashable, str] = {}  # same-image key -> the file opened under it
     pending: list[Radiograph] = []
     last: float | None = None  # when on_images was last called (None: not yet, so the first image goes at once)
+    depth = 1 if reader is None else 2 * reader.processes  # files being read at once
+    flight: deque[_InFlight] = deque()
 
     def deliver(force: bool) -> None:
         nonlocal last, pending
         if on_images is not None and pending and (force or last is None or time.monotonic() - last >= CHUNK_SECONDS):
             on_images(pending)
             last, pending = time.monotonic(), []
+
+    def counted() -> None:
+        result.done += 1
+        if progress is not None:
+            progress(result.done, result.total)
+        deliver(force=False)
+
+    def land() -> bool:
+        """The oldest file in flight, read: into the result. False when the load was stopped meanwhile."""
+        item = flight[0]
+        if item.future is not None:
+            while not wait([item.future], timeout=0.1).done:
+                if should_stop is not None and should_stop():
+                    return False
+        flight.popleft()
+        try:
+            rg = item.fetch(not result.images)  # the first image: shown next, its pixels kept
+        except ImageLoadError as exc:
+            result.errors.append(str(exc))
+        else:
+            keys = same_image_keys(rg)
+            first = next((seen[k] for k in keys if k in seen), None)
+            if first is not None:  # known only after the full read (e.g. a colour DICOM)
+                result.duplicates.setdefault(first, []).append(str(item.path))
+            else:
+                for key in keys:
+                    seen[key] = str(item.path)
+                result.images.append(rg)
+                pending.append(rg)
+            opened_from.add(item.given)
+        counted()
+        return True
 
     for given, path in plan:
         if isinstance(path, ImageLoadError):
@@ -140,34 +184,62 @@ def open_images(
         if should_stop is not None and should_stop():
             result.cancelled = True
             break
-        first = seen.get(file_key(path))
-        header = None if first is not None else _header_key(path)
+        key = file_key(path)
+        header = None if key in seen else _header_key(path)
+        if flight and any(k in item.keys for item in flight for k in (key, header) if k is not None):
+            while flight:  # the same image as one being read: whether it opens is known once that one lands
+                if not land():
+                    break
+            if flight:
+                result.cancelled = True
+                break
+        first = seen.get(key)
         if first is None and header is not None:
             first = seen.get(header)
         if first is not None:
             result.duplicates.setdefault(first, []).append(str(path))
             opened_from.add(given)
-        else:
-            try:
-                rg = read(path).without_pixels(cache, keep=not result.images)  # the first: shown next
-            except ImageLoadError as exc:
-                result.errors.append(str(exc))
-            else:
-                keys = same_image_keys(rg)
-                first = next((seen[k] for k in keys if k in seen), None)
-                if first is not None:  # known only after the full read (e.g. a colour DICOM)
-                    result.duplicates.setdefault(first, []).append(str(path))
-                else:
-                    for key in keys:
-                        seen[key] = str(path)
-                    result.images.append(rg)
-                    pending.append(rg)
-                opened_from.add(given)
-        result.done += 1
-        if progress is not None:
-            progress(result.done, result.total)
-        deliver(force=False)
+            counted()
+            continue
+        first_read = not result.images and not flight
+        flight.append(_InFlight.start(given, path, (key, header), read, cache, reader, first_read))
+        if len(flight) >= depth and not land():
+            result.cancelled = True
+            break
+    while flight and not result.cancelled:
+        if not land():
+            result.cancelled = True
+    for item in flight:  # stopped: the reads not started are dropped, the running ones end with their file
+        if item.future is not None and reader is not None:
+            reader.drop(item.future)
     deliver(force=True)
     result.failed_paths.extend(g for g in dict.fromkeys(str(p) for p in paths)
                                if g not in opened_from and g not in result.failed_paths and not result.cancelled)
     return result
+
+
+@dataclass
+class _InFlight:
+    """One file being read: in this thread when `fetch` is called (no future), or in a worker process."""
+
+    given: str
+    path: Path
+    keys: tuple[Hashable | None, ...]
+    fetch: Callable[[bool], Radiograph]  # keep -> the opened image (its pixels in the cache when keep)
+    future: Future | None = None
+
+    @classmethod
+    def start(cls, given: str, path: Path, keys: tuple[Hashable | None, ...], read: Callable[[Path], Radiograph],
+              cache: object, reader: ReaderProcesses | None, first: bool) -> _InFlight:
+        if reader is None:
+            return cls(given, path, keys, lambda keep: read(path).without_pixels(cache, keep=keep))
+        future = reader.submit_open(path, keep_pixels=first)
+
+        def fetch(keep: bool) -> Radiograph:
+            rg, arrays = reader.result(future, path, first)
+            rg.use_cache(cache)
+            if keep and arrays is not None:
+                rg.adopt(arrays)
+            return rg
+
+        return cls(given, path, keys, fetch, future)

@@ -151,8 +151,10 @@ class Radiograph:
         return self.metadata.source_path
 
     def is_decoded(self) -> bool:
-        """Whether `pixels` is available without decoding the file (held, or in the cache)."""
-        return self._pixels is not None or self.cache_key in self.cache
+        """Whether `pixels` is available without decoding the file (held, in the cache, or still in use)."""
+        if self._pixels is not None or self.cache_key in self.cache:
+            return True
+        return self._in_use is not None and self._in_use[0]() is not None and self._in_use[1]() is not None
 
     def arrays(self, keep: bool = True) -> Arrays:
         """(pixels, raw). `keep=False` decodes for one use without filling the cache (a scan over many images
@@ -168,16 +170,37 @@ class Radiograph:
         return arrays
 
     def _decode(self) -> Arrays:
-        from medflip_core.errors import ImageLoadError
         from medflip_core.imaging import load_image
 
         fresh = load_image(self.path)
-        if fresh.shape != self.shape:
+        self._check_shape(fresh._pixels)  # type: ignore[arg-type]
+        return fresh._pixels, fresh._raw  # type: ignore[return-value]
+
+    def _check_shape(self, pixels: np.ndarray) -> None:
+        from medflip_core.errors import ImageLoadError
+
+        if pixels.shape != self.shape:
+            rows, columns = pixels.shape[:2]
             raise ImageLoadError(
                 f"{self.path.name}: the file changed since it was opened ({self.metadata.columns}x{self.metadata.rows}"
-                f" then, {fresh.metadata.columns}x{fresh.metadata.rows} now); open it again."
+                f" then, {columns}x{rows} now); open it again."
             )
-        return fresh._pixels, fresh._raw  # type: ignore[return-value]
+
+    def adopt(self, arrays: Arrays, keep: bool = True) -> Arrays:
+        """Pixels of this image's file decoded elsewhere by `load_image` (a worker process: see
+        `medflip_core.imaging.reader_processes`), taken as if `arrays()` had decoded them: checked against the
+        size the image was opened with, and kept in the cache when `keep`. Raises ImageLoadError."""
+        if self._pixels is not None:
+            return self._pixels, self._raw  # type: ignore[return-value]
+        self._check_shape(arrays[0])
+        if keep:
+            self.cache.put(self.cache_key, arrays)
+        self._in_use = (weakref.ref(arrays[0]), weakref.ref(arrays[1]))
+        return arrays
+
+    def use_cache(self, cache: Any) -> None:
+        """Decode into this PixelCache from now on (an image read in a worker process comes without one)."""
+        self._cache = cache
 
     @property
     def thumbnail(self) -> np.ndarray:
