@@ -101,7 +101,7 @@ def test_score_folder_rows_progress_cancel_and_csv(session, shared_data, tmp_pat
     (folder / "broken.png").write_bytes(b"\x89PNG garbage")
     seen = []
     rows = session.score_folder(folder, LABELS, progress=lambda d, t: seen.append(d))
-    assert seen == [1, 2, 3, 4] and len(rows) == 4
+    assert seen == [0, 1, 2, 3, 4] and len(rows) == 4  # 0 of 4 as soon as the files are counted
     by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
     assert "error" in by_name["broken.png"]
     assert by_name["highdicom_dx_animal_lateral.dcm"]["warnings"]  # out-of-distribution flag per row
@@ -111,7 +111,7 @@ def test_score_folder_rows_progress_cancel_and_csv(session, shared_data, tmp_pat
     assert by_name["rsna_cr_chest_jpeg_baseline.dcm"]["scores"] == pytest.approx(opened, abs=1e-6)
     done: list[int] = []
     stopped = session.score_folder(folder, LABELS, progress=lambda d, t: done.append(d),
-                                   should_stop=lambda: len(done) >= 2)
+                                   should_stop=lambda: done[-1:] == [2])
     assert len(stopped) == 2  # cancel keeps the rows scored so far
     out = write_csv(rows, LABELS, tmp_path / "scores")
     assert out.name == "scores.csv"
