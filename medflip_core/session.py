@@ -184,4 +184,3 @@ class Session:
         if len(rows) == 1 and rows[0]["path"] == str(folder) and "error" in rows[0]:
             raise MedflipError(rows[0]["error"])  # nothing to score: say why instead of a one-row table
         return rows
-
