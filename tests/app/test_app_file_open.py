@@ -49,7 +49,8 @@ def test_a_load_shows_n_of_N_puts_the_first_image_on_screen_and_can_be_cancelled
     assert window.busy() and len(window.images) < 8  # the first image is shown before the load has ended
     assert window.load_progress.isVisible() and window.load_cancel.isVisible()
     QTest.mouseClick(window.load_cancel, QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.busy(), timeout=10000)
+    # the load ends within a file or two (other work, e.g. scoring the image on screen, may go on: not waited for)
+    qtbot.waitUntil(lambda: window.last_load is not None, timeout=20000)
     assert 1 <= len(window.images) < 8
     assert window.last_load.cancelled and 1 <= window.last_load.done < 8 and window.last_load.total == 8
     assert not window.load_progress.isVisible() and not window.load_cancel.isVisible()
