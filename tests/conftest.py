@@ -78,6 +78,27 @@ class TrainerTools:
     torchrun = staticmethod(run_torchrun)
 
 
+def write_distinct_copies(source: Path, folder: Path, n: int, name: str = "c{:03d}.dcm") -> list[Path]:
+    """n copies of a real film, each its own SOP instance: a study of n different images to any reader (no
+    duplicates: every one is decoded)."""
+    import pydicom
+
+    folder.mkdir(exist_ok=True)
+    ds = pydicom.dcmread(source)
+    base, out = str(ds.SOPInstanceUID)[:56].rstrip("."), []
+    for i in range(n):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{base}.{i + 1}"
+        out.append(folder / name.format(i))
+        ds.save_as(out[-1])
+    return out
+
+
+@pytest.fixture(scope="session")
+def distinct_copies():
+    """write_distinct_copies as a fixture (test modules cannot import conftest under importlib mode)."""
+    return write_distinct_copies
+
+
 @pytest.fixture(scope="session")
 def tt() -> TrainerTools:
     return TrainerTools()

@@ -20,29 +20,16 @@ def test_file_open_event_loads_the_dicom(window, qtbot, shared_data):
         app.removeEventFilter(filt)
 
 
-def _distinct_copies(source, folder, n: int) -> list[str]:
-    """n copies of a real film, each its own SOP instance: a study of n different images to any reader."""
-    import pydicom
-
-    folder.mkdir()
-    ds = pydicom.dcmread(source)
-    base, out = str(ds.SOPInstanceUID)[:56].rstrip("."), []
-    for i in range(n):
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{base}.{i + 1}"
-        out.append(str(folder / f"film{i:02d}.dcm"))
-        ds.save_as(out[-1])
-    return out
-
-
 def test_a_load_shows_n_of_N_puts_the_first_image_on_screen_and_can_be_cancelled(window, qtbot, shared_data,
-                                                                                   tmp_path):
+                                                                                   tmp_path, distinct_copies):
     import re
 
     from PySide6 import QtCore
     from PySide6.QtTest import QTest
 
     # lossless JPEG 2000: about a second of decoding per film, so the load is still running while we look
-    files = _distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 8)
+    files = [str(f) for f in distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 8,
+                                             "film{:02d}.dcm")]
     window.open_paths(files)
     qtbot.waitUntil(lambda: re.fullmatch(r"[1-7] of 8", window.load_progress.text()) is not None, timeout=30000)
     qtbot.waitUntil(lambda: window.viewer.displayed_pixels() is not None, timeout=30000)
@@ -57,12 +44,13 @@ def test_a_load_shows_n_of_N_puts_the_first_image_on_screen_and_can_be_cancelled
     assert window.viewer.radiograph is window.images[0]  # what was read stays open and usable
 
 
-def test_closing_the_window_stops_a_load_at_once(qtbot, shared_data, tmp_path):
+def test_closing_the_window_stops_a_load_at_once(qtbot, shared_data, tmp_path, distinct_copies):
     import time
 
     from app.main_window import MainWindow
 
-    files = _distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 10)
+    files = [str(f) for f in distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 10,
+                                             "film{:02d}.dcm")]
     w = MainWindow()
     qtbot.addWidget(w)
     w.show()

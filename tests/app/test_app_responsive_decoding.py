@@ -9,7 +9,6 @@ import itertools
 import time
 
 import numpy as np
-import pydicom
 import pytest
 from PySide6 import QtCore
 
@@ -17,18 +16,6 @@ from medflip_core.imaging import load_image
 from medflip_core.imaging.windowing import render
 
 MAX_GAP_S = 0.5
-
-
-def distinct_copies(source, folder, n: int) -> list[str]:
-    """n copies of a real film, each its own SOP instance (no duplicates: every one is decoded)."""
-    folder.mkdir()
-    ds = pydicom.dcmread(source)
-    base, out = str(ds.SOPInstanceUID)[:56].rstrip("."), []
-    for i in range(n):
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{base}.{i + 1}"
-        out.append(str(folder / f"film{i:02d}.dcm"))
-        ds.save_as(out[-1])
-    return out
 
 
 class Ticks:
@@ -52,8 +39,9 @@ class Ticks:
 
 
 @pytest.fixture
-def jpeg2000_study(shared_data, tmp_path) -> list[str]:
-    return distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 5)
+def jpeg2000_study(shared_data, tmp_path, distinct_copies) -> list[str]:
+    return [str(f) for f in distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "study", 5,
+                                            "film{:02d}.dcm")]
 
 
 def shown_equals_load_image(window, index: int) -> None:

@@ -7,7 +7,6 @@ import gc
 from pathlib import Path
 
 import numpy as np
-import pydicom
 
 from medflip_core.imaging import PixelCache, load_image
 from medflip_core.imaging.opening import open_images
@@ -30,20 +29,6 @@ def links(folder: Path, target: Path, n: int) -> list[Path]:
     return out
 
 
-def distinct_copies(folder: Path, source: Path, n: int) -> list[Path]:
-    """n copies of a real film, each its own SOP instance (a study of different images as far as any reader
-    can tell), written with pydicom."""
-    folder.mkdir(exist_ok=True)
-    ds = pydicom.dcmread(source)
-    out, base = [], str(ds.SOPInstanceUID)[:56].rstrip(".")
-    for i in range(n):
-        uid = f"{base}.{i + 1}"
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
-        out.append(folder / f"c{i:03d}.dcm")
-        ds.save_as(out[-1])
-    return out
-
-
 def test_200_links_to_one_film_open_once_in_bounded_memory(shared_data, tmp_path):
     files = links(tmp_path / "links", shared_data / "dicom" / CR, 200)
     gc.collect()
@@ -56,8 +41,8 @@ def test_200_links_to_one_film_open_once_in_bounded_memory(shared_data, tmp_path
     assert result.duplicate_message() == "199 files are the same image as l000.dcm and were opened once."
 
 
-def test_distinct_full_size_films_keep_thumbnails_not_pixels(shared_data, tmp_path):
-    files = distinct_copies(tmp_path / "study", shared_data / "dicom" / CR, 24)
+def test_distinct_full_size_films_keep_thumbnails_not_pixels(shared_data, tmp_path, distinct_copies):
+    files = distinct_copies(shared_data / "dicom" / CR, tmp_path / "study", 24)
     cache = PixelCache(64)
     gc.collect()
     before = rss_mb()
@@ -125,8 +110,8 @@ def test_duplicates_are_named_and_a_relabelled_copy_is_not_one(shared_data, tmp_
     assert "b_copy.dcm, c_link.dcm" in result.duplicate_details()
 
 
-def test_progress_counts_every_file_of_a_drop_and_the_load_can_stop(shared_data, tmp_path):
-    files = distinct_copies(tmp_path / "s", shared_data / "dicom" / "nih_dx_secondary_capture.dcm", 5)
+def test_progress_counts_every_file_of_a_drop_and_the_load_can_stop(shared_data, tmp_path, distinct_copies):
+    files = distinct_copies(shared_data / "dicom" / "nih_dx_secondary_capture.dcm", tmp_path / "s", 5)
     seen: list[tuple[int, int]] = []
     chunks: list[tuple[int, int]] = []  # (files read when a chunk arrived, images in it)
     result = open_images([str(p) for p in files], progress=lambda d, t: seen.append((d, t)),

@@ -9,10 +9,8 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 
 from medflip_core.imaging import PixelCache, load_image
@@ -28,24 +26,13 @@ def reader():
     r.close()
 
 
-def distinct_copies(folder: Path, source: Path, n: int) -> list[Path]:
-    folder.mkdir(exist_ok=True)
-    ds = pydicom.dcmread(source)
-    out, base = [], str(ds.SOPInstanceUID)[:56].rstrip(".")
-    for i in range(n):
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{base}.{i + 1}"
-        out.append(folder / f"c{i:03d}.dcm")
-        ds.save_as(out[-1])
-    return out
-
-
-def test_a_folder_opened_in_workers_equals_the_one_opened_here(reader, shared_data, tmp_path):
+def test_a_folder_opened_in_workers_equals_the_one_opened_here(reader, shared_data, tmp_path, distinct_copies):
     folder = tmp_path / "study"
     folder.mkdir()
     for f in sorted((shared_data / "dicom").glob("*.dcm")):
         (folder / f.name).symlink_to(f)
     (folder / "again.dcm").symlink_to(shared_data / "dicom" / "RG1_UNCR.dcm")  # a duplicate, by its link
-    cut = distinct_copies(tmp_path / "cut", shared_data / "dicom" / "RG1_J2KR.dcm", 1)[0].read_bytes()
+    cut = distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "cut", 1)[0].read_bytes()
     (folder / "broken.dcm").write_bytes(cut[: len(cut) * 2 // 3])  # its own SOP instance, its stream cut short
     here = open_images([str(folder)], cache=PixelCache(256))
     cache = PixelCache(256)
@@ -69,8 +56,8 @@ def test_pixels_decoded_in_a_worker_equal_load_images(reader, shared_data, name)
     assert pixels.dtype == np.float32 and np.array_equal(pixels, here.pixels) and np.array_equal(raw, here.raw)
 
 
-def test_the_last_request_is_decoded_and_a_superseded_one_is_not(reader, shared_data, tmp_path):
-    files = distinct_copies(tmp_path / "s", shared_data / "dicom" / "RG1_J2KR.dcm", 5)
+def test_the_last_request_is_decoded_and_a_superseded_one_is_not(reader, shared_data, tmp_path, distinct_copies):
+    files = distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "s", 5)
     images = open_images([str(p) for p in files], cache=PixelCache(512), reader=reader).images
     images[0].cache.clear()
     ready: list[tuple[str, str]] = []
@@ -100,8 +87,8 @@ def test_the_last_request_is_decoded_and_a_superseded_one_is_not(reader, shared_
         decoder.close()
 
 
-def test_a_worker_killed_while_reading_costs_no_file(shared_data, tmp_path):
-    files = distinct_copies(tmp_path / "s", shared_data / "dicom" / "RG1_J2KR.dcm", 4)
+def test_a_worker_killed_while_reading_costs_no_file(shared_data, tmp_path, distinct_copies):
+    files = distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "s", 4)
     others = {c.pid for c in multiprocessing.active_children()}
     reader = ReaderProcesses(1)
     reader.start()
@@ -126,8 +113,8 @@ def test_a_worker_killed_while_reading_costs_no_file(shared_data, tmp_path):
         reader.close()
 
 
-def test_a_load_in_workers_stops_within_a_file(reader, shared_data, tmp_path):
-    files = distinct_copies(tmp_path / "s", shared_data / "dicom" / "RG1_J2KR.dcm", 8)
+def test_a_load_in_workers_stops_within_a_file(reader, shared_data, tmp_path, distinct_copies):
+    files = distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "s", 8)
     stop = threading.Event()
     started = time.monotonic()
     result = open_images([str(p) for p in files], progress=lambda d, t: stop.set() if d == 1 else None,
