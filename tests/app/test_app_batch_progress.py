@@ -16,4 +16,6 @@ def test_batch_progress_counts_the_folders_files(window, qtbot, shared_data):
     values = [v for v, _ in seen]
     assert values == sorted(values) and values[-1] == n_files
     assert {m for _, m in seen if m} == {n_files}  # every reading is "k of the folder's N"
-    assert sum(1 for v in values if 0 < v < n_files) >= n_files - 2  # it moved file by file
+    # it moved before the end; not every file is seen: a task's progress reaches the window at most every 50 ms
+    # (app/workers.py), so a window busy painting gets several files' counts as one
+    assert any(0 < v < n_files for v in values)
