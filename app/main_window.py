@@ -114,7 +114,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cursor_label = QtWidgets.QLabel()
         notice = QtWidgets.QLabel(f"  {NOTICE}  ")
         notice.setStyleSheet("color: #f0b429; font-weight: bold;")
+        self.device_label = QtWidgets.QLabel()  # where inference runs; the tooltip says why
         self.statusBar().addPermanentWidget(self.cursor_label)
+        self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().addPermanentWidget(notice)
         self.load_progress = QtWidgets.QProgressBar()
         self.load_progress.setMaximumWidth(180)
@@ -331,7 +333,14 @@ class MainWindow(QtWidgets.QMainWindow):
                                       zero_shot=engine.has_text)
         self.training.show_classifier(path if engine.classifier is not None else "")
         self.mask_view.set_engine(engine)
-        self.statusBar().showMessage(f"Model {engine.bundle.name} on {engine.providers[0]}", 5000)
+        device = engine.device
+        self.device_label.setText(f" Inference: {device.label} ")
+        self.device_label.setToolTip(device.note)
+        if device.driver and not device.on_gpu:  # a GPU user who gets the CPU is told why, once per model
+            self.statusBar().showMessage(f"Model {engine.bundle.name}. {device.note}", 20000)
+        else:
+            self.statusBar().showMessage(f"Model {engine.bundle.name} ready; {device.note[0].lower()}"
+                                         f"{device.note[1:]}", 5000)
         self._refresh_results()
 
     def _engine_failed(self, message: str) -> None:

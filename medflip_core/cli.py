@@ -69,6 +69,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+def cmd_gpu(args: argparse.Namespace) -> int:
+    from medflip_core.gpu_runtime import diagnose
+
+    report = diagnose()
+
+    def text(r: dict) -> str:
+        lines = [f"ONNX Runtime {r['onnxruntime']}",
+                 f"NVIDIA driver {r['driver']}: {'found' if r['driver_error'] is None else 'not found'}"]
+        if not r["runtimes"]:
+            lines.append("CUDA runtime: none found (install the trainer add-on, or set MEDFLIP_CUDA_RUNTIME)")
+        for rt in r["runtimes"]:
+            found = sum(v is not None for v in rt["libraries"].values())
+            lines.append(f"CUDA runtime of {rt['source']}: {rt['root']}")
+            lines.append(f"  provider built for ONNX Runtime {rt['onnxruntime'] or '(unknown)'}; "
+                         f"{found} of {len(rt['libraries'])} CUDA libraries present")
+            if rt.get("loaded"):
+                lines.append(f"  loaded: {rt['gpus']} GPU(s)")
+            elif rt["problem"]:
+                lines.append(f"  not usable: {rt['problem']}")
+        lines.append(r["device"])
+        return "\n".join(lines)
+
+    return _print_result(args, report, text)
+
+
 def cmd_label(args: argparse.Namespace) -> int:
     from medflip_core.labeler import explain_sentence, label_report
     from medflip_core.labels import CHEXPERT_LABELS
@@ -287,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a DICOM/PNG/JPEG file, or a folder (searched recursively)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("gpu", help="where inference runs (GPU or CPU) and why; which CUDA runtime was found",
+                       description="Looks for the NVIDIA driver and for ONNX Runtime CUDA runtimes (this "
+                       "installation, MEDFLIP_CUDA_RUNTIME, the trainer add-on) and tries to load each.")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(func=cmd_gpu)
 
     p = sub.add_parser("label", help="label a report sentence with the knowledge-extraction labeler")
     p.add_argument("text", nargs="+", help="the sentence (several words are joined with spaces)")

@@ -7,7 +7,6 @@ sentence retrieval and patch-text similarity maps.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,33 +15,11 @@ import numpy as np
 
 from medflip_core.bundle import IMAGE_ONNX, TEXT_ONNX, TOKENIZER_DIR, Bundle, load_bundle
 from medflip_core.errors import MedflipError
+from medflip_core.gpu_runtime import CPU_EP, InferenceDevice, inference_device
 from medflip_core.imaging import Radiograph
 from medflip_core.preprocess import PreprocessConfig, preprocess_batch
 
 log = logging.getLogger(__name__)
-
-
-def choose_providers(prefer_gpu: bool = True) -> list[str]:
-    """CUDA when onnxruntime-gpu has a usable GPU, else the CPU."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if prefer_gpu and "CUDAExecutionProvider" in available and _cuda_device_present():
-        if _cuda_provider_shipped(ort):
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        log.info("inference on the CPU: this installation leaves out ONNX Runtime's CUDA provider (the light app)")
-    return ["CPUExecutionProvider"]
-
-
-def _cuda_provider_shipped(ort) -> bool:
-    """The light installer leaves onnxruntime's CUDA provider library out (271 MB; pyinstaller.spec)."""
-    capi = Path(ort.__file__).parent / "capi"
-    return not capi.is_dir() or any(capi.glob("*onnxruntime_providers_cuda*"))
-
-
-def _cuda_device_present() -> bool:
-    # onnxruntime-gpu lists the CUDA provider even on machines without a GPU; look for a device node.
-    return any(Path("/dev").glob("nvidia[0-9]*")) or (os.name == "nt" and bool(os.environ.get("CUDA_PATH")))
 
 
 @dataclass(frozen=True)
@@ -82,7 +59,8 @@ class Engine:
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self._session_options = opts
-        self.providers = choose_providers(prefer_gpu)
+        self.device = inference_device(prefer_gpu)
+        self.providers = list(self.device.providers)
         self._image = self._session(IMAGE_ONNX)
         self._text = None  # loaded on first use: scoring with a classifier head needs no text encoder
         self.tokenizer = None
@@ -100,10 +78,29 @@ class Engine:
     def _session(self, name: str):
         import onnxruntime as ort
 
+        path = str(self.bundle.file(name))
         try:
-            return ort.InferenceSession(str(self.bundle.file(name)), self._session_options, providers=self.providers)
+            if self.device.on_gpu:
+                try:
+                    return ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
+                except Exception as exc:  # a GPU that cannot take the model (memory, driver): the CPU can
+                    self._gpu_failed(exc)
+            return ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise MedflipError(f"cannot load the ONNX encoder {name} of {self.bundle.name}: {exc}") from exc
+
+    def _gpu_failed(self, exc: Exception) -> None:
+        import onnxruntime as ort
+
+        self.device = InferenceDevice((CPU_EP,), f"Inference runs on the CPU: the GPU could not load the model "
+                                      f"({str(exc).splitlines()[0][:200]}).", driver=True)
+        self.providers = [CPU_EP]
+        log.warning("%s", self.device.note)
+        opts = ort.SessionOptions()  # the failed one holds the CUDA devices
+        opts.intra_op_num_threads = self._session_options.intra_op_num_threads
+        opts.inter_op_num_threads = self._session_options.inter_op_num_threads
+        opts.log_severity_level = 3
+        self._session_options = opts
 
     @property
     def has_text(self) -> bool:

@@ -110,3 +110,11 @@ def test_screenshot_command(tiny_bundle, shared_data, tmp_path):
 
     img = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert img.shape == (800, 1280) and img.std() > 20
+
+
+def test_the_status_bar_says_where_inference_runs_and_why(model_window):
+    device = model_window.engine.device
+    label = model_window.device_label
+    assert label.isVisible()
+    assert label.text().strip() == f"Inference: {device.label}"
+    assert label.toolTip() == device.note and device.note.startswith("Inference runs on the ")

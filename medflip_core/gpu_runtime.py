@@ -1,0 +1,274 @@
+"""Where ONNX Runtime inference runs: on an NVIDIA GPU when the machine has a driver and some installed folder
+carries a CUDA runtime for this app's ONNX Runtime, else on the CPU, with one sentence that says why.
+
+The light app does not ship ONNX Runtime's CUDA provider: that library is 271 MB and does not compress (231 MB
+gzipped), and it links CUDA 13 libraries (cuBLAS, cuRAND, cudart; cuDNN at run time) of another ~1.5 GB. The
+trainer add-on carries all of them (its torch needs them), so installing the add-on also brings GPU inference
+to the light app: the provider is registered from the add-on's folder as an ONNX Runtime plugin execution
+provider, after its CUDA libraries are loaded by full path. The NVIDIA driver (libcuda.so.1, nvcuda.dll)
+always comes from the system. A source checkout's venv uses its own site-packages the same way, and
+MEDFLIP_CUDA_RUNTIME names any other folder laid out like site-packages (an `onnxruntime/capi/` with the CUDA
+provider, `nvidia/*/lib` with the libraries) or like the add-on (`_internal/`).
+
+Nothing here raises for a machine without a GPU: `inference_device()` always answers, CPU being the answer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medflip_core.errors import MedflipError
+
+log = logging.getLogger(__name__)
+
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+RUNTIME_ENV = "MEDFLIP_CUDA_RUNTIME"
+_WINDOWS = sys.platform == "win32"
+PROVIDER_LIBRARY = "onnxruntime_providers_cuda.dll" if _WINDOWS else "libonnxruntime_providers_cuda.so"
+DRIVER_LIBRARY = "nvcuda.dll" if _WINDOWS else "libcuda.so.1"
+# What ONNX Runtime 1.31's CUDA provider (built for CUDA 13, the version constraints.txt pins) links or opens,
+# in load order (cublas needs cublasLt); cuFFT serves only FFT operators, which our encoders do not have.
+if _WINDOWS:  # untested: no Windows machine
+    REQUIRED_LIBRARIES = ("cudart64_13.dll", "cublasLt64_13.dll", "cublas64_13.dll", "curand64_10.dll",
+                          "cudnn64_9.dll")
+    OPTIONAL_LIBRARIES = ("cufft64_12.dll",)
+    LIBRARY_DIRS = ("nvidia/cu13/bin/x86_64", "nvidia/cudnn/bin", ".")
+else:
+    REQUIRED_LIBRARIES = ("libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10",
+                          "libcudnn.so.9")
+    OPTIONAL_LIBRARIES = ("libcufft.so.12",)
+    LIBRARY_DIRS = ("nvidia/cu13/lib", "nvidia/cudnn/lib", ".")  # pip's nvidia-* wheels; PyInstaller's top level
+
+
+@dataclass(frozen=True)
+class CudaRuntime:
+    """A folder that holds ONNX Runtime's CUDA provider and the CUDA libraries it needs."""
+
+    source: str  # for messages: "this installation", "the trainer add-on", "MEDFLIP_CUDA_RUNTIME"
+    root: Path  # a site-packages, or an installed app's _internal
+    provider: Path
+    libraries: dict[str, Path | None]  # library name -> where it is in this folder (None: not there)
+    ort_version: str | None  # the ONNX Runtime the provider was built with, when the folder says
+
+    @property
+    def missing(self) -> list[str]:
+        return [name for name in REQUIRED_LIBRARIES if self.libraries.get(name) is None]
+
+
+@dataclass(frozen=True)
+class InferenceDevice:
+    """Where this process's ONNX Runtime sessions run, and the sentence that says why."""
+
+    providers: tuple[str, ...]
+    note: str
+    ep_devices: tuple = field(default=(), repr=False)  # onnxruntime OrtEpDevice objects of the CUDA provider
+    runtime: CudaRuntime | None = None
+    driver: bool = False  # an NVIDIA driver is installed: a GPU user who gets the CPU should be told why
+
+    @property
+    def on_gpu(self) -> bool:
+        return bool(self.ep_devices)
+
+    @property
+    def label(self) -> str:
+        """A short name for a status bar: GPU or CPU."""
+        return "GPU (CUDA)" if self.on_gpu else "CPU"
+
+    def session_kwargs(self, options) -> dict:
+        """Keyword arguments of onnxruntime.InferenceSession; adds the CUDA devices to `options` (once)."""
+        if not self.on_gpu:
+            return {"sess_options": options, "providers": [CPU_EP]}
+        if not options.has_providers():
+            options.add_provider_for_devices(list(self.ep_devices), {})
+        return {"sess_options": options}
+
+
+def runtime_at(root: Path, source: str) -> CudaRuntime | None:
+    """The CUDA runtime in `root` (a site-packages, an add-on folder or its _internal), or None if it has no
+    CUDA provider."""
+    root = Path(root)
+    if (root / "_internal" / "onnxruntime").is_dir():
+        root = root / "_internal"
+    provider = root / "onnxruntime" / "capi" / PROVIDER_LIBRARY
+    if not provider.is_file():
+        return None
+    libraries: dict[str, Path | None] = {}
+    for name in (*REQUIRED_LIBRARIES, *OPTIONAL_LIBRARIES):
+        libraries[name] = next((root / d / name for d in LIBRARY_DIRS if (root / d / name).is_file()), None)
+    return CudaRuntime(source, root, provider, libraries, _ort_version_at(root))
+
+
+def _ort_version_at(root: Path) -> str | None:
+    """The version in the folder's onnxruntime(-gpu) dist-info (PyInstaller copies it: pyinstaller.spec)."""
+    for info in sorted(root.glob("onnxruntime*.dist-info")):
+        name, _, version = info.name[: -len(".dist-info")].partition("-")
+        if name in ("onnxruntime", "onnxruntime_gpu") and version:
+            return version
+    return None
+
+
+def candidate_runtimes() -> list[CudaRuntime]:
+    """The CUDA runtimes this process could use, in the order they are tried."""
+    import onnxruntime as ort
+
+    from medflip_core.processes import trainer_addon
+
+    roots: list[tuple[Path, str]] = []
+    if os.environ.get(RUNTIME_ENV):
+        roots.append((Path(os.environ[RUNTIME_ENV]), RUNTIME_ENV))
+    roots.append((Path(ort.__file__).resolve().parent.parent, "this installation"))
+    addon = trainer_addon()
+    if addon is not None:  # its folder; or, when the executable is a link to it, the folder of the target
+        roots += [(addon.parent, "the trainer add-on"), (addon.resolve().parent, "the trainer add-on")]
+    found: list[CudaRuntime] = []
+    for root, source in roots:
+        runtime = runtime_at(root, source)
+        if runtime is not None and runtime.root.resolve() not in {r.root.resolve() for r in found}:
+            found.append(runtime)
+    return found
+
+
+def driver_loadable() -> str | None:
+    """None when the NVIDIA driver's library loads; otherwise why not (the loader's own words)."""
+    try:
+        ctypes.CDLL(DRIVER_LIBRARY)
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+def check_runtime(runtime: CudaRuntime) -> str | None:
+    """Why this runtime cannot serve this process's ONNX Runtime (None: it can be tried)."""
+    import onnxruntime as ort
+
+    if runtime.ort_version is None:
+        return (f"{runtime.source} ({runtime.root}) does not say which ONNX Runtime its CUDA provider belongs "
+                f"to, and a provider from another version can crash the app")
+    if runtime.ort_version != ort.__version__:
+        return (f"{runtime.source} has the CUDA provider of ONNX Runtime {runtime.ort_version}, but this app runs "
+                f"{ort.__version__}: install the add-on of the same release as the app")
+    if runtime.missing:
+        return f"{runtime.source} ({runtime.root}) lacks {', '.join(runtime.missing)}"
+    return None
+
+
+_registered: dict[str, Path] = {}  # registration name -> provider library: ONNX Runtime keeps it per process
+
+
+def load_runtime(runtime: CudaRuntime) -> None:
+    """Load the runtime's CUDA libraries and register its provider with ONNX Runtime (once per process).
+    Raises MedflipError with the reason when that fails (no driver, a library that will not load)."""
+    import onnxruntime as ort
+
+    if _registered:
+        if runtime.provider in _registered.values():
+            return
+        loaded = next(iter(_registered.values()))
+        raise MedflipError(f"another CUDA runtime is already loaded in this process ({loaded})")
+    problem = check_runtime(runtime)
+    if problem:
+        raise MedflipError(problem)
+    if _WINDOWS:  # let the provider's own dependencies resolve from the runtime's folders
+        for d in LIBRARY_DIRS:
+            if (runtime.root / d).is_dir():
+                os.add_dll_directory(str(runtime.root / d))
+    mode = getattr(ctypes, "RTLD_GLOBAL", 0)
+    for name in (*REQUIRED_LIBRARIES, *OPTIONAL_LIBRARIES):
+        path = runtime.libraries.get(name)
+        if path is None:
+            continue
+        try:
+            ctypes.CDLL(str(path), mode=mode)
+        except OSError as exc:
+            if name in REQUIRED_LIBRARIES:
+                raise MedflipError(f"{name} from {runtime.source} does not load: {exc}") from exc
+    try:
+        ort.register_execution_provider_library(CUDA_EP, str(runtime.provider))
+    except Exception as exc:  # onnxruntime's own error type; the loader's message is inside
+        text = str(exc)
+        if DRIVER_LIBRARY in text:
+            raise MedflipError(f"the NVIDIA driver ({DRIVER_LIBRARY}) is not installed") from exc
+        if "already registered" not in text.lower():
+            raise MedflipError(f"ONNX Runtime did not load the CUDA provider of {runtime.source}: {text}") from exc
+    _registered[CUDA_EP] = runtime.provider
+
+
+def cuda_devices() -> tuple:
+    """The GPUs the registered CUDA provider offers (empty when none is registered or it sees no GPU)."""
+    import onnxruntime as ort
+
+    return tuple(d for d in ort.get_ep_devices() if d.ep_name == CUDA_EP)
+
+
+_chosen: dict[bool, InferenceDevice] = {}
+
+
+def inference_device(prefer_gpu: bool = True) -> InferenceDevice:
+    """Where sessions run in this process: decided once, since loading CUDA is once per process."""
+    if prefer_gpu not in _chosen:
+        _chosen[prefer_gpu] = _choose(prefer_gpu)
+        log.info("%s", _chosen[prefer_gpu].note)
+    return _chosen[prefer_gpu]
+
+
+def _cpu(why: str, runtime: CudaRuntime | None = None, driver: bool = True) -> InferenceDevice:
+    return InferenceDevice((CPU_EP,), f"Inference runs on the CPU: {why}.", runtime=runtime, driver=driver)
+
+
+def _choose(prefer_gpu: bool) -> InferenceDevice:
+    if not prefer_gpu:
+        return _cpu("the GPU was not asked for", driver=False)
+    if sys.platform == "darwin":
+        return _cpu("ONNX Runtime has no CUDA on macOS", driver=False)
+    if driver_loadable() is not None:  # the common case, and cheap: no CUDA library is touched
+        return _cpu(f"no NVIDIA driver on this machine ({DRIVER_LIBRARY} is not installed)", driver=False)
+    runtimes = candidate_runtimes()
+    if not runtimes:
+        return _cpu("an NVIDIA driver is installed, but this app carries no CUDA runtime for ONNX Runtime. "
+                    "Install the trainer add-on (it brings one), or set MEDFLIP_CUDA_RUNTIME to a folder with "
+                    "onnxruntime-gpu and its nvidia-* libraries")
+    reasons = []
+    for runtime in runtimes:
+        try:
+            load_runtime(runtime)
+        except MedflipError as exc:
+            reasons.append(str(exc))
+            continue
+        devices = cuda_devices()
+        if not devices:
+            return _cpu(f"the CUDA provider of {runtime.source} sees no usable GPU", runtime)
+        return InferenceDevice((CUDA_EP, CPU_EP), f"Inference runs on the GPU (CUDA, {len(devices)} device(s)) "
+                               f"with the CUDA runtime of {runtime.source} ({runtime.root}).", devices, runtime,
+                               driver=True)
+    return _cpu("; ".join(reasons))
+
+
+def diagnose() -> dict:
+    """Everything `medflip gpu` reports: the driver, each CUDA runtime found and what loading it gives.
+    Unlike inference_device(), it tries to load a runtime even without a driver, to show what else is missing."""
+    import onnxruntime as ort
+
+    report: dict = {"onnxruntime": ort.__version__, "driver": DRIVER_LIBRARY, "driver_error": driver_loadable(),
+                    "runtimes": []}
+    for runtime in candidate_runtimes():
+        entry = {"source": runtime.source, "root": str(runtime.root), "provider": str(runtime.provider),
+                 "onnxruntime": runtime.ort_version, "missing": runtime.missing,
+                 "libraries": {k: str(v) if v else None for k, v in runtime.libraries.items()},
+                 "problem": check_runtime(runtime)}
+        if entry["problem"] is None:
+            try:
+                load_runtime(runtime)
+                entry["loaded"] = True
+                entry["gpus"] = len(cuda_devices())
+            except MedflipError as exc:
+                entry["loaded"] = False
+                entry["problem"] = str(exc)
+        report["runtimes"].append(entry)
+    report["device"] = inference_device().note
+    return report
