@@ -2,7 +2,7 @@
 carries a CUDA runtime for this app's ONNX Runtime, else on the CPU, with one sentence that says why.
 
 The light app does not ship ONNX Runtime's CUDA provider: that library is 271 MB and does not compress (231 MB
-gzipped), and it links CUDA 13 libraries (cuBLAS, cuRAND, cudart; cuDNN at run time) of another ~1.5 GB. The
+gzipped), and it links CUDA 13 libraries (cuBLAS, cuRAND, cudart; cuDNN at run time) of another 1.9 GB. The
 trainer add-on carries all of them (its torch needs them), so installing the add-on also brings GPU inference
 to the light app: the provider is registered from the add-on's folder as an ONNX Runtime plugin execution
 provider, after its CUDA libraries are loaded by full path. The NVIDIA driver (libcuda.so.1, nvcuda.dll)
@@ -210,11 +210,15 @@ _chosen: dict[bool, InferenceDevice] = {}
 
 
 def inference_device(prefer_gpu: bool = True) -> InferenceDevice:
-    """Where sessions run in this process: decided once, since loading CUDA is once per process."""
-    if prefer_gpu not in _chosen:
-        _chosen[prefer_gpu] = _choose(prefer_gpu)
-        log.info("%s", _chosen[prefer_gpu].note)
-    return _chosen[prefer_gpu]
+    """Where sessions run in this process. A GPU, or the lack of a driver, is final for the process; a driver
+    without a usable runtime is asked again at the next model, so installing the add-on needs no restart."""
+    if prefer_gpu in _chosen:
+        return _chosen[prefer_gpu]
+    device = _choose(prefer_gpu)
+    log.info("%s", device.note)
+    if device.on_gpu or not device.driver:
+        _chosen[prefer_gpu] = device
+    return device
 
 
 def _cpu(why: str, runtime: CudaRuntime | None = None, driver: bool = True) -> InferenceDevice:

@@ -40,7 +40,9 @@ Remove it:                                 ~/.local/opt/medflip-studio/uninstall
 This is the light app: viewing, zero-shot scoring, retrieval, batch scoring and the probe fine-tune run on the
 CPU (ONNX Runtime). Pre-training and partial/full fine-tuning need the trainer add-on (PyTorch, ~4 GB):
 unpack MedFLIPStudio-trainer-$VERSION-linux-$ARCH.tar.gz and run its ./install.sh; the app finds it at the next
-job, without reinstalling.
+job, without reinstalling. The add-on also carries the CUDA runtime that moves the app's inference to an NVIDIA
+GPU (with the system's NVIDIA driver) from the next model the app loads. Where inference runs, and why:
+the status bar, or ./MedFLIPStudio/MedFLIPStudio --medflip gpu
 
 Needs: Linux x86_64 with a glibc at least as new as the build machine's (2.36 here) and an X11 or Wayland desktop
 (X11 needs the libxcb-icccm4 and libxcb-keysyms1 packages, present on common desktops).
@@ -56,7 +58,8 @@ It goes beside the app (~/.local/opt/medflip-studio-trainer, or next to \$MEDFLI
 its next job, without reinstalling. Remove it: ~/.local/opt/medflip-studio-trainer/uninstall.sh (the app, your
 models and runs are kept).
 Without the app:   ./MedFLIPStudio-trainer/MedFLIPStudio-trainer --trainer pretrain --help
-An NVIDIA GPU with a current driver is used when there is one; everything also runs on the CPU.
+An NVIDIA GPU with a current driver is used when there is one; everything also runs on the CPU. Its CUDA
+libraries also serve the app's inference (zero-shot, retrieval, batch scoring), from the next model it loads.
 TXT
 fi
 

@@ -14,7 +14,7 @@ from pathlib import Path
 GROUPS = {
     "nvidia": "CUDA runtime libraries (nvidia-*: cuDNN, cuBLAS, NCCL, ...)",
     "torch": "PyTorch (CPU + CUDA kernels)",
-    "onnxruntime": "ONNX Runtime (CPU + CUDA providers)",
+    "onnxruntime": "ONNX Runtime (its CUDA provider only in the add-on)",
     "PySide6": "Qt 6 / PySide6",
     "shiboken6": "Qt 6 / PySide6",
     "SimpleITK": "SimpleITK (fallback DICOM decoder)",

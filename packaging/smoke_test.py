@@ -11,10 +11,13 @@ lacks. Without the trainer add-on it
   4. opens the JPEG 2000 DICOM in the GUI offscreen, scores it and saves a screenshot;
   5. fine-tunes a probe on real labelled films (`--medflip finetune --mode probe`);
   6. checks that pre-training and partial fine-tuning say what to install (the add-on) and start nothing;
+  7. checks where inference runs (`--medflip gpu`): the CPU, and no CUDA runtime inside the light app;
 then installs the add-on with its own install.sh (the app is not reinstalled) and
-  7. starts a short pre-training job through the light app (`--trainer pretrain`, which runs the add-on), cancels
+  8. checks that the light app now finds the add-on's CUDA runtime, built for its own ONNX Runtime, and loads
+     every CUDA library from it: without an NVIDIA driver only the driver is missing, with one it is on the GPU;
+  9. starts a short pre-training job through the light app (`--trainer pretrain`, which runs the add-on), cancels
      it with SIGTERM once it has stepped (what the GUI's Cancel button sends), checks the checkpoint, resumes it;
-  8. uninstalls the add-on, then the app: the run folder and the probe's bundle are kept.
+ 10. uninstalls the add-on, then the app: the run folder and the probe's bundle are kept.
 Stdlib only. Exit code 0 when every check passes; each failure prints what was expected and what came back.
 """
 
@@ -119,6 +122,37 @@ def check_trainer_absent(exe: Path, data: Path, home: Path) -> None:
     print(f"  {proc.stderr.strip()[:300]}")
 
 
+def _gpu_report(exe: Path, home: Path) -> dict:
+    proc = _run(exe, ["--medflip", "gpu", "--json"], home, 120)
+    _check(proc.returncode == 0, "`--medflip gpu` exits 0", proc.stdout + proc.stderr)
+    return json.loads(proc.stdout)
+
+
+def check_gpu_without_addon(exe: Path, home: Path) -> None:
+    print("[7] where inference runs without the add-on")
+    report = _gpu_report(exe, home)
+    _check(report["runtimes"] == [], "no CUDA runtime inside the light app", json.dumps(report, indent=1))
+    _check(report["device"].startswith("Inference runs on the CPU"), report["device"])
+
+
+def check_gpu_with_addon(exe: Path, home: Path) -> None:
+    print("[8] with the add-on: the light app finds its CUDA runtime and loads it")
+    report = _gpu_report(exe, home)
+    detail = json.dumps(report, indent=1)
+    addon = next((r for r in report["runtimes"] if r["source"] == "the trainer add-on"), None)
+    _check(addon is not None, "the add-on's CUDA runtime is found", detail)
+    _check(addon["onnxruntime"] == report["onnxruntime"] and not addon["missing"],
+           f"built for this app's ONNX Runtime {report['onnxruntime']}, with all "
+           f"{sum(v is not None for v in addon['libraries'].values())} CUDA libraries", detail)
+    if report["driver_error"] is None:
+        _check(addon.get("loaded") is True and addon.get("gpus", 0) > 0, f"on the GPU: {report['device']}", detail)
+    else:
+        _check(addon["problem"] == f"the NVIDIA driver ({report['driver']}) is not installed",
+               f"every CUDA library loaded from the add-on; only the driver is missing here ({report['driver']})",
+               detail)
+    print(f"  {report['device']}")
+
+
 def check_classify(exe: Path, data: Path, home: Path) -> None:
     print("[3] frozen CLI scores every real DICOM (JPEG baseline, JPEG 2000 lossless/lossy, uncompressed)")
     proc = _run(exe, ["--medflip", "classify", str(data / "dicom"), "--json"], home, 300)
@@ -180,7 +214,7 @@ def _wait_for_output(proc: subprocess.Popen, needle: str, timeout: float) -> boo
 
 
 def check_training(exe: Path, data: Path, home: Path) -> None:
-    print("[7] with the add-on installed: the light app's trainer starts, is cancelled with SIGTERM, resumes")
+    print("[9] with the add-on installed: the light app's trainer starts, is cancelled with SIGTERM, resumes")
     images = _small_folder(data, home / "images")
     run = home / "run"
     # stderr to a file: an unread pipe fills up (warnings, logs) and would block the trainer
@@ -217,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", type=Path, help="the unpacked light release (holds install.sh and MedFLIPStudio/)")
     parser.add_argument("--addon", type=Path, help="the unpacked trainer add-on release (install.sh, "
-                                                   "MedFLIPStudio-trainer/); without it steps 7-8 are skipped")
+                                                   "MedFLIPStudio-trainer/); without it steps 8-10 are skipped")
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("dist"), help="where the screenshot goes")
     args = parser.parse_args(argv)
@@ -239,17 +273,19 @@ def main(argv: list[str] | None = None) -> int:
         check_gui(exe, data, home, args.out.resolve())
         check_probe(exe, data, home)
         check_trainer_absent(exe, data, home)
+        check_gpu_without_addon(exe, home)
         if args.addon:
             install(args.addon.resolve(), home, "the trainer add-on, beside the installed app")
+            check_gpu_with_addon(exe, home)
             check_training(exe, data, home)
-            print("[8] uninstalling the add-on, then the app, keeps the runs and models")
+            print("[10] uninstalling the add-on, then the app, keeps the runs and models")
             uninstall(home / ".local/opt/medflip-studio-trainer/uninstall.sh", home, "the add-on")
             _check(exe.is_file(), "the app is still installed")
             uninstall(appdir / "uninstall.sh", home, "the app")
             kept = [home / "run" / "config.json", home / ".local/share/medflip-studio/models/smoke-probe/manifest.json"]
             _check(all(p.is_file() for p in kept), "the run folder and the probe's bundle are kept")
         else:
-            print("[7-8] skipped: no --addon given")
+            print("[8-10] skipped: no --addon given")
     print(f"smoke test passed in {time.monotonic() - start:.0f} s")
     return 0
 
