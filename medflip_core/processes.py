@@ -19,7 +19,7 @@ from pathlib import Path
 
 from medflip_core.errors import MedflipError
 
-TRAINER_EXE = "MedFLIPStudio-trainer"  # the add-on's executable (packaging/trainer_launcher.py)
+TRAINER_EXE = "MedFLIPStudio-trainer" + (".exe" if os.name == "nt" else "")  # packaging/trainer_launcher.py
 ADDON_DIR = "medflip-studio-trainer"  # its folder, beside the app's installation folder
 TRAINER_ENV = "MEDFLIP_TRAINER"  # an explicit path to the add-on's executable (tests, unusual installs)
 # `medflip` commands that need torch: in the light app they run in the add-on
@@ -45,13 +45,14 @@ def torch_importable() -> bool:
 def addon_candidates() -> list[Path]:
     """Where the trainer add-on's executable may be, in the order they are tried."""
     found = [Path(os.environ[TRAINER_ENV])] if os.environ.get(TRAINER_ENV) else []
-    if _frozen():
+    if _frozen() and sys.platform != "darwin":  # inside a macOS .app bundle, "beside" would be inside it
         app_dir = Path(sys.executable).resolve().parent  # ~/.local/opt/medflip-studio
-        found += [app_dir.parent / ADDON_DIR / TRAINER_EXE,  # ~/.local/opt/medflip-studio-trainer (install.sh)
-                  app_dir.parent / TRAINER_EXE / TRAINER_EXE]  # both archives unpacked side by side
+        found += [app_dir.parent / ADDON_DIR / TRAINER_EXE,  # ~/.local/opt/medflip-studio-trainer (install.sh;
+                  # on Windows the add-on's installer puts it beside the app's folder too)
+                  app_dir.parent / TRAINER_EXE.removesuffix(".exe") / TRAINER_EXE]  # both unpacked side by side
     from medflip_core.model_store import user_data_dir
 
-    found.append(user_data_dir() / "trainer" / TRAINER_EXE)
+    found.append(user_data_dir() / "trainer" / TRAINER_EXE)  # macOS: packaging/macos/install_trainer.sh
     return found
 
 
@@ -74,10 +75,20 @@ def trainer_missing() -> str | None:
     if _frozen():
         from medflip_core import __version__
 
+        found = "the next job finds it without reinstalling or restarting the app"
+        if sys.platform == "darwin":  # packaging/macos (untested)
+            from medflip_core.model_store import user_data_dir
+
+            return (f"{what}. Download the trainer add-on MedFLIPStudio-trainer-{__version__}-macos.zip, unpack it "
+                    f"and run its install_trainer.sh: it installs into {user_data_dir() / 'trainer'}, and {found}. "
+                    f"{probe}")
         where = Path(sys.executable).resolve().parent.parent / ADDON_DIR
+        if os.name == "nt":  # packaging/windows (untested)
+            return (f"{what}. Download and run the trainer add-on's installer MedFLIPStudio-trainer-{__version__}-"
+                    f"setup.exe: it installs into {where}, beside this app, and {found}. {probe}")
         return (f"{what}. Download the trainer add-on MedFLIPStudio-trainer-{__version__}-linux-x86_64.tar.gz, "
-                f"unpack it and run its ./install.sh: it installs into {where}, beside this app, and the next job "
-                f"finds it without reinstalling or restarting the app. {probe}")
+                f"unpack it and run its ./install.sh: it installs into {where}, beside this app, and {found}. "
+                f"{probe}")
     return (f"{what} in this Python environment ({sys.prefix}). Install it with `make setup` in the source "
             f"checkout, or `pip install -c constraints.txt torch torchvision timm transformers onnx`, or point "
             f"{TRAINER_ENV} at an installed trainer add-on's {TRAINER_EXE}. {probe}")

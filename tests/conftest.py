@@ -25,14 +25,25 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 @pytest.fixture(scope="session")
-def small_folder(shared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("kermany_small")
-    src = shared_data / "cxr-pneumonia-kermany" / "train"
-    for cls in ("NORMAL", "PNEUMONIA"):
-        (root / cls).mkdir()
-        for f in sorted((src / cls).iterdir())[:16]:
-            (root / cls / f.name).symlink_to(f)
-    return root
+def kermany_folder(shared_data, tmp_path_factory):
+    """make(per_class[, root]) -> an ImageFolder (NORMAL/, PNEUMONIA/) of links to the first `per_class` real
+    Kermany training films of each class, several per patient (patients from the file names)."""
+
+    def make(per_class: int, root: Path | None = None) -> Path:
+        root = root or tmp_path_factory.mktemp(f"kermany_{2 * per_class}")
+        src = shared_data / "cxr-pneumonia-kermany" / "train"
+        for cls in ("NORMAL", "PNEUMONIA"):
+            (root / cls).mkdir(parents=True)
+            for f in sorted((src / cls).iterdir())[:per_class]:
+                (root / cls / f.name).symlink_to(f)
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def small_folder(kermany_folder) -> Path:
+    return kermany_folder(16)
 
 
 @pytest.fixture(scope="session")

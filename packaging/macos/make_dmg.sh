@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Wrap dist/MedFLIPStudio.app into a compressed disk image with an Applications shortcut. UNTESTED (no macOS
+# Wrap the light app dist/light/MedFLIPStudio.app (MEDFLIP_FLAVOUR=light) into a compressed disk image with an Applications shortcut. UNTESTED (no macOS
 # build machine); needs hdiutil, which ships with macOS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-VERSION=$(.venv/bin/python -c "import medflip_core; print(medflip_core.__version__)")
+VERSION=$(build/light-venv/bin/python -c "import medflip_core; print(medflip_core.__version__)")
 STAGE=$(mktemp -d)
-cp -R dist/MedFLIPStudio.app "$STAGE/"
+cp -R dist/light/MedFLIPStudio.app "$STAGE/"
 ln -s /Applications "$STAGE/Applications"
 hdiutil create -volname "MedFLIP Studio $VERSION" -srcfolder "$STAGE" -ov -format UDZO \
     "dist/MedFLIPStudio-$VERSION.dmg"

@@ -1,15 +1,21 @@
-; Inno Setup recipe for MedFLIP Studio on Windows. UNTESTED: this project has no Windows build machine.
+; Inno Setup recipe for the light MedFLIP Studio app on Windows (no torch; the trainer add-on has its own
+; installer, medflip-studio-trainer.iss). UNTESTED: this project has no Windows build machine.
 ; Research use only, not for diagnosis.
 ;
-; Build on Windows (Python 3.11 venv with the project installed, plus `pip install pyinstaller`):
-;   pyinstaller --noconfirm --clean pyinstaller.spec          -> dist\MedFLIPStudio\MedFLIPStudio.exe
+; Build on Windows, the light app from a venv WITHOUT torch (the spec refuses otherwise):
+;   py -3.11 -m venv build\light-venv
+;   build\light-venv\Scripts\pip install -c constraints.txt <the Makefile's LIGHT_PKGS>
+;   build\light-venv\Scripts\pip install --no-deps -e .
+;   set MEDFLIP_FLAVOUR=light
+;   build\light-venv\Scripts\pyinstaller --noconfirm --clean --distpath dist\light pyinstaller.spec
+;                                                              -> dist\light\MedFLIPStudio\MedFLIPStudio.exe
 ;   iscc packaging\windows\medflip-studio.iss                  -> dist\MedFLIPStudio-0.1.0-setup.exe
 ; The spec wants resources\icons\medflip.ico for the exe icon (convert medflip.png; it falls back to none).
 ;
-; Known risk to check on the first Windows build: the spec builds a windowed exe (console=False), and
-; PyInstaller may then give the process no stdout, while the trainer (`--trainer`) writes its JSON-lines
-; progress there for the GUI to read. If the Training tab shows no progress, build the exe with console=True
-; or add a second console EXE for `--trainer` to the spec.
+; Known risk to check on the first Windows build: the light exe is windowed (console=False), and PyInstaller may
+; then give the process no stdout, while the probe fine-tune and batch jobs the GUI starts as `--medflip ...`
+; write their JSON-lines progress there. The trainer is not affected: it runs in the add-on's console exe
+; (medflip-studio-trainer.iss). If the probe shows no progress, add a console EXE for `--medflip` to the spec.
 
 #define AppName "MedFLIP Studio"
 #define AppVersion "0.1.0"
@@ -34,7 +40,7 @@ ChangesAssociations=yes
 UninstallDisplayIcon={app}\{#AppExe}
 
 [Files]
-Source: "..\..\dist\MedFLIPStudio\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "..\..\dist\light\MedFLIPStudio\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
 
 [Icons]
 Name: "{group}\MedFLIP Studio"; Filename: "{app}\{#AppExe}"

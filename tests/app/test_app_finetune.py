@@ -18,15 +18,9 @@ SHOTS = Path(os.environ.get("MEDFLIP_SCREENSHOTS", "/tmp/medflip-screenshots"))
 
 
 @pytest.fixture(scope="module")
-def kermany_40(shared_data, tmp_path_factory) -> Path:
+def kermany_40(kermany_folder) -> Path:
     """40 real Kermany training radiographs, 20 per class, as an ImageFolder (patients from the file names)."""
-    root = tmp_path_factory.mktemp("kermany_40")
-    src = shared_data / "cxr-pneumonia-kermany" / "train"
-    for cls in ("NORMAL", "PNEUMONIA"):
-        (root / cls).mkdir()
-        for f in sorted((src / cls).iterdir())[:20]:
-            (root / cls / f.name).symlink_to(f)
-    return root
+    return kermany_folder(20)
 
 
 def shot(widget, name: str) -> Path:

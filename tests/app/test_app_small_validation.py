@@ -16,14 +16,8 @@ SHOTS = Path(os.environ.get("MEDFLIP_SCREENSHOTS", "/tmp/medflip-screenshots"))
 
 
 @pytest.fixture(scope="module")
-def kermany_120(shared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("kermany_120")
-    src = shared_data / "cxr-pneumonia-kermany" / "train"
-    for cls in ("NORMAL", "PNEUMONIA"):
-        (root / cls).mkdir()
-        for f in sorted((src / cls).iterdir())[:60]:
-            (root / cls / f.name).symlink_to(f)
-    return root
+def kermany_120(kermany_folder) -> Path:
+    return kermany_folder(60)
 
 
 def test_tiny_folder_probe_warns_in_the_training_tab_and_the_results_view(window, qtbot, kermany_120, shared_data):

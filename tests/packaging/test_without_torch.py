@@ -118,13 +118,8 @@ def test_training_tab_says_what_to_install_without_torch(tmp_path):
 
 
 @pytest.mark.slow
-def test_probe_finetunes_and_tower_modes_explain_without_torch(shared_data, tmp_path):
-    images = tmp_path / "images"
-    src = shared_data / "cxr-pneumonia-kermany" / "train"
-    for cls in ("NORMAL", "PNEUMONIA"):
-        (images / cls).mkdir(parents=True)
-        for f in sorted((src / cls).iterdir())[:30]:
-            (images / cls / f.name).symlink_to(f)
+def test_probe_finetunes_and_tower_modes_explain_without_torch(kermany_folder, tmp_path):
+    images = kermany_folder(30, tmp_path / "images")
     bundle = tmp_path / "probe-bundle"
     proc = _run_blocked(f"""
         import contextlib, io, json, sys

@@ -30,14 +30,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def folder(shared_data, tmp_path_factory) -> Path:
+def folder(kermany_folder) -> Path:
     """30 NORMAL + 30 PNEUMONIA Kermany images (several per patient) and one file that is not an image."""
-    root = tmp_path_factory.mktemp("probe_data")
-    src = shared_data / "cxr-pneumonia-kermany" / "train"
-    for cls in ("NORMAL", "PNEUMONIA"):
-        (root / cls).mkdir()
-        for f in sorted((src / cls).iterdir())[:PER_CLASS]:
-            (root / cls / f.name).symlink_to(f)
+    root = kermany_folder(PER_CLASS)
     (root / "PNEUMONIA" / "person9999_broken_1.jpeg").write_bytes(b"this is not a JPEG")
     return root
 

@@ -30,15 +30,6 @@ from medflip_core.metrics import exact_binomial_ci, roc_auc_binary
 FILMS = ("RG3_J2KI.dcm", "RG1_UNCR.dcm", "rsna_cr_chest_jpeg_baseline.dcm", "highdicom_dx_animal_lateral.dcm")
 
 
-def _kermany(shared_data: Path, root: Path, per_class: int) -> Path:
-    src = shared_data / "cxr-pneumonia-kermany" / "train"
-    for cls in ("NORMAL", "PNEUMONIA"):
-        (root / cls).mkdir(parents=True)
-        for f in sorted((src / cls).iterdir())[:per_class]:
-            (root / cls / f.name).symlink_to(f)
-    return root
-
-
 def _events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
@@ -49,9 +40,9 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(shared_data, tmp_path_factory, cache):
+def tiny(shared_data, kermany_folder, tmp_path_factory, cache):
     work = tmp_path_factory.mktemp("tiny_probe")
-    folder = _kermany(shared_data, work / "kermany_120", 60)
+    folder = kermany_folder(60, work / "kermany_120")
     cfg = ProbeConfig(images=str(folder), out=str(work / "models" / "tiny"), cache_dir=str(cache), n_boot=300)
     events = EventWriter(str(work / "events.jsonl"))
     result = run_probe(cfg, events)
@@ -60,9 +51,9 @@ def tiny(shared_data, tmp_path_factory, cache):
 
 
 @pytest.fixture(scope="module")
-def larger(shared_data, tmp_path_factory, cache):
+def larger(shared_data, kermany_folder, tmp_path_factory, cache):
     work = tmp_path_factory.mktemp("larger_probe")
-    folder = _kermany(shared_data, work / "kermany_200", 100)
+    folder = kermany_folder(100, work / "kermany_200")
     cfg = ProbeConfig(images=str(folder), out=str(work / "models" / "larger"), cache_dir=str(cache), n_boot=300)
     return run_probe(cfg, EventWriter(enabled=False))
 
@@ -143,11 +134,11 @@ def test_tiny_folder_model_card_and_printed_summary_warn(tiny, cache, tmp_path, 
 
 
 @pytest.mark.slow
-def test_evaluate_on_a_few_patients_warns_and_widens(tiny, cache, shared_data, tmp_path):
+def test_evaluate_on_a_few_patients_warns_and_widens(tiny, cache, kermany_folder, tmp_path):
     from medflip_core.finetune.evaluate import evaluate_classifier, format_classifier_evaluation
 
     _, result, _ = tiny
-    few = _kermany(shared_data, tmp_path / "few", 6)  # 6 images a class: at most 6 patients of each
+    few = kermany_folder(6, tmp_path / "few")  # 6 images a class: at most 6 patients of each
     r = evaluate_classifier(Engine(result.bundle), few, n_boot=100, cache_dir=cache)
     assert r["small_validation"] and set(r["small_validation"]["classes"]) == {"NORMAL", "PNEUMONIA"}
     assert all(m["roc_auc"]["widened"] for m in r["per_class"].values())
