@@ -434,7 +434,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.batch.set_running(folder)
         self.load_progress.setMaximum(0)  # busy until the folder's files are counted, never a stale 100 %
         self.load_progress.setVisible(True)
-        run = describe_run(self.engine, labels, None, classifier) if self.engine is not None else None
+        templates = None if classifier else self.zero_shot.templates()  # as the Zero-shot tab scores one image
+        run = describe_run(self.engine, labels, templates, classifier) if self.engine is not None else None
 
         def done(rows: list[dict]) -> None:
             self.load_progress.setVisible(False)
@@ -444,7 +445,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.load_progress.setVisible(False)
             self.batch.show_failure(message)
 
-        task = Task(self.session.score_folder, folder, labels, None, with_progress=True,
+        task = Task(self.session.score_folder, folder, labels, templates, with_progress=True,
                     should_stop=lambda: self._stop_batch, classifier=classifier, mode=self.zero_shot.label_mode())
         self._run(task, done, failed, on_progress=self._progress)
 

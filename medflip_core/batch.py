@@ -37,12 +37,13 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
                  classifier: bool = False) -> BatchRun:
     """The BatchRun of classify_files(engine, _, labels, templates, classifier=classifier)."""
     from medflip_core.prompts import load_prompt_set
+    from medflip_core.zeroshot import user_templates
 
     name = engine.bundle.name
     if classifier:
         return BatchRun(name, "none: the classifier's own classes (calibrated probabilities)")
-    if templates:
-        return BatchRun(name, "templates typed by the user", tuple(templates))
+    if user_templates(templates) is not None:
+        return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates))
     shipped = engine.shipped_prompts
     try:
         own = shipped is not None and shipped.plan(labels) is not None

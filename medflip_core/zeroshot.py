@@ -300,17 +300,25 @@ def score_labels(engine, image_emb: np.ndarray, labels: Sequence[str], kind: str
     return ZeroShotScores(labels, probs, mode.kind, rule, mode.automatic, mode.reason)
 
 
+def user_templates(templates: Sequence[str] | None) -> list[str] | None:
+    """The templates when they are the user's own; None when there are none or they are the shipped default ones
+    (which mean: the bundle's own prompts and decision rule)."""
+    from medflip_core.prompts import load_prompt_set
+
+    if not templates or list(templates) == list(load_prompt_set().templates):
+        return None
+    return list(templates)
+
+
 def score_with_templates(engine, image_emb: np.ndarray, labels: Sequence[str], templates: Sequence[str] | None = None,
                          kind: str | None = AUTOMATIC) -> ZeroShotScores:
     """What the app's Zero-shot tab shows (and a batch should write, for the same meaning): with no templates or
     the shipped default ones, the bundle's own prompts and decision rule; with the user's own templates, the
     plain rule (the bundle's bias and temperature were chosen for its own prompts). `kind` as in score_labels."""
-    from medflip_core.prompts import load_prompt_set
-
-    if not templates or list(templates) == list(load_prompt_set().templates):
+    own = user_templates(templates)
+    if own is None:
         return score_labels(engine, np.atleast_2d(image_emb), labels, kind=kind)
-    return score_labels(_Templated(engine, list(templates)), np.atleast_2d(image_emb), labels, kind=kind,
-                        rule=DecisionRule())
+    return score_labels(_Templated(engine, own), np.atleast_2d(image_emb), labels, kind=kind, rule=DecisionRule())
 
 
 class _Templated:

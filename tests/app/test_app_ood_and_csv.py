@@ -151,3 +151,29 @@ def test_batch_csv_is_the_sorted_table_0644_names_its_run_and_saves_where_it_bel
     from app.settings import Settings
 
     assert Settings().get("batch_csv_dir") == str(out_dir)
+
+
+def test_batch_scores_with_the_templates_typed_in_the_zero_shot_tab(ready, qtbot, shared_data, tmp_path):
+    """The batch gives each film what the Zero-shot tab gives it, typed templates included, and its CSV says so."""
+    w = ready
+    film = shared_data / "dicom" / CHESTS[0]
+    _open(w, qtbot, [film])
+    w.zero_shot.labels_edit.setPlainText("No Finding\nPneumonia\nPleural Effusion")
+    w.zero_shot.templates_edit.setPlainText("an x-ray showing {label}.")
+    w.zero_shot.request()
+    qtbot.waitUntil(lambda: set(w.last_scores) == {"No Finding", "Pneumonia", "Pleural Effusion"}, timeout=30000)
+    tab = dict(w.last_scores)
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / film.name).symlink_to(film)
+    w.score_folder(str(folder))
+    qtbot.waitUntil(lambda: w.batch.table.rowCount() == 1 and not w.busy(), timeout=60000)
+    assert w.batch.run.prompts.startswith("templates typed by the user")
+    assert w.batch.run.templates == ("an x-ray showing {label}.",)
+    row = w.batch.rows_on_screen()[0]
+    assert row["scores"] == pytest.approx(tab, abs=1e-5)
+    w.zero_shot.templates_edit.setPlainText("")  # the model's own prompts again: different scores, named so
+    w.score_folder(str(folder))
+    qtbot.waitUntil(lambda: w.batch.run.templates != ("an x-ray showing {label}.",) and not w.busy(), timeout=60000)
+    assert "prompt set" in w.batch.run.prompts
+    assert w.batch.rows_on_screen()[0]["scores"] != pytest.approx(tab, abs=1e-5)
