@@ -40,6 +40,7 @@ from medflip_core.finetune.dataset import (
     split_by_given_patients,
     split_by_patient,
 )
+from medflip_core.finetune.validation import patient_counts, small_set_note
 from medflip_core.metrics import roc_auc_binary
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import ImageTower
@@ -178,6 +179,8 @@ class Validation:
         self.patients = [tune.data.patients[i] for i in self.idx]
         self.classes = tune.data.classes
         self.multi_label = tune.data.multi_label
+        # too few validation patients with or without a class: every evaluation event says so, as the bundle does
+        self.small = small_set_note(self.classes, patient_counts(self.indicator, self.patients), self.multi_label)
         self.during = np.arange(len(self.idx))
         if cap is not None and len(self.idx) > cap:
             self.during = np.sort(np.random.default_rng(0).choice(len(self.idx), cap, replace=False))
@@ -202,7 +205,8 @@ class Validation:
         per_class = {c: roc_auc_binary(indicator[:, j], probs[:, j]) for j, c in enumerate(self.classes)}
         finite = [v for v in per_class.values() if np.isfinite(v)]
         return {BEST_METRIC: float(np.mean(finite)) if finite else float("nan"), "val_auc_per_class": per_class,
-                "images": len(self.during), "patients": len({self.patients[i] for i in self.during})}
+                "images": len(self.during), "patients": len({self.patients[i] for i in self.during}),
+                "small_validation": self.small["headline"] if self.small else None}
 
 
 def _save_best(out: Path, model: TowerClassifier) -> None:
@@ -313,7 +317,8 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     events.emit(DoneEvent(status="completed", step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
                           skipped_images=images.skipped.count, skipped_examples=images.skipped.examples,
                           weight_digests=digests, image_cache=images.cache_stats()),
-                bundle=bundle_path and str(bundle_path), stopped_early=stopped_early, best_val_auc=run.best_value)
+                bundle=bundle_path and str(bundle_path), stopped_early=stopped_early, best_val_auc=run.best_value,
+                warnings=[validation.small["message"]] if validation is not None and validation.small else [])
     if ddp.enabled:
         dist.barrier()
     return RunResult(status="completed", step=step, checkpoint=run.last_checkpoint)

@@ -35,6 +35,9 @@ def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, 
     evals = [e for e in events if e["event"] == "eval"]
     assert [e["step"] for e in evals] == [2, 4] and set(evals[0]["val_auc_per_class"]) == {"NORMAL", "PNEUMONIA"}
     assert done["status"] == "completed" and done["bundle"] == str(out)
+    # 32 films, 40 % for validation: too few patients a class, said at every evaluation and at the end
+    assert all(e["small_validation"].startswith("Too few patients to judge this classifier") for e in evals)
+    assert len(done["warnings"]) == 1 and "widened to the exact binomial interval" in done["warnings"][0]
 
     engine = Engine(out)  # the torch-free engine loads it and verifies every file's sha256
     manifest = json.loads((out / "manifest.json").read_text())
