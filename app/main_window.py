@@ -50,6 +50,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._loads: list[Task] = []  # loads in flight (the Cancel button beside their progress stops them)
         self.last_load: LoadResult | None = None
         self._stop_batch = False
+        self._mask_image = None  # the image the mask tab shows once it is the tab in front (_sync_mask_view)
         self.last_scores: dict[str, float] = {}
         self.last_prediction = None  # the classifier's Prediction for the current image, when it is one
         self.last_error = ""
@@ -138,6 +139,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.tabs.currentWidget() is not self.zero_shot and self.zero_shot.heat_label.currentIndex() != 0:
             self.zero_shot.heat_label.setCurrentIndex(0)
             self.viewer.clear_overlay()
+        self._sync_mask_view()
+
+    def _sync_mask_view(self) -> None:
+        """The mask tab preprocesses its image (40-100 ms on the GUI thread): only while it is the tab shown."""
+        if self.tabs.currentWidget() is self.mask_view and self.mask_view.radiograph is not self._mask_image:
+            self.mask_view.set_radiograph(self._mask_image)
 
     def _wire(self) -> None:
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -249,7 +256,8 @@ class MainWindow(QtWidgets.QMainWindow):
         rg = self.session.images[index]
         if not rg.is_decoded():
             self.viewer.show_preview(rg)
-            self.mask_view.set_radiograph(None)
+            self._mask_image = None
+            self._sync_mask_view()
             self.tags.set_radiograph(rg)
             self.last_scores = {}
             self.pixels.request(rg, self._following(index))  # -> _pixels_ready, for the last image chosen
@@ -276,7 +284,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.error(str(exc))
             return
         self.viewer.set_radiograph(rg)
-        self.mask_view.set_radiograph(rg)
+        self._mask_image = rg
+        self._sync_mask_view()
         self.tags.set_radiograph(rg)
         self.last_scores = {}
         self._refresh_results()

@@ -274,8 +274,13 @@ class MaskView(QtWidgets.QWidget):
         self.score_item.setImage(score_image(self.scores, self.grid, self.patch),
                                  levels=(low, high if high > low else low + 1e-6))
         self.score_grid.setImage(mask_rgba(self.mask.keep[0], self.grid, self.patch, shade=0), levels=(0, 255))
+        self._caption()
+
+    def _caption(self) -> None:
         where = self._arrange()
-        self.score_label.setText(f"{where}, {SCORE_TITLE[strategy]}: {low:.3f} (dark) to {high:.3f} (yellow).")
+        low, high = float(self.scores.min()), float(self.scores.max())
+        self.score_label.setText(f"{where}, {SCORE_TITLE[self.strategy_name]}: {low:.3f} (dark) to {high:.3f} "
+                                 "(yellow).")
 
     def score_placement(self) -> str:
         """Where the score map goes: none without scores, else beside or below the mask, whichever gives both
@@ -303,8 +308,8 @@ class MaskView(QtWidgets.QWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        if self.scores is not None:
-            self._show_scores(self.strategy_name)
+        if self.scores is not None:  # only the place of the score map may change, not its image
+            self._caption()
 
     def kept_patches(self) -> np.ndarray:
         return self.mask.keep[0] if self.mask is not None else np.zeros(0, dtype=np.int64)

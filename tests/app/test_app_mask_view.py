@@ -121,3 +121,28 @@ def test_attention_without_text_or_model_says_why(window, shared_data):
     assert len(view.kept_patches()) == 0
     view.strategy.setCurrentIndex(view.strategy.findData("integrity"))  # still works without a model
     assert len(view.kept_patches()) == 49
+
+
+def test_the_mask_tab_prepares_an_image_only_when_it_is_shown(window, qtbot, shared_data):
+    """Browsing with another tab in front costs no preprocessing for the mask tab; showing it shows the image."""
+    path = shared_data / "dicom" / "RG1_J2KI.dcm"
+    window.tabs.setCurrentWidget(window.zero_shot)
+    window.open_paths([str(path)])
+    qtbot.waitUntil(lambda: len(window.images) == 1 and window.viewer.radiograph is not None, timeout=30000)
+    assert window.mask_view.radiograph is None and window.mask_view.pixels is None
+    window.tabs.setCurrentWidget(window.mask_view)
+    assert window.mask_view.radiograph is window.viewer.radiograph
+    assert window.mask_view.pixels.shape == (1, 1, 224, 224) and len(window.mask_view.kept_patches()) == 49
+
+
+def test_resizing_moves_the_score_map_without_redrawing_it(window, qtbot, shared_data):
+    view = window.mask_view
+    window.tabs.setCurrentWidget(view)
+    view.set_radiograph(load_image(shared_data / "dicom" / "RG1_J2KI.dcm"))
+    view.strategy.setCurrentIndex(view.strategy.findData("integrity"))
+    image = view.score_item.image
+    window.resize(1900, 700)
+    qtbot.waitUntil(lambda: view.score_placement() == "beside", timeout=5000)
+    qtbot.wait(50)
+    assert view.score_label.text().startswith("Right, ")
+    assert view.score_item.image is image  # the same array: placed anew, not re-rendered
