@@ -76,6 +76,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser = Browser()
         self.viewer = ImageViewer()
         self.zero_shot = ZeroShotPanel()
+        self.zero_shot.set_label_mode(str(self.settings.get("zero_shot_mode", "automatic")))  # as left last time
+        self.zero_shot.label_mode_box.currentIndexChanged.connect(
+            lambda: self.settings.set("zero_shot_mode", self.zero_shot.label_mode()))
         self.mask_view = MaskView()
         self.tags = TagsPanel()
         self.retrieval = RetrievalPanel()

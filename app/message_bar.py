@@ -65,9 +65,11 @@ class MessageBar(QtWidgets.QFrame):
     def show_message(self, message: str, details: str = "", source: str = "") -> None:
         short, more = split_message(message)
         parts: list[str] = []
+        seen: set[str] = set()
         for part in (more, details):  # the same text given as message and as details is shown once
             for line in part.splitlines():
-                if line.strip() and line.strip() not in (p.strip() for p in parts):
+                if line.strip() and line.strip() not in seen:
+                    seen.add(line.strip())
                     parts.append(line)
         details = "\n".join(parts)
         self.summary.setText(short)

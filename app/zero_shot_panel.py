@@ -154,6 +154,14 @@ class ZeroShotPanel(QtWidgets.QWidget):
         """"automatic", "independent" or "exclusive": the user's choice, kept until they pick Automatic again."""
         return str(self.label_mode_box.currentData())
 
+    def set_label_mode(self, mode: str) -> bool:
+        """Choose "automatic", "independent" or "exclusive" (e.g. the choice saved last time); False if unknown."""
+        index = self.label_mode_box.findData(mode)
+        if index < 0:
+            return False
+        self.label_mode_box.setCurrentIndex(index)
+        return True
+
     def _label_mode_changed(self) -> None:
         self._update_mode_note()
         if self._answered and not self.classifier_mode():  # what is on screen came from the other mode: redo it

@@ -90,3 +90,23 @@ def test_no_finding_beside_findings_is_flagged_when_they_cannot_both_hold(window
     qtbot.waitUntil(lambda: "one class per image (your choice)" in window.zero_shot.status.text(), timeout=30000)
     assert "contradicts" not in window.zero_shot.status.text()
     assert sum(window.last_scores.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_chosen_mode_is_kept_across_restarts(qtbot):
+    """The settings file (a temporary config folder here) carries the choice to the next window."""
+    from app.main_window import MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    assert first.zero_shot.label_mode() == AUTOMATIC
+    _choose(first.zero_shot, EXCLUSIVE)
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert second.zero_shot.label_mode() == EXCLUSIVE
+    _choose(second.zero_shot, AUTOMATIC)
+    second.close()
+    third = MainWindow()
+    qtbot.addWidget(third)
+    assert third.zero_shot.label_mode() == AUTOMATIC
+    third.close()
