@@ -435,7 +435,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.messages.clear_from("retrieval")  # the count is in the Retrieval tab: the status bar keeps what matters
 
     def search_images(self, query: str) -> None:
-        self._run(Task(self.session.search, query), self.retrieval.show_ranking, self.error, latest="search")
+        self._run(Task(self.session.search, query, self.pixels.opener), self.retrieval.show_ranking, self.error,
+                  latest="search")
 
     def score_folder(self, folder: str) -> None:
         classifier = self.zero_shot.classifier_mode() and self.session.has_classifier
@@ -458,7 +459,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.batch.show_failure(message)
 
         task = Task(self.session.score_folder, folder, labels, templates, with_progress=True,
-                    should_stop=lambda: self._stop_batch, classifier=classifier, mode=self.zero_shot.label_mode())
+                    should_stop=lambda: self._stop_batch, classifier=classifier, mode=self.zero_shot.label_mode(),
+                    reader=self.pixels.opener)  # decoded in the worker processes: the window never waits on one
         self._run(task, done, failed, on_progress=self._progress)
 
     def _cancel_batch(self) -> None:

@@ -79,13 +79,16 @@ def classify_files(
     should_stop: Callable[[], bool] | None = None,
     classifier: bool = False,
     mode: str | None = None,
+    reader: Any = None,
 ) -> list[Row]:
     """Scores of every image under `paths` (files, folders, DICOMDIRs): zero-shot over `labels`, or with
     `classifier` the engine's classifier (its classes, calibrated, and `decisions` at its thresholds).
 
     Zero-shot scores are the Zero-shot tab's (medflip_core.zeroshot.score_with_templates) in label `mode`
     ("exclusive", "independent", or None / "automatic": chosen from the labels). Unreadable files give a row
-    with `error`; `should_stop()` ends the loop early (rows so far are kept).
+    with `error`; `should_stop()` ends the loop early (rows so far are kept). With `reader` (a
+    medflip_core.imaging.reader_processes.ReaderProcesses) the files are decoded in its worker processes, a few
+    ahead of the scoring: the caller's process (a window) never waits on a decoder holding its GIL.
     """
     from medflip_core.imaging import load_image
     from medflip_core.ood import out_of_distribution
@@ -97,20 +100,35 @@ def classify_files(
     files, rows = expand_paths(paths)
     if progress is not None:
         progress(0, len(files))
-    for i, path in enumerate(files):
-        if should_stop is not None and should_stop():
-            break
-        try:
-            rg = load_image(path)
-            row = _classifier_row(engine, rg) if classifier else _zero_shot_row(engine, rg, labels, templates, mode)
-        except MedflipError as exc:
-            rows.append({"path": str(path), "error": str(exc)})
-        else:
-            rows.append({"path": str(path), **row, "warnings": out_of_distribution(rg.metadata),
-                         "notes": list(rg.notes)})
-        if progress is not None:
-            progress(i + 1, len(files))
+    loaded = reader.load_images(files) if reader is not None else ((p, _read(load_image, p)) for p in files)
+    try:
+        for i, (path, rg) in enumerate(loaded):
+            if should_stop is not None and should_stop():
+                break
+            try:
+                if isinstance(rg, MedflipError):
+                    raise rg
+                row = (_classifier_row(engine, rg) if classifier
+                       else _zero_shot_row(engine, rg, labels, templates, mode))
+            except MedflipError as exc:
+                rows.append({"path": str(path), "error": str(exc)})
+            else:
+                rows.append({"path": str(path), **row, "warnings": out_of_distribution(rg.metadata),
+                             "notes": list(rg.notes)})
+            if progress is not None:
+                progress(i + 1, len(files))
+    finally:
+        if hasattr(loaded, "close"):
+            loaded.close()
     return rows
+
+
+def _read(load_image: Callable[[Path], Any], path: Path) -> Any:
+    """The image, or its load error as a value (so that one loop serves both ways of reading)."""
+    try:
+        return load_image(path)
+    except MedflipError as exc:
+        return exc
 
 
 def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None, mode: str | None) -> Row:

@@ -91,6 +91,21 @@ class Session:
             self._embeddings[index] = engine.embed_images([self.images[index].arrays(keep=False)[0]])
         return self._embeddings[index]
 
+    def _embed_in_workers(self, reader: ReaderProcesses) -> None:
+        """Embeddings of the images not embedded yet whose pixels are not in memory, decoded by `reader` a few
+        files ahead of the encoder. Raises the first file's ImageLoadError (a file gone since it was opened)."""
+        engine = self._need()
+        far = [i for i, rg in enumerate(self.images) if i not in self._embeddings and not rg.is_decoded()]
+        loaded = reader.load_images([self.images[i].path for i in far])
+        try:
+            for i, (_, rg) in zip(far, loaded, strict=True):
+                if isinstance(rg, MedflipError):
+                    raise rg
+                pixels, _ = self.images[i].adopt(rg.arrays(), keep=False)  # checked: still the image opened
+                self._embeddings[i] = engine.embed_images([pixels])
+        finally:
+            loaded.close()
+
     def warnings(self, index: int) -> list[str]:
         """Why scores for this image may not be trustworthy (out of the model's distribution)."""
         return out_of_distribution(self.images[index].metadata)
@@ -158,29 +173,35 @@ class Session:
             bank = self._banks[corpus]
         return SentenceHits(engine.retrieve(self.embedding(index).embedding[0], k, bank), self.warnings(index))
 
-    def search(self, query: str) -> list[ImageHit]:
+    def search(self, query: str, reader: ReaderProcesses | None = None) -> list[ImageHit]:
         """Loaded images ranked by similarity to a text, each with its out-of-distribution warnings: the
-        in-distribution ones first (see medflip_core.retrieval.order_search_hits)."""
+        in-distribution ones first (see medflip_core.retrieval.order_search_hits). `reader`: images whose pixels
+        are not in memory are decoded in its worker processes."""
         engine = self._need()
         if not query.strip():
             raise MedflipError("Type what to search for, e.g. pleural effusion.")
         if not self.images:
             raise MedflipError("Open some images to search first.")
+        if reader is not None:
+            self._embed_in_workers(reader)
         embs = np.concatenate([self.embedding(i).embedding for i in range(len(self.images))])
         return order_search_hits([ImageHit(i, s, self.images[i].path.name, tuple(self.warnings(i)))
                                   for i, s in engine.rank_images(query, embs)])
 
     def score_folder(self, folder: str | Path, labels: list[str], templates: list[str] | None = None,
                      progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-                     classifier: bool = False, mode: str | None = None) -> list[Row]:
+                     classifier: bool = False, mode: str | None = None,
+                     reader: ReaderProcesses | None = None) -> list[Row]:
         """One row per image file under the folder (see medflip_core.batch.classify_files); with `classifier`
-        the model's own classes, calibrated, with decisions at its thresholds (labels are not used)."""
+        the model's own classes, calibrated, with decisions at its thresholds (labels are not used). `reader`:
+        the files are decoded in its worker processes."""
         engine = self._need()
         if classifier:
             engine.require_classifier()
         else:
             check_prompts(labels, templates or [])
-        rows = classify_files(engine, [folder], labels, templates or None, progress, should_stop, classifier, mode)
+        rows = classify_files(engine, [folder], labels, templates or None, progress, should_stop, classifier, mode,
+                              reader)
         if len(rows) == 1 and rows[0]["path"] == str(folder) and "error" in rows[0]:
             raise MedflipError(rows[0]["error"])  # nothing to score: say why instead of a one-row table
         return rows

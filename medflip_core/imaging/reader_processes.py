@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -200,6 +201,37 @@ class ReaderProcesses:
     def arrays(self, path: str | Path) -> Arrays:
         """`load_image(path)`'s (pixels, raw), decoded in a worker (the calling thread waits without the GIL)."""
         return self.result(self._submit(read_arrays, str(path)), path, full=True)
+
+    def load_images(self, paths: Sequence[str | Path], depth: int | None = None
+                    ) -> Iterator[tuple[Path, Radiograph | ImageLoadError]]:
+        """`load_image` of each path, in order, `depth` files (default two per worker) read at a time: each
+        image with its pixels held (a batch reads a film once and lets it go), or its ImageLoadError in its place.
+        Closing the iterator early drops the reads in flight."""
+        depth = depth or 2 * self.processes
+        todo = iter(Path(p) for p in paths)
+        flight: deque[tuple[Path, Future]] = deque()
+
+        def submit() -> None:
+            path = next(todo, None)
+            if path is not None:
+                flight.append((path, self._submit(open_file, str(path), True)))
+
+        try:
+            for _ in range(depth):
+                submit()
+            while flight:
+                path, future = flight.popleft()
+                submit()
+                try:
+                    light, arrays = self.result(future, path, keep_pixels=True)
+                except ImageLoadError as exc:
+                    yield path, exc
+                    continue
+                yield path, Radiograph(arrays[0], arrays[1], light.metadata, light.patient, light.notes,
+                                       light.identifying_tags, thumbnail=light.thumbnail)
+        finally:
+            for _, future in flight:
+                self.drop(future)
 
     def _restart(self) -> None:
         with self._lock:

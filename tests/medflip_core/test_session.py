@@ -186,3 +186,31 @@ def test_search_streams_over_the_images_without_keeping_their_pixels(session):
     ranking = session.search("pleural effusion")
     assert len(ranking) == 2
     assert len(cache) == 0 and all(rg.on_demand for rg in session.images)  # decoded, embedded, dropped
+
+
+def test_batch_and_search_decoded_in_worker_processes_equal_the_ones_decoded_here(session, shared_data, tmp_path):
+    from medflip_core.imaging.reader_processes import ReaderProcesses
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for name in ("RG1_J2KR.dcm", "highdicom_dx_animal_lateral.dcm", "rsna_cr_chest_jpeg_baseline.dcm"):
+        (folder / name).symlink_to(shared_data / "dicom" / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG garbage")
+    here = session.score_folder(folder, LABELS)
+    reader = ReaderProcesses(2)
+    try:
+        seen: list[int] = []
+        there = session.score_folder(folder, LABELS, progress=lambda d, t: seen.append(d), reader=reader)
+        assert seen == [0, 1, 2, 3, 4]
+        assert [r["path"] for r in there] == [r["path"] for r in here]
+        for a, b in zip(here, there, strict=True):
+            assert ("error" in a) == ("error" in b)
+            if "error" not in a:
+                assert b["scores"] == pytest.approx(a["scores"], abs=1e-6) and b["warnings"] == a["warnings"]
+        expected = [(h.index, h.score) for h in session.search("pleural effusion")]
+        session._embeddings.clear()
+        got = [(h.index, h.score) for h in session.search("pleural effusion", reader)]
+        assert [i for i, _ in got] == [i for i, _ in expected]
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-6)
+    finally:
+        reader.close()

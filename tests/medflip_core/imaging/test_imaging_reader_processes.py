@@ -121,3 +121,27 @@ def test_a_load_in_workers_stops_within_a_file(reader, shared_data, tmp_path, di
                          should_stop=stop.is_set, cache=PixelCache(256), reader=reader)
     assert result.cancelled and result.done == 1 and len(result.images) == 1 and result.total == 8
     assert time.monotonic() - started < 20
+
+
+def test_load_images_gives_each_file_in_order_with_its_error_in_place(reader, shared_data, tmp_path):
+    names = ["RG1_J2KR.dcm", "RG1_UNCR.dcm", "rsna_cr_chest_jpeg_baseline.dcm", "RG3_J2KI.dcm"]
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM but not really" * 10)
+    paths = [shared_data / "dicom" / names[0], broken, *(shared_data / "dicom" / n for n in names[1:])]
+    got = list(reader.load_images(paths, depth=2))
+    assert [p for p, _ in got] == paths
+    assert isinstance(got[1][1], Exception) and "broken.dcm" in str(got[1][1])
+    for path, rg in got[:1] + got[2:]:
+        here = load_image(path)
+        assert rg.is_decoded() and rg.metadata == here.metadata
+        assert np.array_equal(rg.pixels, here.pixels)
+
+
+def test_load_images_closed_early_leaves_the_workers_free(reader, shared_data, distinct_copies, tmp_path):
+    files = distinct_copies(shared_data / "dicom" / "RG1_UNCR.dcm", tmp_path, 6)
+    loaded = reader.load_images(files, depth=3)
+    first_path, first = next(loaded)
+    assert first_path == files[0] and first.is_decoded()
+    loaded.close()  # the other reads are cancelled, or freed when they end
+    again = list(reader.load_images(files[-2:]))  # the workers are free for the next job at once
+    assert [p for p, _ in again] == files[-2:] and all(rg.is_decoded() for _, rg in again)
