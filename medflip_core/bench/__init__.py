@@ -34,6 +34,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "open": Benchmark("medflip_core.bench.open_study",
                       "opening 1,000 full-size DICOMs (links to one CR film, a mixed real folder, distinct copies): "
                       "peak RSS, time to the first image's pixels and to the end (--gui: in the main window)"),
+    "batch": Benchmark("medflip_core.bench.batch_stall",
+                       "batch scoring in the main window: longest event-loop stall with the files decoded in the "
+                       "reader processes vs in the window's process (one run)"),
     "inference": Benchmark("medflip_core.bench.inference",
                            "ONNX Runtime vs torch eager image embedding (batch 1); DICOM file -> scores time"),
     "startup": Benchmark("medflip_core.bench.startup", "desktop app launch -> main window shown"),
