@@ -204,14 +204,15 @@ def test_core_has_no_import_cycle(graph):
     assert not cycles, "import cycles in medflip_core:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
-def test_the_window_starts_without_scikit_learn():
-    """scikit-learn costs ~2 s of start-up (issue 24's < 2 s window): the window imports it only when a metric runs."""
+def test_the_window_starts_without_scikit_learn_or_pydicom():
+    """scikit-learn costs ~2 s of start-up (issue 24's < 2 s window): the window imports it only when a metric runs;
+    pydicom (~0.15-0.3 s) only when a DICOM is decoded in the window's process (the readers decode in theirs)."""
     import os
     import subprocess
     import sys
 
     code = ("import sys; import app.main_window, app.main; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'torch')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'torch', 'pydicom')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr[-2000:]

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medflip_core.errors import ImageLoadError
-from medflip_core.imaging.dicom_reader import is_dicom_file, load_dicom
-from medflip_core.imaging.folders import IMAGE_SUFFIXES, iter_image_files
+from medflip_core.imaging.folders import IMAGE_SUFFIXES, is_dicom_file, iter_image_files
 from medflip_core.imaging.messages import unreadable
 from medflip_core.imaging.pixel_cache import PixelCache, default_cache
 from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
@@ -38,6 +37,8 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Radiograph:
         raise ImageLoadError(f"{path.name}: the file is empty (0 bytes).")
     try:
         if is_dicom_file(path):  # the 'DICM' mark, whatever the name; anything else may still be a PNG or JPEG
+            from medflip_core.imaging.dicom_reader import load_dicom  # pydicom: imported at the first DICOM
+
             return load_dicom(path, max_pixels)
         return load_raster(path, max_pixels)
     except ImageLoadError:

@@ -16,6 +16,7 @@ from pydicom.uid import UID
 
 from medflip_core.errors import ImageLoadError
 from medflip_core.imaging import messages
+from medflip_core.imaging.folders import is_dicom_file  # noqa: F401 - where it used to live
 from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
 from medflip_core.imaging.windowing import apply_window, percentile_window
 
@@ -40,16 +41,6 @@ DECODER_HINTS: dict[str, str] = {
     "1.2.840.10008.1.2.4.112": "a JPEG XL decoder (none is available for pydicom yet)",
 }
 _PIXEL_KEYWORDS = {"PixelData", "FloatPixelData", "DoubleFloatPixelData"}
-
-
-def is_dicom_file(path: Path) -> bool:
-    """True for a Part 10 file (128-byte preamble + 'DICM')."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 def read_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:

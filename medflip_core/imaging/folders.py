@@ -5,11 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from medflip_core.errors import ImageLoadError
-from medflip_core.imaging.dicom_reader import is_dicom_file
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".dcm", ".dicom", ".dic", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 )
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True for a Part 10 file (128-byte preamble + 'DICM'); read without pydicom, which takes ~0.15 s to
+    import and is needed only once a DICOM is decoded."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 def _is_candidate(path: Path) -> bool:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medflip_core.errors import ImageLoadError
-from medflip_core.imaging.dicom_reader import is_dicom_file
-from medflip_core.imaging.folders import iter_image_files
+from medflip_core.imaging.folders import is_dicom_file, iter_image_files
 from medflip_core.imaging.radiograph import Radiograph
 
 if TYPE_CHECKING:
