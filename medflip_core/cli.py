@@ -83,7 +83,8 @@ def cmd_gpu(args: argparse.Namespace) -> int:
             found = sum(v is not None for v in rt["libraries"].values())
             lines.append(f"CUDA runtime of {rt['source']}: {rt['root']}")
             lines.append(f"  provider built for ONNX Runtime {rt['onnxruntime'] or '(unknown)'}; "
-                         f"{found} of {len(rt['libraries'])} CUDA libraries present")
+                         f"{found} of {len(rt['libraries'])} CUDA libraries in its folder"
+                         + (f" (from the system: {', '.join(rt['missing'])})" if rt["missing"] else ""))
             if rt.get("loaded"):
                 lines.append(f"  loaded: {rt['gpus']} GPU(s)")
             elif rt["problem"]:

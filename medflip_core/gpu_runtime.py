@@ -8,7 +8,9 @@ to the light app: the provider is registered from the add-on's folder as an ONNX
 provider, after its CUDA libraries are loaded by full path. The NVIDIA driver (libcuda.so.1, nvcuda.dll)
 always comes from the system. A source checkout's venv uses its own site-packages the same way, and
 MEDFLIP_CUDA_RUNTIME names any other folder laid out like site-packages (an `onnxruntime/capi/` with the CUDA
-provider, `nvidia/*/lib` with the libraries) or like the add-on (`_internal/`).
+provider, `nvidia/*/lib` with the libraries) or like the add-on (`_internal/`); a library the folder lacks is
+loaded by name from the system's library path, so an unpacked onnxruntime-gpu wheel beside a system-wide CUDA 13
+and cuDNN 9 serves too.
 
 Nothing here raises for a machine without a GPU: `inference_device()` always answers, CPU being the answer.
 """
@@ -58,6 +60,8 @@ class CudaRuntime:
 
     @property
     def missing(self) -> list[str]:
+        """Required libraries not in this folder: they are then looked for on the system's library path (a CUDA
+        toolkit and cuDNN installed system-wide, LD_LIBRARY_PATH / PATH)."""
         return [name for name in REQUIRED_LIBRARIES if self.libraries.get(name) is None]
 
 
@@ -153,8 +157,6 @@ def check_runtime(runtime: CudaRuntime) -> str | None:
     if runtime.ort_version != ort.__version__:
         return (f"{runtime.source} has the CUDA provider of ONNX Runtime {runtime.ort_version}, but this app runs "
                 f"{ort.__version__}: install the add-on of the same release as the app")
-    if runtime.missing:
-        return f"{runtime.source} ({runtime.root}) lacks {', '.join(runtime.missing)}"
     return None
 
 
@@ -179,15 +181,20 @@ def load_runtime(runtime: CudaRuntime) -> None:
             if (runtime.root / d).is_dir():
                 os.add_dll_directory(str(runtime.root / d))
     mode = getattr(ctypes, "RTLD_GLOBAL", 0)
+    lacking = []
     for name in (*REQUIRED_LIBRARIES, *OPTIONAL_LIBRARIES):
         path = runtime.libraries.get(name)
-        if path is None:
-            continue
         try:
-            ctypes.CDLL(str(path), mode=mode)
+            ctypes.CDLL(str(path) if path is not None else name, mode=mode)  # else: the system's, by name
         except OSError as exc:
-            if name in REQUIRED_LIBRARIES:
+            if name not in REQUIRED_LIBRARIES:
+                continue
+            if path is not None:
                 raise MedflipError(f"{name} from {runtime.source} does not load: {exc}") from exc
+            lacking.append(name)
+    if lacking:
+        raise MedflipError(f"{runtime.source} ({runtime.root}) lacks {', '.join(lacking)}, and the system's library "
+                           "path has no such library either (install CUDA 13 and cuDNN 9, or the trainer add-on)")
     try:
         ort.register_execution_provider_library(CUDA_EP, str(runtime.provider))
     except Exception as exc:  # onnxruntime's own error type; the loader's message is inside

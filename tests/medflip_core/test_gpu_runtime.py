@@ -120,7 +120,20 @@ def test_a_runtime_without_cudnn_names_what_it_lacks(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDFLIP_CUDA_RUNTIME", str(tmp_path / "addon"))
     runtime = next(r for r in gpu_runtime.candidate_runtimes() if r.source == "MEDFLIP_CUDA_RUNTIME")
     assert runtime.missing == ["libcudnn.so.9"]
-    assert "lacks libcudnn.so.9" in check_runtime(runtime)
+    assert check_runtime(runtime) is None  # the system's library path may have it: loading tells
+    code = ("import ctypes, json, sys\n"
+            "from medflip_core import gpu_runtime as g\n"
+            "try:\n    ctypes.CDLL('libcudnn.so.9'); system = True\nexcept OSError:\n    system = False\n"
+            "r = next(r for r in g.candidate_runtimes() if r.source == 'MEDFLIP_CUDA_RUNTIME')\n"
+            "try:\n    g.load_runtime(r); said = ''\nexcept g.MedflipError as e:\n    said = str(e)\n"
+            "print(json.dumps({'system': system, 'said': said}))")
+    env = {**os.environ, "MEDFLIP_CUDA_RUNTIME": str(tmp_path / "addon")}
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    env=env).stdout)
+    if out["system"]:  # a system-wide cuDNN stands in: loading goes on to the driver
+        assert "lacks" not in out["said"]
+    else:
+        assert "lacks libcudnn.so.9, and the system's library path has no such library either" in out["said"]
 
 
 def test_a_folder_without_provider_is_no_runtime(tmp_path):
