@@ -431,12 +431,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # a decoder's own complaint (with its traceback) about a bad file is not for the user,
         quiet_decoder_logs()  # who reads our sentence; -v shows it
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe is found here, not at interpreter exit
+        return code
     except MedflipError as exc:
         print(f"medflip: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `medflip ... | head` closed the pipe: stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
 
 
 if __name__ == "__main__":

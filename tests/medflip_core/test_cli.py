@@ -164,3 +164,15 @@ def test_export_command_writes_a_loadable_bundle(trained_run, tmp_path):
                            / "model.safetensors")
     assert os.path.getsize(tmp_path / "b" / "weights.safetensors") < 0.6 * full
     assert manifest["files"]["text_encoder.onnx"]["bytes"] < 40_000_000
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_traceback():
+    """`medflip label ... | head -1`: the pipe closes before the output ends; the command stops quietly."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "medflip_core.cli", "label", "Small left pleural effusion."],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before a line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "BrokenPipe" not in err and "Traceback" not in err, err
