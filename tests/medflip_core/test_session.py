@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,12 +94,19 @@ def test_retrieve_and_search(session):
         session.search("  ")
 
 
-def test_score_folder_rows_progress_cancel_and_csv(session, shared_data, tmp_path):
+def _batch_folder(shared_data: Path, tmp_path: Path, names: tuple[str, ...]) -> Path:
+    """Links to real DICOMs of the shared data and one broken PNG: a folder to batch-score."""
     folder = tmp_path / "batch"
     folder.mkdir()
-    for name in ("rsna_cr_chest_jpeg_baseline.dcm", "highdicom_dx_animal_lateral.dcm", "RG1_UNCR.dcm"):
+    for name in names:
         (folder / name).symlink_to(shared_data / "dicom" / name)
     (folder / "broken.png").write_bytes(b"\x89PNG garbage")
+    return folder
+
+
+def test_score_folder_rows_progress_cancel_and_csv(session, shared_data, tmp_path):
+    folder = _batch_folder(shared_data, tmp_path,
+                           ("rsna_cr_chest_jpeg_baseline.dcm", "highdicom_dx_animal_lateral.dcm", "RG1_UNCR.dcm"))
     seen = []
     rows = session.score_folder(folder, LABELS, progress=lambda d, t: seen.append(d))
     assert seen == [0, 1, 2, 3, 4] and len(rows) == 4  # 0 of 4 as soon as the files are counted
@@ -191,11 +199,8 @@ def test_search_streams_over_the_images_without_keeping_their_pixels(session):
 def test_batch_and_search_decoded_in_worker_processes_equal_the_ones_decoded_here(session, shared_data, tmp_path):
     from medflip_core.imaging.reader_processes import ReaderProcesses
 
-    folder = tmp_path / "batch"
-    folder.mkdir()
-    for name in ("RG1_J2KR.dcm", "highdicom_dx_animal_lateral.dcm", "rsna_cr_chest_jpeg_baseline.dcm"):
-        (folder / name).symlink_to(shared_data / "dicom" / name)
-    (folder / "broken.png").write_bytes(b"\x89PNG garbage")
+    folder = _batch_folder(shared_data, tmp_path,
+                           ("RG1_J2KR.dcm", "highdicom_dx_animal_lateral.dcm", "rsna_cr_chest_jpeg_baseline.dcm"))
     here = session.score_folder(folder, LABELS)
     reader = ReaderProcesses(2)
     try:
