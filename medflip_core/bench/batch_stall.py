@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from medflip_core.bench.open_study import write_distinct
+
 FILM = "RG1_J2KR.dcm"
 
 
@@ -28,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(args.data or os.environ.get("MEDFLIP_SHARED_DATA", repo.parent / "shared" / "data"))
     tmp = Path(tempfile.mkdtemp(prefix="medflip-bench-batch-"))
     try:
-        folder = Path(args.folder) if args.folder else _copies(data / "dicom" / FILM, tmp / "study", args.count)
+        if args.folder:
+            folder = Path(args.folder)
+        elif (data / "dicom" / FILM).is_file():
+            (tmp / "study").mkdir()
+            folder = write_distinct([data / "dicom" / FILM], tmp / "study", args.count)
+        else:
+            raise SystemExit(f"{data / 'dicom' / FILM} not found: pass --data (the shared data folder)")
         proc = subprocess.run([sys.executable, "-m", "app.batch_report", str(folder)], capture_output=True,
                               text=True, timeout=3600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     finally:
@@ -50,21 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     ratio = h["longest_event_loop_stall_s"] / max(w["longest_event_loop_stall_s"], 1e-3)
     print(f"  longest stall, window's process / reader processes: {ratio:.1f}x")
     return 0
-
-
-def _copies(source: Path, folder: Path, count: int) -> Path:
-    """`count` copies of a real film, each with its own SOP Instance UID (none is a duplicate of another)."""
-    import pydicom
-
-    if not source.is_file():
-        raise SystemExit(f"{source} not found: pass --data (the shared data folder)")
-    folder.mkdir(parents=True)
-    ds = pydicom.dcmread(source)
-    base = str(ds.SOPInstanceUID)[:50].rstrip(".")
-    for i in range(count):
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{base}.{i + 1}"
-        ds.save_as(folder / f"im{i:03d}.dcm")
-    return folder
 
 
 if __name__ == "__main__":

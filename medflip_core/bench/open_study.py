@@ -39,6 +39,12 @@ def make_folder(case: str, dicom_dir: Path, out: Path, count: int) -> Path:
         for i in range(count):
             (out / f"im{i:04d}.dcm").symlink_to(sources[i % len(sources)])
         return out
+    return write_distinct(sources, out, count)
+
+
+def write_distinct(sources: list[Path], out: Path, count: int) -> Path:
+    """`count` files in `out` cycling over the real DICOMs `sources`, each with its own SOP Instance UID (no file
+    is a duplicate of another: every one is decoded)."""
     import pydicom
 
     datasets = [pydicom.dcmread(s) for s in sources]
