@@ -82,7 +82,10 @@ class Engine:
         try:
             if self.device.on_gpu:
                 try:
-                    return ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
+                    session = ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
+                    if session.get_providers()[:1] == [self.device.providers[0]]:
+                        return session
+                    raise MedflipError(f"the session runs on {session.get_providers()[0]}")
                 except Exception as exc:  # a GPU that cannot take the model (memory, driver): the CPU can
                     self._gpu_failed(exc)
             return ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
@@ -93,7 +96,7 @@ class Engine:
         import onnxruntime as ort
 
         self.device = InferenceDevice((CPU_EP,), f"Inference runs on the CPU: the GPU could not load the model "
-                                      f"({str(exc).splitlines()[0][:200]}).", driver=True)
+                                      f"({(str(exc).splitlines() or [type(exc).__name__])[0][:200]}).", driver=True)
         self.providers = [CPU_EP]
         log.warning("%s", self.device.note)
         opts = ort.SessionOptions()  # the failed one holds the CUDA devices

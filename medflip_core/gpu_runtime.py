@@ -88,9 +88,10 @@ class InferenceDevice:
         """Keyword arguments of onnxruntime.InferenceSession; adds the CUDA devices to `options` (once)."""
         if not self.on_gpu:
             return {"sess_options": options, "providers": [CPU_EP]}
-        if not options.has_providers():
-            options.add_provider_for_devices(list(self.ep_devices), {})
-        return {"sess_options": options}
+        if not options.has_providers():  # the CUDA provider takes one device per session: the first GPU
+            options.add_provider_for_devices(list(self.ep_devices[:1]), {})
+        # no silent retry on the CPU inside onnxruntime: the engine notices and says so (Engine._session)
+        return {"sess_options": options, "enable_fallback": 0}
 
 
 def runtime_at(root: Path, source: str) -> CudaRuntime | None:
@@ -138,12 +139,35 @@ def candidate_runtimes() -> list[CudaRuntime]:
     return found
 
 
+MIN_DRIVER_CUDA = 13000  # the CUDA provider is built for CUDA 13: a driver that supports it (580 or newer)
+
+
 def driver_loadable() -> str | None:
     """None when the NVIDIA driver's library loads; otherwise why not (the loader's own words)."""
     try:
         ctypes.CDLL(DRIVER_LIBRARY)
     except OSError as exc:
         return str(exc)
+    return None
+
+
+def driver_problem() -> str | None:
+    """Why the installed driver cannot serve the CUDA provider (too old for CUDA 13, or no GPU visible to it), or
+    None. Asked through the driver itself before any CUDA library is loaded: the provider's device discovery is
+    not safe on a driver that reports no device."""
+    try:
+        cuda = ctypes.CDLL(DRIVER_LIBRARY)
+        if cuda.cuInit(0) != 0:
+            return "the NVIDIA driver did not initialise (no usable GPU, or CUDA_VISIBLE_DEVICES hides them)"
+        version, count = ctypes.c_int(0), ctypes.c_int(0)
+        if cuda.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value < MIN_DRIVER_CUDA:
+            major, minor = divmod(version.value, 1000)
+            return (f"the NVIDIA driver supports CUDA {major}.{minor // 10}, and the CUDA provider needs CUDA 13 "
+                    "(driver 580 or newer)")
+        if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+            return "the NVIDIA driver sees no GPU"
+    except (OSError, AttributeError) as exc:
+        return f"the NVIDIA driver could not be asked about its GPUs ({exc})"
     return None
 
 
@@ -239,6 +263,9 @@ def _choose(prefer_gpu: bool) -> InferenceDevice:
         return _cpu("ONNX Runtime has no CUDA on macOS", driver=False)
     if driver_loadable() is not None:  # the common case, and cheap: no CUDA library is touched
         return _cpu(f"no NVIDIA driver on this machine ({DRIVER_LIBRARY} is not installed)", driver=False)
+    problem = driver_problem()
+    if problem:
+        return _cpu(problem)
     runtimes = candidate_runtimes()
     if not runtimes:
         return _cpu("an NVIDIA driver is installed, but this app carries no CUDA runtime for ONNX Runtime. "
@@ -267,6 +294,7 @@ def diagnose() -> dict:
 
     report: dict = {"onnxruntime": ort.__version__, "driver": DRIVER_LIBRARY, "driver_error": driver_loadable(),
                     "runtimes": []}
+    report["driver_problem"] = driver_problem() if report["driver_error"] is None else None
     for runtime in candidate_runtimes():
         entry = {"source": runtime.source, "root": str(runtime.root), "provider": str(runtime.provider),
                  "onnxruntime": runtime.ort_version, "missing": runtime.missing,

@@ -220,13 +220,21 @@ class ReaderProcesses:
             for _ in range(depth):
                 submit()
             while flight:
-                path, future = flight.popleft()
-                submit()
+                path, future = flight[0]
                 try:
                     light, arrays = self.result(future, path, keep_pixels=True)
                 except ImageLoadError as exc:
+                    flight.popleft()
                     yield path, exc
+                    submit()
                     continue
+                except CancelledError:  # the pool was shut down under it (closing, or a worker's crash)
+                    flight.popleft()
+                    yield path, ImageLoadError(f"{path.name}: the read was stopped (the image reader closed).")
+                    submit()
+                    continue
+                flight.popleft()
+                submit()
                 yield path, Radiograph(arrays[0], arrays[1], light.metadata, light.patient, light.notes,
                                        light.identifying_tags, thumbnail=light.thumbnail)
         finally:
