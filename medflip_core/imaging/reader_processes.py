@@ -228,10 +228,11 @@ class ReaderProcesses:
                     yield path, exc
                     submit()
                     continue
-                except CancelledError:  # the pool was shut down under it (closing, or a worker's crash)
-                    flight.popleft()
-                    yield path, ImageLoadError(f"{path.name}: the read was stopped (the image reader closed).")
-                    submit()
+                except CancelledError:  # its pool was shut down before the read started
+                    if self._closed:  # the window is closing: the load ends with one sentence, not one per file
+                        flight.popleft()
+                        raise ImageLoadError("The image reader was closed (the window is closing).") from None
+                    flight[0] = (path, self._submit(open_file, str(path), True))  # a restarted pool reads it
                     continue
                 flight.popleft()
                 submit()
