@@ -146,8 +146,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _sync_mask_view(self) -> None:
         """The mask tab preprocesses its image (40-100 ms on the GUI thread): only while it is the tab shown."""
-        if self.tabs.currentWidget() is self.mask_view and self.mask_view.radiograph is not self._mask_image:
+        if self.mask_view.radiograph is self._mask_image:
+            return
+        if self.tabs.currentWidget() is self.mask_view:
             self.mask_view.set_radiograph(self._mask_image)
+        elif self.mask_view.radiograph is not None:  # hidden: let go of the old image (a model load would redo it)
+            self.mask_view.set_radiograph(None)
 
     def _wire(self) -> None:
         self.tabs.currentChanged.connect(self._tab_changed)

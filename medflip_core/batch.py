@@ -100,10 +100,12 @@ def classify_files(
     files, rows = expand_paths(paths)
     if progress is not None:
         progress(0, len(files))
-    loaded = reader.load_images(files) if reader is not None else ((p, _read(load_image, p)) for p in files)
+    stop = should_stop or (lambda: False)
+    loaded = (reader.load_images(files) if reader is not None
+              else ((p, _read(load_image, p)) for p in files if not stop()))  # asked before each decode
     try:
         for i, (path, rg) in enumerate(loaded):
-            if should_stop is not None and should_stop():
+            if stop():
                 break
             try:
                 if isinstance(rg, MedflipError):

@@ -6,6 +6,7 @@ Every failure a user can cause ends in one readable line on stderr and a non-zer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -432,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         quiet_decoder_logs()  # who reads our sentence; -v shows it
     try:
         code = int(args.func(args))
-        sys.stdout.flush()  # a closed pipe is found here, not at interpreter exit
+        if sys.stdout is not None:  # None in a windowed executable
+            sys.stdout.flush()  # a closed pipe is found here, not at interpreter exit
         return code
     except MedflipError as exc:
         print(f"medflip: error: {exc}", file=sys.stderr)
@@ -440,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `medflip ... | head` closed the pipe: stop quietly, as other command-line tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no second error at interpreter exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from medflip_core.bundle import IMAGE_ONNX, TEXT_ONNX, TOKENIZER_DIR, Bundle, load_bundle
 from medflip_core.errors import MedflipError
-from medflip_core.gpu_runtime import CPU_EP, InferenceDevice, inference_device
+from medflip_core.gpu_runtime import CPU_EP, gpu_failed, inference_device
 from medflip_core.imaging import Radiograph
 from medflip_core.preprocess import PreprocessConfig, preprocess_batch
 
@@ -82,7 +82,11 @@ class Engine:
         try:
             if self.device.on_gpu:
                 try:
-                    return ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
+                    session = ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
+                    if session.get_providers()[:1] == [self.device.providers[0]]:
+                        return session
+                    raise MedflipError("ONNX Runtime did not start its CUDA provider for this model (the session "
+                                       f"runs on {session.get_providers()[0]})")
                 except Exception as exc:  # a GPU that cannot take the model (memory, driver): the CPU can
                     self._gpu_failed(exc)
             return ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
@@ -92,10 +96,8 @@ class Engine:
     def _gpu_failed(self, exc: Exception) -> None:
         import onnxruntime as ort
 
-        self.device = InferenceDevice((CPU_EP,), f"Inference runs on the CPU: the GPU could not load the model "
-                                      f"({str(exc).splitlines()[0][:200]}).", driver=True)
+        self.device = gpu_failed((str(exc).splitlines() or [type(exc).__name__])[0][:200])
         self.providers = [CPU_EP]
-        log.warning("%s", self.device.note)
         opts = ort.SessionOptions()  # the failed one holds the CUDA devices
         opts.intra_op_num_threads = self._session_options.intra_op_num_threads
         opts.inter_op_num_threads = self._session_options.inter_op_num_threads

@@ -21,6 +21,7 @@ import ctypes
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,10 +75,11 @@ class InferenceDevice:
     ep_devices: tuple = field(default=(), repr=False)  # onnxruntime OrtEpDevice objects of the CUDA provider
     runtime: CudaRuntime | None = None
     driver: bool = False  # an NVIDIA driver is installed: a GPU user who gets the CPU should be told why
+    builtin: bool = False  # this process's onnxruntime(-gpu) has the CUDA provider built in: no plugin needed
 
     @property
     def on_gpu(self) -> bool:
-        return bool(self.ep_devices)
+        return self.providers[0] == CUDA_EP
 
     @property
     def label(self) -> str:
@@ -88,9 +90,13 @@ class InferenceDevice:
         """Keyword arguments of onnxruntime.InferenceSession; adds the CUDA devices to `options` (once)."""
         if not self.on_gpu:
             return {"sess_options": options, "providers": [CPU_EP]}
-        if not options.has_providers():
-            options.add_provider_for_devices(list(self.ep_devices), {})
-        return {"sess_options": options}
+        if self.builtin:  # the classic provider list: it needs no device discovery (which finds no GPU on WSL2)
+            return {"sess_options": options, "providers": [(CUDA_EP, {"device_id": "0"}), CPU_EP],
+                    "enable_fallback": 0}
+        if not options.has_providers():  # the CUDA provider takes one device per session: the first GPU
+            options.add_provider_for_devices(list(self.ep_devices[:1]), {})
+        # no silent retry on the CPU inside onnxruntime: the engine notices and says so (Engine._session)
+        return {"sess_options": options, "enable_fallback": 0}
 
 
 def runtime_at(root: Path, source: str) -> CudaRuntime | None:
@@ -138,6 +144,9 @@ def candidate_runtimes() -> list[CudaRuntime]:
     return found
 
 
+MIN_DRIVER_CUDA = 13000  # the CUDA provider is built for CUDA 13: a driver that supports it (580 or newer)
+
+
 def driver_loadable() -> str | None:
     """None when the NVIDIA driver's library loads; otherwise why not (the loader's own words)."""
     try:
@@ -145,6 +154,33 @@ def driver_loadable() -> str | None:
     except OSError as exc:
         return str(exc)
     return None
+
+
+def driver_problem() -> str | None:
+    """Why the installed driver cannot serve the CUDA provider (too old for CUDA 13, or no GPU visible to it), or
+    None. Asked through the driver itself before any CUDA library is loaded: the provider's device discovery is
+    not safe on a driver that reports no device."""
+    return driver_query()[0]
+
+
+def driver_query(library: str | None = None) -> tuple[str | None, int]:
+    """(why the driver cannot serve, or None; the GPUs it sees), asked with cuInit, cuDriverGetVersion and
+    cuDeviceGetCount of `library` (default the system's driver)."""
+    count = ctypes.c_int(0)
+    try:
+        cuda = ctypes.CDLL(library or DRIVER_LIBRARY)
+        if cuda.cuInit(0) != 0:
+            return "the NVIDIA driver did not initialise (no usable GPU, or CUDA_VISIBLE_DEVICES hides them)", 0
+        version = ctypes.c_int(0)
+        if cuda.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value < MIN_DRIVER_CUDA:
+            major, minor = divmod(version.value, 1000)
+            return (f"the NVIDIA driver supports CUDA {major}.{minor // 10}, and the CUDA provider needs CUDA 13 "
+                    "(driver 580 or newer)"), 0
+        if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+            return "the NVIDIA driver sees no GPU", 0
+    except (OSError, AttributeError) as exc:
+        return f"the NVIDIA driver could not be asked about its GPUs ({exc})", 0
+    return None, count.value
 
 
 def check_runtime(runtime: CudaRuntime) -> str | None:
@@ -161,21 +197,41 @@ def check_runtime(runtime: CudaRuntime) -> str | None:
 
 
 _registered: dict[str, Path] = {}  # registration name -> provider library: ONNX Runtime keeps it per process
+_lock = threading.RLock()  # engines are made on worker threads: one registration, one choice per process
+
+
+def is_builtin(runtime: CudaRuntime) -> bool:
+    """The runtime is this process's own onnxruntime-gpu: its CUDA provider is used the classic way (a provider
+    list), not registered as a plugin."""
+    import onnxruntime as ort
+
+    return (runtime.root.resolve() == Path(ort.__file__).resolve().parent.parent
+            and CUDA_EP in ort.get_available_providers())
 
 
 def load_runtime(runtime: CudaRuntime) -> None:
-    """Load the runtime's CUDA libraries and register its provider with ONNX Runtime (once per process).
-    Raises MedflipError with the reason when that fails (no driver, a library that will not load)."""
-    import onnxruntime as ort
+    """Load the runtime's CUDA libraries and, unless it is this process's own onnxruntime-gpu, register its
+    provider with ONNX Runtime (once per process). Raises MedflipError with the reason when that fails (no
+    driver, a library that will not load)."""
+    with _lock:
+        if _registered:
+            if runtime.provider in _registered.values():
+                return
+            loaded = next(iter(_registered.values()))
+            raise MedflipError(f"another CUDA runtime is already loaded in this process ({loaded})")
+        problem = check_runtime(runtime)
+        if problem:
+            raise MedflipError(problem)
+        _load_libraries(runtime)
+        if is_builtin(runtime):
+            _load_builtin_provider(runtime)
+        else:
+            _register(runtime)
+        _registered[CUDA_EP] = runtime.provider
 
-    if _registered:
-        if runtime.provider in _registered.values():
-            return
-        loaded = next(iter(_registered.values()))
-        raise MedflipError(f"another CUDA runtime is already loaded in this process ({loaded})")
-    problem = check_runtime(runtime)
-    if problem:
-        raise MedflipError(problem)
+
+def _load_libraries(runtime: CudaRuntime) -> None:
+    """The CUDA libraries, by full path and globally, so the provider's own links resolve to them."""
     if _WINDOWS:  # let the provider's own dependencies resolve from the runtime's folders
         for d in LIBRARY_DIRS:
             if (runtime.root / d).is_dir():
@@ -195,6 +251,22 @@ def load_runtime(runtime: CudaRuntime) -> None:
     if lacking:
         raise MedflipError(f"{runtime.source} ({runtime.root}) lacks {', '.join(lacking)}, and the system's library "
                            "path has no such library either (install CUDA 13 and cuDNN 9, or the trainer add-on)")
+
+
+def _load_builtin_provider(runtime: CudaRuntime) -> None:
+    """Open the provider library the way onnxruntime's provider list will, so that what it lacks (the driver)
+    is found now, with a reason, and not as a failed session later."""
+    try:
+        ctypes.CDLL(str(runtime.provider), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+    except OSError as exc:
+        if DRIVER_LIBRARY in str(exc):
+            raise MedflipError(f"the NVIDIA driver ({DRIVER_LIBRARY}) is not installed") from exc
+        raise MedflipError(f"the CUDA provider of {runtime.source} does not load: {exc}") from exc
+
+
+def _register(runtime: CudaRuntime) -> None:
+    import onnxruntime as ort
+
     try:
         ort.register_execution_provider_library(CUDA_EP, str(runtime.provider))
     except Exception as exc:  # onnxruntime's own error type; the loader's message is inside
@@ -203,7 +275,6 @@ def load_runtime(runtime: CudaRuntime) -> None:
             raise MedflipError(f"the NVIDIA driver ({DRIVER_LIBRARY}) is not installed") from exc
         if "already registered" not in text.lower():
             raise MedflipError(f"ONNX Runtime did not load the CUDA provider of {runtime.source}: {text}") from exc
-    _registered[CUDA_EP] = runtime.provider
 
 
 def cuda_devices() -> tuple:
@@ -219,12 +290,23 @@ _chosen: dict[bool, InferenceDevice] = {}
 def inference_device(prefer_gpu: bool = True) -> InferenceDevice:
     """Where sessions run in this process. A GPU, or the lack of a driver, is final for the process; a driver
     without a usable runtime is asked again at the next model, so installing the add-on needs no restart."""
-    if prefer_gpu in _chosen:
-        return _chosen[prefer_gpu]
-    device = _choose(prefer_gpu)
-    log.info("%s", device.note)
-    if device.on_gpu or not device.driver:
-        _chosen[prefer_gpu] = device
+    with _lock:
+        if prefer_gpu in _chosen:
+            return _chosen[prefer_gpu]
+        device = _choose(prefer_gpu)
+        log.info("%s", device.note)
+        if device.on_gpu or not device.driver:
+            _chosen[prefer_gpu] = device
+        return device
+
+
+def gpu_failed(why: str) -> InferenceDevice:
+    """The GPU chosen could not run a model: the CPU from now on in this process (a restart asks again), so that
+    every later model does not fail on the GPU first."""
+    device = _cpu(f"the GPU could not load the model ({why})")
+    with _lock:
+        _chosen[True] = device
+    log.warning("%s", device.note)
     return device
 
 
@@ -239,6 +321,9 @@ def _choose(prefer_gpu: bool) -> InferenceDevice:
         return _cpu("ONNX Runtime has no CUDA on macOS", driver=False)
     if driver_loadable() is not None:  # the common case, and cheap: no CUDA library is touched
         return _cpu(f"no NVIDIA driver on this machine ({DRIVER_LIBRARY} is not installed)", driver=False)
+    problem, gpus = driver_query()
+    if problem:
+        return _cpu(problem)
     runtimes = candidate_runtimes()
     if not runtimes:
         return _cpu("an NVIDIA driver is installed, but this app carries no CUDA runtime for ONNX Runtime. "
@@ -251,10 +336,15 @@ def _choose(prefer_gpu: bool) -> InferenceDevice:
         except MedflipError as exc:
             reasons.append(str(exc))
             continue
+        if is_builtin(runtime):
+            return InferenceDevice((CUDA_EP, CPU_EP), f"Inference runs on the GPU (CUDA, {gpus} device(s); the "
+                                   f"first is used) with {runtime.source}'s onnxruntime-gpu.", (), runtime,
+                                   driver=True, builtin=True)
         devices = cuda_devices()
         if not devices:
             return _cpu(f"the CUDA provider of {runtime.source} sees no usable GPU", runtime)
-        return InferenceDevice((CUDA_EP, CPU_EP), f"Inference runs on the GPU (CUDA, {len(devices)} device(s)) "
+        return InferenceDevice((CUDA_EP, CPU_EP), f"Inference runs on the GPU (CUDA, {len(devices)} device(s); "
+                               "the first is used) "
                                f"with the CUDA runtime of {runtime.source} ({runtime.root}).", devices, runtime,
                                driver=True)
     return _cpu("; ".join(reasons))
@@ -267,6 +357,7 @@ def diagnose() -> dict:
 
     report: dict = {"onnxruntime": ort.__version__, "driver": DRIVER_LIBRARY, "driver_error": driver_loadable(),
                     "runtimes": []}
+    report["driver_problem"] = driver_problem() if report["driver_error"] is None else None
     for runtime in candidate_runtimes():
         entry = {"source": runtime.source, "root": str(runtime.root), "provider": str(runtime.provider),
                  "onnxruntime": runtime.ort_version, "missing": runtime.missing,
@@ -276,7 +367,8 @@ def diagnose() -> dict:
             try:
                 load_runtime(runtime)
                 entry["loaded"] = True
-                entry["gpus"] = len(cuda_devices())
+                entry["builtin"] = is_builtin(runtime)
+                entry["gpus"] = driver_query()[1] if entry["builtin"] else len(cuda_devices())
             except MedflipError as exc:
                 entry["loaded"] = False
                 entry["problem"] = str(exc)

@@ -220,13 +220,22 @@ class ReaderProcesses:
             for _ in range(depth):
                 submit()
             while flight:
-                path, future = flight.popleft()
-                submit()
+                path, future = flight[0]
                 try:
                     light, arrays = self.result(future, path, keep_pixels=True)
                 except ImageLoadError as exc:
+                    flight.popleft()
                     yield path, exc
+                    submit()
                     continue
+                except CancelledError:  # its pool was shut down before the read started
+                    if self._closed:  # the window is closing: the load ends with one sentence, not one per file
+                        flight.popleft()
+                        raise ImageLoadError("The image reader was closed (the window is closing).") from None
+                    flight[0] = (path, self._submit(open_file, str(path), True))  # a restarted pool reads it
+                    continue
+                flight.popleft()
+                submit()
                 yield path, Radiograph(arrays[0], arrays[1], light.metadata, light.patient, light.notes,
                                        light.identifying_tags, thumbnail=light.thumbnail)
         finally:

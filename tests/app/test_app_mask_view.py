@@ -146,3 +146,19 @@ def test_resizing_moves_the_score_map_without_redrawing_it(window, qtbot, shared
     qtbot.wait(50)
     assert view.score_label.text().startswith("Right, ")
     assert view.score_item.image is image  # the same array: placed anew, not re-rendered
+
+
+def test_a_hidden_mask_tab_lets_go_of_the_image_it_showed(window, qtbot, shared_data):
+    """Another image opened while a different tab is in front: the mask tab drops the old one (nothing stale to
+    re-preprocess on the GUI thread when a model loads) and shows the new one when it is shown again."""
+    window.tabs.setCurrentWidget(window.mask_view)
+    window.open_paths([str(shared_data / "dicom" / "RG1_J2KI.dcm")])
+    qtbot.waitUntil(lambda: window.mask_view.radiograph is not None, timeout=30000)
+    window.tabs.setCurrentWidget(window.zero_shot)
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    shown = window.viewer
+    qtbot.waitUntil(lambda: shown.radiograph is not None and shown.radiograph.path.name == "RG1_UNCR.dcm",
+                    timeout=30000)
+    assert window.mask_view.radiograph is None and window.mask_view.pixels is None
+    window.tabs.setCurrentWidget(window.mask_view)
+    assert window.mask_view.radiograph is window.viewer.radiograph

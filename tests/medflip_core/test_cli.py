@@ -176,3 +176,9 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_traceback():
     proc.stdout.close()  # the reader is gone before a line is written
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "BrokenPipe" not in err and "Traceback" not in err, err
+
+
+def test_a_windowed_executable_without_stdout_runs_a_command(monkeypatch):
+    """A windowed Windows executable has sys.stdout None: the command still runs and says how it went."""
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(["label", "Small left pleural effusion."]) == 0

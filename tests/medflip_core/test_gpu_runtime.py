@@ -63,6 +63,7 @@ def test_medflip_gpu_loads_every_library_and_stops_only_at_the_driver():
     report = json.loads(out.stdout)
     own = next(r for r in report["runtimes"] if r["source"] == "this installation")
     assert own["onnxruntime"] == ort.__version__ and own["missing"] == []
+    assert gpu_runtime.is_builtin(OWN)  # onnxruntime-gpu's own provider: the classic provider list, no plugin
     if report["driver_error"] is None:
         assert own["loaded"] is True, own["problem"]
         assert ("GPU" in report["device"]) == (own["gpus"] > 0)
@@ -153,3 +154,90 @@ def test_the_engine_says_where_it_runs(tmp_path):
         assert not device.on_gpu and not device.driver
         assert "no NVIDIA driver" in device.note and device.label == "CPU"
     assert device.note.startswith("Inference runs on the ")
+
+
+@needs_provider
+def test_the_addon_provider_is_registered_as_a_plugin_up_to_the_driver(tmp_path):
+    """The add-on's provider is not this process's onnxruntime's: it is registered as a plugin execution
+    provider, which (in a fresh process) loads every CUDA library and then needs exactly the driver."""
+    exe = _addon_layout(tmp_path / "medflip-studio-trainer", ort.__version__)
+    code = ("import json\n"
+            "from medflip_core import gpu_runtime as g\n"
+            "r = next(r for r in g.candidate_runtimes() if r.source == 'the trainer add-on')\n"
+            "try:\n    g.load_runtime(r); said = ''\nexcept g.MedflipError as e:\n    said = str(e)\n"
+            "print(json.dumps({'builtin': g.is_builtin(r), 'said': said, 'gpus': len(g.cuda_devices())}))")
+    env = {**{k: v for k, v in os.environ.items() if k != "MEDFLIP_CUDA_RUNTIME"}, "MEDFLIP_TRAINER": str(exe)}
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    env=env).stdout)
+    assert out["builtin"] is False
+    if driver_loadable() is None:
+        assert out["said"] == "" or "driver" in out["said"], out
+    else:
+        assert out["said"] == f"the NVIDIA driver ({DRIVER_LIBRARY}) is not installed" and out["gpus"] == 0
+
+
+FAKE_DRIVER = r"""
+#include <stdlib.h>
+static int env(const char *name) { const char *v = getenv(name); return v ? atoi(v) : 0; }
+int cuInit(unsigned flags) { (void)flags; return env("FAKE_CU_INIT"); }
+int cuDriverGetVersion(int *v) { *v = env("FAKE_CU_VERSION"); return 0; }
+int cuDeviceGetCount(int *n) { *n = env("FAKE_CU_COUNT"); return 0; }
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_driver(tmp_path_factory) -> str:
+    """A library with the three driver calls asked before any CUDA library loads, answering what the test sets."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler to build a stand-in driver library")
+    folder = tmp_path_factory.mktemp("driver")
+    (folder / "cuda.c").write_text(FAKE_DRIVER)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(folder / "libcuda.so.1"), str(folder / "cuda.c")], check=True)
+    return str(folder / "libcuda.so.1")
+
+
+@linux_only
+@pytest.mark.parametrize(("init", "version", "count", "said"), [
+    (100, 13000, 1, "did not initialise"),  # CUDA_ERROR_NO_DEVICE: CUDA_VISIBLE_DEVICES hides every GPU
+    (0, 12080, 1, "supports CUDA 12.8, and the CUDA provider needs CUDA 13"),
+    (0, 13000, 0, "sees no GPU"),
+    (0, 13010, 2, None),
+])
+def test_the_driver_is_asked_before_any_cuda_library_loads(fake_driver, monkeypatch, init, version, count, said):
+    monkeypatch.setenv("FAKE_CU_INIT", str(init))
+    monkeypatch.setenv("FAKE_CU_VERSION", str(version))
+    monkeypatch.setenv("FAKE_CU_COUNT", str(count))
+    problem, gpus = gpu_runtime.driver_query(fake_driver)
+    if said is None:
+        assert problem is None and gpus == count
+    else:
+        assert said in problem and gpus == 0
+
+
+def test_a_missing_driver_is_a_reason_not_an_error(tmp_path):
+    problem, gpus = gpu_runtime.driver_query(str(tmp_path / "libcuda.so.1"))
+    assert "could not be asked" in problem and gpus == 0
+
+
+@pytest.mark.parametrize("way", ["provider list", "plugin devices"])
+def test_a_gpu_session_that_lands_on_the_cpu_is_said_and_remembered(monkeypatch, way):
+    """A session asked for the GPU that onnxruntime runs on the CPU (here: the CUDA provider cannot start
+    without a driver; the CPU's own device handed over as if it were a GPU) is noticed, not taken for a GPU: the
+    engine says so, and later engines of this process go to the CPU at once."""
+    from medflip_core.engine import Engine
+    from medflip_core.model_store import resolve_model
+
+    if way == "provider list":
+        if OWN is None or driver_loadable() is None:
+            pytest.skip("needs onnxruntime-gpu on a machine without a driver")
+        device = gpu_runtime.InferenceDevice((gpu_runtime.CUDA_EP, gpu_runtime.CPU_EP), "asked", (), OWN,
+                                             driver=True, builtin=True)
+    else:
+        device = gpu_runtime.InferenceDevice((gpu_runtime.CUDA_EP, gpu_runtime.CPU_EP), "asked",
+                                             tuple(ort.get_ep_devices()), None, driver=True)
+    monkeypatch.setattr(gpu_runtime, "_chosen", {True: device})
+    engine = Engine(resolve_model("medflip-default"))
+    assert engine.providers == [gpu_runtime.CPU_EP] and engine._image.get_providers() == [gpu_runtime.CPU_EP]
+    assert engine.device.note.startswith("Inference runs on the CPU: the GPU could not load the model (")
+    assert engine.device.label == "CPU" and engine.device.driver
+    assert gpu_runtime.inference_device() is engine.device

@@ -13,7 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from medflip_core.imaging import PixelCache, load_image
+from medflip_core.errors import ImageLoadError
+from medflip_core.imaging import PixelCache, Radiograph, load_image
 from medflip_core.imaging.opening import open_images
 from medflip_core.imaging.reader_processes import OnDemandDecoder, ReaderProcesses
 
@@ -145,3 +146,22 @@ def test_load_images_closed_early_leaves_the_workers_free(reader, shared_data, d
     loaded.close()  # the other reads are cancelled, or freed when they end
     again = list(reader.load_images(files[-2:]))  # the workers are free for the next job at once
     assert [p for p, _ in again] == files[-2:] and all(rg.is_decoded() for _, rg in again)
+
+
+def test_load_images_of_a_reader_closed_under_it_ends_with_one_sentence(shared_data, distinct_copies, tmp_path):
+    """The window closing during a batch: the load ends with the reader's own sentence (no CancelledError, no
+    error row per file still to come), and what was read before stays read."""
+    files = distinct_copies(shared_data / "dicom" / "RG1_UNCR.dcm", tmp_path, 6)
+    own = ReaderProcesses(1)
+    try:
+        loaded = own.load_images(files, depth=2)
+        first_path, first = next(loaded)
+        assert first_path == files[0] and first.is_decoded()
+        own.close()
+        rest = []
+        with pytest.raises(ImageLoadError, match="image reader was closed"):
+            for item in loaded:
+                rest.append(item)
+        assert all(isinstance(rg, Radiograph) and p in files[1:3] for p, rg in rest)
+    finally:
+        own.close()
