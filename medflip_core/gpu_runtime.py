@@ -40,8 +40,13 @@ DRIVER_LIBRARY = "nvcuda.dll" if _WINDOWS else "libcuda.so.1"
 if _WINDOWS:  # untested: no Windows machine
     REQUIRED_LIBRARIES = ("cudart64_13.dll", "cublasLt64_13.dll", "cublas64_13.dll", "curand64_10.dll",
                           "cudnn64_9.dll")
-    OPTIONAL_LIBRARIES = ("cufft64_12.dll",)
-    LIBRARY_DIRS = ("nvidia/cu13/bin/x86_64", "nvidia/cudnn/bin", ".")
+    # cuDNN 9 opens its parts by name when it first runs a kernel; Windows finds a DLL already loaded by its name,
+    # and not always one in a folder added with add_dll_directory: so they are loaded first, by path
+    OPTIONAL_LIBRARIES = ("cufft64_12.dll", "cudnn_graph64_9.dll", "cudnn_ops64_9.dll", "cudnn_heuristic64_9.dll",
+                          "cudnn_adv64_9.dll", "cudnn_cnn64_9.dll", "cudnn_engines_precompiled64_9.dll",
+                          "cudnn_engines_runtime_compiled64_9.dll", "cudnn_engines_tensor_ir64_9.dll")
+    # pip's nvidia-* wheels; torch's Windows wheels carry their CUDA DLLs in torch/lib (the add-on); top level
+    LIBRARY_DIRS = ("nvidia/cu13/bin/x86_64", "nvidia/cudnn/bin", "torch/lib", ".")
 else:
     REQUIRED_LIBRARIES = ("libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10",
                           "libcudnn.so.9")

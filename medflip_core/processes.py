@@ -84,8 +84,11 @@ def trainer_missing() -> str | None:
                     f"{probe}")
         where = Path(sys.executable).resolve().parent.parent / ADDON_DIR
         if os.name == "nt":  # packaging/windows (untested)
+            from medflip_core.model_store import user_data_dir
+
             return (f"{what}. Download and run the trainer add-on's installer MedFLIPStudio-trainer-{__version__}-"
-                    f"setup.exe: it installs into {where}, beside this app, and {found}. {probe}")
+                    f"setup.exe: it installs into {where}, beside this app (or into {user_data_dir() / 'trainer'} "
+                    f"when this app was installed for all users and the add-on is not), and {found}. {probe}")
         return (f"{what}. Download the trainer add-on MedFLIPStudio-trainer-{__version__}-linux-x86_64.tar.gz, "
                 f"unpack it and run its ./install.sh: it installs into {where}, beside this app, and {found}. "
                 f"{probe}")

@@ -3,8 +3,9 @@
 ; UNTESTED: this project has no Windows build machine. Research use only, not for diagnosis.
 ;
 ; The light app looks for the add-on beside its own folder, as <parent>\medflip-studio-trainer\
-; MedFLIPStudio-trainer.exe (medflip_core/processes.py), so this installer defaults to that folder next to where
-; the app's installer put the app (read from the app's uninstall registry key), and installs nothing else: no
+; MedFLIPStudio-trainer.exe, and in the user's data folder (medflip_core/processes.py), so this installer defaults
+; to the folder next to where the app's installer put the app (read from the app's uninstall registry key, of all
+; users or of this user), or to the user's data folder when it cannot write there, and installs nothing else: no
 ; shortcuts, no file associations. Uninstalling it leaves the app, models and runs alone.
 ;
 ; Build on Windows, from the project's full venv (with torch):
@@ -40,13 +41,29 @@ DiskSpanning=no
 Source: "..\..\dist\trainer\MedFLIPStudio-trainer\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
 
 [Code]
-// <the app's folder>\..\medflip-studio-trainer; the per-user programs folder when the app is not installed
+// Where the app looks (medflip_core/processes.py addon_candidates): beside the app's folder, as
+// <parent>\medflip-studio-trainer, or in the user's data folder (platformdirs: %LOCALAPPDATA%\MedFLIP\
+// medflip-studio\trainer). The app's installer may have run for all users (HKLM, Program Files) or for this user
+// only (HKCU); an add-on installed for this user only cannot write beside an all-users app, so it goes to the
+// user's data folder, where the app finds it as well.
+function UserDataTrainer(): String;
+begin
+  Result := ExpandConstant('{localappdata}\MedFLIP\medflip-studio\trainer');
+end;
+
+function StudioLocation(Root: Integer; var Location: String): Boolean;
+begin
+  Result := RegQueryStringValue(Root, '{#StudioKey}', 'InstallLocation', Location) and (Location <> '');
+end;
+
 function BesideTheApp(Param: String): String;
 var
   Location: String;
 begin
-  if RegQueryStringValue(HKA, '{#StudioKey}', 'InstallLocation', Location) and (Location <> '') then
+  if StudioLocation(HKCU, Location) then
+    Result := ExtractFilePath(RemoveBackslash(Location)) + 'medflip-studio-trainer'
+  else if StudioLocation(HKLM, Location) and IsAdminInstallMode() then
     Result := ExtractFilePath(RemoveBackslash(Location)) + 'medflip-studio-trainer'
   else
-    Result := ExpandConstant('{autopf}\medflip-studio-trainer');
+    Result := UserDataTrainer();
 end;

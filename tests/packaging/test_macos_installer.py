@@ -21,8 +21,8 @@ def _unpacked_zip(root: Path, marker: str) -> Path:
     return root
 
 
-def _install(stage: Path, data: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ["PATH"], "HOME": str(data.parent), "MEDFLIP_DATA_DIR": str(data)}
+def _install(stage: Path, data: Path, path: str | None = None) -> subprocess.CompletedProcess:
+    env = {"PATH": path or os.environ["PATH"], "HOME": str(data.parent), "MEDFLIP_DATA_DIR": str(data)}
     return subprocess.run(["sh", str(stage / "install_trainer.sh")], capture_output=True, text=True, env=env,
                           timeout=60)
 
@@ -58,3 +58,18 @@ def test_install_refuses_a_foreign_folder_and_an_incomplete_zip(tmp_path):
     (empty / "install_trainer.sh").write_bytes(SCRIPT.read_bytes())
     proc = _install(empty, tmp_path / "other")
     assert proc.returncode == 1 and "not found" in proc.stderr
+
+
+def test_the_quarantine_mark_of_a_downloaded_zip_is_lifted_from_the_copy(tmp_path):
+    """macOS's own `xattr` (here a stand-in on PATH that records how it is called) is run on the new copy before
+    it replaces the installed add-on, so Gatekeeper does not refuse its unsigned libraries."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    calls = tmp_path / "xattr.calls"
+    (tools / "xattr").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\n')
+    (tools / "xattr").chmod(0o755)
+    data = tmp_path / "data"
+    proc = _install(_unpacked_zip(tmp_path / "zip", "v1"), data, path=f"{tools}{os.pathsep}{os.environ['PATH']}")
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().split() == ["-dr", "com.apple.quarantine", f"{data}/trainer.new"]
+    assert (data / "trainer" / "MedFLIPStudio-trainer").is_file()
