@@ -5,56 +5,34 @@ loop. Started as a process by `medflip bench batch` (medflip_core imports no Qt)
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import sys
 import time
 
+from app.report_window import EventLoopStalls, offscreen_window
+
 
 def _run_batch(app, window, folder: str, reader) -> dict:
-    from PySide6 import QtCore
-
     from app.workers import Task
 
-    ticks: list[float] = []
-    timer = QtCore.QTimer(interval=20, timeout=lambda: ticks.append(time.perf_counter()))
     labels = window.engine.bundle.default_labels
     done: dict = {}
     task = Task(window.session.score_folder, folder, labels, None, reader=reader)
-    timer.start()
-    start = time.perf_counter()
-    window._run(task, lambda rows: done.setdefault("rows", rows), lambda m: done.setdefault("error", m))
-    while not done:
-        app.processEvents()
-        time.sleep(0.005)
-    wall = time.perf_counter() - start
-    timer.stop()
+    with EventLoopStalls() as stalls:
+        start = time.perf_counter()
+        window._run(task, lambda rows: done.setdefault("rows", rows), lambda m: done.setdefault("error", m))
+        while not done:
+            app.processEvents()
+            time.sleep(0.005)
+        wall = time.perf_counter() - start
     if "error" in done:
         raise SystemExit(done["error"])
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     return {"wall_s": wall, "rows": len(done["rows"]), "errors": sum("error" in r for r in done["rows"]),
-            "longest_event_loop_stall_s": max(gaps, default=0.0),
-            "stalls_over_100ms": sum(g > 0.1 for g in gaps)}
+            "longest_event_loop_stall_s": stalls.longest, "stalls_over_100ms": stalls.over(0.1)}
 
 
 def measure(folder: str) -> dict:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from app.pixel_loader import shared_reader
-
-    shared_reader("open")
-    from PySide6 import QtWidgets
-
-    from app.main_window import MainWindow
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
-    window = MainWindow()
-    window.resize(1280, 800)
-    window.show()
-    while window.engine is None:
-        app.processEvents()
-        time.sleep(0.01)
+    app, window = offscreen_window(wait_for_model=True)
     _run_batch(app, window, folder, window.pixels.opener)  # warm-up: encoder sessions, text embeddings
     workers = _run_batch(app, window, folder, window.pixels.opener)
     here = _run_batch(app, window, folder, None)

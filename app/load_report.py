@@ -4,11 +4,11 @@ event loop meanwhile. Started as a process by `medflip bench open --gui` (medfli
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import sys
 import time
+
+from app.report_window import EventLoopStalls, offscreen_window
 
 
 def _status_mb(field: str) -> float:
@@ -31,42 +31,26 @@ def _workers_peak_mb() -> float:
 
 
 def measure(folder: str) -> dict:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from app.pixel_loader import shared_reader
-
-    shared_reader("open")  # as medflip-studio does before it imports the window
-    from PySide6 import QtCore, QtWidgets
-
-    from app.main_window import MainWindow
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
-    window = MainWindow()
-    window.resize(1280, 800)
-    window.show()
-    app.processEvents()
+    app, window = offscreen_window()
     base = _status_mb("VmRSS")
-    ticks: list[float] = []
-    timer = QtCore.QTimer(interval=20, timeout=lambda: ticks.append(time.perf_counter()))
-    timer.start()
-    start = time.perf_counter()
-    window.open_paths([folder])
-    first = None
-    while window.last_load is None or window._loads:
-        app.processEvents()
-        if first is None and window.viewer.displayed_pixels() is not None:
-            first = time.perf_counter() - start
-        time.sleep(0.005)
-    total = time.perf_counter() - start
+    with EventLoopStalls() as stalls:
+        start = time.perf_counter()
+        window.open_paths([folder])
+        first = None
+        while window.last_load is None or window._loads:
+            app.processEvents()
+            if first is None and window.viewer.displayed_pixels() is not None:
+                first = time.perf_counter() - start
+            time.sleep(0.005)
+        total = time.perf_counter() - start
     app.processEvents()
     if first is None and window.viewer.displayed_pixels() is not None:
         first = time.perf_counter() - start
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     result = window.last_load
     out = {"baseline_rss_mb": base, "peak_rss_mb": _status_mb("VmHWM"), "end_rss_mb": _status_mb("VmRSS"),
            "first_image_s": first, "total_s": total, "images": len(window.images),
            "duplicates": sum(len(v) for v in result.duplicates.values()), "errors": len(result.errors),
-           "longest_event_loop_stall_s": max(gaps, default=0.0), "workers_peak_rss_mb": _workers_peak_mb()}
+           "longest_event_loop_stall_s": stalls.longest, "workers_peak_rss_mb": _workers_peak_mb()}
     window.close()
     return out
 
