@@ -25,6 +25,8 @@ RESEARCH_NOTICE = "Research use only; not for diagnosis."
 
 
 def _print_json(data: Any) -> None:
+    if sys.stdout is None:  # a windowed executable: nobody to print to
+        return
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 

@@ -79,30 +79,49 @@ class Engine:
         import onnxruntime as ort
 
         path = str(self.bundle.file(name))
+        reason = None
+        if self.device.on_gpu:
+            try:
+                session = ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
+                if session.get_providers()[:1] == [self.device.providers[0]]:
+                    return session
+                reason = ("ONNX Runtime did not start its CUDA provider for this model (the session runs on "
+                          f"{session.get_providers()[0]})")
+            except Exception as exc:  # a GPU that cannot take the model (memory, driver), or a broken model
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        options = self._cpu_options() if reason else self._session_options
         try:
-            if self.device.on_gpu:
-                try:
-                    session = ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
-                    if session.get_providers()[:1] == [self.device.providers[0]]:
-                        return session
-                    raise MedflipError("ONNX Runtime did not start its CUDA provider for this model (the session "
-                                       f"runs on {session.get_providers()[0]})")
-                except Exception as exc:  # a GPU that cannot take the model (memory, driver): the CPU can
-                    self._gpu_failed(exc)
-            return ort.InferenceSession(path, **self.device.session_kwargs(self._session_options))
+            session = ort.InferenceSession(path, **self._cpu_kwargs(options))
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise MedflipError(f"cannot load the ONNX encoder {name} of {self.bundle.name}: {exc}") from exc
+        if reason:  # the CPU took what the GPU did not: the GPU is at fault, not the model
+            self._gpu_failed(reason, options)
+        return session
 
-    def _gpu_failed(self, exc: Exception) -> None:
+    def _cpu_kwargs(self, options) -> dict:
+        return {"sess_options": options, "providers": [CPU_EP]}
+
+    def _cpu_options(self):
+        """Session options like ours without the CUDA devices (the GPU session's options hold them)."""
         import onnxruntime as ort
 
-        self.device = gpu_failed((str(exc).splitlines() or [type(exc).__name__])[0][:200])
-        self.providers = [CPU_EP]
-        opts = ort.SessionOptions()  # the failed one holds the CUDA devices
+        opts = ort.SessionOptions()
         opts.intra_op_num_threads = self._session_options.intra_op_num_threads
         opts.inter_op_num_threads = self._session_options.inter_op_num_threads
         opts.log_severity_level = 3
-        self._session_options = opts
+        return opts
+
+    def _gpu_failed(self, reason: str, options) -> None:
+        """From now on this engine (and this process: gpu_failed) runs on the CPU; an encoder already on the GPU
+        moves too, so that the device named is the device used."""
+        import onnxruntime as ort
+
+        self.device = gpu_failed(reason)
+        self.providers = [CPU_EP]
+        self._session_options = options
+        image = getattr(self, "_image", None)
+        if image is not None and image.get_providers()[0] != CPU_EP:
+            self._image = ort.InferenceSession(str(self.bundle.file(IMAGE_ONNX)), **self._cpu_kwargs(options))
 
     @property
     def has_text(self) -> bool:

@@ -177,7 +177,9 @@ def driver_query(library: str | None = None) -> tuple[str | None, int]:
         if cuda.cuInit(0) != 0:
             return "the NVIDIA driver did not initialise (no usable GPU, or CUDA_VISIBLE_DEVICES hides them)", 0
         version = ctypes.c_int(0)
-        if cuda.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value < MIN_DRIVER_CUDA:
+        if cuda.cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return "the NVIDIA driver did not say which CUDA it supports", 0
+        if version.value < MIN_DRIVER_CUDA:
             major, minor = divmod(version.value, 1000)
             return (f"the NVIDIA driver supports CUDA {major}.{minor // 10}, and the CUDA provider needs CUDA 13 "
                     "(driver 580 or newer)"), 0
@@ -367,8 +369,8 @@ def diagnose() -> dict:
         entry = {"source": runtime.source, "root": str(runtime.root), "provider": str(runtime.provider),
                  "onnxruntime": runtime.ort_version, "missing": runtime.missing,
                  "libraries": {k: str(v) if v else None for k, v in runtime.libraries.items()},
-                 "problem": check_runtime(runtime)}
-        if entry["problem"] is None:
+                 "problem": check_runtime(runtime) or report["driver_problem"], "loaded": False}
+        if entry["problem"] is None:  # not with a driver that sees no GPU: the provider's discovery is not safe
             try:
                 load_runtime(runtime)
                 entry["loaded"] = True

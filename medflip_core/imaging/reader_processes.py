@@ -165,10 +165,15 @@ class ReaderProcesses:
 
     def _submit(self, fn: Callable, *args) -> Future:
         try:
-            return self._current().submit(fn, *args)
-        except BrokenProcessPool:  # a worker died since the last look: a new pool takes it
-            self._restart()
-            return self._current().submit(fn, *args)
+            try:
+                return self._current().submit(fn, *args)
+            except BrokenProcessPool:  # a worker died since the last look: a new pool takes it
+                self._restart()
+                return self._current().submit(fn, *args)
+        except RuntimeError as exc:  # close() shut the pool down between the look and the submit
+            if self._closed:
+                raise ImageLoadError("The image reader was closed (the window is closing).") from exc
+            raise
 
     def result(self, future: Future, path: str | Path, keep_pixels: bool = False, *, full: bool = False):
         """The value of a Future this reader made for `path` (`open_file`'s, or `read_arrays`' when `full`).

@@ -45,7 +45,8 @@ Source: "..\..\dist\trainer\MedFLIPStudio-trainer\*"; DestDir: "{app}"; Flags: i
 // <parent>\medflip-studio-trainer, or in the user's data folder (platformdirs: %LOCALAPPDATA%\MedFLIP\
 // medflip-studio\trainer). The app's installer may have run for all users (HKLM, Program Files) or for this user
 // only (HKCU); an add-on installed for this user only cannot write beside an all-users app, so it goes to the
-// user's data folder, where the app finds it as well.
+// user's data folder, where the app finds it as well. (A MEDFLIP_DATA_DIR set for the app moves that folder: such
+// a user picks the folder on the directory page, or sets MEDFLIP_TRAINER.)
 function UserDataTrainer(): String;
 begin
   Result := ExpandConstant('{localappdata}\MedFLIP\medflip-studio\trainer');
@@ -64,6 +65,10 @@ begin
     Result := ExtractFilePath(RemoveBackslash(Location)) + 'medflip-studio-trainer'
   else if StudioLocation(HKLM, Location) and IsAdminInstallMode() then
     Result := ExtractFilePath(RemoveBackslash(Location)) + 'medflip-studio-trainer'
+  else if IsAdminInstallMode() then
+    // elevated, perhaps as another account: {localappdata} would be that account's; beside the app's default
+    // folder ({autopf}\MedFLIP Studio) serves every user
+    Result := ExpandConstant('{autopf}\medflip-studio-trainer')
   else
     Result := UserDataTrainer();
 end;

@@ -182,3 +182,4 @@ def test_a_windowed_executable_without_stdout_runs_a_command(monkeypatch):
     """A windowed Windows executable has sys.stdout None: the command still runs and says how it went."""
     monkeypatch.setattr(sys, "stdout", None)
     assert main(["label", "Small left pleural effusion."]) == 0
+    assert main(["label", "--json", "Small left pleural effusion."]) == 0

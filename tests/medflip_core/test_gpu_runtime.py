@@ -241,3 +241,21 @@ def test_a_gpu_session_that_lands_on_the_cpu_is_said_and_remembered(monkeypatch,
     assert engine.device.note.startswith("Inference runs on the CPU: the GPU could not load the model (")
     assert engine.device.label == "CPU" and engine.device.driver
     assert gpu_runtime.inference_device() is engine.device
+
+
+def test_a_broken_model_does_not_turn_the_gpu_off(monkeypatch, tmp_path):
+    """A model the CPU cannot load either (here: its image encoder cut short) is the model's fault: one sentence
+    naming the file, and the GPU stays chosen for the next model."""
+    from medflip_core.engine import Engine
+    from medflip_core.model_store import resolve_model
+
+    broken = tmp_path / "broken"
+    shutil.copytree(resolve_model("medflip-default"), broken)
+    onnx = broken / "image_encoder.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:4096])
+    device = gpu_runtime.InferenceDevice((gpu_runtime.CUDA_EP, gpu_runtime.CPU_EP), "asked",
+                                         tuple(ort.get_ep_devices()), None, driver=True)
+    monkeypatch.setattr(gpu_runtime, "_chosen", {True: device})
+    with pytest.raises(gpu_runtime.MedflipError, match=r"cannot load the ONNX encoder image_encoder\.onnx"):
+        Engine(broken, verify=False)
+    assert gpu_runtime.inference_device() is device

@@ -165,3 +165,14 @@ def test_load_images_of_a_reader_closed_under_it_ends_with_one_sentence(shared_d
         assert all(isinstance(rg, Radiograph) and p in files[1:3] for p, rg in rest)
     finally:
         own.close()
+
+
+def test_a_read_submitted_as_the_reader_closes_is_the_readers_sentence(shared_data, monkeypatch):
+    """close() may shut the pool down between the look at it and the submit (another thread): the caller gets
+    the reader's ImageLoadError, not the executor's RuntimeError."""
+    own = ReaderProcesses(1)
+    pool = own._current()  # the look, before close()
+    own.close()
+    monkeypatch.setattr(own, "_current", lambda: pool)  # the submit, after it
+    with pytest.raises(ImageLoadError, match="image reader was closed"):
+        own.submit_open(shared_data / "dicom" / "RG1_UNCR.dcm", keep_pixels=False)
