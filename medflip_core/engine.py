@@ -15,7 +15,7 @@ import numpy as np
 
 from medflip_core.bundle import IMAGE_ONNX, TEXT_ONNX, TOKENIZER_DIR, Bundle, load_bundle
 from medflip_core.errors import MedflipError
-from medflip_core.gpu_runtime import CPU_EP, gpu_failed, inference_device
+from medflip_core.gpu_runtime import CPU_EP, cpu_session_kwargs, gpu_failed, inference_device
 from medflip_core.imaging import Radiograph
 from medflip_core.preprocess import PreprocessConfig, preprocess_batch
 
@@ -50,15 +50,9 @@ class Engine:
     def __init__(
         self, bundle: Bundle | str | Path, threads: int | None = None, prefer_gpu: bool = True, verify: bool = True
     ) -> None:
-        import onnxruntime as ort
-
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, verify=verify)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self._session_options = opts
+        self._threads = threads
+        self._session_options = self._new_options()
         self.device = inference_device(prefer_gpu)
         self.providers = list(self.device.providers)
         self._image = self._session(IMAGE_ONNX)
@@ -89,25 +83,23 @@ class Engine:
                           f"{session.get_providers()[0]})")
             except Exception as exc:  # a GPU that cannot take the model (memory, driver), or a broken model
                 reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        options = self._cpu_options() if reason else self._session_options
+        options = self._new_options() if reason else self._session_options  # the GPU's options hold its devices
         try:
-            session = ort.InferenceSession(path, **self._cpu_kwargs(options))
+            session = ort.InferenceSession(path, **cpu_session_kwargs(options))
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise MedflipError(f"cannot load the ONNX encoder {name} of {self.bundle.name}: {exc}") from exc
         if reason:  # the CPU took what the GPU did not: the GPU is at fault, not the model
             self._gpu_failed(reason, options)
         return session
 
-    def _cpu_kwargs(self, options) -> dict:
-        return {"sess_options": options, "providers": [CPU_EP]}
-
-    def _cpu_options(self):
-        """Session options like ours without the CUDA devices (the GPU session's options hold them)."""
+    def _new_options(self):
+        """Fresh session options: `threads` intra-op threads if given, errors only in onnxruntime's log."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self._session_options.intra_op_num_threads
-        opts.inter_op_num_threads = self._session_options.inter_op_num_threads
+        if self._threads:
+            opts.intra_op_num_threads = self._threads
+            opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         return opts
 
@@ -121,7 +113,7 @@ class Engine:
         self._session_options = options
         image = getattr(self, "_image", None)
         if image is not None and image.get_providers()[0] != CPU_EP:
-            self._image = ort.InferenceSession(str(self.bundle.file(IMAGE_ONNX)), **self._cpu_kwargs(options))
+            self._image = ort.InferenceSession(str(self.bundle.file(IMAGE_ONNX)), **cpu_session_kwargs(options))
 
     @property
     def has_text(self) -> bool:

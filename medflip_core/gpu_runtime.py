@@ -94,7 +94,7 @@ class InferenceDevice:
     def session_kwargs(self, options) -> dict:
         """Keyword arguments of onnxruntime.InferenceSession; adds the CUDA devices to `options` (once)."""
         if not self.on_gpu:
-            return {"sess_options": options, "providers": [CPU_EP]}
+            return cpu_session_kwargs(options)
         if self.builtin:  # the classic provider list: it needs no device discovery (which finds no GPU on WSL2)
             return {"sess_options": options, "providers": [(CUDA_EP, {"device_id": "0"}), CPU_EP],
                     "enable_fallback": 0}
@@ -102,6 +102,11 @@ class InferenceDevice:
             options.add_provider_for_devices(list(self.ep_devices[:1]), {})
         # no silent retry on the CPU inside onnxruntime: the engine notices and says so (Engine._session)
         return {"sess_options": options, "enable_fallback": 0}
+
+
+def cpu_session_kwargs(options) -> dict:
+    """Keyword arguments of onnxruntime.InferenceSession for a session on the CPU."""
+    return {"sess_options": options, "providers": [CPU_EP]}
 
 
 def runtime_at(root: Path, source: str) -> CudaRuntime | None:
