@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from app.pixel_loader import shared_reader
+    from app.viewer.pixel_loader import shared_reader
 
     shared_reader("open")  # the workers that read images import the imaging stack while the window is built
     from PySide6 import QtGui, QtWidgets
 
-    from app.binding_check import binding_problem
-    from app.file_open import FileOpenFilter
-    from app.main_window import MainWindow
+    from app.viewer.file_open import FileOpenFilter
+    from app.window.binding_check import binding_problem
+    from app.window.main_window import MainWindow
     from medflip_core.resources import resources_dir
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])

@@ -73,7 +73,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu(args: argparse.Namespace) -> int:
-    from medflip_core.gpu_runtime import diagnose
+    from medflip_core.inference.gpu_runtime import diagnose
 
     report = diagnose()
 
@@ -100,7 +100,7 @@ def cmd_gpu(args: argparse.Namespace) -> int:
 
 def cmd_label(args: argparse.Namespace) -> int:
     from medflip_core.labeler import explain_sentence, label_report
-    from medflip_core.labels import CHEXPERT_LABELS
+    from medflip_core.labeler.labels import CHEXPERT_LABELS
 
     text = " ".join(args.text)
     vec = label_report(text)
@@ -124,8 +124,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _engine(model: str | None):
-    from medflip_core.engine import Engine
-    from medflip_core.model_store import resolve_model
+    from medflip_core.bundles.model_store import resolve_model
+    from medflip_core.inference.engine import Engine
 
     return Engine(resolve_model(model), threads=os.cpu_count() or 1)
 
@@ -137,7 +137,7 @@ def _labels(arg: str | None, engine) -> list[str]:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from medflip_core.batch import classify_files
+    from medflip_core.inference.batch import classify_files
 
     engine = _engine(args.model)
     if engine.classifier is not None and not args.labels:  # a classifier bundle scores its own classes
@@ -166,7 +166,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from medflip_core.imaging import load_image
-    from medflip_core.ood import out_of_distribution
+    from medflip_core.inference.ood import out_of_distribution
 
     engine = _engine(args.model)
     bank = engine.bank_from_corpus(args.corpus) if args.corpus else None
@@ -186,7 +186,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from medflip_core.evaluation import evaluate_folder, format_evaluation, write_per_image_csv
+    from medflip_core.evaluation.evaluate import evaluate_folder, format_evaluation, write_per_image_csv
 
     engine = _engine(args.model)
     if engine.classifier is not None:  # a classifier bundle is evaluated on its own classes
@@ -204,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieval_eval(args: argparse.Namespace) -> int:
-    from medflip_core.evaluation import format_retrieval, retrieval_eval
+    from medflip_core.evaluation.evaluate import format_retrieval, retrieval_eval
 
     engine = _engine(args.model)
     ks = [int(k) for k in args.k.split(",")]
@@ -252,7 +252,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         forward += [x for flag, v in (("--name", args.name), ("--bank-corpus", args.bank_corpus)) if v
                     for x in (flag, v)]
         return subprocess.call([str(addon), "--medflip", *forward])
-    from medflip_core.export import export_checkpoint_cli
+    from medflip_core.model.export import export_checkpoint_cli
 
     path = export_checkpoint_cli(args.checkpoint, args.out_dir, name=args.name, bank_corpus=args.bank_corpus,
                                  no_bank=args.no_bank, half_weights=args.half_weights,

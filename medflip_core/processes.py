@@ -50,7 +50,7 @@ def addon_candidates() -> list[Path]:
         found += [app_dir.parent / ADDON_DIR / TRAINER_EXE,  # ~/.local/opt/medflip-studio-trainer (install.sh;
                   # on Windows the add-on's installer puts it beside the app's folder too)
                   app_dir.parent / TRAINER_EXE.removesuffix(".exe") / TRAINER_EXE]  # both unpacked side by side
-    from medflip_core.model_store import user_data_dir
+    from medflip_core.resources import user_data_dir
 
     found.append(user_data_dir() / "trainer" / TRAINER_EXE)  # macOS: packaging/macos/install_trainer.sh
     return found
@@ -77,14 +77,14 @@ def trainer_missing() -> str | None:
 
         found = "the next job finds it without reinstalling or restarting the app"
         if sys.platform == "darwin":  # packaging/macos (untested)
-            from medflip_core.model_store import user_data_dir
+            from medflip_core.resources import user_data_dir
 
             return (f"{what}. Download the trainer add-on MedFLIPStudio-trainer-{__version__}-macos.zip, unpack it "
                     f"and run its install_trainer.sh: it installs into {user_data_dir() / 'trainer'}, and {found}. "
                     f"{probe}")
         where = Path(sys.executable).resolve().parent.parent / ADDON_DIR
         if os.name == "nt":  # packaging/windows (untested)
-            from medflip_core.model_store import user_data_dir
+            from medflip_core.resources import user_data_dir
 
             return (f"{what}. Download and run the trainer add-on's installer MedFLIPStudio-trainer-{__version__}-"
                     f"setup.exe: it installs into {where}, beside this app (or into {user_data_dir() / 'trainer'} "

@@ -1,5 +1,6 @@
 """Where shipped resources live: <repo>/resources from a source checkout, <bundle>/resources when frozen;
-and where the shared real data sets live (benchmarks and tests read them, never ship them)."""
+where the shared real data sets live (benchmarks and tests read them, never ship them); and the user's data
+folder (models, runs, caches, labels)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def default_shared_data() -> Path:
     """../shared/data beside the checkout, or $MEDFLIP_SHARED_DATA."""
     env = os.environ.get("MEDFLIP_SHARED_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def user_data_dir() -> Path:
+    """The platformdirs user data folder; MEDFLIP_DATA_DIR overrides it (e.g. for tests)."""
+    env = os.environ.get("MEDFLIP_DATA_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir as _user_data_dir
+
+    return Path(_user_data_dir("medflip-studio", "MedFLIP"))

@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from medflip_core.batch import Row, classify_files
 from medflip_core.errors import MedflipError
-from medflip_core.heatmap import HeatOverlay, heat_overlay
 from medflip_core.imaging import Radiograph
 from medflip_core.imaging.opening import LoadResult, open_images, same_image_keys
 from medflip_core.imaging.reader_processes import ReaderProcesses
-from medflip_core.ood import out_of_distribution
-from medflip_core.retrieval import ImageHit, SentenceHits, order_search_hits
+from medflip_core.inference.batch import Row, classify_files
+from medflip_core.inference.heatmap import HeatOverlay, heat_overlay
+from medflip_core.inference.ood import out_of_distribution
+from medflip_core.inference.retrieval import ImageHit, SentenceHits, order_search_hits
 
 Progress = Callable[[int, int], None]
 
@@ -53,7 +53,7 @@ def check_prompts(labels: list[str], templates: list[str]) -> None:
 class Session:
     def __init__(self) -> None:
         self.images: list[Radiograph] = []
-        self.engine: Any = None  # medflip_core.engine.Engine once a model is loaded
+        self.engine: Any = None  # medflip_core.inference.engine.Engine once a model is loaded
         self._embeddings: dict[int, Any] = {}
         self._banks: dict[str, Any] = {}
 
@@ -117,11 +117,11 @@ class Session:
         return engine.classify(self.embedding(index).embedding[0], labels, templates or None)
 
     def zero_shot(self, index: int, labels: list[str], templates: list[str], mode: str | None = None) -> Any:
-        """medflip_core.zeroshot.ZeroShotScores for one image. `mode` "independent" (findings, each present vs
+        """medflip_core.inference.zeroshot.ZeroShotScores for one image. `mode` "independent" (findings, each present vs
         absent), "exclusive" (one class per image) or None / "automatic" (chosen from the labels; see
         zeroshot.choose_label_mode); the result names the mode. Without templates, or with the shipped ones, the
         bundle's decision rule applies; the user's own templates get the plain rule (zeroshot.score_with_templates)."""
-        from medflip_core.zeroshot import score_with_templates
+        from medflip_core.inference.zeroshot import score_with_templates
 
         check_prompts(labels, templates)
         engine = self._need(index)
@@ -132,8 +132,8 @@ class Session:
         return self.engine is not None and getattr(self.engine, "classifier", None) is not None
 
     def predict(self, index: int) -> Any:
-        """The classifier's calibrated probabilities and decisions for one image (medflip_core.engine.Prediction)."""
-        from medflip_core.engine import Prediction
+        """The classifier's calibrated probabilities and decisions for one image (inference.engine.Prediction)."""
+        from medflip_core.inference.engine import Prediction
 
         engine = self._need(index)
         clf = engine.require_classifier()
@@ -175,7 +175,7 @@ class Session:
 
     def search(self, query: str, reader: ReaderProcesses | None = None) -> list[ImageHit]:
         """Loaded images ranked by similarity to a text, each with its out-of-distribution warnings: the
-        in-distribution ones first (see medflip_core.retrieval.order_search_hits). `reader`: images whose pixels
+        in-distribution ones first (see inference.retrieval.order_search_hits). `reader`: images whose pixels
         are not in memory are decoded in its worker processes."""
         engine = self._need()
         if not query.strip():
@@ -192,7 +192,7 @@ class Session:
                      progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                      classifier: bool = False, mode: str | None = None,
                      reader: ReaderProcesses | None = None) -> list[Row]:
-        """One row per image file under the folder (see medflip_core.batch.classify_files); with `classifier`
+        """One row per image file under the folder (see medflip_core.inference.batch.classify_files); with `classifier`
         the model's own classes, calibrated, with decisions at its thresholds (labels are not used). `reader`:
         the files are decoded in its worker processes."""
         engine = self._need()

@@ -66,8 +66,8 @@ def init_record(init_from: str | None) -> dict | None:
     model's name, date and training budget (the card states both budgets)."""
     if not init_from:
         return None
-    from medflip_core.bundle import WEIGHTS
-    from medflip_core.checkpoint_layout import MODEL_FILE
+    from medflip_core.bundles.bundle import WEIGHTS
+    from medflip_core.bundles.checkpoint_layout import MODEL_FILE
 
     path = Path(init_from)
     weights = path / WEIGHTS if path.is_dir() else path
@@ -86,8 +86,8 @@ def init_record(init_from: str | None) -> dict | None:
 
 def validation_sources(engine, folders: dict[str, Path]) -> tuple[list, list]:
     """The validation sources (embeddings, truth) and every image's patient id, per source."""
-    from medflip_core.evaluation import embed_folder, patients_of
-    from medflip_core.zeroshot import ValidationSource
+    from medflip_core.evaluation.evaluate import embed_folder, patients_of
+    from medflip_core.inference.zeroshot import ValidationSource
 
     sources, patients = [], []
     for name, folder in folders.items():
@@ -101,9 +101,9 @@ def validation_sources(engine, folders: dict[str, Path]) -> tuple[list, list]:
 
 def choose_prompts(engine, sources: list) -> tuple[dict, list[dict]]:
     """The prompt set (parts of the shipped one) whose worst validation source ranks best
-    (medflip_core.prompt_choice); shipped in the manifest so the engine uses it."""
-    from medflip_core.prompt_choice import candidates, compare_prompt_sets
-    from medflip_core.prompts import ShippedPrompts, load_prompt_set
+    (medflip_core.inference.prompt_choice); shipped in the manifest so the engine uses it."""
+    from medflip_core.inference.prompt_choice import candidates, compare_prompt_sets
+    from medflip_core.labeler.prompts import ShippedPrompts, load_prompt_set
 
     chosen, rows = compare_prompt_sets(sources, LABELS, "Pneumonia", engine.embed_texts,
                                        candidates(load_prompt_set()))
@@ -114,9 +114,9 @@ def choose_rule(bundle: Path, sources: list, patients: list) -> tuple[dict, list
     """The decision rule for the bundle's (already chosen) prompts: a new engine, which reads them from the
     updated manifest. Also the split-half check of the choice (chosen on half the patients, measured on the
     other half)."""
-    from medflip_core.engine import Engine
-    from medflip_core.prompts import load_prompt_set
-    from medflip_core.zeroshot import choose_decision_rule, negative_texts, rank_rules, split_half_check
+    from medflip_core.inference.engine import Engine
+    from medflip_core.inference.zeroshot import choose_decision_rule, negative_texts, rank_rules, split_half_check
+    from medflip_core.labeler.prompts import load_prompt_set
 
     engine = Engine(bundle, verify=False)
     pos = engine.class_embeddings(LABELS)
@@ -139,11 +139,11 @@ def main() -> int:
                                                       "else ../shared/data/cxr-nih-adult/labels.csv)")
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
-    from medflip_core.bundle import MANIFEST, refresh_file_list
-    from medflip_core.prompts import MANIFEST_PROMPTS
+    from medflip_core.bundles.bundle import MANIFEST, refresh_file_list
+    from medflip_core.inference.engine import reembed_bundle_bank
+    from medflip_core.inference.zeroshot import MANIFEST_KEY
+    from medflip_core.labeler.prompts import MANIFEST_PROMPTS
     from medflip_core.resources import default_shared_data
-    from medflip_core.retrieval import reembed_bundle_bank
-    from medflip_core.zeroshot import MANIFEST_KEY
 
     if (args.run is None) != args.from_bundle:
         parser.error("give the training run folder, or --from-bundle (not both)")
@@ -174,7 +174,7 @@ def main() -> int:
     val = {"Kermany": args.work / "kermany" / "val"}
     val["NIH"], nih_multi = nih_validation_folder(nih_csv, float(vf), int(seed), args.work / "nih-val")
 
-    from medflip_core.engine import Engine
+    from medflip_core.inference.engine import Engine
 
     engine = Engine(args.out, verify=False)
     sources, patients = validation_sources(engine, val)
@@ -207,7 +207,7 @@ def main() -> int:
             "best_threshold_accuracy": ev["best_threshold_accuracy"]["value"],
             "retrieval": {k: rr[k] for k in ("precision_at_k", "pool_size", "chance", "pool_reports", "classes")},
         }
-    from medflip_core.evaluation import per_finding_auc
+    from medflip_core.evaluation.evaluate import per_finding_auc
 
     figures["NIH_per_finding"] = per_finding_auc(Engine(args.out), nih_multi, min_patients=10, n_boot=args.n_boot)
 
@@ -253,8 +253,8 @@ def main() -> int:
 
 def finish(out: Path, manifest: dict, figures: dict, started: float) -> int:
     """Write the manifest and the card generated from it, check the bundle, print what was built."""
-    from medflip_core.bundle import MANIFEST, MODEL_CARD, load_bundle, refresh_file_list
-    from medflip_core.model_card import clip_model_card
+    from medflip_core.bundles.bundle import MANIFEST, MODEL_CARD, load_bundle, refresh_file_list
+    from medflip_core.bundles.model_card import clip_model_card
 
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     (out / MODEL_CARD).write_text(clip_model_card(manifest), encoding="utf-8")

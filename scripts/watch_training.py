@@ -33,8 +33,8 @@ def main() -> int:
 
     from PySide6 import QtCore, QtWidgets
 
-    from app.binding_check import binding_problem
-    from app.main_window import MainWindow
+    from app.window.binding_check import binding_problem
+    from app.window.main_window import MainWindow
     from medflip_core.events import DoneEvent, StepEvent
 
     app = QtWidgets.QApplication([sys.argv[0]])

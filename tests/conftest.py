@@ -129,7 +129,7 @@ def trained_run(small_folder, corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(trained_run, tmp_path_factory) -> Path:
     """A real bundle exported from the short real training run, with a 300-sentence bank."""
-    from medflip_core.export import SHIPPED_CORPUS, bank_selection, export_checkpoint, resolve_checkpoint
+    from medflip_core.model.export import SHIPPED_CORPUS, bank_selection, export_checkpoint, resolve_checkpoint
     from medflip_core.resources import resources_dir
 
     corpus_path = resources_dir() / SHIPPED_CORPUS

@@ -10,7 +10,10 @@
 - app never imports torch, torchvision, timm or transformers: not itself, and not through a
   medflip_core module that imports them when it is loaded; nor the trainer (it starts it as a process);
 - trainer never imports app;
-- medflip_core has no import cycle.
+- medflip_core has no import cycle;
+- inside medflip_core and inside app, imports go only downwards through the layers of LAYERS: a folder or
+  top-level module may import its own folder and anything in a lower layer, nothing in its own layer or above
+  (lazy imports count: they run as soon as the function does).
 
 How imports inside functions ("lazy" imports) are treated: for the layer rules they count like any
 other import, because they run as soon as the function does. For cycles only imports that run when a
@@ -36,6 +39,34 @@ FORBIDDEN: dict[str, set[str]] = {
     "medflip_core": {"trainer", "app", "PySide6", "pyqtgraph"},
     "app": {"torch", "torchvision", "timm", "transformers", "trainer"},
     "trainer": {"app"},
+}
+
+
+# Bottom to top. Each entry is one layer; a unit is a folder (package) or a top-level module. A unit imports only
+# itself and units of lower layers. docs/architecture.md says what each one holds.
+LAYERS: dict[str, list[set[str]]] = {
+    "medflip_core": [
+        {"medflip_core", "errors"},  # the ground floor: small modules every layer may use
+        {"atomic", "events", "resources", "masking", "metrics"},
+        {"processes"},
+        {"imaging", "reports"},
+        {"labeler"},
+        {"data", "bundles"},
+        {"model", "inference"},
+        {"finetune", "evaluation"},
+        {"session"},
+        {"bench"},
+        {"cli"},
+    ],
+    "app": [
+        {"app", "settings", "workers"},  # ground
+        {"viewer"},
+        {"panels"},
+        {"training"},
+        {"window"},
+        {"bench"},
+        {"main"},
+    ],
 }
 
 
@@ -114,6 +145,30 @@ def layer_violations(graph: list[Import], layer: str) -> list[str]:
     return [str(i) for i in graph if top(i.source) == layer and top(i.target) in FORBIDDEN[layer]]
 
 
+def unit(module: str) -> str:
+    """The layer unit of a module: "medflip_core.inference.engine" -> "inference", "medflip_core" -> "medflip_core"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_of(package: str, module: str) -> int:
+    name = unit(module)
+    for level, units in enumerate(LAYERS[package]):
+        if name in units:
+            return level
+    raise KeyError(f"{module}: its folder or module {name!r} is in no layer of LAYERS[{package!r}]: place it there")
+
+
+def upward_imports(graph: list[Import], package: str) -> list[str]:
+    """Imports inside `package` that go to the importer's own layer (another unit) or above."""
+    bad = []
+    for i in graph:
+        inside = top(i.source) == top(i.target) == package and unit(i.source) != unit(i.target)
+        if inside and unit(i.target) != package and layer_of(package, i.target) >= layer_of(package, i.source):
+            bad.append(f"{i}  [layer {layer_of(package, i.source)} -> {layer_of(package, i.target)}]")
+    return bad
+
+
 def _parents(module: str) -> list[str]:
     parts = module.split(".")
     return [".".join(parts[:n]) for n in range(1, len(parts))]
@@ -169,7 +224,7 @@ def core_cycles(graph: list[Import]) -> list[list[str]]:
 def test_the_graph_sees_real_imports(graph):
     """Guards the parser itself: imports we know exist must be found, lazy and on-load alike."""
     pairs = {(i.source, top(i.target), i.on_load) for i in graph}
-    assert ("medflip_core.export", "torch", True) in pairs
+    assert ("medflip_core.model.export", "torch", True) in pairs
     assert ("app.main", "PySide6", False) in pairs  # inside main()
     assert ("trainer.cli", "medflip_core", True) in pairs
     assert any(i.source == "medflip_core.cli" and i.target == "medflip_core.bench" for i in graph)
@@ -199,6 +254,38 @@ def test_app_loads_no_torch_through_core(graph):
     assert not problems, "app would load torch & co. through:\n" + "\n".join(sorted(set(problems)))
 
 
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_every_module_has_a_layer(graph, package):
+    modules = {i.source for i in graph if top(i.source) == package}
+    for module in sorted(modules):
+        layer_of(package, module)  # raises with the module's name
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_imports_only_go_down(graph, package):
+    bad = upward_imports(graph, package)
+    assert not bad, f"imports that run sideways or up the layers of {package}:\n" + "\n".join(bad)
+
+
+def test_the_layer_check_fails_on_a_planted_upward_import(graph):
+    """The contract can fail: an import planted from the ground floor up (errors -> inference.engine), from
+    imaging up into the model, and from the viewer up into the window, is each reported."""
+    ground = ROOT / "medflip_core" / "errors.py"
+    planted = [
+        Import("medflip_core.errors", "medflip_core.inference.engine", ground, 1, True),
+        Import("medflip_core.imaging.preprocess", "medflip_core.model.export", ground, 2, False),
+        Import("app.viewer.viewer", "app.window.main_window", ground, 3, True),
+        Import("medflip_core.finetune.probe", "medflip_core.evaluation.evaluate", ground, 4, False),  # same layer
+    ]
+    assert len(upward_imports([*graph, *planted], "medflip_core")) == len(upward_imports(graph, "medflip_core")) + 3
+    assert len(upward_imports([*graph, *planted], "app")) == len(upward_imports(graph, "app")) + 1
+
+
+def test_a_qt_import_in_core_is_caught(graph):
+    planted = Import("medflip_core.inference.heatmap", "PySide6.QtGui", ROOT / "medflip_core", 1, True)
+    assert layer_violations([*graph, planted], "medflip_core") == [str(planted)]
+
+
 def test_core_has_no_import_cycle(graph):
     cycles = core_cycles(graph)
     assert not cycles, "import cycles in medflip_core:\n" + "\n".join(" -> ".join(c) for c in cycles)
@@ -211,7 +298,7 @@ def test_the_window_starts_without_scikit_learn_or_pydicom():
     import subprocess
     import sys
 
-    code = ("import sys; import app.main_window, app.main; "
+    code = ("import sys; import app.window.main_window, app.main; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'torch', 'pydicom')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})

@@ -15,11 +15,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from medflip_core.augment import augment_radiograph, augment_rng
 from medflip_core.data.image_folder import ImageRecord
-from medflip_core.decode_pool import DECODE_IN, DecodePool, decode_for_training
 from medflip_core.errors import MedflipError
-from medflip_core.preprocess import PreprocessConfig, preprocess
+from medflip_core.imaging.augment import augment_radiograph, augment_rng
+from medflip_core.imaging.decode_pool import DECODE_IN, DecodePool, decode_for_training
+from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 from trainer.image_cache import DecodedImageCache
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ImageBatches:
     With `workers` > 0, a batch's images are decoded in that many threads (PIL and the resampling release
     the GIL), and `prefetch(step)` starts the next batch while the current step computes. With
     `decode_in="processes"` each of those threads hands its file to one of `workers` worker processes
-    (medflip_core/decode_pool.py: JPEG 2000 holds the GIL; a crashing decoder skips a file, not the run).
+    (medflip_core/imaging/decode_pool.py: JPEG 2000 holds the GIL; a crashing decoder skips a file, not the run).
     """
 
     def __init__(
@@ -70,7 +70,7 @@ class ImageBatches:
         world_size: int = 1,
         workers: int = 0,
         sampler=None,  # medflip_core.data.sampling.MixedSampler: per-source weights + class balance
-        augment=None,  # medflip_core.augment.AugmentConfig: train-only augmentation before preprocessing
+        augment=None,  # medflip_core.imaging.augment.AugmentConfig: train-only augmentation before preprocessing
         cache: DecodedImageCache | None = None,  # decoded images kept across epochs / evaluations
         cache_name: str = "train",  # this loader's share of the cache's keys (one cache can serve several)
         decode_in: str = "threads",  # or "processes" (needs workers > 0)

@@ -1,5 +1,5 @@
 """Writing and restoring checkpoints: safetensors weights + JSON state, in a folder that appears only when
-complete (the layout and how to find the latest: medflip_core/checkpoint_layout.py).
+complete (the layout and how to find the latest: medflip_core/bundles/checkpoint_layout.py).
 
 A folder is written as .step-00000120.partial and renamed when every file is on disk, so a run killed
 mid-write (kill -9 included) leaves either a complete checkpoint or none. Replacing a step's checkpoint
@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from medflip_core.atomic import fsync_dir
-from medflip_core.checkpoint_layout import (
+from medflip_core.bundles.checkpoint_layout import (
     MODEL_FILE,
     OPTIM_FILE,
     STATE_FILE,

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from medflip_core.checkpoint_layout import model_config_source
-from medflip_core.decode_pool import DECODE_IN
+from medflip_core.bundles.checkpoint_layout import model_config_source
 from medflip_core.errors import MedflipError
+from medflip_core.imaging.decode_pool import DECODE_IN
 from medflip_core.masking import MASK_STRATEGIES
 from medflip_core.model.config import ModelConfig
 from trainer.precision import AMP_CHOICES
@@ -45,7 +45,7 @@ class TrainConfig:
     # sources, else equal weights + class balance
     sample_within_source: str = "class"  # "class": a uniform class (no finding / finding), then an image;
     # "image": a uniform image of the source (its own class mix)
-    augment: bool = False  # train-only radiograph augmentation (medflip_core.augment) before preprocessing
+    augment: bool = False  # train-only radiograph augmentation (medflip_core.imaging.augment) before preprocessing
     image_cache_mb: float = 2048  # decoded training + validation images kept in memory, per process (0 = off)
     max_val_images: int | None = 400
     # model (shape: medflip_core.model.config.ModelConfig; an --init-from bundle or checkpoint supplies it)
@@ -88,7 +88,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0  # loader threads (0: decode in the training loop)
     decode_in: str = "threads"  # threads | processes: the loader's workers decode in threads, or each hands its
-    # file to a worker process (JPEG 2000 DICOMs: their decoder holds the GIL; medflip_core/decode_pool.py)
+    # file to a worker process (JPEG 2000 DICOMs: their decoder holds the GIL; medflip_core/imaging/decode_pool.py)
     # run control
     log_every: int = 1
     eval_every: int = 200

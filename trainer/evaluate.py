@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from medflip_core.imaging.preprocess import PreprocessConfig
+from medflip_core.inference.zeroshot import class_embeddings, zero_shot_scores
+from medflip_core.labeler.prompts import build_prompts
 from medflip_core.metrics import accuracy, roc_auc_binary, roc_auc_ovr
 from medflip_core.model.clip_model import MedFlipModel
-from medflip_core.preprocess import PreprocessConfig
-from medflip_core.prompts import build_prompts
-from medflip_core.zeroshot import class_embeddings, zero_shot_scores
 from trainer.batches import ImageBatches
 from trainer.image_cache import DecodedImageCache
 

@@ -25,13 +25,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from medflip_core.atomic import fsync_dir
-from medflip_core.augment import AugmentConfig
-from medflip_core.bundle import IMAGE_ONNX, WEIGHTS, Bundle, load_bundle
-from medflip_core.checkpoint_layout import RUN_CONFIG
+from medflip_core.bundles.bundle import IMAGE_ONNX, WEIGHTS, Bundle, load_bundle
+from medflip_core.bundles.checkpoint_layout import RUN_CONFIG
 from medflip_core.data.image_folder import ImageRecord
 from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
-from medflip_core.finetune.classifier import calibrated_probabilities
 from medflip_core.finetune.dataset import (
     LabelledSet,
     check_trainable,
@@ -41,11 +39,13 @@ from medflip_core.finetune.dataset import (
     split_by_patient,
 )
 from medflip_core.finetune.validation import patient_counts, small_set_note
+from medflip_core.imaging.augment import AugmentConfig
+from medflip_core.imaging.preprocess import PreprocessConfig
+from medflip_core.inference.classifier import calibrated_probabilities
 from medflip_core.metrics import roc_auc_binary
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import ImageTower
 from medflip_core.model.optim import adamw
-from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches
 from trainer.config import TrainConfig
 from trainer.image_cache import DecodedImageCache
@@ -78,7 +78,7 @@ class TowerClassifier(nn.Module):
 
 def base_bundle(init_from: str | None) -> Bundle:
     """The bundle the tower starts from (default: the bundled model): its weights, preprocessing and manifest."""
-    from medflip_core.model_store import resolve_model
+    from medflip_core.bundles.model_store import resolve_model
 
     try:
         return load_bundle(resolve_model(init_from), verify=False)
@@ -355,9 +355,9 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
                        tune: TuneData, device: torch.device, run: RunState, step: int, skipped: int) -> Path:
     """Export the tuned tower (ONNX), calibrate the head on the validation patients and write the bundle
     atomically (medflip_core.finetune.classifier_bundle): the same calibration, thresholds and figures as a probe."""
-    from medflip_core.export import export_image_tower
     from medflip_core.finetune.classifier_bundle import write_classifier_bundle
     from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
+    from medflip_core.model.export import export_image_tower
 
     model = model.eval()
     emb = validation.embeddings(model, device)

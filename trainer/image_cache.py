@@ -8,7 +8,7 @@ about 17 ms of compute per image in a masked MedFLIP step. Cached, only the firs
 What is cached is the array the loader would compute anyway, so a cached batch equals an uncached one bit for
 bit and a resumed run (which starts with an empty cache) sees the pixels the killed run saw:
 - without augmentation, the model input (preprocessing done);
-- with augmentation, `medflip_core.augment.augmentation_source` (decoded, reduced to at most twice the model
+- with augmentation, `medflip_core.imaging.augment.augmentation_source` (decoded, reduced to at most twice the model
   input's side), on which each step draws its own augmentation.
 Entries are never evicted: once the budget is used, later images are decoded every time, as without a cache.
 So pre-training gives the validation images their own share first (`split_budget`), and the run's `done`

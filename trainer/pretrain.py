@@ -17,16 +17,16 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from medflip_core.augment import AugmentConfig
-from medflip_core.checkpoint_layout import RUN_CONFIG, RUN_MODEL_CONFIG, RUN_PREPROCESS
+from medflip_core.bundles.checkpoint_layout import RUN_CONFIG, RUN_MODEL_CONFIG, RUN_PREPROCESS
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
+from medflip_core.imaging.augment import AugmentConfig
+from medflip_core.imaging.preprocess import PreprocessConfig
 from medflip_core.model.clip_model import MedFlipModel, build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
 from medflip_core.model.losses import compute_loss
 from medflip_core.model.mask_scores import mask_scores
 from medflip_core.model.optim import adamw
-from medflip_core.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches, SentencePool
 from trainer.config import TrainConfig
 from trainer.evaluate import zero_shot_eval

@@ -13,7 +13,7 @@ from medflip_core.data.labelled_sentences import labelled_corpus_part, labelled_
 from medflip_core.data.pairs import read_pairs_csv
 from medflip_core.data.sampling import MixedSampler, balance_key, build_sources
 from medflip_core.errors import MedflipError
-from medflip_core.labels import normalise_label_name
+from medflip_core.labeler.labels import normalise_label_name
 from trainer.batches import SentencePool
 from trainer.config import TrainConfig
 

@@ -106,7 +106,7 @@ def paired_against_first(rows: list[dict], positive: str = "PNEUMONIA", n_boot: 
     """Pneumonia ROC AUC of the first run minus each other run's, paired bootstrap over the same patients (their
     ids read from the image file names, as the split reads them); `source` picks a validation folder's scores."""
     from medflip_core.data.image_folder import patient_id_from_name
-    from medflip_core.evaluation import read_per_image_csv
+    from medflip_core.evaluation.evaluate import read_per_image_csv
     from medflip_core.metrics import paired_bootstrap_difference, roc_auc_binary
 
     def load(row: dict) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Batch scoring in the main window: the longest stall of its event loop while a folder of real DICOMs is
 scored, with the files decoded in the window's reader processes (the Batch tab) and in the window's own process
-(before), measured in one run (`python -m app.batch_report`, offscreen). The folder: `--count` distinct copies
+(before), measured in one run (`python -m app.bench.batch_report`, offscreen). The folder: `--count` distinct copies
 of the real JPEG 2000 lossless CR film (pylibjpeg-openjpeg holds the GIL ~1 s on each), or `--folder`."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             folder = write_distinct([data / "dicom" / FILM], tmp / "study", args.count)
         else:
             raise SystemExit(f"{data / 'dicom' / FILM} not found: pass --data (the shared data folder)")
-        proc = subprocess.run([sys.executable, "-m", "app.batch_report", str(folder)], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "app.bench.batch_report", str(folder)], capture_output=True,
                               text=True, timeout=3600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

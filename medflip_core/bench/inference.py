@@ -27,12 +27,12 @@ def _timeit(fn, repeats: int, warmup: int = 2) -> list[float]:
 def measure(model: str | None, dicom: Path, threads: int, repeats: int) -> dict:
     import torch
 
-    from medflip_core.bundle import WEIGHTS
-    from medflip_core.engine import Engine
-    from medflip_core.export import load_trained_model
+    from medflip_core.bundles.bundle import WEIGHTS
+    from medflip_core.bundles.model_store import resolve_model
     from medflip_core.imaging import load_image
-    from medflip_core.model_store import resolve_model
-    from medflip_core.preprocess import preprocess_batch
+    from medflip_core.imaging.preprocess import preprocess_batch
+    from medflip_core.inference.engine import Engine
+    from medflip_core.model.export import load_trained_model
 
     bundle_dir = resolve_model(model)
     engine = Engine(bundle_dir, threads=threads)

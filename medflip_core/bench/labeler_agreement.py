@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medflip_core.labeler.labels import LABEL_INDEX
 from medflip_core.labeler.rules import label_report
-from medflip_core.labels import LABEL_INDEX
 from medflip_core.reports import Report, load_reports
 from medflip_core.resources import default_shared_data
 

@@ -9,7 +9,7 @@ processes, one after the other (cache off, then on); the ratio to read is the on
 its later epochs against its first (which decodes), since both are timed minutes apart at most.
 
 `--decode-only` times decoding alone, per file: in the process, in loader threads, and in worker processes
-(`--decode-in processes`, medflip_core/decode_pool.py), the three modes taking turns in every round. It shows
+(`--decode-in processes`, medflip_core/imaging/decode_pool.py), the three modes taking turns in every round. It shows
 which decoders threads cannot run in parallel (those that hold the GIL) and what worker processes give back.
 """
 
@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from medflip_core.bench.trainer_run import pretrain_steps
-from medflip_core.decode_pool import DecodePool, decode_for_training
-from medflip_core.preprocess import PreprocessConfig
+from medflip_core.imaging.decode_pool import DecodePool, decode_for_training
+from medflip_core.imaging.preprocess import PreprocessConfig
 from medflip_core.resources import default_shared_data
 
 CHEST_DICOMS = ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm", "rsna_cr_chest_jpeg_baseline.dcm",

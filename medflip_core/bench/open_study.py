@@ -7,7 +7,7 @@ Cases (each in a fresh process, so its peak RSS is its own; VmHWM from /proc/sel
   JPEG baseline, uncompressed, 169x211 to 1955x1841);
 - `distinct`: 1,000 different SOP instances written from those real files (each copy gets its own SOP Instance
   UID), so that no file is a duplicate and every one is decoded: the worst case for time and memory.
-`--gui` opens each folder in the real main window (offscreen, `python -m app.load_report`) instead of
+`--gui` opens each folder in the real main window (offscreen, `python -m app.bench.load_report`) instead of
 `session.load_paths`, and reports the longest stall of its event loop during the load.
 """
 
@@ -78,7 +78,7 @@ def _measure_core(folder: Path) -> dict:
 
 def run_case(case: str, folder: Path, gui: bool) -> dict:
     # the window's measurement lives in app (medflip_core imports no Qt): started as a process, not imported
-    args = ([sys.executable, "-m", "app.load_report", str(folder)] if gui else
+    args = ([sys.executable, "-m", "app.bench.load_report", str(folder)] if gui else
             [sys.executable, "-m", "medflip_core.bench.open_study", "--child", str(folder)])
     proc = subprocess.run(args, capture_output=True, text=True, timeout=3600,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from medflip_core.engine import Engine
+from medflip_core.bundles.model_store import resolve_model
 from medflip_core.events import EventWriter
 from medflip_core.finetune.dataset import loose_key
 from medflip_core.finetune.probe import ProbeConfig, run_probe
+from medflip_core.inference.engine import Engine
 from medflip_core.metrics import bootstrap_ci, paired_bootstrap_difference, roc_auc_binary
-from medflip_core.model_store import resolve_model
 from medflip_core.resources import default_shared_data, resources_dir
 
 

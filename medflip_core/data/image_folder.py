@@ -12,7 +12,7 @@ import numpy as np
 
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import iter_image_files
-from medflip_core.labels import CHEXPERT_LABELS, label_vector, normalise_label_name
+from medflip_core.labeler.labels import CHEXPERT_LABELS, label_vector, normalise_label_name
 
 # Class folder names we know, mapped into the label space. "PNEUMONIA" images in the Kermany set show
 # airspace opacities, so they also carry Lung Opacity; NORMAL is the CheXpert "No Finding".

@@ -24,7 +24,7 @@ import numpy as np
 
 from medflip_core.data.image_folder import ImageRecord, patient_id_from_name, patient_split
 from medflip_core.errors import MedflipError
-from medflip_core.labels import CHEXPERT_LABELS, NIH_TO_CHEXPERT, label_vector, normalise_label_name
+from medflip_core.labeler.labels import CHEXPERT_LABELS, NIH_TO_CHEXPERT, label_vector, normalise_label_name
 
 NIH_IMAGE, NIH_FINDINGS, NIH_PATIENT = "Image Index", "Finding Labels", "Patient ID"
 CHEXPERT_PATH = "Path"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.labeler import explain_sentence, label_sentence
-from medflip_core.labels import LABEL_INDEX
+from medflip_core.labeler.labels import LABEL_INDEX
 from medflip_core.reports import clean_deid, load_reports, load_sentence_corpus, split_sentences
 
 NO_FINDING = LABEL_INDEX["No Finding"]

@@ -10,7 +10,7 @@ import numpy as np
 from medflip_core.data.image_folder import ImageRecord, patient_id_from_name
 from medflip_core.errors import MedflipError
 from medflip_core.labeler import label_report
-from medflip_core.labels import CHEXPERT_LABELS
+from medflip_core.labeler.labels import CHEXPERT_LABELS
 
 IMAGE_COLUMNS = ("image", "path", "image_path", "file", "filename")
 TEXT_COLUMNS = ("report", "text", "findings", "impression")

@@ -20,7 +20,7 @@ import numpy as np
 
 def balance_key(labels: np.ndarray) -> str:
     """The class a label-space vector is balanced as: "finding" if any finding is positive, else "no finding"."""
-    from medflip_core.labels import LABEL_INDEX
+    from medflip_core.labeler.labels import LABEL_INDEX
 
     findings = np.delete(np.asarray(labels), LABEL_INDEX["No Finding"])
     return "finding" if (findings > 0).any() else "no finding"

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from medflip_core.finetune.classifier import sigmoid, softmax
+from medflip_core.inference.classifier import sigmoid, softmax
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medflip_core.atomic import fsync_dir
-from medflip_core.bundle import (
+from medflip_core.bundles.bundle import (
     BANK_NPZ,
     IMAGE_ONNX,
     INTENDED_USE,
@@ -34,8 +34,8 @@ from medflip_core.bundle import (
     write_manifest,
 )
 from medflip_core.errors import MedflipError
-from medflip_core.finetune.classifier import HEAD_NPZ, Classifier
 from medflip_core.finetune.validation import calibration_sentence
+from medflip_core.inference.classifier import HEAD_NPZ, Classifier
 
 VALIDATION_JSON = "validation.json"
 # manifest fields a probe bundle keeps from its base model (the encoders are the base model's files)

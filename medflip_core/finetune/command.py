@@ -133,8 +133,9 @@ def tower_trainer_args(args: argparse.Namespace) -> list[str]:
     """`medflip finetune --mode partial|full ...` as the trainer's arguments (python -m trainer finetune ...)."""
     from pathlib import Path
 
-    from medflip_core.checkpoint_layout import latest_checkpoint
-    from medflip_core.model_store import resolve_model, user_data_dir
+    from medflip_core.bundles.checkpoint_layout import latest_checkpoint
+    from medflip_core.bundles.model_store import resolve_model
+    from medflip_core.resources import user_data_dir
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -223,8 +224,8 @@ def _print_tower_event(event: dict[str, Any], quiet: bool) -> dict[str, Any] | N
 def classifier_rows(engine: Any, paths: list[str]) -> list[dict[str, Any]]:
     """One row per image: the classifier's calibrated probabilities (`scores`, as the zero-shot rows have),
     decisions at the stored thresholds, and out-of-distribution warnings; unreadable files give an error row.
-    The loop is medflip_core.batch.classify_files, the one the app's Batch tab runs."""
-    from medflip_core.batch import classify_files
+    The loop is medflip_core.inference.batch.classify_files, the one the app's Batch tab runs."""
+    from medflip_core.inference.batch import classify_files
 
     return classify_files(engine, paths, [], classifier=True)
 

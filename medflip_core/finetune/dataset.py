@@ -15,7 +15,7 @@ import numpy as np
 
 from medflip_core.data.image_folder import ImageRecord, index_image_folder, patient_split
 from medflip_core.errors import MedflipError
-from medflip_core.labels import normalise_label_name
+from medflip_core.labeler.labels import normalise_label_name
 
 # A class needs this many patients on each side of the split: fewer cannot give a threshold or an AUC.
 MIN_PATIENTS_PER_SIDE = 3

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.atomic import atomic_path
-from medflip_core.bundle import IMAGE_ONNX, Bundle, sha256_file
+from medflip_core.bundles.bundle import IMAGE_ONNX, Bundle, sha256_file
 
 content_hash = sha256_file  # an image's cache key is the sha256 of its bytes, as a bundle file's checksum
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from medflip_core.engine import Engine
 from medflip_core.errors import MedflipError
 from medflip_core.events import EventWriter
 from medflip_core.finetune.dataset import load_labelled, loose_key
 from medflip_core.finetune.embedding_cache import EmbeddingCache, model_key
 from medflip_core.finetune.probe import CancelFlag, default_cache_dir, embed_with_cache
 from medflip_core.finetune.validation import classifier_figures
+from medflip_core.inference.engine import Engine
 
 
 def evaluate_classifier(engine: Engine, source: str | Path, image_root: str | Path | None = None,

@@ -22,11 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from medflip_core.bundle import IMAGE_ONNX
-from medflip_core.engine import Engine
+from medflip_core.bundles.bundle import IMAGE_ONNX
 from medflip_core.errors import MedflipError
 from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, StepEvent
-from medflip_core.finetune.classifier import Classifier
 from medflip_core.finetune.classifier_bundle import write_classifier_bundle
 from medflip_core.finetune.dataset import (
     LabelledSet,
@@ -40,6 +38,8 @@ from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, 
 from medflip_core.finetune.head import fit_head
 from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
 from medflip_core.imaging import load_image
+from medflip_core.inference.classifier import Classifier
+from medflip_core.inference.engine import Engine
 
 THRESHOLD_RULE = "Youden's J (sensitivity + specificity - 1) maximised on the validation patients"
 
@@ -98,7 +98,7 @@ class ProbeResult:
 
 
 def default_cache_dir() -> Path:
-    from medflip_core.model_store import user_data_dir
+    from medflip_core.resources import user_data_dir
 
     return user_data_dir() / "cache" / "embeddings"
 
@@ -174,7 +174,7 @@ def data_sha256(keys: list[str], data: LabelledSet) -> str:
 def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None = None) -> ProbeResult:
     """The whole job. The patient split is made before embedding (from labels and patients only), so it does
     not depend on which files turn out unreadable; those are then left out of their side."""
-    from medflip_core.model_store import resolve_model
+    from medflip_core.bundles.model_store import resolve_model
 
     t0 = time.time()
     cancel = cancel or CancelFlag()

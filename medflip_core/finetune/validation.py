@@ -14,7 +14,7 @@ from medflip_core.finetune.calibration import (
     fit_platt,
     prior_shrinkage,
 )
-from medflip_core.finetune.classifier import Classifier, calibrated_probabilities
+from medflip_core.inference.classifier import Classifier, calibrated_probabilities
 from medflip_core.metrics import bootstrap_ci, exact_binomial_ci, expected_calibration_error, roc_auc_binary
 
 CURVE_POINTS = 200

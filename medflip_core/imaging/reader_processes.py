@@ -1,7 +1,7 @@
 """Image files read in worker processes, so that the thread of a window never waits on a decoder.
 
 Why processes: pylibjpeg-openjpeg holds the GIL for about a second while it decodes a lossless JPEG 2000 film
-(see `medflip_core.decode_pool`), so a decode in a thread of the app's process freezes its event loop just as
+(see `medflip_core.imaging.decode_pool`), so a decode in a thread of the app's process freezes its event loop just as
 long. A spawned worker process has a GIL of its own. Each job there is `load_image`, the one reader and
 windowing path, so the pixels that come back equal the ones `load_image` gives in the caller.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medflip_core.decode_pool import _spawn_pool as spawn_pool
 from medflip_core.errors import ImageLoadError
+from medflip_core.imaging.decode_pool import _spawn_pool as spawn_pool
 from medflip_core.imaging.messages import unreadable
 from medflip_core.imaging.radiograph import Arrays, Radiograph
 

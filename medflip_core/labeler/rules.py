@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medflip_core.labeler.labels import CHEXPERT_LABELS, LABEL_INDEX, NEGATIVE, POSITIVE, UNCERTAIN
 from medflip_core.labeler.phrases import COMPILED, NORMAL_STATEMENTS, OTHER_ABNORMAL_RE
-from medflip_core.labels import CHEXPERT_LABELS, LABEL_INDEX, NEGATIVE, POSITIVE, UNCERTAIN
 from medflip_core.reports.sentence_split import clean_deid, split_sentences
 
 # Words before a mention, in the same clause, that negate it.

@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from medflip_core.bundle import WEIGHTS
-from medflip_core.checkpoint_layout import MODEL_FILE
+from medflip_core.bundles.bundle import WEIGHTS
+from medflip_core.bundles.checkpoint_layout import MODEL_FILE
 from medflip_core.errors import MedflipError
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import ImageOutput, ImageTower

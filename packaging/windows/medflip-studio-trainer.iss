@@ -1,5 +1,5 @@
 ; Inno Setup recipe for the MedFLIP Studio trainer add-on on Windows: PyTorch for pre-training and partial/full
-; fine-tuning, and the CUDA runtime that moves the app's inference to an NVIDIA GPU (medflip_core/gpu_runtime.py).
+; fine-tuning, and the CUDA runtime that moves the app's inference to an NVIDIA GPU (medflip_core/inference/gpu_runtime.py).
 ; UNTESTED: this project has no Windows build machine. Research use only, not for diagnosis.
 ;
 ; The light app looks for the add-on beside its own folder, as <parent>\medflip-studio-trainer\

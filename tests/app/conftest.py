@@ -12,7 +12,7 @@ def isolated_user_dirs(tmp_path, monkeypatch):
 
 @pytest.fixture
 def window(qtbot):
-    from app.main_window import MainWindow
+    from app.window.main_window import MainWindow
 
     win = MainWindow()
     qtbot.addWidget(win)

@@ -14,7 +14,7 @@ import pytest
 from medflip_core.bench import BENCHMARKS, run_benchmark
 from medflip_core.cli import main
 from medflip_core.errors import MedflipError
-from medflip_core.evaluation import read_per_image_csv
+from medflip_core.evaluation.evaluate import read_per_image_csv
 from medflip_core.metrics import roc_auc_binary
 
 

@@ -153,7 +153,7 @@ def test_integrity_scores_are_patch_standard_deviations():
 
 def test_integrity_drops_the_letterbox_padding_of_a_real_image_first(shared_data):
     from medflip_core.imaging import load_image
-    from medflip_core.preprocess import PreprocessConfig, preprocess
+    from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 
     pre = PreprocessConfig()
     rg = load_image(shared_data / "dicom" / "highdicom_dx_animal_lateral.dcm")  # 169 x 211: letterboxed

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from medflip_core.batch import write_csv
 from medflip_core.errors import MedflipError
-from medflip_core.preprocess import letterbox_geometry
+from medflip_core.imaging.preprocess import letterbox_geometry
+from medflip_core.inference.batch import write_csv
 from medflip_core.resources import resources_dir
 from medflip_core.session import Session, check_prompts, load_paths
 
@@ -19,7 +19,7 @@ LABELS = ["No Finding", "Pneumonia"]
 
 @pytest.fixture(scope="module")
 def engine():
-    from medflip_core.engine import Engine
+    from medflip_core.inference.engine import Engine
 
     return Engine(resources_dir() / "models" / "medflip-default", threads=2)
 
@@ -136,7 +136,7 @@ def test_empty_folder_says_so(session, tmp_path):
 
 
 def test_session_needs_no_qt_and_no_torch():
-    code = ("import sys, medflip_core.session, medflip_core.engine; "
+    code = ("import sys, medflip_core.session, medflip_core.inference.engine; "
             "print(sorted(m for m in ('torch', 'PySide6', 'pyqtgraph') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -145,10 +145,10 @@ def test_session_needs_no_qt_and_no_torch():
 
 def test_default_templates_keep_the_bundles_decision_rule(engine, session):
     """The GUI sends the shipped default templates: the bundle's fitted rule must still apply to them."""
-    from medflip_core.bundle import Bundle
-    from medflip_core.engine import Engine
-    from medflip_core.prompts import load_prompt_set
-    from medflip_core.zeroshot import MANIFEST_KEY, DecisionRule
+    from medflip_core.bundles.bundle import Bundle
+    from medflip_core.inference.engine import Engine
+    from medflip_core.inference.zeroshot import MANIFEST_KEY, DecisionRule
+    from medflip_core.labeler.prompts import load_prompt_set
 
     rule = DecisionRule("softmax", {"pneumonia": -50.0}, 1.0, "test")
     biased = Engine(Bundle(engine.bundle.path, {**engine.bundle.manifest, MANIFEST_KEY: rule.as_dict()}),

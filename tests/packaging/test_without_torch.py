@@ -84,20 +84,21 @@ def test_training_tab_says_what_to_install_without_torch(tmp_path):
         import json
         from PySide6 import QtWidgets
         app = QtWidgets.QApplication([])
-        from app.training_panel import FINETUNE, PRETRAIN, TrainingPanel
+        from app.training.run_folders import FINETUNE, PRETRAIN
+        from app.training.training_panel import TrainingPanel
         panel = TrainingPanel()
         said = []
         panel.message.connect(said.append)
-        panel.images.setText({str(tmp_path)!r})
+        panel.form.images.setText({str(tmp_path)!r})
         out = {{}}
         for job, mode in ((PRETRAIN, "probe"), (FINETUNE, "partial"), (FINETUNE, "full")):
-            panel.job.setCurrentIndex(panel.job.findData(job))
-            panel.mode.setCurrentText(mode)
+            panel.form.job.setCurrentIndex(panel.form.job.findData(job))
+            panel.form.mode.setCurrentText(mode)
             said.clear()
             panel.start()
             out[f"{{job}}/{{mode}}"] = {{"started": panel.process is not None, "said": said[-1] if said else "",
                                          "stats": panel.stats.text()}}
-        panel.mode.setCurrentText("probe")  # the probe's job starts (here on an empty folder: it fails at once)
+        panel.form.mode.setCurrentText("probe")  # the probe's job starts (here on an empty folder: it fails at once)
         said.clear()
         panel.start()
         probe_started = panel.process is not None

@@ -7,8 +7,8 @@ import pytest
 
 from medflip_core.data.image_folder import index_image_folder
 from medflip_core.data.labelled_sentences import labelled_sentences
-from medflip_core.labels import LABEL_INDEX
-from medflip_core.preprocess import PreprocessConfig
+from medflip_core.imaging.preprocess import PreprocessConfig
+from medflip_core.labeler.labels import LABEL_INDEX
 from trainer.batches import ImageBatches, SentencePool
 
 
@@ -97,7 +97,7 @@ def test_prefetch_with_one_decode_worker_does_not_deadlock(shared_data):
 def test_batches_decoded_in_processes_equal_batches_decoded_in_threads(shared_data, tmp_path):
     """A DICOM folder (JPEG 2000 lossless and lossy, JPEG baseline, uncompressed, MONOCHROME1) plus a file that
     is not an image: the same batches, the same skipped file, whichever way the images are decoded."""
-    from medflip_core.augment import AugmentConfig
+    from medflip_core.imaging.augment import AugmentConfig
 
     for k, path in enumerate(sorted((shared_data / "dicom").glob("*.dcm"))):
         folder = tmp_path / ("NORMAL" if k % 2 else "PNEUMONIA")

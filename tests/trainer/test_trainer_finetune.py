@@ -22,8 +22,8 @@ def _tune_args(folder, bundle, run, out, *extra):
 
 @pytest.mark.parametrize("mode", ["partial", "full"])
 def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, small_folder, tmp_path, mode):
-    from medflip_core.engine import Engine
     from medflip_core.imaging import load_image
+    from medflip_core.inference.engine import Engine
 
     out = tmp_path / "clf"
     code, events, err = tt.run("finetune", _tune_args(small_folder, tiny_bundle, tmp_path / "run", out,
@@ -49,8 +49,8 @@ def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, 
     # the shipped ONNX tower is the best validation weights: its embedding equals the torch tower's
     import torch
 
+    from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
     from medflip_core.model.config import ModelConfig
-    from medflip_core.preprocess import PreprocessConfig, preprocess
     from trainer.finetune import TowerClassifier
 
     best = load_file(str(tmp_path / "run" / "best-model.safetensors"))
@@ -65,7 +65,7 @@ def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, 
             manifest["preprocess"]))[None])).numpy()[0]
     got = engine.embed_images([image]).embedding[0]
     assert float(np.dot(ref, got) / np.linalg.norm(ref) / np.linalg.norm(got)) > 0.9999
-    from medflip_core.batch import classify_files
+    from medflip_core.inference.batch import classify_files
 
     row = classify_files(engine, [str(sorted((small_folder / "PNEUMONIA").iterdir())[0])], [], classifier=True)[0]
     assert set(row["scores"]) == {"NORMAL", "PNEUMONIA"} and sum(row["scores"].values()) == pytest.approx(1, abs=1e-3)

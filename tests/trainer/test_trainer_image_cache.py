@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medflip_core.augment import WORKING_SIDE_FACTOR, AugmentConfig, augmentation_source
 from medflip_core.data.image_folder import index_image_folder
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import load_image
-from medflip_core.preprocess import PreprocessConfig
+from medflip_core.imaging.augment import WORKING_SIDE_FACTOR, AugmentConfig, augmentation_source
+from medflip_core.imaging.preprocess import PreprocessConfig
 from trainer.batches import ImageBatches
 from trainer.config import TrainConfig
 from trainer.image_cache import DecodedImageCache, split_budget

@@ -195,7 +195,7 @@ def test_torchrun_two_cpu_processes_end_with_identical_weights(tt, small_folder,
 @pytest.mark.parametrize("loss", ["infonce", "medflip"])
 def test_paired_csv_mode(tt, small_folder, corpus, tmp_path, loss):
     from medflip_core.data.labelled_sentences import labelled_sentences
-    from medflip_core.labels import LABEL_INDEX
+    from medflip_core.labeler.labels import LABEL_INDEX
 
     sentences, labels = labelled_sentences(corpus)
     normal = [s for s, v in zip(sentences, labels, strict=True) if v[LABEL_INDEX["No Finding"]] == 1][:16]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medflip_core.bench.ablation import paired_against_first, paired_table
-from medflip_core.evaluation import write_per_image_csv
+from medflip_core.evaluation.evaluate import write_per_image_csv
 from medflip_core.metrics import roc_auc_binary
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from medflip_core.bench.probe import base_held_out_patients
-from medflip_core.bundle import Bundle
+from medflip_core.bundles.bundle import Bundle
 from medflip_core.data.label_csv import validation_patients
-from medflip_core.engine import Engine
+from medflip_core.inference.engine import Engine
 from medflip_core.resources import resources_dir
 
 

@@ -12,7 +12,7 @@ from medflip_core.data.image_folder import (
     patient_split,
 )
 from medflip_core.errors import MedflipError
-from medflip_core.labels import LABEL_INDEX
+from medflip_core.labeler.labels import LABEL_INDEX
 
 
 @pytest.mark.parametrize(("name", "patient"), [

@@ -9,7 +9,7 @@ import pytest
 
 from medflip_core.data.label_csv import drop_unreadable, read_label_csv, split_table
 from medflip_core.errors import MedflipError
-from medflip_core.labels import LABEL_INDEX
+from medflip_core.labeler.labels import LABEL_INDEX
 
 
 @pytest.fixture(scope="module")

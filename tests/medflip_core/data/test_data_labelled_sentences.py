@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from medflip_core.data.labelled_sentences import labelled_sentences, sentence_label
-from medflip_core.labels import LABEL_INDEX
+from medflip_core.labeler.labels import LABEL_INDEX
 
 
 def test_ruling_out_findings_reads_as_no_finding():
@@ -41,7 +41,7 @@ def test_corpus_split_by_report_is_deterministic_and_disjoint(shared_data):
 def test_retrieval_pool_shares_no_report_with_training(shared_data):
     """The trainer's sentences (corpus_holdout > 0) and the retrieval-eval pool come from disjoint reports."""
     from medflip_core.data.labelled_sentences import split_corpus_by_report
-    from medflip_core.evaluation import balanced_sentence_pool
+    from medflip_core.evaluation.evaluate import balanced_sentence_pool
     from trainer.config import TrainConfig
     from trainer.training_data import build_training_data
 

@@ -52,9 +52,9 @@ def test_bad_weights_are_refused(two_sources):
 
 def test_trainer_mixes_sources_augments_and_holds_out_their_validation_patients(shared_data, small_folder):
     """The trainer's wiring: --extra-sources NIH CSV, --source-weights, --augment (no model needed)."""
-    from medflip_core.augment import AugmentConfig
     from medflip_core.data.label_csv import validation_patients
-    from medflip_core.preprocess import PreprocessConfig
+    from medflip_core.imaging.augment import AugmentConfig
+    from medflip_core.imaging.preprocess import PreprocessConfig
     from trainer.batches import ImageBatches
     from trainer.config import TrainConfig
     from trainer.training_data import build_training_data, make_sampler

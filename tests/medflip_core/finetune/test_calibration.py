@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medflip_core.finetune.calibration import fit_calibration, fit_platt, fit_temperature, youden_threshold
-from medflip_core.finetune.classifier import calibrated_probabilities, sigmoid, softmax
+from medflip_core.inference.classifier import calibrated_probabilities, sigmoid, softmax
 from medflip_core.metrics import expected_calibration_error, roc_auc_binary
 
 

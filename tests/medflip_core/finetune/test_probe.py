@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medflip_core.bundle import load_bundle
-from medflip_core.engine import Engine
+from medflip_core.bundles.bundle import load_bundle
+from medflip_core.bundles.model_store import default_model_dir
 from medflip_core.errors import MedflipError
 from medflip_core.events import EventWriter, event_from_record
 from medflip_core.finetune import classifier_bundle
 from medflip_core.finetune.probe import ProbeConfig, run_probe
 from medflip_core.imaging import load_image
-from medflip_core.model_store import default_model_dir
+from medflip_core.inference.engine import Engine
 
 REPO = Path(__file__).resolve().parents[3]
 PER_CLASS = 30
@@ -221,7 +221,7 @@ def test_probe_and_classifier_never_import_torch(first_run, folder, shared_data,
         "import sys, json\n"
         "from medflip_core.events import EventWriter\n"
         "from medflip_core.finetune.probe import ProbeConfig, run_probe\n"
-        "from medflip_core.engine import Engine\n"
+        "from medflip_core.inference.engine import Engine\n"
         "from medflip_core.imaging import load_image\n"
         f"cfg = ProbeConfig(**{ {**cfg.to_dict(), 'out': str(tmp_path / 'b')}!r})\n"
         "r = run_probe(cfg, EventWriter(enabled=False))\n"

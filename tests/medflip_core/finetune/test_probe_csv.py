@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medflip_core.bundle import load_bundle
-from medflip_core.engine import Engine
+from medflip_core.bundles.bundle import load_bundle
 from medflip_core.errors import MedflipError
 from medflip_core.events import EventWriter
 from medflip_core.finetune.dataset import load_labelled
 from medflip_core.finetune.probe import ProbeConfig, run_probe
 from medflip_core.imaging import load_image
+from medflip_core.inference.engine import Engine
 
 pytestmark = pytest.mark.slow
 PER_GROUP = 24

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medflip_core.bundle import load_bundle
-from medflip_core.engine import Engine
+from medflip_core.bundles.bundle import load_bundle
 from medflip_core.events import EventWriter
 from medflip_core.finetune.calibration import prior_shrinkage
-from medflip_core.finetune.classifier import calibrated_probabilities, softmax
 from medflip_core.finetune.probe import ProbeConfig, run_probe
 from medflip_core.finetune.validation import MIN_VAL_PATIENTS_PER_CLASS
 from medflip_core.imaging import load_image
+from medflip_core.inference.classifier import calibrated_probabilities, softmax
+from medflip_core.inference.engine import Engine
 from medflip_core.metrics import exact_binomial_ci, roc_auc_binary
 
 # real DICOMs the classifier is asked about: two adult chests, the lower leg (EXTREMITY) and a dog's thorax

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medflip_core.labeler import explain_sentence, label_report, label_sentence
-from medflip_core.labels import LABEL_INDEX
+from medflip_core.labeler.labels import LABEL_INDEX
 
 
 def labels_of(vec) -> dict[str, float]:

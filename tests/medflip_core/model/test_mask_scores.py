@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from medflip_core.engine import Engine
+from medflip_core.bundles.model_store import default_model_dir
 from medflip_core.imaging import load_image
+from medflip_core.imaging.preprocess import preprocess_batch
+from medflip_core.inference.engine import Engine
 from medflip_core.masking import integrity_scores, make_patch_mask, patch_text_scores, sample_patch_mask
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.mask_scores import mask_scores
-from medflip_core.model_store import default_model_dir
-from medflip_core.preprocess import preprocess_batch
 
 
 @pytest.fixture(scope="module")

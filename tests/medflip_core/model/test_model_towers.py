@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import load_image
+from medflip_core.imaging.preprocess import PreprocessConfig, preprocess_batch
 from medflip_core.masking import sample_patch_mask
 from medflip_core.model.clip_model import MedFlipModel, build_model
 from medflip_core.model.config import ModelConfig, default_text_model_path
 from medflip_core.model.image_tower import mask_for_batch
-from medflip_core.preprocess import PreprocessConfig, preprocess_batch
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from medflip_core.bundle import WEIGHTS, load_bundle
-from medflip_core.engine import Engine
-from medflip_core.export import load_trained_model
+from medflip_core.bundles.bundle import WEIGHTS, load_bundle
+from medflip_core.inference.engine import Engine
+from medflip_core.model.export import load_trained_model
 from medflip_core.resources import resources_dir
 
 pytestmark = pytest.mark.slow

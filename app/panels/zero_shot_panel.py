@@ -1,0 +1,344 @@
+"""Scores of the current image: zero-shot over an editable label list and prompt templates, or - when the
+selected model is a classifier - its own classes as calibrated probabilities with the decision threshold marked;
+bars, and a heat-map (patch-text similarity, or the classifier's class-activation map)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from medflip_core.inference.heatmap import NORMALISATION, colour_map
+from medflip_core.inference.zeroshot import (
+    AUTOMATIC,
+    EXCLUSIVE,
+    INDEPENDENT,
+    MODE_NAMES,
+    LabelModeError,
+    choose_label_mode,
+)
+from medflip_core.labeler.prompts import load_prompt_set
+
+LABEL_WIDTH = 150  # px; longer labels are elided (full text in the tooltip) so they never widen the window
+DEFAULT_TEMPLATES = list(load_prompt_set().templates)  # the shipped prompt set: one source for the defaults
+
+
+class ZeroShotPanel(QtWidgets.QWidget):
+    score_requested = QtCore.Signal(list, list)  # labels, templates
+    classify_requested = QtCore.Signal()  # the selected classifier's own classes
+    heatmap_requested = QtCore.Signal(str, float)  # label ("" for none), opacity 0..1
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.classifier_name = ""  # the selected model's name when it is a classifier
+        self.use_classifier = QtWidgets.QRadioButton("Classifier")
+        self.use_classifier.setToolTip("The fine-tuned model's own classes, calibrated on its validation patients")
+        self.use_zero_shot = QtWidgets.QRadioButton("Zero-shot (labels)")
+        self.use_zero_shot.setToolTip("Any labels you type, scored with the base model's text encoder")
+        self.use_zero_shot.setChecked(True)
+        self.use_classifier.toggled.connect(self._mode_changed)
+        self.mode_row = QtWidgets.QWidget()
+        mode = QtWidgets.QHBoxLayout(self.mode_row)
+        mode.setContentsMargins(0, 0, 0, 0)
+        mode.addWidget(QtWidgets.QLabel("<b>Scores</b>"))
+        mode.addWidget(self.use_classifier)
+        mode.addWidget(self.use_zero_shot)
+        mode.addStretch(1)
+        self.mode_row.setVisible(False)
+        self.labels_edit = QtWidgets.QPlainTextEdit()
+        self.labels_edit.setPlaceholderText("One label per line, e.g.\nNo Finding\nPneumonia\nPleural Effusion")
+        self.labels_edit.setMaximumHeight(120)
+        self.label_mode_box = QtWidgets.QComboBox()  # how probabilities are formed: always visible, always named
+        self.label_mode_box.addItem("Automatic", AUTOMATIC)
+        self.label_mode_box.addItem(MODE_NAMES[INDEPENDENT].capitalize(), INDEPENDENT)
+        self.label_mode_box.addItem(MODE_NAMES[EXCLUSIVE].capitalize(), EXCLUSIVE)
+        for i, tip in enumerate(("Chosen from the labels: findings of the model's label space are scored each on "
+                                 "its own, other labels as classes of which an image has one",
+                                 "Each label against its negative prompt (“no pneumothorax”): one probability per "
+                                 "label, the bars do not sum to 100 %",
+                                 "A softmax over the labels: they sum to 100 %; needs two labels or more")):
+            self.label_mode_box.setItemData(i, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.label_mode_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.label_mode_box.setMinimumContentsLength(24)
+        self.label_mode_box.currentIndexChanged.connect(self._label_mode_changed)
+        self.mode_note = QtWidgets.QLabel()
+        self.mode_note.setWordWrap(True)
+        self.labels_edit.textChanged.connect(self._update_mode_note)
+        self.templates_edit = QtWidgets.QPlainTextEdit("\n".join(DEFAULT_TEMPLATES))
+        self.templates_edit.setToolTip("{label} is replaced by each label; known labels also use report-style "
+                                       "phrasings from the prompt set")
+        self.templates_edit.setMaximumHeight(80)
+        score = QtWidgets.QPushButton("Score image")
+        score.setDefault(True)
+        score.clicked.connect(self.request)
+        self.results = QtWidgets.QWidget()
+        self.results_layout = QtWidgets.QFormLayout(self.results)
+        self.heat_label = QtWidgets.QComboBox()
+        self.heat_label.addItem("(no heat-map)")
+        self.heat_label.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.heat_label.setMinimumContentsLength(12)
+        self.heat_label.currentIndexChanged.connect(self.refresh_heat_map)
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.opacity.valueChanged.connect(self.refresh_heat_map)
+        self.scale = ColourScale()
+        self.status = QtWidgets.QLabel()
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color: #8a939b;")
+        heat = QtWidgets.QHBoxLayout()
+        heat.addWidget(QtWidgets.QLabel("Heat-map"))
+        heat.addWidget(self.heat_label, 1)
+        heat.addWidget(QtWidgets.QLabel("opacity"))
+        heat.addWidget(self.opacity)
+        self.prompts = QtWidgets.QWidget()
+        prompts = QtWidgets.QVBoxLayout(self.prompts)
+        prompts.setContentsMargins(0, 0, 0, 0)
+        prompts.addWidget(QtWidgets.QLabel("<b>Labels</b> (type any)"))
+        prompts.addWidget(self.labels_edit)
+        probability_row = QtWidgets.QHBoxLayout()
+        probability_row.addWidget(QtWidgets.QLabel("<b>Probabilities</b>"))
+        probability_row.addWidget(self.label_mode_box, 1)
+        prompts.addLayout(probability_row)
+        prompts.addWidget(self.mode_note)
+        prompts.addWidget(QtWidgets.QLabel("<b>Prompt templates</b>"))
+        prompts.addWidget(self.templates_edit)
+        self.prompt_note = QtWidgets.QLabel()
+        self.prompt_note.setWordWrap(True)
+        self.prompt_note.setStyleSheet("color: #8a939b;")
+        self.prompt_note.setVisible(False)
+        prompts.addWidget(self.prompt_note)
+        self.score_button = score
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.mode_row)
+        layout.addWidget(self.prompts)
+        layout.addWidget(score)
+        layout.addWidget(self.results)
+        layout.addLayout(heat)
+        layout.addWidget(self.scale)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.bars: dict[str, QtWidgets.QProgressBar] = {}
+        self._answered = False  # zero-shot bars or an error from scoring are on screen
+        self._update_mode_note()
+
+    # --- classifier or zero-shot ------------------------------------------------------------------------
+    def set_classifier(self, name: str, zero_shot: bool = True) -> None:
+        """The selected model is a classifier called `name` ('' when it is not): offer its own classes, selected,
+        with zero-shot one click away when the bundle kept a text encoder that matches its image tower."""
+        self.classifier_name = name
+        self.mode_row.setVisible(bool(name))
+        self.use_classifier.setToolTip(f"The classes of {name}, calibrated on its validation patients" if name
+                                       else "")
+        self.use_classifier.setEnabled(bool(name))
+        self.use_zero_shot.setEnabled(zero_shot or not name)
+        self.use_zero_shot.setToolTip("Any labels you type, scored with the base model's text encoder" if zero_shot
+                                      else "Not with this classifier: its image tower was fine-tuned, so it no longer "
+                                           "matches a text encoder. Choose its base model for zero-shot.")
+        (self.use_classifier if name else self.use_zero_shot).setChecked(True)
+        self._mode_changed()
+
+    def classifier_mode(self) -> bool:
+        return bool(self.classifier_name) and self.use_classifier.isChecked()
+
+    def _mode_changed(self) -> None:
+        self.prompts.setVisible(not self.classifier_mode())
+        self.clear_scores()
+        self._answered = False
+        self.heat_label.blockSignals(True)
+        self.heat_label.clear()
+        self.heat_label.addItem("(no heat-map)")
+        self.heat_label.blockSignals(False)
+        self.scale.setVisible(False)
+
+    def set_model_prompts(self, name: str) -> None:
+        """The model ships its own prompt choice `name` ('' for none): say that unedited templates mean it."""
+        self.prompt_note.setText(f"Left as shown, the model's own prompts apply: {name}, chosen with its decision "
+                                 "rule on validation patients. Edited templates are used as typed." if name else "")
+        self.prompt_note.setVisible(bool(name))
+
+    # --- how the labels become probabilities ----------------------------------------------------------
+    def label_mode(self) -> str:
+        """"automatic", "independent" or "exclusive": the user's choice, kept until they pick Automatic again."""
+        return str(self.label_mode_box.currentData())
+
+    def set_label_mode(self, mode: str) -> bool:
+        """Choose "automatic", "independent" or "exclusive" (e.g. the choice saved last time); False if unknown."""
+        index = self.label_mode_box.findData(mode)
+        if index < 0:
+            return False
+        self.label_mode_box.setCurrentIndex(index)
+        return True
+
+    def _label_mode_changed(self) -> None:
+        self._update_mode_note()
+        if self._answered and not self.classifier_mode():  # what is on screen came from the other mode: redo it
+            self.request()
+
+    def _update_mode_note(self) -> None:
+        """Say, as the labels are typed, which mode applies and why (or why the chosen one cannot)."""
+        labels, requested = self.labels(), self.label_mode()
+        automatic = choose_label_mode(labels) if labels else None
+        self.label_mode_box.setItemText(0, f"Automatic ({automatic.name})" if automatic else "Automatic")
+        self.mode_note.setStyleSheet("color: #8a939b;")
+        self.mode_note.setToolTip("")
+        if not labels:
+            self.mode_note.setText("Type labels: findings of the model's label space are scored each on its own, "
+                                   "other labels as classes of which an image has one.")
+            return
+        try:
+            mode = choose_label_mode(labels, requested)
+        except LabelModeError as exc:  # the full sentence comes with Score image; here a shorter form
+            self.mode_note.setStyleSheet("color: #e8793a;")
+            self.mode_note.setText(f"⚠ {exc.short}")
+            self.mode_note.setToolTip(str(exc))
+            return
+        if mode.automatic:
+            self.mode_note.setText(mode.reason[:1].upper() + mode.reason[1:] + ".")
+        elif mode.kind == automatic.kind:
+            self.mode_note.setText("Your choice, kept until you pick Automatic (the same here).")
+        else:
+            self.mode_note.setText(f"Your choice, kept until you pick Automatic (here: {automatic.name}).")
+        self.mode_note.setToolTip(f"Automatic would use {automatic.name}: {automatic.reason}.")
+
+    def set_default_labels(self, labels: list[str]) -> None:
+        if not self.labels_edit.toPlainText().strip():
+            self.labels_edit.setPlainText("\n".join(labels))
+
+    def labels(self) -> list[str]:
+        return [x.strip() for x in self.labels_edit.toPlainText().splitlines() if x.strip()]
+
+    def templates(self) -> list[str]:
+        """Every non-empty template line (a line without {label} is reported, not silently dropped)."""
+        return [x.strip() for x in self.templates_edit.toPlainText().splitlines() if x.strip()]
+
+    def request(self) -> None:
+        if self.classifier_mode():
+            self.classify_requested.emit()
+        else:
+            self.score_requested.emit(self.labels(), self.templates())
+
+    def clear_scores(self) -> None:
+        while self.results_layout.rowCount():
+            self.results_layout.removeRow(0)
+        self.bars.clear()
+
+    def show_error(self, message: str) -> None:
+        """Input the scores cannot be computed from: old bars go, the reason stays until a valid scoring."""
+        self.clear_scores()
+        self.heat_label.setCurrentIndex(0)  # no heat-map for scores that are gone
+        self.status.setStyleSheet("color: #e8793a;")
+        self.status.setText(f"⚠ {message}")
+        self._answered = not self.classifier_mode()
+
+    def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None,
+                    explanation: str = "") -> None:
+        """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings)."""
+        self._show_bars(scores, {})
+        self._answered = True
+        what = explanation or "probabilities over the labels above"
+        self._say(f"Zero-shot probabilities — {what}; model {model_name}.", warnings)
+
+    def show_prediction(self, probabilities: dict[str, float], thresholds: dict[str, float], multi_label: bool,
+                        model_name: str, warnings: list[str] | None = None) -> None:
+        """The classifier's calibrated probabilities, each bar marked at its class's decision threshold."""
+        self._show_bars(probabilities, thresholds)
+        positive = [c for c, p in probabilities.items() if p >= thresholds[c]]
+        kind = ("each class on its own (they do not sum to 100 %)" if multi_label
+                else "one class per image (they sum to 100 %)")
+        self._say(f"Classifier {model_name}: calibrated probabilities, {kind}. The white mark is each class's "
+                  f"decision threshold, chosen on validation patients (Youden's J); at or above it: "
+                  f"{', '.join(positive) or 'none'}. Heat-map: the class's activation through the head.", warnings)
+
+    def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float]) -> None:
+        self.clear_scores()
+        self.status.setStyleSheet("color: #8a939b;")
+        metrics = self.fontMetrics()
+        for label, p in sorted(scores.items(), key=lambda kv: -kv[1]):
+            bar = ThresholdBar(thresholds.get(label))
+            bar.setRange(0, 1000)
+            bar.setValue(round(p * 1000))
+            bar.setFormat(f"{p * 100:.1f} %")
+            if label in thresholds:
+                bar.setToolTip(f"{label}: {p * 100:.1f} %, threshold {thresholds[label] * 100:.1f} %")
+            name = QtWidgets.QLabel(metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight, LABEL_WIDTH))
+            name.setToolTip(label)
+            self.results_layout.addRow(name, bar)
+            self.bars[label] = bar
+        current = self.heat_label.currentText()
+        self.heat_label.blockSignals(True)
+        self.heat_label.clear()
+        self.heat_label.addItem("(no heat-map)")
+        self.heat_label.addItems(list(scores))
+        if current in scores:
+            self.heat_label.setCurrentText(current)
+        self.heat_label.blockSignals(False)
+
+    def _say(self, text: str, warnings: list[str] | None) -> None:
+        caution = "".join(f"<br><span style='color:#e8793a'>⚠ {w}</span>" for w in warnings or [])
+        self.status.setText(f"{text} Research use only — not for diagnosis.{caution}")
+
+    def refresh_heat_map(self) -> None:
+        label = self.heat_label.currentText() if self.heat_label.currentIndex() > 0 else ""
+        if not label:
+            self.scale.setVisible(False)
+        self.heatmap_requested.emit(label, self.opacity.value() / 100.0)
+
+    def show_heat_range(self, low: float, high: float) -> None:
+        self.scale.set_range(low, high)
+        if self.classifier_mode():
+            self.scale.note.setText("Contribution of each patch to the class's logit through the classifier head; "
+                                    "colours span this image's lowest to highest contribution.")
+        else:
+            self.scale.note.setText(f"Patch-text cosine; {NORMALISATION}.")
+
+
+class ThresholdBar(QtWidgets.QProgressBar):
+    """A probability bar (0..1000) with its decision threshold drawn as a vertical mark."""
+
+    def __init__(self, threshold: float | None = None, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.threshold = threshold
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.threshold is None:
+            return
+        painter = QtGui.QPainter(self)
+        x = round(self.threshold * (self.width() - 1))
+        painter.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 2))
+        painter.drawLine(x, 0, x, self.height())
+        painter.setPen(QtGui.QPen(QtGui.QColor("#000000"), 1))
+        painter.drawLine(x + 1, 0, x + 1, self.height())
+        painter.end()
+
+
+class ColourScale(QtWidgets.QWidget):
+    """The heat-map's colour bar with the cosine values at its ends and how colours are scaled."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bar = QtWidgets.QLabel()
+        self.bar.setFixedHeight(12)
+        self.bar.setScaledContents(True)
+        ramp = np.ascontiguousarray(np.repeat(colour_map(np.linspace(0, 1, 256))[None], 2, axis=0))
+        image = QtGui.QImage(ramp.data, 256, 2, 256 * 3, QtGui.QImage.Format.Format_RGB888).copy()
+        self.bar.setPixmap(QtGui.QPixmap.fromImage(image))
+        self.low = QtWidgets.QLabel()
+        self.high = QtWidgets.QLabel()
+        self.note = QtWidgets.QLabel(f"Patch-text cosine; {NORMALISATION}.")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #8a939b;")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.low)
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.high)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.note)
+        self.setVisible(False)
+
+    def set_range(self, low: float, high: float) -> None:
+        self.low.setText(f"{low:.3f}")
+        self.high.setText(f"{high:.3f}")
+        self.setVisible(True)

@@ -1,0 +1,195 @@
+"""The Training tab's form: which job, on what, and how (pre-training or fine-tuning a classifier), and the
+command-line arguments it stands for. No process control here (training_panel.py) and no plots (plots.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from app.training.run_folders import FINETUNE, PRETRAIN
+from medflip_core.masking import MASK_STRATEGIES
+
+FINETUNE_MODES = ["probe", "partial", "full"]  # probe: frozen tower, no torch; partial/full: the trainer tunes it
+
+
+def decoding_choice() -> QtWidgets.QComboBox:
+    """Where the trainer decodes images: in its loop, in loader threads, or in worker processes (the trainer's
+    --num-workers / --decode-in); each item's data is the flags it adds."""
+    workers = max(1, min(4, (os.cpu_count() or 2) - 1))
+    box = QtWidgets.QComboBox()
+    box.addItem("in the training loop", [])
+    box.addItem(f"{workers} loader threads", ["--num-workers", str(workers)])
+    box.addItem(f"{workers} worker processes (JPEG 2000 DICOMs)",
+                ["--num-workers", str(workers), "--decode-in", "processes"])
+    box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(14)  # the full text shows when there is room, and in the open list
+    box.setToolTip("Decoded images are kept in memory after the first epoch. Threads overlap decoding with the "
+                   "step where the decoder allows it (PNG, JPEG, uncompressed DICOM); JPEG 2000's decoder does "
+                   "not, so its folders decode faster in worker processes. On a 2-core CPU the loop is as fast.")
+    return box
+
+
+class TrainingForm(QtWidgets.QWidget):
+    """The fields of a training job; rows that do not apply to the chosen job are hidden."""
+
+    job_changed = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.job = QtWidgets.QComboBox()
+        self.job.addItem("pre-train (images + reports)", PRETRAIN)
+        self.job.addItem("fine-tune a classifier", FINETUNE)
+        self.job.currentIndexChanged.connect(self._job_changed)
+        self.images = QtWidgets.QLineEdit()
+        self.images.setPlaceholderText("ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
+        self.image_root = QtWidgets.QLineEdit()
+        self.image_root.setPlaceholderText("Folder the CSV's image paths start from (default: the CSV's folder)")
+        self.mode = QtWidgets.QComboBox()
+        self.mode.addItems(FINETUNE_MODES)
+        self.mode.setToolTip("probe: a linear head on the frozen image tower, calibrated on validation patients "
+                             "(minutes on a CPU, no torch). partial: the top blocks of the tower train with the "
+                             "head; full: every layer (both need the time budget, best on a GPU; early stopping on "
+                             "validation AUC). All three end in a calibrated classifier.")
+        self.corpus = QtWidgets.QLineEdit()
+        self.corpus.setPlaceholderText("Reports: Open-i XML folder or .tgz, CSV, TXT (pre-training)")
+        self.mask = QtWidgets.QDoubleSpinBox()
+        self.mask.setRange(0.0, 0.9)
+        self.mask.setSingleStep(0.05)
+        self.mask.setValue(0.75)
+        self.mask_strategy = QtWidgets.QComboBox()
+        self.mask_strategy.addItems(list(MASK_STRATEGIES))
+        self.mask_strategy.setToolTip("Which patches a step drops: random (MedFLIP), integrity (our reading of "
+                                      "MLIP: low-information patches first) or attention (our reading of XLIP: "
+                                      "text-similar patches first; a scoring pass costs ~40 % of a CPU step). "
+                                      "The Mask sampling tab shows each on your image.")
+        mask_row = QtWidgets.QWidget()
+        mask_layout = QtWidgets.QHBoxLayout(mask_row)
+        mask_layout.setContentsMargins(0, 0, 0, 0)
+        mask_layout.addWidget(self.mask)
+        mask_layout.addWidget(self.mask_strategy, 1)
+        self.budget = QtWidgets.QDoubleSpinBox()
+        self.budget.setRange(0.1, 10000)
+        self.budget.setValue(30)
+        self.budget.setSuffix(" min")
+        self.max_steps = QtWidgets.QSpinBox()
+        self.max_steps.setRange(0, 10_000_000)
+        self.max_steps.setSpecialValueText("no limit")
+        self.batch = QtWidgets.QSpinBox()
+        self.batch.setRange(2, 1024)
+        self.batch.setValue(32)
+        self.device = QtWidgets.QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.image_size = QtWidgets.QSpinBox()
+        self.image_size.setRange(32, 1024)
+        self.image_size.setSingleStep(16)
+        self.image_size.setValue(224)
+        self.decoding = decoding_choice()
+        self.rows = rows = QtWidgets.QFormLayout(self)
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.addRow("Job", self.job)
+        rows.addRow("Images", self._images_row())
+        rows.addRow("Image root", self._with_browse(self.image_root, folder=True))
+        rows.addRow("Mode", self.mode)
+        rows.addRow("Reports", self._with_browse(self.corpus, folder=False))
+        rows.addRow("Mask ratio", mask_row)
+        rows.addRow("Time budget", self.budget)
+        rows.addRow("Max steps", self.max_steps)
+        rows.addRow("Batch size", self.batch)
+        rows.addRow("Image size", self.image_size)
+        device_row = QtWidgets.QWidget()  # one row for both: the plots below need the height
+        device_layout = QtWidgets.QHBoxLayout(device_row)
+        device_layout.setContentsMargins(0, 0, 0, 0)
+        device_layout.addWidget(self.device)
+        self.decoding_label = QtWidgets.QLabel("decode images")
+        device_layout.addWidget(self.decoding_label)
+        device_layout.addWidget(self.decoding, 1)
+        rows.addRow("Device", device_row)
+        self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.max_steps, self.batch,
+                               self.image_size]
+        self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode]
+        self._job_changed()
+
+    def job_name(self) -> str:
+        return self.job.currentData()
+
+    def _job_changed(self) -> None:
+        finetune = self.job_name() == FINETUNE
+        for widget in self._pretrain_only:
+            self.rows.setRowVisible(widget, not finetune)
+        for widget in (self.decoding_label, self.decoding):  # half of the device row: the trainer's flags
+            widget.setVisible(not finetune)
+        for widget in self._finetune_only:
+            self.rows.setRowVisible(widget, finetune)
+        self.images.setPlaceholderText("ImageFolder (one sub-folder per class) or a label CSV (NIH or CheXpert style)"
+                                       if finetune else "ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
+        self.budget.setToolTip("The probe stops resumably when the time is up" if finetune else "")
+        self.job_changed.emit()
+
+    def pretrain_args(self, run_dir: str) -> list[str]:
+        """The trainer's arguments of a new pre-training run writing to `run_dir`."""
+        args = ["--images", self.images.text().strip(), "--mask-ratio", f"{self.mask.value():.2f}",
+                "--mask-strategy", self.mask_strategy.currentText(),
+                "--budget-minutes", f"{self.budget.value():g}", "--batch-size", str(self.batch.value()),
+                "--image-size", str(self.image_size.value()), "--device", self.device.currentText(),
+                "--out-dir", run_dir]
+        if self.max_steps.value() > 0:
+            args += ["--max-steps", str(self.max_steps.value())]
+        if self.corpus.text().strip():
+            args += ["--corpus", self.corpus.text().strip()]
+        return args + list(self.decoding.currentData())
+
+    def finetune_args(self, out: str, base: Path | None) -> list[str]:
+        """`medflip finetune` arguments: a classifier bundle at `out`, starting from the bundle `base`."""
+        args = ["finetune", "--images", self.images.text().strip(), "--mode", self.mode.currentText(),
+                "--out", out, "--budget-minutes", f"{self.budget.value():g}", "--json"]
+        if self.image_root.text().strip():
+            args += ["--image-root", self.image_root.text().strip()]
+        if base is not None:
+            args += ["--base", str(base)]
+        if self.mode.currentText() != "probe":  # the tower modes train with torch, on the GPU when there is one
+            args += ["--device", self.device.currentText()]
+        return args
+
+    def _images_row(self) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.images, 1)
+        folder = QtWidgets.QPushButton("Folder…")
+        folder.clicked.connect(lambda: self._browse_images(folder=True))
+        csv = QtWidgets.QPushButton("CSV…")
+        csv.setToolTip("A label CSV (fine-tuning): NIH Data_Entry_2017 or CheXpert train.csv style")
+        csv.clicked.connect(lambda: self._browse_images(folder=False))
+        row.addWidget(folder)
+        row.addWidget(csv)
+        return box
+
+    def _browse_images(self, folder: bool) -> None:
+        if folder:
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Image folder")
+        else:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Label CSV", "", "CSV (*.csv)")
+        if path:
+            self.images.setText(path)
+
+    def _with_browse(self, edit: QtWidgets.QLineEdit, folder: bool) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(edit, 1)
+        button = QtWidgets.QPushButton("…")
+        button.setFixedWidth(32)
+
+        def browse() -> None:
+            if folder:
+                path = QtWidgets.QFileDialog.getExistingDirectory(self, "Image folder")
+            else:
+                path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Reports")
+            if path:
+                edit.setText(path)
+
+        button.clicked.connect(browse)
+        row.addWidget(button)
+        return box

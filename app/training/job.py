@@ -1,0 +1,68 @@
+"""A training job seen from the GUI: the child process (QProcess, separate stdout/stderr), the JSON-lines
+event stream on its stdout, and how far it is. The Training tab (training_panel.py) decides what to do with
+each event; nothing here touches a widget."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from PySide6 import QtCore
+
+from medflip_core.events import Event, StepEvent, event_from_record, parse_event_line
+
+
+class EventStream:
+    """Splits a child's stdout into lines and typed events; a line cut by a read waits for its end."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[str, Event]]:
+        """The events in the bytes read so far, each with its record as a JSON line (to keep in the run folder).
+        Lines that are not events (a library's print) are dropped."""
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        found = []
+        for raw in lines:
+            record = parse_event_line(raw.decode("utf-8", "replace"))
+            event = event_from_record(record) if record is not None else None
+            if event is not None:
+                found.append((json.dumps(record), event))
+        return found
+
+
+def start_process(parent: QtCore.QObject, program: str, args: list[str], *, stdout: Callable[[], None],
+                  stderr: Callable[[], None], finished: Callable[[int, QtCore.QProcess.ExitStatus], None],
+                  error: Callable[[QtCore.QProcess.ProcessError], None]) -> QtCore.QProcess:
+    """Start a job's child process with its four callbacks connected."""
+    process = QtCore.QProcess(parent)
+    process.setProcessChannelMode(QtCore.QProcess.ProcessChannelMode.SeparateChannels)
+    process.readyReadStandardOutput.connect(stdout)
+    process.readyReadStandardError.connect(stderr)
+    process.finished.connect(finished)
+    process.errorOccurred.connect(error)
+    process.start(program, args)
+    return process
+
+
+def progress_percent(event: StepEvent) -> int:
+    """How far the run is, by the same measure as its ETA: the trainer stops at whichever of its step limit and
+    time budget comes first, and its ETA already says which (a step count alone reads 27 % when the budget ends)."""
+    if event.elapsed_s and event.eta_s is not None:
+        return int(100 * event.elapsed_s / max(event.elapsed_s + event.eta_s, 1e-6))
+    if event.total_steps:
+        return int(100 * event.step / event.total_steps)
+    return 0
+
+
+def format_eta(seconds: float) -> str:
+    """'ETA 40 s', 'ETA 12 min', 'ETA 1 h 05 min' (never '0.0 min' while work is left)."""
+    if seconds < 1:
+        return "finishing"
+    if seconds < 90:
+        return f"ETA {seconds:.0f} s"
+    if seconds < 3600:
+        return f"ETA {seconds / 60:.0f} min"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"ETA {hours} h {rest // 60:02d} min"

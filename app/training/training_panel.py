@@ -1,0 +1,410 @@
+"""The Training tab: a job's form (form.py), its child process and event stream (job.py) and its live plots
+(plots.py) put together, and what happens when a job starts, reports, ends or is cancelled.
+
+Two jobs: pre-training (the trainer; live plots of the loss, its parts and sigma_1; the events are kept in the
+run folder, so a resumed run's plots continue its history) and fine-tuning a classifier (`medflip finetune
+--mode probe`; live validation AUC per class; the bundle lands in the user's models folder, is selected, and
+its validation ROC curves and confusion matrix are shown). Cancel keeps what was done; Resume continues it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from app.panels.classifier_results import ClassifierResults
+from app.training import export_handover
+from app.training.form import TrainingForm
+from app.training.job import EventStream, format_eta, progress_percent, start_process
+from app.training.plots import TrainingPlots
+from app.training.run_folders import FINETUNE, PRETRAIN, keep_events, read_run_events, run_job, run_problem
+from medflip_core.bundles.checkpoint_layout import RUN_CONFIG
+from medflip_core.bundles.model_store import user_models_dir
+from medflip_core.events import (
+    CheckpointEvent,
+    DoneEvent,
+    ErrorEvent,
+    EvalEvent,
+    Event,
+    SkippedStepEvent,
+    StartEvent,
+    StepEvent,
+)
+from medflip_core.processes import medflip_command, trainer_command, trainer_missing
+from medflip_core.resources import user_data_dir
+
+
+class TrainingPanel(QtWidgets.QWidget):
+    model_exported = QtCore.Signal(str)  # a pre-training run's export: listed, not selected
+    classifier_ready = QtCore.Signal(str)  # the user's own fine-tuning job: listed and selected
+    message = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.process: QtCore.QProcess | None = None
+        self.export_process: QtCore.QProcess | None = None
+        self.run_dir = ""
+        self.base_model: Path | None = None  # the bundle fine-tuning starts from (the one in the picker)
+        self.stream = EventStream()
+        self.events: list[Event] = []
+        self.last_error = ""
+        self.running_job = ""
+        self.classifier_out = ""  # where the running fine-tuning job writes its bundle
+        self._finetune_args: list[str] = []  # a cancelled probe is resumed by running it again (cached)
+        self.val_auc: dict[str, float] = {}
+
+        self.form = TrainingForm()
+        self.form.job_changed.connect(self._job_changed)
+
+        self.start_button = QtWidgets.QPushButton("Start")
+        self.start_button.clicked.connect(lambda: self.start(resume=False))
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stops after the current step and keeps a checkpoint")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        self.resume_button = QtWidgets.QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the last run from its latest checkpoint")
+        self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.resume_button.setEnabled(False)
+        self.resume_folder_button = QtWidgets.QPushButton("Resume folder…")
+        self.resume_folder_button.setToolTip("Continue any pre-training run folder from its latest checkpoint")
+        self.resume_folder_button.clicked.connect(self._choose_run_folder)
+        buttons = QtWidgets.QHBoxLayout()
+        for b in (self.start_button, self.cancel_button, self.resume_button, self.resume_folder_button):
+            buttons.addWidget(b)
+
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setFormat("%p %")
+        self.stats = QtWidgets.QLabel("Idle")
+        self.stats.setWordWrap(True)
+        self.plots = TrainingPlots()
+        self.log = QtWidgets.QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.log.setPlaceholderText("Trainer log")
+
+        self.auc_label = QtWidgets.QLabel()
+        self.auc_label.setWordWrap(True)
+        self.results = ClassifierResults()
+        self.views = QtWidgets.QTabWidget()
+        self.views.addTab(self.plots, "Training curves")
+        self.views.addTab(self.results, "Classifier results")
+        plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        plots.addWidget(self.views)
+        plots.addWidget(self.log)
+        plots.setStretchFactor(0, 4)
+        plots.setStretchFactor(1, 1)
+        plots.setSizes([480, 90])
+        self.log.setMinimumHeight(40)
+        plots.setCollapsible(0, False)
+        # The form scrolls and the plots keep their minimum: at 1280x800 (about 740 px of usable height on a
+        # laptop) the tab never makes the window taller than the screen; the splitter handle gives either more.
+        self.controls = QtWidgets.QScrollArea()
+        self.controls.setWidget(self.form)
+        self.controls.setWidgetResizable(True)
+        self.controls.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.controls.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.controls.setMinimumHeight(90)
+        self.controls.setMinimumWidth(self.form.minimumSizeHint().width()
+                                      + self.controls.verticalScrollBar().sizeHint().width())
+        self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        status = QtWidgets.QWidget()  # buttons, progress and status always in sight, with the plots
+        below = QtWidgets.QVBoxLayout(status)
+        below.setContentsMargins(0, 0, 0, 0)
+        below.addLayout(buttons)  # Start/Cancel/Resume never scroll out of sight
+        below.addWidget(self.progress)
+        below.addWidget(self.stats)
+        below.addWidget(self.auc_label)
+        below.addWidget(plots, 1)
+        self.split.addWidget(self.controls)
+        self.split.addWidget(status)
+        self.split.setChildrenCollapsible(False)
+        self.split.setStretchFactor(0, 0)
+        self.split.setStretchFactor(1, 1)
+        self._sized = False
+        self.auc_label.setVisible(False)  # shown by a fine-tuning job's evaluations
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.split)
+        self._job_changed()
+
+    def showEvent(self, event) -> None:
+        """First shown: the whole form if the plots keep their minimum, else the plots' minimum and a scroll."""
+        super().showEvent(event)
+        if not self._sized and self.split.height() > 0:
+            self._sized = True
+            total = sum(self.split.sizes())
+            below = self.split.widget(1).minimumSizeHint().height()
+            form = min(self.controls.widget().sizeHint().height() + 4, max(total - below, 90))
+            self.split.setSizes([form, total - form])
+
+    def job_name(self) -> str:
+        return self.form.job_name()
+
+    def _job_changed(self) -> None:
+        self.resume_button.setEnabled(self._can_resume())
+
+    # --- process control ------------------------------------------------------------------------------
+    def build_args(self, resume: bool) -> list[str]:
+        """The trainer's arguments of a pre-training run (a new run folder unless resuming)."""
+        if resume and self.run_dir:  # events to stdout, whatever the run's config says: the GUI reads them
+            return ["--config", str(Path(self.run_dir) / RUN_CONFIG), "--resume", "--events", "-"]
+        self.run_dir = str(user_data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S"))
+        return self.form.pretrain_args(self.run_dir)
+
+    def finetune_args(self) -> list[str]:
+        """`medflip finetune` arguments: the images, the base model in the picker, a new bundle folder under the
+        user's models (written there only when complete)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        images = self.form.images.text().strip()
+        self.classifier_out = str(user_models_dir() / f"classifier-{Path(images).stem}-{stamp}")
+        return self.form.finetune_args(self.classifier_out, self.base_model)
+
+    def start(self, resume: bool = False, extra: list[str] | None = None) -> None:
+        if self.process is not None:
+            return
+        if not resume and not self.form.images.text().strip():
+            self.message.emit("Choose an image folder (or a label CSV, to fine-tune) to train on.")
+            return
+        job = self.job_name()
+        missing = trainer_missing() if job == PRETRAIN or self.form.mode.currentText() != "probe" else None
+        if missing:  # the light app without the trainer add-on: say what to install; the probe still runs
+            self.log.appendPlainText(missing)
+            self.stats.setText("Needs the trainer add-on, which is not installed (the probe works without it).")
+            self.message.emit(missing)
+            return
+        if job == FINETUNE:
+            if not (resume and self._finetune_args):
+                self._finetune_args = self.finetune_args() + (extra or [])
+            program, full = medflip_command(self._finetune_args)
+            self.val_auc = {}
+            self.auc_label.setText("")
+            self.auc_label.setVisible(True)
+        else:
+            args = self.build_args(resume) + (extra or [])
+            program, full = trainer_command([run_job(self.run_dir) if resume else PRETRAIN, *args])
+        self.plots.clear()
+        self.events.clear()
+        self.last_error = ""
+        if job == PRETRAIN and resume:
+            self.replay(read_run_events(self.run_dir))  # the plots continue the run's history
+        self.running_job = job
+        if job == PRETRAIN:  # the live curves, not an earlier fine-tuning's results, are what this run shows
+            self.views.setCurrentIndex(0)
+        self.stream = EventStream()
+        self.log.appendPlainText("$ " + " ".join([program, *full]))
+        self.process = start_process(self, program, full, stdout=self._read_stdout, stderr=self._read_stderr,
+                                     finished=self._finished, error=self._process_error)
+        self.start_button.setEnabled(False)
+        self.resume_button.setEnabled(False)
+        self.resume_folder_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.stats.setText("Starting the trainer…" if job == PRETRAIN else "Starting the fine-tuning job…")
+
+    def replay(self, events: list[Event]) -> None:
+        """Rebuild the plots from a run's earlier events (its step events; nothing is logged again)."""
+        for event in events:
+            if isinstance(event, StepEvent):
+                self.plots.add_step(event)
+        self.plots.flush()
+        if events:
+            self.log.appendPlainText(f"plots rebuilt from {len(events)} earlier events of this run")
+
+    def _choose_run_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Training run folder to resume",
+                                                            str(user_data_dir() / "runs"))
+        if folder:
+            self.resume_folder(folder)
+
+    def resume_folder(self, folder: str) -> bool:
+        """Continue a pre-training run folder (this session's or any other) from its latest checkpoint."""
+        problem = run_problem(folder)
+        if problem:
+            self.message.emit(problem)
+            return False
+        self.form.job.setCurrentIndex(self.form.job.findData(PRETRAIN))
+        self.run_dir = str(Path(folder))
+        self.start(resume=True)
+        return True
+
+    def _can_resume(self) -> bool:
+        if self.job_name() == FINETUNE:
+            # a cancelled probe continues from its embedding cache; one that failed (bad input) starts afresh
+            return (bool(self._finetune_args) and self.running_job == FINETUNE and not self.last_error
+                    and not self._finished_ok())
+        return bool(self.run_dir) and not run_problem(self.run_dir)
+
+    def _finished_ok(self) -> bool:
+        done = self._done_event()
+        return done is not None and done.status == "completed"
+
+    def set_base_model(self, bundle: str | Path) -> None:
+        """The model in the picker: fine-tuning starts from it."""
+        self.base_model = Path(bundle)
+
+    def shut_down(self, settings) -> None:
+        """The window closes: a running job checkpoints and stops; a running export is handed over to finish on
+        its own and be picked up at the next start (app/training/export_handover.py)."""
+        if self.process is not None:
+            self.cancel()
+            self.process.waitForFinished(30000)
+        export_handover.hand_over(self.export_process, settings)
+
+    def _done_event(self) -> DoneEvent | None:
+        return next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
+
+    def cancel(self) -> None:
+        if self.process is None:
+            return
+        if self._done_event() is not None:  # the run has ended and the trainer is exiting: nothing to cancel
+            self.stats.setText("The run has already ended; waiting for the trainer to exit…")
+            return
+        self.stats.setText("Cancelling after the current step…")
+        self.process.terminate()  # SIGTERM: the trainer checkpoints and exits cleanly
+
+    def _read_stdout(self) -> None:
+        kept = []
+        for line, event in self.stream.feed(bytes(self.process.readAllStandardOutput())):
+            kept.append(line)
+            self.handle_event(event)
+        self._keep_events(kept)
+
+    def _keep_events(self, lines: list[str]) -> None:
+        """Append a pre-training run's events to RUN/events.jsonl, so a resume can rebuild its plots."""
+        if not lines or self.running_job != PRETRAIN or not self.run_dir or not Path(self.run_dir).is_dir():
+            return
+        try:
+            keep_events(self.run_dir, lines)
+        except OSError as exc:  # the plots still work; only a later resume would miss this history
+            self.log.appendPlainText(f"could not keep the events in the run folder: {exc}")
+
+    def _read_stderr(self) -> None:
+        text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace").rstrip()
+        if text:
+            self.log.appendPlainText(text)
+
+    def handle_event(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(event, StartEvent):
+            precision = f", {event.amp}" if event.amp != "off" else ""
+            self.log.appendPlainText(f"started on {event.device}{precision}: {event.n_train} training images, "
+                                     f"{event.n_val} validation, {event.n_sentences or 0} sentences")
+        elif isinstance(event, StepEvent):
+            self._plot_step(event)
+        elif isinstance(event, EvalEvent):
+            metrics = {k: v for k, v in event.metrics.items() if k.startswith("val_")}
+            self.log.appendPlainText(f"eval at step {event.step}: {metrics} ({event.metrics.get('data_set', '')})")
+            self._show_auc(event)
+        elif isinstance(event, CheckpointEvent):
+            self.log.appendPlainText(f"checkpoint: {event.path}")
+        elif isinstance(event, SkippedStepEvent):
+            self.log.appendPlainText(f"step {event.step} skipped: {event.reason}")
+        elif isinstance(event, DoneEvent):
+            status = "cancelled — checkpoint kept, Resume continues it" if event.cancelled else "completed"
+            self.stats.setText(f"Training {status} at step {event.step}.")
+            self.cancel_button.setEnabled(False)  # the run has ended: a late Cancel has nothing to stop
+            self.log.appendPlainText(f"done: {status}")
+        elif isinstance(event, ErrorEvent):
+            self.last_error = event.message or "unknown error"
+            self.stats.setText(f"Training failed: {self.last_error}")
+            self.message.emit(f"Training failed: {self.last_error}")
+
+    def _show_auc(self, event: EvalEvent) -> None:
+        """Validation ROC AUC per class (with its patient-level CI when the job gives one)."""
+        per_class = event.metrics.get("val_auc_per_class")
+        if not isinstance(per_class, dict):
+            return
+        self.val_auc = {c: float(v) for c, v in per_class.items() if v is not None}
+        ci = event.metrics.get("val_auc_ci95") or {}
+        parts = [f"<b>{c}</b> {v:.3f}" + (f" [{ci[c][0]:.3f}–{ci[c][1]:.3f}]" if c in ci else "")
+                 for c, v in self.val_auc.items()]
+        where = event.metrics.get("data_set", "validation")
+        patients = event.metrics.get("patients")
+        from html import escape  # here, not at the top: a targeted edit of a file others are changing
+
+        small = event.metrics.get("small_validation")  # the job's warning: too few validation patients
+        self.auc_label.setText(f"Validation ROC AUC per class ({where}"
+                               + (f", {patients} patients" if patients else "") + "; 95 % CI over patients): "
+                               + ", ".join(parts)
+                               + (f"<br><b style='color:#ffb347'>⚠ {escape(small)}</b>" if small else ""))
+
+    def _plot_step(self, event: StepEvent) -> None:
+        self.plots.add_step(event)
+        self.progress.setValue(progress_percent(event))
+        eta = event.eta_s
+        if self.running_job == FINETUNE and self.form.mode.currentText() == "probe":
+            self.stats.setText(f"embedding images: {event.step} of {event.total_steps or '?'} new "
+                               f"({event.samples_per_s:.1f} images/s)")
+            return
+        self.stats.setText(f"step {event.step}  loss {event.loss:.3f}  {event.samples_per_s:.1f} samples/s  "
+                           f"{format_eta(eta)}" if eta is not None else f"step {event.step}")
+
+    def _process_error(self, error: QtCore.QProcess.ProcessError) -> None:
+        if error == QtCore.QProcess.ProcessError.FailedToStart:
+            self.last_error = "the trainer could not be started"
+            self.message.emit("Training failed: the trainer process could not be started.")
+
+    def _finished(self, code: int, status: QtCore.QProcess.ExitStatus) -> None:
+        """The trainer exited. Its `done` event is the run's true state: a process killed while it exits (a late
+        Cancel, a logout) after saying done has lost nothing, so it is not reported as a failure."""
+        self._read_stdout()
+        self.plots.flush()
+        done = self._done_event()
+        abnormal = status == QtCore.QProcess.ExitStatus.CrashExit or code != 0
+        crashed = done is None and (status == QtCore.QProcess.ExitStatus.CrashExit
+                                    or (code != 0 and not self.last_error))
+        if abnormal and done is not None and not self.last_error:
+            self.log.appendPlainText(f"the trainer was stopped while exiting (exit code {code}), after the run had "
+                                     f"ended ({done.status} at step {done.step}); nothing is lost")
+            code = 0
+        if crashed:
+            self.last_error = f"the trainer stopped unexpectedly (exit code {code})"
+            self.stats.setText(f"Training failed: {self.last_error}. The last checkpoint is kept.")
+            self.message.emit(f"Training failed: {self.last_error}")
+        self.process = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.resume_folder_button.setEnabled(True)
+        self.resume_button.setEnabled(self._can_resume())
+        if done and not done.cancelled and code == 0 and self.running_job == PRETRAIN:
+            self.export_model()
+        elif done and not done.cancelled and code == 0 and self.running_job == FINETUNE:
+            self._classifier_written()
+
+    def _classifier_written(self) -> None:
+        out = self.classifier_out
+        if not Path(out).is_dir():
+            self.message.emit(f"The fine-tuning job ended but wrote no classifier at {out}.")
+            return
+        self._finetune_args = []
+        self.resume_button.setEnabled(False)
+        self.log.appendPlainText(f"classifier ready: {out}")
+        self.stats.setText(f"Classifier ready: {Path(out).name} (selected in the Model picker).")
+        self.auc_label.setVisible(False)  # the results view below has the same figures, with their curves
+        self.show_classifier(out)
+        self.classifier_ready.emit(out)
+
+    def show_classifier(self, bundle: str) -> None:
+        """The results view of a classifier bundle ('' for a model that is none: the view stays as it is)."""
+        if bundle and self.results.show_bundle(bundle):
+            self.views.setCurrentWidget(self.results)
+
+    def export_model(self) -> None:
+        """Turn the finished run into a bundle under the user's models folder (in a subprocess: torch)."""
+        out = str(user_data_dir() / "models" / f"medflip-{Path(self.run_dir).name}")
+        program, args = medflip_command(["export", self.run_dir, out, "--half-weights"])
+        self.export_process = QtCore.QProcess(self)
+        self.export_process.finished.connect(lambda code, _s: self._exported(code, out))
+        self.log.appendPlainText(f"exporting the model to {out} …")
+        self.export_process.start(program, args)
+
+    def _exported(self, code: int, out: str) -> None:
+        err = bytes(self.export_process.readAllStandardError()).decode("utf-8", "replace").strip()
+        if code == 0:
+            self.log.appendPlainText(f"model ready: {out}")
+            self.model_exported.emit(out)
+        else:
+            self.log.appendPlainText(err[-2000:])
+            self.message.emit(f"Exporting the trained model failed: {err.splitlines()[-1] if err else code}")

@@ -1,0 +1,509 @@
+"""The main window: browser | viewer | tool tabs, over a Qt-free Session (medflip_core.session).
+
+Layout and wiring only: the session holds the images, the engine and the caches and does the work, in
+worker threads; the panels show results through their public methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.panels.batch_panel import BatchPanel
+from app.panels.mask_view import MaskView
+from app.panels.model_picker import ModelPicker
+from app.panels.retrieval_panel import RetrievalPanel
+from app.panels.tags_panel import TagsPanel
+from app.panels.zero_shot_panel import ZeroShotPanel
+from app.settings import Settings
+from app.training import export_handover
+from app.training.training_panel import TrainingPanel
+from app.viewer.browser import Browser
+from app.viewer.drop_open import DropToOpen, local_paths
+from app.viewer.pixel_loader import PixelLoader
+from app.viewer.viewer import ImageViewer
+from app.window.about import NOTICE, show_model_card
+from app.window.menus import build_menus, fill_recent
+from app.window.message_bar import MessageBar
+from app.workers import Task, TaskRunner
+from medflip_core.errors import ImageLoadError
+from medflip_core.imaging.pixel_cache import default_cache
+from medflip_core.inference.batch import describe_run
+from medflip_core.session import LoadResult, Session, load_paths
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    scored = QtCore.Signal(dict)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("MedFLIP Studio — research use only")
+        self.setAcceptDrops(True)
+        self.settings = Settings()
+        self.session = Session()
+        self.current: int | None = None
+        self._model_request = ""
+        self.tasks = TaskRunner()
+        self.pixels = PixelLoader(self)  # reading and decoding in worker processes, off this thread
+        self.pixels.ready.connect(self._pixels_ready)
+        self._loads: list[Task] = []  # loads in flight (the Cancel button beside their progress stops them)
+        self.last_load: LoadResult | None = None
+        self._stop_batch = False
+        self._mask_image = None  # the image the mask tab shows once it is the tab in front (_sync_mask_view)
+        self.last_scores: dict[str, float] = {}
+        self.last_prediction = None  # the classifier's Prediction for the current image, when it is one
+        self.last_error = ""
+        self._build()
+        self.recent_menu = build_menus(self)
+        self._fill_recent()
+        self._wire()
+        self.refresh_models()
+        self._pending_timer = QtCore.QTimer(self, interval=2000, timeout=self._check_pending_exports)
+        self._check_pending_exports()
+
+    # --- state the scripted runs and tests read --------------------------------------------------------
+    @property
+    def images(self) -> list:
+        return self.session.images
+
+    @property
+    def engine(self):
+        return self.session.engine
+
+    # --- layout ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.browser = Browser()
+        self.viewer = ImageViewer()
+        self.zero_shot = ZeroShotPanel()
+        self.zero_shot.set_label_mode(str(self.settings.get("zero_shot_mode", "automatic")))  # as left last time
+        self.zero_shot.label_mode_box.currentIndexChanged.connect(
+            lambda: self.settings.set("zero_shot_mode", self.zero_shot.label_mode()))
+        self.mask_view = MaskView()
+        self.tags = TagsPanel()
+        self.retrieval = RetrievalPanel()
+        self.batch = BatchPanel(self.settings)
+        self.training = TrainingPanel()
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.setUsesScrollButtons(False)  # every tab visible, no hidden ones behind arrows
+        for widget, name in ((self.zero_shot, "Zero-shot"), (self.mask_view, "Mask sampling"),
+                             (self.retrieval, "Retrieval"), (self.tags, "Tags"), (self.batch, "Batch"),
+                             (self.training, "Training")):
+            self.tabs.addTab(widget, name)
+        self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 4)
+        splitter = QtWidgets.QSplitter()
+        splitter.addWidget(self.browser)
+        splitter.addWidget(self.viewer)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 5)
+        splitter.setStretchFactor(2, 3)
+        splitter.setSizes([260, 620, 500])
+        self.messages = MessageBar()
+        central = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(central)
+        column.setContentsMargins(4, 4, 4, 0)
+        column.addWidget(self.messages)
+        column.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        self.model_picker = ModelPicker(self.settings)
+        toolbar = self.addToolBar("Model")
+        toolbar.setMovable(False)
+        toolbar.addWidget(QtWidgets.QLabel(" Model: "))
+        toolbar.addWidget(self.model_picker)
+        card = QtGui.QAction("Model card", self)
+        card.triggered.connect(self.show_model_card)
+        toolbar.addAction(card)
+        self.cursor_label = QtWidgets.QLabel()
+        notice = QtWidgets.QLabel(f"  {NOTICE}  ")
+        notice.setStyleSheet("color: #f0b429; font-weight: bold;")
+        self.device_label = QtWidgets.QLabel()  # where inference runs; the tooltip says why
+        self.statusBar().addPermanentWidget(self.cursor_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.statusBar().addPermanentWidget(notice)
+        self.load_progress = QtWidgets.QProgressBar()
+        self.load_progress.setMaximumWidth(180)
+        self.load_progress.setVisible(False)
+        self.load_progress.setFormat("%v of %m")
+        self.statusBar().addPermanentWidget(self.load_progress)
+        self.load_cancel = QtWidgets.QPushButton("Cancel")
+        self.load_cancel.setToolTip("Stop opening files (the images read so far stay open)")
+        self.load_cancel.clicked.connect(self.cancel_load)
+        self.load_cancel.setVisible(False)
+        self.statusBar().addPermanentWidget(self.load_cancel)
+        default_cache().set_limit_mb(self.settings.pixel_cache_mb())
+        self.drops = DropToOpen(self.open_paths, self)
+        self.drops.watch_text_boxes(self)
+
+    def _tab_changed(self) -> None:
+        """A heat-map belongs to the Zero-shot tab: elsewhere (e.g. beside the mask sampling) it would read as a
+        mask or as anatomy, so leaving the tab removes it."""
+        if self.tabs.currentWidget() is not self.zero_shot and self.zero_shot.heat_label.currentIndex() != 0:
+            self.zero_shot.heat_label.setCurrentIndex(0)
+            self.viewer.clear_overlay()
+        self._sync_mask_view()
+
+    def _sync_mask_view(self) -> None:
+        """The mask tab preprocesses its image (40-100 ms on the GUI thread): only while it is the tab shown."""
+        if self.mask_view.radiograph is self._mask_image:
+            return
+        if self.tabs.currentWidget() is self.mask_view:
+            self.mask_view.set_radiograph(self._mask_image)
+        elif self.mask_view.radiograph is not None:  # hidden: let go of the old image (a model load would redo it)
+            self.mask_view.set_radiograph(None)
+
+    def _wire(self) -> None:
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.model_picker.model_chosen.connect(self._load_model)
+        self.browser.image_selected.connect(self.show_image)
+        self.viewer.cursor_info.connect(self.cursor_label.setText)
+        self.zero_shot.score_requested.connect(self.score)
+        self.zero_shot.classify_requested.connect(self.classify)
+        self.zero_shot.heatmap_requested.connect(self.show_heatmap)
+        self.retrieval.retrieve_requested.connect(self.retrieve)
+        self.retrieval.search_requested.connect(self.search_images)
+        self.retrieval.image_chosen.connect(self.browser.select_index)
+        self.tags.reveal_changed.connect(self.browser.set_reveal_patient)
+        self.batch.folder_requested.connect(self.score_folder)
+        self.batch.cancel_requested.connect(self._cancel_batch)
+        self.training.model_exported.connect(self._model_added)
+        self.training.classifier_ready.connect(self._classifier_added)
+        self.training.message.connect(self.error)
+
+    def _fill_recent(self) -> None:
+        fill_recent(self.recent_menu, self.settings, self.open_paths)
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        paths = local_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # --- loading -----------------------------------------------------------------------------------------
+    def open_paths(self, paths: list[str]) -> None:
+        """Open files/folders in the background: images reach the browser in chunks as they are read (the first
+        one on screen at once), progress reads `n of N` files, Cancel or closing the window stops it."""
+        paths = list(paths)
+        self.settings.set("last_dir", str(Path(paths[0]).parent))
+        self.load_progress.setVisible(True)
+        self.load_progress.setValue(0)
+        self.load_cancel.setVisible(True)
+        self.statusBar().showMessage("Loading…")
+        opened: dict[str, list[int]] = {"new": [], "repeated": []}
+        task = Task(load_paths, paths, with_progress=True, stoppable=True, partial="on_images",
+                    reader=self.pixels.opener)
+        self._loads.append(task)
+
+        def failed(message: str) -> None:
+            self._load_ended(task)
+            self.error(message)
+
+        self.tasks.run(task, lambda r: self._loaded(r, paths, opened, task), failed, self._progress,
+                       on_partial=lambda images: self._images_read(images, opened))
+
+    def _images_read(self, images: list, opened: dict[str, list[int]]) -> None:
+        """A chunk of a load: into the session and the browser; the load's first image is shown at once."""
+        first = not opened["new"] and not opened["repeated"]
+        new, repeated = self.session.add_images(images)
+        opened["new"] += new
+        opened["repeated"] += repeated
+        self.browser.add_many([(i, self.session.images[i]) for i in new])
+        if first and (new or repeated):
+            self.browser.select_index(new[0] if new else repeated[0])
+        elif self.current is not None and new:  # the image after the one on screen may have just arrived
+            self.pixels.prefetch(self._following(self.current))
+
+    def cancel_load(self) -> None:
+        for task in self._loads:
+            task.cancel()
+
+    def _load_ended(self, task: Task) -> None:
+        if task in self._loads:
+            self._loads.remove(task)
+        if not self._loads:
+            self.load_progress.setVisible(False)
+            self.load_cancel.setVisible(False)
+
+    def _loaded(self, result: LoadResult, paths: list[str], opened: dict[str, list[int]], task: Task) -> None:
+        self._load_ended(task)
+        self.last_load = result  # what the last load read, skipped and merged (scripted runs and tests read it)
+        for path in result.failed_paths:  # the Recent menu keeps what opened, and forgets what did not
+            self.settings.remove_recent(path)
+        kept = [p for p in paths if p not in result.failed_paths]
+        if kept:
+            self.settings.add_recent(kept)  # one entry per drop, however many files it held
+        self._fill_recent()
+        new, repeated = opened["new"], opened["repeated"]
+        duplicates = result.duplicate_message()
+        if result.errors:
+            n = len(result.errors)
+            details = "\n".join(result.errors + ([duplicates, result.duplicate_details()] if duplicates else []))
+            self.error(result.errors[0] if n == 1 else f"{n} files could not be read.", details)
+        elif duplicates:
+            self.messages.show_message(duplicates, result.duplicate_details(), source="load")
+        else:
+            self.messages.clear_from("load")
+        if result.cancelled:
+            self.statusBar().showMessage(f"Loading cancelled after {result.done:,} of {result.total:,} files: "
+                                         f"{len(new):,} image(s) opened.", 8000)
+        elif new:
+            self.statusBar().showMessage(f"Loaded {len(new):,} image(s).", 5000)
+        elif repeated:
+            self.statusBar().showMessage("Already open.", 5000)
+
+    def show_image(self, index: int) -> None:
+        """Show an image; its pixels not in the cache are decoded in a worker process (its thumbnail scaled up
+        meanwhile), then the next image in the browser is decoded ahead."""
+        self.current = index
+        rg = self.session.images[index]
+        if not rg.is_decoded():
+            self.viewer.show_preview(rg)
+            self._mask_image = None
+            self._sync_mask_view()
+            self.tags.set_radiograph(rg)
+            self.last_scores = {}
+            self.pixels.request(rg, self._following(index))  # -> _pixels_ready, for the last image chosen
+            return
+        self.pixels.shown(self._following(index))
+        self._show_decoded(rg)
+
+    def _following(self, index: int) -> list:
+        return [self.session.images[i] for i in self.browser.following(index)]
+
+    def _pixels_ready(self, rg, error: str) -> None:
+        if self.tasks.closed or self.current is None or self.session.images[self.current] is not rg:
+            return  # another image was chosen meanwhile: its own decode shows it
+        if error:
+            self.viewer.preview_failed()
+            self.error(error)
+        else:
+            self._show_decoded(rg)
+
+    def _show_decoded(self, rg) -> None:
+        try:
+            rg.arrays()  # decoded on demand into the bounded pixel cache (at once if it is there)
+        except ImageLoadError as exc:  # the file went away or changed since it was opened
+            self.error(str(exc))
+            return
+        self.viewer.set_radiograph(rg)
+        self._mask_image = rg
+        self._sync_mask_view()
+        self.tags.set_radiograph(rg)
+        self.last_scores = {}
+        self._refresh_results()
+
+    def _refresh_results(self) -> None:
+        """Scores and sentences for the current image, as soon as there is both an image and a model."""
+        if self.engine is None or self.current is None:
+            return
+        if self.zero_shot.classifier_mode() or self.zero_shot.labels():
+            self.zero_shot.request()
+        if self.session.can_retrieve(self.retrieval.corpus):
+            self.retrieval.request()
+
+    # --- models ------------------------------------------------------------------------------------------
+    def refresh_models(self, select: str | None = None) -> None:
+        if not self.model_picker.refresh(select):
+            self.error("No model bundle is installed: train one in the Training tab.")
+
+    def use_model_folder(self, path: str) -> None:
+        """A model folder the user named (--model): used if it is a bundle, otherwise a clear error."""
+        problem = self.model_picker.add_folder(path)
+        if problem:
+            self.error(problem)
+
+    def _model_added(self, path: str) -> None:
+        """A new model from training appears in the picker; the user decides whether to use it."""
+        self.refresh_models()
+        self.statusBar().showMessage(f"New model ready: {Path(path).name}. Choose it in the Model picker.", 15000)
+
+    def _classifier_added(self, path: str) -> None:
+        """The user's own fine-tuning job finished: its classifier appears in the picker and is selected."""
+        self.refresh_models(select=path)
+        self.statusBar().showMessage(f"Classifier ready and selected: {Path(path).name}.", 15000)
+
+    def _load_model(self, path: str) -> None:
+        """Load the chosen bundle in the background (hash check and ONNX sessions take a moment)."""
+        from medflip_core.inference.engine import Engine
+
+        self.statusBar().showMessage(f"Loading model {Path(path).name}…")
+        self._model_request = path  # only the latest choice may become the engine
+        self._run(Task(Engine, path), lambda engine, p=path: self._engine_ready(engine, p), self._engine_failed)
+
+    def _engine_ready(self, engine, path: str) -> None:
+        if path != self._model_request:
+            return
+        self.session.set_engine(engine)
+        self.training.set_base_model(path)
+        self.settings.set("model", path)
+        self.messages.clear_from("model")
+        self.zero_shot.set_default_labels(engine.bundle.default_labels)
+        shipped = engine.shipped_prompts
+        self.zero_shot.set_model_prompts(shipped.name if shipped is not None else "")
+        self.zero_shot.set_classifier(engine.bundle.name if engine.classifier is not None else "",
+                                      zero_shot=engine.has_text)
+        self.training.show_classifier(path if engine.classifier is not None else "")
+        self.mask_view.set_engine(engine)
+        device = engine.device
+        self.device_label.setText(f" Inference: {device.label} ")
+        self.device_label.setToolTip(device.note)
+        if device.driver and not device.on_gpu:  # a GPU user who gets the CPU is told why, once per model
+            self.statusBar().showMessage(f"Model {engine.bundle.name}. {device.note}", 20000)
+        else:
+            self.statusBar().showMessage(f"Model {engine.bundle.name} ready; {device.note[0].lower()}"
+                                         f"{device.note[1:]}", 5000)
+        self._refresh_results()
+
+    def _engine_failed(self, message: str) -> None:
+        self.session.set_engine(None)
+        self.error(message, source="model")
+
+    def show_model_card(self) -> None:
+        if self.engine is None:
+            self.error("No model loaded.")
+            return
+        show_model_card(self, self.engine.bundle.name, self.engine.bundle.model_card())
+
+    # --- inference: session operations in worker threads ------------------------------------------------
+    def score(self, labels: list[str], templates: list[str]) -> None:
+        if self.current is None:
+            self.zero_shot.show_error("Open an image first.")
+            return
+        index, mode = self.current, self.zero_shot.label_mode()
+        self._run(Task(lambda: (index, self.session.zero_shot(index, labels, templates, mode))), self._scores_ready,
+                  self.zero_shot.show_error)
+
+    def _scores_ready(self, result) -> None:
+        index, zero_shot = result
+        if index != self.current:
+            return
+        scores = {label: float(p) for label, p in zip(zero_shot.labels, zero_shot.probs[0], strict=True)}
+        self.last_scores = scores
+        self.last_prediction = None
+        self.zero_shot.show_scores(scores, self.engine.bundle.name,
+                                   self.session.warnings(index) + zero_shot.contradictions(),
+                                   zero_shot.explanation())
+        self.scored.emit(scores)
+        self.zero_shot.refresh_heat_map()
+
+    def classify(self) -> None:
+        """The selected classifier's own classes for the current image."""
+        if self.current is None:
+            self.zero_shot.show_error("Open an image first.")
+            return
+        index = self.current
+        self._run(Task(lambda: (index, self.session.predict(index))), self._prediction_ready,
+                  self.zero_shot.show_error)
+
+    def _prediction_ready(self, result) -> None:
+        index, pred = result
+        if index != self.current:
+            return
+        self.last_scores = dict(pred.probabilities)
+        self.last_prediction = pred
+        self.zero_shot.show_prediction(pred.probabilities, pred.thresholds, pred.multi_label,
+                                       self.engine.bundle.name, self.session.warnings(index))
+        self.scored.emit(self.last_scores)
+        self.zero_shot.refresh_heat_map()
+
+    def show_heatmap(self, label: str, opacity: float) -> None:
+        if not label or self.engine is None or self.current is None:
+            self.viewer.clear_overlay()
+            return
+        index = self.current
+        kind = "class activation" if self.zero_shot.classifier_mode() else "patch-text similarity"
+        self._run(Task(self.session.heat_map, index, label, opacity, self.zero_shot.classifier_mode()),
+                  lambda overlay: self._heatmap_ready(index, overlay, f"heat-map: {label} ({kind})"), self.error)
+
+    def _heatmap_ready(self, index: int, overlay, caption: str = "") -> None:
+        if index != self.current or self.tabs.currentWidget() is not self.zero_shot:
+            return
+        h, w = self.session.images[index].pixels.shape
+        self.viewer.set_overlay(overlay.rgba, QtCore.QRectF(0, 0, w, h), caption)
+        self.zero_shot.show_heat_range(overlay.low, overlay.high)
+
+    def retrieve(self, k: int, corpus: str) -> None:
+        if self.current is None:
+            self.error("Open an image first.")
+            return
+        self._run(Task(self.session.retrieve, self.current, k, corpus), self._hits_ready,
+                  lambda m: self.error(m, source="retrieval"), latest="retrieve")
+
+    def _hits_ready(self, hits) -> None:
+        self.retrieval.show_hits(hits)
+        self.messages.clear_from("retrieval")  # the count is in the Retrieval tab: the status bar keeps what matters
+
+    def search_images(self, query: str) -> None:
+        self._run(Task(self.session.search, query, self.pixels.opener), self.retrieval.show_ranking, self.error,
+                  latest="search")
+
+    def score_folder(self, folder: str) -> None:
+        classifier = self.zero_shot.classifier_mode() and self.session.has_classifier
+        labels = self.zero_shot.labels() or (self.engine.bundle.default_labels if self.engine else [])
+        if classifier:
+            labels = list(self.engine.classifier.classes)
+        self._stop_batch = False
+        self.batch.set_running(folder)
+        self.load_progress.setMaximum(0)  # busy until the folder's files are counted, never a stale 100 %
+        self.load_progress.setVisible(True)
+        templates = None if classifier else self.zero_shot.templates()  # as the Zero-shot tab scores one image
+        run = describe_run(self.engine, labels, templates, classifier) if self.engine is not None else None
+
+        def done(rows: list[dict]) -> None:
+            self.load_progress.setVisible(False)
+            self.batch.show_results(labels, rows, cancelled=self._stop_batch, run=run, folder=folder)
+
+        def failed(message: str) -> None:
+            self.load_progress.setVisible(False)
+            self.batch.show_failure(message)
+
+        task = Task(self.session.score_folder, folder, labels, templates, with_progress=True,
+                    should_stop=lambda: self._stop_batch, classifier=classifier, mode=self.zero_shot.label_mode(),
+                    reader=self.pixels.opener)  # decoded in the worker processes: the window never waits on one
+        self._run(task, done, failed, on_progress=self._progress)
+
+    def _cancel_batch(self) -> None:
+        self._stop_batch = True
+
+    # --- exports that outlive the window -----------------------------------------------------------------
+    def _check_pending_exports(self) -> None:
+        ready, running, failed = export_handover.check_pending(self.settings)
+        for out in ready:
+            self._model_added(out)
+        for out in failed:
+            self.error(f"The export of {Path(out).name} did not finish; export the run again from the "
+                       "Training tab or with medflip export.")
+        if running and not self._pending_timer.isActive():
+            self._pending_timer.start()
+        elif not running:
+            self._pending_timer.stop()
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+    def _progress(self, done: int, total: int) -> None:
+        self.load_progress.setMaximum(total)
+        self.load_progress.setValue(done)
+
+    def _run(self, task: Task, on_done, on_failed, on_progress=None, latest: str = "") -> None:
+        self.tasks.run(task, on_done, on_failed, on_progress, latest)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.tasks.closed = True  # a result that arrives after the window closed has nowhere to go
+        self.pixels.close()
+        self._pending_timer.stop()
+        self.training.shut_down(self.settings)
+        super().closeEvent(event)
+
+    def busy(self) -> bool:
+        return self.tasks.busy() or self.pixels.pending()
+
+    def error(self, message: str, details: str = "", source: str = "") -> None:
+        """A problem the user must see: the persistent message bar (short sentence, details on demand)."""
+        self.last_error = message
+        self.load_progress.setVisible(False)
+        self.messages.show_message(message, details, source)
+        self.statusBar().showMessage(self.messages.summary.text(), 8000)

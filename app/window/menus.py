@@ -1,0 +1,90 @@
+"""The window's menus: File (open, recent, quit), View (navigation, window/level), Help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtGui, QtWidgets
+
+from app.window.about import show_about
+
+IMAGE_FILTER = "Images (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff DICOMDIR);;All files (*)"
+
+
+def build_menus(window: Any) -> QtWidgets.QMenu:
+    """Menus calling the window's public methods; returns the Recent menu (see fill_recent)."""
+    file_menu = window.menuBar().addMenu("&File")
+    open_files = QtGui.QAction("&Open files…", window, shortcut=QtGui.QKeySequence.StandardKey.Open)
+    open_files.triggered.connect(lambda: _open_files(window))
+    open_folder = QtGui.QAction("Open &folder…", window, shortcut="Ctrl+Shift+O")
+    open_folder.triggered.connect(lambda: _open_folder(window))
+    recent = file_menu.addMenu("Open &recent")
+    file_menu.addActions([open_files, open_folder])
+    file_menu.addMenu(recent)
+    file_menu.addSeparator()
+    quit_action = QtGui.QAction("&Quit", window, shortcut=QtGui.QKeySequence.StandardKey.Quit)
+    quit_action.triggered.connect(window.close)
+    file_menu.addAction(quit_action)
+    view_menu = window.menuBar().addMenu("&View")
+    for text, key, slot in (("Next image", "Down", lambda: window.browser.step(1)),
+                            ("Previous image", "Up", lambda: window.browser.step(-1)),
+                            ("Next image", "PgDown", lambda: window.browser.step(1)),
+                            ("Reset view", "R", window.viewer.fit),
+                            ("Invert", "I", window.viewer.toggle_invert)):
+        action = QtGui.QAction(text, window, shortcut=key)
+        action.triggered.connect(slot)
+        view_menu.addAction(action)
+    for i in range(7):
+        action = QtGui.QAction(f"W/L preset {i + 1}", window, shortcut=str(i + 1))
+        action.triggered.connect(lambda _=False, i=i: window.viewer.choose_preset(i))
+        window.addAction(action)
+    help_menu = window.menuBar().addMenu("&Help")
+    about = QtGui.QAction("&About MedFLIP Studio", window)
+    about.triggered.connect(lambda: show_about(window))
+    help_menu.addAction(about)
+    return recent
+
+
+def recent_label(entry: str | list[str]) -> str:
+    """A folder or file as its path; files dropped together as the first one and a count."""
+    if isinstance(entry, str):
+        return entry
+    more = len(entry) - 1
+    return f"{entry[0]} and {more:,} more file{'s' if more != 1 else ''}"
+
+
+def _existing(entry: Any) -> str | list[str] | None:
+    if isinstance(entry, str):
+        return entry if Path(entry).exists() else None
+    if isinstance(entry, list):
+        paths = [p for p in entry if isinstance(p, str) and Path(p).exists()]
+        return (paths[0] if len(paths) == 1 else paths) or None
+    return None
+
+
+def fill_recent(menu: QtWidgets.QMenu, settings: Any, open_paths: Any) -> None:
+    """The Recent menu: one entry per opening (a drop of 300 files is one entry, re-opening all of them); it
+    lists only paths that still exist (and forgets the others)."""
+    menu.clear()
+    recent = [e for e in (_existing(e) for e in settings.get("recent", [])) if e is not None]
+    if recent != settings.get("recent", []):
+        settings.set("recent", recent)
+    for entry in recent:
+        paths = [entry] if isinstance(entry, str) else list(entry)
+        action = menu.addAction(recent_label(entry))
+        action.setToolTip("\n".join(paths[:20]) + (f"\n… {len(paths) - 20:,} more" if len(paths) > 20 else ""))
+        action.triggered.connect(lambda _=False, p=paths: open_paths(p))
+
+
+def _open_files(window: Any) -> None:
+    files, _ = QtWidgets.QFileDialog.getOpenFileNames(window, "Open images", window.settings.get("last_dir", ""),
+                                                      IMAGE_FILTER)
+    if files:
+        window.open_paths(files)
+
+
+def _open_folder(window: Any) -> None:
+    folder = QtWidgets.QFileDialog.getExistingDirectory(window, "Open folder", window.settings.get("last_dir", ""))
+    if folder:
+        window.open_paths([folder])

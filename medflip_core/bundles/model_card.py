@@ -1,0 +1,191 @@
+"""MODEL_CARD.md of an image-text (CLIP) bundle, generated from its manifest alone, so the two cannot disagree.
+
+Every export writes one (a run trained in the app included); the bundled default model's build script adds its
+validation figures to the manifest (provenance.evaluation) and the card then reports them. Classifier bundles
+have their own card (medflip_core.finetune.classifier_bundle.model_card).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from medflip_core.bundles.bundle import INTENDED_USE
+
+
+def _ci(m: dict) -> str:
+    return f"{m['value']:.3f} (95 % CI {m['ci95'][0]:.3f}–{m['ci95'][1]:.3f})"
+
+
+# what the card says about a data source it recognises by its path (origin and licence)
+KNOWN_SOURCES = {
+    "cxr-pneumonia-kermany": "Kermany et al., pediatric chest X-rays, CC BY 4.0",
+    "cxr-nih-adult": "NIH ChestX-ray14 adult sample",
+    "NLMCXR_reports": "Indiana University reports (Open-i), CC BY-NC-ND 4.0, shipped unmodified and read at run time",
+}
+
+
+def _named(path: str) -> str:
+    notes = [text for key, text in KNOWN_SOURCES.items() if key in path]
+    return f"{path} ({notes[0]})" if notes else path
+
+
+def _listed(value: Any) -> list[str]:
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _what_it_is(manifest: dict, cfg: dict, prov: dict) -> list[str]:
+    model = manifest["model"]
+    steps = prov.get("training_steps") or prov.get("checkpoint_step")
+    wall = prov.get("training_wall_seconds") or prov.get("training_seconds") or 0
+    batch = cfg.get("batch_size")
+    seen = prov.get("images_seen") or ((steps or 0) * (batch or 0))
+    machine = prov.get("machine") or {}
+    where = f" on {machine['cpus']} CPU cores ({prov.get('device')})" if machine.get("cpus") else ""
+    start = prov.get("init_from")
+    if start:  # continued training: say from what, and the earlier model's own budget
+        earlier = (f", itself {start['training_steps']} steps in {start['training_wall_seconds'] / 60:.0f} min from "
+                   "a random image tower" if start.get("training_steps") and start.get("training_wall_seconds") else "")
+        init = (f"initialised from the weights of {start.get('name', 'an earlier model')} (created "
+                f"{start.get('created', '?')}, weights sha256 {str(start.get('weights_sha256', '?'))[:12]}…{earlier})")
+        budget = "Then trained further for "
+    else:
+        init, budget = "randomly initialised", ""
+    return [
+        "## What it is",
+        f"A CLIP-style image-text model trained with MedFLIP (loss {cfg.get('loss', '?')}, mask ratio "
+        f"{cfg.get('mask_ratio', '?')} ({cfg.get('mask_strategy', 'random')} masking), β {cfg.get('beta', '?')}): "
+        f"image tower {model['vision']} at {model['image_size']} px, {init}; text tower "
+        f"{model.get('text_model') or 'all-MiniLM-L6-v2'} ({cfg.get('text_train', '?')} fine-tuning); shared "
+        f"embedding {model['embed_dim']}. {budget}{steps} steps of batch {batch} ({seen:,} images seen) in "
+        f"{wall / 60:.0f} min{where}.", ""]
+
+
+def _data(manifest: dict, cfg: dict, prov: dict) -> list[str]:
+    images, extra = _listed(cfg.get("images")), _listed(cfg.get("extra_sources"))
+    pre = manifest.get("preprocess") or {}
+    lines = ["## Data",
+             f"- Images: {', '.join(map(_named, images)) or '(not recorded)'}"
+             + (f"; plus the label CSV(s) {', '.join(map(_named, extra))} (findings mapped onto the CheXpert labels by "
+                "medflip_core.labeler.labels)" if extra else "") + ". Class folders map onto the CheXpert label space "
+             "(NORMAL → No Finding; PNEUMONIA → Pneumonia + Lung Opacity) unless a class map says otherwise.",
+             f"  {prov.get('n_train_images') or '?'} training images; {cfg.get('val_fraction', 0):.0%} of patients "
+             f"of every source held out (seed {cfg.get('seed', 0)}). Sampling: "
+             + (f"source weights {cfg.get('source_weights') or 'equal'}, no finding vs finding balanced within each "
+                "source" if extra else "each epoch a shuffle of the training images")
+             + f"; augmentation {'on' if cfg.get('augment') else 'off'} (train only).",
+             f"- Text: {prov.get('n_sentences') or 'the'} labelled report sentences of "
+             f"{_named(cfg.get('corpus') or '?')}; "
+             f"{cfg.get('corpus_holdout', 0):.0%} of reports held out of training for retrieval evaluation "
+             "(split by report).",
+             f"- Preprocessing (training and inference alike): aspect ratio kept, padded to a square of "
+             f"{pre.get('image_size')} px (letterbox), grey."]
+    if prov.get("data_sha256"):
+        lines.append(f"- Data hashes: {json.dumps(prov['data_sha256'], sort_keys=True)}.")
+    return [*lines, ""]
+
+
+def _rule(manifest: dict) -> list[str]:
+    rule = manifest.get("zero_shot_rule")
+    if not rule:
+        return ["## Zero-shot decision rule",
+                "None chosen: zero-shot probabilities are a softmax over the labels' prompt similarities at the "
+                "model's temperature. Accuracy at that rule is not calibrated; choose a rule on validation data.", ""]
+    lines = ["## Zero-shot decision rule (shipped in manifest.json → zero_shot_rule)",
+             f"Mode {rule.get('mode')}, prompt bias {rule.get('bias')}, temperature {rule.get('temperature', 1):.3g}; "
+             f"chosen on {rule.get('chosen_on')}, every source weighted alike (criterion: the accuracy on every "
+             "source within 0.05 of its best-threshold accuracy, then the lowest worst-source negative "
+             "log-likelihood). Accuracy and calibration below are on those same validation patients (fitted: the "
+             "mode, a bias and a temperature); ROC AUC depends on the mode only, not on the bias or temperature."]
+    check = (manifest.get("provenance", {}).get("evaluation", {}).get("decision_rule", {})
+             .get("split_half_check"))
+    if check:
+        lines.append("Split-half check of that choice (rule chosen on half of each source's validation patients, "
+                     "measured on the other half, both ways round, means): " + "; ".join(
+                         f"{name} accuracy gap {v['gap']:.3f}, ECE {v['ece']:.3f}" for name, v in check.items())
+                     + ". These are the figures to expect from the choice on new patients of these sources.")
+    return [*lines, "", *_prompts(manifest)]
+
+
+def _prompts(manifest: dict) -> list[str]:
+    shipped = manifest.get("zero_shot_prompts")
+    if not shipped:
+        return []
+    table = (manifest.get("provenance", {}).get("evaluation", {}).get("prompts", {}).get("candidates")) or []
+    lines = ["## Zero-shot prompts (shipped in manifest.json → zero_shot_prompts)",
+             f"\"{shipped['name']}\", chosen among parts of the shipped prompt set on the same validation patients "
+             "(criterion: the worst source's pneumonia ROC AUC, then the mean); the rule above was chosen for these "
+             "prompts. The choice is made on the patients the figures below are measured on, so those AUCs are "
+             "optimistic by the selection among the candidates."]
+    if table:
+        sources = [k[4:-1] for k in table[0] if k.startswith("auc[")]
+        lines += ["", "| prompts | " + " | ".join(f"AUC {s}" for s in sources) + " |",
+                  "|---|" + "---|" * len(sources)]
+        lines += [f"| {row['prompts']} | " + " | ".join(f"{row[f'auc[{s}]']:.3f}" for s in sources) + " |"
+                  for row in table]
+    return [*lines, ""]
+
+
+def _figures(prov: dict) -> list[str]:
+    fig = prov.get("evaluation")
+    lines = ["## How well it does (validation patients never trained on; CIs resample patients)"]
+    if not fig:
+        metrics = prov.get("validation_metrics") or {}
+        known = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        lines.append("Not evaluated on held-out patients yet. Run `medflip evaluate FOLDER --model THIS_BUNDLE` on "
+                     "patients it has not seen (the run's validation split, or better another hospital's data).")
+        if known:
+            lines.append("The trainer's last validation reading (its validation split, images not patients "
+                         "resampled): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(known.items())) + ".")
+        return [*lines, ""]
+    for name, f in fig.items():
+        if not isinstance(f, dict) or "roc_auc_pneumonia" not in f:
+            continue
+        pk = ", ".join(f"P@{k} {v:.3f}" for k, v in sorted(f["retrieval"]["precision_at_k"].items(),
+                                                           key=lambda kv: int(kv[0])))
+        lines += [
+            f"- {name}: {f['images']} images of {f['patients']} patients {f['per_class']}. Pneumonia vs no finding "
+            f"ROC AUC {_ci(f['roc_auc_pneumonia'])}; accuracy {_ci(f['accuracy'])} (best threshold on these images: "
+            f"{f['best_threshold_accuracy']:.3f}); expected calibration error {_ci(f['ece'])}"
+            + (f" (perfectly calibrated probabilities would score about {f['ece_if_calibrated']['mean']:.3f} on "
+               "this many images)" if f.get("ece_if_calibrated") else "") + ".",
+            f"  Retrieval, image → sentence against {f['retrieval']['pool_size']} sentences "
+            f"(chance {f['retrieval']['chance']:.2f}; {f['retrieval']['pool_reports']}): {pk}.",
+        ]
+    if any(isinstance(f, dict) and "ece" in f for f in fig.values()):
+        lines.append("  (ECE is biased upwards on small sets, and more so in a bootstrap resample, where images "
+                     "repeat: its interval can sit above its value. Compare it with the perfectly calibrated "
+                     "figure beside it and with the split-half check above.)")
+    per = fig.get("NIH_per_finding")
+    if per:
+        lines += ["", f"Per-finding zero-shot ROC AUC on NIH validation patients (independent probabilities; findings "
+                      f"with ≥ {per['min_patients']} positive patients among {per['n_patients']}):"]
+        for name, v in per["per_finding"].items():
+            lines.append(f"- {name} (as {v['label']}): {_ci(v)}, {v['positive_patients']} positive patients")
+        if not per["per_finding"]:
+            lines.append("- none reaches the minimum number of positive patients")
+    return [*lines, ""]
+
+
+def clip_model_card(manifest: dict[str, Any]) -> str:
+    """The card of an image-text bundle, from its manifest (the same manifest always gives the same text)."""
+    prov = manifest.get("provenance") or {}
+    cfg = prov.get("training_config") or {}
+    lines = [f"# {manifest.get('name', 'MedFLIP model')}: MedFLIP image-text model", "",
+             f"**{manifest.get('intended_use', INTENDED_USE)}**", "",
+             ("This card is generated from manifest.json by medflip_core/bundles/model_card.py; do not edit it by "
+              "hand."), "",
+             *_what_it_is(manifest, cfg, prov), *_data(manifest, cfg, prov), *_rule(manifest), *_figures(prov),
+             "## Limits",
+             "- Trained only on the image sources named above; the figures hold for their held-out patients and say "
+             "nothing about other hospitals, scanners or populations.",
+             "- Findings other than those measured above are known mostly from report sentences and are not "
+             "validated.",
+             "- Out-of-distribution inputs (other body parts, animals) still get scores; the app flags non-chest "
+             "DICOM body parts.",
+             f"- The text encoder in ONNX is {'int8-quantised' if manifest.get('text_encoder_quantized') else 'fp32'}"
+             f"; weights are {manifest.get('weights_dtype')}; the sentence bank is embedded with that same encoder.",
+             "", "Exact commands, configuration, data hashes and machine: manifest.json → provenance.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""The Zero-shot tab's choice of how labels become probabilities (issue 23 item 4), driven in the real window
+with the bundled model on a real DICOM: one label is never 100 % by construction, the mode is visible and
+switchable, the user's choice sticks until Automatic, and No Finding beside findings says when both cannot hold."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6 import QtCore
+
+from medflip_core.inference.zeroshot import AUTOMATIC, EXCLUSIVE, INDEPENDENT
+
+
+def _score(window, qtbot, labels: str) -> None:
+    panel = window.zero_shot
+    panel.labels_edit.setPlainText(labels)
+    window.last_scores = {}
+    qtbot.mouseClick(panel.score_button, QtCore.Qt.MouseButton.LeftButton)
+    wanted = {x for x in labels.splitlines() if x}
+    qtbot.waitUntil(lambda: set(window.last_scores) == wanted and set(panel.bars) == wanted, timeout=30000)
+
+
+def _choose(panel, mode: str) -> None:
+    """Pick an entry of the Probabilities box as a user does (the box's own signal, not a setter)."""
+    panel.label_mode_box.setCurrentIndex(panel.label_mode_box.findData(mode))
+
+
+def test_one_label_is_not_100_percent_and_the_mode_is_a_visible_sticky_choice(window, qtbot, shared_data):
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    qtbot.waitUntil(lambda: window.current is not None, timeout=30000)
+    panel = window.zero_shot
+    assert panel.label_mode() == AUTOMATIC and panel.label_mode_box.isVisible()
+
+    # one label: scored against "no pneumothorax", not a softmax over itself (it was 100.0 %)
+    _score(window, qtbot, "pneumothorax")
+    assert 0.0 < window.last_scores["pneumothorax"] < 0.99
+    assert panel.bars["pneumothorax"].value() < 990
+    assert panel.label_mode_box.currentText() == "Automatic (findings, each present vs absent)"
+    assert "no pneumothorax" in panel.mode_note.text()
+    assert "findings, each present vs absent (automatic)" in panel.status.text()
+
+    # one class per image with one label: refused in words, the old bars go, nothing reads 100 %
+    _choose(panel, EXCLUSIVE)
+    assert "100 % by construction" in panel.mode_note.text()
+    qtbot.waitUntil(lambda: "100 % by construction" in panel.status.text(), timeout=30000)
+    assert not panel.bars
+    assert "no pneumothorax" in panel.status.text() and "no pneumothorax" not in panel.mode_note.text()  # said once
+
+    # another choice redoes what is on screen (here the refusal) without a click
+    window.last_scores = {}
+    _choose(panel, INDEPENDENT)
+    qtbot.waitUntil(lambda: set(panel.bars) == {"pneumothorax"}, timeout=30000)
+    assert "findings, each present vs absent (your choice)" in panel.status.text()
+    _choose(panel, EXCLUSIVE)
+    qtbot.waitUntil(lambda: not panel.bars, timeout=30000)
+
+    # the choice sticks while labels change: four findings, one class per image, summing to 100 %
+    _score(window, qtbot, "Pneumothorax\nPneumonia\nPleural Effusion\nCardiomegaly")
+    assert panel.label_mode() == EXCLUSIVE
+    assert sum(window.last_scores.values()) == pytest.approx(1.0, abs=1e-3)
+    assert "one class per image (your choice)" in panel.status.text()
+    assert "Automatic (here: findings, each present vs absent)" in panel.mode_note.text()
+    exclusive = dict(window.last_scores)
+
+    # back to Automatic: the bars on screen are redone, each finding on its own
+    window.last_scores = {}
+    _choose(panel, AUTOMATIC)
+    qtbot.waitUntil(lambda: bool(window.last_scores), timeout=30000)
+    assert sum(window.last_scores.values()) != pytest.approx(1.0, abs=1e-2)
+    assert window.last_scores["Pneumonia"] != pytest.approx(exclusive["Pneumonia"], abs=1e-3)
+    assert "findings, each present vs absent (automatic)" in panel.status.text()
+
+    # a model chosen again (set_classifier, default labels) leaves an explicit choice as it is
+    _choose(panel, INDEPENDENT)
+    panel.set_classifier("")
+    assert panel.label_mode() == INDEPENDENT
+
+
+def test_no_finding_beside_findings_is_flagged_when_they_cannot_both_hold(window, qtbot, shared_data):
+    """The issue's film: the default labels gave No Finding 52.8 % and Pneumonia 61.3 % side by side, unexplained."""
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    qtbot.waitUntil(lambda: window.current is not None, timeout=30000)
+    _score(window, qtbot, "\n".join(window.engine.bundle.default_labels))
+    scores = window.last_scores
+    assert scores["No Finding"] + scores["Pneumonia"] > 1.0
+    said = f"No Finding {scores['No Finding'] * 100:.1f} % contradicts Pneumonia {scores['Pneumonia'] * 100:.1f} %"
+    assert said in window.zero_shot.status.text()
+    _choose(window.zero_shot, EXCLUSIVE)  # one class per image: they share 100 %, nothing to contradict
+    qtbot.waitUntil(lambda: "one class per image (your choice)" in window.zero_shot.status.text(), timeout=30000)
+    assert "contradicts" not in window.zero_shot.status.text()
+    assert sum(window.last_scores.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_chosen_mode_is_kept_across_restarts(qtbot):
+    """The settings file (a temporary config folder here) carries the choice to the next window."""
+    from app.window.main_window import MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    assert first.zero_shot.label_mode() == AUTOMATIC
+    _choose(first.zero_shot, EXCLUSIVE)
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert second.zero_shot.label_mode() == EXCLUSIVE
+    _choose(second.zero_shot, AUTOMATIC)
+    second.close()
+    third = MainWindow()
+    qtbot.addWidget(third)
+    assert third.zero_shot.label_mode() == AUTOMATIC
+    third.close()

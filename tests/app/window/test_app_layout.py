@@ -1,0 +1,107 @@
+"""Layouts that hold on a laptop screen (issue 23 item 7) and the smaller window items of item 8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6 import QtCore
+
+LAPTOP = (1280, 740)  # 1280x800 less a taskbar
+
+
+def test_the_window_fits_a_laptop_screen_and_never_grows_itself(window, qtbot):
+    window.resize(*LAPTOP)
+    qtbot.wait(50)
+    assert window.minimumSizeHint().height() <= LAPTOP[1] and window.minimumSizeHint().width() <= LAPTOP[0]
+    for i in range(window.tabs.count()):  # no tab makes the window taller than the screen
+        window.tabs.setCurrentIndex(i)
+        qtbot.wait(20)
+        assert window.height() == LAPTOP[1], window.tabs.tabText(i)
+    long_error = "big.dcm: this DICOM image is truncated. " + "Its pixel data ends early. " * 12
+    window.error(long_error, details="\n".join(f"file{i}.dcm: cannot be read." for i in range(40)))
+    window.messages.details_button.setChecked(True)
+    qtbot.wait(50)
+    assert window.height() == LAPTOP[1] and window.messages.isVisible()  # was 819, then 889 px
+    assert window.statusBar().isVisible() and window.statusBar().geometry().bottom() < window.height()
+    window.messages.dismiss()
+    qtbot.wait(20)
+    assert window.height() == LAPTOP[1]
+
+
+def test_training_plots_keep_a_usable_height_at_1280x740(window, qtbot):
+    window.resize(*LAPTOP)
+    panel = window.training
+    window.tabs.setCurrentWidget(panel)
+    qtbot.wait(50)
+    assert panel.plots.loss_plot.height() >= 110 and panel.plots.sigma_plot.height() >= 110
+    assert panel.progress.isVisible() and panel.stats.isVisible()  # outside the form's scroll area
+    start = panel.start_button.mapTo(panel, QtCore.QPoint(0, panel.start_button.height()))
+    assert panel.start_button.isVisible() and start.y() <= panel.height()  # never scrolled out of sight
+    panel.views.setCurrentWidget(panel.results)
+    qtbot.wait(20)
+    assert panel.results.roc.height() >= 150  # was squeezed to ~60 px
+
+
+def test_starting_a_pretraining_shows_the_live_curves(window, qtbot, tmp_path, corpus):
+    panel = window.training
+    panel.views.setCurrentWidget(panel.results)  # as after a fine-tuning
+    panel.form.images.setText(str(tmp_path / "missing"))
+    panel.form.corpus.setText(str(corpus))
+    panel.start()
+    assert panel.views.currentIndex() == 0
+    qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
+
+
+def test_the_same_error_is_listed_once_in_details(window):
+    message = "gone.dcm: the file is no longer there."
+    window.error(message, details=message + "\nsecond.dcm: cannot be read.")
+    assert window.messages.details.toPlainText().count("gone.dcm") == 1
+    assert "second.dcm" in window.messages.details.toPlainText()
+    window.error("cut.dcm: this DICOM image is truncated. Its pixel data (a 1841x1955 image of 16-bit pixels, "
+                 "compressed as JPEG 2000) ends early, after 2,140,699 bytes of the compressed stream. Copy it again.")
+    assert window.messages.text() == "cut.dcm: this DICOM image is truncated."  # the headline, not a cut sentence
+    assert "2,140,699 bytes" in window.messages.details.toPlainText()
+
+
+@pytest.fixture
+def with_image(window, qtbot, shared_data):
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)  # the bundled model
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    qtbot.waitUntil(lambda: len(window.images) == 1 and window.viewer.displayed_pixels() is not None,
+                    timeout=60000)
+    return window
+
+
+def test_a_heat_map_is_named_on_the_viewer_and_leaves_with_its_tab(with_image, qtbot):
+    w = with_image
+    qtbot.waitUntil(lambda: bool(w.zero_shot.bars), timeout=60000)
+    w.zero_shot.heat_label.setCurrentText("Pneumonia")
+    qtbot.waitUntil(w.viewer.overlay_item.isVisible, timeout=60000)
+    assert w.viewer.overlay_note.isVisible() and "heat-map: Pneumonia" in w.viewer.overlay_note.text()
+    w.tabs.setCurrentWidget(w.mask_view)  # beside the mask sampling it would read as a mask
+    assert not w.viewer.overlay_item.isVisible() and not w.viewer.overlay_note.isVisible()
+    assert w.zero_shot.heat_label.currentIndex() == 0
+
+
+def test_retrieval_does_not_replace_the_status_message(with_image, qtbot):
+    w = with_image
+    w.statusBar().showMessage("Loaded 1 image(s).", 5000)
+    w.retrieval.sentences.clear()
+    w.retrieval.request()
+    qtbot.waitUntil(lambda: w.retrieval.sentences.count() > 0 and not w.busy(), timeout=60000)
+    assert "sentences" not in w.statusBar().currentMessage()
+
+
+def test_screenshots_of_every_tab_at_two_sizes(with_image, qtbot):
+    shots = Path("/tmp/medflip-screenshots") / "tabs"
+    shots.mkdir(parents=True, exist_ok=True)
+    w = with_image
+    for size in ((1280, 800), (1920, 1080)):
+        w.resize(*size)
+        for i in range(w.tabs.count()):
+            w.tabs.setCurrentIndex(i)
+            qtbot.wait(200)
+            assert w.size() == QtCore.QSize(*size)
+            name = w.tabs.tabText(i).replace(" ", "-").lower()
+            assert w.grab().save(str(shots / f"{name}-{size[0]}x{size[1]}.png"))

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medflip_core.errors import MedflipError
+from medflip_core.inference.retrieval import SentenceBank, text_to_image
+from medflip_core.reports import load_sentence_corpus
+
+
+@pytest.fixture(scope="module")
+def real_sentences(shared_data):
+    return load_sentence_corpus(shared_data / "iu-xray-reports" / "NLMCXR_reports.tgz")[:50]
+
+
+def test_bank_round_trip_and_top_k_order(real_sentences, tmp_path):
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(real_sentences), 16)).astype(np.float32)
+    labels = rng.integers(0, 2, size=(len(real_sentences), 14)).astype(np.int8)
+    bank = SentenceBank(real_sentences, emb, labels)
+    bank.save(tmp_path / "bank")
+    again = SentenceBank.load(tmp_path / "bank")
+    assert again.sentences == real_sentences and np.array_equal(again.labels, labels)
+    query = emb[7] + 0.01 * rng.normal(size=16)
+    hits = again.top_k(query, 5)[0]
+    assert hits[0].index == 7 and hits[0].sentence == real_sentences[7]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_ties_break_by_index_and_mismatch_is_an_error():
+    bank = SentenceBank(["a b", "c d", "e f"], np.array([[1.0, 0], [1.0, 0], [0, 1.0]]))
+    assert [h.index for h in bank.top_k(np.array([1.0, 0]), 2)[0]] == [0, 1]
+    with pytest.raises(MedflipError):
+        SentenceBank(["a b"], np.zeros((2, 2)))
+
+
+def test_text_to_image_ranking():
+    images = np.array([[0.0, 1.0], [1.0, 0.1], [1.0, 0.0]])
+    ranked = text_to_image(np.array([1.0, 0.0]), images)
+    assert [i for i, _ in ranked] == [2, 1, 0]
+
+
+@pytest.mark.slow
+def test_bank_is_reembedded_with_the_engines_text_encoder(tiny_bundle, tmp_path):
+    """Bank and queries from the same (ONNX) encoder: after reembed_bundle_bank, a bank row equals the engine's
+    embedding of its sentence (to float16 precision)."""
+    import shutil
+
+    from medflip_core.bundles.bundle import load_bundle, refresh_file_list
+    from medflip_core.inference.engine import Engine, reembed_bundle_bank
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    info = reembed_bundle_bank(bundle)
+    refresh_file_list(bundle)
+    load_bundle(bundle, verify=True)
+    assert "ONNX" in info["embedded_with"]
+    engine = Engine(bundle)
+    bank = engine.sentence_bank
+    direct = engine.embed_texts(bank.sentences[:20])
+    np.testing.assert_allclose(bank.embeddings[:20], direct / np.linalg.norm(direct, axis=1, keepdims=True),
+                               atol=2e-3)
