@@ -1,5 +1,6 @@
-"""A model export still running when the window closes is handed to a detached process that outlives the
-app; the next start picks the finished bundle up (or starts the export again if that process died).
+"""A finished pre-training run becomes a model by an export in a child process (torch); one still running when
+the window closes is handed to a detached process that outlives the app; the next start picks the finished
+bundle up (or starts the export again if that process died).
 
 Exports write their bundle atomically (a .partial folder renamed at the end), so a killed export never
 leaves a half-written model behind.
@@ -8,14 +9,32 @@ leaves a half-written model behind.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore
 
 from medflip_core.bundles.bundle import MANIFEST
+from medflip_core.processes import medflip_command
 
 SETTING = "pending_exports"
+
+
+def start_export(parent: QtCore.QObject, run_dir: str, out: str,
+                 done: Callable[[str, str], None]) -> QtCore.QProcess:
+    """`medflip export RUN OUT --half-weights` in a child process; `done(out, error)` when it ends (error '' on
+    success, else the end of its stderr)."""
+    program, args = medflip_command(["export", run_dir, out, "--half-weights"])
+    process = QtCore.QProcess(parent)
+
+    def finished(code: int, _status: QtCore.QProcess.ExitStatus) -> None:
+        err = bytes(process.readAllStandardError()).decode("utf-8", "replace").strip()
+        done(out, "" if code == 0 else (err or f"exit code {code}"))
+
+    process.finished.connect(finished)
+    process.start(program, args)
+    return process
 
 
 def process_alive(pid: int) -> bool:

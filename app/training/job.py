@@ -9,7 +9,17 @@ from collections.abc import Callable
 
 from PySide6 import QtCore
 
-from medflip_core.events import Event, StepEvent, event_from_record, parse_event_line
+from medflip_core.events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    SkippedStepEvent,
+    StartEvent,
+    StepEvent,
+    event_from_record,
+    parse_event_line,
+)
 
 
 class EventStream:
@@ -66,3 +76,21 @@ def format_eta(seconds: float) -> str:
         return f"ETA {seconds / 60:.0f} min"
     hours, rest = divmod(int(seconds), 3600)
     return f"ETA {hours} h {rest // 60:02d} min"
+
+
+def log_line(event: Event) -> str:
+    """The line the trainer log shows for an event ('' for the step events, which go to the plots)."""
+    if isinstance(event, StartEvent):
+        precision = f", {event.amp}" if event.amp != "off" else ""
+        return (f"started on {event.device}{precision}: {event.n_train} training images, "
+                f"{event.n_val} validation, {event.n_sentences or 0} sentences")
+    if isinstance(event, EvalEvent):
+        metrics = {k: v for k, v in event.metrics.items() if k.startswith("val_")}
+        return f"eval at step {event.step}: {metrics} ({event.metrics.get('data_set', '')})"
+    if isinstance(event, CheckpointEvent):
+        return f"checkpoint: {event.path}"
+    if isinstance(event, SkippedStepEvent):
+        return f"step {event.step} skipped: {event.reason}"
+    if isinstance(event, DoneEvent):
+        return "done: " + ("cancelled — checkpoint kept, Resume continues it" if event.cancelled else "completed")
+    return ""

@@ -17,19 +17,17 @@ from PySide6 import QtCore, QtWidgets
 from app.panels.classifier_results import ClassifierResults
 from app.training import export_handover
 from app.training.form import TrainingForm
-from app.training.job import EventStream, format_eta, progress_percent, start_process
+from app.training.job import EventStream, format_eta, log_line, progress_percent, start_process
+from app.training.job_status import JobStatus, auc_summary
 from app.training.plots import TrainingPlots
 from app.training.run_folders import FINETUNE, PRETRAIN, keep_events, read_run_events, run_job, run_problem
 from medflip_core.bundles.checkpoint_layout import RUN_CONFIG
 from medflip_core.bundles.model_store import user_models_dir
 from medflip_core.events import (
-    CheckpointEvent,
     DoneEvent,
     ErrorEvent,
     EvalEvent,
     Event,
-    SkippedStepEvent,
-    StartEvent,
     StepEvent,
 )
 from medflip_core.processes import medflip_command, trainer_command, trainer_missing
@@ -58,35 +56,17 @@ class TrainingPanel(QtWidgets.QWidget):
         self.form = TrainingForm()
         self.form.job_changed.connect(self._job_changed)
 
-        self.start_button = QtWidgets.QPushButton("Start")
-        self.start_button.clicked.connect(lambda: self.start(resume=False))
-        self.cancel_button = QtWidgets.QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stops after the current step and keeps a checkpoint")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.setEnabled(False)
-        self.resume_button = QtWidgets.QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the last run from its latest checkpoint")
-        self.resume_button.clicked.connect(lambda: self.start(resume=True))
-        self.resume_button.setEnabled(False)
-        self.resume_folder_button = QtWidgets.QPushButton("Resume folder…")
-        self.resume_folder_button.setToolTip("Continue any pre-training run folder from its latest checkpoint")
-        self.resume_folder_button.clicked.connect(self._choose_run_folder)
-        buttons = QtWidgets.QHBoxLayout()
-        for b in (self.start_button, self.cancel_button, self.resume_button, self.resume_folder_button):
-            buttons.addWidget(b)
-
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setFormat("%p %")
-        self.stats = QtWidgets.QLabel("Idle")
-        self.stats.setWordWrap(True)
+        self.status = JobStatus()  # buttons, progress and status: always in sight, with the plots
+        self.status.start_button.clicked.connect(lambda: self.start(resume=False))
+        self.status.cancel_button.clicked.connect(self.cancel)
+        self.status.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.status.resume_folder_button.clicked.connect(self._choose_run_folder)
         self.plots = TrainingPlots()
         self.log = QtWidgets.QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
         self.log.setPlaceholderText("Trainer log")
 
-        self.auc_label = QtWidgets.QLabel()
-        self.auc_label.setWordWrap(True)
         self.results = ClassifierResults()
         self.views = QtWidgets.QTabWidget()
         self.views.addTab(self.plots, "Training curves")
@@ -110,13 +90,10 @@ class TrainingPanel(QtWidgets.QWidget):
         self.controls.setMinimumWidth(self.form.minimumSizeHint().width()
                                       + self.controls.verticalScrollBar().sizeHint().width())
         self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        status = QtWidgets.QWidget()  # buttons, progress and status always in sight, with the plots
+        status = QtWidgets.QWidget()
         below = QtWidgets.QVBoxLayout(status)
         below.setContentsMargins(0, 0, 0, 0)
-        below.addLayout(buttons)  # Start/Cancel/Resume never scroll out of sight
-        below.addWidget(self.progress)
-        below.addWidget(self.stats)
-        below.addWidget(self.auc_label)
+        below.addWidget(self.status)  # Start/Cancel/Resume never scroll out of sight
         below.addWidget(plots, 1)
         self.split.addWidget(self.controls)
         self.split.addWidget(status)
@@ -124,7 +101,6 @@ class TrainingPanel(QtWidgets.QWidget):
         self.split.setStretchFactor(0, 0)
         self.split.setStretchFactor(1, 1)
         self._sized = False
-        self.auc_label.setVisible(False)  # shown by a fine-tuning job's evaluations
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.split)
@@ -144,7 +120,7 @@ class TrainingPanel(QtWidgets.QWidget):
         return self.form.job_name()
 
     def _job_changed(self) -> None:
-        self.resume_button.setEnabled(self._can_resume())
+        self.status.resume_button.setEnabled(self._can_resume())
 
     # --- process control ------------------------------------------------------------------------------
     def build_args(self, resume: bool) -> list[str]:
@@ -172,7 +148,7 @@ class TrainingPanel(QtWidgets.QWidget):
         missing = trainer_missing() if job == PRETRAIN or self.form.mode.currentText() != "probe" else None
         if missing:  # the light app without the trainer add-on: say what to install; the probe still runs
             self.log.appendPlainText(missing)
-            self.stats.setText("Needs the trainer add-on, which is not installed (the probe works without it).")
+            self.status.stats.setText("Needs the trainer add-on, which is not installed (the probe works without it).")
             self.message.emit(missing)
             return
         if job == FINETUNE:
@@ -180,8 +156,8 @@ class TrainingPanel(QtWidgets.QWidget):
                 self._finetune_args = self.finetune_args() + (extra or [])
             program, full = medflip_command(self._finetune_args)
             self.val_auc = {}
-            self.auc_label.setText("")
-            self.auc_label.setVisible(True)
+            self.status.auc_label.setText("")
+            self.status.auc_label.setVisible(True)
         else:
             args = self.build_args(resume) + (extra or [])
             program, full = trainer_command([run_job(self.run_dir) if resume else PRETRAIN, *args])
@@ -197,11 +173,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.log.appendPlainText("$ " + " ".join([program, *full]))
         self.process = start_process(self, program, full, stdout=self._read_stdout, stderr=self._read_stderr,
                                      finished=self._finished, error=self._process_error)
-        self.start_button.setEnabled(False)
-        self.resume_button.setEnabled(False)
-        self.resume_folder_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.stats.setText("Starting the trainer…" if job == PRETRAIN else "Starting the fine-tuning job…")
+        self.status.running(True)
+        self.status.stats.setText("Starting the trainer…" if job == PRETRAIN else "Starting the fine-tuning job…")
 
     def replay(self, events: list[Event]) -> None:
         """Rebuild the plots from a run's earlier events (its step events; nothing is logged again)."""
@@ -259,9 +232,9 @@ class TrainingPanel(QtWidgets.QWidget):
         if self.process is None:
             return
         if self._done_event() is not None:  # the run has ended and the trainer is exiting: nothing to cancel
-            self.stats.setText("The run has already ended; waiting for the trainer to exit…")
+            self.status.stats.setText("The run has already ended; waiting for the trainer to exit…")
             return
-        self.stats.setText("Cancelling after the current step…")
+        self.status.stats.setText("Cancelling after the current step…")
         self.process.terminate()  # SIGTERM: the trainer checkpoints and exits cleanly
 
     def _read_stdout(self) -> None:
@@ -287,58 +260,38 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def handle_event(self, event: Event) -> None:
         self.events.append(event)
-        if isinstance(event, StartEvent):
-            precision = f", {event.amp}" if event.amp != "off" else ""
-            self.log.appendPlainText(f"started on {event.device}{precision}: {event.n_train} training images, "
-                                     f"{event.n_val} validation, {event.n_sentences or 0} sentences")
-        elif isinstance(event, StepEvent):
+        line = log_line(event)
+        if line:
+            self.log.appendPlainText(line)
+        if isinstance(event, StepEvent):
             self._plot_step(event)
         elif isinstance(event, EvalEvent):
-            metrics = {k: v for k, v in event.metrics.items() if k.startswith("val_")}
-            self.log.appendPlainText(f"eval at step {event.step}: {metrics} ({event.metrics.get('data_set', '')})")
             self._show_auc(event)
-        elif isinstance(event, CheckpointEvent):
-            self.log.appendPlainText(f"checkpoint: {event.path}")
-        elif isinstance(event, SkippedStepEvent):
-            self.log.appendPlainText(f"step {event.step} skipped: {event.reason}")
         elif isinstance(event, DoneEvent):
             status = "cancelled — checkpoint kept, Resume continues it" if event.cancelled else "completed"
-            self.stats.setText(f"Training {status} at step {event.step}.")
-            self.cancel_button.setEnabled(False)  # the run has ended: a late Cancel has nothing to stop
-            self.log.appendPlainText(f"done: {status}")
+            self.status.stats.setText(f"Training {status} at step {event.step}.")
+            self.status.cancel_button.setEnabled(False)  # the run has ended: a late Cancel has nothing to stop
         elif isinstance(event, ErrorEvent):
             self.last_error = event.message or "unknown error"
-            self.stats.setText(f"Training failed: {self.last_error}")
+            self.status.stats.setText(f"Training failed: {self.last_error}")
             self.message.emit(f"Training failed: {self.last_error}")
 
     def _show_auc(self, event: EvalEvent) -> None:
         """Validation ROC AUC per class (with its patient-level CI when the job gives one)."""
-        per_class = event.metrics.get("val_auc_per_class")
-        if not isinstance(per_class, dict):
-            return
-        self.val_auc = {c: float(v) for c, v in per_class.items() if v is not None}
-        ci = event.metrics.get("val_auc_ci95") or {}
-        parts = [f"<b>{c}</b> {v:.3f}" + (f" [{ci[c][0]:.3f}–{ci[c][1]:.3f}]" if c in ci else "")
-                 for c, v in self.val_auc.items()]
-        where = event.metrics.get("data_set", "validation")
-        patients = event.metrics.get("patients")
-        from html import escape  # here, not at the top: a targeted edit of a file others are changing
-
-        small = event.metrics.get("small_validation")  # the job's warning: too few validation patients
-        self.auc_label.setText(f"Validation ROC AUC per class ({where}"
-                               + (f", {patients} patients" if patients else "") + "; 95 % CI over patients): "
-                               + ", ".join(parts)
-                               + (f"<br><b style='color:#ffb347'>⚠ {escape(small)}</b>" if small else ""))
+        summary = auc_summary(event.metrics)
+        if summary is not None:
+            self.val_auc, text = summary
+            self.status.auc_label.setText(text)
 
     def _plot_step(self, event: StepEvent) -> None:
         self.plots.add_step(event)
-        self.progress.setValue(progress_percent(event))
+        self.status.progress.setValue(progress_percent(event))
         eta = event.eta_s
         if self.running_job == FINETUNE and self.form.mode.currentText() == "probe":
-            self.stats.setText(f"embedding images: {event.step} of {event.total_steps or '?'} new "
+            self.status.stats.setText(f"embedding images: {event.step} of {event.total_steps or '?'} new "
                                f"({event.samples_per_s:.1f} images/s)")
             return
-        self.stats.setText(f"step {event.step}  loss {event.loss:.3f}  {event.samples_per_s:.1f} samples/s  "
+        self.status.stats.setText(f"step {event.step}  loss {event.loss:.3f}  {event.samples_per_s:.1f} samples/s  "
                            f"{format_eta(eta)}" if eta is not None else f"step {event.step}")
 
     def _process_error(self, error: QtCore.QProcess.ProcessError) -> None:
@@ -361,13 +314,11 @@ class TrainingPanel(QtWidgets.QWidget):
             code = 0
         if crashed:
             self.last_error = f"the trainer stopped unexpectedly (exit code {code})"
-            self.stats.setText(f"Training failed: {self.last_error}. The last checkpoint is kept.")
+            self.status.stats.setText(f"Training failed: {self.last_error}. The last checkpoint is kept.")
             self.message.emit(f"Training failed: {self.last_error}")
         self.process = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.resume_folder_button.setEnabled(True)
-        self.resume_button.setEnabled(self._can_resume())
+        self.status.running(False)
+        self.status.resume_button.setEnabled(self._can_resume())
         if done and not done.cancelled and code == 0 and self.running_job == PRETRAIN:
             self.export_model()
         elif done and not done.cancelled and code == 0 and self.running_job == FINETUNE:
@@ -379,10 +330,10 @@ class TrainingPanel(QtWidgets.QWidget):
             self.message.emit(f"The fine-tuning job ended but wrote no classifier at {out}.")
             return
         self._finetune_args = []
-        self.resume_button.setEnabled(False)
+        self.status.resume_button.setEnabled(False)
         self.log.appendPlainText(f"classifier ready: {out}")
-        self.stats.setText(f"Classifier ready: {Path(out).name} (selected in the Model picker).")
-        self.auc_label.setVisible(False)  # the results view below has the same figures, with their curves
+        self.status.stats.setText(f"Classifier ready: {Path(out).name} (selected in the Model picker).")
+        self.status.auc_label.setVisible(False)  # the results view below has the same figures, with their curves
         self.show_classifier(out)
         self.classifier_ready.emit(out)
 
@@ -394,17 +345,13 @@ class TrainingPanel(QtWidgets.QWidget):
     def export_model(self) -> None:
         """Turn the finished run into a bundle under the user's models folder (in a subprocess: torch)."""
         out = str(user_data_dir() / "models" / f"medflip-{Path(self.run_dir).name}")
-        program, args = medflip_command(["export", self.run_dir, out, "--half-weights"])
-        self.export_process = QtCore.QProcess(self)
-        self.export_process.finished.connect(lambda code, _s: self._exported(code, out))
         self.log.appendPlainText(f"exporting the model to {out} …")
-        self.export_process.start(program, args)
+        self.export_process = export_handover.start_export(self, self.run_dir, out, self._exported)
 
-    def _exported(self, code: int, out: str) -> None:
-        err = bytes(self.export_process.readAllStandardError()).decode("utf-8", "replace").strip()
-        if code == 0:
+    def _exported(self, out: str, error: str) -> None:
+        if not error:
             self.log.appendPlainText(f"model ready: {out}")
             self.model_exported.emit(out)
         else:
-            self.log.appendPlainText(err[-2000:])
-            self.message.emit(f"Exporting the trained model failed: {err.splitlines()[-1] if err else code}")
+            self.log.appendPlainText(error[-2000:])
+            self.message.emit(f"Exporting the trained model failed: {error.splitlines()[-1]}")

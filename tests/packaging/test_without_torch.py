@@ -97,7 +97,7 @@ def test_training_tab_says_what_to_install_without_torch(tmp_path):
             said.clear()
             panel.start()
             out[f"{{job}}/{{mode}}"] = {{"started": panel.process is not None, "said": said[-1] if said else "",
-                                         "stats": panel.stats.text()}}
+                                         "stats": panel.status.stats.text()}}
         panel.form.mode.setCurrentText("probe")  # the probe's job starts (here on an empty folder: it fails at once)
         said.clear()
         panel.start()

@@ -60,14 +60,14 @@ def test_probe_from_a_folder_to_a_selected_classifier_that_scores_a_dicom_and_a_
     form = panel.form
     assert form.mode.currentText() == "probe" and form.image_root.isVisible() and not form.corpus.isVisible()
     panel.form.images.setText(str(kermany_40))
-    panel.start_button.click()
+    panel.status.start_button.click()
     assert panel.process is not None
     qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
     assert not panel.last_error, panel.last_error
     assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed"
     # live validation AUC per class from the job's eval event
     assert any(isinstance(e, EvalEvent) and "val_auc_per_class" in e.metrics for e in panel.events)
-    assert set(panel.val_auc) == {"NORMAL", "PNEUMONIA"} and "ROC AUC per class" in panel.auc_label.text()
+    assert set(panel.val_auc) == {"NORMAL", "PNEUMONIA"} and "ROC AUC per class" in panel.status.auc_label.text()
     # the bundle is in the user's models folder, listed and selected, and loaded as a classifier
     out = Path(panel.classifier_out)
     assert out.parent == Path(os.environ["MEDFLIP_DATA_DIR"]) / "models" and (out / "manifest.json").is_file()
@@ -140,7 +140,7 @@ def test_bad_fine_tuning_input_is_reported_and_leaves_no_bundle(window, qtbot, t
     qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
     assert panel.last_error and "Training failed" in window.last_error
     assert not Path(panel.classifier_out).exists()
-    assert not panel.resume_button.isEnabled()
+    assert not panel.status.resume_button.isEnabled()
 
 
 def test_partial_fine_tuning_from_the_gui_ends_in_a_selected_classifier_without_zero_shot(
@@ -152,7 +152,7 @@ def test_partial_fine_tuning_from_the_gui_ends_in_a_selected_classifier_without_
     panel.form.mode.setCurrentText("partial")
     panel.form.budget.setValue(0.3)  # minutes: a few steps of the real default model's top blocks on this CPU
     panel.form.images.setText(str(kermany_40))
-    panel.start_button.click()
+    panel.status.start_button.click()
     assert panel.process is not None and "--mode partial" in " ".join(panel._finetune_args)
     qtbot.waitUntil(lambda: panel.process is None, timeout=600000)
     assert not panel.last_error, panel.last_error

@@ -27,7 +27,7 @@ def test_tiny_folder_probe_warns_in_the_training_tab_and_the_results_view(window
     panel.form.job.setCurrentIndex(panel.form.job.findData("finetune"))
     assert panel.form.mode.currentText() == "probe"
     panel.form.images.setText(str(kermany_120))
-    panel.start_button.click()
+    panel.status.start_button.click()
     assert panel.process is not None
     qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
     assert not panel.last_error, panel.last_error
@@ -35,7 +35,7 @@ def test_tiny_folder_probe_warns_in_the_training_tab_and_the_results_view(window
     # the AUC line written from the job's eval event carries the warning and the widened CIs
     ev = next(e for e in panel.events if isinstance(e, EvalEvent))
     assert "Too few patients" in ev.metrics["small_validation"]
-    assert "Too few patients to judge this classifier" in panel.auc_label.text()
+    assert "Too few patients to judge this classifier" in panel.status.auc_label.text()
     lows = [ci[0] for ci in ev.metrics["val_auc_ci95"].values()]
     assert all(low < 0.9 for low in lows), lows  # not "1.000–1.000"
     # the results view, on top once the job is done, shows the warning above the figures

@@ -40,13 +40,13 @@ def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot,
     xs, ys = panel.plots.curves["loss"].getData()
     assert len(xs) >= 2 and all(y > 0 for y in ys)
     assert len(panel.plots.series["sigma1_pos"][0]) >= 1
-    assert "samples/s" in panel.stats.text()
+    assert "samples/s" in panel.status.stats.text()
     panel.cancel()
     qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
     done = panel.events[-1]
     assert isinstance(done, DoneEvent) and done.status == "cancelled"
-    assert "cancelled" in panel.stats.text()
-    assert panel.resume_button.isEnabled()
+    assert "cancelled" in panel.status.stats.text()
+    assert panel.status.resume_button.isEnabled()
 
 
 def test_a_crashed_trainer_leaves_the_gui_working_with_the_error_shown(window, qtbot, small_folder, corpus):
@@ -56,9 +56,9 @@ def test_a_crashed_trainer_leaves_the_gui_working_with_the_error_shown(window, q
     qtbot.waitUntil(lambda: len(panel.plots.series["loss"][0]) >= 1, timeout=180000)
     panel.process.kill()  # what an out-of-memory kill or a segfault looks like from the GUI
     qtbot.waitUntil(lambda: panel.process is None, timeout=60000)
-    assert "failed" in panel.stats.text().lower()
+    assert "failed" in panel.status.stats.text().lower()
     assert "Training failed" in window.last_error
-    assert panel.start_button.isEnabled()
+    assert panel.status.start_button.isEnabled()
 
 
 def test_bad_folder_is_reported_from_the_trainer(window, qtbot, tmp_path, corpus):
@@ -80,7 +80,7 @@ def test_a_finished_pretraining_run_becomes_a_model_in_the_picker(window, qtbot,
     panel.cancel()  # clicked just after the run ended (issue 23 item 3): nothing to cancel, the run is complete
     qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
     assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed", panel.last_error
-    assert "failed" not in panel.stats.text().lower() and not window.last_error
+    assert "failed" not in panel.status.stats.text().lower() and not window.last_error
     # the export runs in its own process; the new bundle is listed, not selected (issue 15 item 3)
     name = Path(panel.run_dir).name
     picker = window.model_picker
@@ -170,8 +170,8 @@ def test_resume_stays_disabled_after_a_run_that_failed_on_its_config(window, qtb
     panel.start()
     qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
     assert panel.last_error
-    assert not panel.resume_button.isEnabled()
-    assert panel.start_button.isEnabled() and panel.resume_folder_button.isEnabled()
+    assert not panel.status.resume_button.isEnabled()
+    assert panel.status.start_button.isEnabled() and panel.status.resume_folder_button.isEnabled()
 
 
 def test_any_run_folder_can_be_resumed_from_the_gui(window, qtbot, finished_run, tmp_path):
@@ -202,7 +202,7 @@ def test_a_trainer_killed_while_exiting_after_done_is_complete_and_exported(wind
     assert panel.events[-1].status == "completed"
     panel.process = QtCore.QProcess(panel)  # the exited trainer's process object, as QProcess.finished finds it
     panel._finished(15, QtCore.QProcess.ExitStatus.CrashExit)
-    assert "failed" not in panel.stats.text().lower() and not panel.last_error and not window.last_error
+    assert "failed" not in panel.status.stats.text().lower() and not panel.last_error and not window.last_error
     assert "nothing is lost" in panel.log.toPlainText()
     assert panel.export_process is not None  # the model is exported as after any completed run
     panel.export_process.waitForFinished(300000)

@@ -35,9 +35,9 @@ def test_training_plots_keep_a_usable_height_at_1280x740(window, qtbot):
     window.tabs.setCurrentWidget(panel)
     qtbot.wait(50)
     assert panel.plots.loss_plot.height() >= 110 and panel.plots.sigma_plot.height() >= 110
-    assert panel.progress.isVisible() and panel.stats.isVisible()  # outside the form's scroll area
-    start = panel.start_button.mapTo(panel, QtCore.QPoint(0, panel.start_button.height()))
-    assert panel.start_button.isVisible() and start.y() <= panel.height()  # never scrolled out of sight
+    assert panel.status.progress.isVisible() and panel.status.stats.isVisible()  # outside the form's scroll area
+    start = panel.status.start_button.mapTo(panel, QtCore.QPoint(0, panel.status.start_button.height()))
+    assert panel.status.start_button.isVisible() and start.y() <= panel.height()  # never scrolled out of sight
     panel.views.setCurrentWidget(panel.results)
     qtbot.wait(20)
     assert panel.results.roc.height() >= 150  # was squeezed to ~60 px
