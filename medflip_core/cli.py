@@ -1,6 +1,9 @@
 """The `medflip` command line. Results go to stdout (`--json` for machines), logs to stderr.
 
 Every failure a user can cause ends in one readable line on stderr and a non-zero exit code.
+
+Why about 450 lines: one short function per sub-command plus the argument table; each command's work lives in
+the layer below (inference, finetune, evaluation, bench), so this file is the command surface and nothing else.
 """
 
 from __future__ import annotations

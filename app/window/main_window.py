@@ -2,6 +2,10 @@
 
 Layout and wiring only: the session holds the images, the engine and the caches and does the work, in
 worker threads; the panels show results through their public methods.
+
+Why over 450 lines: this is the one place where every panel's request meets the session and the task runner,
+and each handler is a few lines (hand the request to a worker, show its result or its error). Split further, the
+handlers would live apart from the one set of tasks and images they share.
 """
 
 from __future__ import annotations
