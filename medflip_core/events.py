@@ -58,6 +58,7 @@ class StepEvent:
     grad_norm: float | None = None
     skipped_images: int = 0
     mask_s: float | None = None  # seconds of the step spent scoring patches and drawing the mask
+    mim: float | None = None  # masked image modelling: reconstruction loss of the dropped patches (None: off)
 
 
 @dataclass

@@ -68,8 +68,12 @@ def save_checkpoint(
     state: dict[str, Any],
     keep_last: int = 2,
     best_metric: str | None = None,
+    extra_files: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write a complete checkpoint atomically and prune old ones. Raises OSError (e.g. disk full)."""
+    """Write a complete checkpoint atomically and prune old ones. Raises OSError (e.g. disk full).
+
+    `extra_files`: more safetensors files in the folder, by name (training-only modules such as the MIM decoder,
+    kept apart from model.safetensors so that exports and `load_weights` never see them)."""
     root = checkpoint_dir(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_name(step)
@@ -81,10 +85,12 @@ def save_checkpoint(
         save_file(tensors, str(partial / MODEL_FILE))
         opt_tensors, opt_meta = _optimizer_tensors(optimizer)
         save_file(opt_tensors, str(partial / OPTIM_FILE))
+        for name, extra in (extra_files or {}).items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(partial / name))
         full_state = {**state, "step": step, "optimizer": opt_meta, **_rng_states()}
         with open(partial / STATE_FILE, "w", encoding="utf-8") as fh:
             json.dump(full_state, fh)
-        for name in (MODEL_FILE, OPTIM_FILE, STATE_FILE):
+        for name in (MODEL_FILE, OPTIM_FILE, STATE_FILE, *(extra_files or {})):
             with open(partial / name, "rb") as fh:
                 os.fsync(fh.fileno())
         _swap_in(partial, final, replaced_path(root, step))
@@ -140,15 +146,23 @@ def _prune(root: Path, keep_last: int, best_metric: str | None) -> None:
 
 
 def load_checkpoint_into(
-    ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+    ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+    extra_modules: dict[str, torch.nn.Module] | None = None,
 ) -> dict[str, Any]:
-    """Restore weights (and optimizer, RNG) from a checkpoint; returns its state dict."""
+    """Restore weights (and optimizer, RNG) from a checkpoint; returns its state dict. `extra_modules`: modules
+    saved in their own file of the folder (save_checkpoint's `extra_files`), by file name."""
+    for name in extra_modules or {}:
+        if not (ckpt.path / name).is_file():
+            raise MedflipError(f"cannot restore checkpoint {ckpt.path}: it has no {name} (it was written by a run "
+                               "with other options, e.g. another --mim-weight; resume with the run's own config)")
     try:
         weights = load_file(str(ckpt.model_file))
         model.load_state_dict(weights, strict=True)
+        for name, module in (extra_modules or {}).items():
+            module.load_state_dict(load_file(str(ckpt.path / name)), strict=True)
         if optimizer is not None:
             _restore_optimizer(optimizer, load_file(str(ckpt.path / OPTIM_FILE)), ckpt.state["optimizer"])
-    except (OSError, RuntimeError, KeyError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise MedflipError(f"cannot restore checkpoint {ckpt.path}: {exc}") from exc
     _restore_rng(ckpt.state)
     return ckpt.state

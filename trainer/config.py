@@ -45,6 +45,8 @@ class TrainConfig:
     # sources, else equal weights + class balance
     sample_within_source: str = "class"  # "class": a uniform class (no finding / finding), then an image;
     # "image": a uniform image of the source (its own class mix)
+    unlabelled: list[str] = field(default_factory=list)  # folders of images without labels: reconstruction only
+    unlabelled_batch_size: int | None = None  # unlabelled images per step and process (None: --batch-size)
     augment: bool = False  # train-only radiograph augmentation (medflip_core.imaging.augment) before preprocessing
     image_cache_mb: float = 2048  # decoded training + validation images kept in memory, per process (0 = off)
     max_val_images: int | None = 400
@@ -61,6 +63,9 @@ class TrainConfig:
     mask_ratio: float = 0.75
     mask_strategy: str = "random"  # random | integrity | attention (medflip_core.masking)
     mask_guided_share: float = 0.5  # integrity/attention: share of the dropped patches chosen by score
+    mim_weight: float = 0.0  # masked image modelling: weight of the reconstruction loss (0: no decoder at all)
+    decoder_depth: int = 2  # the MIM decoder's transformer blocks (medflip_core/model/mim_decoder.py)
+    decoder_width: int = 128  # ... and their width (a multiple of 32: one attention head per 32)
     pair_identity_weight: float = 0.5  # paired data: target weight on the true pair (rest: label soft targets)
     # fine-tuning (job finetune: trainer/finetune.py; the frozen-tower probe is `medflip finetune --mode probe`)
     finetune_mode: str = "partial"  # partial (top blocks + head) | full
@@ -120,6 +125,20 @@ class TrainConfig:
             raise MedflipError("--decode-in processes needs --num-workers 1 or more (the number of decode processes)")
         if self.image_cache_mb < 0:
             raise MedflipError("--image-cache-mb must be 0 (no cache) or a budget in megabytes")
+        if self.mim_weight < 0:
+            raise MedflipError(f"--mim-weight must be 0 (no reconstruction) or positive, got {self.mim_weight}")
+        if self.mim_weight > 0 and self.mask_ratio <= 0:
+            raise MedflipError("--mim-weight reconstructs the dropped patches: it needs --mask-ratio above 0")
+        if self.mim_weight > 0 and (self.decoder_depth < 1 or self.decoder_width < 32 or self.decoder_width % 32):
+            raise MedflipError("--decoder-depth must be at least 1 and --decoder-width a multiple of 32, got "
+                               f"{self.decoder_depth} and {self.decoder_width}")
+        if self.unlabelled and self.mim_weight <= 0:
+            raise MedflipError("images without labels (--unlabelled) feed only the reconstruction term: give "
+                               "--mim-weight above 0")
+        if self.unlabelled and self.job != "pretrain":
+            raise MedflipError("--unlabelled is for pre-training (pretrain), not fine-tuning")
+        if self.unlabelled_batch_size is not None and self.unlabelled_batch_size < 1:
+            raise MedflipError("--unlabelled-batch-size must be at least 1")
         if self.svd_power_iters < 0:
             raise MedflipError("--svd-power-iters must be 0 (full SVD) or a positive number of iterations")
         if self.batch_size < 2:
@@ -174,6 +193,8 @@ FLAG_GROUPS: dict[str, tuple[str, str]] = {
     "model": ("model", "the model's shape; --init-from's bundle or checkpoint replaces every shape flag"),
     "loss": ("loss (pretrain)", "the image-text objective"),
     "masking": ("masking (pretrain)", "patches of each training image dropped before the image tower"),
+    "mim": ("masked image modelling (pretrain)", "a light decoder reconstructs the dropped patches from the "
+                                                 "kept ones (training only: exports never carry it)"),
     "finetune": ("fine-tuning (finetune)", "the classifier trained on a labelled folder or label CSV"),
     "optimisation": ("optimisation", "how long and how fast; at least one of --epochs, --max-steps, "
                                      "--budget-minutes (the first reached ends the run)"),
@@ -211,6 +232,11 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
                                "class balance when there are extra sources, else an epoch-wise shuffle"),
     "sample_within_source": ("data", "how a source's image is drawn: class = a uniform class (no finding / "
                                      "finding), then an image of it; image = a uniform image (the source's own mix)"),
+    "unlabelled": ("data", "a folder of images without labels (any layout, searched recursively): they feed only "
+                           "the reconstruction term (needs --mim-weight above 0); repeat the flag for several "
+                           "folders; files of validation patients are left out (default: none)"),
+    "unlabelled_batch_size": ("data", "images without labels per step and process, beside the --batch-size "
+                                      "labelled ones (default: --batch-size)"),
     "augment": ("data", "train-only radiograph augmentation before preprocessing (default: off)"),
     "max_val_images": ("data", "validation images used per evaluation (a whole number; a config file may give "
                                "null for all)"),
@@ -244,6 +270,11 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
                                  "first; attention = the patches most like the batch's text first"),
     "mask_guided_share": ("masking", "integrity / attention: share of the dropped patches chosen by the "
                                      "strategy, the rest at random (0 to 1)"),
+    # masked image modelling
+    "mim_weight": ("mim", "weight of the reconstruction loss (mean squared error of the dropped patches' "
+                          "per-patch normalised pixels) added to the image-text loss; 0: no decoder is built"),
+    "decoder_depth": ("mim", "transformer blocks of the reconstruction decoder"),
+    "decoder_width": ("mim", "width of the reconstruction decoder (a multiple of 32)"),
     # fine-tuning
     "finetune_mode": ("finetune", "partial = top --tune-blocks blocks + head; full = every layer (the frozen-tower "
                                   "probe is `medflip finetune --mode probe`)"),
@@ -363,6 +394,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         metavar = "{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES else None
         if f.name == "images":
             group.add_argument(flag, nargs="+", default=None, metavar="FOLDER", help=help_text)
+        elif f.name == "unlabelled":
+            group.add_argument(flag, action="append", default=None, metavar="FOLDER", help=help_text)
         elif "bool" in annotation:
             group.add_argument(flag, action="store_true", default=None, help=help_text)
         else:

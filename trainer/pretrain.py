@@ -26,11 +26,13 @@ from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
 from medflip_core.model.losses import compute_loss
 from medflip_core.model.mask_scores import mask_scores
+from medflip_core.model.mim_decoder import DECODER_FILE, MimDecoder
 from medflip_core.model.optim import adamw
 from trainer.batches import ImageBatches, SentencePool
 from trainer.config import TrainConfig
 from trainer.evaluate import zero_shot_eval
 from trainer.image_cache import DecodedImageCache, split_budget
+from trainer.mim import MimNet, check_resume, decoder_param_groups, first_rows, index_unlabelled, make_decoder
 from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import Progress, RunResult, RunState, write_json
 from trainer.runtime import CancelFlag, Dist, gather_digests, start_process, tty_progress
@@ -40,8 +42,10 @@ from trainer.training_data import TrainingData, build_training_data, make_sample
 log = logging.getLogger(__name__)
 
 
-def build_optimizer(model: MedFlipModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW; the pretrained text encoder gets its own (small) learning rate; no decay on norms/biases."""
+def build_optimizer(model: MedFlipModel, cfg: TrainConfig, device: torch.device,
+                    decoder: MimDecoder | None = None) -> torch.optim.Optimizer:
+    """AdamW; the pretrained text encoder gets its own (small) learning rate; no decay on norms/biases; the MIM
+    decoder's parameters (if any) after the model's, at the image tower's learning rate."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     text_encoder_ids = {id(p) for p in model.text_tower.encoder.parameters()}
     for name, param in model.named_parameters():
@@ -50,6 +54,9 @@ def build_optimizer(model: MedFlipModel, cfg: TrainConfig, device: torch.device)
         lr = cfg.text_lr if id(param) in text_encoder_ids else cfg.lr
         no_decay = param.ndim < 2 or "pos_embed" in name or "cls_token" in name or "logit_scale" in name
         groups.setdefault((lr, 0.0 if no_decay else cfg.weight_decay), []).append(param)
+    if decoder is not None:
+        for key, params in decoder_param_groups(decoder, cfg.lr, cfg.weight_decay).items():
+            groups.setdefault(key, []).extend(params)
     param_groups = [
         {"params": params, "lr": lr, "base_lr": lr, "weight_decay": wd} for (lr, wd), params in groups.items()
     ]
@@ -80,6 +87,9 @@ class Pretraining:
     image_cache: DecodedImageCache | None = None  # training images, decoded once
     val_cache: DecodedImageCache | None = None  # validation images, decoded once for every evaluation
     trainable: list[torch.nn.Parameter] = field(default_factory=list)  # what clipping reads, in model order
+    decoder: MimDecoder | None = None  # masked image modelling (--mim-weight > 0); training only
+    unlabelled: ImageBatches | None = None  # images without labels: reconstruction only (--unlabelled)
+    unlabelled_left_out: int = 0  # --unlabelled files of validation patients, left out
 
 
 @dataclass
@@ -91,6 +101,7 @@ class StepStats:
     seconds: float
     grad_norm: float
     mask_seconds: float = 0.0  # scoring the patches and drawing the mask (the mask strategy's cost)
+    n_unlabelled: int = 0  # images without labels in the step (all micro-batches)
 
 
 def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
@@ -111,8 +122,19 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
                           sampler=make_sampler(cfg, data, cfg.batch_size),
                           augment=AugmentConfig() if cfg.augment else None, cache=image_cache,
                           decode_in=cfg.decode_in)
-    optimizer = build_optimizer(model, cfg, device)
-    run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric="val_auc")
+    decoder = make_decoder(cfg, model)
+    check_resume(cfg, decoder)
+    if decoder is not None:
+        decoder = decoder.to(device)
+    unlabelled, left_out = None, 0
+    if cfg.unlabelled:
+        records, left_out = index_unlabelled(cfg, data.val)
+        unlabelled = ImageBatches(records, pre, cfg.unlabelled_batch_size or cfg.batch_size, cfg.seed, ddp.rank,
+                                  ddp.world_size, cfg.num_workers, augment=AugmentConfig() if cfg.augment else None,
+                                  cache=image_cache, cache_name="unlabelled", decode_in=cfg.decode_in)
+    optimizer = build_optimizer(model, cfg, device, decoder)
+    run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric="val_auc",
+                   extra_modules={DECODER_FILE: decoder} if decoder is not None else None)
     if cfg.resume:
         run.resume()
     if ddp.is_main:
@@ -120,9 +142,9 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
         write_json(out / RUN_CONFIG, cfg.to_dict())
         write_json(out / RUN_MODEL_CONFIG, mcfg.to_dict())
         write_json(out / RUN_PREPROCESS, pre.to_dict())
-    net: torch.nn.Module = model
+    net: torch.nn.Module = model if decoder is None else MimNet(model, decoder)
     if ddp.enabled:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     loss_options: dict = {}
     if cfg.loss == "medflip":
         loss_options = {"beta": cfg.beta, "svd_reading": cfg.svd_reading, "svd_iters": cfg.svd_power_iters or None}
@@ -134,9 +156,11 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
         if data.sentences is not None:  # the whole pool at once when it fits: no misses during training
             cache.warm(list(range(len(data.sentences))), data.sentences.tokens)
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
+    trainable = [q for q in model.parameters() if q.requires_grad]
+    trainable += list(decoder.parameters()) if decoder is not None else []
     return Pretraining(cfg, mcfg, pre, device, ddp, model, net, data, images, data.sentences, optimizer, precision,
                        run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options, image_cache,
-                       val_cache, [q for q in model.parameters() if q.requires_grad])
+                       val_cache, trainable, decoder, unlabelled, left_out)
 
 
 def emit_start(p: Pretraining) -> None:
@@ -149,7 +173,8 @@ def emit_start(p: Pretraining) -> None:
         amp=p.precision.mode, grad_scaler=p.precision.scaler is not None,
         text_cache_mb=p.cfg.text_cache_mb if p.text_cache is not None else 0,
         image_cache_mb=p.cfg.image_cache_mb if p.image_cache is not None else 0,
-    ))
+    ), **({"mim_weight": p.cfg.mim_weight, "n_unlabelled": len(p.unlabelled.records) if p.unlabelled else 0,
+           "unlabelled_left_out": p.unlabelled_left_out} if p.decoder is not None else {}))
 
 
 def batch_mask(p: Pretraining, sub: int, pixels: torch.Tensor, tokens: dict,
@@ -190,12 +215,18 @@ def train_step(p: Pretraining, step: int) -> StepStats:
     p.optimizer.zero_grad(set_to_none=True)
     parts: dict[str, float] = {}
     sig_pos, sig_neg = [], []
-    epoch, mask_s = 0, 0.0
+    epoch, mask_s, n_unlabelled = 0, 0.0, 0
     for micro in range(cfg.grad_accum):
         sub = step * cfg.grad_accum + micro
         epoch, pixels, img_labels, used = p.images.batch(sub)
         p.images.prefetch(sub + 1)
         tokens, txt_labels, keys = _texts(p, sub, img_labels, used)
+        n_labelled = pixels.shape[0]
+        if p.unlabelled is not None:  # images without labels join the masked encoder pass, for reconstruction only
+            extra = p.unlabelled.batch(sub).pixels
+            p.unlabelled.prefetch(sub + 1)
+            pixels = torch.cat([pixels, extra])
+            n_unlabelled += extra.shape[0]
         pixels = pixels.to(device, non_blocking=True)
         img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
         tokens = {k: v.to(device) for k, v in tokens.items()}
@@ -203,20 +234,29 @@ def train_step(p: Pretraining, step: int) -> StepStats:
         t_mask = time.monotonic()
         keep = batch_mask(p, sub, pixels, tokens, frozen)
         mask_s += time.monotonic() - t_mask
-        loss = result = None
+        loss = result = mim = None
         try:
             with p.precision.autocast():
-                img_out, txt_out = p.net(pixels, tokens["input_ids"], tokens["attention_mask"],
-                                         keep.to(device) if keep is not None else None, frozen)
+                if p.decoder is None:
+                    img_out, txt_out = p.net(pixels, tokens["input_ids"], tokens["attention_mask"],
+                                             keep.to(device) if keep is not None else None, frozen)
+                else:  # one masked pass: the labelled images feed both losses, the unlabelled ones reconstruction
+                    img_out, txt_out, mim = p.net(pixels, tokens["input_ids"], tokens["attention_mask"],
+                                                  keep.to(device), frozen)
+                    img_out = first_rows(img_out, n_labelled)
                 result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
                                       p.model.logit_scale, **p.loss_options)
-            loss = result.total / cfg.grad_accum
+            total = result.total if mim is None else result.total + cfg.mim_weight * mim.float()
+            loss = total / cfg.grad_accum
         except torch.linalg.LinAlgError:  # the full SVD of non-finite similarities
             loss = None
         p.run.check_loss(loss, step + 1)
         p.precision.backward(loss)
         for name in ("total", "contrastive", "svd"):
             parts[name] = parts.get(name, 0.0) + float(getattr(result, name).detach()) / cfg.grad_accum
+        if mim is not None:
+            parts["mim"] = parts.get("mim", 0.0) + float(mim.detach()) / cfg.grad_accum
+            parts["total"] += cfg.mim_weight * float(mim.detach()) / cfg.grad_accum
         if result.sigma1_pos is not None:
             sig_pos.append(result.sigma1_pos)
         if result.sigma1_neg is not None:
@@ -227,13 +267,13 @@ def train_step(p: Pretraining, step: int) -> StepStats:
         p.model.logit_scale.clamp_(0.0, float(np.log(100.0)))
     return StepStats(epoch, parts, float(np.mean(sig_pos)) if sig_pos else None,
                      float(np.mean(sig_neg)) if sig_neg else None, time.monotonic() - t_step, outcome.grad_norm,
-                     mask_s)
+                     mask_s, n_unlabelled)
 
 
 def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
     """Events, validation and checkpoints after optimizer step `step` (1-based)."""
     cfg, run = p.cfg, p.run
-    samples_per_s = cfg.batch_size * cfg.grad_accum * p.ddp.world_size / stats.seconds
+    samples_per_s = (cfg.batch_size * cfg.grad_accum + stats.n_unlabelled) * p.ddp.world_size / stats.seconds
     eta = p.progress.eta_s(step, run.elapsed(), stats.seconds)
     if step % cfg.log_every == 0:
         p.events.emit(StepEvent(
@@ -242,7 +282,7 @@ def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
             lr=p.optimizer.param_groups[0]["lr"], temperature=float(1.0 / p.model.logit_scale.detach().exp()),
             grad_norm=stats.grad_norm, samples_per_s=samples_per_s, eta_s=eta, elapsed_s=run.elapsed(),
             total_steps=p.progress.total_steps, skipped_images=p.images.skipped.count,
-            mask_s=stats.mask_seconds,
+            mask_s=stats.mask_seconds, mim=stats.parts.get("mim"),
         ))
     if p.ddp.is_main:
         tty_progress(step, p.progress.total_steps, stats.parts["total"], samples_per_s, eta)
@@ -280,6 +320,8 @@ def finish_pretrain(p: Pretraining, step: int, cancel: CancelFlag) -> RunResult:
     if run.last_saved_step != step or metrics:
         _checkpoint(p, step, metrics)
     p.images.close()
+    if p.unlabelled is not None:
+        p.unlabelled.close()
     digests = gather_digests(p.model, p.ddp)
     p.events.emit(DoneEvent(
         status=status, step=step, checkpoint=run.last_checkpoint, elapsed_s=run.elapsed(),
@@ -297,6 +339,8 @@ def run_pretrain(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
     emit_start(p)
     step = p.run.start_step
     p.images.prefetch(step * cfg.grad_accum)
+    if p.unlabelled is not None:
+        p.unlabelled.prefetch(step * cfg.grad_accum)
     while p.run.begin_step(step, p.progress, cancel.requested, p.optimizer, cfg.warmup_steps, cfg.schedule):
         stats = train_step(p, step)
         step += 1

@@ -82,8 +82,10 @@ def write_json(path: Path, data: dict) -> None:
 
 class RunState:
     def __init__(self, out: Path, keep_last: int, ddp: Dist, events: EventWriter, model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, best_metric: str | None = None) -> None:
+                 optimizer: torch.optim.Optimizer, best_metric: str | None = None,
+                 extra_modules: dict[str, torch.nn.Module] | None = None) -> None:
         self.out, self.keep_last, self.ddp, self.events = out, keep_last, ddp, events
+        self.extra_modules = extra_modules or {}  # saved beside the model in their own files (the MIM decoder)
         self.model, self.optimizer, self.best_metric = model, optimizer, best_metric
         self.is_main = ddp.is_main
         self.start_step = 0
@@ -100,7 +102,7 @@ class RunState:
         """Restore the latest complete checkpoint, if any; returns the step to continue from."""
         ckpt = latest_checkpoint(self.out)
         if ckpt is not None:
-            state = load_checkpoint_into(ckpt, self.model, self.optimizer)
+            state = load_checkpoint_into(ckpt, self.model, self.optimizer, self.extra_modules)
             self.start_step = int(state["step"])
             self._elapsed_before = float(state.get("elapsed_s", 0.0))
             best = state.get("best_metric_value")
@@ -170,7 +172,8 @@ class RunState:
                 "best_metric": self.best_metric, "best_metric_value": self.best_value}
         try:
             path = save_checkpoint(self.out, step, self.model.state_dict(), self.optimizer, full, self.keep_last,
-                                   self.best_metric)
+                                   self.best_metric,
+                                   {name: module.state_dict() for name, module in self.extra_modules.items()})
         except OSError as exc:
             raise MedflipError(f"could not write a checkpoint to {self.out}: {exc.strerror or exc} "
                                "(is the disk full?); the last complete checkpoint is kept.") from exc

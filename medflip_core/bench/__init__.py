@@ -43,7 +43,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ablation": Benchmark("medflip_core.bench.ablation",
                           "MedFLIP vs no-mask, no-SVD, CLIP InfoNCE, MedCLIP at equal wall-clock budget, "
                           "paired bootstrap against MedFLIP on the same validation images"),
-    "probe": Benchmark("medflip_core.bench.probe",
+    "fewshot": Benchmark("medflip_core.bench.fewshot",
+                         "frozen image features -> logistic regression on k = 5..40 labelled patients per class, "
+                         "20 patient-disjoint draws, ROC AUC beside raw 32x32 pixels and a random tower"),
+        "probe": Benchmark("medflip_core.bench.probe",
                        "fine-tuning probe: wall time with an empty and a full embedding cache, validation ROC AUC "
                        "beside the base model's zero-shot on the same patients (paired bootstrap)"),
 }

@@ -21,6 +21,7 @@ class ImageOutput:
     embedding: torch.Tensor  # (B, D) L2-normalised
     tokens: torch.Tensor  # (B, K, D) L2-normalised projected visible patch tokens
     keep: torch.Tensor | None  # (B, K) patch indices used, None when all patches were seen
+    hidden: torch.Tensor | None = None  # (B, prefix + K, width) final normed states (the MIM decoder's input)
 
 
 def mask_for_batch(
@@ -112,4 +113,4 @@ class ImageTower(nn.Module):
         pooled = x[:, 0] if self.pool_mode == "token" and prefix else patch_tokens.mean(dim=1)
         embedding = F.normalize(self.proj(pooled), dim=-1)
         tokens = F.normalize(self.proj(patch_tokens), dim=-1)
-        return ImageOutput(embedding=embedding, tokens=tokens, keep=keep)
+        return ImageOutput(embedding=embedding, tokens=tokens, keep=keep, hidden=x)

@@ -1,0 +1,163 @@
+"""Masked image modelling in the real trainer on real images: the reconstruction loss in the step events, the
+decoder beside (never inside) the model weights, resume, images without labels, and exports without the decoder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from safetensors.numpy import load_file
+
+from medflip_core.bundles.bundle import IMAGE_ONNX, TEXT_ONNX, WEIGHTS
+from medflip_core.bundles.checkpoint_layout import MODEL_FILE, latest_checkpoint
+from medflip_core.data.image_folder import split_then_subset
+from medflip_core.errors import MedflipError
+from medflip_core.imaging import load_image
+from medflip_core.inference.engine import Engine
+from medflip_core.model.clip_model import build_model
+from medflip_core.model.config import ModelConfig
+from medflip_core.model.mim_decoder import DECODER_FILE
+from trainer.config import TrainConfig, add_config_flags, resolve_config
+from trainer.mim import index_unlabelled, make_decoder
+from trainer.training_data import index_images
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def unlabelled_folder(shared_data, tmp_path_factory):
+    """Six real TBX11K films copied into a flat folder (no classes, no labels)."""
+    folder = tmp_path_factory.mktemp("unlabelled")
+    for f in sorted((shared_data / "cxr-tb-tbx11k" / "images").iterdir())[:6]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mim_run(tt, small_folder, corpus, unlabelled_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mim_run")
+    code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, out, "--max-steps", "2", "--eval-every", "0",
+                                                   "--checkpoint-every", "1", "--mim-weight", "0.5",
+                                                   "--decoder-depth", "1", "--decoder-width", "64",
+                                                   "--unlabelled", str(unlabelled_folder),
+                                                   "--unlabelled-batch-size", "3"))
+    assert code == 0, err[-3000:]
+    return out, events
+
+
+def test_step_events_carry_the_reconstruction_loss(mim_run, unlabelled_folder):
+    _, events = mim_run
+    start = events[0]
+    assert start["event"] == "start" and start["mim_weight"] == 0.5
+    assert start["n_unlabelled"] == len(list(unlabelled_folder.iterdir())) == 6
+    steps = [e for e in events if e["event"] == "step"]
+    assert len(steps) == 2
+    for e in steps:
+        assert e["mim"] is not None and 0.2 < e["mim"] < 10.0  # normalised targets: predicting 0 scores 1.0
+        # the total is the image-text loss plus the weighted reconstruction loss
+        assert e["loss"] == pytest.approx(e["contrastive"] + 0.1 * e["svd"] + 0.5 * e["mim"], rel=1e-4)
+
+
+def test_the_decoder_sits_beside_the_model_weights(mim_run):
+    out, _ = mim_run
+    ckpt = latest_checkpoint(out)
+    assert (ckpt.path / DECODER_FILE).is_file()
+    model_keys = set(load_file(str(ckpt.path / MODEL_FILE)))
+    assert model_keys == set(build_model(ModelConfig.from_dict(ckpt.state["model_config"])).state_dict())
+    decoder = load_file(str(ckpt.path / DECODER_FILE))
+    assert decoder["mask_token"].shape == (1, 1, 64) and not model_keys & set(decoder)
+
+
+def test_a_mim_run_resumes_with_its_decoder(tt, mim_run, tmp_path):
+    out, _ = mim_run
+    run = tmp_path / "resumed"
+    shutil.copytree(out, run)
+    config = run / "config.json"
+    config.write_text(config.read_text().replace(str(out), str(run)))
+    before = load_file(str(latest_checkpoint(run).path / DECODER_FILE))
+    code, events, err = tt.run("pretrain", ["--config", str(config), "--resume", "--max-steps", "3"])
+    assert code == 0, err[-2000:]
+    assert events[0]["start_step"] == 2 and events[-1]["step"] == 3
+    after = load_file(str(latest_checkpoint(run).path / DECODER_FILE))
+    assert any(not np.array_equal(before[k], after[k]) for k in before)  # the decoder went on training
+    # resuming a reconstruction run without its decoder is refused with a sentence, not a traceback
+    plain = json.loads(config.read_text())
+    plain.update(mim_weight=0.0, unlabelled=[])
+    (run / "plain.json").write_text(json.dumps(plain))
+    code, events, err = tt.run("pretrain", ["--config", str(run / "plain.json"), "--resume", "--max-steps", "4"])
+    assert code != 0
+    assert any(e["event"] == "error" and "resume it with its own --mim-weight (0.5)" in e["message"]
+               for e in events), events[-1:]
+
+
+def test_the_export_never_carries_the_decoder(mim_run, tmp_path, shared_data):
+    from medflip_core.model.export import export_checkpoint
+
+    out, _ = mim_run
+    ckpt = latest_checkpoint(out)
+    bundle = export_checkpoint(ckpt.path, tmp_path / "bundle", name="mim-test")
+    assert not any("decoder" in p.name for p in bundle.rglob("*"))
+    weights = load_file(str(bundle / WEIGHTS))
+    assert set(weights) == set(load_file(str(ckpt.path / MODEL_FILE)))
+    decoder = load_file(str(ckpt.path / DECODER_FILE))
+    big = {k: v for k, v in decoder.items() if v.size >= 64}
+    for onnx_file in (IMAGE_ONNX, TEXT_ONNX):
+        graph = onnx.load(str(bundle / onnx_file)).graph
+        assert [o.name for o in graph.output] in (["embedding", "patch_tokens"], ["embedding"])
+        for init in graph.initializer:
+            value = numpy_helper.to_array(init)
+            for name, tensor in big.items():
+                assert not (value.shape == tensor.shape and np.allclose(value, tensor)), (onnx_file, name)
+    engine = Engine(bundle, threads=2)
+    image = load_image(next((shared_data / "cxr-pneumonia-kermany" / "train" / "PNEUMONIA").iterdir()))
+    emb = engine.embed_images([image])
+    assert emb.embedding.shape == (1, 256) and emb.patch_tokens.shape == (1, 49, 256)
+    probs = engine.classify(emb.embedding[0], ["No Finding", "Pneumonia"])
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_mim_weight_zero_builds_no_decoder(trained_run):
+    ckpt = latest_checkpoint(trained_run)
+    assert ckpt.state["config"]["mim_weight"] == 0.0
+    assert not (ckpt.path / DECODER_FILE).exists()
+    cfg = TrainConfig.from_dict(ckpt.state["config"])
+    assert make_decoder(cfg, build_model(cfg.model)) is None
+
+
+def test_unlabelled_images_of_validation_patients_are_left_out(small_folder, corpus):
+    """The labelled folder given again as images without labels: its validation patients' files stay out."""
+    cfg = TrainConfig(images=[str(small_folder)], corpus=str(corpus), val_fraction=0.25, max_sentences=50,
+                      mim_weight=1.0, unlabelled=[str(small_folder)], max_steps=1)
+    _, val = split_then_subset(index_images(cfg), cfg.val_fraction, cfg.seed)  # the trainer's split
+    records, left_out = index_unlabelled(cfg, val)
+    assert len(val) > 0
+    assert left_out == len(val)
+    val_patients = {r.patient_id for r in val}
+    assert records and not {r.patient_id for r in records} & val_patients
+    assert all(not r.labels.any() for r in records)
+
+
+def _resolve(*argv: str) -> TrainConfig:
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    return resolve_config("pretrain", parser.parse_args(list(argv)))
+
+
+def test_flags_and_their_checks(small_folder, corpus, unlabelled_folder):
+    base = ["--images", str(small_folder), "--corpus", str(corpus), "--max-steps", "1"]
+    cfg = _resolve(*base, "--mim-weight", "0.3", "--unlabelled", str(unlabelled_folder), "--unlabelled",
+                   str(small_folder), "--decoder-depth", "3", "--decoder-width", "96")
+    assert cfg.unlabelled == [str(unlabelled_folder), str(small_folder)]
+    assert (cfg.mim_weight, cfg.decoder_depth, cfg.decoder_width) == (0.3, 3, 96)
+    assert _resolve(*base).mim_weight == 0.0 and _resolve(*base).unlabelled == []
+    with pytest.raises(MedflipError, match="mim-weight"):
+        _resolve(*base, "--unlabelled", str(unlabelled_folder))
+    with pytest.raises(MedflipError, match="mask-ratio"):
+        _resolve(*base, "--mim-weight", "1", "--mask-ratio", "0")
+    with pytest.raises(MedflipError, match="multiple of 32"):
+        _resolve(*base, "--mim-weight", "1", "--decoder-width", "100")
