@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from app.training.run_folders import FINETUNE, PRETRAIN
 from medflip_core.masking import MASK_STRATEGIES
 
+DEFAULT_MIM_WEIGHT = 1.0  # the reconstruction's weight a new run starts with (configs/default-model-v4.yaml)
 FINETUNE_MODES = ["probe", "partial", "full"]  # probe: frozen tower, no torch; partial/full: the trainer tunes it
 
 
@@ -69,6 +70,20 @@ class TrainingForm(QtWidgets.QWidget):
         mask_layout.setContentsMargins(0, 0, 0, 0)
         mask_layout.addWidget(self.mask)
         mask_layout.addWidget(self.mask_strategy, 1)
+        self.mim_weight = QtWidgets.QDoubleSpinBox()
+        self.mim_weight.setRange(0.0, 10.0)
+        self.mim_weight.setSingleStep(0.25)
+        self.mim_weight.setValue(DEFAULT_MIM_WEIGHT)
+        self.mim_weight.setSpecialValueText("off")
+        self.mim_weight.setToolTip("Masked image modelling: a light decoder reconstructs the dropped patches from "
+                                   "the kept ones, and this is the weight of its loss beside the image-text loss "
+                                   "(off: no decoder). The decoder is used only in training: exported models never "
+                                   "carry it. Images without labels need it.")
+        self.unlabelled = QtWidgets.QListWidget()
+        self.unlabelled.setToolTip("Folders of radiographs nobody has labelled (any layout, searched recursively): "
+                                   "they teach the image tower through the reconstruction only. Files of "
+                                   "validation patients are left out.")
+        self.unlabelled.setMaximumHeight(64)
         self.budget = QtWidgets.QDoubleSpinBox()
         self.budget.setRange(0.1, 10000)
         self.budget.setValue(30)
@@ -94,6 +109,9 @@ class TrainingForm(QtWidgets.QWidget):
         rows.addRow("Mode", self.mode)
         rows.addRow("Reports", self._with_browse(self.corpus, folder=False))
         rows.addRow("Mask ratio", mask_row)
+        rows.addRow("Reconstruction", self.mim_weight)
+        self._unlabelled_row = self._unlabelled_list()
+        rows.addRow("Images without labels", self._unlabelled_row)
         rows.addRow("Time budget", self.budget)
         rows.addRow("Max steps", self.max_steps)
         rows.addRow("Batch size", self.batch)
@@ -106,8 +124,8 @@ class TrainingForm(QtWidgets.QWidget):
         device_layout.addWidget(self.decoding_label)
         device_layout.addWidget(self.decoding, 1)
         rows.addRow("Device", device_row)
-        self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.max_steps, self.batch,
-                               self.image_size]
+        self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.mim_weight,
+                               self._unlabelled_row, self.max_steps, self.batch, self.image_size]
         self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode]
         self._job_changed()
 
@@ -138,7 +156,22 @@ class TrainingForm(QtWidgets.QWidget):
             args += ["--max-steps", str(self.max_steps.value())]
         if self.corpus.text().strip():
             args += ["--corpus", self.corpus.text().strip()]
+        folders = self.unlabelled_folders()
+        if folders and self.mim_weight.value() <= 0:
+            raise ValueError("Images without labels teach the model only through the reconstruction: set "
+                             "Reconstruction above 0, or remove them.")
+        if self.mim_weight.value() > 0:
+            args += ["--mim-weight", f"{self.mim_weight.value():g}"]
+        for folder in folders:
+            args += ["--unlabelled", folder]
         return args + list(self.decoding.currentData())
+
+    def unlabelled_folders(self) -> list[str]:
+        return [self.unlabelled.item(i).text() for i in range(self.unlabelled.count())]
+
+    def add_unlabelled(self, folder: str) -> None:
+        if folder and folder not in self.unlabelled_folders():
+            self.unlabelled.addItem(folder)
 
     def finetune_args(self, out: str, base: Path | None) -> list[str]:
         """`medflip finetune` arguments: a classifier bundle at `out`, starting from the bundle `base`."""
@@ -151,6 +184,23 @@ class TrainingForm(QtWidgets.QWidget):
         if self.mode.currentText() != "probe":  # the tower modes train with torch, on the GPU when there is one
             args += ["--device", self.device.currentText()]
         return args
+
+    def _unlabelled_list(self) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.unlabelled, 1)
+        buttons = QtWidgets.QVBoxLayout()
+        add = QtWidgets.QPushButton("Add…")
+        add.clicked.connect(lambda: self.add_unlabelled(
+            QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of images without labels")))
+        remove = QtWidgets.QPushButton("Remove")
+        remove.clicked.connect(lambda: [self.unlabelled.takeItem(self.unlabelled.row(i))
+                                        for i in self.unlabelled.selectedItems()])
+        buttons.addWidget(add)
+        buttons.addWidget(remove)
+        row.addLayout(buttons)
+        return box
 
     def _images_row(self) -> QtWidgets.QWidget:
         box = QtWidgets.QWidget()

@@ -1,4 +1,5 @@
-"""The live training curves: loss and its parts, and σ₁ of positive and negative pairs, against the step.
+"""The live training curves: loss and its parts (image-text, σ₁ term, and the masked image modelling
+reconstruction of the dropped patches when the run has a decoder), and σ₁ of positive and negative pairs.
 
 Events only change the series; a timer copies them into the curves in place (setData) at most every
 PLOT_REFRESH_MS, so a fast trainer cannot make the GUI repaint per event, and a long run's curve costs what the
@@ -26,12 +27,13 @@ class TrainingPlots(QtWidgets.QSplitter):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(QtCore.Qt.Orientation.Vertical, parent)
         pg.setConfigOptions(antialias=True)
-        loss_key = [("total", "#e6e6e6"), ("contrastive", "#4fa3ff"), ("svd", "#ffb347")]
+        loss_key = [("total", "#e6e6e6"), ("contrastive", "#4fa3ff"), ("svd", "#ffb347"),
+                    ("reconstruction", "#c792ea")]
         self.loss_plot = pg.PlotWidget()
         self.loss_plot.setTitle("loss  " + coloured_key(loss_key), size="9pt")
         self.loss_plot.setLabel("bottom", "step")
         self.curves = {key: self.loss_plot.plot(pen=pg.mkPen(colour, width=2 if key == "loss" else 1), name=name)
-                       for key, (name, colour) in zip(("loss", "contrastive", "svd"), loss_key, strict=True)}
+                       for key, (name, colour) in zip(("loss", "contrastive", "svd", "mim"), loss_key, strict=True)}
         sigma_key = [("positive pairs", "#5fd38d"), ("negative pairs", "#ff6b6b")]
         self.sigma_plot = pg.PlotWidget()
         self.sigma_plot.setTitle("σ₁ (token-level, normalised)  " + coloured_key(sigma_key), size="9pt")

@@ -159,7 +159,11 @@ class TrainingPanel(QtWidgets.QWidget):
             self.status.auc_label.setText("")
             self.status.auc_label.setVisible(True)
         else:
-            args = self.build_args(resume) + (extra or [])
+            try:
+                args = self.build_args(resume) + (extra or [])
+            except ValueError as exc:  # the form's own check: a sentence, nothing started
+                self.message.emit(str(exc))
+                return
             program, full = trainer_command([run_job(self.run_dir) if resume else PRETRAIN, *args])
         self.plots.clear()
         self.events.clear()

@@ -25,9 +25,30 @@ def setup_panel(panel, small_folder, corpus):
     panel.form.budget.setValue(30)
 
 
-def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot, small_folder, corpus):
+def test_images_without_labels_need_the_reconstruction(window, tmp_path, small_folder, corpus):
     panel = window.training
     setup_panel(panel, small_folder, corpus)
+    panel.form.add_unlabelled(str(tmp_path))
+    panel.form.add_unlabelled(str(tmp_path))  # once only
+    assert panel.form.unlabelled_folders() == [str(tmp_path)]
+    panel.form.mim_weight.setValue(0)
+    panel.start(extra=SMALL)
+    assert panel.process is None and "Reconstruction above 0" in window.last_error
+    panel.form.mim_weight.setValue(0.5)
+    args = panel.form.pretrain_args(str(tmp_path / "run"))
+    assert args[args.index("--mim-weight") + 1] == "0.5" and args[args.index("--unlabelled") + 1] == str(tmp_path)
+
+
+def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot, tmp_path, small_folder, corpus,
+                                                                   shared_data):
+    panel = window.training
+    setup_panel(panel, small_folder, corpus)
+    unlabelled = tmp_path / "tb"  # a folder nobody labelled: it feeds the reconstruction only
+    unlabelled.mkdir()
+    for src in sorted((shared_data / "cxr-tb-tbx11k" / "images").glob("*.jpg"))[:6]:
+        (unlabelled / src.name).symlink_to(src)
+    panel.form.add_unlabelled(str(unlabelled))
+    assert panel.form.mim_weight.value() > 0  # masked image modelling is on for a new run
     panel.form.mask_strategy.setCurrentText("integrity")  # the strategy picker reaches the trainer
     assert not panel.form.decoding.isHidden()
     panel.form.decoding.setCurrentIndex(2)  # worker processes: cancelling must end them with the trainer
@@ -40,6 +61,8 @@ def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot,
     xs, ys = panel.plots.curves["loss"].getData()
     assert len(xs) >= 2 and all(y > 0 for y in ys)
     assert len(panel.plots.series["sigma1_pos"][0]) >= 1
+    assert start.config["unlabelled"] == [str(unlabelled)] and start.config["mim_weight"] > 0
+    assert len(panel.plots.series["mim"][0]) >= 2  # the reconstruction loss is plotted beside the others
     assert "samples/s" in panel.status.stats.text()
     panel.cancel()
     qtbot.waitUntil(lambda: panel.process is None, timeout=120000)
