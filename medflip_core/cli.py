@@ -264,6 +264,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from medflip_core.processes import TrainerMissing, torch_importable, trainer_addon, trainer_missing
+
+    if not torch_importable():  # the light app: the trainer add-on (torch) runs the decoder
+        addon = trainer_addon()
+        if addon is None:
+            raise TrainerMissing(f"Reconstructing needs PyTorch. {trainer_missing()}")
+        import subprocess
+
+        return subprocess.call([str(addon), "--medflip", *sys.argv[sys.argv.index("reconstruct"):]])
+    from medflip_core.imaging import load_image
+    from medflip_core.model.reconstruct import CAPTION, reconstruct, write_png
+
+    keep = [int(i) for i in args.keep.split(",") if i.strip()] if args.keep else None
+    rec = reconstruct(args.run, load_image(args.image), keep=keep, keep_grid=args.keep_grid, ratio=args.mask_ratio,
+                      strategy=args.strategy, seed=args.seed)
+    write_png(rec, args.out)
+    if args.json:
+        print(json.dumps({"out": str(args.out), "loss": rec.loss, "kept": int(rec.keep.size), "caption": CAPTION,
+                          "note": rec.note}))
+    else:
+        print(f"{args.out}: {CAPTION}; reconstruction loss of the dropped patches {rec.loss:.3f} "
+              f"({rec.keep.size} patches kept){'; ' + rec.note if rec.note else ''}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """The trainer runs as its own process (the layer above this package), with this process's stdout and
     stderr; its exit code is ours. Its arguments, --help included, pass through untouched."""
@@ -408,6 +434,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half-weights", action="store_true", help="store the safetensors weights as float16")
     p.add_argument("--quantize-text", action="store_true", help="int8 dynamic quantisation of the text encoder")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("reconstruct", help="a pre-training run's decoder fills in the patches a mask drops (torch)")
+    p.add_argument("run", help="a run folder (its latest checkpoint) or a checkpoint trained with --mim-weight > 0")
+    p.add_argument("image", help="a DICOM, PNG or JPEG")
+    p.add_argument("--out", required=True, help="the PNG to write: model input | kept patches | reconstruction")
+    p.add_argument("--keep", help="the kept patch indices, comma-separated (default: draw a mask)")
+    p.add_argument("--keep-grid", type=int, help="patches per side of the grid --keep refers to (another grid than "
+                                                 "the run's: the mask is drawn again)")
+    p.add_argument("--mask-ratio", type=float, default=0.75, help="share of patches dropped (default 0.75)")
+    p.add_argument("--strategy", default="random", choices=["random", "integrity", "attention"],
+                   help="how the mask is drawn without --keep (attention needs --keep)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("train", help="run the trainer: medflip train pretrain|finetune [options]", add_help=False,
                        description="`medflip train --help` and `medflip train JOB --help` show the trainer's help.")

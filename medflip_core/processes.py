@@ -23,7 +23,7 @@ TRAINER_EXE = "MedFLIPStudio-trainer" + (".exe" if os.name == "nt" else "")  # p
 ADDON_DIR = "medflip-studio-trainer"  # its folder, beside the app's installation folder
 TRAINER_ENV = "MEDFLIP_TRAINER"  # an explicit path to the add-on's executable (tests, unusual installs)
 # `medflip` commands that need torch: in the light app they run in the add-on
-TORCH_COMMANDS = frozenset({"export"})
+TORCH_COMMANDS = frozenset({"export", "reconstruct"})
 
 
 class TrainerMissing(MedflipError):

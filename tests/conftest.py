@@ -127,6 +127,17 @@ def trained_run(small_folder, corpus, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mim_decoder_run(small_folder, corpus, tmp_path_factory) -> Path:
+    """A real 2-step pre-training run with masked image modelling: its checkpoint holds the decoder."""
+    out = tmp_path_factory.mktemp("mim_decoder_run")
+    code, _, err = run_trainer("pretrain", small_args(small_folder, corpus, out, "--max-steps", "2", "--eval-every",
+                                                      "0", "--checkpoint-every", "2", "--mim-weight", "1",
+                                                      "--decoder-depth", "1", "--decoder-width", "64"))
+    assert code == 0, err[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(trained_run, tmp_path_factory) -> Path:
     """A real bundle exported from the short real training run, with a 300-sentence bank."""
     from medflip_core.model.export import SHIPPED_CORPUS, bank_selection, export_checkpoint, resolve_checkpoint

@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from app.panels.reconstruction import ReconstructionBox
 from medflip_core.imaging import Radiograph
 from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 from medflip_core.masking import (
@@ -146,7 +147,10 @@ class MaskView(QtWidgets.QWidget):
         layout.addLayout(form)
         layout.addWidget(self.counts)
         layout.addWidget(self.score_label)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.plot, 3)
+        self.reconstruction = ReconstructionBox(self.mask_request)
+        layout.addWidget(self.reconstruction)  # a button row until a reconstruction is shown, then 2/5 of the room
+        self.reconstruction.shown.connect(lambda: layout.setStretchFactor(self.reconstruction, 2))
         layout.addWidget(note)
         self._strategy_changed()
 
@@ -310,6 +314,13 @@ class MaskView(QtWidgets.QWidget):
         super().resizeEvent(event)
         if self.scores is not None:  # only the place of the score map may change, not its image
             self._caption()
+
+    def mask_request(self) -> dict | None:
+        """The mask on screen as `medflip reconstruct` takes it (None without an image)."""
+        if self.radiograph is None or self.mask is None:
+            return None
+        return {"path": str(self.radiograph.path), "keep": self.kept_patches().tolist(), "grid": self.grid[0],
+                "ratio": self.ratio.value() / 100.0, "strategy": self.strategy_name, "seed": self.seed.value()}
 
     def kept_patches(self) -> np.ndarray:
         return self.mask.keep[0] if self.mask is not None else np.zeros(0, dtype=np.int64)

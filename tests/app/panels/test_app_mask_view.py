@@ -162,3 +162,21 @@ def test_a_hidden_mask_tab_lets_go_of_the_image_it_showed(window, qtbot, shared_
     assert window.mask_view.radiograph is None and window.mask_view.pixels is None
     window.tabs.setCurrentWidget(window.mask_view)
     assert window.mask_view.radiograph is window.viewer.radiograph
+
+
+@pytest.mark.slow
+def test_a_run_with_a_decoder_reconstructs_the_mask_on_screen(window, qtbot, shared_data, mim_decoder_run):
+    """The default model's 14x14 grid is not the 112-px run's 7x7 one: the run redraws a mask of the same ratio and
+    seed and says so; the three panels come back from the child process and are shown under the mask."""
+    view = window.mask_view
+    box = view.reconstruction
+    assert not box.use_run(str(mim_decoder_run)) and "Open an image first" in box.caption.text()
+    view.set_radiograph(load_image(shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL" / "IM-0115-0001.jpeg"))
+    assert box.start()
+    qtbot.waitUntil(lambda: box.process is None, timeout=240000)
+    assert not box.picture.isHidden() and box.picture.pixmap() is not None and not box.picture.pixmap().isNull()
+    assert "Reconstruction loss of the dropped patches" in box.caption.text() and "7x7" in box.caption.text()
+    box.run = str(shared_data)  # not a run: one sentence, the view keeps working
+    assert box.start()
+    qtbot.waitUntil(lambda: box.process is None, timeout=240000)
+    assert box.caption.text().startswith("Reconstruction failed:") and "Traceback" not in box.caption.text()

@@ -1,0 +1,114 @@
+"""Under the mask: what a pre-training run's reconstruction decoder makes of the dropped patches.
+
+Exported models never carry the decoder (it only trains the image tower), so this reads a run folder or a
+checkpoint the user picks, and the reconstruction runs in a child process (`medflip reconstruct`: torch, the
+trainer add-on in the light app). The GUI passes the mask on screen and shows the three panels it gets back."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from medflip_core.processes import medflip_command
+from medflip_core.resources import user_data_dir
+
+MaskRequest = Callable[[], "dict | None"]  # path, keep, grid, ratio, strategy, seed of the mask on screen
+
+
+class ReconstructionBox(QtWidgets.QWidget):
+    """A button to choose a run, the run's reconstruction of the current mask, and what it says."""
+
+    shown = QtCore.Signal()  # a reconstruction is on screen: the box wants room
+
+    def __init__(self, current_mask: MaskRequest, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.current_mask = current_mask
+        self.run = ""
+        self.process: QtCore.QProcess | None = None
+        self.out = Path(tempfile.mkdtemp(prefix="medflip-recon-")) / "reconstruction.png"
+        self.button = QtWidgets.QPushButton("Reconstruct with a run…")
+        self.button.setToolTip("A pre-training run trained with masked image modelling (Reconstruction above 0) "
+                               "fills in the dropped patches of this mask")
+        self.button.clicked.connect(self.choose_run)
+        self.again = QtWidgets.QPushButton("Again")
+        self.again.setToolTip("Reconstruct the current mask with the same run")
+        self.again.clicked.connect(self.start)
+        self.again.setEnabled(False)
+        self.caption = QtWidgets.QLabel()
+        self.caption.setWordWrap(True)
+        self.caption.setStyleSheet("color: #8a939b;")
+        self.picture = QtWidgets.QLabel()
+        self.picture.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.picture.setMinimumHeight(0)
+        self.picture.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
+        self.picture.setVisible(False)
+        self._pixmap: QtGui.QPixmap | None = None
+        row = QtWidgets.QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.button)
+        row.addWidget(self.again)
+        row.addWidget(self.caption, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.picture, 1)
+
+    def choose_run(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Pre-training run (or checkpoint) with a decoder",
+                                                            self.run or str(user_data_dir() / "runs"))
+        if folder:
+            self.use_run(folder)
+
+    def use_run(self, folder: str) -> bool:
+        """Reconstruct the current mask with `folder`'s decoder; False when there is nothing to reconstruct."""
+        self.run = folder
+        self.again.setEnabled(True)
+        return self.start()
+
+    def start(self) -> bool:
+        request = self.current_mask()
+        if not self.run or self.process is not None:
+            return False
+        if request is None:
+            self.caption.setText("Open an image first: the reconstruction fills in the mask shown above.")
+            return False
+        args = ["reconstruct", self.run, request["path"], "--out", str(self.out), "--json",
+                "--keep", ",".join(str(int(i)) for i in request["keep"]), "--keep-grid", str(request["grid"]),
+                "--mask-ratio", f"{request['ratio']:.2f}", "--strategy", request["strategy"],
+                "--seed", str(request["seed"])]
+        program, full = medflip_command(args)
+        self.caption.setText(f"Reconstructing with {Path(self.run).name}…")
+        self.process = QtCore.QProcess(self)
+        self.process.finished.connect(self._finished)
+        self.process.start(program, full)
+        return True
+
+    def _finished(self, code: int, _status: QtCore.QProcess.ExitStatus) -> None:
+        out = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace").strip()
+        err = bytes(self.process.readAllStandardError()).decode("utf-8", "replace").strip()
+        self.process = None
+        if code != 0:
+            self.caption.setText("Reconstruction failed: " + (err.splitlines()[-1] if err else f"exit code {code}"))
+            return
+        said = json.loads(out.splitlines()[-1])
+        self._pixmap = QtGui.QPixmap(str(self.out))
+        self.picture.setVisible(True)
+        self.shown.emit()
+        self._fit()
+        self.caption.setText(f"{Path(self.run).name}: {said['caption']}. Reconstruction loss of the dropped "
+                             f"patches {said['loss']:.3f} (the training loss; lower is better)."
+                             + (f" Note: {said['note']}." if said.get("note") else ""))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        if self._pixmap is not None and not self._pixmap.isNull():
+            self.picture.setPixmap(self._pixmap.scaled(max(self.picture.width(), 1), max(self.picture.height(), 1),
+                                                       QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                                                       QtCore.Qt.TransformationMode.SmoothTransformation))
