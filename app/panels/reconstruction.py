@@ -51,11 +51,12 @@ class ReconstructionBox(QtWidgets.QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.button)
         row.addWidget(self.again)
-        row.addWidget(self.caption, 1)
+        row.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.picture, 1)
+        layout.addWidget(self.caption)
 
     def choose_run(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Pre-training run (or checkpoint) with a decoder",
@@ -99,8 +100,8 @@ class ReconstructionBox(QtWidgets.QWidget):
         self.picture.setVisible(True)
         self.shown.emit()
         self._fit()
-        self.caption.setText(f"{Path(self.run).name}: {said['caption']}. Reconstruction loss of the dropped "
-                             f"patches {said['loss']:.3f} (the training loss; lower is better)."
+        self.caption.setText(f"{Path(self.run).name}: {said['caption']}. Loss on the dropped patches "
+                             f"{said['loss']:.3f} (the training loss; lower is better)."
                              + (f" Note: {said['note']}." if said.get("note") else ""))
 
     def resizeEvent(self, event) -> None:

@@ -175,7 +175,7 @@ def test_a_run_with_a_decoder_reconstructs_the_mask_on_screen(window, qtbot, sha
     assert box.start()
     qtbot.waitUntil(lambda: box.process is None, timeout=240000)
     assert not box.picture.isHidden() and box.picture.pixmap() is not None and not box.picture.pixmap().isNull()
-    assert "Reconstruction loss of the dropped patches" in box.caption.text() and "7x7" in box.caption.text()
+    assert "Loss on the dropped patches" in box.caption.text() and "7x7" in box.caption.text()
     box.run = str(shared_data)  # not a run: one sentence, the view keeps working
     assert box.start()
     qtbot.waitUntil(lambda: box.process is None, timeout=240000)
