@@ -169,14 +169,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from medflip_core.imaging import load_image
-    from medflip_core.inference.ood import out_of_distribution
+    from medflip_core.inference.image_ood import all_warnings
 
     engine = _engine(args.model)
     bank = engine.bank_from_corpus(args.corpus) if args.corpus else None
     image = load_image(args.path)
     emb = engine.embed_images([image]).embedding[0]
     hits = engine.retrieve(emb, args.k, bank)
-    warnings = out_of_distribution(image.metadata)  # a leg film's sentences are the bank's nearest, no reading
+    # a leg film's sentences are the bank's nearest, no reading of it
+    warnings = all_warnings(image, image.pixels, emb, engine.ood_reference)
     if args.json:
         _print_json({"model": engine.bundle.name, "path": args.path, "warnings": warnings,
                      "hits": [{"rank": i + 1, "sentence": h.sentence, "score": h.score} for i, h in enumerate(hits)]})

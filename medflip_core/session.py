@@ -19,6 +19,7 @@ from medflip_core.imaging.opening import LoadResult, open_images, same_image_key
 from medflip_core.imaging.reader_processes import ReaderProcesses
 from medflip_core.inference.batch import Row, classify_files
 from medflip_core.inference.heatmap import HeatOverlay, heat_overlay
+from medflip_core.inference.image_ood import all_warnings
 from medflip_core.inference.ood import out_of_distribution
 from medflip_core.inference.retrieval import ImageHit, SentenceHits, order_search_hits
 
@@ -55,6 +56,7 @@ class Session:
         self.images: list[Radiograph] = []
         self.engine: Any = None  # medflip_core.inference.engine.Engine once a model is loaded
         self._embeddings: dict[int, Any] = {}
+        self._content_warnings: dict[int, list[str]] = {}  # tags + pixels + embedding, made with the embedding
         self._banks: dict[str, Any] = {}
 
     # --- images and model -------------------------------------------------------------------------------
@@ -76,6 +78,7 @@ class Session:
     def set_engine(self, engine: Any) -> None:
         self.engine = engine
         self._embeddings.clear()
+        self._content_warnings.clear()
         self._banks.clear()
 
     def _need(self, index: int | None = None) -> Any:
@@ -86,15 +89,22 @@ class Session:
         return self.engine
 
     def embedding(self, index: int) -> Any:
-        engine = self._need(index)
+        self._need(index)
         if index not in self._embeddings:  # decoded for this use only: a scan over many images keeps no pixels
-            self._embeddings[index] = engine.embed_images([self.images[index].arrays(keep=False)[0]])
+            self._embed(index, self.images[index].arrays(keep=False)[0])
         return self._embeddings[index]
+
+    def _embed(self, index: int, pixels: np.ndarray) -> None:
+        """Embed an image and, while its pixels are at hand, run the out-of-distribution checks on them."""
+        engine = self._need(index)
+        self._embeddings[index] = engine.embed_images([pixels])
+        self._content_warnings[index] = all_warnings(self.images[index], pixels,
+                                                     self._embeddings[index].embedding[0], engine.ood_reference)
 
     def _embed_in_workers(self, reader: ReaderProcesses) -> None:
         """Embeddings of the images not embedded yet whose pixels are not in memory, decoded by `reader` a few
         files ahead of the encoder. Raises the first file's ImageLoadError (a file gone since it was opened)."""
-        engine = self._need()
+        self._need()
         far = [i for i, rg in enumerate(self.images) if i not in self._embeddings and not rg.is_decoded()]
         loaded = reader.load_images([self.images[i].path for i in far])
         try:
@@ -102,13 +112,19 @@ class Session:
                 if isinstance(rg, MedflipError):
                     raise rg
                 pixels, _ = self.images[i].adopt(rg.arrays(), keep=False)  # checked: still the image opened
-                self._embeddings[i] = engine.embed_images([pixels])
+                self._embed(i, pixels)
         finally:
             loaded.close()
 
     def warnings(self, index: int) -> list[str]:
-        """Why scores for this image may not be trustworthy (out of the model's distribution)."""
-        return out_of_distribution(self.images[index].metadata)
+        """Why scores for this image may not be trustworthy (out of the model's distribution): its DICOM tags
+        (inference.ood) and, once a model is loaded, its pixels and embedding (inference.image_ood; the image is
+        embedded if it was not yet)."""
+        if self.engine is None or not 0 <= index < len(self.images):
+            return out_of_distribution(self.images[index].metadata)
+        if index not in self._content_warnings:
+            self.embedding(index)
+        return list(self._content_warnings[index])
 
     # --- operations ---------------------------------------------------------------------------------------
     def score(self, index: int, labels: list[str], templates: list[str]) -> dict[str, float]:

@@ -49,6 +49,9 @@ BENCHMARKS: dict[str, Benchmark] = {
         "probe": Benchmark("medflip_core.bench.probe",
                        "fine-tuning probe: wall time with an empty and a full embedding cache, validation ROC AUC "
                        "beside the base model's zero-shot on the same patients (paired bootstrap)"),
+    "ood": Benchmark("medflip_core.bench.ood",
+                     "image-content out-of-distribution check on held-out real images: share of chest films "
+                     "(Kermany, NIH, TBX11K) wrongly flagged and of non-chest images caught"),
 }
 
 

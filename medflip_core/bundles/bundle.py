@@ -22,6 +22,7 @@ TEXT_ONNX = "text_encoder.onnx"
 WEIGHTS = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
 BANK_NPZ = "sentence_bank.npz"
+OOD_REFERENCE_NPZ = "ood_reference.npz"  # chest-film embeddings for the out-of-distribution check
 MODEL_CARD = "MODEL_CARD.md"
 KIND_CLIP = "clip"  # image + text encoders: zero-shot, retrieval
 KIND_CLASSIFIER = "classifier"  # image encoder + head (and, from a probe, the base model's text side too)

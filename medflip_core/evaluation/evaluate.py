@@ -28,9 +28,13 @@ def class_folders(data_dir: str | Path) -> list[Path]:
     return classes
 
 
-def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32) -> tuple[np.ndarray, np.ndarray, list[str],
-                                                                                     list[str], list[str]]:
-    """(embeddings, class indices, class names, paths, skipped messages) of every readable image."""
+def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32, flagged: list[dict] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str], list[str]]:
+    """(embeddings, class indices, class names, paths, skipped messages) of every readable image. `flagged`: a
+    list that receives {"path", "warnings"} for each image out of the model's distribution (inference.ood by its
+    tags, inference.image_ood by its pixels and embedding)."""
+    from medflip_core.inference.image_ood import all_warnings
+
     classes = class_folders(data_dir)
     embs, truth, paths, skipped = [], [], [], []
     for ci, folder in enumerate(classes):
@@ -49,6 +53,10 @@ def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32) -> tuple
             if images:
                 embs.append(engine.embed_images(images).embedding)
                 truth.extend([ci] * len(images))
+                if flagged is not None:
+                    for rg, emb in zip(images, embs[-1], strict=True):
+                        if found := all_warnings(rg, rg.pixels, emb, engine.ood_reference):
+                            flagged.append({"path": str(rg.path), "warnings": found})
     if not embs:
         raise MedflipError(f"no readable images in {data_dir}")
     return np.concatenate(embs), np.array(truth), [c.name for c in classes], paths, skipped
@@ -77,7 +85,8 @@ def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str
     and the user's own analysis)."""
     t0 = time.perf_counter()
     prompts = prompts or {}
-    emb, truth, names, paths, skipped = embed_folder(engine, data_dir)
+    flagged: list[dict] = []
+    emb, truth, names, paths, skipped = embed_folder(engine, data_dir, flagged=flagged)
     unknown = set(prompts) - set(names)
     if unknown:
         raise MedflipError(f"--prompt names unknown class folders: {', '.join(sorted(unknown))}")
@@ -88,7 +97,8 @@ def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str
                                  groups=patients_of(paths, patient_pattern))
     result = {"data_set": str(Path(data_dir).resolve()), "model": engine.bundle.name, "classes": names,
               "label_texts": label_texts, "decision_rule": rule.as_dict(), "skipped": len(skipped),
-              "skipped_examples": skipped[:5], "seconds": round(time.perf_counter() - t0, 2), **summary}
+              "skipped_examples": skipped[:5], "out_of_distribution": len(flagged),
+              "out_of_distribution_examples": flagged[:20], "seconds": round(time.perf_counter() - t0, 2), **summary}
     if per_image:
         result["per_image"] = [{"path": p, "truth": names[t], "probs": [round(float(x), 6) for x in row]}
                                for p, t, row in zip(paths, truth, probs, strict=True)]
@@ -150,6 +160,10 @@ def format_evaluation(r: dict) -> str:
         lines.append(f"  ROC AUC, positive class {r['positive_class']}: {ci(r['roc_auc'])}")
     if r["skipped"]:
         lines.append(f"  skipped {r['skipped']} unreadable file(s)")
+    if r.get("out_of_distribution"):
+        first = r["out_of_distribution_examples"][0]
+        lines.append(f"  warning: {r['out_of_distribution']} image(s) out of the model's distribution, e.g. "
+                     f"{Path(first['path']).name}: {first['warnings'][0]}")
     return "\n".join(lines)
 
 

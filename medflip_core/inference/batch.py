@@ -17,7 +17,8 @@ from typing import Any
 from medflip_core.errors import MedflipError
 
 # path, and either scores/top/label_mode/warnings/notes (+ decisions/thresholds for a classifier) or error;
-# warnings are the out-of-distribution reasons (medflip_core.inference.ood), notes how the file was decoded, label_mode
+# warnings are the out-of-distribution reasons (the tags: medflip_core.inference.ood; the pixels and the embedding:
+# medflip_core.inference.image_ood), notes how the file was decoded, label_mode
 # what the scores mean (medflip_core.inference.zeroshot.ZeroShotScores.mode_text, or the classifier's kind)
 Row = dict[str, Any]
 SCORE_FORMAT = "{:.4f}"  # one number format for every probability in tables and CSV files
@@ -91,7 +92,7 @@ def classify_files(
     ahead of the scoring: the caller's process (a window) never waits on a decoder holding its GIL.
     """
     from medflip_core.imaging import load_image
-    from medflip_core.inference.ood import out_of_distribution
+    from medflip_core.inference.image_ood import all_warnings
 
     if not classifier:
         from medflip_core.inference.zeroshot import choose_label_mode
@@ -110,13 +111,13 @@ def classify_files(
             try:
                 if isinstance(rg, MedflipError):
                     raise rg
-                row = (_classifier_row(engine, rg) if classifier
-                       else _zero_shot_row(engine, rg, labels, templates, mode))
+                row, embedding = (_classifier_row(engine, rg) if classifier
+                                  else _zero_shot_row(engine, rg, labels, templates, mode))
+                warnings = all_warnings(rg, rg.pixels, embedding, engine.ood_reference)
             except MedflipError as exc:
                 rows.append({"path": str(path), "error": str(exc)})
             else:
-                rows.append({"path": str(path), **row, "warnings": out_of_distribution(rg.metadata),
-                             "notes": list(rg.notes)})
+                rows.append({"path": str(path), **row, "warnings": warnings, "notes": list(rg.notes)})
             if progress is not None:
                 progress(i + 1, len(files))
     finally:
@@ -133,19 +134,22 @@ def _read(load_image: Callable[[Path], Any], path: Path) -> Any:
         return exc
 
 
-def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None, mode: str | None) -> Row:
+def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None,
+                   mode: str | None) -> tuple[Row, Any]:
+    """The row's scores, and the image embedding they came from (for the out-of-distribution check)."""
     from medflip_core.inference.zeroshot import score_with_templates
 
-    result = score_with_templates(engine, engine.embed_images([rg]).embedding[0], labels, templates, mode)
+    embedding = engine.embed_images([rg]).embedding[0]
+    result = score_with_templates(engine, embedding, labels, templates, mode)
     scores = {label: float(p) for label, p in zip(result.labels, result.probs[0], strict=True)}
-    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text()}
+    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text()}, embedding
 
 
-def _classifier_row(engine: Any, rg: Any) -> Row:
+def _classifier_row(engine: Any, rg: Any) -> tuple[Row, Any]:
     pred = engine.predict([rg])[0]
     mode = "each class present vs absent" if pred.multi_label else "one class per image"
     return {"scores": pred.probabilities, "top": pred.top, "decisions": pred.decisions,
-            "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}"}
+            "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}"}, pred.embedding
 
 
 def format_score(p: float) -> str:

@@ -269,6 +269,15 @@ class Engine:
         return clf.activation_map(patch_tokens, clf.classes.index(class_name), self.grid)
 
     @property
+    def ood_reference(self):
+        """The bundle's chest-film reference for the out-of-distribution check (inference.image_ood), or None."""
+        if not hasattr(self, "_ood_reference"):
+            from medflip_core.inference.image_ood import bundle_reference
+
+            self._ood_reference = bundle_reference(self.bundle)
+        return self._ood_reference
+
+    @property
     def sentence_bank(self):
         """The bundle's sentence bank (text read from the shipped corpus), or None."""
         if not hasattr(self, "_bank"):

@@ -118,6 +118,7 @@ def test_medflip_retrieve_warns_for_the_leg_film(shared_data, capsys):
     assert len(out["hits"]) == 2 and any("EXTREMITY is not a chest" in w for w in out["warnings"])
     assert main(["retrieve", str(shared_data / "dicom" / LEG), "--k", "2", "--model", model]) == 0
     text = capsys.readouterr().out.splitlines()
-    assert text[0].startswith("# warning: body part EXTREMITY") and text[1].startswith("  1. ")
+    assert text[0].startswith("# warning: body part EXTREMITY")  # the tags first, then what the image shows
+    assert text[1].startswith("# warning: does not look like a chest film") and text[2].startswith("  1. ")
     assert main(["retrieve", str(shared_data / "dicom" / CHESTS[0]), "--k", "2", "--model", model, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["warnings"] == []

@@ -1,0 +1,251 @@
+"""Out-of-distribution warnings read from the image itself: its pixels and its embedding.
+
+medflip_core.inference.ood reads the DICOM tags; a PNG has none, and a tag can be missing or wrong. This module
+looks at what the model is given:
+
+- cheap pixel checks, no model needed: a colour image, an image too small or too elongated to be a chest film,
+  noise, a nearly blank image, an image that is mostly one flat level (a drawing, logo or screen capture);
+- the embedding: its Mahalanobis distance from chest films (their mean and top principal directions, kept in the
+  model bundle as `ood_reference.npz`, made by `medflip bench ood --write-reference`); beyond the bundle's
+  threshold the image "does not look like a chest film". The same file holds a linear discriminant from chest
+  films to the same films inverted: an inverted film (bones dark, air bright) is said to be so.
+
+Why in the bundle and not computed on the user's machine: the reference must come from the embeddings of this
+bundle's own image encoder, and the app ships no chest films to compute it from; it is small (32 directions of
+256 numbers). The file records the sha256 of the encoder it was made with: a bundle whose encoder changed since (a
+full fine-tune) ignores it. A bundle without a reference still gets the pixel checks.
+
+Thresholds: the pixel checks' are set beyond every chest film of the choosing part of the shared data (Kermany,
+NIH, TBX11K) with a margin; the embedding's is chosen on chest films held out of the reference (see
+medflip_core.bench.ood, which also measures both on a part used for neither).
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medflip_core.bundles.bundle import IMAGE_ONNX, OOD_REFERENCE_NPZ, Bundle
+from medflip_core.imaging import ImageMetadata
+
+log = logging.getLogger(__name__)
+
+COLOUR_PHOTOMETRIC = ("RGB", "YBR", "PALETTE", "ARGB", "CMYK", "HSV")  # DICOM photometric interpretations
+MIN_SIDE = 128  # pixels: the smallest chest film in the shared data is 224 px a side
+MAX_ASPECT = 2.0  # longer side / shorter side: chest films are 0.8-1.25 (17 x 14 inch detectors)
+MIN_CHROMA = 0.04  # mean (max - min of R, G, B) on a 0-1 scale: grey JPEGs saved in colour stay far below
+MAX_NEIGHBOUR_DIFF = 0.12  # mean |difference| of neighbouring pixels at full resolution: noise is ~0.33
+MIN_SPREAD = 0.03  # standard deviation of the display pixels: below it the image is nearly blank
+MAX_FLAT_SHARE = 0.6  # share of the image at its single most common grey level (of 256): drawings, logos, UI
+
+
+@dataclass(frozen=True)
+class PixelFacts:
+    """What the pixel checks measure (kept apart from the verdict so that the benchmark can show the values)."""
+
+    rows: int
+    columns: int
+    colour: bool  # a colour image (a photograph, a drawing, a screen capture, ultrasound Doppler, ...)
+    neighbour_diff: float  # mean |p(x+1) - p(x)| over a full-resolution central crop, display space [0, 1]
+    spread: float  # standard deviation of the display pixels
+    flat_share: float  # share of pixels at the most common of 256 grey levels
+
+    @property
+    def aspect(self) -> float:
+        return max(self.rows, self.columns) / max(1, min(self.rows, self.columns))
+
+
+def _chroma(path: Path) -> float | None:
+    """Mean colourfulness of a raster file ((max - min) of R, G, B on a 0-1 scale, on a small copy), or None when
+    the file cannot be read again."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (256, 256))  # JPEG: decode at a reduced size
+            small = image.convert("RGB")
+            small.thumbnail((256, 256))
+            rgb = np.asarray(small, dtype=np.float32) / 255.0
+    except (OSError, ValueError, SyntaxError) as exc:
+        log.info("%s: colour not measured: %s", path.name, exc)
+        return None
+    return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean())
+
+
+def is_colour(metadata: ImageMetadata, notes: Sequence[str]) -> bool:
+    """A colour image: a DICOM with a colour photometric interpretation, or a raster file converted to grey on
+    reading whose colours are more than JPEG noise on a grey film."""
+    if any(metadata.photometric.upper().startswith(c) for c in COLOUR_PHOTOMETRIC):
+        return True
+    if "colour image converted to grey" not in notes:
+        return False
+    chroma = _chroma(Path(metadata.source_path))
+    return chroma is None or chroma >= MIN_CHROMA
+
+
+def pixel_facts(pixels: np.ndarray, metadata: ImageMetadata, notes: Sequence[str] = ()) -> PixelFacts:
+    """Measure the display pixels (float (H, W) in [0, 1]) of an image."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise ValueError(f"expected a 2-D image, got shape {pixels.shape}")
+    h, w = pixels.shape
+    crop = pixels[max(0, h // 2 - 256): h // 2 + 256, max(0, w // 2 - 256): w // 2 + 256]
+    diffs = [np.abs(np.diff(crop, axis=a)).mean() for a in (0, 1) if crop.shape[a] > 1]
+    step = max(1, int(np.sqrt(pixels.size / 250_000)))  # ~250k pixels are plenty for a histogram
+    sample = pixels[::step, ::step]
+    levels = np.bincount(np.clip(sample * 255.0 + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
+    return PixelFacts(rows=h, columns=w, colour=is_colour(metadata, notes),
+                      neighbour_diff=float(np.mean(diffs)) if diffs else 0.0, spread=float(sample.std()),
+                      flat_share=float(levels.max() / sample.size))
+
+
+def pixel_reasons(facts: PixelFacts) -> list[str]:
+    """Sentences for what the pixels show, each "short reason: why it matters" (inference.ood.brief keeps the
+    short part)."""
+    reasons = []
+    if facts.colour:
+        reasons.append("colour image (a photograph, drawing or screen capture?), not a radiograph: radiographs are "
+                       "grey, and the model has only seen chest radiographs")
+    if min(facts.rows, facts.columns) < MIN_SIDE:
+        reasons.append(f"too small for a radiograph ({facts.columns}x{facts.rows} pixels): the model has only seen "
+                       "chest films of at least 224 pixels a side")
+    elif facts.aspect > MAX_ASPECT:
+        reasons.append(f"too elongated for a chest film ({facts.columns}x{facts.rows} pixels, {facts.aspect:.1f}:1): "
+                       "chest films are nearly square")
+    if facts.neighbour_diff > MAX_NEIGHBOUR_DIFF:
+        reasons.append("looks like noise, not an image of anatomy: neighbouring pixels are unrelated")
+    if facts.spread < MIN_SPREAD:
+        reasons.append("nearly blank image: there is almost no contrast to read")
+    elif facts.flat_share > MAX_FLAT_SHARE:
+        reasons.append(f"mostly one flat grey level ({facts.flat_share:.0%} of the image), like a drawing, logo or "
+                       "screen capture: not a radiograph")
+    return reasons
+
+
+@dataclass(frozen=True)
+class ChestReference:
+    """Where chest films lie in the embedding space of the bundle's own image encoder, and what is far from it.
+
+    The embeddings of chest films crowd into a narrow cone (cosine 0.99 to their neighbours, and 0.99 for much
+    that is not a chest film), so the distance is a Mahalanobis distance: squared projections on the reference
+    films' top principal directions (`components` (m, D)) over their variances, plus the rest of the vector over
+    the mean remaining variance. Above `threshold` the image does not look like a chest film. `inverted_direction`
+    (D,) is a linear discriminant from chest films to the same films inverted; a projection above
+    `inverted_threshold` looks inverted."""
+
+    mean: np.ndarray
+    components: np.ndarray
+    variances: np.ndarray
+    residual_variance: float
+    threshold: float
+    inverted_direction: np.ndarray
+    inverted_threshold: float
+    encoder_sha256: str
+    built_from: str  # what the reference films are, for the model card and the benchmark
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, inverted: np.ndarray, n_components: int, encoder_sha256: str,
+            built_from: str) -> ChestReference:
+        """The principal directions of (N, D) chest-film embeddings and the discriminant towards the same films
+        inverted; the thresholds are left open (+inf) for the caller to choose on films outside `embeddings`."""
+        x = embeddings.astype(np.float64)
+        mean = x.mean(axis=0)
+        _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
+        var = singular**2 / max(1, len(x) - 1)
+        m = min(n_components, len(var) - 1)
+        inv = inverted.astype(np.float64)
+        within = np.cov(np.concatenate([x - mean, inv - inv.mean(axis=0)]).T)
+        within += np.eye(len(mean)) * 1e-3 * np.trace(within) / len(mean)
+        direction = np.linalg.solve(within, inv.mean(axis=0) - mean)
+        direction /= np.linalg.norm(direction)
+        return cls(mean.astype(np.float32), vt[:m].astype(np.float32), var[:m].astype(np.float32),
+                   float(var[m:].mean()), np.inf, direction.astype(np.float32), np.inf, encoder_sha256, built_from)
+
+    def distance(self, embeddings: np.ndarray) -> np.ndarray:
+        """(B,) squared Mahalanobis distance of each embedding from the reference chest films."""
+        x = np.atleast_2d(embeddings).astype(np.float32) - self.mean
+        proj = x @ self.components.T
+        rest = np.maximum((x * x).sum(axis=1) - (proj * proj).sum(axis=1), 0.0)
+        return (proj * proj / self.variances).sum(axis=1) + rest / self.residual_variance
+
+    def inversion(self, embeddings: np.ndarray) -> np.ndarray:
+        """(B,) projection on the chest -> inverted-chest discriminant."""
+        return (np.atleast_2d(embeddings).astype(np.float32) - self.mean) @ self.inverted_direction
+
+    def with_thresholds(self, threshold: float, inverted_threshold: float) -> ChestReference:
+        from dataclasses import replace
+
+        return replace(self, threshold=float(threshold), inverted_threshold=float(inverted_threshold))
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, mean=self.mean, components=self.components, variances=self.variances,
+                            residual_variance=np.float64(self.residual_variance), threshold=np.float64(self.threshold),
+                            inverted_direction=self.inverted_direction,
+                            inverted_threshold=np.float64(self.inverted_threshold),
+                            encoder_sha256=np.str_(self.encoder_sha256), built_from=np.str_(self.built_from))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ChestReference:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(mean=data["mean"].astype(np.float32), components=data["components"].astype(np.float32),
+                       variances=data["variances"].astype(np.float32),
+                       residual_variance=float(data["residual_variance"]), threshold=float(data["threshold"]),
+                       inverted_direction=data["inverted_direction"].astype(np.float32),
+                       inverted_threshold=float(data["inverted_threshold"]),
+                       encoder_sha256=str(data["encoder_sha256"]), built_from=str(data["built_from"]))
+
+
+def bundle_reference(bundle: Bundle) -> ChestReference | None:
+    """The bundle's chest-film reference, or None when it has none or it was made with another image encoder."""
+    if not bundle.has(OOD_REFERENCE_NPZ):
+        return None
+    try:
+        ref = ChestReference.load(bundle.file(OOD_REFERENCE_NPZ))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        log.warning("%s: the chest-film reference cannot be read (%s); pixel checks only", bundle.name, exc)
+        return None
+    encoder = bundle.manifest.get("files", {}).get(IMAGE_ONNX, {}).get("sha256")
+    if encoder is not None and encoder != ref.encoder_sha256:
+        log.info("%s: the chest-film reference was made with another image encoder; pixel checks only", bundle.name)
+        return None
+    return ref
+
+
+def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | None) -> list[str]:
+    """Sentences for what the embedding shows (none without a reference)."""
+    if reference is None or embedding is None:
+        return []
+    emb = np.atleast_2d(embedding)
+    if reference.inversion(emb)[0] > reference.inverted_threshold:
+        return ["looks inverted (bones dark, air bright): the model has only seen films with bones bright; check "
+                "the file's photometric interpretation, or invert it"]
+    if float(reference.distance(emb)[0]) > reference.threshold:
+        return ["does not look like a chest film (far from the training chest films): the model's scores for it "
+                "mean little"]
+    return []
+
+
+def image_warnings(pixels: np.ndarray, metadata: ImageMetadata, notes: Sequence[str],
+                   embedding: np.ndarray | None, reference: ChestReference | None) -> list[str]:
+    """Why scores for this image may not be trustworthy, from its pixels and (with a reference) its embedding.
+    An image the pixel checks already flag is not also said to be far from chest films (one cause is enough)."""
+    reasons = pixel_reasons(pixel_facts(pixels, metadata, notes))
+    for reason in embedding_reasons(embedding, reference):
+        if not (reasons and reason.startswith("does not look like a chest film")):
+            reasons.append(reason)
+    return reasons
+
+
+def all_warnings(image: Any, pixels: np.ndarray, embedding: np.ndarray | None,
+                 reference: ChestReference | None) -> list[str]:
+    """The tag check (inference.ood) and the content check of one Radiograph, tags first."""
+    from medflip_core.inference.ood import out_of_distribution
+
+    return out_of_distribution(image.metadata) + image_warnings(pixels, image.metadata, image.notes, embedding,
+                                                                reference)

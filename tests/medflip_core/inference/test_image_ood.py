@@ -1,0 +1,165 @@
+"""Issue 31 item 5: the out-of-distribution check reads the image, not only its DICOM tags. On real images and the
+bundled default model (its chest-film reference): the noise PNG, the app's colour logo, an inverted chest film and
+the lower-leg film are flagged with a reason a person understands; real chest films of the three shared data
+sets that are outside the reference are not; a bundle without the reference still gets the pixel checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medflip_core.bench.ood import Item, chest_items, part_of
+from medflip_core.bundles.bundle import IMAGE_ONNX, OOD_REFERENCE_NPZ, load_bundle, refresh_file_list
+from medflip_core.imaging import load_image
+from medflip_core.inference.image_ood import (
+    ChestReference,
+    all_warnings,
+    bundle_reference,
+    image_warnings,
+    pixel_facts,
+    pixel_reasons,
+)
+from medflip_core.resources import resources_dir
+
+DEFAULT = resources_dir() / "models" / "medflip-default"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from medflip_core.inference.engine import Engine
+
+    return Engine(DEFAULT, threads=2, prefer_gpu=False)
+
+
+def _warnings(engine, path: Path, invert: bool = False) -> list[str]:
+    rg = load_image(path)
+    pixels = 1.0 - rg.pixels if invert else rg.pixels
+    return all_warnings(rg, pixels, engine.embed_images([pixels]).embedding[0], engine.ood_reference)
+
+
+def _pydicom_file(name: str) -> Path:
+    import pydicom
+
+    return Path(pydicom.__file__).parent / "data" / "test_files" / name
+
+
+def test_the_default_bundle_carries_a_reference_made_with_its_own_encoder(engine):
+    ref = engine.ood_reference
+    assert ref is not None and ref.mean.shape == (engine.bundle.embed_dim,)
+    assert ref.components.shape == (32, engine.bundle.embed_dim) and np.all(ref.variances > 0)
+    assert ref.encoder_sha256 == engine.bundle.manifest["files"][IMAGE_ONNX]["sha256"]
+    assert np.isfinite(ref.threshold) and np.isfinite(ref.inverted_threshold)
+    assert "Kermany" in ref.built_from and "NIH" in ref.built_from
+
+
+def test_noise_png_of_8000_pixels_a_side_is_noise(engine, tmp_path):
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (8000, 8000), dtype=np.uint8)).save(
+        noise, compress_level=1)
+    found = _warnings(engine, noise)
+    assert any(w.startswith("looks like noise") for w in found), found
+
+
+def test_the_apps_own_colour_logo_is_a_colour_image(engine):
+    found = _warnings(engine, resources_dir() / "icons" / "medflip.png")
+    assert found[0].startswith("colour image") and "not a radiograph" in found[0]
+
+
+def test_a_grey_chest_film_saved_as_colour_jpeg_is_not_called_colour(engine, shared_data, tmp_path):
+    """JPEG noise makes the three channels of a grey film differ: the reader notes a conversion, the check measures
+    how colourful the image really is."""
+    film = shared_data / "cxr-nih-adult" / "images" / "00001280_004.jpg"
+    grey = np.asarray(Image.open(film).convert("L"))
+    rgb = np.stack([grey, grey, grey], axis=-1).astype(np.int16)
+    rgb[..., 0] += 2  # a faint tint, as a scanner or a viewer's export leaves
+    path = tmp_path / "tinted.jpg"
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path, quality=85)
+    rg = load_image(path)
+    assert "colour image converted to grey" in rg.notes
+    assert not pixel_facts(rg.pixels, rg.metadata, rg.notes).colour
+    assert _warnings(engine, path) == []
+
+
+def test_small_elongated_and_blank_images(shared_data):
+    mr = load_image(_pydicom_file("MR_small.dcm"))
+    assert pixel_reasons(pixel_facts(mr.pixels, mr.metadata, mr.notes))[0].startswith("too small for a radiograph")
+    nm = load_image(_pydicom_file("JPEG2000.dcm"))  # a whole-body nuclear medicine scan, 256x1024
+    assert any(r.startswith("too elongated") for r in pixel_reasons(pixel_facts(nm.pixels, nm.metadata)))
+    blank = np.full((512, 512), 0.5, dtype=np.float32)
+    assert pixel_reasons(pixel_facts(blank, mr.metadata))[-1].startswith("nearly blank")
+    with pytest.raises(ValueError, match="2-D image"):
+        pixel_facts(np.zeros((4, 4, 3), np.float32), mr.metadata)
+
+
+def test_the_lower_leg_film_does_not_look_like_a_chest_film(engine, shared_data):
+    """Its tag says EXTREMITY; the content check says so without the tag (as for a PNG of it)."""
+    rg = load_image(shared_data / "dicom" / "RG3_J2KI.dcm")
+    emb = engine.embed_images([rg]).embedding[0]
+    found = image_warnings(rg.pixels, rg.metadata, rg.notes, emb, engine.ood_reference)
+    assert found and found[0].startswith("does not look like a chest film (far from the training chest films")
+
+
+def test_inverted_chest_films_are_said_to_look_inverted(engine, shared_data):
+    """rsna_cr_chest_fake_monochrome1.dcm is a real chest film whose file says MONOCHROME1 wrongly: displayed as
+    the file says, it is inverted."""
+    found = _warnings(engine, shared_data / "dicom" / "rsna_cr_chest_fake_monochrome1.dcm")
+    assert any(w.startswith("looks inverted") for w in found), found
+    assert _warnings(engine, shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm") == []
+    nih = shared_data / "cxr-nih-adult" / "images" / "00001280_004.jpg"
+    assert any(w.startswith("looks inverted") for w in _warnings(engine, nih, invert=True))
+
+
+def test_held_out_chest_films_of_each_data_set_are_not_flagged(engine, shared_data):
+    """Ten films per data set from the validate part (patients in neither the reference nor the calibration),
+    and the real chest DICOMs."""
+    items = [i for i in chest_items(shared_data) if part_of(i) == "validate"]
+    for source in dict.fromkeys(i.source for i in items):
+        for item in [i for i in items if i.source == source][:10]:
+            assert _warnings(engine, item.path) == [], item.path
+    for name in ("RG1_UNCR.dcm", "rsna_cr_chest_jpeg_baseline.dcm", "nih_dx_secondary_capture.dcm"):
+        assert _warnings(engine, shared_data / "dicom" / name) == [], name
+
+
+def test_the_split_keeps_a_patient_in_one_part(shared_data):
+    items = chest_items(shared_data)
+    parts: dict[tuple[str, str], set[str]] = {}
+    for item in items:
+        parts.setdefault((item.source, item.group), set()).add(part_of(item))
+    assert all(len(p) == 1 for p in parts.values())
+    assert {part_of(i) for i in items} == {"reference", "calibrate", "validate"}
+    assert part_of(Item("x", Path("a"), "leg", False)) in ("choose", "validate")
+
+
+def test_a_bundle_without_the_reference_keeps_the_pixel_checks(tmp_path, shared_data):
+    from medflip_core.inference.engine import Engine
+
+    bundle = tmp_path / "no-reference"
+    shutil.copytree(DEFAULT, bundle)
+    (bundle / OOD_REFERENCE_NPZ).unlink()
+    refresh_file_list(bundle)
+    engine = Engine(bundle, threads=2, prefer_gpu=False)
+    assert engine.ood_reference is None
+    assert _warnings(engine, shared_data / "dicom" / "RG1_UNCR.dcm") == []
+    assert _warnings(engine, resources_dir() / "icons" / "medflip.png")[0].startswith("colour image")
+    leg = _warnings(engine, shared_data / "dicom" / "RG3_J2KI.dcm")  # the tags still speak; the embedding cannot
+    assert any("EXTREMITY" in w for w in leg) and not any(w.startswith("does not look") for w in leg)
+
+
+def test_a_reference_from_another_encoder_or_a_damaged_one_is_ignored(tmp_path):
+    bundle = tmp_path / "other"
+    shutil.copytree(DEFAULT, bundle)
+    ref = ChestReference.load(bundle / OOD_REFERENCE_NPZ)
+    replace(ref, encoder_sha256="0" * 64).save(bundle / OOD_REFERENCE_NPZ)
+    refresh_file_list(bundle)
+    assert bundle_reference(load_bundle(bundle)) is None
+    (bundle / OOD_REFERENCE_NPZ).write_bytes(b"not an npz file")
+    refresh_file_list(bundle)
+    assert bundle_reference(load_bundle(bundle)) is None
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert OOD_REFERENCE_NPZ in manifest["files"]
