@@ -35,6 +35,13 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     split = result["masked_step_split"]  # the masked step's time, split: tower, text layers, the rest
     assert split["tower_s"] > 0 and split["text_s"] > 0 and split["other_s"] >= 0
     assert 0 < split["text_share"] < 1 and split["step_speedup_without_text"] > 0
+    # the masked step with the reconstruction decoder (issue 32): more FLOPs than without it, fewer than unmasked
+    mim = result["mim"]
+    assert (mim["mask_ratio"], mim["decoder_depth"], mim["decoder_width"]) == (0.75, 2, 128)
+    assert rows[1]["step_flops"] < mim["step_flops"] < rows[0]["step_flops"]
+    assert 1.0 < mim["flop_ratio_vs_unmasked"] < rows[1]["step_flop_ratio"]
+    assert mim["step_samples_per_s"] > 0 and mim["speedup_vs_unmasked"] > 0
+    assert 0 < mim["speedup_by_round"]["low"] <= mim["speedup_by_round"]["high"]
 
 
 def test_real_data_line_runs_the_trainer_on_real_jpegs_between_two_synthetic_timings(small_folder, corpus):
