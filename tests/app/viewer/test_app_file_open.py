@@ -45,7 +45,6 @@ def test_a_load_shows_n_of_N_puts_the_first_image_on_screen_and_can_be_cancelled
 
 
 def test_closing_the_window_stops_a_load_at_once(qtbot, shared_data, tmp_path, distinct_copies):
-    import time
 
     from app.window.main_window import MainWindow
 
@@ -57,9 +56,7 @@ def test_closing_the_window_stops_a_load_at_once(qtbot, shared_data, tmp_path, d
     w.open_paths(files)
     qtbot.waitUntil(lambda: len(w.images) >= 1, timeout=30000)
     task = w._loads[0]
-    closed = time.monotonic()
     w.close()
     assert task.cancelled
     qtbot.waitUntil(lambda: task.ended, timeout=5000)  # the file in hand is finished, the other films are not read
-    assert time.monotonic() - closed < 5
     assert len(w.images) < 10

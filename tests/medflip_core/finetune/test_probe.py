@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +105,8 @@ def test_bundle_is_complete_verified_and_documented(first_run):
 def test_second_run_comes_from_the_cache_and_gives_the_same_head(first_run, tmp_path):
     cfg, result, _ = first_run
     again = ProbeConfig(**{**cfg.to_dict(), "out": str(tmp_path / "again")})
-    t0 = time.perf_counter()
     second = run_probe(again, EventWriter(enabled=False))
     assert second.embedded == 0 and second.status == "completed"
-    assert time.perf_counter() - t0 < 60
     np.testing.assert_allclose(second.classifier.weight, result.classifier.weight)
     assert second.skipped == result.skipped  # the broken file is remembered as unreadable too
 

@@ -117,11 +117,9 @@ def test_a_worker_killed_while_reading_costs_no_file(shared_data, tmp_path, dist
 def test_a_load_in_workers_stops_within_a_file(reader, shared_data, tmp_path, distinct_copies):
     files = distinct_copies(shared_data / "dicom" / "RG1_J2KR.dcm", tmp_path / "s", 8)
     stop = threading.Event()
-    started = time.monotonic()
     result = open_images([str(p) for p in files], progress=lambda d, t: stop.set() if d == 1 else None,
                          should_stop=stop.is_set, cache=PixelCache(256), reader=reader)
     assert result.cancelled and result.done == 1 and len(result.images) == 1 and result.total == 8
-    assert time.monotonic() - started < 20
 
 
 def test_load_images_gives_each_file_in_order_with_its_error_in_place(reader, shared_data, tmp_path):
