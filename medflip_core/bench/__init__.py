@@ -46,6 +46,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "probe": Benchmark("medflip_core.bench.probe",
                        "fine-tuning probe: wall time with an empty and a full embedding cache, validation ROC AUC "
                        "beside the base model's zero-shot on the same patients (paired bootstrap)"),
+    "active": Benchmark("medflip_core.bench.active",
+                        "the labelling loop simulated on Kermany and NIH: test ROC AUC after 10-160 answers and the "
+                        "answers needed to reach zero-shot + 0.05, default (uncertainty) order vs random"),
 }
 
 

@@ -67,6 +67,7 @@ class Snapshot:
     val_patients: list[str]
     labels_given: int
     prior: Prior
+    pool: np.ndarray  # every readable film's embedding (standardises the features)
 
 
 def refit(snap: Snapshot) -> tuple[Head, CurvePoint | None]:
@@ -74,7 +75,7 @@ def refit(snap: Snapshot) -> tuple[Head, CurvePoint | None]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior)
+        head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior, pool=snap.pool)
         point = validation_point(head, snap.prior, snap.x_val, snap.y_val, snap.val_patients, snap.labels_given)
     return head, point
 
@@ -257,7 +258,7 @@ class LabellingJob:
         return Snapshot(self.embeddings[[i for i, _ in train]].copy(), self._indicator([a for _, a in train]),
                         [a.patient for _, a in train], self.embeddings[[i for i, _ in val]].copy(),
                         self._indicator([a for _, a in val]), [a.patient for _, a in val], self.answered,
-                        self.prior)
+                        self.prior, self.embeddings[np.isfinite(self.embeddings).all(axis=1)])
 
     def set_head(self, head: Head, point: CurvePoint | None) -> None:
         self.head = head
@@ -308,7 +309,7 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
                                "Keep labelling (the random picks fill the validation side).")
     engine: Engine = request["engine"]
     with threadpool_limits(1):
-        head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior)
+        head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior, pool=snap.pool)
         classifier, figures = calibrate_on_validation(classes, multi, head.weight, head.bias, snap.x_val,
                                                       snap.y_val, snap.val_patients, n_boot=n_boot)
     figures["data_set"] = f"validation patients of the labels in {request['csv']}"

@@ -30,8 +30,8 @@ from medflip_core.inference.zeroshot import (
     rule_logits,
 )
 
-STRENGTHS = (0.3, 1.0, 3.0, 10.0, 30.0)  # L2 on the change from zero-shot, per training film (mean loss)
-DEFAULT_STRENGTH = 3.0
+STRENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # L2 on the standardised change from zero-shot
+DEFAULT_STRENGTH = 100.0  # few labels: stay close to zero-shot (10 NIH labels: AUC 0.799 vs zero-shot 0.804)
 MIN_PATIENTS_FOR_CV = 5
 
 
@@ -106,18 +106,23 @@ def _class_weights(y: np.ndarray, multi_label: bool) -> np.ndarray:
     return np.broadcast_to((y * (n / (k * counts))).sum(axis=1, keepdims=True), (n, k)).copy()
 
 
-def _fit(x: np.ndarray, y: np.ndarray, prior: Prior, strength: float) -> tuple[np.ndarray, np.ndarray]:
+def _fit(x: np.ndarray, y: np.ndarray, prior: Prior, strength: float, center: np.ndarray, scale: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) on the normalised embedding; the change from the prior is fitted and penalised on standardised
+    features (x - center) / scale: the films' embeddings lie close together (cosine 0.98-0.999), so a penalty on
+    raw directions would hold the head at zero-shot whatever the labels say."""
     from scipy.optimize import minimize
 
     n, d = x.shape
     k = y.shape[1]
     base = x @ prior.weight.T + prior.bias
+    xs = (x - center) / scale
     w = _class_weights(y, prior.multi_label)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         dw = theta[: k * d].reshape(k, d)
         db = theta[k * d:]
-        z = base + x @ dw.T + db
+        z = base + xs @ dw.T + db
         if prior.multi_label:
             p = sigmoid(z)
             ll = -(w * (y * np.log(np.clip(p, 1e-12, 1)) + (1 - y) * np.log(np.clip(1 - p, 1e-12, 1)))).sum() / n
@@ -129,12 +134,12 @@ def _fit(x: np.ndarray, y: np.ndarray, prior: Prior, strength: float) -> tuple[n
             ll = -(wi * (y * logp).sum(axis=1, keepdims=True)).sum() / n
             g = wi * (np.exp(logp) - y) / n
         value = ll + 0.5 * strength * float((dw * dw).sum())
-        grad = np.concatenate([(g.T @ x + strength * dw).ravel(), g.sum(axis=0)])
+        grad = np.concatenate([(g.T @ xs + strength * dw).ravel(), g.sum(axis=0)])
         return value, grad
 
     res = minimize(loss, np.zeros(k * d + k), jac=True, method="L-BFGS-B", options={"maxiter": 300})
-    dw = res.x[: k * d].reshape(k, d)
-    return prior.weight + dw, prior.bias + res.x[k * d:]
+    dw = res.x[: k * d].reshape(k, d) / scale
+    return prior.weight + dw, prior.bias + res.x[k * d:] - dw @ center
 
 
 def _auc(y: np.ndarray, z: np.ndarray) -> float:
@@ -145,7 +150,8 @@ def _auc(y: np.ndarray, z: np.ndarray) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def _cv_strength(x: np.ndarray, y: np.ndarray, patients: list[str], prior: Prior) -> tuple[float, str]:
+def _cv_strength(x: np.ndarray, y: np.ndarray, patients: list[str], prior: Prior, center: np.ndarray,
+                 scale: np.ndarray) -> tuple[float, str]:
     groups = np.asarray(patients)
     per_class = [len(set(groups[y[:, j] > 0])) for j in range(y.shape[1])]
     if min(per_class) < MIN_PATIENTS_FOR_CV or len(set(patients)) < 2 * MIN_PATIENTS_FOR_CV:
@@ -158,7 +164,7 @@ def _cv_strength(x: np.ndarray, y: np.ndarray, patients: list[str], prior: Prior
     for s in STRENGTHS:
         z = np.zeros_like(y, dtype=np.float64)
         for tr, te in GroupKFold(n_splits=folds).split(x, groups=groups):
-            w, b = _fit(x[tr], y[tr], prior, s)
+            w, b = _fit(x[tr], y[tr], prior, s, center, scale)
             z[te] = x[te] @ w.T + b
         scores[s] = _auc(y, z)
     valid = {s: v for s, v in scores.items() if v == v}
@@ -169,17 +175,21 @@ def _cv_strength(x: np.ndarray, y: np.ndarray, patients: list[str], prior: Prior
 
 
 def fit_learner(embeddings: np.ndarray, indicator: np.ndarray, patients: list[str], prior: Prior,
-                choose_strength: bool = True) -> Head:
-    """The head on the training films' embeddings and their 0/1 indicator (N, K)."""
+                choose_strength: bool = True, pool: np.ndarray | None = None) -> Head:
+    """The head on the training films' embeddings and their 0/1 indicator (N, K). `pool`: the embeddings of every
+    film of the folder (labelled or not), whose mean and spread standardise the features (default: the training
+    films')."""
     y = np.asarray(indicator, dtype=np.float64)
     if len(y) == 0:
         return head_from_prior(prior)
     x = _normalised(embeddings)
+    ref = _normalised(pool) if pool is not None and len(pool) > 1 else x
+    center, scale = ref.mean(axis=0), ref.std(axis=0) + 1e-6
     if choose_strength:
-        strength, how = _cv_strength(x, y, patients, prior)
+        strength, how = _cv_strength(x, y, patients, prior, center, scale)
     else:
         strength, how = DEFAULT_STRENGTH, f"default strength {DEFAULT_STRENGTH}"
-    w, b = _fit(x, y, prior, strength)
+    w, b = _fit(x, y, prior, strength, center, scale)
     return Head(prior.classes, prior.multi_label, w, b, strength, len(y), how)
 
 
