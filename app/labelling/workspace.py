@@ -60,6 +60,7 @@ class LearningCurve(pg.PlotWidget):
 
 class LabellingWorkspace(QtWidgets.QWidget):
     classifier_ready = QtCore.Signal(str)  # a bundle folder: the window lists and selects it
+    finetune_requested = QtCore.Signal(str, str)  # label CSV, image root: the Training tab sets up a fine-tune
     message = QtCore.Signal(str)
 
     def __init__(self, engine: Callable[[], object] | None = None, parent: QtWidgets.QWidget | None = None) -> None:
@@ -143,6 +144,10 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self.make_button.setToolTip("A calibrated classifier bundle from the labels so far (as the Training tab's "
                                     "probe writes one), listed and selected in the model picker")
         self.make_button.clicked.connect(self.make_classifier)
+        self.tune_button = QtWidgets.QPushButton("Tune the tower from these labels…")
+        self.tune_button.setToolTip("Sets up a partial (or full) fine-tune of this label CSV in the Training tab, "
+                                    "for you to review and start")
+        self.tune_button.clicked.connect(self._request_finetune)
         self.finetune_hint = QtWidgets.QLabel("")
         self.finetune_hint.setWordWrap(True)
         self.finetune_hint.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -157,7 +162,10 @@ class LabellingWorkspace(QtWidgets.QWidget):
         side.addWidget(self.counts)
         side.addWidget(self.curve, 1)
         side.addWidget(self.curve_note)
-        side.addWidget(self.make_button)
+        make_row = QtWidgets.QHBoxLayout()
+        make_row.addWidget(self.make_button)
+        make_row.addWidget(self.tune_button)
+        side.addLayout(make_row)
         side.addWidget(self.finetune_hint)
         side.addWidget(self.status)
         side_widget = QtWidgets.QWidget()
@@ -282,7 +290,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
             note = f" {len(flagged)} film(s) flagged and not offered (hover here)."
             self.status.setToolTip("\n".join(f"{f.name}: {'; '.join(f.flags)}" for f in flagged[:40]))
         self._say(f"Labels written to {job.place / 'labels.csv'} at every answer.{note}")
-        self.finetune_hint.setText("To tune the tower too: Training tab, or medflip finetune --images "
+        self.finetune_hint.setText("Or from a terminal: medflip finetune --images "
                                    f"\"{job.place / 'labels.csv'}\" --image-root \"{job.folder}\" --mode partial")
         self._show(job.next())
         self._refit_if_due()
@@ -314,7 +322,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
 
     def _set_labelling(self, on: bool) -> None:
         for b in (*self.class_buttons, self.skip_button, self.undo_button, self.back_button, self.confirm,
-                  self.make_button):
+                  self.make_button, self.tune_button):
             b.setEnabled(on)
 
     # --- labelling -----------------------------------------------------------------------------------------------
@@ -451,6 +459,10 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self.make_button.setEnabled(False)
         self._say("Making the classifier…")
         self.tasks.run(Task(make_classifier, request), self._made, self._make_failed)
+
+    def _request_finetune(self) -> None:
+        if self.job is not None:
+            self.finetune_requested.emit(str(self.job.place / "labels.csv"), str(self.job.folder))
 
     def _made(self, path) -> None:
         self.make_button.setEnabled(True)

@@ -172,6 +172,13 @@ class LabellingJob:
                                self.validation)
         return self._show(index, how)
 
+    def peek(self) -> Film | None:
+        """The film likely to come after the one shown (to read it ahead; the head may change the choice)."""
+        index, _ = next_film(self.order, self._available(exclude=self.current), [f.patient for f in self.films],
+                             self.answered_patients(), self.answered + 1, self.probs, self.multi_label, self.seed,
+                             self.validation)
+        return None if index is None else self.films[index]
+
     def _show(self, index: int | None, how: str) -> Film | None:
         self.current, self.current_chosen_by = index, how
         if index is None:

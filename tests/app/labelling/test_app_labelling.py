@@ -101,3 +101,40 @@ def test_a_hand_edited_csv_gets_a_sentence_and_is_kept(window, qtbot, study, tmp
     assert (study / "labels.csv").read_text() == edited
     _grab(window, "labelling-refused-csv.png")
     assert isinstance(window, QtWidgets.QMainWindow)
+
+
+def test_findings_present_or_absent_with_keys_and_enter(window, qtbot, study):
+    ws = window.labelling
+    window.tabs.setCurrentWidget(ws)
+    ws.kind.setCurrentIndex(1)  # findings present / absent
+    ws.classes.setText("Pneumonia, Pleural Effusion")
+    ws.order.setCurrentIndex(ws.order.findData("in order"))
+    ws = _start(window, qtbot, study)
+    job = ws.job
+    assert job.multi_label and ws.confirm.isVisible() and all(b.isCheckable() for b in ws.class_buttons)
+    assert "Pneumonia" in ws.suggestion.text() and "Pleural Effusion" in ws.suggestion.text()
+    first = job.film.name
+    qtbot.keyClick(ws, "1")
+    qtbot.keyClick(ws, "2")
+    qtbot.keyClick(ws, "2")  # toggled off again
+    assert [b.isChecked() for b in ws.class_buttons] == [True, False] and job.answered == 0  # nothing yet
+    qtbot.keyClick(ws, QtCore.Qt.Key.Key_Return)
+    assert job.answers[first].labels == ("Pneumonia",)
+    second = job.film.name
+    assert not any(b.isChecked() for b in ws.class_buttons)  # the next film starts with nothing ticked
+    qtbot.keyClick(ws, QtCore.Qt.Key.Key_Enter)  # none ticked: No Finding
+    rows = (job.place / "labels.csv").read_text().splitlines()
+    assert rows[1].startswith(f"{first},Pneumonia,") and rows[2].startswith(f"{second},No Finding,")
+    from medflip_core.data.label_csv import read_label_csv
+
+    table = read_label_csv(job.place / "labels.csv", image_root=study)
+    assert table.classes == ["No Finding", "Pneumonia"] and len(table) == 2
+
+
+def test_the_label_csv_can_start_a_tower_fine_tune(window, qtbot, study):
+    ws = _start(window, qtbot, study)
+    ws.tune_button.click()
+    assert window.tabs.currentWidget() is window.training
+    form = window.training.form
+    assert form.images.text() == str(ws.job.place / "labels.csv") and form.image_root.text() == str(study)
+    assert form.mode.currentText() == "partial" and form.job_name() == "finetune"
