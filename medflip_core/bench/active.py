@@ -5,7 +5,9 @@ a random order?
     medflip bench active [--data kermany,nih] [--seeds 3] [--json]
 
 For each data set (the shared Kermany train folder, NORMAL vs PNEUMONIA; the shared NIH sample, No Finding vs
-Pneumonia): a fixed TEST set of 30 % of the patients (stratified, never labelled, never validation); the other
+Pneumonia): a fixed TEST set of patients, never labelled, never validation: the patients the base model held out
+of its pre-training (the bundled model pre-trained on 85 % of the patients of both sets; its 15 % are patients
+neither the base model nor the head has seen), else 30 % of the patients (stratified by class); the other
 patients form the folder being labelled. A simulated user answers with the data set's label; exactly as in the
 app, the answers of the quarter of patients on the validation side (fixed by patient id) never train the head,
 and the head (zero-shot prior + answers, `labelling.learner`) is refitted every REFIT_EVERY answers. Reported:
@@ -42,6 +44,22 @@ DATA_SETS = {
     "kermany": ("cxr-pneumonia-kermany/train", None),
     "nih": ("cxr-nih-adult/labels.csv", ["No Finding", "Pneumonia"]),
 }
+
+
+def base_held_out(engine: Engine, name: str, source: Path) -> set[str] | None:
+    """The patients of this data set that the base model held out of pre-training (None: it did not train on it)."""
+    from medflip_core.bench.probe import base_held_out_patients
+    from medflip_core.data.image_folder import index_image_folder, patient_split
+
+    if name == "nih":
+        return base_held_out_patients(engine, str(source))
+    cfg = (engine.bundle.manifest.get("provenance") or {}).get("training_config") or {}
+    if not any(Path(p).name == source.name and Path(p).parent.name == source.parent.name
+               for p in cfg.get("images") or []):
+        return None
+    records = index_image_folder(source, patient_pattern=cfg.get("patient_pattern"))
+    _, val = patient_split(records, float(cfg["val_fraction"]), int(cfg.get("seed", 0)))
+    return {r.patient_id for r in val}
 
 
 def _embed(engine: Engine, data: LabelledSet, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +114,14 @@ def run_data_set(name: str, engine: Engine, args: argparse.Namespace, cache_dir:
     data = data.subset(np.flatnonzero(ok))
     x = x[ok]
     y = data.indicator()
-    pool_idx, test_idx = split_by_patient(data, args.test_fraction, args.split_seed)
+    held_out = base_held_out(engine, name, source)
+    if held_out:
+        test_idx = np.array([i for i, p in enumerate(data.patients) if p in held_out])
+        pool_idx = np.array([i for i, p in enumerate(data.patients) if p not in held_out])
+        test_set = "the patients the base model held out of pre-training"
+    else:
+        pool_idx, test_idx = split_by_patient(data, args.test_fraction, args.split_seed)
+        test_set = f"{args.test_fraction:.0%} of the patients (split seed {args.split_seed})"
     prior = zero_shot_prior(engine, ["No Finding", "Pneumonia"], False)
     classes = data.classes
     # the data set's class order -> the prior's (No Finding, Pneumonia)
@@ -123,7 +148,7 @@ def run_data_set(name: str, engine: Engine, args: argparse.Namespace, cache_dir:
             "labels_to_target": [r["labels_to_target"] for r in rs],
             "validation_answers_at_end": [int(r["validation_answers"]) for r in rs],
         }
-    return {"data_set": name, "source": str(source), "classes": ["No Finding", "Pneumonia"],
+    return {"data_set": name, "source": str(source), "test_set": test_set, "classes": ["No Finding", "Pneumonia"],
             "images": len(data), "patients": len(set(data.patients)),
             "pool_images": len(pool_idx), "pool_patients": len(set(pool_patients)),
             "test_images": len(test_idx), "test_patients": len({data.patients[i] for i in test_idx}),

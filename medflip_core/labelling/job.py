@@ -13,6 +13,7 @@ head and a learning-curve point; `make_classifier`), each of them pure given a s
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import time
 from collections import Counter
@@ -68,6 +69,7 @@ class Snapshot:
     labels_given: int
     prior: Prior
     pool: np.ndarray  # every readable film's embedding (standardises the features)
+    strength: float | None = None  # None: choose it by cross-validation (40 fits) in this refit
 
 
 def refit(snap: Snapshot) -> tuple[Head, CurvePoint | None]:
@@ -75,7 +77,8 @@ def refit(snap: Snapshot) -> tuple[Head, CurvePoint | None]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior, pool=snap.pool)
+        head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior, pool=snap.pool,
+                           strength=snap.strength)
         point = validation_point(head, snap.prior, snap.x_val, snap.y_val, snap.val_patients, snap.labels_given)
     return head, point
 
@@ -113,6 +116,7 @@ class LabellingJob:
         self.current_chosen_by = ""
         self.trail: list[int] = []  # films shown, for Back
         self.refit_at = -1  # answers when the head was last fitted
+        self._strength_chosen_at = 0  # training answers when the penalty was last chosen by cross-validation
         self.prepared = False
 
     # --- the slow part, in a worker -----------------------------------------------------------------------
@@ -262,10 +266,18 @@ class LabellingJob:
             raise MedflipError("The folder is still being read.")
         train, val = self.sides()
         self.refit_at = self.answered
+        # the penalty is chosen again (cross-validation: 40 small fits) whenever the training answers have doubled
+        # since it was last chosen; in between, each refit reuses it (one fit: the GUI process stays light)
+        strength = None
+        if self.head is not None and self.head.trained_on and math.isfinite(self.head.strength) and \
+                len(train) < 2 * self._strength_chosen_at:
+            strength = self.head.strength
+        elif len(train):
+            self._strength_chosen_at = max(len(train), 1)
         return Snapshot(self.embeddings[[i for i, _ in train]].copy(), self._indicator([a for _, a in train]),
                         [a.patient for _, a in train], self.embeddings[[i for i, _ in val]].copy(),
                         self._indicator([a for _, a in val]), [a.patient for _, a in val], self.answered,
-                        self.prior, self.embeddings[np.isfinite(self.embeddings).all(axis=1)])
+                        self.prior, self.embeddings[np.isfinite(self.embeddings).all(axis=1)], strength)
 
     def set_head(self, head: Head, point: CurvePoint | None) -> None:
         self.head = head

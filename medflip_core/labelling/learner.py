@@ -175,17 +175,19 @@ def _cv_strength(x: np.ndarray, y: np.ndarray, patients: list[str], prior: Prior
 
 
 def fit_learner(embeddings: np.ndarray, indicator: np.ndarray, patients: list[str], prior: Prior,
-                choose_strength: bool = True, pool: np.ndarray | None = None) -> Head:
+                choose_strength: bool = True, pool: np.ndarray | None = None, strength: float | None = None) -> Head:
     """The head on the training films' embeddings and their 0/1 indicator (N, K). `pool`: the embeddings of every
     film of the folder (labelled or not), whose mean and spread standardise the features (default: the training
-    films')."""
+    films'). `strength`: use this penalty (chosen earlier) instead of choosing one."""
     y = np.asarray(indicator, dtype=np.float64)
     if len(y) == 0:
         return head_from_prior(prior)
     x = _normalised(embeddings)
     ref = _normalised(pool) if pool is not None and len(pool) > 1 else x
     center, scale = ref.mean(axis=0), ref.std(axis=0) + 1e-6
-    if choose_strength:
+    if strength is not None:
+        how = f"strength {strength} (chosen at an earlier refit)"
+    elif choose_strength:
         strength, how = _cv_strength(x, y, patients, prior, center, scale)
     else:
         strength, how = DEFAULT_STRENGTH, f"default strength {DEFAULT_STRENGTH}"
