@@ -167,7 +167,6 @@ class LabellingWorkspace(QtWidgets.QWidget):
         make_row.addWidget(self.tune_button)
         side.addLayout(make_row)
         side.addWidget(self.finetune_hint)
-        side.addWidget(self.status)
         side_widget = QtWidgets.QWidget()
         side_widget.setLayout(side)
         split = QtWidgets.QSplitter()
@@ -178,6 +177,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
         column = QtWidgets.QVBoxLayout(self)
         column.setContentsMargins(2, 2, 2, 2)
         column.addLayout(form)
+        column.addWidget(self.status)  # under the settings: a refusal (e.g. a CSV changed by hand) is read at once
         column.addWidget(split, 1)
         self._show_place()
 

@@ -98,6 +98,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelling = LabellingWorkspace(lambda: self.session.engine)
         self.tabs.addTab(self.labelling, "Labelling")
         self.labelling.classifier_ready.connect(self._classifier_added)
+        self.labelling.message.connect(self.error)
         self.labelling.finetune_requested.connect(lambda csv, root: (self.training.form.fill_finetune(csv, root),
                                                                      self.tabs.setCurrentWidget(self.training)))
         self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 4)

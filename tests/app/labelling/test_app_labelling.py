@@ -99,6 +99,7 @@ def test_a_hand_edited_csv_gets_a_sentence_and_is_kept(window, qtbot, study, tmp
     assert ws.job is None
     assert "changed outside MedFLIP Studio" in ws.status.text() and "NOT been overwritten" in ws.status.text()
     assert (study / "labels.csv").read_text() == edited
+    assert "changed outside MedFLIP Studio" in window.last_error  # the window's message bar says it too
     _grab(window, "labelling-refused-csv.png")
     assert isinstance(window, QtWidgets.QMainWindow)
 
