@@ -87,6 +87,7 @@ def simulate(x: np.ndarray, y: np.ndarray, patients: list[str], test_x: np.ndarr
     head_probs = head.probabilities(x)
     curve: dict[int, float] = {0: test_auc(head)}
     reached = None
+    chosen_at = 0
     while len(answered) < max_labels:
         available = np.flatnonzero(~done)
         counts = Counter(patients[i] for i in answered)
@@ -98,7 +99,11 @@ def simulate(x: np.ndarray, y: np.ndarray, patients: list[str], test_x: np.ndarr
         done[index] = True
         if len(answered) % REFIT_EVERY == 0:
             train = [i for i in answered if not validation[i]]
-            head = fit_learner(x[train], y[train], [patients[i] for i in train], prior, pool=x)
+            # as the app does (job.snapshot): the penalty is chosen again when the training answers have doubled
+            reuse = head.strength if head.trained_on and len(train) < 2 * chosen_at else None
+            if reuse is None and train:
+                chosen_at = len(train)
+            head = fit_learner(x[train], y[train], [patients[i] for i in train], prior, pool=x, strength=reuse)
             head_probs = head.probabilities(x)
             curve[len(answered)] = test_auc(head)
             if reached is None and curve[len(answered)] >= target:
