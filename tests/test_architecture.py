@@ -54,7 +54,7 @@ LAYERS: dict[str, list[set[str]]] = {
         {"data", "bundles"},
         {"model", "inference"},
         {"finetune", "evaluation"},
-        {"session"},
+        {"session", "labelling"},
         {"bench"},
         {"cli"},
     ],
@@ -62,7 +62,7 @@ LAYERS: dict[str, list[set[str]]] = {
         {"app", "settings", "workers"},  # ground
         {"viewer"},
         {"panels"},
-        {"training"},
+        {"training", "labelling"},
         {"window"},
         {"bench"},
         {"main"},

@@ -132,6 +132,13 @@ class TrainingForm(QtWidgets.QWidget):
     def job_name(self) -> str:
         return self.job.currentData()
 
+    def fill_finetune(self, images: str, image_root: str = "", mode: str = "partial") -> None:
+        """A fine-tune of this label CSV (e.g. the Labelling tab's) set up, for the user to review and start."""
+        self.job.setCurrentIndex(self.job.findData(FINETUNE))
+        self.images.setText(images)
+        self.image_root.setText(image_root)
+        self.mode.setCurrentText(mode)
+
     def _job_changed(self) -> None:
         finetune = self.job_name() == FINETUNE
         for widget in self._pretrain_only:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.labelling.workspace import LabellingWorkspace
 from app.panels.batch_panel import BatchPanel
 from app.panels.mask_view import MaskView
 from app.panels.model_picker import ModelPicker
@@ -94,6 +95,12 @@ class MainWindow(QtWidgets.QMainWindow):
                              (self.retrieval, "Retrieval"), (self.tags, "Tags"), (self.batch, "Batch"),
                              (self.training, "Training")):
             self.tabs.addTab(widget, name)
+        self.labelling = LabellingWorkspace(lambda: self.session.engine)
+        self.tabs.addTab(self.labelling, "Labelling")
+        self.labelling.classifier_ready.connect(self._classifier_added)
+        self.labelling.message.connect(self.error)
+        self.labelling.finetune_requested.connect(lambda csv, root: (self.training.form.fill_finetune(csv, root),
+                                                                     self.tabs.setCurrentWidget(self.training)))
         self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 4)
         splitter = QtWidgets.QSplitter()
         splitter.addWidget(self.browser)

@@ -95,7 +95,8 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"images used): `{data['sha256']}`.",
         f"Split: patient-disjoint, {data['train_images']} training images ({data['train_patients']} patients), "
         f"{data['val_images']} validation images ({data['val_patients']} patients), validation fraction "
-        f"{prov['config']['val_fraction']}, seed {prov['config']['seed']}.", "",
+        f"{prov['config']['val_fraction']}, seed {prov['config']['seed']}.",
+        *([f"Labels: {prov['labelling']['sentence']}"] if prov.get("labelling") else []), "",
         "## Validation figures",
         *_small_validation(val),
         f"Measured on the {val['images']} validation images ({val['patients']} patients) of the data above. "

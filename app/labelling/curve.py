@@ -1,0 +1,34 @@
+"""The Labelling tab's live learning curve: validation ROC AUC with its 95 % CI against the labels given, and the
+zero-shot AUC on the same validation films beside it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore
+
+
+class LearningCurve(pg.PlotWidget):
+    """Validation AUC (95 % CI bars) against answers given, with zero-shot's AUC on the same films."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMinimumHeight(150)
+        self.setTitle("validation AUC vs labels  <span style='color:#4fa3ff'>━ learned</span> · "
+                      "<span style='color:#aaaaaa'>┅ zero-shot, same films</span>", size="9pt")
+        self.setLabel("bottom", "labels given")
+        self.setYRange(0.4, 1.0)
+        self.curve = self.plot(pen=pg.mkPen("#4fa3ff", width=2), symbol="o", symbolSize=5, symbolBrush="#4fa3ff")
+        self.zero = self.plot(pen=pg.mkPen("#aaaaaa", width=1, style=QtCore.Qt.PenStyle.DashLine))
+        self.bars = pg.ErrorBarItem(pen=pg.mkPen("#4fa3ff"), beam=0.0)
+        self.addItem(self.bars)
+
+    def show_points(self, points: list) -> None:
+        x = np.array([p.labels for p in points], dtype=float)
+        auc = np.array([p.auc for p in points])
+        self.curve.setData(x, auc)
+        self.zero.setData(x, np.array([p.zero_shot_auc for p in points]))
+        if len(points):
+            low = np.array([p.ci95[0] for p in points])
+            high = np.array([p.ci95[1] for p in points])
+            self.bars.setData(x=x, y=auc, top=high - auc, bottom=auc - low)

@@ -1,0 +1,447 @@
+"""The Labelling tab: label a folder film by film with the keyboard; the model learns as you go and the job ends
+in a classifier. A view over the Qt-free `medflip_core.labelling.job.LabellingJob`: answers are written there
+(journal + CSV, fsynced) before the next film shows; embedding the folder, refitting the head and making the
+classifier run in worker threads. The film is read ahead in a worker, so the next one is usually on screen at once.
+
+Keys (while the tab is in front): 1-9 the class on the button with that number (findings: toggle it, Enter
+confirms; none ticked = No Finding), S skip, U or Ctrl+Z undo, B back. The model's suggestion and probability are
+shown as text beside the buttons, never as a pre-selected button.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.labelling.curve import LearningCurve
+from app.viewer.viewer import ImageViewer
+from app.workers import Task, TaskRunner
+from medflip_core.errors import MedflipError
+from medflip_core.labelling.job import PLACE_NAMES, LabellingJob, label_place, make_classifier, refit
+from medflip_core.labelling.order import ORDER_NAMES
+
+DEFAULT_CLASSES = "No Finding, Pneumonia"
+
+
+def _load(path: Path):
+    from medflip_core.imaging import load_image
+
+    return load_image(path)
+
+
+class LabellingWorkspace(QtWidgets.QWidget):
+    classifier_ready = QtCore.Signal(str)  # a bundle folder: the window lists and selects it
+    finetune_requested = QtCore.Signal(str, str)  # label CSV, image root: the Training tab sets up a fine-tune
+    message = QtCore.Signal(str)
+
+    def __init__(self, engine: Callable[[], object] | None = None, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._engine = engine or (lambda: None)  # the window's current model; used when it has a text encoder
+        self.tasks = TaskRunner()
+        self.job: LabellingJob | None = None
+        self._images: dict[str, object] = {}  # films read ahead, by name
+        self._refitting = False
+        self._wide: list[int] | None = None
+        self._build()
+        self._keys()
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # the label keys work as soon as the tab is in front
+
+    # --- layout ----------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.folder = QtWidgets.QLineEdit()
+        self.folder.setPlaceholderText("folder of films to label")
+        choose = QtWidgets.QPushButton("Choose…")
+        choose.clicked.connect(self._choose_folder)
+        self.classes = QtWidgets.QLineEdit(DEFAULT_CLASSES)
+        self.classes.setToolTip("The classes, separated by commas (typed, or names of the model's label space)")
+        self.kind = QtWidgets.QComboBox()
+        self.kind.addItems(["one class per film", "findings present / absent"])
+        self.order = QtWidgets.QComboBox()
+        for key, name in ORDER_NAMES.items():
+            self.order.addItem(name, key)
+        self.place = QtWidgets.QComboBox()
+        for key, name in PLACE_NAMES.items():
+            self.place.addItem(f"labels {name}", key)
+        self.start_button = QtWidgets.QPushButton("Start / resume")
+        self.start_button.clicked.connect(self.start)
+        self.place_label = QtWidgets.QLabel()
+        self.place_label.setWordWrap(True)
+        self.place_label.setStyleSheet("color: #9aa4ad;")
+        self.folder.textChanged.connect(self._show_place)
+        self.place.currentIndexChanged.connect(self._show_place)
+        form = QtWidgets.QGridLayout()
+        form.addWidget(QtWidgets.QLabel("Folder:"), 0, 0)
+        form.addWidget(self.folder, 0, 1, 1, 3)
+        form.addWidget(choose, 0, 4)
+        form.addWidget(QtWidgets.QLabel("Classes:"), 1, 0)
+        form.addWidget(self.classes, 1, 1)
+        form.addWidget(self.kind, 1, 2)
+        form.addWidget(self.order, 1, 3)
+        form.addWidget(self.place, 2, 1, 1, 2)
+        form.addWidget(self.start_button, 1, 4)
+        form.addWidget(self.place_label, 2, 3, 1, 2)
+
+        self.viewer = ImageViewer()
+        self.viewer.placeholder.setText("Choose a folder and the classes, then Start: one film at a time, "
+                                        "keys 1-9 to label, S skip, U undo, B back")
+        self.film_label = QtWidgets.QLabel("")
+        self.film_label.setWordWrap(True)
+        self.suggestion = QtWidgets.QLabel("")
+        self.suggestion.setToolTip("The model's suggestion: read it, then press the key of YOUR answer. Nothing is "
+                                   "pre-selected.")
+        self.buttons_row = QtWidgets.QHBoxLayout()
+        self.class_buttons: list[QtWidgets.QPushButton] = []
+        self.confirm = QtWidgets.QPushButton("Enter  confirm")
+        self.confirm.clicked.connect(self._confirm_findings)
+        self.skip_button = QtWidgets.QPushButton("S  skip")
+        self.skip_button.clicked.connect(self.skip)
+        self.undo_button = QtWidgets.QPushButton("U  undo")
+        self.undo_button.clicked.connect(self.undo)
+        self.back_button = QtWidgets.QPushButton("B  back")
+        self.back_button.clicked.connect(self.back)
+        actions = QtWidgets.QHBoxLayout()
+        for b in (self.confirm, self.skip_button, self.undo_button, self.back_button):
+            actions.addWidget(b)
+        self.confirm.setVisible(False)
+        self.counts = QtWidgets.QLabel("")
+        self.counts.setWordWrap(True)
+        self.status = QtWidgets.QLabel("")
+        self.status.setWordWrap(True)
+        self.curve = LearningCurve()
+        self.curve_note = QtWidgets.QLabel("")
+        self.curve_note.setWordWrap(True)
+        self.curve_note.setStyleSheet("color: #f0b429;")
+        self.make_button = QtWidgets.QPushButton("Make classifier")
+        self.make_button.setToolTip("A calibrated classifier bundle from the labels so far (as the Training tab's "
+                                    "probe writes one), listed and selected in the model picker")
+        self.make_button.clicked.connect(self.make_classifier)
+        self.tune_button = QtWidgets.QPushButton("Tune the tower from these labels…")
+        self.tune_button.setToolTip("Sets up a partial (or full) fine-tune of this label CSV in the Training tab, "
+                                    "for you to review and start")
+        self.tune_button.clicked.connect(self._request_finetune)
+        self.finetune_hint = QtWidgets.QLabel("")
+        self.finetune_hint.setWordWrap(True)
+        self.finetune_hint.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.finetune_hint.setStyleSheet("color: #9aa4ad;")
+        self._set_labelling(False)
+
+        side = QtWidgets.QVBoxLayout()
+        side.addWidget(self.film_label)
+        side.addWidget(self.suggestion)
+        side.addLayout(self.buttons_row)
+        side.addLayout(actions)
+        side.addWidget(self.counts)
+        side.addWidget(self.curve, 1)
+        side.addWidget(self.curve_note)
+        make_row = QtWidgets.QHBoxLayout()
+        make_row.addWidget(self.make_button)
+        make_row.addWidget(self.tune_button)
+        side.addLayout(make_row)
+        side.addWidget(self.finetune_hint)
+        side_widget = QtWidgets.QWidget()
+        side_widget.setLayout(side)
+        split = QtWidgets.QSplitter()
+        split.addWidget(self.viewer)
+        split.addWidget(side_widget)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        column = QtWidgets.QVBoxLayout(self)
+        column.setContentsMargins(2, 2, 2, 2)
+        column.addLayout(form)
+        column.addWidget(self.status)  # under the settings: a refusal (e.g. a CSV changed by hand) is read at once
+        column.addWidget(split, 1)
+        self._show_place()
+
+    def _keys(self) -> None:
+        """The label keys, taken before the window's own shortcuts (1-7 are its W/L presets) while the focus is
+        in this tab and not in a text box: an application event filter accepts the shortcut override, so the key
+        arrives here as a key press instead."""
+        k = QtCore.Qt.Key
+        self._bindings: dict[int, Callable[[], None]] = {int(k.Key_1) + i: (lambda n=i + 1: self.press(n))
+                                                         for i in range(9)}
+        self._bindings.update({int(k.Key_S): self.skip, int(k.Key_U): self.undo, int(k.Key_B): self.back,
+                               int(k.Key_Return): self._confirm_findings, int(k.Key_Enter): self._confirm_findings})
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+        undo = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), self, self.undo)
+        undo.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+    def _binding(self, obj: QtCore.QObject, event: QtCore.QEvent) -> Callable[[], None] | None:
+        if not isinstance(event, QtGui.QKeyEvent) or not self.isVisible():
+            return None
+        mods = event.modifiers() & ~QtCore.Qt.KeyboardModifier.KeypadModifier
+        if mods != QtCore.Qt.KeyboardModifier.NoModifier or isinstance(obj, QtWidgets.QLineEdit | QtWidgets.QComboBox):
+            return None
+        if not isinstance(obj, QtWidgets.QWidget) or not (obj is self or self.isAncestorOf(obj)):
+            return None
+        return self._bindings.get(int(event.key()))
+
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        kind = event.type()
+        if kind in (QtCore.QEvent.Type.ShortcutOverride, QtCore.QEvent.Type.KeyPress):
+            action = self._binding(obj, event)
+            if action is not None:
+                event.accept()
+                if kind == QtCore.QEvent.Type.KeyPress:
+                    action()
+                return True
+        return False
+
+    # --- the labelling tab takes the window's width while it is in front ---------------------------------------
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        splitter = self._window_splitter()
+        if splitter is not None and self._wide is None:
+            self._wide = splitter.sizes()
+            total = sum(self._wide)
+            splitter.setSizes([0, 0, total])
+        self.setFocus()
+
+    def hideEvent(self, event: QtGui.QHideEvent) -> None:
+        super().hideEvent(event)
+        splitter = self._window_splitter()
+        if splitter is not None and self._wide is not None:
+            splitter.setSizes(self._wide)
+        self._wide = None
+
+    def _window_splitter(self) -> QtWidgets.QSplitter | None:
+        widget = self.parentWidget()
+        while widget is not None and not isinstance(widget, QtWidgets.QSplitter):
+            widget = widget.parentWidget()
+        return widget
+
+    # --- starting ----------------------------------------------------------------------------------------------
+    def _choose_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of films to label", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def _show_place(self) -> None:
+        text = self.folder.text().strip()
+        if not text:
+            self.place_label.setText("")
+            return
+        try:
+            self.place_label.setText(f"Labels: {label_place(text, self.place.currentData()) / 'labels.csv'}")
+        except (MedflipError, OSError):
+            self.place_label.setText("")
+
+    def class_names(self) -> list[str]:
+        return [c.strip() for c in self.classes.text().split(",") if c.strip()]
+
+    def start(self) -> None:
+        """Open (or resume) the job for the folder; its films are embedded in a worker."""
+        multi = self.kind.currentIndex() == 1
+        engine = self._engine()
+        if engine is not None and not getattr(engine, "has_text", False):
+            engine = None
+        try:
+            job = LabellingJob(Path(self.folder.text().strip() or "."), self.class_names(), multi_label=multi,
+                               where=self.place.currentData(), order=self.order.currentData(), engine=engine)
+        except MedflipError as exc:
+            self._say(str(exc), error=True)
+            return
+        self.job = job
+        self._images.clear()
+        self._make_buttons()
+        self._set_labelling(False)
+        self._say(f"Reading {len(job.films)} films (embedded once, then cached)… {job.summary()}")
+        self.tasks.run(Task(job.prepare, with_progress=True, stoppable=True), self._prepared, self._failed,
+                       on_progress=lambda d, t: self.status.setText(f"Reading the films: {d} of {t}…"))
+
+    def _prepared(self, _result: object) -> None:
+        job = self.job
+        if job is None:
+            return
+        self._set_labelling(True)
+        flagged = job.flagged()
+        note = ""
+        if flagged:
+            note = f" {len(flagged)} film(s) flagged and not offered (hover here)."
+            self.status.setToolTip("\n".join(f"{f.name}: {'; '.join(f.flags)}" for f in flagged[:40]))
+        self._say(f"Labels written to {job.place / 'labels.csv'} at every answer.{note}")
+        self.finetune_hint.setText("Or from a terminal: medflip finetune --images "
+                                   f"\"{job.place / 'labels.csv'}\" --image-root \"{job.folder}\" --mode partial")
+        self._show(job.next())
+        self._refit_if_due()
+        self.setFocus()
+
+    def _failed(self, message: str) -> None:
+        self._say(message, error=True)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #ff6b6b;" if error else "")
+        if error:
+            self.message.emit(text)
+
+    def _make_buttons(self) -> None:
+        for b in self.class_buttons:
+            self.buttons_row.removeWidget(b)
+            b.deleteLater()
+        self.class_buttons = []
+        multi = self.job.multi_label if self.job else False
+        for n, name in enumerate((self.job.classes if self.job else [])[:9], start=1):
+            b = QtWidgets.QPushButton(f"{n}  {name}")
+            b.setCheckable(multi)
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # no button holds the focus: Enter never "accepts" one
+            b.clicked.connect(lambda _=False, n=n: self.press(n, from_button=True))
+            self.buttons_row.addWidget(b)
+            self.class_buttons.append(b)
+        self.confirm.setVisible(multi)
+
+    def _set_labelling(self, on: bool) -> None:
+        for b in (*self.class_buttons, self.skip_button, self.undo_button, self.back_button, self.confirm,
+                  self.make_button, self.tune_button):
+            b.setEnabled(on)
+
+    # --- labelling -----------------------------------------------------------------------------------------------
+    def press(self, n: int, from_button: bool = False) -> None:
+        job = self.job
+        if job is None or not job.prepared or job.film is None or n > len(self.class_buttons):
+            return
+        if job.multi_label:
+            if not from_button:
+                self.class_buttons[n - 1].toggle()
+            return
+        self._act(lambda: job.answer([job.classes[n - 1]]))
+
+    def _confirm_findings(self) -> None:
+        job = self.job
+        if job is None or not job.multi_label or job.film is None:
+            return
+        chosen = [job.classes[i] for i, b in enumerate(self.class_buttons) if b.isChecked()]
+        self._act(lambda: job.answer(chosen))
+
+    def skip(self) -> None:
+        if self.job is not None and self.job.prepared:
+            self._act(self.job.skip)
+
+    def undo(self) -> None:
+        if self.job is not None and self.job.prepared:
+            self._act(self.job.undo)
+
+    def back(self) -> None:
+        if self.job is not None and self.job.prepared:
+            self._act(self.job.back)
+
+    def _act(self, step: Callable[[], object]) -> None:
+        try:
+            film = step()
+        except MedflipError as exc:  # e.g. the disk is full: the answer was not recorded, the film stays
+            self._say(str(exc), error=True)
+            return
+        self._show(film)
+        self._refit_if_due()
+
+    def _show(self, film) -> None:
+        job = self.job
+        for b in self.class_buttons:
+            b.setChecked(False)
+        if job is None:
+            return
+        self.counts.setText(job.summary())
+        if film is None:
+            self.film_label.setText("Every offered film is labelled or skipped. Make the classifier, or Undo / "
+                                    "Back to change an answer.")
+            self.suggestion.setText("")
+            self.viewer.set_radiograph(None)
+            return
+        answer = job.answers.get(film.name)
+        given = f" — your answer: {', '.join(answer.labels) or 'No Finding'}" if answer else ""
+        self.film_label.setText(f"<b>{film.name}</b> · patient {film.patient} · chosen by "
+                                f"{job.current_chosen_by or '—'}{given}")
+        self._show_suggestion()
+        image = self._images.pop(film.name, None)
+        if image is not None:
+            self.viewer.set_radiograph(image)
+        else:
+            self.tasks.run(Task(_load, film.path), lambda rg, name=film.name: self._loaded(name, rg),
+                           self._failed, latest="film")
+        ahead = job.peek()
+        if ahead is not None and ahead.name not in self._images:
+            self.tasks.run(Task(_load, ahead.path), lambda rg, name=ahead.name: self._images.__setitem__(name, rg),
+                           lambda _m: None, latest="ahead")
+
+    def _loaded(self, name: str, rg) -> None:
+        if self.job is not None and self.job.film is not None and self.job.film.name == name:
+            self.viewer.set_radiograph(rg)
+
+    def _show_suggestion(self) -> None:
+        job = self.job
+        probs = job.suggestion() if job is not None else {}
+        if not probs:
+            self.suggestion.setText("Model: no suggestion yet")
+            return
+        if job.multi_label:
+            text = ", ".join(f"{c} {p:.0%}" for c, p in probs.items())
+        else:
+            top = max(probs, key=probs.get)
+            text = f"{top} {probs[top]:.0%}"
+        self.suggestion.setText(f"Model ({job.head_kind()}) suggests: {text}  — your key decides")
+
+    # --- learning --------------------------------------------------------------------------------------------------
+    def _refit_if_due(self) -> None:
+        job = self.job
+        if job is None or self._refitting or not job.refit_due():
+            return
+        self._refitting = True
+        snap = job.snapshot()
+        self.tasks.run(Task(refit, snap), lambda result, j=job: self._refitted(j, result), self._refit_failed)
+
+    def _refitted(self, job: LabellingJob, result: tuple) -> None:
+        self._refitting = False
+        if job is not self.job:
+            return
+        job.set_head(*result)
+        self.curve.show_points(job.curve)
+        last = job.curve[-1] if job.curve else None
+        if last is not None:
+            self.curve_note.setText(f"{last.what}: {last.auc:.3f} (95 % CI {last.ci95[0]:.3f}–{last.ci95[1]:.3f}) on "
+                                    f"{last.val_films} validation films of {last.val_patients} patients; zero-shot "
+                                    f"{last.zero_shot_auc:.3f}. {last.note}")
+        else:
+            self.curve_note.setText("No validation AUC yet: the validation films (random picks, a quarter of the "
+                                    "patients) do not yet hold every class.")
+        self._show_suggestion()
+        self._refit_if_due()
+
+    def _refit_failed(self, message: str) -> None:
+        self._refitting = False
+        self._say(message, error=True)
+
+    # --- the classifier ----------------------------------------------------------------------------------------------
+    def make_classifier(self, out: str | None = None) -> None:
+        job = self.job
+        if job is None or not job.prepared:
+            return
+        from datetime import datetime
+
+        from medflip_core.bundles.model_store import user_models_dir
+
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = out or str(user_models_dir() / f"labelled-{job.folder.name}-{stamp}")
+        try:
+            request = job.classifier_request(target)
+        except MedflipError as exc:
+            self._say(str(exc), error=True)
+            return
+        self.make_button.setEnabled(False)
+        self._say("Making the classifier…")
+        self.tasks.run(Task(make_classifier, request), self._made, self._make_failed)
+
+    def _request_finetune(self) -> None:
+        if self.job is not None:
+            self.finetune_requested.emit(str(self.job.place / "labels.csv"), str(self.job.folder))
+
+    def _made(self, path) -> None:
+        self.make_button.setEnabled(True)
+        self._say(f"Classifier written to {path} and selected in the model picker.")
+        self.classifier_ready.emit(str(path))
+
+    def _make_failed(self, message: str) -> None:
+        self.make_button.setEnabled(True)
+        self._say(message, error=True)

@@ -1,0 +1,141 @@
+"""Issue 30 in the real main window (offscreen, 1280x800), real films and the bundled model: the Labelling tab
+(item 1: keys on the buttons, suggestion shown but nothing pre-selected, skip/undo/back), answers on disk at once
+(item 2), the head refitted in a worker with a learning curve on screen (item 3), flagged films not offered
+(item 4), Make classifier -> selected in the model picker (item 5); a corrupt CSV gets a sentence (item 2)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+from medflip_core.labelling.journal import LabelJournal
+
+SCREENS = Path(os.environ.get("MEDFLIP_SCREENS", "/work/screens/label"))
+
+
+def truth(name: str) -> int:
+    return 2 if name.startswith("person") else 1
+
+
+@pytest.fixture
+def study(shared_data, tmp_path) -> Path:
+    flat = tmp_path / "study"
+    flat.mkdir()
+    for cls, n in (("NORMAL", 24), ("PNEUMONIA", 24)):
+        for f in sorted((shared_data / "cxr-pneumonia-kermany" / "train" / cls).iterdir())[:n]:
+            (flat / f.name).symlink_to(f)
+    (flat / "leg.dcm").symlink_to(shared_data / "dicom" / "RG3_J2KI.dcm")
+    return flat
+
+
+def _grab(widget, name: str) -> None:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    widget.grab().save(str(SCREENS / name))
+
+
+def _start(window, qtbot, folder: Path):
+    ws = window.labelling
+    window.tabs.setCurrentWidget(ws)
+    ws.folder.setText(str(folder))
+    ws.start()
+    assert ws.job is not None, ws.status.text()
+    qtbot.waitUntil(lambda: ws.job.prepared and ws.job.film is not None, timeout=180_000)
+    return ws
+
+
+def test_label_with_the_keyboard_learn_and_make_a_classifier(window, qtbot, study):
+    ws = _start(window, qtbot, study)
+    job = ws.job
+    assert [b.text() for b in ws.class_buttons] == ["1  No Finding", "2  Pneumonia"]
+    assert "leg.dcm" in ws.status.toolTip() and "not a chest" in ws.status.toolTip()
+    ws.setFocus()
+    first = job.film.name
+    assert "suggests" in ws.suggestion.text()
+    assert not any(b.isChecked() or b.isDefault() or b.hasFocus() for b in ws.class_buttons)  # nothing pre-chosen
+    qtbot.keyClick(ws, QtCore.Qt.Key.Key_S)  # skip
+    assert first in job.journal.state.skipped
+    qtbot.keyClick(ws, QtCore.Qt.Key.Key_U)  # undo the skip: the film is back
+    assert job.film.name == first and first not in job.journal.state.skipped
+    shown = []
+    for _ in range(40):
+        name = job.film.name
+        shown.append(name)
+        qtbot.keyClick(ws, str(truth(name)))
+        assert job.answers[name].labels == (("No Finding",) if truth(name) == 1 else ("Pneumonia",))
+        qtbot.waitUntil(lambda: ws.viewer.radiograph is not None or job.film is None, timeout=10_000)
+    assert "leg.dcm" not in shown and job.answered == 40
+    qtbot.keyClick(ws, QtCore.Qt.Key.Key_B)  # back: the last answered film, answer shown
+    assert job.film.name == shown[-1] and "your answer" in ws.film_label.text()
+    # every answer is already in the CSV on disk: a fresh journal reads all 40
+    assert len(LabelJournal(job.place, study, job.classes, False).answers) == 40
+    qtbot.waitUntil(lambda: bool(job.curve) and not ws._refitting, timeout=120_000)
+    assert ws.curve.curve.getData()[0] is not None and len(ws.curve.curve.getData()[0]) >= 1
+    assert "validation films" in ws.curve_note.text()
+    window.grab().save(str(SCREENS / "labelling-window-1280x800.png")) if SCREENS.parent.exists() else None
+    for _ in range(8):  # the rest of the folder: enough patients on each side for a classifier
+        if job.film is None:
+            break
+        qtbot.keyClick(ws, str(truth(job.film.name)))
+    with qtbot.waitSignal(ws.classifier_ready, timeout=180_000) as made:
+        ws.make_classifier()
+    path = made.args[0]
+    qtbot.waitUntil(lambda: window.model_picker.currentData() == path, timeout=30_000)
+    qtbot.waitUntil(lambda: window.engine is not None and str(window.engine.bundle.path) == path, timeout=60_000)
+    assert window.engine.classifier is not None
+
+
+def test_a_hand_edited_csv_gets_a_sentence_and_is_kept(window, qtbot, study, tmp_path):
+    ws = window.labelling
+    window.tabs.setCurrentWidget(ws)
+    ws.place.setCurrentIndex(ws.place.findData("beside"))
+    ws.folder.setText(str(study))
+    LabelJournal(study, study, ["No Finding", "Pneumonia"], False).label("IM-0115-0001.jpeg", ["No Finding"], "p")
+    edited = (study / "labels.csv").read_text() + "extra.png,Pneumonia,9,,\n"
+    (study / "labels.csv").write_text(edited)
+    ws.start()
+    assert ws.job is None
+    assert "changed outside MedFLIP Studio" in ws.status.text() and "NOT been overwritten" in ws.status.text()
+    assert (study / "labels.csv").read_text() == edited
+    assert "changed outside MedFLIP Studio" in window.last_error  # the window's message bar says it too
+    _grab(window, "labelling-refused-csv.png")
+    assert isinstance(window, QtWidgets.QMainWindow)
+
+
+def test_findings_present_or_absent_with_keys_and_enter(window, qtbot, study):
+    ws = window.labelling
+    window.tabs.setCurrentWidget(ws)
+    ws.kind.setCurrentIndex(1)  # findings present / absent
+    ws.classes.setText("Pneumonia, Pleural Effusion")
+    ws.order.setCurrentIndex(ws.order.findData("in order"))
+    ws = _start(window, qtbot, study)
+    job = ws.job
+    assert job.multi_label and ws.confirm.isVisible() and all(b.isCheckable() for b in ws.class_buttons)
+    assert "Pneumonia" in ws.suggestion.text() and "Pleural Effusion" in ws.suggestion.text()
+    first = job.film.name
+    qtbot.keyClick(ws, "1")
+    qtbot.keyClick(ws, "2")
+    qtbot.keyClick(ws, "2")  # toggled off again
+    assert [b.isChecked() for b in ws.class_buttons] == [True, False] and job.answered == 0  # nothing yet
+    qtbot.keyClick(ws, QtCore.Qt.Key.Key_Return)
+    assert job.answers[first].labels == ("Pneumonia",)
+    second = job.film.name
+    assert not any(b.isChecked() for b in ws.class_buttons)  # the next film starts with nothing ticked
+    qtbot.keyClick(ws, QtCore.Qt.Key.Key_Enter)  # none ticked: No Finding
+    rows = (job.place / "labels.csv").read_text().splitlines()
+    assert rows[1].startswith(f"{first},Pneumonia,") and rows[2].startswith(f"{second},No Finding,")
+    from medflip_core.data.label_csv import read_label_csv
+
+    table = read_label_csv(job.place / "labels.csv", image_root=study)
+    assert table.classes == ["No Finding", "Pneumonia"] and len(table) == 2
+
+
+def test_the_label_csv_can_start_a_tower_fine_tune(window, qtbot, study):
+    ws = _start(window, qtbot, study)
+    ws.tune_button.click()
+    assert window.tabs.currentWidget() is window.training
+    form = window.training.form
+    assert form.images.text() == str(ws.job.place / "labels.csv") and form.image_root.text() == str(study)
+    assert form.mode.currentText() == "partial" and form.job_name() == "finetune"

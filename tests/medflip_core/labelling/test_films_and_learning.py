@@ -1,0 +1,124 @@
+"""Issue 30 items 3-5 on the Qt-free job, with the real bundled model and real films: patient ids (DICOM header as
+a pseudonym, file-name patterns), duplicates and out-of-distribution films flagged and never offered, the head
+starting as zero-shot and learning from the answers, the order (random share, validation patients never train),
+and the classifier bundle it ends in."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medflip_core.errors import MedflipError
+from medflip_core.imaging import load_image
+from medflip_core.inference.engine import Engine
+from medflip_core.labelling.films import dicom_patient
+from medflip_core.labelling.job import LabellingJob, make_classifier, refit
+from medflip_core.labelling.learner import head_from_prior
+from medflip_core.labelling.order import RANDOM_SHARE, is_random_pick
+
+DICOMS = ["RG1_UNCR.dcm", "RG1_J2KR.dcm", "RG3_J2KI.dcm", "highdicom_dx_animal_lateral.dcm",
+          "rsna_cr_chest_jpeg_baseline.dcm"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    from medflip_core.bundles.model_store import resolve_model
+
+    return Engine(resolve_model(None), threads=1)
+
+
+def truth(name: str) -> str:
+    return "Pneumonia" if name.startswith("person") else "No Finding"
+
+
+@pytest.fixture
+def kermany_flat(shared_data, tmp_path) -> Path:
+    """60 real Kermany films (30 per class), flat, as a study folder."""
+    flat = tmp_path / "study"
+    flat.mkdir()
+    for cls in ("NORMAL", "PNEUMONIA"):
+        for f in sorted((shared_data / "cxr-pneumonia-kermany" / "train" / cls).iterdir())[:30]:
+            (flat / f.name).symlink_to(f)
+    return flat
+
+
+def test_dicom_patients_are_pseudonyms_and_odd_films_are_flagged(shared_data, tmp_path, engine):
+    folder = tmp_path / "dicoms"
+    folder.mkdir()
+    for name in DICOMS:
+        shutil.copy(shared_data / "dicom" / name, folder / name)
+    job = LabellingJob(folder, ["No Finding", "Pneumonia"], where="beside", engine=engine)
+    job.prepare()
+    films = {f.name: f for f in job.films}
+    for name in DICOMS:
+        real_id = dicom_patient(folder / name)
+        assert real_id and films[name].patient.startswith("pt-") and real_id not in films[name].patient
+    assert films["RG1_UNCR.dcm"].patient == films["RG1_J2KR.dcm"].patient  # same header: same pseudonym
+    # the same film stored twice (uncompressed, lossless JPEG 2000): the later one in the folder's order is flagged
+    assert any("duplicate of RG1_J2KR.dcm (the same picture" in f for f in films["RG1_UNCR.dcm"].flags)
+    assert any("not a chest" in f for f in films["RG3_J2KI.dcm"].flags)
+    assert any("lateral view" in f or "not a human" in f for f in films["highdicom_dx_animal_lateral.dcm"].flags)
+    assert films["RG1_J2KR.dcm"].offered and films["rsna_cr_chest_jpeg_baseline.dcm"].offered
+    shown = []
+    film = job.next()
+    while film is not None:
+        shown.append(film.name)
+        film = job.answer(["No Finding"])
+    assert sorted(shown) == ["RG1_J2KR.dcm", "rsna_cr_chest_jpeg_baseline.dcm"]
+    csv = (folder / "labels.csv").read_text()
+    for name in DICOMS:
+        assert dicom_patient(folder / name) not in csv
+
+
+def test_with_no_labels_the_head_is_zero_shot(kermany_flat, engine):
+    job = LabellingJob(kermany_flat, ["No Finding", "Pneumonia"], engine=engine)
+    job.prepare()
+    zero_shot = engine.zero_shot(job.embeddings[:8], ["No Finding", "Pneumonia"], kind="exclusive").probs
+    np.testing.assert_allclose(head_from_prior(job.prior).probabilities(job.embeddings[:8]), zero_shot, atol=1e-5)
+    assert job.suggestion(0) and job.head_kind() == "zero-shot"
+    assert [f.patient for f in job.films if f.name.startswith("person1000_")] == ["person1000"] * len(
+        [f for f in job.films if f.name.startswith("person1000_")])
+
+
+def test_the_loop_learns_splits_by_patient_and_ends_in_a_classifier(kermany_flat, engine, tmp_path, shared_data):
+    job = LabellingJob(kermany_flat, ["No Finding", "Pneumonia"], engine=engine)
+    job.prepare()
+    film, chosen = job.next(), []
+    while film is not None:
+        chosen.append(job.current_chosen_by)
+        film = job.answer([truth(film.name)])
+        if job.refit_due():
+            job.set_head(*refit(job.snapshot()))
+    assert job.answered == 60 and job.counts() == {"No Finding": 30, "Pneumonia": 30}
+    # a fixed share of the picks are random ones (while validation films are left to draw from)
+    assert chosen[: 12].count("random (validation)") == sum(is_random_pick(i, RANDOM_SHARE) for i in range(12))
+    train, val = job.sides()
+    train_patients = {a.patient for _, a in train}
+    assert train_patients.isdisjoint({a.patient for _, a in val}) and val
+    assert job.curve and job.head.trained_on == len(train) and job.head_kind().startswith("learned")
+    point = job.curve[-1]
+    assert 0.0 <= point.ci95[0] <= point.auc <= point.ci95[1] <= 1.0
+    assert "Too few patients" in point.note  # under 10 validation patients a class: said, CI widened
+    out = make_classifier(job.classifier_request(tmp_path / "models" / "from-labels"), n_boot=200)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "classifier" and manifest["provenance"]["labelling"]["labels"] == 60
+    assert "60 films labelled" in (out / "MODEL_CARD.md").read_text()
+    clf = Engine(out)
+    held_out = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "PNEUMONIA").iterdir())[-3:]
+    predictions = clf.predict([load_image(p) for p in held_out])
+    assert all(set(p.probabilities) == {"No Finding", "Pneumonia"} for p in predictions)
+
+
+def test_a_classifier_needs_patients_on_both_sides(kermany_flat, engine, tmp_path):
+    job = LabellingJob(kermany_flat, ["No Finding", "Pneumonia"], engine=engine)
+    job.prepare()
+    film = job.next()
+    for _ in range(4):
+        film = job.answer([truth(film.name)])
+    with pytest.raises(MedflipError, match="Not enough labels yet"):
+        make_classifier(job.classifier_request(tmp_path / "m"))
+    assert not (tmp_path / "m").exists()
