@@ -7,7 +7,8 @@
   that matches none is its own patient. The PatientID itself is never logged, printed or written.
 - Flags: a film the model should not be asked about is flagged, never offered as a chest film:
   out of distribution (`inference.ood.out_of_distribution` on the DICOM header: not a chest, not a radiograph, an
-  animal, a lateral view), a duplicate (the same bytes as a film earlier in the folder, or the same picture: the
+  animal, a lateral view; then `inference.image_ood` on the pixels: colour, noise, blank, too small or long; then,
+  with the bundle's chest-film reference, far from the training chest films), a duplicate (the same bytes as a film earlier in the folder, or the same picture: the
   correlation of the two films' 32 x 32 thumbnails >= DUPLICATE_CORRELATION), or unreadable.
 - Embeddings: the base model's frozen image tower through the probe's on-disk cache (`finetune.embedding_cache`,
   keyed by the file's content), in batches, so a folder is embedded once.
@@ -31,6 +32,7 @@ from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, 
 from medflip_core.imaging import iter_image_files, load_image
 from medflip_core.imaging.folders import is_dicom_file
 from medflip_core.inference.engine import Engine
+from medflip_core.inference.image_ood import embedding_reasons, pixel_facts, pixel_reasons
 from medflip_core.inference.ood import out_of_distribution
 
 # The image embeddings cannot tell a copy from another film (distinct Kermany films have cosine 0.98-0.999 to their
@@ -158,7 +160,8 @@ def embed_films(films: list[Film], engine: Engine, cache_dir: str | Path, batch_
             except MedflipError as exc:
                 failed[film.key] = str(exc)
                 continue
-            film.flags.extend(out_of_distribution(rg.metadata))
+            film.flags.extend(out_of_distribution(rg.metadata)  # the header, then the pixels (inference.image_ood)
+                              + pixel_reasons(pixel_facts(rg.pixels, rg.metadata, rg.notes)))
             prints[i] = fingerprint(rg.pixels)
             if film.key not in cache.embeddings:
                 images.append(rg)
@@ -176,6 +179,10 @@ def embed_films(films: list[Film], engine: Engine, cache_dir: str | Path, batch_
             out[i] = cache.embeddings[film.key]
         elif film.key in cache.failed and not any(f.startswith("unreadable") for f in film.flags):
             film.flags.append(f"unreadable: {cache.failed[film.key]}")
+    reference = engine.ood_reference  # the bundle's chest-film reference, when it has one
+    for i, film in enumerate(films):  # an image the header or pixels already flag needs no third reason
+        if not film.flags and np.isfinite(out[i]).all():
+            film.flags.extend(embedding_reasons(out[i], reference))
     flag_same_pictures(films, prints)
     return out
 

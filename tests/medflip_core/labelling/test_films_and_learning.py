@@ -122,3 +122,26 @@ def test_a_classifier_needs_patients_on_both_sides(kermany_flat, engine, tmp_pat
     with pytest.raises(MedflipError, match="Not enough labels yet"):
         make_classifier(job.classifier_request(tmp_path / "m"))
     assert not (tmp_path / "m").exists()
+
+
+def test_a_photograph_or_noise_in_the_folder_is_flagged_from_its_pixels(shared_data, tmp_path, engine):
+    """The content check (inference.image_ood), not only the DICOM header: a colour picture and a noise PNG in a
+    folder of chest films are flagged and never offered; the chest films are."""
+    from PIL import Image
+
+    from medflip_core.resources import resources_dir
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    films = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").glob("*.jpeg"))[:3]
+    for f in films:
+        shutil.copy(f, folder / f.name)
+    shutil.copy(resources_dir() / "icons" / "medflip.png", folder / "logo.png")
+    noise = np.random.default_rng(0).integers(0, 256, (600, 600), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "noise.png")
+    job = LabellingJob(folder, ["No Finding", "Pneumonia"], where="beside", engine=engine)
+    job.prepare()
+    by_name = {f.name: f for f in job.films}
+    assert any("colour" in flag for flag in by_name["logo.png"].flags) and not by_name["logo.png"].offered
+    assert by_name["noise.png"].flags and not by_name["noise.png"].offered
+    assert all(by_name[f.name].offered for f in films)
