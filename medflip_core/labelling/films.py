@@ -8,8 +8,9 @@
 - Flags: a film the model should not be asked about is flagged, never offered as a chest film:
   out of distribution (`inference.ood.out_of_distribution` on the DICOM header: not a chest, not a radiograph, an
   animal, a lateral view; then `inference.image_ood` on the pixels: colour, noise, blank, too small or long; then,
-  with the bundle's chest-film reference, far from the training chest films), a duplicate (the same bytes as a film earlier in the folder, or the same picture: the
-  correlation of the two films' 32 x 32 thumbnails >= DUPLICATE_CORRELATION), or unreadable.
+  with the bundle's chest-film reference, far from the training chest films), a duplicate (the same bytes as a
+  film earlier in the folder, or the same picture: the correlation of the two films' 32 x 32 thumbnails >=
+  DUPLICATE_CORRELATION), or unreadable.
 - Embeddings: the base model's frozen image tower through the probe's on-disk cache (`finetune.embedding_cache`,
   keyed by the file's content), in batches, so a folder is embedded once.
 """
