@@ -140,7 +140,9 @@ class BatchPanel(QtWidgets.QWidget):
             self.table.setColumnWidth(col, min(self.table.columnWidth(col), widest))
         errors = sum(1 for r in rows if "error" in r)
         flagged = sum(1 for r in rows if r.get("warnings"))
-        what = "classified (calibrated, decisions at the stored thresholds)" if decided else "scored"
+        kinds = sorted({r["probabilities"] for r in rows if r.get("probabilities")})
+        what = (f"classified ({'; '.join(kinds) or 'probabilities'}; decided by the classifier's rule)" if decided
+                else "scored")
         modes = sorted({r["label_mode"] for r in rows if r.get("label_mode")})
         by = f" by {run.model}" if run else ""
         how = f" ({', '.join(modes)})" if modes else ""

@@ -122,13 +122,13 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self._update_mode_note()
 
     # --- classifier or zero-shot ------------------------------------------------------------------------
-    def set_classifier(self, name: str, zero_shot: bool = True) -> None:
+    def set_classifier(self, name: str, zero_shot: bool = True,
+                       probability_words: str = "calibrated probabilities") -> None:
         """The selected model is a classifier called `name` ('' when it is not): offer its own classes, selected,
         with zero-shot one click away when the bundle kept a text encoder that matches its image tower."""
         self.classifier_name = name
         self.mode_row.setVisible(bool(name))
-        self.use_classifier.setToolTip(f"The classes of {name}, calibrated on its validation patients" if name
-                                       else "")
+        self.use_classifier.setToolTip(f"The classes of {name}: {probability_words}" if name else "")
         self.use_classifier.setEnabled(bool(name))
         self.use_zero_shot.setEnabled(zero_shot or not name)
         self.use_zero_shot.setToolTip("Any labels you type, scored with the base model's text encoder" if zero_shot
@@ -239,15 +239,18 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self._say(f"Zero-shot probabilities — {what}; model {model_name}.", warnings)
 
     def show_prediction(self, probabilities: dict[str, float], thresholds: dict[str, float], multi_label: bool,
-                        model_name: str, warnings: list[str] | None = None) -> None:
-        """The classifier's calibrated probabilities, each bar marked at its class's decision threshold."""
+                        model_name: str, warnings: list[str] | None = None, decisions: dict[str, bool] | None = None,
+                        rule: str = "", probability_words: str = "calibrated probabilities") -> None:
+        """The classifier's probabilities, each bar marked where its class's decision changes, and the decision
+        (computed by the core's one rule, never here)."""
         self._show_bars(probabilities, thresholds)
-        positive = [c for c, p in probabilities.items() if p >= thresholds[c]]
+        decided = [c for c, d in (decisions or {}).items() if d]
         kind = ("each class on its own (they do not sum to 100 %)" if multi_label
                 else "one class per image (they sum to 100 %)")
-        self._say(f"Classifier {model_name}: calibrated probabilities, {kind}. The white mark is each class's "
-                  f"decision threshold, chosen on validation patients (Youden's J); at or above it: "
-                  f"{', '.join(positive) or 'none'}. Heat-map: the class's activation through the head.", warnings)
+        marks = " The white mark is each class's decision threshold (where its decision changes)." if thresholds else ""
+        self._say(f"Classifier {model_name}: {probability_words}, {kind}.{marks} {rule} Decided: "
+                  f"<b>{', '.join(decided) or 'none'}</b>. Heat-map: the class's activation through the head.",
+                  warnings)
 
     def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float]) -> None:
         self.clear_scores()

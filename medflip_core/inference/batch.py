@@ -41,7 +41,10 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
 
     name = engine.bundle.name
     if classifier:
-        return BatchRun(name, "none: the classifier's own classes (calibrated probabilities)")
+        clf = engine.classifier
+        words = clf.probability_words() if clf is not None else "calibrated probabilities"
+        rule = f"; {clf.rule_sentence()}" if clf is not None else ""
+        return BatchRun(name, f"none: the classifier's own classes ({words}){rule}")
     if user_templates(templates) is not None:
         return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates))
     shipped = engine.shipped_prompts
@@ -145,7 +148,8 @@ def _classifier_row(engine: Any, rg: Any) -> Row:
     pred = engine.predict([rg])[0]
     mode = "each class present vs absent" if pred.multi_label else "one class per image"
     return {"scores": pred.probabilities, "top": pred.top, "decisions": pred.decisions,
-            "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}"}
+            "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}",
+            "probabilities": engine.classifier.probability_words()}
 
 
 def format_score(p: float) -> str:
