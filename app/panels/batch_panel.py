@@ -80,8 +80,13 @@ class BatchPanel(QtWidgets.QWidget):
             self.folder_requested.emit(folder)
 
     def set_running(self, folder: str) -> None:
+        """A new folder is being scored: the previous folder's rows go (they would be exported as this one's)."""
         self.choose.setEnabled(False)
         self.cancel.setEnabled(True)
+        self.rows, self.labels, self.run = [], [], None
+        self.table.setRowCount(0)
+        self.table.setColumnCount(0)
+        self.export.setEnabled(False)
         self.status.setText(f"Scoring {Path(folder).name} …")
 
     def _idle(self) -> None:

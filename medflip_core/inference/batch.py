@@ -141,7 +141,8 @@ def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str]
 
     result = score_with_templates(engine, engine.embed_images([rg]).embedding[0], labels, templates, mode)
     scores = {label: float(p) for label, p in zip(result.labels, result.probs[0], strict=True)}
-    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text()}
+    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text(),
+            "cautions": result.contradictions()}  # as the Zero-shot tab warns (No Finding beside a finding)
 
 
 def _classifier_row(engine: Any, rg: Any) -> Row:
