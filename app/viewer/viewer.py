@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.viewer.elided_label import ElidedLabel
 from medflip_core.imaging import Radiograph, Window
 from medflip_core.imaging.windowing import CHEST_PRESETS, full_range_window, percentile_window, preset_window, render
 
@@ -79,10 +80,10 @@ class ImageViewer(QtWidgets.QWidget):
         bar.addWidget(self.preset)
         bar.addWidget(self.invert_box)
         bar.addWidget(fit)
-        self.overlay_note = QtWidgets.QLabel()  # names what is drawn over the image, so it is not read as anatomy
+        self.overlay_note = ElidedLabel()  # names what is drawn over the image, so it is not read as anatomy
         self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
         self.overlay_note.setVisible(False)
-        bar.addWidget(self.overlay_note)
+        bar.addWidget(self.overlay_note, 1)  # elided: a long label's caption never widens the window
         bar.addStretch(1)
         bar.addWidget(self.wl_label)
         layout = QtWidgets.QVBoxLayout(self)
