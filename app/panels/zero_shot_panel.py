@@ -63,6 +63,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.mode_note = QtWidgets.QLabel()
         self.mode_note.setWordWrap(True)
         self.labels_edit.textChanged.connect(self._update_mode_note)
+        self.labels_edit.textChanged.connect(self._labels_edited)
         self.templates_edit = QtWidgets.QPlainTextEdit("\n".join(DEFAULT_TEMPLATES))
         self.templates_edit.setToolTip("{label} is replaced by each label; known labels also use report-style "
                                        "phrasings from the prompt set")
@@ -108,7 +109,19 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.prompt_note.setVisible(False)
         prompts.addWidget(self.prompt_note)
         self.score_button = score
-        layout = QtWidgets.QVBoxLayout(self)
+        # One scrolling page: many bars, the colour scale, a long status or error never raise the window's
+        # minimum height, nor squash the prompt hint; the page scrolls instead (1280x720 fits).
+        content = QtWidgets.QWidget()
+        self.page = QtWidgets.QScrollArea()
+        self.page.setWidget(content)
+        self.page.setWidgetResizable(True)
+        self.page.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.page.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.page.setMinimumHeight(200)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.page)
+        layout = QtWidgets.QVBoxLayout(content)
         layout.addWidget(self.mode_row)
         layout.addWidget(self.prompts)
         layout.addWidget(score)
@@ -143,6 +156,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
     def _mode_changed(self) -> None:
         self.prompts.setVisible(not self.classifier_mode())
         self.clear_scores()
+        self.status.setText("")  # the other mode's explanation does not describe what comes next
         self._answered = False
         self.heat_label.blockSignals(True)
         self.heat_label.clear()
@@ -216,6 +230,14 @@ class ZeroShotPanel(QtWidgets.QWidget):
             self.classify_requested.emit()
         else:
             self.score_requested.emit(self.labels(), self.templates())
+
+    def _labels_edited(self) -> None:
+        """Bars of labels that are no longer the ones typed go: they would read as the new labels' scores."""
+        if self.bars and not self.classifier_mode() and set(self.bars) != set(self.labels()):
+            self.clear_scores()
+            self.heat_label.setCurrentIndex(0)
+            self.status.setStyleSheet("color: #8a939b;")
+            self.status.setText("The labels changed: Score image for their probabilities.")
 
     def clear_scores(self) -> None:
         while self.results_layout.rowCount():

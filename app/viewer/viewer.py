@@ -72,6 +72,7 @@ class ImageViewer(QtWidgets.QWidget):
         fit.setToolTip("Fit the image to the view (F)")
         fit.clicked.connect(self.fit)
         self.wl_label = QtWidgets.QLabel("W/L: –")
+        self.wl_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self.wl_label.setMinimumWidth(120)
         self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.preset.setMinimumContentsLength(10)
@@ -84,7 +85,7 @@ class ImageViewer(QtWidgets.QWidget):
         self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
         self.overlay_note.setVisible(False)
         bar.addWidget(self.overlay_note, 1)  # elided: a long label's caption never widens the window
-        bar.addStretch(1)
+        bar.addStretch(0)  # the room when there is no caption (a caption, stretch 1, takes it first)
         bar.addWidget(self.wl_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -66,6 +66,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._pending_timer = QtCore.QTimer(self, interval=2000, timeout=self._check_pending_exports)
         self._check_pending_exports()
         self.close_question: QtWidgets.QMessageBox | None = None
+        # offscreen (scripted runs, tests) nobody can answer a question: closing stops the job as before
+        self.ask_before_closing = QtGui.QGuiApplication.platformName() != "offscreen"
         self._restore_session()
 
     # --- what is remembered between sessions (app/settings.py) ----------------------------------------------
@@ -98,8 +100,8 @@ class MainWindow(QtWidgets.QMainWindow):
         screen = (self.screen() or QtGui.QGuiApplication.primaryScreen())
         if screen is not None:
             area = screen.availableGeometry()
-            frame = 40  # a window manager's title bar and borders come on top of the client area
-            width, height = min(width, area.width()), min(height, area.height() - frame)
+            frame, border = 40, 8  # a window manager's title bar and borders come on top of the client area
+            width, height = min(width, area.width() - border), min(height, area.height() - frame)
             self.resize(max(width, self.minimumSizeHint().width()), max(height, self.minimumSizeHint().height()))
             self.move(area.x() + (area.width() - self.width()) // 2,
                       area.y() + max((area.height() - frame - self.height()) // 2, 0))
@@ -546,7 +548,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def confirm_close(self) -> bool:
         """A running training job is stopped by closing: the user is asked first (Cancel keeps everything)."""
         job = self.training.job_running()
-        if not job:
+        if not job or not self.ask_before_closing:
             return True
         box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Question, "Stop training?",
                                     f"A {job} is running. Closing stops it after the current step and keeps a "

@@ -82,6 +82,7 @@ def test_item8_closing_during_training_asks_and_the_next_start_offers_the_run_wi
     from app.window.main_window import MainWindow
 
     window = MainWindow()
+    window.ask_before_closing = True  # as on a desktop (offscreen, nobody could answer)
     window.resize(1280, 800)
     window.show()
     panel = window.training

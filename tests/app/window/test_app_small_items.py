@@ -67,3 +67,19 @@ def test_classify_warns_that_no_finding_contradicts_a_finding(shared_data):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warning: No Finding" in proc.stdout and "contradicts Pneumonia" in proc.stdout, proc.stdout
+
+
+def test_edited_labels_drop_the_old_bars_and_the_classifier_explanation_leaves_with_its_mode(window, qtbot,
+                                                                                             shared_data):
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    zs = window.zero_shot
+    qtbot.waitUntil(lambda: bool(zs.bars), timeout=60000)
+    zs.labels_edit.setPlainText("No Finding\nCardiomegaly")
+    assert not zs.bars and "labels changed" in zs.status.text()  # no bar of a label that is gone
+    zs.score_button.click()
+    qtbot.waitUntil(lambda: set(zs.bars) == {"No Finding", "Cardiomegaly"}, timeout=60000)
+    zs.set_classifier("some-classifier")  # a classifier's mode, then back to labels: no stale explanation
+    zs.status.setText("Classifier some-classifier: calibrated probabilities …")
+    zs.use_zero_shot.setChecked(True)
+    assert "Classifier" not in zs.status.text()
