@@ -472,7 +472,7 @@ class MainWindow(QtWidgets.QMainWindow):
         index = self.current
         kind = "class activation" if self.zero_shot.classifier_mode() else "patch-text similarity"
         self._run(Task(self.session.heat_map, index, label, opacity, self.zero_shot.classifier_mode()),
-                  lambda overlay: self._heatmap_ready(index, overlay, f"heat-map: {label} ({kind})"), self.error)
+                  lambda overlay: self._heatmap_ready(index, overlay, f"{label}: heat-map ({kind})"), self.error)
 
     def _heatmap_ready(self, index: int, overlay, caption: str = "") -> None:
         if index != self.current or self.tabs.currentWidget() is not self.zero_shot:
