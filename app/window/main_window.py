@@ -243,6 +243,7 @@ class MainWindow(QtWidgets.QMainWindow):
         paths = list(paths)
         self.settings.set("last_dir", str(Path(paths[0]).parent))
         self.load_progress.setVisible(True)
+        self.load_progress.setMaximum(0)  # busy until the files are counted: never "0 of 100" for 1,000 files
         self.load_progress.setValue(0)
         self.load_cancel.setVisible(True)
         self.statusBar().showMessage("Loading…")

@@ -83,3 +83,17 @@ def test_edited_labels_drop_the_old_bars_and_the_classifier_explanation_leaves_w
     zs.status.setText("Classifier some-classifier: calibrated probabilities …")
     zs.use_zero_shot.setChecked(True)
     assert "Classifier" not in zs.status.text()
+
+
+def test_loading_a_folder_never_shows_a_count_it_has_not_made(window, qtbot, shared_data, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    films = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").iterdir())[:150]
+    for f in films:
+        (folder / f.name).symlink_to(f)
+    counts = []
+    window.load_progress.valueChanged.connect(lambda _: counts.append(window.load_progress.maximum()))
+    window.open_paths([str(folder)])
+    assert window.load_progress.maximum() == 0  # busy, not "0 of 100", until the files are counted
+    qtbot.waitUntil(lambda: window.last_load is not None, timeout=120000)
+    assert set(counts) <= {0, 150}, set(counts)  # every count shown is of this folder's 150 files
