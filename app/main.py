@@ -16,7 +16,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="a model bundle folder to use")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render, save a screenshot and exit")
     parser.add_argument("--offscreen", action="store_true", help="no display needed (with --screenshot)")
-    parser.add_argument("--size", default="1400x860", help="window size WxH")
+    parser.add_argument("--size", help="window size WxH (default: as left last time, else 1400x860 shrunk to fit "
+                                       "the screen)")
     parser.add_argument("--tab", help="tab to show in the screenshot (e.g. 'Mask sampling')")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for work before a screenshot")
     parser.add_argument("--startup-report", action="store_true", help=argparse.SUPPRESS)
@@ -55,8 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow()
     file_open = FileOpenFilter(window.open_paths, window)
     app.installEventFilter(file_open)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    window.resize(width, height)
+    size = None
+    if args.size:
+        try:
+            width, height = (int(v) for v in args.size.lower().split("x"))
+            size = (width, height)
+        except ValueError:
+            print(f"warning: --size {args.size!r} is not WxH (e.g. 1280x800); fitting the screen instead",
+                  file=sys.stderr)
+    window.fit_to_screen(size)
     if args.model:
         window.use_model_folder(args.model)
     window.show()

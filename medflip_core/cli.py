@@ -160,7 +160,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 continue
             ranked = sorted(r["scores"].items(), key=lambda kv: -kv[1])
             print(f"{r['path']}: " + ", ".join(f"{k} {v:.3f}" for k, v in ranked))
-            for w in r["warnings"]:
+            for w in [*r["warnings"], *r.get("cautions", [])]:
                 print(f"    warning: {w}")
             for note in r.get("notes", []):
                 print(f"    note: {note}")

@@ -158,8 +158,8 @@ class Session:
         decided = clf.decisions(probs)[0]
         return Prediction(probabilities={c: float(p) for c, p in zip(clf.classes, probs[0], strict=True)},
                           decisions={c: bool(d) for c, d in zip(clf.classes, decided, strict=True)},
-                          thresholds={c: float(t) for c, t in zip(clf.classes, clf.thresholds, strict=True)},
-                          multi_label=clf.multi_label, embedding=emb.embedding[0], patch_tokens=emb.patch_tokens[0])
+                          thresholds=clf.effective_thresholds(), multi_label=clf.multi_label,
+                          embedding=emb.embedding[0], patch_tokens=emb.patch_tokens[0], rule=clf.rule_sentence())
 
     def heat_map(self, index: int, label: str, opacity: float, class_activation: bool = False) -> HeatOverlay:
         """Patch-text similarity of a label, or with `class_activation` the classifier's activation map of a

@@ -80,8 +80,13 @@ class BatchPanel(QtWidgets.QWidget):
             self.folder_requested.emit(folder)
 
     def set_running(self, folder: str) -> None:
+        """A new folder is being scored: the previous folder's rows go (they would be exported as this one's)."""
         self.choose.setEnabled(False)
         self.cancel.setEnabled(True)
+        self.rows, self.labels, self.run = [], [], None
+        self.table.setRowCount(0)
+        self.table.setColumnCount(0)
+        self.export.setEnabled(False)
         self.status.setText(f"Scoring {Path(folder).name} …")
 
     def _idle(self) -> None:
@@ -140,7 +145,9 @@ class BatchPanel(QtWidgets.QWidget):
             self.table.setColumnWidth(col, min(self.table.columnWidth(col), widest))
         errors = sum(1 for r in rows if "error" in r)
         flagged = sum(1 for r in rows if r.get("warnings"))
-        what = "classified (calibrated, decisions at the stored thresholds)" if decided else "scored"
+        kinds = sorted({r["probabilities"] for r in rows if r.get("probabilities")})
+        what = (f"classified ({'; '.join(kinds) or 'probabilities'}; decided by the classifier's rule)" if decided
+                else "scored")
         modes = sorted({r["label_mode"] for r in rows if r.get("label_mode")})
         by = f" by {run.model}" if run else ""
         how = f" ({', '.join(modes)})" if modes else ""

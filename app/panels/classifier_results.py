@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from medflip_core.finetune.classifier_bundle import VALIDATION_JSON
 from medflip_core.finetune.validation import per_class_lines
@@ -43,24 +43,34 @@ class ClassifierResults(QtWidgets.QWidget):
         self.roc.plotItem.showGrid(x=True, y=True, alpha=0.2)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.confusion = QtWidgets.QTableWidget(0, 0)
-        self.confusion.setMaximumHeight(84)
-        self.confusion.setMinimumHeight(48)
+        self.confusion.setMinimumHeight(48)  # then as high as its rows (_fill_confusion)
         self.confusion.horizontalHeader().setStretchLastSection(True)
         self.confusion.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.confusion_title = QtWidgets.QLabel()
         self.confusion_title.setWordWrap(True)
-        summary = QtWidgets.QScrollArea()  # long class lists scroll instead of squeezing the curves
-        summary.setWidget(self.summary)
-        summary.setWidgetResizable(True)
-        summary.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        summary.setMaximumHeight(64)
-        summary.setMinimumHeight(30)
-        layout = QtWidgets.QVBoxLayout(self)
+        self.warning_label = QtWidgets.QLabel()  # the small-data warning: whole, wrapped, above the figures
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #ffb347; font-weight: bold;")
+        self.warning_label.setVisible(False)
+        # Everything in one scrolling page: on a small window the page scrolls; nothing is clipped, overlaps or
+        # raises the window's minimum size (the summary, the curves and every row of the matrix keep their room).
+        content = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(summary)
+        layout.addWidget(self.warning_label)
+        layout.addWidget(self.summary)
         layout.addWidget(self.roc, 1)
         layout.addWidget(self.confusion_title)
         layout.addWidget(self.confusion)
+        self.page = QtWidgets.QScrollArea()
+        self.page.setWidget(content)
+        self.page.setWidgetResizable(True)
+        self.page.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.page.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.page.setMinimumHeight(120)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.page)
 
     def show_bundle(self, bundle: str | Path) -> bool:
         """Show a classifier bundle's validation figures; False when the folder has none."""
@@ -75,9 +85,13 @@ class ClassifierResults(QtWidgets.QWidget):
                  f"95 % CIs resample patients."]
         note = figures.get("small_validation") or {}
         self.warning = note.get("headline") or note.get("message", "")
-        if self.warning:  # first, above the figures it qualifies (the summary scrolls); the whole text as tooltip
-            lines.insert(0, f"<b style='color:#ffb347'>⚠ {html.escape(self.warning)}</b>")
+        # first, above the figures it qualifies, whole and wrapped; the job's full message as its tooltip
+        self.warning_label.setText(f"⚠ {self.warning}" if self.warning else "")
+        self.warning_label.setVisible(bool(self.warning))
+        self.warning_label.setToolTip(note.get("message", ""))
         self.summary.setToolTip(note.get("message", ""))
+        if figures.get("decision_rule"):
+            lines.append(html.escape(figures["decision_rule"]))
         lines += [html.escape(line) for line in per_class_lines(figures["per_class"])]
         lines.append("Thresholds were chosen on these same patients, so sensitivity and specificity are "
                      "optimistic. Research use only.")
@@ -123,3 +137,7 @@ class ClassifierResults(QtWidgets.QWidget):
         self.confusion_title.setText(f"Confusion matrix, validation patients: {confusion.get('kind', '')}")
         self.confusion_title.setToolTip(self.confusion_title.text())
         table.resizeColumnsToContents()
+        rows = min(table.rowCount(), 8)  # every row in sight (a long multi-label list scrolls inside the table)
+        height = (table.horizontalHeader().height() + 2 * table.frameWidth()
+                  + sum(table.rowHeight(i) for i in range(rows)) + 2)
+        table.setFixedHeight(max(height, 48))

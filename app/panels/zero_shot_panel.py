@@ -63,6 +63,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.mode_note = QtWidgets.QLabel()
         self.mode_note.setWordWrap(True)
         self.labels_edit.textChanged.connect(self._update_mode_note)
+        self.labels_edit.textChanged.connect(self._labels_edited)
         self.templates_edit = QtWidgets.QPlainTextEdit("\n".join(DEFAULT_TEMPLATES))
         self.templates_edit.setToolTip("{label} is replaced by each label; known labels also use report-style "
                                        "phrasings from the prompt set")
@@ -108,7 +109,19 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.prompt_note.setVisible(False)
         prompts.addWidget(self.prompt_note)
         self.score_button = score
-        layout = QtWidgets.QVBoxLayout(self)
+        # One scrolling page: many bars, the colour scale, a long status or error never raise the window's
+        # minimum height, nor squash the prompt hint; the page scrolls instead (1280x720 fits).
+        content = QtWidgets.QWidget()
+        self.page = QtWidgets.QScrollArea()
+        self.page.setWidget(content)
+        self.page.setWidgetResizable(True)
+        self.page.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.page.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.page.setMinimumHeight(200)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.page)
+        layout = QtWidgets.QVBoxLayout(content)
         layout.addWidget(self.mode_row)
         layout.addWidget(self.prompts)
         layout.addWidget(score)
@@ -122,13 +135,13 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self._update_mode_note()
 
     # --- classifier or zero-shot ------------------------------------------------------------------------
-    def set_classifier(self, name: str, zero_shot: bool = True) -> None:
+    def set_classifier(self, name: str, zero_shot: bool = True,
+                       probability_words: str = "calibrated probabilities") -> None:
         """The selected model is a classifier called `name` ('' when it is not): offer its own classes, selected,
         with zero-shot one click away when the bundle kept a text encoder that matches its image tower."""
         self.classifier_name = name
         self.mode_row.setVisible(bool(name))
-        self.use_classifier.setToolTip(f"The classes of {name}, calibrated on its validation patients" if name
-                                       else "")
+        self.use_classifier.setToolTip(f"The classes of {name}: {probability_words}" if name else "")
         self.use_classifier.setEnabled(bool(name))
         self.use_zero_shot.setEnabled(zero_shot or not name)
         self.use_zero_shot.setToolTip("Any labels you type, scored with the base model's text encoder" if zero_shot
@@ -143,6 +156,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
     def _mode_changed(self) -> None:
         self.prompts.setVisible(not self.classifier_mode())
         self.clear_scores()
+        self.status.setText("")  # the other mode's explanation does not describe what comes next
         self._answered = False
         self.heat_label.blockSignals(True)
         self.heat_label.clear()
@@ -217,6 +231,14 @@ class ZeroShotPanel(QtWidgets.QWidget):
         else:
             self.score_requested.emit(self.labels(), self.templates())
 
+    def _labels_edited(self) -> None:
+        """Bars of labels that are no longer the ones typed go: they would read as the new labels' scores."""
+        if self.bars and not self.classifier_mode() and set(self.bars) != set(self.labels()):
+            self.clear_scores()
+            self.heat_label.setCurrentIndex(0)
+            self.status.setStyleSheet("color: #8a939b;")
+            self.status.setText("The labels changed: Score image for their probabilities.")
+
     def clear_scores(self) -> None:
         while self.results_layout.rowCount():
             self.results_layout.removeRow(0)
@@ -239,15 +261,18 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self._say(f"Zero-shot probabilities — {what}; model {model_name}.", warnings)
 
     def show_prediction(self, probabilities: dict[str, float], thresholds: dict[str, float], multi_label: bool,
-                        model_name: str, warnings: list[str] | None = None) -> None:
-        """The classifier's calibrated probabilities, each bar marked at its class's decision threshold."""
+                        model_name: str, warnings: list[str] | None = None, decisions: dict[str, bool] | None = None,
+                        rule: str = "", probability_words: str = "calibrated probabilities") -> None:
+        """The classifier's probabilities, each bar marked where its class's decision changes, and the decision
+        (computed by the core's one rule, never here)."""
         self._show_bars(probabilities, thresholds)
-        positive = [c for c, p in probabilities.items() if p >= thresholds[c]]
+        decided = [c for c, d in (decisions or {}).items() if d]
         kind = ("each class on its own (they do not sum to 100 %)" if multi_label
                 else "one class per image (they sum to 100 %)")
-        self._say(f"Classifier {model_name}: calibrated probabilities, {kind}. The white mark is each class's "
-                  f"decision threshold, chosen on validation patients (Youden's J); at or above it: "
-                  f"{', '.join(positive) or 'none'}. Heat-map: the class's activation through the head.", warnings)
+        marks = " The white mark is each class's decision threshold (where its decision changes)." if thresholds else ""
+        self._say(f"Classifier {model_name}: {probability_words}, {kind}.{marks} {rule} Decided: "
+                  f"<b>{', '.join(decided) or 'none'}</b>. Heat-map: the class's activation through the head.",
+                  warnings)
 
     def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float]) -> None:
         self.clear_scores()

@@ -53,6 +53,11 @@ class TrainingForm(QtWidgets.QWidget):
                              "(minutes on a CPU, no torch). partial: the top blocks of the tower train with the "
                              "head; full: every layer (both need the time budget, best on a GPU; early stopping on "
                              "validation AUC). All three end in a calibrated classifier.")
+        self.base = QtWidgets.QComboBox()  # the CLIP model a fine-tuning starts from: never a classifier
+        self.base.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.base.setMinimumContentsLength(14)
+        self.base.setToolTip("The CLIP model whose image tower is fine-tuned. A classifier cannot be a base: with a "
+                             "classifier selected in the Model picker, this is the model it came from.")
         self.corpus = QtWidgets.QLineEdit()
         self.corpus.setPlaceholderText("Reports: Open-i XML folder or .tgz, CSV, TXT (pre-training)")
         self.mask = QtWidgets.QDoubleSpinBox()
@@ -107,6 +112,7 @@ class TrainingForm(QtWidgets.QWidget):
         rows.addRow("Images", self._images_row())
         rows.addRow("Image root", self._with_browse(self.image_root, folder=True))
         rows.addRow("Mode", self.mode)
+        rows.addRow("Base model", self.base)
         rows.addRow("Reports", self._with_browse(self.corpus, folder=False))
         rows.addRow("Mask ratio", mask_row)
         rows.addRow("Reconstruction", self.mim_weight)
@@ -126,7 +132,7 @@ class TrainingForm(QtWidgets.QWidget):
         rows.addRow("Device", device_row)
         self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.mim_weight,
                                self._unlabelled_row, self.max_steps, self.batch, self.image_size]
-        self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode]
+        self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode, self.base]
         self._job_changed()
 
     def job_name(self) -> str:
@@ -151,6 +157,71 @@ class TrainingForm(QtWidgets.QWidget):
                                        if finetune else "ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
         self.budget.setToolTip("The probe stops resumably when the time is up" if finetune else "")
         self.job_changed.emit()
+
+    def set_base_models(self, models: list[tuple[str, str]], default: str) -> None:
+        """The CLIP models (label, bundle folder) fine-tuning can start from, `default` selected."""
+        self.base.blockSignals(True)
+        self.base.clear()
+        for label, path in models:
+            self.base.addItem(label, path)
+        index = self.base.findData(default)
+        if index < 0 and default:
+            self.base.addItem(f"{Path(default).name} (folder)", default)
+            index = self.base.count() - 1
+        self.base.setCurrentIndex(max(index, 0))
+        self.base.blockSignals(False)
+
+    def base_model(self) -> Path | None:
+        """The chosen base model's folder (None: none installed; `medflip finetune` then uses its default)."""
+        path = self.base.currentData()
+        return Path(path) if path else None
+
+    # what the form remembers between sessions (app/settings.py, key "training_form")
+    _REMEMBERED = ("images", "image_root", "corpus")
+
+    def state(self) -> dict:
+        """The form's fields as plain values (the Training tab saves them when the window closes)."""
+        return {"job": self.job_name(), "mode": self.mode.currentText(), "mask": self.mask.value(),
+                "mask_strategy": self.mask_strategy.currentText(), "budget": self.budget.value(),
+                "max_steps": self.max_steps.value(), "batch": self.batch.value(), "device": self.device.currentText(),
+                "image_size": self.image_size.value(), "decoding": self.decoding.currentIndex(),
+                **{name: getattr(self, name).text() for name in self._REMEMBERED}}
+
+    def restore(self, state: dict) -> None:
+        """Fields from `state()`; a value that no longer fits (a bad type, an unknown choice) is left at default."""
+        if not isinstance(state, dict):
+            return
+        def combo(box: QtWidgets.QComboBox, value, data: bool = False) -> None:
+            index = box.findData(value) if data else box.findText(str(value))
+            if index >= 0:
+                box.setCurrentIndex(index)
+
+        combo(self.job, state.get("job"), data=True)
+        combo(self.mode, state.get("mode"))
+        combo(self.mask_strategy, state.get("mask_strategy"))
+        combo(self.device, state.get("device"))
+        for box, key in ((self.mask, "mask"), (self.budget, "budget"), (self.max_steps, "max_steps"),
+                         (self.batch, "batch"), (self.image_size, "image_size")):
+            value = state.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                box.setValue(type(box.value())(value))
+        decoding = state.get("decoding")
+        if isinstance(decoding, int) and 0 <= decoding < self.decoding.count():
+            self.decoding.setCurrentIndex(decoding)
+        for name in self._REMEMBERED:
+            if isinstance(state.get(name), str):
+                getattr(self, name).setText(state[name])
+
+    def show_run_config(self, config: dict) -> None:
+        """A pre-training run's own settings (RUN/config.json), so that a resumed run's form says what it runs."""
+        images = config.get("images")
+        model = config.get("model") if isinstance(config.get("model"), dict) else {}
+        budget = config.get("budget_minutes")
+        self.restore({"job": PRETRAIN, "images": os.pathsep.join(images) if isinstance(images, list) else images,
+                      "corpus": config.get("corpus") or "", "mask": config.get("mask_ratio"),
+                      "mask_strategy": config.get("mask_strategy"), "budget": budget,
+                      "max_steps": config.get("max_steps") or 0, "batch": config.get("batch_size"),
+                      "device": config.get("device"), "image_size": model.get("image_size")})
 
     def pretrain_args(self, run_dir: str) -> list[str]:
         """The trainer's arguments of a new pre-training run writing to `run_dir`."""

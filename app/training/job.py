@@ -56,14 +56,38 @@ def start_process(parent: QtCore.QObject, program: str, args: list[str], *, stdo
     return process
 
 
-def progress_percent(event: StepEvent) -> int:
-    """How far the run is, by the same measure as its ETA: the trainer stops at whichever of its step limit and
-    time budget comes first, and its ETA already says which (a step count alone reads 27 % when the budget ends)."""
-    if event.elapsed_s and event.eta_s is not None:
-        return int(100 * event.elapsed_s / max(event.elapsed_s + event.eta_s, 1e-6))
+def progress_percent(event: StepEvent, budget_s: float | None = None) -> int:
+    """How far the run is: the trainer stops at whichever of its step limit and time budget comes first, so the
+    larger of the two fractions done. Both only grow (an ETA-based share went backwards when the steps slowed)."""
+    done = 0.0
     if event.total_steps:
-        return int(100 * event.step / event.total_steps)
-    return 0
+        done = event.step / event.total_steps
+    if budget_s and event.elapsed_s is not None:
+        done = max(done, event.elapsed_s / budget_s)
+    return int(100 * min(done, 1.0))
+
+
+class Progress:
+    """A job's progress bar value: 0 when it starts, never backwards within a run, 100 only when it completed."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.budget_s: float | None = None
+
+    def reset(self) -> int:
+        self.value, self.budget_s = 0, None
+        return 0
+
+    def started(self, event: StartEvent) -> None:
+        self.budget_s = event.budget_s
+
+    def step(self, event: StepEvent) -> int:
+        self.value = max(self.value, min(progress_percent(event, self.budget_s), 99))
+        return self.value
+
+    def completed(self) -> int:
+        self.value = 100
+        return 100
 
 
 def format_eta(seconds: float) -> str:

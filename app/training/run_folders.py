@@ -20,7 +20,27 @@ def run_problem(folder: str | Path) -> str:
         return f"{folder.name} is not a training run folder (it has no {RUN_CONFIG})."
     if latest_checkpoint(folder) is None:
         return f"The run {folder.name} has no complete checkpoint to resume from; start it again."
+    done = last_done(folder)
+    if done is not None and not done.cancelled:  # resuming would train nothing and export over its model
+        return (f"The run {folder.name} already completed (step {done.step}) and its model was exported; start a "
+                "new run to train more.")
     return ""
+
+
+def last_done(folder: str | Path):
+    """The run's last `done` event kept in RUN/events.jsonl (None: it never ended, or its events were not kept)."""
+    from medflip_core.events import DoneEvent
+
+    return next((e for e in reversed(read_run_events(folder)) if isinstance(e, DoneEvent)), None)
+
+
+def run_config(folder: str | Path) -> dict:
+    """RUN/config.json as a dict ({} when it cannot be read)."""
+    try:
+        config = json.loads((Path(folder) / RUN_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def run_job(folder: str | Path) -> str:

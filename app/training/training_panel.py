@@ -17,17 +17,27 @@ from PySide6 import QtCore, QtWidgets
 from app.panels.classifier_results import ClassifierResults
 from app.training import export_handover
 from app.training.form import TrainingForm
-from app.training.job import EventStream, format_eta, log_line, progress_percent, start_process
+from app.training.job import EventStream, Progress, format_eta, log_line, start_process
 from app.training.job_status import JobStatus, auc_summary
 from app.training.plots import TrainingPlots
-from app.training.run_folders import FINETUNE, PRETRAIN, keep_events, read_run_events, run_job, run_problem
+from app.training.run_folders import (
+    FINETUNE,
+    PRETRAIN,
+    keep_events,
+    last_done,
+    read_run_events,
+    run_config,
+    run_job,
+    run_problem,
+)
 from medflip_core.bundles.checkpoint_layout import RUN_CONFIG
-from medflip_core.bundles.model_store import user_models_dir
+from medflip_core.bundles.model_store import clip_base_of, is_classifier, list_clip_models, user_models_dir
 from medflip_core.events import (
     DoneEvent,
     ErrorEvent,
     EvalEvent,
     Event,
+    StartEvent,
     StepEvent,
 )
 from medflip_core.processes import medflip_command, trainer_command, trainer_missing
@@ -47,6 +57,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.base_model: Path | None = None  # the bundle fine-tuning starts from (the one in the picker)
         self.stream = EventStream()
         self.events: list[Event] = []
+        self.progress = Progress()  # the progress bar value of the job running or last run
         self.last_error = ""
         self.running_job = ""
         self.classifier_out = ""  # where the running fine-tuning job writes its bundle
@@ -101,9 +112,17 @@ class TrainingPanel(QtWidgets.QWidget):
         self.split.setStretchFactor(0, 0)
         self.split.setStretchFactor(1, 1)
         self._sized = False
+        # The tab's content scrolls as a whole when the window is smaller than it needs: the form, the buttons and
+        # the plots keep their minimum, and the tab never raises the window's minimum height (1280x720 fits).
+        self.page = QtWidgets.QScrollArea()
+        self.page.setWidget(self.split)
+        self.page.setWidgetResizable(True)
+        self.page.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.page.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.page.setMinimumHeight(200)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.split)
+        layout.addWidget(self.page)
         self._job_changed()
 
     def showEvent(self, event) -> None:
@@ -136,7 +155,7 @@ class TrainingPanel(QtWidgets.QWidget):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         images = self.form.images.text().strip()
         self.classifier_out = str(user_models_dir() / f"classifier-{Path(images).stem}-{stamp}")
-        return self.form.finetune_args(self.classifier_out, self.base_model)
+        return self.form.finetune_args(self.classifier_out, self.form.base_model())
 
     def start(self, resume: bool = False, extra: list[str] | None = None) -> None:
         if self.process is not None:
@@ -151,6 +170,12 @@ class TrainingPanel(QtWidgets.QWidget):
             self.status.stats.setText("Needs the trainer add-on, which is not installed (the probe works without it).")
             self.message.emit(missing)
             return
+        if job == FINETUNE and not (resume and self._finetune_args):
+            base = self.form.base_model()
+            if base is None or is_classifier(base):  # the command refuses it too; said here before any work
+                self.message.emit(f"{base.name if base else 'No model'} cannot be the base of a fine-tuning: choose a "
+                                  "CLIP model (not a classifier) as the Base model in the Training form.")
+                return
         if job == FINETUNE:
             if not (resume and self._finetune_args):
                 self._finetune_args = self.finetune_args() + (extra or [])
@@ -168,6 +193,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.plots.clear()
         self.events.clear()
         self.last_error = ""
+        self.status.progress.setValue(self.progress.reset())  # never the last run's 100 % beside "Starting…"
         if job == PRETRAIN and resume:
             self.replay(read_run_events(self.run_dir))  # the plots continue the run's history
         self.running_job = job
@@ -202,8 +228,25 @@ class TrainingPanel(QtWidgets.QWidget):
             self.message.emit(problem)
             return False
         self.form.job.setCurrentIndex(self.form.job.findData(PRETRAIN))
+        self.form.show_run_config(run_config(folder))  # the form shows the run's settings, not the defaults
         self.run_dir = str(Path(folder))
         self.start(resume=True)
+        return True
+
+    def offer_resume(self, folder: str) -> bool:
+        """At start-up: a pre-training run the last session left unfinished is offered (form filled, Resume
+        enabled, a sentence saying so); nothing starts by itself."""
+        if not folder or run_problem(folder):
+            return False
+        self.form.job.setCurrentIndex(self.form.job.findData(PRETRAIN))
+        self.form.show_run_config(run_config(folder))
+        self.run_dir = str(Path(folder))
+        self.running_job = PRETRAIN
+        done = last_done(folder)
+        where = f" at step {done.step}" if done is not None else ""
+        self.status.stats.setText(f"The run {Path(folder).name} stopped{where} when MedFLIP Studio closed; Resume "
+                                  "continues it from its last checkpoint.")
+        self.status.resume_button.setEnabled(True)
         return True
 
     def _can_resume(self) -> bool:
@@ -211,6 +254,8 @@ class TrainingPanel(QtWidgets.QWidget):
             # a cancelled probe continues from its embedding cache; one that failed (bad input) starts afresh
             return (bool(self._finetune_args) and self.running_job == FINETUNE and not self.last_error
                     and not self._finished_ok())
+        if self.running_job == PRETRAIN and self._finished_ok():  # completed: nothing to continue
+            return False
         return bool(self.run_dir) and not run_problem(self.run_dir)
 
     def _finished_ok(self) -> bool:
@@ -218,16 +263,33 @@ class TrainingPanel(QtWidgets.QWidget):
         return done is not None and done.status == "completed"
 
     def set_base_model(self, bundle: str | Path) -> None:
-        """The model in the picker: fine-tuning starts from it."""
-        self.base_model = Path(bundle)
+        """The model in the picker: fine-tuning's base defaults to it, or, for a classifier, to the CLIP model it
+        came from (a classifier is never a base); the form's Base model choice can name another."""
+        self.base_model = clip_base_of(bundle) or Path(bundle)
+        models = [(f"{e.name} ({e.source})", str(e.path)) for e in list_clip_models()]
+        self.form.set_base_models(models, "" if is_classifier(self.base_model) else str(self.base_model))
 
     def shut_down(self, settings) -> None:
-        """The window closes: a running job checkpoints and stops; a running export is handed over to finish on
-        its own and be picked up at the next start (app/training/export_handover.py)."""
+        """The window closes: a running job checkpoints and stops (a pre-training run is remembered, so the next
+        start offers to resume it); a running export is handed over to finish on its own and be picked up at the
+        next start (app/training/export_handover.py)."""
         if self.process is not None:
+            if self.running_job == PRETRAIN and self.run_dir:
+                settings.set("unfinished_run", self.run_dir)
             self.cancel()
             self.process.waitForFinished(30000)
+        elif self.running_job == PRETRAIN and self._can_resume():  # cancelled earlier, never resumed
+            settings.set("unfinished_run", self.run_dir)
+        else:
+            settings.set("unfinished_run", "")
+        settings.set("training_form", self.form.state())
         export_handover.hand_over(self.export_process, settings)
+
+    def job_running(self) -> str:
+        """'' when no job runs, else what it is, for the question asked before the window closes."""
+        if self.process is None:
+            return ""
+        return "pre-training run" if self.running_job == PRETRAIN else "fine-tuning job"
 
     def _done_event(self) -> DoneEvent | None:
         return next((e for e in reversed(self.events) if isinstance(e, DoneEvent)), None)
@@ -267,6 +329,8 @@ class TrainingPanel(QtWidgets.QWidget):
         line = log_line(event)
         if line:
             self.log.appendPlainText(line)
+        if isinstance(event, StartEvent):
+            self.progress.started(event)
         if isinstance(event, StepEvent):
             self._plot_step(event)
         elif isinstance(event, EvalEvent):
@@ -274,6 +338,8 @@ class TrainingPanel(QtWidgets.QWidget):
         elif isinstance(event, DoneEvent):
             status = "cancelled — checkpoint kept, Resume continues it" if event.cancelled else "completed"
             self.status.stats.setText(f"Training {status} at step {event.step}.")
+            if not event.cancelled:
+                self.status.progress.setValue(self.progress.completed())
             self.status.cancel_button.setEnabled(False)  # the run has ended: a late Cancel has nothing to stop
         elif isinstance(event, ErrorEvent):
             self.last_error = event.message or "unknown error"
@@ -289,7 +355,7 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def _plot_step(self, event: StepEvent) -> None:
         self.plots.add_step(event)
-        self.status.progress.setValue(progress_percent(event))
+        self.status.progress.setValue(self.progress.step(event))
         eta = event.eta_s
         if self.running_job == FINETUNE and self.form.mode.currentText() == "probe":
             self.status.stats.setText(f"embedding images: {event.step} of {event.total_steps or '?'} new "

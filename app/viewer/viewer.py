@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.viewer.elided_label import ElidedLabel
 from medflip_core.imaging import Radiograph, Window
 from medflip_core.imaging.windowing import CHEST_PRESETS, full_range_window, percentile_window, preset_window, render
 
@@ -71,6 +72,7 @@ class ImageViewer(QtWidgets.QWidget):
         fit.setToolTip("Fit the image to the view (F)")
         fit.clicked.connect(self.fit)
         self.wl_label = QtWidgets.QLabel("W/L: –")
+        self.wl_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self.wl_label.setMinimumWidth(120)
         self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.preset.setMinimumContentsLength(10)
@@ -79,11 +81,11 @@ class ImageViewer(QtWidgets.QWidget):
         bar.addWidget(self.preset)
         bar.addWidget(self.invert_box)
         bar.addWidget(fit)
-        self.overlay_note = QtWidgets.QLabel()  # names what is drawn over the image, so it is not read as anatomy
+        self.overlay_note = ElidedLabel()  # names what is drawn over the image, so it is not read as anatomy
         self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
         self.overlay_note.setVisible(False)
-        bar.addWidget(self.overlay_note)
-        bar.addStretch(1)
+        bar.addWidget(self.overlay_note, 1)  # elided: a long label's caption never widens the window
+        bar.addStretch(0)  # the room when there is no caption (a caption, stretch 1, takes it first)
         bar.addWidget(self.wl_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -17,6 +17,8 @@ arXiv 2403.04626), zero-shot label scoring and report-sentence retrieval for rad
 Kermany et al., pediatric chest X-rays (Mendeley Data v2, 2018): CC BY 4.0.<br>
 Indiana University Chest X-ray Collection reports (Open-i; Demner-Fushman et al., JAMIA 2016):
 CC BY-NC-ND 4.0, shipped unmodified and read at run time.<br>
+NIH ChestX-ray14 adult chest X-rays (NIH Clinical Center; Wang et al., "ChestX-ray8", CVPR 2017): use unrestricted
+by the NIH Clinical Center, which we acknowledge.<br>
 Text tower: sentence-transformers all-MiniLM-L6-v2 (Apache-2.0).</p>
 """
 

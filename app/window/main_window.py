@@ -66,6 +66,54 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_models()
         self._pending_timer = QtCore.QTimer(self, interval=2000, timeout=self._check_pending_exports)
         self._check_pending_exports()
+        self.close_question: QtWidgets.QMessageBox | None = None
+        # offscreen (scripted runs, tests) nobody can answer a question: closing stops the job as before
+        self.ask_before_closing = QtGui.QGuiApplication.platformName() != "offscreen"
+        self._restore_session()
+
+    # --- what is remembered between sessions (app/settings.py) ----------------------------------------------
+    def _restore_session(self) -> None:
+        """Typed labels, the training form and the splitters as left last time; an unfinished pre-training run is
+        offered for resuming. The window's own size: `fit_to_screen`, called before it is shown."""
+        labels = self.settings.get("zero_shot_labels")
+        if isinstance(labels, str) and labels.strip():
+            self.zero_shot.labels_edit.setPlainText(labels)
+        self.training.form.restore(self.settings.get("training_form", {}))
+        for splitter, key in ((self.splitter, "main_splitter"), (self.training.split, "training_splitter")):
+            state = self.settings.get(key)
+            if isinstance(state, str):
+                splitter.restoreState(QtCore.QByteArray.fromBase64(state.encode("ascii")))
+        unfinished = self.settings.get("unfinished_run", "")
+        if isinstance(unfinished, str) and unfinished:
+            self.training.offer_resume(unfinished)
+
+    def fit_to_screen(self, size: tuple[int, int] | None = None) -> None:
+        """The window's first size: the geometry saved at the last close if it still fits a screen, else `size`
+        (e.g. --size) or 1400x860, shrunk to the screen's available area (never under the window's minimum)."""
+        saved = self.settings.get("window_geometry")
+        if size is None and isinstance(saved, str) and self.restoreGeometry(
+                QtCore.QByteArray.fromBase64(saved.encode("ascii"))):
+            screen = self.screen().availableGeometry() if self.screen() else None
+            if screen is None or screen.contains(self.frameGeometry().center()):
+                self.resize(self.size().boundedTo(screen.size()) if screen else self.size())
+                return
+        width, height = size or (1400, 860)
+        screen = (self.screen() or QtGui.QGuiApplication.primaryScreen())
+        if screen is not None:
+            area = screen.availableGeometry()
+            frame, border = 40, 8  # a window manager's title bar and borders come on top of the client area
+            width, height = min(width, area.width() - border), min(height, area.height() - frame)
+            self.resize(max(width, self.minimumSizeHint().width()), max(height, self.minimumSizeHint().height()))
+            self.move(area.x() + (area.width() - self.width()) // 2,
+                      area.y() + max((area.height() - frame - self.height()) // 2, 0))
+        else:
+            self.resize(width, height)
+
+    def _save_session(self) -> None:
+        self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode("ascii"))
+        self.settings.set("main_splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
+        self.settings.set("training_splitter", bytes(self.training.split.saveState().toBase64()).decode("ascii"))
+        self.settings.set("zero_shot_labels", self.zero_shot.labels_edit.toPlainText())
 
     # --- state the scripted runs and tests read --------------------------------------------------------
     @property
@@ -102,7 +150,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelling.finetune_requested.connect(lambda csv, root: (self.training.form.fill_finetune(csv, root),
                                                                      self.tabs.setCurrentWidget(self.training)))
         self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 4)
-        splitter = QtWidgets.QSplitter()
+        self.splitter = splitter = QtWidgets.QSplitter()
         splitter.addWidget(self.browser)
         splitter.addWidget(self.viewer)
         splitter.addWidget(self.tabs)
@@ -202,6 +250,7 @@ class MainWindow(QtWidgets.QMainWindow):
         paths = list(paths)
         self.settings.set("last_dir", str(Path(paths[0]).parent))
         self.load_progress.setVisible(True)
+        self.load_progress.setMaximum(0)  # busy until the files are counted: never "0 of 100" for 1,000 files
         self.load_progress.setValue(0)
         self.load_cancel.setVisible(True)
         self.statusBar().showMessage("Loading…")
@@ -356,8 +405,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
         shipped = engine.shipped_prompts
         self.zero_shot.set_model_prompts(shipped.name if shipped is not None else "")
-        self.zero_shot.set_classifier(engine.bundle.name if engine.classifier is not None else "",
-                                      zero_shot=engine.has_text)
+        clf = engine.classifier
+        self.zero_shot.set_classifier(engine.bundle.name if clf is not None else "", zero_shot=engine.has_text,
+                                      probability_words=clf.probability_words() if clf is not None else "")
         self.training.show_classifier(path if engine.classifier is not None else "")
         self.mask_view.set_engine(engine)
         device = engine.device
@@ -418,7 +468,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_scores = dict(pred.probabilities)
         self.last_prediction = pred
         self.zero_shot.show_prediction(pred.probabilities, pred.thresholds, pred.multi_label,
-                                       self.engine.bundle.name, self.session.warnings(index))
+                                       self.engine.bundle.name, self.session.warnings(index), pred.decisions,
+                                       pred.rule, self.engine.classifier.probability_words())
         self.scored.emit(self.last_scores)
         self.zero_shot.refresh_heat_map()
 
@@ -429,7 +480,7 @@ class MainWindow(QtWidgets.QMainWindow):
         index = self.current
         kind = "class activation" if self.zero_shot.classifier_mode() else "patch-text similarity"
         self._run(Task(self.session.heat_map, index, label, opacity, self.zero_shot.classifier_mode()),
-                  lambda overlay: self._heatmap_ready(index, overlay, f"heat-map: {label} ({kind})"), self.error)
+                  lambda overlay: self._heatmap_ready(index, overlay, f"{label}: heat-map ({kind})"), self.error)
 
     def _heatmap_ready(self, index: int, overlay, caption: str = "") -> None:
         if index != self.current or self.tabs.currentWidget() is not self.zero_shot:
@@ -502,7 +553,27 @@ class MainWindow(QtWidgets.QMainWindow):
     def _run(self, task: Task, on_done, on_failed, on_progress=None, latest: str = "") -> None:
         self.tasks.run(task, on_done, on_failed, on_progress, latest)
 
+    def confirm_close(self) -> bool:
+        """A running training job is stopped by closing: the user is asked first (Cancel keeps everything)."""
+        job = self.training.job_running()
+        if not job or not self.ask_before_closing:
+            return True
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Question, "Stop training?",
+                                    f"A {job} is running. Closing stops it after the current step and keeps a "
+                                    "checkpoint; the next start offers to resume it.", parent=self)
+        stop = box.addButton("Stop and close", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+        self.close_question = box  # tests answer it
+        box.exec()
+        self.close_question = None
+        return box.clickedButton() is stop
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if not self.confirm_close():
+            event.ignore()
+            return
+        self._save_session()
         self.tasks.closed = True  # a result that arrives after the window closed has nowhere to go
         self.pixels.close()
         self._pending_timer.stop()

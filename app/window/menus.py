@@ -27,12 +27,12 @@ def build_menus(window: Any) -> QtWidgets.QMenu:
     quit_action.triggered.connect(window.close)
     file_menu.addAction(quit_action)
     view_menu = window.menuBar().addMenu("&View")
-    for text, key, slot in (("Next image", "Down", lambda: window.browser.step(1)),
-                            ("Previous image", "Up", lambda: window.browser.step(-1)),
-                            ("Next image", "PgDown", lambda: window.browser.step(1)),
-                            ("Reset view", "R", window.viewer.fit),
-                            ("Invert", "I", window.viewer.toggle_invert)):
-        action = QtGui.QAction(text, window, shortcut=key)
+    for text, keys, slot in (("Next image", ("Down", "PgDown"), lambda: window.browser.step(1)),
+                             ("Previous image", ("Up", "PgUp"), lambda: window.browser.step(-1)),
+                             ("Reset view", ("R",), window.viewer.fit),
+                             ("Invert", ("I",), window.viewer.toggle_invert)):
+        action = QtGui.QAction(text, window)  # one entry each; Page Down/Up are the second keys
+        action.setShortcuts([QtGui.QKeySequence(k) for k in keys])
         action.triggered.connect(slot)
         view_menu.addAction(action)
     for i in range(7):
@@ -75,6 +75,15 @@ def fill_recent(menu: QtWidgets.QMenu, settings: Any, open_paths: Any) -> None:
         action = menu.addAction(recent_label(entry))
         action.setToolTip("\n".join(paths[:20]) + (f"\n… {len(paths) - 20:,} more" if len(paths) > 20 else ""))
         action.triggered.connect(lambda _=False, p=paths: open_paths(p))
+    menu.addSeparator()
+    clear = menu.addAction("Clear recent")
+    clear.setEnabled(bool(recent))
+
+    def clear_recent() -> None:
+        settings.set("recent", [])
+        fill_recent(menu, settings, open_paths)
+
+    clear.triggered.connect(clear_recent)
 
 
 def _open_files(window: Any) -> None:

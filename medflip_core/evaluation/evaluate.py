@@ -62,6 +62,19 @@ def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32, flagged:
     return np.concatenate(embs), np.array(truth), [c.name for c in classes], paths, skipped
 
 
+def check_distinct_labels(classes: list[str], label_texts: list[str]) -> None:
+    """Two class folders scored with the same text cannot be told apart: said at once, naming the text and the
+    classes (not after every image has been read)."""
+    seen: dict[str, list[str]] = {}
+    for cls, text in zip(classes, label_texts, strict=True):
+        seen.setdefault(text.strip().lower(), []).append(cls)
+    clashes = [(text, group) for text, group in seen.items() if len(group) > 1]
+    if clashes:
+        said = "; ".join(f"“{text}” for {' and '.join(group)}" for text, group in clashes)
+        raise MedflipError(f"the label list has duplicates: {said}. Give each class its own text (--prompt "
+                           "CLASS=TEXT).")
+
+
 def decision_rule_of(engine: Engine) -> DecisionRule:
     """The decision rule shipped in the bundle (plain softmax over classes for bundles without one)."""
     return rule_from_manifest(engine.bundle.manifest)
@@ -85,12 +98,14 @@ def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str
     and the user's own analysis)."""
     t0 = time.perf_counter()
     prompts = prompts or {}
-    flagged: list[dict] = []
-    emb, truth, names, paths, skipped = embed_folder(engine, data_dir, flagged=flagged)
+    names = [c.name for c in class_folders(data_dir)]  # the labels are checked before any image is read
     unknown = set(prompts) - set(names)
     if unknown:
         raise MedflipError(f"--prompt names unknown class folders: {', '.join(sorted(unknown))}")
     label_texts = [prompts.get(n, n) for n in names]
+    check_distinct_labels(names, label_texts)
+    flagged: list[dict] = []
+    emb, truth, names, paths, skipped = embed_folder(engine, data_dir, flagged=flagged)
     rule = decision_rule_of(engine)
     probs = class_probabilities(engine, emb, label_texts, rule)
     summary = evaluation_summary(truth, probs, names, positive=positive, n_boot=n_boot,

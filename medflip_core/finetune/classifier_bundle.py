@@ -59,6 +59,23 @@ def _fmt(v: dict) -> str:
     return f"{v['value']:.3f} (95 % CI {lo:.3f}-{hi:.3f}{', widened' if v.get('widened') else ''})"
 
 
+def _decision_rule(clf: dict[str, Any]) -> str:
+    """The one decision rule (inference.classifier.decide), as every view applies it, from the manifest."""
+    from medflip_core.inference.classifier import decision_rule_sentence, default_positive
+
+    classes, multi = list(clf["classes"]), bool(clf["multi_label"])
+    thresholds = [float(clf["thresholds"][c]) for c in classes]
+    positive = None
+    if not multi and len(classes) == 2:
+        point = clf.get("operating_point")
+        positive = classes.index(point) if point in classes else default_positive(classes)
+    rule = decision_rule_sentence(classes, multi, positive, thresholds)
+    if multi:
+        rule += (f" Thresholds ({clf['threshold_rule']}): "
+                 + ", ".join(f"{c} {t:.3f}" for c, t in zip(classes, thresholds, strict=True)) + ".")
+    return rule
+
+
 def _calibration(clf: dict[str, Any]) -> str:
     cal = clf["calibration"]
     if "shrink" not in cal and "refused" not in cal:  # a bundle written before the confidence cap
@@ -86,8 +103,7 @@ def model_card(manifest: dict[str, Any]) -> str:
         + ("frozen image embedding of the base model" if clf.get("mode", "probe") == "probe"
            else f"image embedding of the base model's tower fine-tuned ({clf['mode']}) from") +
         f" `{manifest['base_model']['name']}`. " + _calibration(clf),
-        f"Decision thresholds (calibrated probability, {clf['threshold_rule']}): "
-        + ", ".join(f"{c} {t:.3f}" for c, t in clf["thresholds"].items()) + ".",
+        _decision_rule(clf),
         f"Head: {clf['head_fit']}.", "",
         "## Data",
         f"Source: `{data['source']}` ({data['kind']}); {data['images_used']} images of {data['patients']} patients "

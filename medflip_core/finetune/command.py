@@ -134,7 +134,7 @@ def tower_trainer_args(args: argparse.Namespace) -> list[str]:
     from pathlib import Path
 
     from medflip_core.bundles.checkpoint_layout import latest_checkpoint
-    from medflip_core.bundles.model_store import resolve_model
+    from medflip_core.bundles.model_store import resolve_finetune_base
     from medflip_core.resources import user_data_dir
 
     out = Path(args.out)
@@ -142,7 +142,7 @@ def tower_trainer_args(args: argparse.Namespace) -> list[str]:
         raise MedflipError(f"{out} exists; choose another name for the model (or pass --overwrite).")
     run_dir = Path(args.run_dir) if args.run_dir else user_data_dir() / "runs" / f"finetune-{out.name}"
     trainer = ["finetune", "--images", args.images, "--finetune-mode", args.mode, "--init-from",
-               str(resolve_model(args.base)), "--bundle-out", str(out), "--out-dir", str(run_dir),
+               str(resolve_finetune_base(args.base)), "--bundle-out", str(out), "--out-dir", str(run_dir),
                "--val-fraction", str(args.val_fraction), "--seed", str(args.seed), "--augment",
                "--batch-size", str(args.batch_size), "--eval-every", str(args.eval_every),
                "--checkpoint-every", str(args.eval_every), "--tune-blocks", str(args.tune_blocks),
@@ -236,19 +236,25 @@ def print_classifier_results(engine: Any, paths: list[str], as_json: bool) -> in
     if as_json:
         json.dump({"model": engine.bundle.name, "kind": "classifier", "classes": clf.classes,
                    "multi_label": clf.multi_label, "calibration": clf.calibration.get("method"),
+                   "calibrated": clf.calibrated, "probabilities": clf.probability_words(),
+                   "decision_rule": clf.rule_sentence(),
                    "notice": RESEARCH_NOTICE, "results": rows}, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        kind = "independent per-label probabilities" if clf.multi_label else "probabilities summing to 1"
-        print(f"# classifier {engine.bundle.name}: calibrated {kind}; decision = probability >= the class's "
-              f"threshold chosen on validation. {RESEARCH_NOTICE}")
+        kind = "independent per label" if clf.multi_label else "summing to 1"
+        print(f"# classifier {engine.bundle.name}: {clf.probability_words()}, {kind}. {clf.rule_sentence()} "
+              f"{RESEARCH_NOTICE}")
         for r in rows:
             if "error" in r:
                 print(f"{r['path']}: ERROR {r['error']}")
                 continue
-            parts = [f"{c} {p:.3f} ({'YES' if r['decisions'][c] else 'no'} at {r['thresholds'][c]:.3f})"
-                     for c, p in r["scores"].items()]
-            print(f"{r['path']}: " + ", ".join(parts))
+            if clf.multi_label:
+                parts = [f"{c} {p:.3f} ({'YES' if r['decisions'][c] else 'no'} at {r['thresholds'][c]:.3f})"
+                         for c, p in r["scores"].items()]
+                print(f"{r['path']}: " + ", ".join(parts))
+            else:
+                scores = ", ".join(f"{c} {p:.3f}" for c, p in r["scores"].items())
+                print(f"{r['path']}: {r['top']} ({scores})")
             for w in r["warnings"]:
                 print(f"    warning: {w}")
             for note in r.get("notes", []):

@@ -32,7 +32,8 @@ def evaluate_classifier(engine: Engine, source: str | Path, image_root: str | Pa
     used = data.subset(readable)
     probs = clf.probabilities(np.stack([cache.embeddings[keys[i]] for i in readable]))
     figures = classifier_figures(probs, used.indicator(), used.patients, clf.classes, clf.thresholds,
-                                 clf.multi_label, n_boot=n_boot)
+                                 clf.multi_label, n_boot=n_boot, positive=clf.operating_point)
+    figures["decision_rule"] = clf.rule_sentence()
     result = {"data_set": used.source, "model": engine.bundle.name, "classes": clf.classes,
               "data_classes": dict(zip(clf.classes, used.classes, strict=True)), "skipped": len(skipped),
               "skipped_examples": skipped[:5], "notes": used.notes, **figures}
@@ -56,9 +57,12 @@ def format_classifier_evaluation(r: dict) -> str:
              f"({r['seconds']} s); 95 % CIs resample patients"]
     if r.get("small_validation"):
         lines.append(f"  WARNING: {r['small_validation']['message']}")
+    if r.get("decision_rule"):
+        lines.append(f"  {r['decision_rule']}")
     for name, v in r["per_class"].items():
         lines.append(f"  {name:<20} n={v['images']} ({v['patients']} patients)  ROC AUC {_ci(v['roc_auc'])}  "
-                     f"at threshold {v['threshold']:.3f}: sensitivity {_ci(v['sensitivity'])}, "
+                     + (f"at threshold {v['threshold']:.3f}: " if v.get("threshold") is not None else "")
+                     + f"sensitivity {_ci(v['sensitivity'])}, "
                      f"specificity {_ci(v['specificity'])}")
     conf = r["confusion"]
     if "rows_true_cols_pred" in conf:

@@ -174,9 +174,10 @@ def data_sha256(keys: list[str], data: LabelledSet) -> str:
 def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None = None) -> ProbeResult:
     """The whole job. The patient split is made before embedding (from labels and patients only), so it does
     not depend on which files turn out unreadable; those are then left out of their side."""
-    from medflip_core.bundles.model_store import resolve_model
+    from medflip_core.bundles.model_store import resolve_finetune_base
 
     t0 = time.time()
+    base = resolve_finetune_base(cfg.base)  # never a classifier: said before any image is read
     cancel = cancel or CancelFlag()
     deadline = t0 + cfg.budget_minutes * 60 if cfg.budget_minutes else None
     data = load_labelled(cfg.images, image_root=cfg.image_root, labels=cfg.labels,
@@ -186,7 +187,7 @@ def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None =
         train_idx, val_idx = split_by_given_patients(data, set(cfg.val_patients))
     else:
         train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
-    engine = Engine(resolve_model(cfg.base), threads=cfg.threads)
+    engine = Engine(base, threads=cfg.threads)
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), model_key(engine.bundle))
     keys = hash_files(data.paths, cache)
     todo = missing_from_cache(keys, cache)

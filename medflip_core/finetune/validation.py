@@ -14,7 +14,7 @@ from medflip_core.finetune.calibration import (
     fit_platt,
     prior_shrinkage,
 )
-from medflip_core.inference.classifier import Classifier, calibrated_probabilities
+from medflip_core.inference.classifier import Classifier, calibrated_probabilities, decide
 from medflip_core.metrics import bootstrap_ci, exact_binomial_ci, expected_calibration_error, roc_auc_binary
 
 CURVE_POINTS = 200
@@ -102,14 +102,24 @@ def _widen(ci: dict, patients: int, always: bool) -> dict:
 
 
 def classifier_figures(probs: np.ndarray, indicator: np.ndarray, patients: list[str], classes: list[str],
-                       thresholds: np.ndarray, multi_label: bool, n_boot: int = 1000, seed: int = 0) -> dict:
+                       thresholds: np.ndarray, multi_label: bool, n_boot: int = 1000, seed: int = 0,
+                       positive: int | None = None) -> dict:
     """Everything a user needs to judge a classifier on one labelled set (`probs` calibrated, (N, K)).
 
     CIs: the patient bootstrap, widened to the exact binomial interval (AUC: over min(patients with, without)
     independent pairs; sensitivity: over the patients with the class; specificity: without) for a class below
     MIN_VAL_PATIENTS_PER_CLASS or wherever the bootstrap gives a zero-width interval."""
     groups = np.asarray(patients)
-    decisions = probs >= thresholds
+    # the classifier's one rule (inference.classifier.decide): sensitivity, specificity and the confusion matrix
+    # are those of the decisions every view shows
+    decisions = decide(probs, np.asarray(thresholds), multi_label, positive)
+    if multi_label:
+        cuts = dict(zip(classes, map(float, thresholds), strict=True))
+    elif positive is not None and len(classes) == 2:
+        t = float(thresholds[positive])
+        cuts = {classes[positive]: t, classes[1 - positive]: 1.0 - t}
+    else:
+        cuts = {}
     counts = patient_counts(indicator, patients)
     small = small_set_note(classes, counts, multi_label)
     per_class = {}
@@ -121,7 +131,7 @@ def classifier_figures(probs: np.ndarray, indicator: np.ndarray, patients: list[
         per_class[name] = {
             "images": int(y.sum()), "patients": pos, "negative_patients": neg,
             "roc_auc": _widen(bootstrap_ci(roc_auc_binary, y, p, **boot).as_dict(), min(pos, neg), few),
-            "threshold": float(thresholds[j]),
+            "threshold": cuts.get(name),  # None: exclusive classes decided by the top class
             "sensitivity": _widen(bootstrap_ci(_sensitivity, y, d, **boot).as_dict(), pos, few),
             "specificity": _widen(bootstrap_ci(_specificity, y, d, **boot).as_dict(), neg, few),
             "ece": expected_calibration_error(y, p),
@@ -137,8 +147,8 @@ def classifier_figures(probs: np.ndarray, indicator: np.ndarray, patients: list[
     else:
         from medflip_core.metrics import confusion as confusion_matrix
 
-        truth, pred = indicator.argmax(axis=1), probs.argmax(axis=1)
-        confusion_entry = {"kind": "true class (rows) x most probable class (columns)", "classes": list(classes),
+        truth, pred = indicator.argmax(axis=1), decisions.argmax(axis=1)
+        confusion_entry = {"kind": "true class (rows) x decided class (columns)", "classes": list(classes),
                            "rows_true_cols_pred": confusion_matrix(truth, pred, len(classes))}
     aucs = [v["roc_auc"]["value"] for v in per_class.values() if v["roc_auc"]["value"] == v["roc_auc"]["value"]]
     return {
@@ -167,7 +177,8 @@ def calibrate_on_validation(classes: list[str], multi_label: bool, weight: np.nd
     classifier = Classifier(classes=list(classes), multi_label=multi_label, weight=weight, bias=bias,
                             calibration=calibration, thresholds=thresholds)
     figures = classifier_figures(probs, val_indicator, val_patients, classes, thresholds, multi_label,
-                                 n_boot=n_boot, seed=seed)
+                                 n_boot=n_boot, seed=seed, positive=classifier.operating_point)
+    figures["decision_rule"] = classifier.rule_sentence()
     raw = calibrated_probabilities(val_logits, multi_label, {"method": "none"})
     figures["ece_uncalibrated"] = ece_summary(raw, val_indicator, multi_label)
     if figures["small_validation"] is not None:
@@ -227,7 +238,8 @@ def per_class_lines(per_class: dict) -> list[str]:
         auc = m["roc_auc"]
         widened = f", widened: {auc['widened']}" if auc.get("widened") else ""
         lines.append(f"{name}: ROC AUC {auc['value']:.3f} [{auc['ci95'][0]:.3f}–{auc['ci95'][1]:.3f}{widened}], "
-                     f"threshold {m['threshold']:.3f}, sensitivity {m['sensitivity']['value']:.2f}, "
+                     + (f"threshold {m['threshold']:.3f}, " if m.get("threshold") is not None else "")
+                     + f"sensitivity {m['sensitivity']['value']:.2f}, "
                      f"specificity {m['specificity']['value']:.2f}")
     return lines
 
@@ -238,5 +250,6 @@ def validation_summary(figures: dict) -> dict:
                                  "specificity", "ece") if k in v}
            for c, v in figures["per_class"].items()}
     return {k: figures.get(k) for k in ("images", "patients", "ci", "n_boot", "macro_roc_auc", "ece", "ece_kind",
-                                        "ece_uncalibrated", "data_set", "confusion", "small_validation")
+                                        "ece_uncalibrated", "data_set", "confusion", "small_validation",
+                                        "decision_rule")
             } | {"per_class": per}

@@ -42,7 +42,10 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
 
     name = engine.bundle.name
     if classifier:
-        return BatchRun(name, "none: the classifier's own classes (calibrated probabilities)")
+        clf = engine.classifier
+        words = clf.probability_words() if clf is not None else "calibrated probabilities"
+        rule = f"; {clf.rule_sentence()}" if clf is not None else ""
+        return BatchRun(name, f"none: the classifier's own classes ({words}){rule}")
     if user_templates(templates) is not None:
         return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates))
     shipped = engine.shipped_prompts
@@ -142,14 +145,16 @@ def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str]
     embedding = engine.embed_images([rg]).embedding[0]
     result = score_with_templates(engine, embedding, labels, templates, mode)
     scores = {label: float(p) for label, p in zip(result.labels, result.probs[0], strict=True)}
-    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text()}, embedding
+    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text(),
+            "cautions": result.contradictions()}, embedding  # cautions: as the Zero-shot tab warns
 
 
 def _classifier_row(engine: Any, rg: Any) -> tuple[Row, Any]:
     pred = engine.predict([rg])[0]
     mode = "each class present vs absent" if pred.multi_label else "one class per image"
     return {"scores": pred.probabilities, "top": pred.top, "decisions": pred.decisions,
-            "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}"}, pred.embedding
+            "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}",
+            "probabilities": engine.classifier.probability_words()}, pred.embedding
 
 
 def format_score(p: float) -> str:

@@ -51,6 +51,53 @@ def calibrated_probabilities(logits: np.ndarray, multi_label: bool, calibration:
     return p
 
 
+NEGATIVE_NAMES = ("normal", "no finding", "no_finding", "negative", "healthy", "none")
+
+
+def default_positive(classes: list[str]) -> int:
+    """The class of a two-class classifier whose threshold is the operating point, when the bundle does not name
+    it: the one that is not 'normal' / 'no finding' (else the second, as a sorted NORMAL / PNEUMONIA pair has)."""
+    negative = [c.strip().lower().replace("-", " ") in NEGATIVE_NAMES for c in classes]
+    if len(classes) == 2 and negative.count(True) == 1:
+        return negative.index(False)
+    return 1
+
+
+def decide(probabilities: np.ndarray, thresholds: np.ndarray, multi_label: bool,
+           positive: int | None) -> np.ndarray:
+    """(N, K) bool decisions, THE rule every view and file uses (see `decision_rule_sentence`).
+
+    Multi-label: each label at or above its own threshold. Exclusive classes: exactly one class per image, the
+    most probable one, unless there is a single operating point (two classes: the positive class's threshold),
+    which then decides: the positive class at or above it, the other class below it. Per-class thresholds of
+    exclusive classes are never applied one by one (they can decide both classes, or neither)."""
+    p = np.atleast_2d(probabilities)
+    if multi_label:
+        return p >= thresholds
+    out = np.zeros(p.shape, dtype=bool)
+    if positive is not None and p.shape[1] == 2:
+        other = 1 - positive
+        pos = p[:, positive] >= thresholds[positive]
+        out[:, positive], out[:, other] = pos, ~pos
+    else:
+        out[np.arange(len(p)), p.argmax(axis=1)] = True
+    return out
+
+
+def decision_rule_sentence(classes: list[str], multi_label: bool, positive: int | None,
+                           thresholds: np.ndarray | list[float]) -> str:
+    """The decision rule in one sentence (model card, CLI, app)."""
+    if multi_label:
+        return ("Decision: each class on its own, present when its calibrated probability is at or above that "
+                "class's threshold (chosen on validation patients).")
+    if positive is not None and len(classes) == 2:
+        pos, other = classes[positive], classes[1 - positive]
+        return (f"Decision: one class per image, from a single operating point: {pos} when its calibrated "
+                f"probability is at or above {float(thresholds[positive]):.3f} (chosen on validation patients, "
+                f"Youden's J), otherwise {other}.")
+    return "Decision: one class per image, the most probable one (no per-class thresholds)."
+
+
 @dataclass(frozen=True)
 class Classifier:
     classes: list[str]
@@ -59,6 +106,7 @@ class Classifier:
     bias: np.ndarray  # (K,)
     calibration: dict[str, Any]
     thresholds: np.ndarray  # (K,) decision thresholds on the calibrated probabilities
+    positive: int | None = None  # two exclusive classes: the class whose threshold is the one operating point
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         return np.atleast_2d(embeddings).astype(np.float64) @ self.weight.T + self.bias
@@ -67,9 +115,46 @@ class Classifier:
         cal = self.calibration if calibrated else {"method": "none"}
         return calibrated_probabilities(self.logits(embeddings), self.multi_label, cal)
 
+    @property
+    def operating_point(self) -> int | None:
+        """Two exclusive classes: the index of the class whose threshold decides; otherwise None."""
+        if self.multi_label or len(self.classes) != 2:
+            return None
+        return default_positive(self.classes) if self.positive is None else self.positive
+
     def decisions(self, probabilities: np.ndarray) -> np.ndarray:
-        """(N, K) bool: probability at or above the class's threshold."""
-        return np.atleast_2d(probabilities) >= self.thresholds
+        """(N, K) bool under the one decision rule (`decide`)."""
+        return decide(probabilities, self.thresholds, self.multi_label, self.operating_point)
+
+    def effective_thresholds(self) -> dict[str, float]:
+        """The cut on each class's probability that its decision amounts to: every label's own (multi-label); the
+        operating point and its mirror 1 - t (two exclusive classes); none (more: the top class decides)."""
+        if self.multi_label:
+            return {c: float(t) for c, t in zip(self.classes, self.thresholds, strict=True)}
+        pos = self.operating_point
+        if pos is None:
+            return {}
+        t = float(self.thresholds[pos])
+        return {self.classes[pos]: t, self.classes[1 - pos]: 1.0 - t}
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether a calibration was fitted for every class (a small validation set refuses it: the model card says
+        'Not calibrated', and so must every view that shows these probabilities)."""
+        return self.calibration.get("method", "none") != "none" and not self.calibration.get("refused")
+
+    def probability_words(self) -> str:
+        """What these numbers are, in the words every view uses: 'calibrated probabilities' only when they are."""
+        refused = self.calibration.get("refused") or []
+        if self.calibrated:
+            return "calibrated probabilities"
+        if self.calibration.get("method", "none") != "none" and refused:
+            return f"probabilities, calibrated except {', '.join(refused)} (too few validation patients)"
+        why = " (too few validation patients to fit it)" if refused else ""
+        return f"probabilities, NOT calibrated{why}"
+
+    def rule_sentence(self) -> str:
+        return decision_rule_sentence(self.classes, self.multi_label, self.operating_point, self.thresholds)
 
     def activation_map(self, patch_tokens: np.ndarray, class_index: int, grid: tuple[int, int]) -> np.ndarray:
         """(rows, cols) how much each patch token pushes the class's logit, through the head's weights.
@@ -88,7 +173,9 @@ class Classifier:
     def manifest_entry(self) -> dict[str, Any]:
         return {"classes": list(self.classes), "multi_label": self.multi_label, "head": HEAD_NPZ,
                 "activation": "sigmoid" if self.multi_label else "softmax", "calibration": self.calibration,
-                "thresholds": {c: float(t) for c, t in zip(self.classes, self.thresholds, strict=True)}}
+                "thresholds": {c: float(t) for c, t in zip(self.classes, self.thresholds, strict=True)},
+                **({"operating_point": self.classes[self.operating_point]} if self.operating_point is not None
+                   else {})}
 
     def save_head(self, path: str | Path) -> None:
         with open(path, "wb") as fh:
@@ -106,5 +193,7 @@ def load_classifier(bundle_dir: str | Path, entry: dict[str, Any]) -> Classifier
         raise MedflipError(f"the classifier head of {Path(bundle_dir).name} cannot be read: {exc}") from exc
     if weight.shape[0] != len(classes) or bias.shape != (len(classes),):
         raise MedflipError(f"the classifier head of {Path(bundle_dir).name} does not match its {len(classes)} classes.")
+    point = entry.get("operating_point")
     return Classifier(classes=classes, multi_label=bool(entry["multi_label"]), weight=weight, bias=bias,
-                      calibration=dict(entry.get("calibration", {"method": "none"})), thresholds=thresholds)
+                      calibration=dict(entry.get("calibration", {"method": "none"})), thresholds=thresholds,
+                      positive=classes.index(point) if point in classes else None)

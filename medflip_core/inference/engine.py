@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Prediction:
-    """A classifier bundle's answer for one image: calibrated probabilities and decisions at the stored
-    thresholds, in the classifier's own class order."""
+    """A classifier bundle's answer for one image: calibrated probabilities and decisions under its one rule
+    (inference.classifier.decide), in the classifier's own class order."""
 
     probabilities: dict[str, float]
     decisions: dict[str, bool]
@@ -34,9 +34,15 @@ class Prediction:
     multi_label: bool
     embedding: np.ndarray  # (D,)
     patch_tokens: np.ndarray  # (L, D), for class-activation maps
+    rule: str = ""  # the decision rule in one sentence (inference.classifier.decision_rule_sentence)
 
     @property
     def top(self) -> str:
+        """Exclusive classes: the decided class (the rule's, so a table's top and decision never disagree);
+        multi-label: the most probable label."""
+        decided = [c for c, d in self.decisions.items() if d]
+        if not self.multi_label and len(decided) == 1:
+            return decided[0]
         return max(self.probabilities, key=self.probabilities.get)
 
 
@@ -250,15 +256,16 @@ class Engine:
         return self.require_classifier().probabilities(embeddings)
 
     def predict(self, images: Sequence[Radiograph | np.ndarray]) -> list[Prediction]:
-        """The classifier's calibrated probabilities and decisions at its stored thresholds, one per image."""
+        """The classifier's calibrated probabilities and decisions under its rule, one per image."""
         clf = self.require_classifier()
         out = self.embed_images(images)
         probs = clf.probabilities(out.embedding)
         decisions = clf.decisions(probs)
-        thresholds = {c: float(t) for c, t in zip(clf.classes, clf.thresholds, strict=True)}
+        thresholds = clf.effective_thresholds()
         return [Prediction(probabilities={c: float(p) for c, p in zip(clf.classes, row, strict=True)},
                            decisions={c: bool(d) for c, d in zip(clf.classes, dec, strict=True)},
-                           thresholds=thresholds, multi_label=clf.multi_label, embedding=emb, patch_tokens=tok)
+                           thresholds=thresholds, multi_label=clf.multi_label, embedding=emb, patch_tokens=tok,
+                           rule=clf.rule_sentence())
                 for row, dec, emb, tok in zip(probs, decisions, out.embedding, out.patch_tokens, strict=True)]
 
     def class_activation_map(self, patch_tokens: np.ndarray, class_name: str) -> np.ndarray:

@@ -113,7 +113,9 @@ def build_prompts(
     if not labels:
         raise MedflipError("type at least one label to score")
     if len(set(map(str.lower, labels))) != len(labels):
-        raise MedflipError("the label list has duplicates")
+        seen: set[str] = set()
+        twice = sorted({lb for lb in labels if lb.lower() in seen or seen.add(lb.lower())})
+        raise MedflipError(f"the label list has duplicates: {', '.join(twice)}")
     prompts = prompt_set or load_prompt_set()
     texts: list[str] = []
     index: dict[str, int] = {}

@@ -174,6 +174,8 @@ def test_batch_scores_with_the_templates_typed_in_the_zero_shot_tab(ready, qtbot
     assert row["scores"] == pytest.approx(tab, abs=1e-5)
     w.zero_shot.templates_edit.setPlainText("")  # the model's own prompts again: different scores, named so
     w.score_folder(str(folder))
-    qtbot.waitUntil(lambda: w.batch.run.templates != ("an x-ray showing {label}.",) and not w.busy(), timeout=60000)
+    # (while the folder scores, the previous run and rows are gone: issue 31 item 9)
+    qtbot.waitUntil(lambda: w.batch.run is not None and w.batch.run.templates != ("an x-ray showing {label}.",)
+                    and not w.busy(), timeout=60000)
     assert "prompt set" in w.batch.run.prompts
     assert w.batch.rows_on_screen()[0]["scores"] != pytest.approx(tab, abs=1e-5)

@@ -1,12 +1,13 @@
 """Soak of the Training tab's live plots, run as its own process by test_app_training_plots.py.
 
-A real TrainingPanel, shown offscreen, is fed a long stream of real trainer events (a recorded run's step and eval
-events, cycled with rising step numbers) at a trainer's rate, while the event loop paints it. PySide6/shiboken6
+A real TrainingPanel, shown offscreen, is fed a fixed number of real trainer events (a recorded run's step and eval
+events, cycled with rising step numbers) at up to a trainer's rate, while the event loop paints it. The count is
+fixed, not the time: on a busy machine the soak takes longer, never feeds fewer events. PySide6/shiboken6
 6.12.0 drops a reference to None on every call of a void C++ method (QPainter.drawLine, setPen, ...); on Python 3.11
 None is not immortal, so this stream ends in "Fatal Python error: none_dealloc" within seconds. The script prints one
 JSON line with what it measured; the test reads it and the exit code.
 
-    python training_plots_soak.py EVENTS.jsonl --seconds 120 --rate 20
+    python training_plots_soak.py EVENTS.jsonl --events 1500 --rate 20
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("events", type=Path, help="a real run's events, JSON lines")
-    parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--rate", type=float, default=20.0, help="events per second")
+    parser.add_argument("--events", dest="count", type=int, default=1500,
+                        help="how many events to feed, however long it takes")
+    parser.add_argument("--rate", type=float, default=20.0, help="events per second, at most")
     args = parser.parse_args()
 
     from PySide6 import QtWidgets
@@ -51,7 +53,7 @@ def main() -> int:
     start = time.monotonic()
     period = 1.0 / args.rate
     step = 0
-    while time.monotonic() - start < args.seconds:
+    while sent < args.count:
         record = dict(cycle[sent % len(cycle)])
         if record["event"] == "step":
             step += 1
@@ -62,9 +64,11 @@ def main() -> int:
         while time.monotonic() < deadline:  # the event loop runs between events: timers fire, the plots paint
             app.processEvents()
             time.sleep(0.002)
-        if sent % int(args.rate) == 0:  # and a full repaint once a second, as an exposed window gets
+        if sent % int(args.rate) == 0:  # and a full repaint every `rate` events, as an exposed window gets
             panel.repaint()
             paints += 1
+    panel.repaint()  # the last events painted too
+    paints += 1
     panel.plots.flush()
     app.processEvents()
     xs, _ = panel.plots.curves["loss"].getData()

@@ -78,7 +78,8 @@ def test_a_heat_map_is_named_on_the_viewer_and_leaves_with_its_tab(with_image, q
     qtbot.waitUntil(lambda: bool(w.zero_shot.bars), timeout=60000)
     w.zero_shot.heat_label.setCurrentText("Pneumonia")
     qtbot.waitUntil(w.viewer.overlay_item.isVisible, timeout=60000)
-    assert w.viewer.overlay_note.isVisible() and "heat-map: Pneumonia" in w.viewer.overlay_note.text()
+    # the label first: a narrow tool bar elides the rest (the whole caption is the tooltip)
+    assert w.viewer.overlay_note.isVisible() and "Pneumonia: heat-map" in w.viewer.overlay_note.text()
     w.tabs.setCurrentWidget(w.mask_view)  # beside the mask sampling it would read as a mask
     assert not w.viewer.overlay_item.isVisible() and not w.viewer.overlay_note.isVisible()
     assert w.zero_shot.heat_label.currentIndex() == 0

@@ -1,0 +1,99 @@
+"""Issue 31 item 9, the smaller items: a new batch clears the old rows, one View entry per action with PgUp
+working, Open recent can be cleared, the About box names NIH ChestX-ray14, and `medflip classify` warns that No
+Finding contradicts a finding as the Zero-shot tab does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6 import QtGui
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_a_new_batch_clears_the_previous_folders_rows_and_export(window, qtbot, shared_data, tmp_path):
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    first = tmp_path / "first"
+    first.mkdir()
+    for name in ("RG1_UNCR.dcm", "rsna_cr_chest_jpeg_baseline.dcm"):
+        (first / name).symlink_to(shared_data / "dicom" / name)
+    window.tabs.setCurrentWidget(window.batch)
+    window.score_folder(str(first))
+    qtbot.waitUntil(lambda: len(window.batch.rows) == 2, timeout=120000)
+    assert window.batch.export.isEnabled()
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "RG1_UNCR.dcm").symlink_to(shared_data / "dicom" / "RG1_UNCR.dcm")
+    window.score_folder(str(second))
+    # while the new folder scores, nothing of the old one can be exported as if it were this one's
+    assert window.batch.table.rowCount() == 0 and not window.batch.rows and not window.batch.export.isEnabled()
+    qtbot.waitUntil(lambda: len(window.batch.rows) == 1, timeout=120000)
+    assert window.batch.export.isEnabled()
+
+
+def test_view_menu_lists_each_action_once_and_page_up_goes_back(window):
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    texts = [a.text() for a in view.actions() if a.text()]
+    assert len(texts) == len(set(texts)), texts
+    previous = next(a for a in view.actions() if a.text() == "Previous image")
+    assert QtGui.QKeySequence("PgUp") in previous.shortcuts() and QtGui.QKeySequence("Up") in previous.shortcuts()
+    following = next(a for a in view.actions() if a.text() == "Next image")
+    assert QtGui.QKeySequence("PgDown") in following.shortcuts()
+
+
+def test_open_recent_can_be_cleared(window, shared_data):
+    window.settings.add_recent(str(shared_data / "dicom" / "RG1_UNCR.dcm"))
+    window._fill_recent()
+    clear = next(a for a in window.recent_menu.actions() if a.text() == "Clear recent")
+    assert clear.isEnabled()
+    clear.trigger()
+    assert window.settings.get("recent") == []
+    assert [a.text() for a in window.recent_menu.actions() if a.text()] == ["Clear recent"]
+
+
+def test_the_about_box_names_every_data_set_behind_the_model():
+    from app.window.about import ABOUT_HTML
+
+    assert "NIH ChestX-ray14" in ABOUT_HTML and "Kermany" in ABOUT_HTML and "Indiana" in ABOUT_HTML
+
+
+@pytest.mark.slow
+def test_classify_warns_that_no_finding_contradicts_a_finding(shared_data):
+    proc = subprocess.run([sys.executable, "-m", "medflip_core.cli", "classify",
+                           str(shared_data / "dicom" / "RG1_UNCR.dcm")], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning: No Finding" in proc.stdout and "contradicts Pneumonia" in proc.stdout, proc.stdout
+
+
+def test_edited_labels_drop_the_old_bars_and_the_classifier_explanation_leaves_with_its_mode(window, qtbot,
+                                                                                             shared_data):
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    zs = window.zero_shot
+    qtbot.waitUntil(lambda: bool(zs.bars), timeout=60000)
+    zs.labels_edit.setPlainText("No Finding\nCardiomegaly")
+    assert not zs.bars and "labels changed" in zs.status.text()  # no bar of a label that is gone
+    zs.score_button.click()
+    qtbot.waitUntil(lambda: set(zs.bars) == {"No Finding", "Cardiomegaly"}, timeout=60000)
+    zs.set_classifier("some-classifier")  # a classifier's mode, then back to labels: no stale explanation
+    zs.status.setText("Classifier some-classifier: calibrated probabilities …")
+    zs.use_zero_shot.setChecked(True)
+    assert "Classifier" not in zs.status.text()
+
+
+def test_loading_a_folder_never_shows_a_count_it_has_not_made(window, qtbot, shared_data, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    films = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").iterdir())[:150]
+    for f in films:
+        (folder / f.name).symlink_to(f)
+    counts = []
+    window.load_progress.valueChanged.connect(lambda _: counts.append(window.load_progress.maximum()))
+    window.open_paths([str(folder)])
+    assert window.load_progress.maximum() == 0  # busy, not "0 of 100", until the files are counted
+    qtbot.waitUntil(lambda: window.last_load is not None, timeout=120000)
+    assert set(counts) <= {0, 150}, set(counts)  # every count shown is of this folder's 150 files
