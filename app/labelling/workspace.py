@@ -352,8 +352,9 @@ class LabellingWorkspace(QtWidgets.QWidget):
             return
         answer = job.answers.get(film.name)
         given = f" — your answer: {', '.join(answer.labels) or 'No Finding'}" if answer else ""
+        caution = "".join(f"<br><span style='color:#ffb347'>⚠ {c}</span>" for c in film.cautions)
         self.film_label.setText(f"<b>{film.name}</b> · patient {film.patient} · chosen by "
-                                f"{job.current_chosen_by or '—'}{given}")
+                                f"{job.current_chosen_by or '—'}{given}{caution}")
         self._show_suggestion()
         image = self._images.pop(film.name, None)
         if image is not None:
