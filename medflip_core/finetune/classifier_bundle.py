@@ -69,7 +69,9 @@ def _decision_rule(clf: dict[str, Any]) -> str:
     if not multi and len(classes) == 2:
         point = clf.get("operating_point")
         positive = classes.index(point) if point in classes else default_positive(classes)
-    rule = decision_rule_sentence(classes, multi, positive, thresholds)
+    cal = clf.get("calibration", {})
+    calibrated = cal.get("method", "none") != "none" and not cal.get("refused")  # as Classifier.calibrated
+    rule = decision_rule_sentence(classes, multi, positive, thresholds, calibrated)
     if multi:
         rule += (f" Thresholds ({clf['threshold_rule']}): "
                  + ", ".join(f"{c} {t:.3f}" for c, t in zip(classes, thresholds, strict=True)) + ".")

@@ -85,15 +85,16 @@ def decide(probabilities: np.ndarray, thresholds: np.ndarray, multi_label: bool,
 
 
 def decision_rule_sentence(classes: list[str], multi_label: bool, positive: int | None,
-                           thresholds: np.ndarray | list[float]) -> str:
-    """The decision rule in one sentence (model card, CLI, app)."""
+                           thresholds: np.ndarray | list[float], calibrated: bool = True) -> str:
+    """The decision rule in one sentence (model card, CLI, app); 'calibrated' only when the probabilities are."""
+    prob = "calibrated probability" if calibrated else "probability"
     if multi_label:
-        return ("Decision: each class on its own, present when its calibrated probability is at or above that "
+        return (f"Decision: each class on its own, present when its {prob} is at or above that "
                 "class's threshold (chosen on validation patients).")
     if positive is not None and len(classes) == 2:
         pos, other = classes[positive], classes[1 - positive]
-        return (f"Decision: one class per image, from a single operating point: {pos} when its calibrated "
-                f"probability is at or above {float(thresholds[positive]):.3f} (chosen on validation patients, "
+        return (f"Decision: one class per image, from a single operating point: {pos} when its {prob} "
+                f"is at or above {float(thresholds[positive]):.3f} (chosen on validation patients, "
                 f"Youden's J), otherwise {other}.")
     return "Decision: one class per image, the most probable one (no per-class thresholds)."
 
@@ -154,7 +155,8 @@ class Classifier:
         return f"probabilities, NOT calibrated{why}"
 
     def rule_sentence(self) -> str:
-        return decision_rule_sentence(self.classes, self.multi_label, self.operating_point, self.thresholds)
+        return decision_rule_sentence(self.classes, self.multi_label, self.operating_point, self.thresholds,
+                                      self.calibrated)
 
     def activation_map(self, patch_tokens: np.ndarray, class_index: int, grid: tuple[int, int]) -> np.ndarray:
         """(rows, cols) how much each patch token pushes the class's logit, through the head's weights.
