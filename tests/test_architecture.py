@@ -53,7 +53,8 @@ LAYERS: dict[str, list[set[str]]] = {
         {"labeler"},
         {"data", "bundles"},
         {"model", "inference"},
-        {"finetune", "evaluation"},
+        {"finetune"},
+        {"evaluation"},  # measures models and classifiers: may use finetune's embedding cache
         {"session", "labelling"},
         {"bench"},
         {"cli"},

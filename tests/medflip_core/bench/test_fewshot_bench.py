@@ -9,7 +9,8 @@ import json
 import numpy as np
 
 from medflip_core.bench import BENCHMARKS
-from medflip_core.bench.fewshot import build_tasks, draws_for, main
+from medflip_core.bench.fewshot import main
+from medflip_core.evaluation.fewshot import build_tasks, draws_for
 
 
 def test_tasks_from_the_shared_data(shared_data):
