@@ -65,7 +65,7 @@ class TrainConfig:
     mask_guided_share: float = 0.5  # integrity/attention: share of the dropped patches chosen by score
     mim_weight: float = 0.0  # masked image modelling: weight of the reconstruction loss (0: no decoder at all)
     decoder_depth: int = 2  # the MIM decoder's transformer blocks (medflip_core/model/mim_decoder.py)
-    decoder_width: int = 128  # ... and their width (a multiple of 32: one attention head per 32)
+    decoder_width: int = 64  # ... and their width (a multiple of 32: one attention head per 32)
     pair_identity_weight: float = 0.5  # paired data: target weight on the true pair (rest: label soft targets)
     # fine-tuning (job finetune: trainer/finetune.py; the frozen-tower probe is `medflip finetune --mode probe`)
     finetune_mode: str = "partial"  # partial (top blocks + head) | full

@@ -156,7 +156,7 @@ def strategy_rows(model, opt, pixels, texts: list[dict], img_labels, txt_labels,
 
 def measure(ratios: list[float], batch: int, image_size: int, vision: str, warmup: int, repeats: int,
             threads: int | None, strategies: tuple[str, ...] = ("random",), corpus: Path | None = None,
-            bracketed=None, decoder_shape: tuple[int, int] | None = (2, 128)) -> dict:
+            bracketed=None, decoder_shape: tuple[int, int] | None = (2, 64)) -> dict:
     """The synthetic rows; `bracketed()` (the real-data run, a separate process that cannot be interleaved) runs
     between two timings of the masked synthetic step, and its result is compared with their mean."""
     ratios = sorted({0.0, *ratios})  # mask 0 first (every ratio is read against it), each ratio once
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-steps", type=int, default=6, help="timed trainer steps (0: no real-data line)")
     parser.add_argument("--decoder-depth", type=int, default=2,
                         help="the masked step with the reconstruction decoder (--mim-weight > 0): its blocks")
-    parser.add_argument("--decoder-width", type=int, default=128, help="... and width (0: no decoder line)")
+    parser.add_argument("--decoder-width", type=int, default=64, help="... and width (0: no decoder line)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
