@@ -13,6 +13,10 @@ The difference between the two lines is then the data path (decode, preprocessin
 Every ratio's steps are timed in turn within each round (medians over rounds), so a drifting shared machine
 moves all ratios alike, and each ratio's FLOPs are counted: the FLOP ratio is the gain masking could give if
 every matrix product ran as fast at 50 tokens as at 197, the ceiling the measured ratio is read against.
+
+Why over 450 lines: its lines (ratios, where the step's time goes, power iteration vs SVD, frozen text, the
+decoder, each strategy, the real-data line) must be timed in the same interleaved rounds on one model to be
+comparable as ratios; the model, batch and timing helpers they share live here, not in the trainer.
 """
 
 from __future__ import annotations
