@@ -60,7 +60,7 @@ LAYERS: dict[str, list[set[str]]] = {
         {"cli"},
     ],
     "app": [
-        {"app", "settings", "workers"},  # ground
+        {"app", "settings", "workers", "scroll_page"},  # ground
         {"viewer"},
         {"panels"},
         {"training", "labelling"},

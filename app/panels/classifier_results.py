@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
+from app.scroll_page import scroll_page
 from medflip_core.finetune.classifier_bundle import VALIDATION_JSON
 from medflip_core.finetune.validation import per_class_lines
 
@@ -62,15 +63,7 @@ class ClassifierResults(QtWidgets.QWidget):
         layout.addWidget(self.roc, 1)
         layout.addWidget(self.confusion_title)
         layout.addWidget(self.confusion)
-        self.page = QtWidgets.QScrollArea()
-        self.page.setWidget(content)
-        self.page.setWidgetResizable(True)
-        self.page.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.page.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.page.setMinimumHeight(120)
-        outer = QtWidgets.QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.page)
+        self.page = scroll_page(self, content, 120)
 
     def show_bundle(self, bundle: str | Path) -> bool:
         """Show a classifier bundle's validation figures; False when the folder has none."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.scroll_page import scroll_page
 from medflip_core.inference.heatmap import NORMALISATION, colour_map
 from medflip_core.inference.zeroshot import (
     AUTOMATIC,
@@ -112,15 +113,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         # One scrolling page: many bars, the colour scale, a long status or error never raise the window's
         # minimum height, nor squash the prompt hint; the page scrolls instead (1280x720 fits).
         content = QtWidgets.QWidget()
-        self.page = QtWidgets.QScrollArea()
-        self.page.setWidget(content)
-        self.page.setWidgetResizable(True)
-        self.page.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.page.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.page.setMinimumHeight(200)
-        outer = QtWidgets.QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.page)
+        self.page = scroll_page(self, content, 200)
         layout = QtWidgets.QVBoxLayout(content)
         layout.addWidget(self.mode_row)
         layout.addWidget(self.prompts)

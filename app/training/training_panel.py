@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from app.panels.classifier_results import ClassifierResults
+from app.scroll_page import scroll_page
 from app.training import export_handover
 from app.training.form import TrainingForm
 from app.training.job import EventStream, Progress, format_eta, log_line, start_process
@@ -114,15 +115,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self._sized = False
         # The tab's content scrolls as a whole when the window is smaller than it needs: the form, the buttons and
         # the plots keep their minimum, and the tab never raises the window's minimum height (1280x720 fits).
-        self.page = QtWidgets.QScrollArea()
-        self.page.setWidget(self.split)
-        self.page.setWidgetResizable(True)
-        self.page.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.page.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.page.setMinimumHeight(200)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.page)
+        self.page = scroll_page(self, self.split, 200)
         self._job_changed()
 
     def showEvent(self, event) -> None:

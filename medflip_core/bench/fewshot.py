@@ -9,16 +9,8 @@ preprocessing path at 32 px) and for a randomly initialised tower of the first m
 pixels" and "better than an untrained tower" are visible, and every model's difference from the pixels is
 computed draw by draw (paired).
 
-One image per patient in every task (the first of the patient's files that carries the task's label), so a
-draw of k patients is k images and no patient is on both sides:
-- kermany_bacterial_viral: Kermany pneumonia films, bacterial (0) vs viral (1), from the file names; patients
-  (personN) whose files name both causes are left out.
-- kermany_pneumonia_normal: Kermany NORMAL (0) vs PNEUMONIA (1).
-- nih_effusion, nih_atelectasis, nih_edema, nih_infiltration, nih_pneumonia: NIH patients with the finding on
-  some image (1) vs patients whose every image is No Finding (0); patients with only other findings are out.
-- tbx11k_active_obsolete: TBX11K films with an Active Tuberculosis box (1) vs films whose boxes are all
-  Obsolete Tuberculosis (0); films without boxes are out (boxes.csv; one film per patient, as the release says).
-At most `--max-per-class` patients per class (a fixed seeded choice, the same for every model and run).
+The tasks and the protocol: medflip_core.evaluation.fewshot (one image per patient, no patient on both
+sides). At most `--max-per-class` patients per class.
 
 A model is a bundle (embedded through its ONNX image encoder, as the app embeds), or a trainer checkpoint or
 run folder (its latest checkpoint; the image tower in torch): a run can be measured before it is exported.
