@@ -88,8 +88,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.training.offer_resume(unfinished)
 
     def fit_to_screen(self, size: tuple[int, int] | None = None) -> None:
-        """The window's first size: the geometry saved at the last close if it still fits a screen, else `size`
-        (e.g. --size) or 1400x860, shrunk to the screen's available area (never under the window's minimum)."""
+        """The window's first size: `size` exactly when given (--size); else the geometry saved at the last close if it
+        still fits a screen, else 1400x860 shrunk to the screen's available area (never under the window's minimum)."""
         saved = self.settings.get("window_geometry")
         if size is None and isinstance(saved, str) and self.restoreGeometry(
                 QtCore.QByteArray.fromBase64(saved.encode("ascii"))):
@@ -97,7 +97,10 @@ class MainWindow(QtWidgets.QMainWindow):
             if screen is None or screen.contains(self.frameGeometry().center()):
                 self.resize(self.size().boundedTo(screen.size()) if screen else self.size())
                 return
-        width, height = size or (1400, 860)
+        if size is not None:  # asked for in so many pixels (--size, a screenshot of a given size): as asked
+            self.resize(*size)
+            return
+        width, height = 1400, 860
         screen = (self.screen() or QtGui.QGuiApplication.primaryScreen())
         if screen is not None:
             area = screen.availableGeometry()
