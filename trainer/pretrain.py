@@ -303,7 +303,8 @@ def _zero_shot(p: Pretraining) -> dict:
 
 def _checkpoint(p: Pretraining, step: int, metrics: dict | None = None) -> None:
     state = {"config": p.cfg.to_dict(), "model_config": p.mcfg.to_dict(), "preprocess": p.pre.to_dict(),
-             "skipped_images": p.images.skipped.count}
+             "skipped_images": p.images.skipped.count, "n_train_images": len(p.data.train),
+             "n_val_images": len(p.data.val)}  # the model card's data line
     p.run.save(step, state, metrics)
 
 

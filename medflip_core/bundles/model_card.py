@@ -13,6 +13,11 @@ from typing import Any
 from medflip_core.bundles.bundle import INTENDED_USE
 
 
+def _number(v: float) -> str:
+    """A count as a count (n_val 6, not 6.000), a figure to three decimals."""
+    return str(int(v)) if float(v).is_integer() else f"{v:.3f}"
+
+
 def _ci(m: dict) -> str:
     return f"{m['value']:.3f} (95 % CI {m['ci95'][0]:.3f}–{m['ci95'][1]:.3f})"
 
@@ -138,7 +143,7 @@ def _figures(prov: dict) -> list[str]:
                      "patients it has not seen (the run's validation split, or better another hospital's data).")
         if known:
             lines.append("The trainer's last validation reading (its validation split, images not patients "
-                         "resampled): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(known.items())) + ".")
+                         "resampled): " + ", ".join(f"{k} {_number(v)}" for k, v in sorted(known.items())) + ".")
         return [*lines, ""]
     for name, f in fig.items():
         if not isinstance(f, dict) or "roc_auc_pneumonia" not in f:

@@ -209,6 +209,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, **kwargs: Any
     pre = PreprocessConfig.from_dict(state["preprocess"])
     provenance = {"checkpoint_step": state.get("step"), "training_config": state.get("config"),
                   "training_seconds": state.get("elapsed_s"), "validation_metrics": state.get("metrics"),
+                  "n_train_images": state.get("n_train_images"), "n_val_images": state.get("n_val_images"),
                   **kwargs.pop("provenance", {})}
     return export_model(model, pre, out_dir, provenance=provenance, **kwargs)
 

@@ -30,4 +30,6 @@ def test_every_export_writes_a_card_from_its_manifest(tiny_bundle, small_folder)
     assert card == clip_model_card(bundle.manifest)
     assert card.startswith("# tiny-test: MedFLIP image-text model") and "Research use only" in card
     assert str(small_folder) in card and "4 steps of batch 4" in card
+    assert "? training images" not in card and ".000," not in card and ".000." not in card  # counts read as counts
+    assert f"{bundle.manifest['provenance']['n_train_images']} training images" in card
     assert "Not evaluated on held-out patients yet" in card and "medflip evaluate" in card
