@@ -440,14 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run folder (its latest checkpoint) or a checkpoint trained with --mim-weight > 0")
     p.add_argument("image", help="a DICOM, PNG or JPEG")
     p.add_argument("--out", required=True, help="the PNG to write: model input | kept patches | reconstruction")
-    p.add_argument("--keep", help="the kept patch indices, comma-separated (default: draw a mask)")
+    p.add_argument("--keep", help="the kept patch indices, comma-separated (default: a mask is drawn)")
     p.add_argument("--keep-grid", type=int, help="patches per side of the grid --keep refers to (another grid than "
                                                  "the run's: the mask is drawn again)")
-    p.add_argument("--mask-ratio", type=float, default=0.75, help="share of patches dropped (default 0.75)")
+    p.add_argument("--mask-ratio", type=float, default=0.75, help="share of patches dropped (default: 0.75)")
     p.add_argument("--strategy", default="random", choices=["random", "integrity", "attention"],
-                   help="how the mask is drawn without --keep (attention needs --keep)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+                   help="how the mask is drawn without --keep; attention needs --keep (default: random)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mask drawn without --keep (default: 0)")
+    p.add_argument("--json", action="store_true", help="one JSON line: the PNG, the loss, patches kept, the caption")
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("train", help="run the trainer: medflip train pretrain|finetune [options]", add_help=False,
