@@ -164,10 +164,10 @@ class TrainingPanel(QtWidgets.QWidget):
             self.message.emit(missing)
             return
         if job == FINETUNE and not (resume and self._finetune_args):
-            base = self.form.base_model()
-            if base is None or is_classifier(base):  # the command refuses it too; said here before any work
-                self.message.emit(f"{base.name if base else 'No model'} cannot be the base of a fine-tuning: choose a "
-                                  "CLIP model (not a classifier) as the Base model in the Training form.")
+            base = self.form.base_model()  # None: no model chosen yet, `medflip finetune` takes the default one
+            if base is not None and is_classifier(base):  # the command refuses it too; said here before any work
+                self.message.emit(f"{base.name} cannot be the base of a fine-tuning: choose a CLIP model (not a "
+                                  "classifier) as the Base model in the Training form.")
                 return
         if job == FINETUNE:
             if not (resume and self._finetune_args):
