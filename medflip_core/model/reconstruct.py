@@ -62,7 +62,6 @@ def checkpoint_with_decoder(source: str | Path) -> Path:
 
 
 def _load(folder: Path):
-    import torch
     from safetensors.torch import load_file
 
     from medflip_core.model.config import ModelConfig
@@ -82,7 +81,6 @@ def _load(folder: Path):
     run = state.get("config", {})
     decoder = build_decoder(tower, mcfg.in_chans, int(run.get("decoder_depth", 2)), int(run.get("decoder_width", 128)))
     decoder.load_state_dict({k: v.float() for k, v in decoder_weights.items()}, strict=True)
-    torch.set_grad_enabled(False)
     return tower.eval(), decoder.eval(), PreprocessConfig.from_dict(state["preprocess"])
 
 
@@ -118,8 +116,9 @@ def reconstruct(source: str | Path, image: Radiograph, *, keep: list[int] | None
             raise MedflipError(f"the kept patches must be some, not all, of the {n} patches (0 to {n - 1})")
     x = torch.from_numpy(pixels[None].astype(np.float32))
     k = torch.from_numpy(keep_arr[None])
-    out = tower(x, k)
-    pred = decoder(out.hidden, k, tower.vit.num_prefix_tokens)  # (1, L, p*p*C), normalised per patch
+    with torch.no_grad():  # never torch.set_grad_enabled: this may run inside another program's process
+        out = tower(x, k)
+        pred = decoder(out.hidden, k, tower.vit.num_prefix_tokens)  # (1, L, p*p*C), normalised per patch
     target = normalised_targets(x, patch)
     dropped = np.ones(n, dtype=bool)
     dropped[keep_arr] = False

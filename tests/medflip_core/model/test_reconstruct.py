@@ -27,6 +27,9 @@ def test_the_kept_patches_stay_and_the_dropped_ones_are_predicted(decoder_run, s
     film = load_image(next(small_folder.rglob("*.jpeg")))
     keep = list(range(0, 49, 3))  # a 112-px input has 7x7 patches of 16 px
     rec = reconstruct(decoder_run, film, keep=keep)
+    import torch
+
+    assert torch.is_grad_enabled()  # the process it ran in (this one) still trains: no global no-grad left behind
     assert rec.original.shape == rec.reconstruction.shape == (112, 112)
     assert rec.keep.tolist() == keep and np.isfinite(rec.loss) and rec.loss > 0
     patch = lambda a, i: a[(i // 7) * 16:(i // 7 + 1) * 16, (i % 7) * 16:(i % 7 + 1) * 16]  # noqa: E731
