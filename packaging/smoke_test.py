@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", type=Path, help="the unpacked light release (holds install.sh and MedFLIPStudio/)")
     parser.add_argument("--addon", type=Path, help="the unpacked trainer add-on release (install.sh, "
                                                    "MedFLIPStudio-trainer/); without it steps 8-10 are skipped")
-    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MEDFLIP_SHARED_DATA")
+                                                          or HERE.parent.parent / "shared" / "data"),
+                        help="the shared real data (default: $MEDFLIP_SHARED_DATA, else ../shared/data)")
     parser.add_argument("--out", type=Path, default=Path("dist"), help="where the screenshot goes")
     args = parser.parse_args(argv)
     if not (args.stage / "MedFLIPStudio" / "MedFLIPStudio").is_file():
