@@ -7,7 +7,6 @@ trainer add-on in the light app). The GUI passes the mask on screen and shows th
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +28,6 @@ class ReconstructionBox(QtWidgets.QWidget):
         self.current_mask = current_mask
         self.run = ""
         self.process: QtCore.QProcess | None = None
-        self.out = Path(tempfile.mkdtemp(prefix="medflip-recon-")) / "reconstruction.png"
         self.button = QtWidgets.QPushButton("Reconstruct with a run…")
         self.button.setToolTip("A pre-training run trained with masked image modelling (Reconstruction above 0) "
                                "fills in the dropped patches of this mask")
@@ -58,6 +56,11 @@ class ReconstructionBox(QtWidgets.QWidget):
         layout.addWidget(self.picture, 1)
         layout.addWidget(self.caption)
 
+    @property
+    def out(self) -> Path:
+        """The PNG the child process writes (one, overwritten: a window made a temporary folder each before)."""
+        return user_data_dir() / "cache" / "reconstruction.png"
+
     def choose_run(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Pre-training run (or checkpoint) with a decoder",
                                                             self.run or str(user_data_dir() / "runs"))
@@ -77,6 +80,7 @@ class ReconstructionBox(QtWidgets.QWidget):
         if request is None:
             self.caption.setText("Open an image first: the reconstruction fills in the mask shown above.")
             return False
+        self.out.parent.mkdir(parents=True, exist_ok=True)
         args = ["reconstruct", self.run, request["path"], "--out", str(self.out), "--json",
                 "--keep", ",".join(str(int(i)) for i in request["keep"]), "--keep-grid", str(request["grid"]),
                 "--mask-ratio", f"{request['ratio']:.2f}", "--strategy", request["strategy"],

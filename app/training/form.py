@@ -263,36 +263,37 @@ class TrainingForm(QtWidgets.QWidget):
             args += ["--device", self.device.currentText()]
         return args
 
-    def _unlabelled_list(self) -> QtWidgets.QWidget:
+    @staticmethod
+    def _beside(field: QtWidgets.QWidget, buttons: list[QtWidgets.QPushButton],
+                stacked: bool = False) -> QtWidgets.QWidget:
+        """A form row: the field stretching, its buttons to the right (one above the other when `stacked`)."""
         box = QtWidgets.QWidget()
         row = QtWidgets.QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.unlabelled, 1)
-        buttons = QtWidgets.QVBoxLayout()
+        row.addWidget(field, 1)
+        column = QtWidgets.QVBoxLayout() if stacked else row
+        for button in buttons:
+            column.addWidget(button)
+        if stacked:
+            row.addLayout(column)
+        return box
+
+    def _unlabelled_list(self) -> QtWidgets.QWidget:
         add = QtWidgets.QPushButton("Add…")
         add.clicked.connect(lambda: self.add_unlabelled(
             QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of images without labels")))
         remove = QtWidgets.QPushButton("Remove")
         remove.clicked.connect(lambda: [self.unlabelled.takeItem(self.unlabelled.row(i))
                                         for i in self.unlabelled.selectedItems()])
-        buttons.addWidget(add)
-        buttons.addWidget(remove)
-        row.addLayout(buttons)
-        return box
+        return self._beside(self.unlabelled, [add, remove], stacked=True)
 
     def _images_row(self) -> QtWidgets.QWidget:
-        box = QtWidgets.QWidget()
-        row = QtWidgets.QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.images, 1)
         folder = QtWidgets.QPushButton("Folder…")
         folder.clicked.connect(lambda: self._browse_images(folder=True))
         csv = QtWidgets.QPushButton("CSV…")
         csv.setToolTip("A label CSV (fine-tuning): NIH Data_Entry_2017 or CheXpert train.csv style")
         csv.clicked.connect(lambda: self._browse_images(folder=False))
-        row.addWidget(folder)
-        row.addWidget(csv)
-        return box
+        return self._beside(self.images, [folder, csv])
 
     def _browse_images(self, folder: bool) -> None:
         if folder:
@@ -303,10 +304,6 @@ class TrainingForm(QtWidgets.QWidget):
             self.images.setText(path)
 
     def _with_browse(self, edit: QtWidgets.QLineEdit, folder: bool) -> QtWidgets.QWidget:
-        box = QtWidgets.QWidget()
-        row = QtWidgets.QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(edit, 1)
         button = QtWidgets.QPushButton("…")
         button.setFixedWidth(32)
 
@@ -319,5 +316,4 @@ class TrainingForm(QtWidgets.QWidget):
                 edit.setText(path)
 
         button.clicked.connect(browse)
-        row.addWidget(button)
-        return box
+        return self._beside(edit, [button])
