@@ -135,8 +135,10 @@ def test_the_mask_tab_prepares_an_image_only_when_it_is_shown(window, qtbot, sha
     assert window.mask_view.pixels.shape == (1, 1, 224, 224) and len(window.mask_view.kept_patches()) == 49
 
 
-def test_resizing_moves_the_score_map_without_redrawing_it(window, qtbot, shared_data):
-    view = window.mask_view
+def test_resizing_moves_the_score_map_without_redrawing_it(window, view_with_model, qtbot, shared_data):
+    """The model loads in the background and re-samples when it arrives; wait for it first, so only the resize
+    can touch the score map (CI once saw the load land mid-test)."""
+    view = view_with_model
     window.tabs.setCurrentWidget(view)
     view.set_radiograph(load_image(shared_data / "dicom" / "RG1_J2KI.dcm"))
     view.strategy.setCurrentIndex(view.strategy.findData("integrity"))
