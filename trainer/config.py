@@ -64,6 +64,7 @@ class TrainConfig:
     mask_strategy: str = "random"  # random | integrity | attention (medflip_core.masking)
     mask_guided_share: float = 0.5  # integrity/attention: share of the dropped patches chosen by score
     mim_weight: float = 0.0  # masked image modelling: weight of the reconstruction loss (0: no decoder at all)
+    clip_weight: float = 1.0  # weight of the image-text loss; 0 = reconstruction only (an MAE phase, no text pass)
     decoder_depth: int = 2  # the MIM decoder's transformer blocks (medflip_core/model/mim_decoder.py)
     decoder_width: int = 64  # ... and their width (a multiple of 32: one attention head per 32)
     pair_identity_weight: float = 0.5  # paired data: target weight on the true pair (rest: label soft targets)
@@ -132,6 +133,14 @@ class TrainConfig:
         if self.mim_weight > 0 and (self.decoder_depth < 1 or self.decoder_width < 32 or self.decoder_width % 32):
             raise MedflipError("--decoder-depth must be at least 1 and --decoder-width a multiple of 32, got "
                                f"{self.decoder_depth} and {self.decoder_width}")
+        if self.clip_weight < 0:
+            raise MedflipError(f"--clip-weight must be 0 (reconstruction only) or positive, got {self.clip_weight}")
+        if self.clip_weight == 0 and (self.mim_weight <= 0 or self.job != "pretrain"):
+            raise MedflipError("--clip-weight 0 trains on reconstruction alone: it is for pretrain, with "
+                               "--mim-weight above 0")
+        if self.clip_weight == 0 and self.mask_strategy == "attention":
+            raise MedflipError("--mask-strategy attention compares patches with the batch's text, and --clip-weight 0 "
+                               "has none: use random or integrity")
         if self.unlabelled and self.mim_weight <= 0:
             raise MedflipError("images without labels (--unlabelled) feed only the reconstruction term: give "
                                "--mim-weight above 0")
@@ -273,6 +282,8 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     # masked image modelling
     "mim_weight": ("mim", "weight of the reconstruction loss (mean squared error of the dropped patches' "
                           "per-patch normalised pixels) added to the image-text loss; 0: no decoder is built"),
+    "clip_weight": ("mim", "weight of the image-text loss (contrastive + SVD); 0 = reconstruction only, an MAE "
+                           "phase with no text pass (labelled images then count as images without labels)"),
     "decoder_depth": ("mim", "transformer blocks of the reconstruction decoder"),
     "decoder_width": ("mim", "width of the reconstruction decoder (a multiple of 32)"),
     # fine-tuning
@@ -412,14 +423,16 @@ def resolve_config(job: str, args: argparse.Namespace) -> TrainConfig:
             data[f.name] = value
     data["job"] = job
     cfg = TrainConfig.from_dict(data)
-    take_model_shape_from_init(cfg)
+    take_model_shape_from_init(cfg, data.get("image_size"))
     cfg.validate()
     return cfg
 
 
-def take_model_shape_from_init(cfg: TrainConfig) -> None:
+def take_model_shape_from_init(cfg: TrainConfig, image_size: int | None = None) -> None:
     """Starting from a bundle or checkpoint: its manifest / state is the one source of the model's shape
-    (the weights fit nothing else); it replaces whatever shape the flags or the file gave."""
+    (the weights fit nothing else); it replaces whatever shape the flags or the file gave. The one exception is
+    an explicit `image_size` when pre-training: a resolution schedule (e.g. a 112-px reconstruction phase, then
+    224 px) changes it, and the position embeddings are resampled to the new grid when the weights load."""
     if not cfg.init_from:
         return
     if not Path(cfg.init_from).exists():
@@ -427,6 +440,8 @@ def take_model_shape_from_init(cfg: TrainConfig) -> None:
     recorded = model_config_source(cfg.init_from)
     if recorded is not None:
         cfg.model = ModelConfig.from_dict(recorded)
+        if image_size is not None and cfg.job == "pretrain":  # fine-tuning keeps its base bundle's input size
+            cfg.model.image_size = int(image_size)
 
 
 __all__ = ["CHOICES", "FLAG_GROUPS", "FLAG_HELP", "TrainConfig", "add_config_flags", "flag_help", "read_config_file",

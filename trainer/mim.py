@@ -103,10 +103,14 @@ class MimNet(nn.Module):
         self.model = model
         self.decoder = decoder
 
-    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                 keep: torch.Tensor, frozen_text: torch.Tensor | None = None
-                ) -> tuple[ImageOutput, TextOutput, torch.Tensor]:
-        img, txt = self.model(pixels, input_ids, attention_mask, keep, frozen_text)
+                ) -> tuple[ImageOutput, TextOutput | None, torch.Tensor]:
+        """No `input_ids` (a reconstruction-only phase): the image tower alone, no text output."""
+        if input_ids is None:
+            img, txt = self.model.encode_image(pixels, keep), None
+        else:
+            img, txt = self.model(pixels, input_ids, attention_mask, keep, frozen_text)
         prefix = self.model.image_tower.vit.num_prefix_tokens
         pred = self.decoder(img.hidden, keep, prefix)
         return img, txt, mim_loss(pred, pixels, keep, self.model.image_tower.patch_size)

@@ -110,8 +110,11 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     mcfg = cfg.model
     model = build_model(mcfg).to(device)
     model.text_tower.set_trainable(cfg.text_train)
+    if cfg.clip_weight == 0:  # reconstruction only: what the image-text loss trains gets no gradient, so freeze it
+        for param in [*model.text_tower.parameters(), *model.image_tower.proj.parameters(), model.logit_scale]:
+            param.requires_grad_(False)
     if cfg.init_from:
-        model.load_weights(cfg.init_from)
+        model.load_weights(cfg.init_from, resample_positions=True)
     pre = PreprocessConfig(image_size=mcfg.image_size)
     data = build_training_data(cfg, tokenize=model.text_tower.tokenize)
     n_val = len(data.val) if cfg.max_val_images is None else min(len(data.val), cfg.max_val_images)
@@ -151,7 +154,8 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     if data.paired and cfg.loss in ("medflip", "medclip"):
         loss_options["identity_weight"] = cfg.pair_identity_weight
     cache = None
-    if cfg.text_train in ("partial", "frozen") and cfg.text_cache_mb > 0:  # frozen: the whole encoder's output
+    # frozen: the whole encoder's output; reconstruction only (clip weight 0) has no text pass to cache
+    if cfg.text_train in ("partial", "frozen") and cfg.text_cache_mb > 0 and cfg.clip_weight > 0:
         cache = FrozenTextCache(model.text_tower, cfg.text_cache_mb)
         if data.sentences is not None:  # the whole pool at once when it fits: no misses during training
             cache.warm(list(range(len(data.sentences))), data.sentences.tokens)
@@ -220,6 +224,13 @@ def train_step(p: Pretraining, step: int) -> StepStats:
         sub = step * cfg.grad_accum + micro
         epoch, pixels, img_labels, used = p.images.batch(sub)
         p.images.prefetch(sub + 1)
+        if cfg.clip_weight == 0:  # reconstruction only: no sentences, no text pass
+            parts_mim = _reconstruction_micro_step(p, sub, pixels)
+            n_unlabelled += parts_mim.pop("n_unlabelled")
+            mask_s += parts_mim.pop("mask_s")
+            for name, value in parts_mim.items():
+                parts[name] = parts.get(name, 0.0) + value / cfg.grad_accum
+            continue
         tokens, txt_labels, keys = _texts(p, sub, img_labels, used)
         n_labelled = pixels.shape[0]
         if p.unlabelled is not None:  # images without labels join the masked encoder pass, for reconstruction only
@@ -246,14 +257,16 @@ def train_step(p: Pretraining, step: int) -> StepStats:
                     img_out = first_rows(img_out, n_labelled)
                 result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
                                       p.model.logit_scale, **p.loss_options)
-            total = result.total if mim is None else result.total + cfg.mim_weight * mim.float()
+            total = cfg.clip_weight * result.total if mim is None else (cfg.clip_weight * result.total
+                                                                         + cfg.mim_weight * mim.float())
             loss = total / cfg.grad_accum
         except torch.linalg.LinAlgError:  # the full SVD of non-finite similarities
             loss = None
         p.run.check_loss(loss, step + 1)
         p.precision.backward(loss)
-        for name in ("total", "contrastive", "svd"):
+        for name in ("contrastive", "svd"):
             parts[name] = parts.get(name, 0.0) + float(getattr(result, name).detach()) / cfg.grad_accum
+        parts["total"] = parts.get("total", 0.0) + cfg.clip_weight * float(result.total.detach()) / cfg.grad_accum
         if mim is not None:
             parts["mim"] = parts.get("mim", 0.0) + float(mim.detach()) / cfg.grad_accum
             parts["total"] += cfg.mim_weight * float(mim.detach()) / cfg.grad_accum
@@ -268,6 +281,30 @@ def train_step(p: Pretraining, step: int) -> StepStats:
     return StepStats(epoch, parts, float(np.mean(sig_pos)) if sig_pos else None,
                      float(np.mean(sig_neg)) if sig_neg else None, time.monotonic() - t_step, outcome.grad_norm,
                      mask_s, n_unlabelled)
+
+
+def _reconstruction_micro_step(p: Pretraining, sub: int, pixels: torch.Tensor) -> dict[str, float]:
+    """One micro-batch of an MAE phase (--clip-weight 0): every image, labelled or not, is masked and its
+    dropped patches reconstructed; backward runs here. Returns the loss parts and the micro-batch's counts."""
+    cfg, device = p.cfg, p.device
+    n_unlabelled = 0
+    if p.unlabelled is not None:
+        extra = p.unlabelled.batch(sub).pixels
+        p.unlabelled.prefetch(sub + 1)
+        pixels = torch.cat([pixels, extra])
+        n_unlabelled = extra.shape[0]
+    pixels = pixels.to(device, non_blocking=True)
+    t_mask = time.monotonic()
+    keep = batch_mask(p, sub, pixels, {"input_ids": None, "attention_mask": None})
+    mask_s = time.monotonic() - t_mask
+    with p.precision.autocast():
+        mim = p.net(pixels, None, None, keep.to(device), None)[2]
+    loss = cfg.mim_weight * mim.float() / cfg.grad_accum
+    p.run.check_loss(loss, sub // cfg.grad_accum + 1)
+    p.precision.backward(loss)
+    value = float(mim.detach())
+    return {"total": cfg.mim_weight * value, "contrastive": 0.0, "svd": 0.0, "mim": value,
+            "n_unlabelled": n_unlabelled, "mask_s": mask_s}
 
 
 def after_step(p: Pretraining, step: int, stats: StepStats) -> None:

@@ -43,8 +43,11 @@ class MedFlipModel(nn.Module):
     def save_weights(self, path: str | Path) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(path))
 
-    def load_weights(self, path: str | Path) -> None:
-        """Strict load of safetensors weights (a checkpoint's model.safetensors or a bundle's weights)."""
+    def load_weights(self, path: str | Path, resample_positions: bool = False) -> None:
+        """Strict load of safetensors weights (a checkpoint's model.safetensors or a bundle's weights).
+
+        `resample_positions`: weights trained at another image size load with their position embeddings
+        resampled to this model's patch grid (a resolution schedule); every other tensor must fit as is."""
         path = Path(path)
         if path.is_dir():
             for name in (MODEL_FILE, WEIGHTS):  # a checkpoint's or a bundle's weights
@@ -55,6 +58,11 @@ class MedFlipModel(nn.Module):
             state = load_file(str(path))
         except (OSError, ValueError) as exc:
             raise MedflipError(f"cannot read weights from {path}: {exc}") from exc
+        if resample_positions:
+            try:
+                state = self.image_tower.fit_positions(state)
+            except ValueError as exc:
+                raise MedflipError(f"the weights in {path} do not fit this model configuration: {exc}") from exc
         missing = set(self.state_dict()) - set(state)
         unexpected = set(state) - set(self.state_dict())
         if missing or unexpected:

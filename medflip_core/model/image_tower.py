@@ -9,7 +9,7 @@ import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
-from timm.layers import PatchEmbed
+from timm.layers import PatchEmbed, resample_abs_pos_embed
 from torch import nn
 
 from medflip_core.masking import DEFAULT_GUIDED_SHARE, make_patch_mask
@@ -65,6 +65,23 @@ class ImageTower(nn.Module):
     def grid(self) -> tuple[int, int]:
         rows, cols = self.vit.patch_embed.grid_size
         return int(rows), int(cols)
+
+    def fit_positions(self, state: dict[str, torch.Tensor], prefix: str = "image_tower.") -> dict[str, torch.Tensor]:
+        """`state` with its position table resampled (bicubic, the class token's row kept) to this tower's
+        patch grid when it was trained at another image size; unchanged when the sizes agree."""
+        key = prefix + "vit.pos_embed"
+        table = state.get(key)
+        mine = self.vit.pos_embed
+        if table is None or mine is None or table.shape == mine.shape:
+            return state
+        prefix_tokens = self.vit.num_prefix_tokens
+        old = round((table.shape[1] - prefix_tokens) ** 0.5)
+        if old * old != table.shape[1] - prefix_tokens or table.shape[2] != mine.shape[2]:
+            raise ValueError(f"cannot resample a position table of shape {tuple(table.shape)} to "
+                             f"{tuple(mine.shape)}")
+        resampled = resample_abs_pos_embed(table.float(), list(self.grid), [old, old],
+                                           num_prefix_tokens=prefix_tokens).to(table.dtype)
+        return {**state, key: resampled.contiguous()}
 
     def _embeds_kept_only(self) -> bool:
         """A plain ViT stem (timm's PatchEmbed: one square stride = kernel convolution on the pixels, a class token

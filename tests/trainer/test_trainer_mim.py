@@ -161,3 +161,61 @@ def test_flags_and_their_checks(small_folder, corpus, unlabelled_folder):
         _resolve(*base, "--mim-weight", "1", "--mask-ratio", "0")
     with pytest.raises(MedflipError, match="multiple of 32"):
         _resolve(*base, "--mim-weight", "1", "--decoder-width", "100")
+
+
+@pytest.fixture(scope="module")
+def reconstruction_only_run(tt, small_folder, corpus, unlabelled_folder, mim_run, tmp_path_factory):
+    """An MAE phase: --clip-weight 0 from the MIM run's checkpoint, two steps, no text pass."""
+    out = tmp_path_factory.mktemp("mae_phase")
+    init = latest_checkpoint(mim_run[0]).path
+    code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, out, "--max-steps", "2", "--eval-every", "0",
+                                                   "--checkpoint-every", "1", "--mim-weight", "1", "--clip-weight",
+                                                   "0", "--decoder-depth", "1", "--decoder-width", "64",
+                                                   "--unlabelled", str(unlabelled_folder), "--init-from", str(init)))
+    assert code == 0, err[-3000:]
+    return init, out, events
+
+
+def test_a_reconstruction_only_phase_trains_the_image_tower_alone(reconstruction_only_run):
+    init, out, events = reconstruction_only_run
+    steps = [e for e in events if e["event"] == "step"]
+    assert len(steps) == 2
+    for e in steps:
+        assert e["contrastive"] == 0.0 and e["svd"] == 0.0
+        assert e["loss"] == pytest.approx(e["mim"], rel=1e-5) and 0.2 < e["mim"] < 10.0
+    before = load_file(str(init / MODEL_FILE))
+    after = load_file(str(latest_checkpoint(out).path / MODEL_FILE))
+    frozen = [k for k in before if k.startswith(("text_tower.", "image_tower.proj.")) or k == "logit_scale"]
+    assert frozen and all(np.array_equal(before[k], after[k]) for k in frozen)  # nothing the text side uses moved
+    assert not np.array_equal(before["image_tower.vit.blocks.0.attn.qkv.weight"],
+                              after["image_tower.vit.blocks.0.attn.qkv.weight"])
+
+
+def test_a_run_can_continue_at_another_resolution(tt, small_folder, corpus, reconstruction_only_run, tmp_path):
+    """A resolution schedule: the 112-px phase's weights start a 144-px run, the position table resampled."""
+    _, mae_out, _ = reconstruction_only_run
+    init = latest_checkpoint(mae_out).path
+    out = tmp_path / "at144"
+    code, _, err = tt.run("pretrain", tt.args(small_folder, corpus, out, "--max-steps", "1", "--eval-every", "0",
+                                              "--checkpoint-every", "1", "--init-from", str(init),
+                                              "--image-size", "144"))
+    assert code == 0, err[-3000:]
+    ckpt = latest_checkpoint(out)
+    assert ckpt.state["model_config"]["image_size"] == 144
+    before, after = load_file(str(init / MODEL_FILE)), load_file(str(ckpt.path / MODEL_FILE))
+    assert before["image_tower.vit.pos_embed"].shape == (1, 1 + 7 * 7, 192)
+    assert after["image_tower.vit.pos_embed"].shape == (1, 1 + 9 * 9, 192)
+    # without --image-size the init's own size is kept, as before
+    code, _, err = tt.run("pretrain", tt.args(small_folder, corpus, tmp_path / "same", "--max-steps", "1",
+                                                   "--eval-every", "0", "--init-from", str(init)))
+    assert code == 0, err[-3000:]
+    assert latest_checkpoint(tmp_path / "same").state["model_config"]["image_size"] == 112
+
+
+def test_clip_weight_checks(small_folder, corpus):
+    base = ["--images", str(small_folder), "--corpus", str(corpus), "--max-steps", "1"]
+    with pytest.raises(MedflipError, match="clip-weight 0"):
+        _resolve(*base, "--clip-weight", "0")
+    with pytest.raises(MedflipError, match="attention"):
+        _resolve(*base, "--clip-weight", "0", "--mim-weight", "1", "--mask-strategy", "attention")
+    assert _resolve(*base, "--clip-weight", "0", "--mim-weight", "1").clip_weight == 0.0
