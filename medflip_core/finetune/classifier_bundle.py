@@ -26,6 +26,7 @@ from medflip_core.bundles.bundle import (
     INTENDED_USE,
     KIND_CLASSIFIER,
     MODEL_CARD,
+    OOD_REFERENCE_NPZ,
     TEXT_ONNX,
     TOKENIZER_DIR,
     Bundle,
@@ -141,8 +142,21 @@ def model_card(manifest: dict[str, Any]) -> str:
               f"{prov['machine']}.", "",
               "## Limits",
               "Research use only. Labels mined from reports are noisy; the figures hold for the data set named "
-              "above and say nothing about other hospitals, scanners or populations.", ""]
+              "above and say nothing about other hospitals, scanners or populations.",
+              _ood_sentence(clf), ""]
     return "\n".join(lines)
+
+
+def _ood_sentence(clf: dict[str, Any]) -> str:
+    """What the out-of-distribution check can see with this bundle (bundles written before it: no sentence)."""
+    if "ood_reference" not in clf:
+        return ""
+    if clf["ood_reference"]:
+        return ("Images that are not chest films still get scores here; the app warns from the DICOM tags, the pixels "
+                "and the image embedding (the base model's chest-film reference, valid for this unchanged encoder).")
+    return ("Images that are not chest films still get scores here; the app warns from the DICOM tags and the pixels "
+            "only: the base model's chest-film reference of the embedding check does not describe this bundle's "
+            "encoder" + (" (fine-tuned)." if clf.get("mode", "probe") != "probe" else " (the base model had none)."))
 
 
 def _remove_stale_partials(out: Path) -> None:
@@ -172,6 +186,11 @@ def write_classifier_bundle(out: str | Path, base: Bundle, classifier: Classifie
             (partial / name).parent.mkdir(parents=True, exist_ok=True)
             source = image_encoder if (name == IMAGE_ONNX and image_encoder is not None) else base.file(name)
             shutil.copy2(source, partial / name)
+        # the chest-film reference of the out-of-distribution check describes the base model's image encoder:
+        # it holds for a probe (the same encoder), not for a fine-tuned tower (pixel checks only there)
+        carries_reference = image_encoder is None and base.has(OOD_REFERENCE_NPZ)
+        if carries_reference:
+            shutil.copy2(base.file(OOD_REFERENCE_NPZ), partial / OOD_REFERENCE_NPZ)
         classifier.save_head(partial / HEAD_NPZ)
         (partial / VALIDATION_JSON).write_text(json.dumps(validation, indent=1, default=str), encoding="utf-8")
         manifest = {field: base.manifest[field] for field in _BASE_FIELDS if field in base.manifest}
@@ -180,7 +199,8 @@ def write_classifier_bundle(out: str | Path, base: Bundle, classifier: Classifie
         manifest.update({"kind": KIND_CLASSIFIER, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          **manifest_fields})
         manifest["classifier"] = {**classifier.manifest_entry(), **manifest.get("classifier", {}),
-                                  "zero_shot": (partial / TEXT_ONNX).is_file()}  # text side kept: zero-shot works
+                                  "zero_shot": (partial / TEXT_ONNX).is_file(),  # text side kept: zero-shot works
+                                  "ood_reference": carries_reference}
         manifest.setdefault("name", out.name)
         card_manifest = {"intended_use": INTENDED_USE, **manifest}
         (partial / MODEL_CARD).write_text(model_card(card_manifest), encoding="utf-8")

@@ -45,6 +45,9 @@ def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, 
     assert clf["mode"] == mode and clf["classes"] == ["NORMAL", "PNEUMONIA"] and clf["zero_shot"] is False
     assert manifest["validation"]["patients"] > 0 and "Youden" in clf["threshold_rule"]
     assert not (out / "text_encoder.onnx").exists()  # a tuned tower no longer matches the base text space
+    # nor does the base model's chest-film reference describe it: pixel checks only, and the card says so
+    assert not (out / "ood_reference.npz").exists() and clf["ood_reference"] is False
+    assert "the DICOM tags and the pixels only" in (out / "MODEL_CARD.md").read_text()
 
     # the shipped ONNX tower is the best validation weights: its embedding equals the torch tower's
     import torch

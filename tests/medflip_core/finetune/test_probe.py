@@ -121,6 +121,9 @@ def test_engine_classifies_a_real_dicom_with_the_bundle(first_run, shared_data):
         assert pred.decisions[c] == (p >= pred.thresholds[c])
     cam = engine.class_activation_map(pred.patch_tokens, "PNEUMONIA")
     assert cam.shape == engine.grid == (14, 14) and np.isfinite(cam).all() and cam.std() > 0
+    # the probe keeps the base model's encoder, so its chest-film reference holds: the embedding OOD check works
+    assert engine.ood_reference is not None and engine.bundle.manifest["classifier"]["ood_reference"] is True
+    assert "and the image embedding" in (result.bundle / "MODEL_CARD.md").read_text()
     # the probe keeps the base model's text side: zero-shot and retrieval work from the same bundle
     zero_shot = engine.classify(pred.embedding, ["No Finding", "Pneumonia"])
     assert sum(zero_shot.values()) == pytest.approx(1.0, abs=1e-5)
