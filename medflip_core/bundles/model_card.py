@@ -188,8 +188,12 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
              "nothing about other hospitals, scanners or populations.",
              "- Findings other than those measured above are known mostly from report sentences and are not "
              "validated.",
-             "- Out-of-distribution inputs (other body parts, animals) still get scores; the app flags non-chest "
-             "DICOM body parts.",
+             "- Out-of-distribution inputs (other body parts, animals, photographs) still get scores; the app warns "
+             "from the DICOM tags and the pixels" + (", and from the image embedding's distance to chest films "
+                                                    "(ood_reference.npz, `medflip bench ood`)."
+                                                    if "ood_reference.npz" in manifest.get("files", {}) else
+                                                    " (this bundle has no chest-film reference for the embedding "
+                                                    "check)."),
              f"- The text encoder in ONNX is {'int8-quantised' if manifest.get('text_encoder_quantized') else 'fp32'}"
              f"; weights are {manifest.get('weights_dtype')}; the sentence bank is embedded with that same encoder.",
              "", "Exact commands, configuration, data hashes and machine: manifest.json → provenance.", ""]
