@@ -132,12 +132,21 @@ class TaskRunner:
     def busy(self) -> bool:
         return bool(self._tasks)
 
+    def invalidate(self, latest: str) -> None:
+        """Results (and progress) of the `latest` kind asked for so far are not delivered: e.g. a search made
+        with the model just replaced, whose hits must not land after the new model's."""
+        self._tickets[latest] = self._tickets.get(latest, 0) + 1
+
     def run(self, task: Task, on_done: Callable[[Any], None], on_failed: Callable[[str], None],
             on_progress: Callable[[int, int], None] | None = None, latest: str = "",
             on_partial: Callable[[Any], None] | None = None) -> None:
         ticket = self._tickets[latest] = self._tickets.get(latest, 0) + 1
         self._tasks.append(task)
-        progress = _LatestProgress(on_progress, lambda: not self.closed) if on_progress is not None else None
+
+        def current() -> bool:  # the window is open and no newer request of this kind was made
+            return not self.closed and (not latest or ticket == self._tickets[latest])
+
+        progress = _LatestProgress(on_progress, current) if on_progress is not None else None
         if on_partial is not None:
             task.signals.partial.connect(lambda value: None if self.closed else on_partial(value))
 
@@ -145,7 +154,7 @@ class TaskRunner:
             self._tasks.remove(task)
             if progress is not None:
                 progress.flush()  # the last count before the result
-            if self.closed or (latest and ticket != self._tickets[latest]):
+            if not current():
                 return  # the window is gone, or a newer request of this kind was made
             callback(value)
 

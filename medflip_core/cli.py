@@ -329,6 +329,22 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def reconstruct_mask_ratio(text: str) -> float:
+    """--mask-ratio of `medflip reconstruct`: a share of the patches dropped, above 0 and at most the trainer's
+    maximum; anything else ends in argparse's usage line and a sentence naming the range (exit code 2)."""
+    from medflip_core.masking import MAX_MASK_RATIO, mask_ratio_problem
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give the share of each image's patches "
+                                         f"dropped, above 0 and at most {MAX_MASK_RATIO:g}") from None
+    problem = mask_ratio_problem(value, above_zero=True)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 JSON_HELP = "print the result as JSON on stdout (for scripts) instead of text"
 MODEL_HELP = "model name or bundle folder (default: medflip-default)"
 PATIENT_PATTERN_HELP = ("regex whose group 1 is the patient id in a file name (default: Kermany personN, NIH "
@@ -443,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", help="the kept patch indices, comma-separated (default: a mask is drawn)")
     p.add_argument("--keep-grid", type=int, help="patches per side of the grid --keep refers to (another grid than "
                                                  "the run's: the mask is drawn again)")
-    p.add_argument("--mask-ratio", type=float, default=0.75, help="share of patches dropped (default: 0.75)")
+    p.add_argument("--mask-ratio", type=reconstruct_mask_ratio, default=0.75,
+                   help="share of patches dropped, above 0 and at most 0.9 (default: 0.75)")
     p.add_argument("--strategy", default="random", choices=["random", "integrity", "attention"],
                    help="how the mask is drawn without --keep; attention needs --keep (default: random)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask drawn without --keep (default: 0)")

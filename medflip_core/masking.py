@@ -50,6 +50,20 @@ class PatchMask:
         return out
 
 
+MAX_MASK_RATIO = 0.9  # the largest share of patches a training step drops (trainer, Training form, Mask tab)
+
+
+def mask_ratio_problem(ratio: float, above_zero: bool = False) -> str | None:
+    """What is wrong with a mask ratio a person gave, as the end of a sentence ("must be ..."), or None.
+    `above_zero`: 0 is refused too (a reconstruction needs dropped patches)."""
+    low = "above 0" if above_zero else "at least 0"
+    inside = (ratio > 0.0 if above_zero else ratio >= 0.0) and ratio <= MAX_MASK_RATIO  # False for NaN
+    if inside:
+        return None
+    return (f"must be {low} and at most {MAX_MASK_RATIO:g} (the share of each image's patches dropped), "
+            f"not {ratio:g}")
+
+
 def num_kept_patches(num_patches: int, ratio: float) -> int:
     """How many of `num_patches` survive a mask ratio; at least one always does."""
     if not 0.0 <= ratio < 1.0:

@@ -310,3 +310,41 @@ def evaluation_summary(
             out["best_threshold_accuracy"] = {"value": best, "threshold": threshold,
                                               "note": "upper bound, threshold chosen on these same images"}
     return out
+
+
+# `medflip evaluate --json` writes the same top-level keys for a CLIP bundle (zero-shot on the class folders:
+# evaluation/evaluate.py) and for a classifier bundle (its own classes: finetune/evaluate.py), each key the same
+# concept in both. A figure that one kind has no value for is null there, never left out; `per_class` holds
+# each kind's own per-class details.
+EVALUATION_KEYS: tuple[str, ...] = (
+    "kind",  # "zero-shot" or "classifier"
+    "model", "data_set", "classes",
+    "data_classes",  # {class: the data's folder or label column it was matched with}
+    "label_texts",  # zero-shot: the text each class was scored with, in class order; classifier: null
+    "multi_label",  # classes decided independently (a multi-label classifier), else one class per image
+    "decision_rule",  # how probabilities become decisions, in a sentence
+    "decision_rule_parameters",  # zero-shot: mode, bias, temperature, chosen_on; classifier: calibration, thresholds
+    "images", "patients", "images_per_class",
+    "resampled", "n_boot",  # what the 95 % CIs resample ("patients") and how often
+    "accuracy", "macro_f1",  # of the decisions, with CIs; null for a multi-label classifier
+    "roc_auc_per_class", "roc_auc_macro",  # with CIs
+    "positive_class", "roc_auc",  # --positive: the class and its ROC AUC with CI; else null
+    "best_threshold_accuracy",  # zero-shot, binary, --positive: an upper bound on these images; else null
+    "ece", "ece_kind", "ece_if_calibrated",  # calibration error with CI, how it is read, its floor on this many
+    "confusion",  # {kind, classes, rows_true_cols_pred}, or for a multi-label classifier {kind, labels}
+    "per_class",
+    "small_validation",  # a classifier's classes with too few patients to judge; zero-shot: null
+    "skipped", "skipped_examples",  # unreadable files
+    "out_of_distribution", "out_of_distribution_examples",  # null where the check was not run
+    "notes",
+    "seconds",
+)
+
+
+def evaluation_record(**values: object) -> dict:
+    """`values` in EVALUATION_KEYS order; a key missing or one not in EVALUATION_KEYS is a programming error."""
+    missing = [k for k in EVALUATION_KEYS if k not in values]
+    unknown = [k for k in values if k not in EVALUATION_KEYS]
+    if missing or unknown:
+        raise ValueError(f"evaluation keys missing {missing}, not in EVALUATION_KEYS {unknown}")
+    return {k: values[k] for k in EVALUATION_KEYS}

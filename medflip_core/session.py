@@ -21,7 +21,7 @@ from medflip_core.inference.batch import Row, classify_files
 from medflip_core.inference.heatmap import HeatOverlay, heat_overlay
 from medflip_core.inference.image_ood import all_warnings
 from medflip_core.inference.ood import out_of_distribution
-from medflip_core.inference.retrieval import ImageHit, SentenceHits, order_search_hits
+from medflip_core.inference.retrieval import ImageHit, SentenceBank, SentenceHits, order_search_hits
 
 Progress = Callable[[int, int], None]
 
@@ -90,16 +90,22 @@ class Session:
 
     def embedding(self, index: int) -> Any:
         self._need(index)
-        if index not in self._embeddings:  # decoded for this use only: a scan over many images keeps no pixels
-            self._embed(index, self.images[index].arrays(keep=False)[0])
-        return self._embeddings[index]
+        cached = self._embeddings.get(index)
+        if cached is None:  # decoded for this use only: a scan over many images keeps no pixels
+            cached = self._embed(index, self.images[index].arrays(keep=False)[0])
+        return cached
 
-    def _embed(self, index: int, pixels: np.ndarray) -> None:
-        """Embed an image and, while its pixels are at hand, run the out-of-distribution checks on them."""
+    def _embed(self, index: int, pixels: np.ndarray) -> Any:
+        """Embed an image and, while its pixels are at hand, run the out-of-distribution checks on them. Kept
+        only if the model is still the session's: a worker thread may finish after another model was chosen,
+        whose results must never be this model's."""
         engine = self._need(index)
-        self._embeddings[index] = engine.embed_images([pixels])
-        self._content_warnings[index] = all_warnings(self.images[index], pixels,
-                                                     self._embeddings[index].embedding[0], engine.ood_reference)
+        embedding = engine.embed_images([pixels])
+        warnings = all_warnings(self.images[index], pixels, embedding.embedding[0], engine.ood_reference)
+        if self.engine is engine:
+            self._embeddings[index] = embedding
+            self._content_warnings[index] = warnings
+        return embedding
 
     def _embed_in_workers(self, reader: ReaderProcesses) -> None:
         """Embeddings of the images not embedded yet whose pixels are not in memory, decoded by `reader` a few
@@ -124,7 +130,7 @@ class Session:
             return out_of_distribution(self.images[index].metadata)
         if index not in self._content_warnings:
             self.embedding(index)
-        return list(self._content_warnings[index])
+        return list(self._content_warnings.get(index) or out_of_distribution(self.images[index].metadata))
 
     # --- operations ---------------------------------------------------------------------------------------
     def score(self, index: int, labels: list[str], templates: list[str]) -> dict[str, float]:
@@ -177,6 +183,21 @@ class Session:
         if self.engine is None:
             return False
         return bool(corpus) or self.engine.bundle.manifest.get("sentence_bank") is not None
+
+    def prepare_corpus(self, corpus: str, progress: Progress | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> SentenceBank | None:
+        """Embed a user's report corpus with the loaded model, once, for retrieve(); `progress(done, total)`
+        counts its sentences. None when stopped. A bank finished after another model was chosen is not kept."""
+        engine = self._need()
+        if corpus in self._banks:
+            bank = self._banks[corpus]
+            if progress is not None:
+                progress(len(bank), len(bank))
+            return bank
+        bank = engine.bank_from_corpus(corpus, progress=progress, should_stop=should_stop)
+        if bank is not None and self.engine is engine:
+            self._banks[corpus] = bank
+        return bank
 
     def retrieve(self, index: int, k: int, corpus: str = "") -> SentenceHits:
         """The k report sentences closest to the image: the model's bank, or a user corpus (embedded once),

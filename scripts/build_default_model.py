@@ -201,7 +201,7 @@ def main() -> int:
         ev, rr = json.loads(medflip(*ev_args)), json.loads(medflip(*rr_args))
         commands[name] = {"evaluate": "medflip " + " ".join(ev_args), "retrieval": "medflip " + " ".join(rr_args)}
         figures[name] = {
-            "images": ev["n"], "patients": ev["n_patients"], "per_class": ev["n_per_class"],
+            "images": ev["images"], "patients": ev["patients"], "per_class": ev["images_per_class"],
             "roc_auc_pneumonia": ev["roc_auc"], "accuracy": ev["accuracy"], "ece": ev["ece"],
             "ece_if_calibrated": ev["ece_if_calibrated"],
             "best_threshold_accuracy": ev["best_threshold_accuracy"]["value"],

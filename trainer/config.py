@@ -20,7 +20,7 @@ import yaml
 from medflip_core.bundles.checkpoint_layout import model_config_source
 from medflip_core.errors import MedflipError
 from medflip_core.imaging.decode_pool import DECODE_IN
-from medflip_core.masking import MASK_STRATEGIES
+from medflip_core.masking import MASK_STRATEGIES, MAX_MASK_RATIO, mask_ratio_problem
 from medflip_core.model.config import ModelConfig
 from trainer.precision import AMP_CHOICES
 
@@ -118,8 +118,10 @@ class TrainConfig:
             raise MedflipError("--pair-identity-weight must be between 0 and 1")
         if self.grad_accum < 1:
             raise MedflipError("--grad-accum must be at least 1")
-        if not 0.0 <= self.mask_ratio <= 0.9:
-            raise MedflipError(f"--mask-ratio must be between 0 and 0.9, got {self.mask_ratio}")
+        if isinstance(self.mask_ratio, bool) or not isinstance(self.mask_ratio, int | float):  # a config file's "0.5"
+            raise MedflipError(f"--mask-ratio must be a number from 0 to {MAX_MASK_RATIO:g}, got {self.mask_ratio!r}")
+        if problem := mask_ratio_problem(self.mask_ratio):
+            raise MedflipError(f"--mask-ratio {problem}")
         if not 0.0 <= self.mask_guided_share <= 1.0:
             raise MedflipError(f"--mask-guided-share must be between 0 and 1, got {self.mask_guided_share}")
         if self.decode_in == "processes" and self.num_workers < 1:

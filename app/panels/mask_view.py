@@ -19,6 +19,7 @@ from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 from medflip_core.masking import (
     DEFAULT_GUIDED_SHARE,
     MASK_STRATEGIES,
+    MAX_MASK_RATIO,
     PatchMask,
     integrity_scores,
     make_patch_mask,
@@ -97,7 +98,7 @@ class MaskView(QtWidgets.QWidget):
             self.strategy.setItemData(index, STRATEGY_TEXT[name], QtCore.Qt.ItemDataRole.ToolTipRole)
         self.strategy.currentIndexChanged.connect(self._strategy_changed)
         self.ratio = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-        self.ratio.setRange(0, 90)
+        self.ratio.setRange(0, round(MAX_MASK_RATIO * 100))  # the trainer's range, in per cent
         self.ratio.setSingleStep(5)
         self.ratio.setPageStep(5)
         self.ratio.setValue(75)

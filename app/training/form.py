@@ -9,10 +9,16 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from app.training.run_folders import FINETUNE, PRETRAIN
-from medflip_core.masking import MASK_STRATEGIES
+from medflip_core.masking import MASK_STRATEGIES, MAX_MASK_RATIO
 
+NOTICE_STYLE = "color: #8a4b00; background: #fff4e0; border: 1px solid #e0b070; padding: 3px;"
 DEFAULT_MIM_WEIGHT = 1.0  # the reconstruction's weight a new run starts with (configs/default-model-v4.yaml)
 FINETUNE_MODES = ["probe", "partial", "full"]  # probe: frozen tower, no torch; partial/full: the trainer tunes it
+
+
+def _number(value: float) -> str:
+    """A field's bound as a person writes it: 0.9, 0, 10,000,000."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
 
 def decoding_choice() -> QtWidgets.QComboBox:
@@ -61,7 +67,7 @@ class TrainingForm(QtWidgets.QWidget):
         self.corpus = QtWidgets.QLineEdit()
         self.corpus.setPlaceholderText("Reports: Open-i XML folder or .tgz, CSV, TXT (pre-training)")
         self.mask = QtWidgets.QDoubleSpinBox()
-        self.mask.setRange(0.0, 0.9)
+        self.mask.setRange(0.0, MAX_MASK_RATIO)
         self.mask.setSingleStep(0.05)
         self.mask.setValue(0.75)
         self.mask_strategy = QtWidgets.QComboBox()
@@ -106,8 +112,12 @@ class TrainingForm(QtWidgets.QWidget):
         self.image_size.setSingleStep(16)
         self.image_size.setValue(224)
         self.decoding = decoding_choice()
+        self.notice = QtWidgets.QLabel()  # what restore() could not take as it was, in a sentence
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet(NOTICE_STYLE)
         self.rows = rows = QtWidgets.QFormLayout(self)
         rows.setContentsMargins(0, 0, 0, 0)
+        rows.addRow(self.notice)
         rows.addRow("Job", self.job)
         rows.addRow("Images", self._images_row())
         rows.addRow("Image root", self._with_browse(self.image_root, folder=True))
@@ -133,6 +143,7 @@ class TrainingForm(QtWidgets.QWidget):
         self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.mim_weight,
                                self._unlabelled_row, self.max_steps, self.batch, self.image_size]
         self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode, self.base]
+        self.rows.setRowVisible(self.notice, False)
         self._job_changed()
 
     def job_name(self) -> str:
@@ -187,30 +198,63 @@ class TrainingForm(QtWidgets.QWidget):
                 "image_size": self.image_size.value(), "decoding": self.decoding.currentIndex(),
                 **{name: getattr(self, name).text() for name in self._REMEMBERED}}
 
-    def restore(self, state: dict) -> None:
-        """Fields from `state()`; a value that no longer fits (a bad type, an unknown choice) is left at default."""
+    def restore(self, state: dict, source: str = "the saved settings") -> list[str]:
+        """Fields from `state()` (or a run's settings). A value the field cannot hold as it is (out of the field's
+        range, not a number, an unknown choice) is never clamped or rounded into it silently: the field keeps what
+        it had and the form's notice says so, naming `source`. Returns those sentences."""
         if not isinstance(state, dict):
-            return
-        def combo(box: QtWidgets.QComboBox, value, data: bool = False) -> None:
+            return []
+        problems: list[str] = []
+
+        def combo(box: QtWidgets.QComboBox, key: str, label: str, data: bool = False) -> None:
+            value = state.get(key)
+            if value is None:
+                return
             index = box.findData(value) if data else box.findText(str(value))
             if index >= 0:
                 box.setCurrentIndex(index)
+            else:
+                choices = ", ".join(box.itemText(i) for i in range(box.count()))
+                problems.append(f"{label} in {source}: {value!r} is not one of the choices ({choices}); the form "
+                                f"keeps {box.currentText()}.")
 
-        combo(self.job, state.get("job"), data=True)
-        combo(self.mode, state.get("mode"))
-        combo(self.mask_strategy, state.get("mask_strategy"))
-        combo(self.device, state.get("device"))
-        for box, key in ((self.mask, "mask"), (self.budget, "budget"), (self.max_steps, "max_steps"),
-                         (self.batch, "batch"), (self.image_size, "image_size")):
-            value = state.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                box.setValue(type(box.value())(value))
+        combo(self.job, "job", "Job", data=True)
+        combo(self.mode, "mode", "Mode")
+        combo(self.mask_strategy, "mask_strategy", "Mask strategy")
+        combo(self.device, "device", "Device")
+        for box, key, label in ((self.mask, "mask", "Mask ratio"), (self.budget, "budget", "Time budget"),
+                                (self.max_steps, "max_steps", "Max steps"), (self.batch, "batch", "Batch size"),
+                                (self.image_size, "image_size", "Image size")):
+            if state.get(key) is not None:
+                problem = self._set_number(box, state[key])
+                if problem:
+                    problems.append(f"{label} in {source}: {problem}; the form keeps {box.text()}.")
         decoding = state.get("decoding")
         if isinstance(decoding, int) and 0 <= decoding < self.decoding.count():
             self.decoding.setCurrentIndex(decoding)
         for name in self._REMEMBERED:
             if isinstance(state.get(name), str):
                 getattr(self, name).setText(state[name])
+        self.notice.setText(" ".join(problems))
+        self.rows.setRowVisible(self.notice, bool(problems))
+        return problems
+
+    @staticmethod
+    def _set_number(box: QtWidgets.QSpinBox | QtWidgets.QDoubleSpinBox, value: object) -> str | None:
+        """Put `value` in the box if the box holds it exactly; otherwise leave the box and say why ("1.5 is
+        outside 0 to 0.9")."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{value!r} is not a number"
+        low, high = box.minimum(), box.maximum()
+        if not low <= value <= high:  # NaN too
+            return f"{value:g} is outside the allowed range {_number(low)} to {_number(high)}"
+        if isinstance(box, QtWidgets.QDoubleSpinBox):
+            if round(value, box.decimals()) != value:
+                return f"{value:g} has more than the field's {box.decimals()} decimals"
+        elif value != int(value):
+            return f"{value:g} is not a whole number"
+        box.setValue(type(box.value())(value))
+        return None
 
     def show_run_config(self, config: dict) -> None:
         """A pre-training run's own settings (RUN/config.json), so that a resumed run's form says what it runs."""
@@ -221,7 +265,8 @@ class TrainingForm(QtWidgets.QWidget):
                       "corpus": config.get("corpus") or "", "mask": config.get("mask_ratio"),
                       "mask_strategy": config.get("mask_strategy"), "budget": budget,
                       "max_steps": config.get("max_steps") or 0, "batch": config.get("batch_size"),
-                      "device": config.get("device"), "image_size": model.get("image_size")})
+                      "device": config.get("device"), "image_size": model.get("image_size")},
+                     source="the run's settings (config.json; a resumed run uses them as they are)")
 
     def pretrain_args(self, run_dir: str) -> list[str]:
         """The trainer's arguments of a new pre-training run writing to `run_dir`."""

@@ -10,6 +10,7 @@ handlers would live apart from the one set of tasks and images they share.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -53,6 +54,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pixels = PixelLoader(self)  # reading and decoding in worker processes, off this thread
         self.pixels.ready.connect(self._pixels_ready)
         self._loads: list[Task] = []  # loads in flight (the Cancel button beside their progress stops them)
+        self._corpus_task: Task | None = None  # the Retrieval tab's corpus being embedded (stopped by a newer one)
         self.last_load: LoadResult | None = None
         self._stop_batch = False
         self._mask_image = None  # the image the mask tab shows once it is the tab in front (_sync_mask_view)
@@ -225,6 +227,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.zero_shot.heatmap_requested.connect(self.show_heatmap)
         self.retrieval.retrieve_requested.connect(self.retrieve)
         self.retrieval.search_requested.connect(self.search_images)
+        self.retrieval.corpus_chosen.connect(self._corpus_chosen)
         self.retrieval.image_chosen.connect(self.browser.select_index)
         self.tags.reveal_changed.connect(self.browser.set_reveal_patient)
         self.batch.folder_requested.connect(self.score_folder)
@@ -402,6 +405,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if path != self._model_request:
             return
         self.session.set_engine(engine)
+        requery = self._retrieval_model_changed(engine)
         self.training.set_base_model(path)
         self.settings.set("model", path)
         self.messages.clear_from("model")
@@ -422,10 +426,29 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(f"Model {engine.bundle.name} ready; {device.note[0].lower()}"
                                          f"{device.note[1:]}", 5000)
         self._refresh_results()
+        if self.retrieval.corpus:  # the corpus's sentences, embedded again with this model, with progress
+            self._prepare_corpus(self.retrieval.corpus)
+        if requery and self.session.images:
+            self.search_images(requery)
 
     def _engine_failed(self, message: str) -> None:
         self.session.set_engine(None)
+        self._retrieval_model_changed(None)
         self.error(message, source="model")
+
+    def _retrieval_model_changed(self, engine) -> str:
+        """The previous model's sentences and ranking are never shown as this one's: results still on their way
+        are dropped, a corpus being embedded is stopped, the lists are cleared with a sentence. Returns the query
+        to rank the images for again."""
+        for kind in ("retrieve", "search", "corpus"):
+            self.tasks.invalidate(kind)
+        if self._corpus_task is not None:
+            self._corpus_task.cancel()
+            self._corpus_task = None
+        if engine is None:
+            return self.retrieval.model_changed(None)
+        return self.retrieval.model_changed(engine.bundle.name, has_text=engine.has_text,
+                                            has_bank=self.session.can_retrieve(""))
 
     def show_model_card(self) -> None:
         if self.engine is None:
@@ -496,16 +519,50 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.current is None:
             self.error("Open an image first.")
             return
-        self._run(Task(self.session.retrieve, self.current, k, corpus), self._hits_ready,
+        model = self.engine.bundle.name if self.engine is not None else ""
+        self._run(Task(self.session.retrieve, self.current, k, corpus), lambda hits: self._hits_ready(hits, model),
                   lambda m: self.error(m, source="retrieval"), latest="retrieve")
 
-    def _hits_ready(self, hits) -> None:
-        self.retrieval.show_hits(hits)
+    def _hits_ready(self, hits, model: str = "") -> None:
+        self.retrieval.show_hits(hits, model)
         self.messages.clear_from("retrieval")  # the count is in the Retrieval tab: the status bar keeps what matters
 
     def search_images(self, query: str) -> None:
-        self._run(Task(self.session.search, query, self.pixels.opener), self.retrieval.show_ranking, self.error,
-                  latest="search")
+        model = self.engine.bundle.name if self.engine is not None else ""  # the session's model ranks them
+        self._run(Task(self.session.search, query, self.pixels.opener),
+                  lambda ranking: self.retrieval.show_ranking(ranking, query, model), self.error, latest="search")
+
+    def _corpus_chosen(self, corpus: str) -> None:
+        """The Retrieval tab's corpus changed: the one being embedded (if any) stops, the new one is embedded."""
+        self.tasks.invalidate("corpus")
+        if self._corpus_task is not None:
+            self._corpus_task.cancel()
+            self._corpus_task = None
+        if not corpus:
+            return
+        if self.engine is None:
+            self.retrieval.corpus_waits_for_model()  # _engine_ready embeds it
+            return
+        self._prepare_corpus(corpus)
+
+    def _prepare_corpus(self, corpus: str) -> None:
+        """Embed a report corpus in a worker with the loaded model, its progress in the Retrieval tab (the IU
+        archive takes about a minute on a laptop CPU); the sentences asked for meanwhile follow."""
+        model, started = self.engine.bundle.name, time.monotonic()
+        task = Task(self.session.prepare_corpus, corpus, with_progress=True, stoppable=True)
+        self._corpus_task = task
+
+        def done(bank) -> None:
+            self._corpus_task = None
+            if bank is not None:  # None: stopped for a newer corpus or model
+                self.retrieval.corpus_embedded(len(bank), bank.available, model, time.monotonic() - started)
+
+        def failed(message: str) -> None:
+            self._corpus_task = None
+            self.retrieval.corpus_failed(message)
+            self.error(message, source="retrieval")
+
+        self._run(task, done, failed, on_progress=self.retrieval.show_corpus_progress, latest="corpus")
 
     def score_folder(self, folder: str) -> None:
         classifier = self.zero_shot.classifier_mode() and self.session.has_classifier

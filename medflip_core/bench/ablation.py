@@ -86,7 +86,7 @@ def run_one(name: str, extra: list[str], common: list[str], work: Path, val_dirs
                               "--prompt", "PNEUMONIA=Pneumonia", "--per-image", str(per_image)]).stdout)
         rr = json.loads(_run(["-m", "medflip_core.cli", "retrieval-eval", str(val_dir), "--corpus", corpus,
                               "--model", str(bundle), "--json"]).stdout)
-        per_source[source] = {"accuracy": ev["accuracy"], "roc_auc": ev["roc_auc"], "n_val": ev["n"],
+        per_source[source] = {"accuracy": ev["accuracy"], "roc_auc": ev["roc_auc"], "n_val": ev["images"],
                               "precision_at_k": rr["precision_at_k"], "pool_size": rr["pool_size"],
                               "per_image_csv": str(per_image)}
     first = per_source[next(iter(val_dirs))]

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from medflip_core.bench.trainer_run import pretrain_steps
-from medflip_core.masking import check_strategy
+from medflip_core.masking import check_strategy, mask_ratio_problem
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
@@ -352,7 +352,8 @@ def real_data_row(images: Path, corpus: Path, batch: int, image_size: int, visio
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medflip bench throughput", description=__doc__)
-    parser.add_argument("--ratios", default="0,0.5,0.75")
+    parser.add_argument("--ratios", default="0,0.5,0.75",
+                        help="mask ratios timed, comma-separated, each from 0 to 0.9 (default: 0,0.5,0.75)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--vision", default="vit_tiny_patch16_224")
@@ -380,7 +381,13 @@ def main(argv: list[str] | None = None) -> int:
             check_strategy(strategy)
         except ValueError as exc:
             parser.error(str(exc))
-    ratios = [float(r) for r in args.ratios.split(",")]
+    try:
+        ratios = [float(r) for r in args.ratios.split(",")]
+    except ValueError:
+        parser.error(f"--ratios {args.ratios!r}: give mask ratios as numbers, comma-separated, e.g. 0,0.5,0.75")
+    for ratio in ratios:
+        if problem := mask_ratio_problem(ratio):
+            parser.error(f"--ratios: each mask ratio {problem}")
     if not args.real_corpus.is_file():
         parser.error(f"--real-corpus {args.real_corpus} is not a file (the report archive the sentences come from)")
     bracketed = None

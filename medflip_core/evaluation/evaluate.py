@@ -15,7 +15,7 @@ from medflip_core.imaging import iter_image_files, load_image
 from medflip_core.inference.engine import Engine
 from medflip_core.inference.zeroshot import EXCLUSIVE, DecisionRule, rule_from_manifest, score_labels
 from medflip_core.labeler.labels import CHEXPERT_LABELS, LABEL_INDEX, normalise_label_name
-from medflip_core.metrics import evaluation_summary, precision_at_k
+from medflip_core.metrics import evaluation_record, evaluation_summary, precision_at_k
 
 
 def class_folders(data_dir: str | Path) -> list[Path]:
@@ -80,6 +80,15 @@ def decision_rule_of(engine: Engine) -> DecisionRule:
     return rule_from_manifest(engine.bundle.manifest)
 
 
+def rule_sentence(rule: DecisionRule) -> str:
+    """The zero-shot decision rule in words (`medflip evaluate`; its figures: rule.as_dict())."""
+    how = ("softmax over the classes' prompt similarities" if rule.mode == "softmax" else
+           "softmax over each class's prompt similarity minus its negative prompt's (pairs)")
+    bias = ", ".join(f"{label} {value:+.3g}" for label, value in rule.bias.items()) or "none"
+    return (f"Zero-shot decision rule: {how}, bias {bias}, temperature {rule.temperature:.3g}; the top class is the "
+            f"decision (chosen on: {rule.chosen_on}).")
+
+
 def class_probabilities(engine: Engine, emb: np.ndarray, label_texts: list[str], rule: DecisionRule) -> np.ndarray:
     """(N, C) probabilities of mutually exclusive classes (the class folders) under the rule."""
     return score_labels(engine, emb, label_texts, kind=EXCLUSIVE, rule=rule).probs
@@ -110,10 +119,21 @@ def evaluate_folder(engine: Engine, data_dir: str | Path, prompts: dict[str, str
     probs = class_probabilities(engine, emb, label_texts, rule)
     summary = evaluation_summary(truth, probs, names, positive=positive, n_boot=n_boot,
                                  groups=patients_of(paths, patient_pattern))
-    result = {"data_set": str(Path(data_dir).resolve()), "model": engine.bundle.name, "classes": names,
-              "label_texts": label_texts, "decision_rule": rule.as_dict(), "skipped": len(skipped),
-              "skipped_examples": skipped[:5], "out_of_distribution": len(flagged),
-              "out_of_distribution_examples": flagged[:20], "seconds": round(time.perf_counter() - t0, 2), **summary}
+    matrix = summary["confusion_matrix"]
+    result = evaluation_record(  # the keys a classifier bundle's evaluation writes too (metrics.EVALUATION_KEYS)
+        kind="zero-shot", model=engine.bundle.name, data_set=str(Path(data_dir).resolve()), classes=names,
+        data_classes={n: n for n in names}, label_texts=label_texts, multi_label=False,
+        decision_rule=rule_sentence(rule), decision_rule_parameters=rule.as_dict(),
+        images=summary["n"], patients=summary["n_patients"], images_per_class=summary["n_per_class"],
+        resampled=summary["resampled"], n_boot=n_boot, accuracy=summary["accuracy"], macro_f1=summary["macro_f1"],
+        roc_auc_per_class=summary["roc_auc_per_class"], roc_auc_macro=summary["roc_auc_macro"],
+        positive_class=summary.get("positive_class"), roc_auc=summary.get("roc_auc"),
+        best_threshold_accuracy=summary.get("best_threshold_accuracy"),
+        ece=summary["ece"], ece_kind="top-label ECE", ece_if_calibrated=summary["ece_if_calibrated"],
+        confusion={"kind": "true class (rows) x decided class (columns)", **matrix},
+        per_class=summary["per_class"], small_validation=None, skipped=len(skipped), skipped_examples=skipped[:5],
+        out_of_distribution=len(flagged), out_of_distribution_examples=flagged[:20], notes=[],
+        seconds=round(time.perf_counter() - t0, 2))
     if per_image:
         result["per_image"] = [{"path": p, "truth": names[t], "probs": [round(float(x), 6) for x in row]}
                                for p, t, row in zip(paths, truth, probs, strict=True)]
@@ -148,16 +168,14 @@ def read_per_image_csv(path: str | Path) -> tuple[list[str], list[str], list[str
 
 
 def format_evaluation(r: dict) -> str:
-    lines = [f"zero-shot evaluation of {r['model']} on {r['data_set']} (n={r['n']}, {r['seconds']} s)",
+    lines = [f"zero-shot evaluation of {r['model']} on {r['data_set']} (n={r['images']}, {r['seconds']} s)",
              f"  label texts: {dict(zip(r['classes'], r['label_texts'], strict=True))}"]
 
     def ci(m: dict) -> str:
         return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
 
-    rule = r.get("decision_rule") or {}
-    lines.append(f"  decision rule: {rule.get('mode', 'softmax')}, bias {rule.get('bias', {})}, temperature "
-                 f"{rule.get('temperature', 1.0):.3g}; 95 % CIs resample {r.get('resampled', 'images')}"
-                 f" (n patients {r.get('n_patients')})")
+    lines.append(f"  {r['decision_rule']}")
+    lines.append(f"  95 % CIs resample {r['resampled']} (n patients {r['patients']})")
     lines.append(f"  accuracy  {ci(r['accuracy'])}")
     if r.get("best_threshold_accuracy"):
         lines.append(f"  accuracy at the best threshold on these images (upper bound) "
@@ -170,7 +188,7 @@ def format_evaluation(r: dict) -> str:
     if r.get("roc_auc_macro"):
         lines.append(f"  macro ROC AUC {ci(r['roc_auc_macro'])}")
     for name, auc in r["roc_auc_per_class"].items():
-        lines.append(f"  ROC AUC {name} (one-vs-rest) {ci(auc)}  n={r['n_per_class'][name]}")
+        lines.append(f"  ROC AUC {name} (one-vs-rest) {ci(auc)}  n={r['images_per_class'][name]}")
     if r.get("positive_class"):
         lines.append(f"  ROC AUC, positive class {r['positive_class']}: {ci(r['roc_auc'])}")
     if r["skipped"]:

@@ -66,10 +66,12 @@ def order_search_hits(hits: Sequence[ImageHit]) -> list[ImageHit]:
 
 
 class SentenceBank:
-    def __init__(self, sentences: list[str], embeddings: np.ndarray, labels: np.ndarray | None = None) -> None:
+    def __init__(self, sentences: list[str], embeddings: np.ndarray, labels: np.ndarray | None = None,
+                 available: int | None = None) -> None:
         if len(sentences) != len(embeddings):
             raise MedflipError(f"sentence bank: {len(sentences)} sentences but {len(embeddings)} embeddings")
         self.sentences = list(sentences)
+        self.available = len(self.sentences) if available is None else available  # the corpus's, when cut
         self.embeddings = l2_normalise(np.asarray(embeddings, dtype=np.float32))
         self.labels = None if labels is None else np.asarray(labels)
 

@@ -20,7 +20,7 @@ from medflip_core.bundles.checkpoint_layout import MODEL_FILE, STATE_FILE, lates
 from medflip_core.errors import MedflipError
 from medflip_core.imaging import Radiograph
 from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
-from medflip_core.masking import integrity_scores, make_patch_mask, patch_grid
+from medflip_core.masking import integrity_scores, make_patch_mask, mask_ratio_problem, patch_grid
 
 CAPTION = ("model input · kept patches (dropped ones shaded) · dropped patches as the decoder predicts them "
            "(each scaled with its true patch's mean and spread)")
@@ -89,6 +89,9 @@ def reconstruct(source: str | Path, image: Radiograph, *, keep: list[int] | None
     """Reconstruct the patches a mask drops. `keep`: the kept patch indices (e.g. the mask on screen) of a
     `keep_grid` x `keep_grid` patch grid; a mask for another grid than the run's, or none, is drawn with `strategy`
     (random or integrity: attention needs the text of a batch), `ratio` and `seed`."""
+    problem = mask_ratio_problem(ratio, above_zero=True)
+    if problem:  # said before the checkpoint is read; a mask drawn with it would be wrong or empty
+        raise MedflipError(f"the mask ratio {problem}")
     import torch
 
     from medflip_core.model.mim_decoder import normalised_targets, patchify

@@ -123,7 +123,7 @@ def test_classify_reports_unreadable_files_and_continues(tiny_bundle, shared_dat
 def test_evaluate_and_retrieval_eval_json(tiny_bundle, small_folder, corpus, tmp_path):
     ev = json.loads(medflip("evaluate", str(small_folder), "--model", str(tiny_bundle), "--json",
                             "--positive", "PNEUMONIA", "--n-boot", "100").stdout)
-    assert ev["n"] == 32 and ev["n_per_class"] == {"NORMAL": 16, "PNEUMONIA": 16}
+    assert ev["images"] == 32 and ev["images_per_class"] == {"NORMAL": 16, "PNEUMONIA": 16}
     assert ev["label_texts"] == ["NORMAL", "PNEUMONIA"]
     lo, hi = ev["roc_auc"]["ci95"]
     assert 0 <= lo <= ev["roc_auc"]["value"] <= hi <= 1

@@ -155,7 +155,7 @@ def test_cli_classify_and_evaluate_a_classifier_bundle(first_run, folder, shared
     assert ev["positive_class"] == "PNEUMONIA" and ev["images"] == 2 * PER_CLASS and ev["skipped"] == 1
     assert ev["roc_auc"]["ci95"][0] <= ev["roc_auc"]["value"] <= ev["roc_auc"]["ci95"][1]
     assert sum(map(sum, ev["confusion"]["rows_true_cols_pred"])) == 2 * PER_CLASS
-    assert 0 <= ev["ece"] <= 1 and "sensitivity" in ev["per_class"]["NORMAL"]
+    assert 0 <= ev["ece"]["value"] <= 1 and "sensitivity" in ev["per_class"]["NORMAL"]
 
 
 def test_failed_write_leaves_no_bundle_and_keeps_the_old_one(first_run, tmp_path, monkeypatch):
