@@ -6,11 +6,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.viewer.elided_label import ElidedLabel
+from app.viewer.elided_label import ElidedLabel, FittingLabel
 from medflip_core.imaging import Radiograph, Window
 from medflip_core.imaging.windowing import CHEST_PRESETS, full_range_window, percentile_window, preset_window, render
 
 PRESET_NAMES = ["DICOM / file", "Auto (percentiles)", "Full range", *CHEST_PRESETS]
+
+
+def _number(value: float) -> str:
+    """A window value for the read-out: whole numbers for modality units, three digits for a [0, 1] float image."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 class _WindowingViewBox(pg.ViewBox):
@@ -71,9 +76,10 @@ class ImageViewer(QtWidgets.QWidget):
         fit = QtWidgets.QPushButton("Fit")
         fit.setToolTip("Fit the image to the view (F)")
         fit.clicked.connect(self.fit)
-        self.wl_label = QtWidgets.QLabel("W/L: –")
+        # its minimum width is fixed: what it says never widens the window; its source goes first when room is short
+        self.wl_label = FittingLabel("W 00000  L 00000")
         self.wl_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
-        self.wl_label.setMinimumWidth(120)
+        self.wl_label.set_wordings("W/L: –")
         self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.preset.setMinimumContentsLength(10)
         bar = QtWidgets.QHBoxLayout()
@@ -109,12 +115,12 @@ class ImageViewer(QtWidgets.QWidget):
         h, w = radiograph.shape
         self.image_item.setRect(QtCore.QRectF(0, 0, w, h))
         self.view.setRange(QtCore.QRectF(0, 0, w, h), padding=0.02)
-        self.wl_label.setText("Decoding the full image…")
+        self.wl_label.set_wordings("Decoding the full image…", "Decoding…")
 
     def preview_failed(self) -> None:
         """The full image of the preview on screen could not be decoded (the message bar says why)."""
         if self.preview is not None:
-            self.wl_label.setText("Full image unavailable")
+            self.wl_label.set_wordings("Full image unavailable", "Unavailable")
 
     def set_radiograph(self, radiograph: Radiograph | None) -> None:
         self.preview = None
@@ -128,7 +134,7 @@ class ImageViewer(QtWidgets.QWidget):
         self.graphics.setVisible(radiograph is not None)
         if radiograph is None:
             self.image_item.clear()
-            self.wl_label.setText("W/L: –")
+            self.wl_label.set_wordings("W/L: –")
             return
         self.preset.blockSignals(True)
         self.preset.setCurrentIndex(0)
@@ -140,7 +146,10 @@ class ImageViewer(QtWidgets.QWidget):
     def set_window(self, window: Window) -> None:
         self.window = window
         self._render()
-        self.wl_label.setText(f"W {window.width:.0f}  L {window.center:.0f}  ({window.source})")
+        numbers = f"W {_number(window.width)}  L {_number(window.center)}"
+        self.wl_label.set_wordings(f"{numbers}  ({window.source})", numbers,
+                                   tooltip=f"Window width {_number(window.width)}, level {_number(window.center)} "
+                                           f"({window.source}). Right-drag on the image to change them.")
         self.window_changed.emit(window)
 
     def displayed_pixels(self) -> np.ndarray | None:
