@@ -87,15 +87,18 @@ class ImageViewer(QtWidgets.QWidget):
         bar.addWidget(self.preset)
         bar.addWidget(self.invert_box)
         bar.addWidget(fit)
-        self.overlay_note = ElidedLabel()  # names what is drawn over the image, so it is not read as anatomy
+        bar.addStretch(1)
+        bar.addWidget(self.wl_label)
+        # names what is drawn over the image, so it is not read as anatomy: a row of its own under the tool bar (the
+        # whole viewer's width), so it neither squeezes the read-out nor changes the tool bar's minimum width; elided,
+        # with the whole caption as its tooltip, when even that row is too short
+        self.overlay_note = ElidedLabel()
         self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
         self.overlay_note.setVisible(False)
-        bar.addWidget(self.overlay_note, 1)  # elided: a long label's caption never widens the window
-        bar.addStretch(0)  # the room when there is no caption (a caption, stretch 1, takes it first)
-        bar.addWidget(self.wl_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addWidget(self.overlay_note)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.placeholder, 1)
         self.graphics.setVisible(False)
