@@ -106,7 +106,7 @@ def test_a_huge_png_on_screen_keeps_display_data_at_screen_resolution(window, qt
     extra = beside_the_image(window)
     full = {where: size for where, size in extra.values() if size >= SIDE * SIDE}
     assert not full, f"full-resolution copies kept: {full}"  # was a float32 display copy, its 8-bit copy, its QImage
-    assert sum(size for _, size in extra.values()) <= DISPLAY_BOUND, extra  # was 366 MB
+    assert sum(size for _, size in extra.values()) <= DISPLAY_BOUND, extra  # was 366 MiB
 
     # a window/level drag and an invert redraw the display data, no more
     viewer._drag_window(-40.0, 60.0)

@@ -93,7 +93,7 @@ def test_a_caption_that_comes_and_goes_leaves_the_image_fitted_or_as_zoomed(scor
     before = image_on_screen(viewer)
     assert fits(viewer)
     choose_heat_map(w, qtbot)
-    assert w.width() == narrowest and fits(viewer)  # the caption widened the window by 6 px, and it stayed wider
+    assert w.width() == narrowest and fits(viewer)  # was 6 px wider with the caption in the tool bar, and stayed so
     clear_heat_map(w, qtbot)
     assert w.width() == narrowest and viewer.graphics.viewport().size() == port
     assert same_rect(image_on_screen(viewer), before) and fits(viewer)
