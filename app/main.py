@@ -19,6 +19,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", help="window size WxH (default: as left last time, else 1400x860 shrunk to fit "
                                        "the screen)")
     parser.add_argument("--tab", help="tab to show in the screenshot (e.g. 'Mask sampling')")
+    parser.add_argument("--heatmap", metavar="LABEL", help="show this label's heat-map in the screenshot (Zero-shot "
+                                                           "tab, once the image is scored)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for work before a screenshot")
     parser.add_argument("--startup-report", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -97,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             scored_once = True
             continue
         break
+    if args.heatmap and window.images:
+        window.zero_shot.heat_label.setCurrentText(args.heatmap)
+        while time.monotonic() < deadline and not window.viewer.overlay_item.isVisible():
+            app.processEvents()
+            time.sleep(0.02)
     for _ in range(10):
         app.processEvents()
         time.sleep(0.02)

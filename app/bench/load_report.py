@@ -39,12 +39,12 @@ def measure(folder: str) -> dict:
         first = None
         while window.last_load is None or window._loads:
             app.processEvents()
-            if first is None and window.viewer.displayed_pixels() is not None:
+            if first is None and window.viewer.shows_image():
                 first = time.perf_counter() - start
             time.sleep(0.005)
         total = time.perf_counter() - start
     app.processEvents()
-    if first is None and window.viewer.displayed_pixels() is not None:
+    if first is None and window.viewer.shows_image():
         first = time.perf_counter() - start
     result = window.last_load
     out = {"baseline_rss_mb": base, "peak_rss_mb": _status_mb("VmHWM"), "end_rss_mb": _status_mb("VmRSS"),

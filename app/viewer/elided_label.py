@@ -1,5 +1,5 @@
-"""A one-line label that never widens its window: it takes the room there is and elides the rest (the whole text
-is its tooltip)."""
+"""One-line labels that never widen their window: `ElidedLabel` takes the room there is and elides the rest (the
+whole text is its tooltip); `FittingLabel` shows the longest of its wordings that fits its width."""
 
 from __future__ import annotations
 
@@ -36,3 +36,46 @@ class ElidedLabel(QtWidgets.QLabel):
         elided = self.fontMetrics().elidedText(self._full, QtCore.Qt.TextElideMode.ElideRight, rect.width())
         painter.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
         painter.drawText(rect, int(self.alignment() | QtCore.Qt.AlignmentFlag.AlignVCenter), elided)
+
+
+class FittingLabel(QtWidgets.QLabel):
+    """A read-out whose minimum width is fixed (the width of `min_text`), whatever it says: it shows the first of
+    its wordings (longest first) that fits, the last one elided when none does; `text()` is what is shown, the
+    tooltip the whole first wording (or the tooltip given with the wordings)."""
+
+    def __init__(self, min_text: str, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._min_text = min_text
+        self._wordings: tuple[str, ...] = ("",)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Preferred)
+
+    def set_wordings(self, *wordings: str, tooltip: str = "") -> None:
+        self._wordings = wordings or ("",)
+        self.setToolTip(tooltip or self._wordings[0])
+        self._fit()
+        self.updateGeometry()
+
+    def full_text(self) -> str:
+        return self._wordings[0]
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._min_text) + margins.left() + margins.right() + 4
+        return QtCore.QSize(width, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QtCore.QSize:
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._wordings[0]) + margins.left() + margins.right() + 4
+        return QtCore.QSize(max(width, self.minimumSizeHint().width()), super().sizeHint().height())
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        room, metrics = self.contentsRect().width(), self.fontMetrics()
+        shown = next((w for w in self._wordings if metrics.horizontalAdvance(w) <= room), None)
+        if shown is None:
+            shown = metrics.elidedText(self._wordings[-1], QtCore.Qt.TextElideMode.ElideRight, room)
+        if shown != super().text():
+            super().setText(shown)

@@ -1,16 +1,34 @@
-"""The image viewer: zoom, pan, fit; window/level by right-drag with a live read-out; presets; invert."""
+"""The image viewer: zoom, pan, fit; window/level by right-drag with a live read-out; presets; invert.
+
+What it draws is the image at screen resolution (`medflip_core.imaging.display`): an image larger than the screen
+is reduced by whole blocks of pixels, so a huge scan costs the viewer screen-sized data beside the image's own
+arrays, and a window/level drag redraws that much; zoomed in past it, the part in view is drawn over it from the
+full-resolution values."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.viewer.elided_label import ElidedLabel
+from app.viewer.elided_label import ElidedLabel, FittingLabel
 from medflip_core.imaging import Radiograph, Window
+from medflip_core.imaging.display import display_factor, reduce_blocks
 from medflip_core.imaging.windowing import CHEST_PRESETS, full_range_window, percentile_window, preset_window, render
 
 PRESET_NAMES = ["DICOM / file", "Auto (percentiles)", "Full range", *CHEST_PRESETS]
+DISPLAY_SIDE = (2048, 4096)  # the longest side drawn: the screen's, in device pixels, within these bounds
+
+
+def _eight_bit(shown: np.ndarray) -> np.ndarray:
+    return (shown * 255).astype(np.uint8)
+
+
+def _number(value: float) -> str:
+    """A window value for the read-out: whole numbers for modality units, three digits for a [0, 1] float image."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 class _WindowingViewBox(pg.ViewBox):
@@ -40,13 +58,21 @@ class ImageViewer(QtWidgets.QWidget):
         self.preview: Radiograph | None = None  # an image whose thumbnail stands in while its pixels are decoded
         self.window: Window | None = None
         self.user_invert = False
-        self._display: np.ndarray | None = None
+        self._factor = 1  # image pixels per display pixel, each way
+        self._levels: dict[str, np.ndarray] = {}  # "raw" / "pixels" at display resolution, made when first needed
         self.view = _WindowingViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.view.setBackgroundColor("#101214")
         self.graphics = pg.GraphicsView()
         self.graphics.setCentralItem(self.view)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image_item)
+        # zoomed in past the display resolution: the part in view, from the full-resolution values, over the image
+        self.detail_item = pg.ImageItem(axisOrder="row-major")
+        self.detail_item.setZValue(5)
+        self.detail_item.setVisible(False)
+        self.view.addItem(self.detail_item)
+        self._detail_timer = QtCore.QTimer(self, singleShot=True, interval=0, timeout=self._draw_detail)
+        self.view.sigRangeChanged.connect(self._range_changed)  # zoom, pan, and the view resized
         self.overlay_item = pg.ImageItem(axisOrder="row-major")
         self.overlay_item.setZValue(10)
         self.overlay_item.setVisible(False)
@@ -71,9 +97,10 @@ class ImageViewer(QtWidgets.QWidget):
         fit = QtWidgets.QPushButton("Fit")
         fit.setToolTip("Fit the image to the view (F)")
         fit.clicked.connect(self.fit)
-        self.wl_label = QtWidgets.QLabel("W/L: –")
+        # its minimum width is fixed: what it says never widens the window; its source goes first when room is short
+        self.wl_label = FittingLabel("W 00000  L 00000")
         self.wl_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
-        self.wl_label.setMinimumWidth(120)
+        self.wl_label.set_wordings("W/L: –")
         self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.preset.setMinimumContentsLength(10)
         bar = QtWidgets.QHBoxLayout()
@@ -81,15 +108,18 @@ class ImageViewer(QtWidgets.QWidget):
         bar.addWidget(self.preset)
         bar.addWidget(self.invert_box)
         bar.addWidget(fit)
-        self.overlay_note = ElidedLabel()  # names what is drawn over the image, so it is not read as anatomy
+        bar.addStretch(1)
+        bar.addWidget(self.wl_label)
+        # names what is drawn over the image, so it is not read as anatomy: a row of its own under the tool bar (the
+        # whole viewer's width), so it neither squeezes the read-out nor changes the tool bar's minimum width; elided,
+        # with the whole caption as its tooltip, when even that row is too short
+        self.overlay_note = ElidedLabel()
         self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
         self.overlay_note.setVisible(False)
-        bar.addWidget(self.overlay_note, 1)  # elided: a long label's caption never widens the window
-        bar.addStretch(0)  # the room when there is no caption (a caption, stretch 1, takes it first)
-        bar.addWidget(self.wl_label)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addWidget(self.overlay_note)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.placeholder, 1)
         self.graphics.setVisible(False)
@@ -98,7 +128,9 @@ class ImageViewer(QtWidgets.QWidget):
     def show_preview(self, radiograph: Radiograph) -> None:
         """While `radiograph`'s full pixels are decoded elsewhere: its thumbnail scaled up to the image's size,
         marked as such. Nothing here reads the full pixels (no window/level, no read-out) until set_radiograph."""
-        self.radiograph, self._on_screen, self._display, self.window = None, None, None, None
+        self.radiograph, self._on_screen, self.window = None, None, None
+        self._levels, self._factor = {}, 1
+        self._hide_detail()
         self.preview = radiograph
         self.clear_overlay()
         self.cursor_info.emit("")
@@ -109,12 +141,12 @@ class ImageViewer(QtWidgets.QWidget):
         h, w = radiograph.shape
         self.image_item.setRect(QtCore.QRectF(0, 0, w, h))
         self.view.setRange(QtCore.QRectF(0, 0, w, h), padding=0.02)
-        self.wl_label.setText("Decoding the full image…")
+        self.wl_label.set_wordings("Decoding the full image…", "Decoding…")
 
     def preview_failed(self) -> None:
         """The full image of the preview on screen could not be decoded (the message bar says why)."""
         if self.preview is not None:
-            self.wl_label.setText("Full image unavailable")
+            self.wl_label.set_wordings("Full image unavailable", "Unavailable")
 
     def set_radiograph(self, radiograph: Radiograph | None) -> None:
         self.preview = None
@@ -122,13 +154,16 @@ class ImageViewer(QtWidgets.QWidget):
         self.radiograph = radiograph
         # the image on screen keeps its decoded pixels while shown, whatever the bounded pixel cache evicts
         self._on_screen = radiograph.arrays() if radiograph is not None else None
+        self._levels = {}
+        self._factor = display_factor(radiograph.shape, self._display_side()) if radiograph is not None else 1
+        self._hide_detail()
         self.clear_overlay()
         self.cursor_info.emit("")  # the read-out belonged to the previous image
         self.placeholder.setVisible(radiograph is None)
         self.graphics.setVisible(radiograph is not None)
         if radiograph is None:
             self.image_item.clear()
-            self.wl_label.setText("W/L: –")
+            self.wl_label.set_wordings("W/L: –")
             return
         self.preset.blockSignals(True)
         self.preset.setCurrentIndex(0)
@@ -140,23 +175,102 @@ class ImageViewer(QtWidgets.QWidget):
     def set_window(self, window: Window) -> None:
         self.window = window
         self._render()
-        self.wl_label.setText(f"W {window.width:.0f}  L {window.center:.0f}  ({window.source})")
+        numbers = f"W {_number(window.width)}  L {_number(window.center)}"
+        self.wl_label.set_wordings(f"{numbers}  ({window.source})", numbers,
+                                   tooltip=f"Window width {_number(window.width)}, level {_number(window.center)} "
+                                           f"({window.source}). Right-drag on the image to change them.")
         self.window_changed.emit(window)
 
+    def shows_image(self) -> bool:
+        """Whether an image's own pixels are on screen (not a preview, not the empty view)."""
+        return self.radiograph is not None and self.window is not None
+
     def displayed_pixels(self) -> np.ndarray | None:
-        """What is on screen, [0, 1] (bright = dense), before the 8-bit conversion."""
-        return self._display
+        """What is on screen, [0, 1] (bright = dense), before the 8-bit conversion, at display resolution (the
+        image itself unless it is larger than the screen); made when asked, not kept."""
+        if self.radiograph is None or self.window is None:
+            return None
+        return self._windowed(lambda: self._level("raw"), lambda: self._level("pixels"))
+
+    def display_factor(self) -> int:
+        """Image pixels per pixel of the display data, each way (1: the image is drawn at its own resolution)."""
+        return self._factor
+
+    def _display_side(self) -> int:
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        side = 0
+        if screen is not None:
+            size = screen.size()
+            side = int(max(size.width(), size.height()) * screen.devicePixelRatio())
+        return min(max(side, DISPLAY_SIDE[0]), DISPLAY_SIDE[1])
+
+    def _level(self, kind: str) -> np.ndarray:
+        """The image's "raw" or "pixels" at display resolution: the array itself when no reduction is needed."""
+        if kind not in self._levels:
+            rg = self.radiograph
+            assert rg is not None
+            self._levels[kind] = reduce_blocks(rg.raw if kind == "raw" else rg.pixels, self._factor)
+        return self._levels[kind]
+
+    def _windowed(self, raw: Callable[[], np.ndarray], pixels: Callable[[], np.ndarray]) -> np.ndarray:
+        """Display values in [0, 1]: `raw()` (modality values) under the current window and invert, or `pixels()`
+        (the reader's display pixels) for a VOI LUT window; only the one needed is made."""
+        rg, window = self.radiograph, self.window
+        assert rg is not None and window is not None
+        if window.source == "voi_lut" and not self.user_invert:
+            return pixels()
+        return render(raw(), window, rg.metadata.inverted != self.user_invert)
 
     def _render(self) -> None:
         rg = self.radiograph
         if rg is None or self.window is None:
             return
-        invert = rg.metadata.inverted != self.user_invert
-        if self.window.source == "voi_lut" and not self.user_invert:
-            self._display = rg.pixels
-        else:
-            self._display = render(rg.raw, self.window, invert)
-        self.image_item.setImage((self._display * 255).astype(np.uint8), levels=(0, 255), autoLevels=False)
+        shown = self._windowed(lambda: self._level("raw"), lambda: self._level("pixels"))
+        self.image_item.setImage(_eight_bit(shown), levels=(0, 255), autoLevels=False)
+        if self._factor > 1:  # each display pixel covers a block of image pixels
+            rows, columns = shown.shape
+            self.image_item.setRect(QtCore.QRectF(0, 0, columns * self._factor, rows * self._factor))
+        self._draw_detail()
+
+    # --- zoomed in past the display resolution -------------------------------------------------------------
+    def detail_area(self) -> QtCore.QRectF:
+        """The image rectangle the detail drawing covers (empty when it is not shown)."""
+        if not self.detail_item.isVisible():
+            return QtCore.QRectF()
+        return self.detail_item.mapRectToParent(self.detail_item.boundingRect())
+
+    def _range_changed(self, *_: object) -> None:
+        self._detail_timer.start()  # once per turn of the event loop, however many steps a zoom or pan took
+
+    def _hide_detail(self) -> None:
+        self.detail_item.setVisible(False)
+        self.detail_item.clear()
+
+    def _draw_detail(self) -> None:
+        """Where the screen shows more than one of its pixels per display pixel (zoomed in on a reduced image):
+        the part in view, from the full-resolution values at the step the zoom needs, so never more than about the
+        view's own size is drawn (and kept)."""
+        rg = self.radiograph
+        if rg is None or self.window is None or self._factor == 1:
+            self._hide_detail()
+            return
+        (x0, x1), (y0, y1) = self.view.viewRange()
+        width = max(self.view.width(), 1.0) * self.graphics.devicePixelRatioF()
+        step = max(1, int((x1 - x0) / width))  # image pixels per screen pixel, whole
+        if step >= self._factor:
+            self._hide_detail()
+            return
+        rows, columns = rg.shape
+        left, top = (max(0, int(v) // step * step) for v in (x0, y0))
+        right, bottom = min(columns, int(np.ceil(x1))), min(rows, int(np.ceil(y1)))
+        if right <= left or bottom <= top:
+            self._hide_detail()
+            return
+        crop = np.s_[top:bottom, left:right]
+        shown = self._windowed(lambda: reduce_blocks(rg.raw[crop], step), lambda: reduce_blocks(rg.pixels[crop], step))
+        self.detail_item.setImage(_eight_bit(shown), levels=(0, 255), autoLevels=False)
+        self.detail_item.setRect(QtCore.QRectF(left, top, shown.shape[1] * step, shown.shape[0] * step))
+        self.detail_item.setVisible(True)
 
     def apply_preset(self, index: int) -> None:
         rg = self.radiograph
@@ -193,7 +307,7 @@ class ImageViewer(QtWidgets.QWidget):
 
     def fit(self) -> None:
         if self.radiograph is not None:
-            h, w = self.radiograph.pixels.shape
+            h, w = self.radiograph.shape
             self.view.setRange(QtCore.QRectF(0, 0, w, h), padding=0.02)
 
     def _drag_window(self, dy: float, dx: float) -> None:
