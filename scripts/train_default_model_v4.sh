@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Train the default model v4 (issue 32) in its three phases, each resumed after an interruption and skipped once
+# it has completed:
+#   1. configs/default-model-v4-mae.yaml  reconstruction only, 112 px, from random weights
+#   2. configs/default-model-v4-112.yaml  MedFLIP loss + reconstruction, 112 px, from phase 1's last checkpoint
+#   3. configs/default-model-v4-224.yaml  the same at 224 px (position table resampled), from phase 2's last
+# Usage (in the background): nohup scripts/train_default_model_v4.sh [RUNS_DIR] > RUNS_DIR/v4-chain.log 2>&1 &
+# Then: .venv/bin/python scripts/build_default_model.py RUNS_DIR/v4-224 --out <bundle folder>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-/work/runs}
+PY=${PYTHON:-.venv/bin/python}
+
+completed() {  # whether the events file's last `done` event says completed
+    [ -f "$1" ] && "$PY" - "$1" <<'PY'
+import json, sys
+done = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if '"event":"done"' in line]
+sys.exit(0 if done and done[-1].get("status") == "completed" else 1)
+PY
+}
+
+latest() {  # the newest checkpoint folder of a run
+    ls -d "$RUNS/$1/checkpoints"/step-* | sort | tail -n 1
+}
+
+phase() {
+    local name=$1 config=$2 init=${3:-}
+    local events="$RUNS/$name.events.jsonl"
+    if completed "$events"; then
+        echo "$name: completed, skipped"
+        return 0
+    fi
+    local args=(--config "$config" --out-dir "$RUNS/$name" --events "$events")
+    if [ -n "$init" ]; then args+=(--init-from "$init"); fi
+    if [ -d "$RUNS/$name/checkpoints" ]; then args+=(--resume); fi
+    echo "$name: $PY -m trainer pretrain ${args[*]}"
+    "$PY" -m trainer pretrain "${args[@]}"
+    completed "$events" || { echo "$name: did not complete (see $events); run this script again to resume"; exit 1; }
+}
+
+phase v4-mae configs/default-model-v4-mae.yaml
+phase v4-112 configs/default-model-v4-112.yaml "$(latest v4-mae)"
+phase v4-224 configs/default-model-v4-224.yaml "$(latest v4-112)"
