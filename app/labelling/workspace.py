@@ -43,6 +43,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self.job: LabellingJob | None = None
         self._images: dict[str, object] = {}  # films read ahead, by name
         self._refitting = False
+        self.refits_done = 0  # heads refitted in the background since the tab was made (the bench reads it)
         self._wide: list[int] | None = None
         self._build()
         self._keys()
@@ -397,6 +398,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self._refitting = False
         if job is not self.job:
             return
+        self.refits_done += 1
         job.set_head(*result)
         self.curve.show_points(job.curve)
         last = job.curve[-1] if job.curve else None
