@@ -43,6 +43,7 @@ def _start(window, qtbot, folder: Path):
     ws.start()
     assert ws.job is not None, ws.status.text()
     qtbot.waitUntil(lambda: ws.job.prepared and ws.job.film is not None, timeout=180_000)
+    qtbot.waitUntil(ws.film_on_screen, timeout=30_000)  # answer keys wait for the film's pixels
     return ws
 
 
@@ -78,6 +79,7 @@ def test_label_with_the_keyboard_learn_and_make_a_classifier(window, qtbot, stud
     for _ in range(8):  # the rest of the folder: enough patients on each side for a classifier
         if job.film is None:
             break
+        qtbot.waitUntil(ws.film_on_screen, timeout=10_000)  # the keys answer the film on screen, once it is
         qtbot.keyClick(ws, str(truth(job.film.name)))
     with qtbot.waitSignal(ws.classifier_ready, timeout=180_000) as made:
         ws.make_classifier()
@@ -139,3 +141,19 @@ def test_the_label_csv_can_start_a_tower_fine_tune(window, qtbot, study):
     form = window.training.form
     assert form.images.text() == str(ws.job.place / "labels.csv") and form.image_root.text() == str(study)
     assert form.mode.currentText() == "partial" and form.job_name() == "finetune"
+
+
+def test_a_film_not_read_ahead_says_so_and_its_keys_wait_for_its_pixels(window, qtbot, study):
+    ws = _start(window, qtbot, study)
+    job = ws.job
+    shown = job.film
+    ws.films_read.clear()  # as if the film had not been read ahead (a slow DICOM, or a refit chose another)
+    ws._show(shown)
+    assert not ws.film_on_screen() and ws.viewer.radiograph is None  # never the film before under this name
+    assert ws.viewer.placeholder.text() == f"Reading {shown.name}…" and ws.viewer.placeholder.isVisible()
+    qtbot.keyClick(ws, "1")  # a key before the film is on screen answers nothing
+    assert job.answered == 0 and job.film is shown
+    qtbot.waitUntil(ws.film_on_screen, timeout=10_000)
+    assert ws.viewer.radiograph.path == shown.path and ws.viewer.displayed_pixels() is not None
+    qtbot.keyClick(ws, "1")
+    assert job.answers[shown.name].labels == ("No Finding",)
