@@ -1,7 +1,7 @@
 """The Labelling tab: label a folder film by film with the keyboard; the model learns as you go and the job ends
 in a classifier. A view over the Qt-free `medflip_core.labelling.job.LabellingJob`: answers are written there
 (journal + CSV, fsynced) before the next film shows; embedding the folder, refitting the head and making the
-classifier run in worker threads. Films are
+classifier run in worker threads (the refits in a worker process: `medflip_core.labelling.refit_process`). Films are
 decoded off this thread (`film_reader`), the likely next one ahead (again after a refit, whose head may choose
 another), so the next one is usually on screen at once; when it is not, the viewer says it is being read (never the
 film before under the new name) and answer keys wait for it.
@@ -27,7 +27,8 @@ from app.labelling.keys import LabelKeys
 from app.viewer.viewer import ImageViewer
 from app.workers import Task, TaskRunner
 from medflip_core.errors import MedflipError
-from medflip_core.labelling.job import PLACE_NAMES, LabellingJob, label_place, make_classifier, refit
+from medflip_core.labelling import refit_process
+from medflip_core.labelling.job import PLACE_NAMES, LabellingJob, label_place, make_classifier
 from medflip_core.labelling.order import ORDER_NAMES
 
 DEFAULT_CLASSES = "No Finding, Pneumonia"
@@ -50,6 +51,9 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self._wide: list[int] | None = None
         self._build()
         self._keys()
+        app = QtCore.QCoreApplication.instance()
+        if app is not None:  # quitting: the refits' worker process ends with the app
+            app.aboutToQuit.connect(refit_process.close)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # the label keys work as soon as the tab is in front
 
     # --- layout ----------------------------------------------------------------------------------------------
@@ -236,6 +240,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
         if job is None:
             return
         self._set_labelling(True)
+        refit_process.start()  # the refits' worker process imports while the first answers are given
         flagged = job.flagged()
         note = ""
         if flagged:
@@ -395,7 +400,8 @@ class LabellingWorkspace(QtWidgets.QWidget):
             return
         self._refitting = True
         snap = job.snapshot()
-        self.tasks.run(Task(refit, snap), lambda result, j=job: self._refitted(j, result), self._refit_failed)
+        self.tasks.run(Task(refit_process.refit_in_process, snap), lambda result, j=job: self._refitted(j, result),
+                       self._refit_failed)
 
     def _refitted(self, job: LabellingJob, result: tuple) -> None:
         self._refitting = False
