@@ -83,9 +83,12 @@ def measure(folder: str | Path, answers: int = 100, think_s: float = 0.5, window
         _idle(app, think_s)
         ws.setFocus()
         refitting = ws._refitting
+        answered = job.answered
         pressed = time.perf_counter()
         QTest.keyClick(ws, truth_key(film.name))
         handled = time.perf_counter()  # the key's handler has returned (the answer is on disk)
+        if job.answered != answered + 1:
+            raise SystemExit(f"the key for {film.name} was not taken as an answer: {ws.status.text()}")
         nxt = job.film
         read_ahead = nxt is not None and _on_screen(ws, nxt)  # shown by the key's own handler: read ahead
         if nxt is not None:
