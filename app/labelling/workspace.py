@@ -74,6 +74,8 @@ class LabellingWorkspace(QtWidgets.QWidget):
             self.place.addItem(f"labels {name}", key)
         self.start_button = QtWidgets.QPushButton("Start / resume")
         self.start_button.clicked.connect(self.start)
+        self.folder.returnPressed.connect(self.start)  # a typed folder starts with Enter, as a user expects
+        self.classes.returnPressed.connect(self.start)
         self.place_label = QtWidgets.QLabel()
         self.place_label.setWordWrap(True)
         self.place_label.setStyleSheet("color: #9aa4ad;")
@@ -121,9 +123,9 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self.curve_note = QtWidgets.QLabel("")
         self.curve_note.setWordWrap(True)
         self.curve_note.setStyleSheet("color: #f0b429;")
-        self.make_button = QtWidgets.QPushButton("Make classifier")
-        self.make_button.setToolTip("A calibrated classifier bundle from the labels so far (as the Training tab's "
-                                    "probe writes one), listed and selected in the model picker")
+        self.make_button = QtWidgets.QPushButton("&Make classifier")  # Alt+M: the labelling ends at the keyboard too
+        self.make_button.setToolTip("Alt+M: a calibrated classifier bundle from the labels so far (as the Training "
+                                    "tab's probe writes one), listed and selected in the model picker")
         self.make_button.clicked.connect(self.make_classifier)
         self.tune_button = QtWidgets.QPushButton("Tune the tower from these labels…")
         self.tune_button.setToolTip("Sets up a partial (or full) fine-tune of this label CSV in the Training tab, "
@@ -232,6 +234,10 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self._make_buttons()
         self._set_labelling(False)
         self._say(f"Reading {len(job.films)} films (embedded once, then cached)… {job.summary()}")
+        self._shown = None
+        self.viewer.set_radiograph(None)
+        self.viewer.placeholder.setText(f"Reading the {len(job.films)} films of {job.folder.name}: the first is shown "
+                                        "when they are read")
         self.tasks.run(Task(job.prepare, with_progress=True, stoppable=True), self._prepared, self._failed,
                        on_progress=lambda d, t: self.status.setText(f"Reading the films: {d} of {t}…"))
 
