@@ -8,12 +8,17 @@ GIL of its own; the window's worker thread waits on it without the GIL. Spawned,
 it imports numpy and this package only (no Qt, no torch, no ONNX Runtime).
 
 A worker that dies (the out-of-memory killer) costs one refit's process: that refit runs in the calling thread, as
-it did before, and the next one starts a new worker.
+it did before, and the next one starts a new worker. An app killed with SIGKILL cannot shut the worker down: it ends
+itself when its parent has ended (as the image readers' workers do), or it would hold the app's stdout open and
+live on.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
+import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,12 +34,25 @@ def _ready() -> bool:
     return True
 
 
+def _worker_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the group: the app decides
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready when the parent process has ended
+    os._exit(0)
+
+
 def _pool() -> ProcessPoolExecutor:
     with _LOCK:
         if _POOL and getattr(_POOL[0], "_broken", False):
             _POOL.pop().shutdown(wait=False, cancel_futures=True)
         if not _POOL:
-            _POOL.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+            _POOL.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_start))
         return _POOL[0]
 
 
