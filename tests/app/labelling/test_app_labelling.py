@@ -126,6 +126,7 @@ def test_findings_present_or_absent_with_keys_and_enter(window, qtbot, study):
     assert job.answers[first].labels == ("Pneumonia",)
     second = job.film.name
     assert not any(b.isChecked() for b in ws.class_buttons)  # the next film starts with nothing ticked
+    qtbot.waitUntil(ws.film_on_screen, timeout=10_000)  # its read ahead may still be landing: keys wait for it
     qtbot.keyClick(ws, QtCore.Qt.Key.Key_Enter)  # none ticked: No Finding
     rows = (job.place / "labels.csv").read_text().splitlines()
     assert rows[1].startswith(f"{first},Pneumonia,") and rows[2].startswith(f"{second},No Finding,")
