@@ -3,9 +3,20 @@ zero-shot AUC on the same validation films beside it."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
+
+FLOOR = 0.4  # the AUC axis starts here, or lower when a point, its CI or zero-shot's AUC is below it
+EMPTY_LABELS = 20  # the labels axis before the first point (the first comes after a few answers)
+
+
+def auc_floor(values: list[float]) -> float:
+    """The lowest AUC shown: FLOOR, or a step of 0.1 under the lowest of `values` (never below 0)."""
+    low = min((v for v in values if math.isfinite(v)), default=math.inf)
+    return FLOOR if low >= FLOOR else max(0.0, math.floor((low - 0.02) * 10) / 10)
 
 
 class LearningCurve(pg.PlotWidget):
@@ -17,7 +28,8 @@ class LearningCurve(pg.PlotWidget):
         self.setTitle("validation AUC vs labels  <span style='color:#4fa3ff'>━ learned</span> · "
                       "<span style='color:#aaaaaa'>┅ zero-shot, same films</span>", size="9pt")
         self.setLabel("bottom", "labels given")
-        self.setYRange(0.4, 1.0)
+        self.setYRange(FLOOR, 1.0)
+        self.setXRange(0, EMPTY_LABELS)  # whole labels, not 0-1, before the first point
         self.curve = self.plot(pen=pg.mkPen("#4fa3ff", width=2), symbol="o", symbolSize=5, symbolBrush="#4fa3ff")
         self.zero = self.plot(pen=pg.mkPen("#aaaaaa", width=1, style=QtCore.Qt.PenStyle.DashLine))
         self.bars = pg.ErrorBarItem(pen=pg.mkPen("#4fa3ff"), beam=0.0)
@@ -32,3 +44,6 @@ class LearningCurve(pg.PlotWidget):
             low = np.array([p.ci95[0] for p in points])
             high = np.array([p.ci95[1] for p in points])
             self.bars.setData(x=x, y=auc, top=high - auc, bottom=auc - low)
+            # nothing below the axis: a point under chance, its CI and zero-shot's line stay on screen
+            self.setYRange(auc_floor([*auc, *low, *(p.zero_shot_auc for p in points)]), 1.0)
+            self.enableAutoRange(axis="x")

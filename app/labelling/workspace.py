@@ -1,11 +1,17 @@
 """The Labelling tab: label a folder film by film with the keyboard; the model learns as you go and the job ends
 in a classifier. A view over the Qt-free `medflip_core.labelling.job.LabellingJob`: answers are written there
 (journal + CSV, fsynced) before the next film shows; embedding the folder, refitting the head and making the
-classifier run in worker threads. The film is read ahead in a worker, so the next one is usually on screen at once.
+classifier run in worker threads (the refits in a worker process: `medflip_core.labelling.refit_process`). Films are
+decoded off this thread (`film_reader`), the likely next one ahead (again after a refit, whose head may choose
+another), so the next one is usually on screen at once; when it is not, the viewer says it is being read (never the
+film before under the new name) and answer keys wait for it.
 
 Keys (while the tab is in front): 1-9 the class on the button with that number (findings: toggle it, Enter
 confirms; none ticked = No Finding), S skip, U or Ctrl+Z undo, B back. The model's suggestion and probability are
 shown as text beside the buttons, never as a pre-selected button.
+
+Why one module: the tab's layout and its steps (answer, show, refit, make) share its widgets and job; the parts that
+stand alone are apart: `keys` (the key filter), `film_reader` (films read off this thread), `curve` (the plot).
 """
 
 from __future__ import annotations
@@ -16,19 +22,16 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.labelling.curve import LearningCurve
+from app.labelling.film_reader import FilmReader
+from app.labelling.keys import LabelKeys
 from app.viewer.viewer import ImageViewer
 from app.workers import Task, TaskRunner
 from medflip_core.errors import MedflipError
-from medflip_core.labelling.job import PLACE_NAMES, LabellingJob, label_place, make_classifier, refit
+from medflip_core.labelling import refit_process
+from medflip_core.labelling.job import PLACE_NAMES, LabellingJob, label_place, make_classifier
 from medflip_core.labelling.order import ORDER_NAMES
 
 DEFAULT_CLASSES = "No Finding, Pneumonia"
-
-
-def _load(path: Path):
-    from medflip_core.imaging import load_image
-
-    return load_image(path)
 
 
 class LabellingWorkspace(QtWidgets.QWidget):
@@ -41,11 +44,16 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self._engine = engine or (lambda: None)  # the window's current model; used when it has a text encoder
         self.tasks = TaskRunner()
         self.job: LabellingJob | None = None
-        self._images: dict[str, object] = {}  # films read ahead, by name
+        self.films_read = FilmReader(self.tasks, self._arrived, self._read_failed)
+        self._shown: Path | None = None  # the film whose pixels are in the viewer
         self._refitting = False
+        self.refits_done = 0  # heads refitted in the background since the tab was made (the bench reads it)
         self._wide: list[int] | None = None
         self._build()
         self._keys()
+        app = QtCore.QCoreApplication.instance()
+        if app is not None:  # quitting: the refits' worker process ends with the app
+            app.aboutToQuit.connect(refit_process.close)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # the label keys work as soon as the tab is in front
 
     # --- layout ----------------------------------------------------------------------------------------------
@@ -66,6 +74,8 @@ class LabellingWorkspace(QtWidgets.QWidget):
             self.place.addItem(f"labels {name}", key)
         self.start_button = QtWidgets.QPushButton("Start / resume")
         self.start_button.clicked.connect(self.start)
+        self.folder.returnPressed.connect(self.start)  # a typed folder starts with Enter, as a user expects
+        self.classes.returnPressed.connect(self.start)
         self.place_label = QtWidgets.QLabel()
         self.place_label.setWordWrap(True)
         self.place_label.setStyleSheet("color: #9aa4ad;")
@@ -113,9 +123,9 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self.curve_note = QtWidgets.QLabel("")
         self.curve_note.setWordWrap(True)
         self.curve_note.setStyleSheet("color: #f0b429;")
-        self.make_button = QtWidgets.QPushButton("Make classifier")
-        self.make_button.setToolTip("A calibrated classifier bundle from the labels so far (as the Training tab's "
-                                    "probe writes one), listed and selected in the model picker")
+        self.make_button = QtWidgets.QPushButton("&Make classifier")  # Alt+M: the labelling ends at the keyboard too
+        self.make_button.setToolTip("Alt+M: a calibrated classifier bundle from the labels so far (as the Training "
+                                    "tab's probe writes one), listed and selected in the model picker")
         self.make_button.clicked.connect(self.make_classifier)
         self.tune_button = QtWidgets.QPushButton("Tune the tower from these labels…")
         self.tune_button.setToolTip("Sets up a partial (or full) fine-tune of this label CSV in the Training tab, "
@@ -155,40 +165,14 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self._show_place()
 
     def _keys(self) -> None:
-        """The label keys, taken before the window's own shortcuts (1-7 are its W/L presets) while the focus is
-        in this tab and not in a text box: an application event filter accepts the shortcut override, so the key
-        arrives here as a key press instead."""
+        """The label keys (`keys.LabelKeys`: before the window's shortcuts) and Ctrl+Z."""
         k = QtCore.Qt.Key
-        self._bindings: dict[int, Callable[[], None]] = {int(k.Key_1) + i: (lambda n=i + 1: self.press(n))
-                                                         for i in range(9)}
-        self._bindings.update({int(k.Key_S): self.skip, int(k.Key_U): self.undo, int(k.Key_B): self.back,
-                               int(k.Key_Return): self._confirm_findings, int(k.Key_Enter): self._confirm_findings})
-        app = QtWidgets.QApplication.instance()
-        if app is not None:
-            app.installEventFilter(self)
+        bindings: dict[int, Callable[[], None]] = {int(k.Key_1) + i: (lambda n=i + 1: self.press(n)) for i in range(9)}
+        bindings.update({int(k.Key_S): self.skip, int(k.Key_U): self.undo, int(k.Key_B): self.back,
+                         int(k.Key_Return): self._confirm_findings, int(k.Key_Enter): self._confirm_findings})
+        self.label_keys = LabelKeys(self, bindings)
         undo = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), self, self.undo)
         undo.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
-
-    def _binding(self, obj: QtCore.QObject, event: QtCore.QEvent) -> Callable[[], None] | None:
-        if not isinstance(event, QtGui.QKeyEvent) or not self.isVisible():
-            return None
-        mods = event.modifiers() & ~QtCore.Qt.KeyboardModifier.KeypadModifier
-        if mods != QtCore.Qt.KeyboardModifier.NoModifier or isinstance(obj, QtWidgets.QLineEdit | QtWidgets.QComboBox):
-            return None
-        if not isinstance(obj, QtWidgets.QWidget) or not (obj is self or self.isAncestorOf(obj)):
-            return None
-        return self._bindings.get(int(event.key()))
-
-    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
-        kind = event.type()
-        if kind in (QtCore.QEvent.Type.ShortcutOverride, QtCore.QEvent.Type.KeyPress):
-            action = self._binding(obj, event)
-            if action is not None:
-                event.accept()
-                if kind == QtCore.QEvent.Type.KeyPress:
-                    action()
-                return True
-        return False
 
     # --- the labelling tab takes the window's width while it is in front ---------------------------------------
     def showEvent(self, event: QtGui.QShowEvent) -> None:
@@ -245,10 +229,15 @@ class LabellingWorkspace(QtWidgets.QWidget):
             self._say(str(exc), error=True)
             return
         self.job = job
-        self._images.clear()
+        self.films_read.clear()
+        self._shown = None
         self._make_buttons()
         self._set_labelling(False)
         self._say(f"Reading {len(job.films)} films (embedded once, then cached)… {job.summary()}")
+        self._shown = None
+        self.viewer.set_radiograph(None)
+        self.viewer.placeholder.setText(f"Reading the {len(job.films)} films of {job.folder.name}: the first is shown "
+                                        "when they are read")
         self.tasks.run(Task(job.prepare, with_progress=True, stoppable=True), self._prepared, self._failed,
                        on_progress=lambda d, t: self.status.setText(f"Reading the films: {d} of {t}…"))
 
@@ -257,6 +246,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
         if job is None:
             return
         self._set_labelling(True)
+        refit_process.start()  # the refits' worker process imports while the first answers are given
         flagged = job.flagged()
         note = ""
         if flagged:
@@ -301,7 +291,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
     # --- labelling -----------------------------------------------------------------------------------------------
     def press(self, n: int, from_button: bool = False) -> None:
         job = self.job
-        if job is None or not job.prepared or job.film is None or n > len(self.class_buttons):
+        if job is None or not job.prepared or not self.film_on_screen() or n > len(self.class_buttons):
             return
         if job.multi_label:
             if not from_button:
@@ -311,12 +301,12 @@ class LabellingWorkspace(QtWidgets.QWidget):
 
     def _confirm_findings(self) -> None:
         job = self.job
-        if job is None or not job.multi_label or job.film is None:
+        if job is None or not job.multi_label or not self.film_on_screen():
             return
         chosen = [job.classes[i] for i, b in enumerate(self.class_buttons) if b.isChecked()]
         self._act(lambda: job.answer(chosen))
 
-    def skip(self) -> None:
+    def skip(self) -> None:  # also while a film is being read, or cannot be: skipping it gives it no label
         if self.job is not None and self.job.prepared:
             self._act(self.job.skip)
 
@@ -348,7 +338,9 @@ class LabellingWorkspace(QtWidgets.QWidget):
             self.film_label.setText("Every offered film is labelled or skipped. Make the classifier, or Undo / "
                                     "Back to change an answer.")
             self.suggestion.setText("")
+            self._shown = None
             self.viewer.set_radiograph(None)
+            self.viewer.placeholder.setText("Every offered film is labelled or skipped.")
             return
         answer = job.answers.get(film.name)
         given = f" — your answer: {', '.join(answer.labels) or 'No Finding'}" if answer else ""
@@ -356,20 +348,43 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self.film_label.setText(f"<b>{film.name}</b> · patient {film.patient} · chosen by "
                                 f"{job.current_chosen_by or '—'}{given}{caution}")
         self._show_suggestion()
-        image = self._images.pop(film.name, None)
-        if image is not None:
-            self.viewer.set_radiograph(image)
-        else:
-            self.tasks.run(Task(_load, film.path), lambda rg, name=film.name: self._loaded(name, rg),
-                           self._failed, latest="film")
-        ahead = job.peek()
-        if ahead is not None and ahead.name not in self._images:
-            self.tasks.run(Task(_load, ahead.path), lambda rg, name=ahead.name: self._images.__setitem__(name, rg),
-                           lambda _m: None, latest="ahead")
+        self._display(film)
+        self._read_ahead()
 
-    def _loaded(self, name: str, rg) -> None:
-        if self.job is not None and self.job.film is not None and self.job.film.name == name:
-            self.viewer.set_radiograph(rg)
+    # --- films read off this thread, the likely next one ahead ----------------------------------------------------
+    def _display(self, film) -> None:
+        """`film`'s pixels in the viewer: at once when it was read ahead; otherwise the viewer says it is being read
+        (never the previous film's picture under this film's name) and shows it when its read lands."""
+        image = self.films_read.get(film.path)
+        self._shown = None
+        if image is not None:
+            self._arrived(film.path, image)
+            return
+        self.viewer.set_radiograph(None)
+        self.viewer.placeholder.setText(f"Reading {film.name}…")
+        self.films_read.read(film.path)
+
+    def _read_ahead(self) -> None:
+        """Read the film likely to come next (after each step, and after a refit: the new head may choose another)."""
+        ahead = self.job.peek() if self.job is not None and self.job.prepared and self.job.film is not None else None
+        self.films_read.read_ahead(ahead.path if ahead is not None else None)
+
+    def _arrived(self, path: Path, image) -> None:
+        job = self.job
+        if job is not None and job.film is not None and job.film.path == path and self._shown != path:
+            self.viewer.set_radiograph(image)
+            self._shown = path
+
+    def _read_failed(self, path: Path, message: str) -> None:
+        job = self.job
+        if job is not None and job.film is not None and job.film.path == path:
+            self.viewer.placeholder.setText(f"Cannot read {job.film.name}: skip it (S)")
+            self._failed(message)
+
+    def film_on_screen(self) -> bool:
+        """The film to answer is the one in the viewer: answer keys do nothing before (no label for an unseen film,
+        e.g. a key pressed twice while the next film is still being read)."""
+        return self.job is not None and self.job.film is not None and self._shown == self.job.film.path
 
     def _show_suggestion(self) -> None:
         job = self.job
@@ -391,12 +406,14 @@ class LabellingWorkspace(QtWidgets.QWidget):
             return
         self._refitting = True
         snap = job.snapshot()
-        self.tasks.run(Task(refit, snap), lambda result, j=job: self._refitted(j, result), self._refit_failed)
+        self.tasks.run(Task(refit_process.refit_in_process, snap), lambda result, j=job: self._refitted(j, result),
+                       self._refit_failed)
 
     def _refitted(self, job: LabellingJob, result: tuple) -> None:
         self._refitting = False
         if job is not self.job:
             return
+        self.refits_done += 1
         job.set_head(*result)
         self.curve.show_points(job.curve)
         last = job.curve[-1] if job.curve else None
@@ -408,6 +425,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
             self.curve_note.setText("No validation AUC yet: the validation films (random picks, a quarter of the "
                                     "patients) do not yet hold every class.")
         self._show_suggestion()
+        self._read_ahead()  # the new head may choose another film next
         self._refit_if_due()
 
     def _refit_failed(self, message: str) -> None:

@@ -46,7 +46,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "fewshot": Benchmark("medflip_core.bench.fewshot",
                          "frozen image features -> logistic regression on k = 5..40 labelled patients per class, "
                          "20 patient-disjoint draws, ROC AUC beside raw 32x32 pixels and a random tower"),
-        "probe": Benchmark("medflip_core.bench.probe",
+    "probe": Benchmark("medflip_core.bench.probe",
                        "fine-tuning probe: wall time with an empty and a full embedding cache, validation ROC AUC "
                        "beside the base model's zero-shot on the same patients (paired bootstrap)"),
     "ood": Benchmark("medflip_core.bench.ood",
@@ -55,6 +55,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "active": Benchmark("medflip_core.bench.active",
                         "the labelling loop simulated on Kermany and NIH: test ROC AUC after 10-160 answers and the "
                         "answers needed to reach zero-shot + 0.05, default (uncertainty) order vs random"),
+    "labelling": Benchmark("medflip_core.bench.labelling",
+                           "the Labelling tab in the main window (offscreen, 1280x800): 100 real films answered "
+                           "with keys, key press -> next film on screen (median, p95, max, over 200 ms), refits"),
 }
 
 

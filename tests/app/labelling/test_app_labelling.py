@@ -43,6 +43,7 @@ def _start(window, qtbot, folder: Path):
     ws.start()
     assert ws.job is not None, ws.status.text()
     qtbot.waitUntil(lambda: ws.job.prepared and ws.job.film is not None, timeout=180_000)
+    qtbot.waitUntil(ws.film_on_screen, timeout=30_000)  # answer keys wait for the film's pixels
     return ws
 
 
@@ -78,9 +79,11 @@ def test_label_with_the_keyboard_learn_and_make_a_classifier(window, qtbot, stud
     for _ in range(8):  # the rest of the folder: enough patients on each side for a classifier
         if job.film is None:
             break
+        qtbot.waitUntil(ws.film_on_screen, timeout=10_000)  # the keys answer the film on screen, once it is
         qtbot.keyClick(ws, str(truth(job.film.name)))
+    window.activateWindow()
     with qtbot.waitSignal(ws.classifier_ready, timeout=180_000) as made:
-        ws.make_classifier()
+        qtbot.keyClick(ws, QtCore.Qt.Key.Key_M, QtCore.Qt.KeyboardModifier.AltModifier)  # the button's Alt+M
     path = made.args[0]
     qtbot.waitUntil(lambda: window.model_picker.currentData() == path, timeout=30_000)
     qtbot.waitUntil(lambda: window.engine is not None and str(window.engine.bundle.path) == path, timeout=60_000)
@@ -123,6 +126,7 @@ def test_findings_present_or_absent_with_keys_and_enter(window, qtbot, study):
     assert job.answers[first].labels == ("Pneumonia",)
     second = job.film.name
     assert not any(b.isChecked() for b in ws.class_buttons)  # the next film starts with nothing ticked
+    qtbot.waitUntil(ws.film_on_screen, timeout=10_000)  # its read ahead may still be landing: keys wait for it
     qtbot.keyClick(ws, QtCore.Qt.Key.Key_Enter)  # none ticked: No Finding
     rows = (job.place / "labels.csv").read_text().splitlines()
     assert rows[1].startswith(f"{first},Pneumonia,") and rows[2].startswith(f"{second},No Finding,")
@@ -139,3 +143,41 @@ def test_the_label_csv_can_start_a_tower_fine_tune(window, qtbot, study):
     form = window.training.form
     assert form.images.text() == str(ws.job.place / "labels.csv") and form.image_root.text() == str(study)
     assert form.mode.currentText() == "partial" and form.job_name() == "finetune"
+
+
+def test_a_film_not_read_ahead_says_so_and_its_keys_wait_for_its_pixels(window, qtbot, study):
+    ws = window.labelling
+    window.tabs.setCurrentWidget(ws)
+    qtbot.keyClicks(ws.folder, str(study))
+    qtbot.keyClick(ws.folder, QtCore.Qt.Key.Key_Return)  # a typed folder starts with Enter
+    assert ws.job is not None and "Reading the 49 films of study" in ws.viewer.placeholder.text()
+    job = ws.job
+    qtbot.waitUntil(lambda: job.prepared and ws.film_on_screen(), timeout=180_000)
+    shown = job.film
+    ws.films_read.clear()  # as if the film had not been read ahead (a slow DICOM, or a refit chose another)
+    ws._show(shown)
+    assert not ws.film_on_screen() and ws.viewer.radiograph is None  # never the film before under this name
+    assert ws.viewer.placeholder.text() == f"Reading {shown.name}…" and ws.viewer.placeholder.isVisible()
+    qtbot.keyClick(ws, "1")  # a key before the film is on screen answers nothing
+    assert job.answered == 0 and job.film is shown
+    qtbot.waitUntil(ws.film_on_screen, timeout=10_000)
+    assert ws.viewer.radiograph.path == shown.path and ws.viewer.displayed_pixels() is not None
+    qtbot.keyClick(ws, "1")
+    assert job.answers[shown.name].labels == ("No Finding",)
+
+
+def test_the_learning_curve_keeps_points_below_chance_on_screen(qtbot):
+    from app.labelling.curve import FLOOR, LearningCurve, auc_floor
+    from medflip_core.labelling.learner import CurvePoint
+
+    assert auc_floor([0.9, 0.7]) == FLOOR and auc_floor([0.38]) == 0.3 and auc_floor([0.0]) == 0.0
+    curve = LearningCurve()
+    qtbot.addWidget(curve)
+    assert curve.viewRange()[0][1] >= 10  # labels, not 0-1, before the first point
+    points = [CurvePoint(15, 10, 6, 6, 1.0, (0.5, 1.0), 0.9, "", "AUC"),
+              CurvePoint(40, 28, 12, 12, 0.38, (0.09, 0.95), 0.31, "", "AUC")]
+    curve.show_points(points)
+    curve.show()
+    qtbot.waitUntil(lambda: curve.viewRange()[0][1] >= 40)  # the labels axis follows the points
+    (x0, _x1), (y0, y1) = curve.viewRange()
+    assert y0 <= 0.09 and y1 >= 1.0 and x0 <= 15  # the lowest CI end and zero-shot's 0.31 are on screen

@@ -45,6 +45,9 @@ while ws.job is None or not ws.job.prepared or ws.job.film is None:
 print("ready", flush=True)
 i = 0
 while ws.job.film is not None:
+    while not ws.film_on_screen():  # a user answers the film they see: the keys wait for its pixels
+        app.processEvents()
+        time.sleep(0.001)
     name = ws.job.film.name
     QTest.keyClick(ws, "2" if name.startswith("person") else "1")  # the key a user presses
     print(i, name, flush=True)  # the window took the key and moved on: the answer is confirmed
