@@ -191,6 +191,11 @@ class LabellingWorkspace(QtWidgets.QWidget):
             splitter.setSizes(self._wide)
         self._wide = None
 
+    def sizes_outside(self) -> list[int] | None:
+        """The window splitter's sizes as they were before this tab took the width (None when it is not shown):
+        what the window remembers, so the next start does not open with the browser and viewer folded away."""
+        return list(self._wide) if self._wide is not None else None
+
     def _window_splitter(self) -> QtWidgets.QSplitter | None:
         widget = self.parentWidget()
         while widget is not None and not isinstance(widget, QtWidgets.QSplitter):

@@ -84,7 +84,10 @@ class MainWindow(QtWidgets.QMainWindow):
         for splitter, key in ((self.splitter, "main_splitter"), (self.training.split, "training_splitter")):
             state = self.settings.get(key)
             if isinstance(state, str):
+                before = splitter.sizes()
                 splitter.restoreState(QtCore.QByteArray.fromBase64(state.encode("ascii")))
+                if splitter is self.splitter and splitter.sizes()[1] == 0:  # never open with the image folded away
+                    splitter.setSizes(before)
         unfinished = self.settings.get("unfinished_run", "")
         if isinstance(unfinished, str) and unfinished:
             self.training.offer_resume(unfinished)
@@ -116,7 +119,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _save_session(self) -> None:
         self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode("ascii"))
+        outside = self.labelling.sizes_outside()  # the Labelling tab folds the browser and viewer while in front
+        current = self.splitter.sizes()
+        if outside is not None:
+            self.splitter.setSizes(outside)
         self.settings.set("main_splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
+        if outside is not None:
+            self.splitter.setSizes(current)
         self.settings.set("training_splitter", bytes(self.training.split.saveState().toBase64()).decode("ascii"))
         self.settings.set("zero_shot_labels", self.zero_shot.labels_edit.toPlainText())
 

@@ -115,3 +115,29 @@ def test_first_start_fits_the_screen_and_the_session_is_remembered(qtbot):
     assert again.zero_shot.labels() == ["Atelectasis", "Cardiomegaly"]
     form = again.training.form
     assert form.images.text() == "/data/my-films" and form.batch.value() == 16 and form.mask.value() == 0.5
+
+
+def test_closing_on_the_labelling_tab_does_not_fold_the_viewer_away_next_time(qtbot):
+    """The Labelling tab takes the whole width while in front (browser and viewer at 0); a window closed there
+    remembers the widths from before, and the next start shows the image beside the tabs."""
+    from app.window.main_window import MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(1280, 760)
+    first.splitter.setSizes([220, 600, 460])
+    qtbot.wait(50)
+    before = first.splitter.sizes()
+    first.tabs.setCurrentWidget(first.labelling)
+    qtbot.waitUntil(lambda: first.splitter.sizes()[:2] == [0, 0], timeout=5000)
+    first.close()
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    again.resize(1280, 760)
+    qtbot.wait(50)
+    assert again.tabs.currentWidget() is not again.labelling
+    restored = again.splitter.sizes()
+    assert restored[1] > 0 and restored[0] == before[0], (restored, before)
