@@ -29,13 +29,27 @@ def base_held_out_patients(engine: Engine, data: str) -> set[str] | None:
     trained on that file): the probe is then validated on exactly them, patients neither model has seen."""
     from medflip_core.data.label_csv import validation_patients
 
-    cfg = (engine.bundle.manifest.get("provenance") or {}).get("training_config") or {}
+    provenance = engine.bundle.manifest.get("provenance") or {}
+    cfg = provenance.get("training_config") or {}
     target = Path(data).resolve()
+    recorded_hashes = set((provenance.get("data_sha256") or {}).values())
     for src in cfg.get("extra_sources") or []:
         candidates = [Path(src)] if Path(src).is_absolute() else [Path.cwd() / src, resources_dir().parent / src]
-        if any(c.is_file() and c.resolve() == target for c in candidates):
+        if "shared/data/" in Path(src).as_posix():  # the shared data, wherever this checkout finds it
+            candidates.append(default_shared_data() / Path(src).as_posix().split("shared/data/", 1)[1])
+        same_file = any(c.is_file() and c.resolve() == target for c in candidates)
+        same_name = any(c.name == target.name and c.parent.name == target.parent.name for c in candidates)
+        # a copy elsewhere counts when its content is the file the model recorded training on
+        same_content = same_name and target.is_file() and _sha256(target) in recorded_hashes
+        if same_file or same_content:
             return validation_patients(target, float(cfg["val_fraction"]), int(cfg.get("seed", 0)))
     return None
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
