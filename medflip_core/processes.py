@@ -13,8 +13,12 @@ The trainer is the layer above medflip_core: core starts it as a process and nev
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from medflip_core.errors import MedflipError
@@ -120,3 +124,19 @@ def medflip_command(args: list[str]) -> tuple[str, list[str]]:
     if _frozen():
         return sys.executable, ["--medflip", *args]
     return sys.executable, ["-m", "medflip_core.cli", *args]
+
+
+def worker_start() -> None:
+    """Initializer of a spawned worker pool (image decoding, labelling refits): the worker ignores Ctrl-C (it
+    reaches the whole process group, and the parent decides: cancel, checkpoint; a worker dying of it would look
+    like a crash) and ends itself when its parent has ended, since a parent killed with SIGKILL cannot shut its
+    pool down and a worker waiting for work would wait forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_when_ready(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready when the parent process has ended
+    os._exit(0)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
-import os
-import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +24,7 @@ from medflip_core.errors import ImageLoadError
 from medflip_core.imaging import load_image
 from medflip_core.imaging.augment import augmentation_source
 from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
+from medflip_core.processes import worker_start
 
 DECODE_IN = ("threads", "processes")
 
@@ -39,24 +38,9 @@ def decode_for_training(path: str | Path, pre: PreprocessConfig, for_augmentatio
     return preprocess(image, pre)
 
 
-def _worker_start() -> None:
-    # Ctrl-C reaches the whole process group: the trainer handles it (cancel, checkpoint); a worker that died
-    # of it would look like a decoder crash and skip the images in flight
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # a trainer killed with SIGKILL cannot shut its pool down, and a worker waiting for work would wait forever
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True).start()
-
-
-def _exit_when_ready(sentinel) -> None:
-    multiprocessing.connection.wait([sentinel])  # ready when the parent process has ended
-    os._exit(0)
-
-
 def _spawn_pool(processes: int) -> ProcessPoolExecutor:
     # spawn, not fork: the trainer has torch's OpenMP threads running, which a forked child must not inherit
-    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), initializer=worker_start)
 
 
 class DecodePool:

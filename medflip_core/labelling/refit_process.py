@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
-import os
-import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from medflip_core.labelling.job import Snapshot, refit
 from medflip_core.labelling.learner import CurvePoint, Head
+from medflip_core.processes import worker_start
 
 _LOCK = threading.Lock()
 _POOL: list[ProcessPoolExecutor] = []  # at most one
@@ -34,25 +33,13 @@ def _ready() -> bool:
     return True
 
 
-def _worker_start() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the group: the app decides
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-
-
-def _exit_with(sentinel) -> None:
-    multiprocessing.connection.wait([sentinel])  # ready when the parent process has ended
-    os._exit(0)
-
-
 def _pool() -> ProcessPoolExecutor:
     with _LOCK:
         if _POOL and getattr(_POOL[0], "_broken", False):
             _POOL.pop().shutdown(wait=False, cancel_futures=True)
         if not _POOL:
             _POOL.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_start))
+                                             initializer=worker_start))
         return _POOL[0]
 
 
