@@ -12,7 +12,6 @@ No torch here: a spawned worker imports only the imaging stack.
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.connection
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool

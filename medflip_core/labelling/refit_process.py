@@ -16,7 +16,6 @@ live on.
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.connection
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
