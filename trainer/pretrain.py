@@ -233,11 +233,8 @@ def train_step(p: Pretraining, step: int) -> StepStats:
             continue
         tokens, txt_labels, keys = _texts(p, sub, img_labels, used)
         n_labelled = pixels.shape[0]
-        if p.unlabelled is not None:  # images without labels join the masked encoder pass, for reconstruction only
-            extra = p.unlabelled.batch(sub).pixels
-            p.unlabelled.prefetch(sub + 1)
-            pixels = torch.cat([pixels, extra])
-            n_unlabelled += extra.shape[0]
+        pixels, extra = _with_unlabelled(p, sub, pixels)
+        n_unlabelled += extra
         pixels = pixels.to(device, non_blocking=True)
         img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
         tokens = {k: v.to(device) for k, v in tokens.items()}
@@ -283,16 +280,21 @@ def train_step(p: Pretraining, step: int) -> StepStats:
                      mask_s, n_unlabelled)
 
 
+def _with_unlabelled(p: Pretraining, sub: int, pixels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Micro-batch `sub`'s images without labels appended to its labelled ones (they join the masked encoder pass
+    for reconstruction only), and how many there were."""
+    if p.unlabelled is None:
+        return pixels, 0
+    extra = p.unlabelled.batch(sub).pixels
+    p.unlabelled.prefetch(sub + 1)
+    return torch.cat([pixels, extra]), int(extra.shape[0])
+
+
 def _reconstruction_micro_step(p: Pretraining, sub: int, pixels: torch.Tensor) -> dict[str, float]:
     """One micro-batch of an MAE phase (--clip-weight 0): every image, labelled or not, is masked and its
     dropped patches reconstructed; backward runs here. Returns the loss parts and the micro-batch's counts."""
     cfg, device = p.cfg, p.device
-    n_unlabelled = 0
-    if p.unlabelled is not None:
-        extra = p.unlabelled.batch(sub).pixels
-        p.unlabelled.prefetch(sub + 1)
-        pixels = torch.cat([pixels, extra])
-        n_unlabelled = extra.shape[0]
+    pixels, n_unlabelled = _with_unlabelled(p, sub, pixels)
     pixels = pixels.to(device, non_blocking=True)
     t_mask = time.monotonic()
     keep = batch_mask(p, sub, pixels, {"input_ids": None, "attention_mask": None})
