@@ -110,6 +110,7 @@ class RetrievalPanel(QtWidgets.QWidget):
         """Sentences from this corpus from now on: the window embeds it in the background (corpus_chosen), and
         the panel shows its progress; sentences asked for meanwhile come when it is ready."""
         self.corpus, self.corpus_ready = path, False
+        self._clear_sentences()  # they came from another source
         self.source.setText(path)
         self._say(self.corpus_status, f"Reading the reports of {Path(path).name}…")
         self.corpus_progress.setRange(0, 0)  # busy until the reports are read and the sentences counted
@@ -118,12 +119,17 @@ class RetrievalPanel(QtWidgets.QWidget):
 
     def _reset(self) -> None:
         self.corpus, self.corpus_ready = "", False
+        self._clear_sentences()
         self.source.setText("Sentence bank of the model")
         self.corpus_progress.setVisible(False)
         self._say(self.corpus_status, "")
         self.corpus_chosen.emit("")
         if self._waiting:
             self.request()
+
+    def _clear_sentences(self) -> None:
+        self.sentences.clear()
+        self.sentences_warning.setVisible(False)
 
     def show_corpus_progress(self, done: int, total: int) -> None:
         name = Path(self.corpus).name
@@ -173,8 +179,7 @@ class RetrievalPanel(QtWidgets.QWidget):
         """Another model (None: none) is loaded: the sentences and ranking of the previous one are cleared, with
         a sentence saying what comes next; a chosen corpus must be embedded again. Returns the query to search
         again with the new model ("" when there is none, or the model cannot embed text)."""
-        self.sentences.clear()
-        self.sentences_warning.setVisible(False)
+        self._clear_sentences()
         self.ranked.clear()
         self.corpus_ready = False
         if model is None:

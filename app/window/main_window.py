@@ -529,10 +529,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.error("Open an image first.")
             return
         model = self.engine.bundle.name if self.engine is not None else ""
-        self._run(Task(self.session.retrieve, self.current, k, corpus), lambda hits: self._hits_ready(hits, model),
+        self._run(Task(self.session.retrieve, self.current, k, corpus),
+                  lambda hits: self._hits_ready(hits, model, corpus),
                   lambda m: self.error(m, source="retrieval"), latest="retrieve")
 
-    def _hits_ready(self, hits, model: str = "") -> None:
+    def _hits_ready(self, hits, model: str = "", corpus: str = "") -> None:
+        if corpus != self.retrieval.corpus:  # asked for from another source: the current one's follow
+            return
         self.retrieval.show_hits(hits, model)
         self.messages.clear_from("retrieval")  # the count is in the Retrieval tab: the status bar keeps what matters
 

@@ -51,6 +51,7 @@ def test_a_chosen_corpus_is_embedded_in_the_background_with_its_progress(ready, 
     w.open_paths(_films(shared_data, 1)[:1])
     qtbot.waitUntil(lambda: len(w.images) == 1 and w.current is not None and not w.busy(), timeout=30000)
     w.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.sentences.count() == panel.k.value(), timeout=30000)  # the bank's, first
     shown: list[str] = []  # what the tab said each time its progress bar counted
     bar = panel.corpus_progress
     bar.valueChanged.connect(lambda _v: shown.append(panel.corpus_status.text()) if bar.maximum() > 0 else None)
@@ -59,8 +60,10 @@ def test_a_chosen_corpus_is_embedded_in_the_background_with_its_progress(ready, 
     # the click returned with the corpus still to embed: the work is in a worker, not in the window's thread
     assert not panel.corpus_ready and panel.corpus_progress.isVisible()
     assert panel.corpus_status.text().startswith(f"Reading the reports of {path.name}")
+    assert panel.sentences.count() == 0  # the bank's sentences are not left listed as if they were the corpus's
     _button(panel, "Find sentences").click()  # asked for meanwhile: they follow when the corpus is ready
     assert "listed when its sentences are embedded" in panel.sentences_status.text()
+    w.retrieve(panel.k.value(), "")  # a late answer from the bank (asked for before the corpus) is not shown
     qtbot.waitUntil(lambda: panel.corpus_ready, timeout=120000)
     counts = [re.fullmatch(r"Embedding sentences: ([\d,]+) of ([\d,]+) \(iu-first-400\.txt.*", t) for t in shown]
     assert counts and all(counts), shown
