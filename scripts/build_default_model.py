@@ -84,6 +84,52 @@ def init_record(init_from: str | None) -> dict | None:
     return record
 
 
+def phase_record(run: Path) -> dict:
+    """One training phase of the model (a run folder beside its RUN.events.jsonl): what it trained and for how
+    long, for the card's list of phases."""
+    config = json.loads((run / "config.json").read_text())
+    events = run.with_suffix(".events.jsonl")
+    done = next((json.loads(x) for x in reversed(events.read_text().splitlines()) if '"event":"done"' in x), {}) \
+        if events.is_file() else {}
+    steps = done.get("step") or 0
+    per_step = config["batch_size"] + ((config.get("unlabelled_batch_size") or config["batch_size"])
+                                       if config.get("unlabelled") else 0)
+    return {"run": run.name, "steps": steps, "wall_seconds": done.get("elapsed_s"),
+            "image_size": config["model"]["image_size"], "clip_weight": config.get("clip_weight", 1.0),
+            "mim_weight": config.get("mim_weight", 0.0), "mask_strategy": config.get("mask_strategy"),
+            "batch_size": config["batch_size"], "images_seen": steps * per_step,
+            "unlabelled": config.get("unlabelled") or [], "init_from": config.get("init_from")}
+
+
+def previous_record(bundle: Path) -> dict:
+    """The figures of the model this one replaces (its manifest), kept in the new card so a user sees what
+    changed; measured on the same validation patients when both used the same seed and fractions."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    prov = manifest.get("provenance", {})
+    ev = prov.get("evaluation", {})
+    return {"name": manifest.get("name"), "created": manifest.get("created"),
+            "checkpoint_step": prov.get("checkpoint_step"),
+            "weights_sha256": hashlib.sha256((bundle / "weights.safetensors").read_bytes()).hexdigest(),
+            "training_config_seed": prov.get("training_config", {}).get("seed"),
+            "val_fraction": prov.get("training_config", {}).get("val_fraction"),
+            "roc_auc_pneumonia": {k: ev[k]["roc_auc_pneumonia"] for k in ("Kermany", "NIH") if k in ev},
+            "NIH_per_finding": {k: {"value": v["value"], "ci95": v["ci95"]}
+                                for k, v in ev.get("NIH_per_finding", {}).get("per_finding", {}).items()}}
+
+
+def fewshot_record(path: Path, k: int = 20) -> dict:
+    """The few-label benchmark (`medflip bench fewshot --json`) at k labelled patients per class: per task, each
+    column's mean and spread over the draws, with the columns' sources."""
+    data = json.loads(path.read_text())
+    return {"k": k, "draws": data["draws"], "C": data["C"], "seed": data["seed"],
+            "columns": {name: col["source"] + (f" [{col['feature']}]" if col.get("feature") != "pixels" else "")
+                        for name, col in data["columns"].items()},
+            "tasks": {task: {"patients": t["patients"],
+                             "columns": {c: {"mean": v[str(k)]["mean"], "std": v[str(k)]["std"]}
+                                         for c, v in t["columns"].items() if str(k) in v}}
+                      for task, t in data["tasks"].items()}}
+
+
 def validation_sources(engine, folders: dict[str, Path]) -> tuple[list, list]:
     """The validation sources (embeddings, truth) and every image's patient id, per source."""
     from medflip_core.evaluation.evaluate import embed_folder, patients_of
@@ -138,6 +184,12 @@ def main() -> int:
     parser.add_argument("--nih-csv", type=Path, help="NIH label CSV (default: the training config's extra source, "
                                                       "else ../shared/data/cxr-nih-adult/labels.csv)")
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--phase", type=Path, action="append", default=[],
+                        help="an earlier training phase's run folder (in order; repeat), listed in the card")
+    parser.add_argument("--previous", type=Path,
+                        help="the bundle this one replaces (default: the one at --out, read before it is replaced)")
+    parser.add_argument("--fewshot", type=Path, action="append", default=[],
+                        help="`medflip bench fewshot --json` output(s) measuring this model, for the card (repeat)")
     args = parser.parse_args()
     from medflip_core.bundles.bundle import MANIFEST, refresh_file_list
     from medflip_core.inference.engine import reembed_bundle_bank
@@ -148,6 +200,8 @@ def main() -> int:
     if (args.run is None) != args.from_bundle:
         parser.error("give the training run folder, or --from-bundle (not both)")
     earlier = json.loads((args.out / MANIFEST).read_text()) if args.from_bundle else {}
+    previous_dir = args.previous or (args.out if not args.from_bundle and (args.out / MANIFEST).is_file() else None)
+    previous = previous_record(previous_dir) if previous_dir else None
     config = earlier["provenance"]["training_config"] if args.from_bundle else \
         json.loads((args.run / "config.json").read_text())
     images = Path(config["images"][0])
@@ -220,6 +274,10 @@ def main() -> int:
         "sentence_bank": bank,
         "evaluation": figures,
     }
+    if previous:
+        measured["previous_model"] = previous
+    if args.fewshot:
+        measured["fewshot"] = [fewshot_record(p) for p in args.fewshot]
     if args.from_bundle:  # the training record stays the bundle's own; the choices and figures are new
         manifest = json.loads(manifest_path.read_text())
         manifest["provenance"] = {**earlier["provenance"], **measured,
@@ -241,6 +299,8 @@ def main() -> int:
         "n_sentences": start.get("n_sentences"), "device": start.get("device"),
         "init_from": init_record(config.get("init_from")),
     }
+    if args.phase:
+        provenance["phases"] = [phase_record(run) for run in [*args.phase, args.run]]
     manifest = json.loads(manifest_path.read_text())
     # without an events file (--events), the checkpoint's own step and time (recorded by export) stand in
     exported = manifest["provenance"]

@@ -50,7 +50,13 @@ def _what_it_is(manifest: dict, cfg: dict, prov: dict) -> list[str]:
     machine = prov.get("machine") or {}
     where = f" on {machine['cpus']} CPU cores ({prov.get('device')})" if machine.get("cpus") else ""
     start = prov.get("init_from")
-    if start:  # continued training: say from what, and the earlier model's own budget
+    phases = prov.get("phases") or []
+    if phases:  # trained in phases, the first from random weights: the budget is theirs together
+        steps = sum(ph["steps"] for ph in phases)
+        wall = sum(ph["wall_seconds"] or 0 for ph in phases)
+        seen = sum(ph["images_seen"] for ph in phases)
+        init, budget = f"randomly initialised, trained in {len(phases)} phases (listed below)", "In all "
+    elif start:  # continued training: say from what, and the earlier model's own budget
         earlier = (f", itself {start['training_steps']} steps in {start['training_wall_seconds'] / 60:.0f} min from "
                    "a random image tower" if start.get("training_steps") and start.get("training_wall_seconds") else "")
         init = (f"initialised from the weights of {start.get('name', 'an earlier model')} (created "
@@ -64,8 +70,23 @@ def _what_it_is(manifest: dict, cfg: dict, prov: dict) -> list[str]:
         f"{cfg.get('mask_ratio', '?')} ({cfg.get('mask_strategy', 'random')} masking), β {cfg.get('beta', '?')}): "
         f"image tower {model['vision']} at {model['image_size']} px, {init}; text tower "
         f"{model.get('text_model') or 'all-MiniLM-L6-v2'} ({cfg.get('text_train', '?')} fine-tuning); shared "
-        f"embedding {model['embed_dim']}. {budget}{steps} steps of batch {batch} ({seen:,} images seen) in "
-        f"{wall / 60:.0f} min{where}.", ""]
+        f"embedding {model['embed_dim']}. {budget}{steps} steps"
+        + (f" of batch {batch}" if not phases else "") + f" ({seen:,} images seen) in {wall / 60:.0f} min{where}.",
+        "", *_phases(phases)]
+
+
+def _phases(phases: list[dict]) -> list[str]:
+    if not phases:
+        return []
+    lines = ["| phase (run) | px | loss | steps | images seen | minutes |", "|---|---|---|---|---|---|"]
+    for ph in phases:
+        loss = ("reconstruction only (masked image modelling)" if not ph["clip_weight"] else
+                "MedFLIP image-text" + (f" + reconstruction × {ph['mim_weight']:g}" if ph["mim_weight"] else ""))
+        extra = " and images without labels" if ph["unlabelled"] else ""
+        lines.append(f"| {ph['run']} | {ph['image_size']} | {loss}{extra}, {ph['mask_strategy']} masking | "
+                     f"{ph['steps']:,} | {ph['images_seen']:,} | {(ph['wall_seconds'] or 0) / 60:.0f} |")
+    return [*lines, "", "Each phase starts from the previous one's last checkpoint (the position table resampled when "
+                    "the resolution changes); the reconstruction decoder is training-only and not in this bundle.", ""]
 
 
 def _data(manifest: dict, cfg: dict, prov: dict) -> list[str]:
@@ -174,6 +195,52 @@ def _figures(prov: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _versus_previous(prov: dict) -> list[str]:
+    """The model this one replaced, beside it on the same validation patients (same seed and fractions)."""
+    old, fig = prov.get("previous_model"), prov.get("evaluation") or {}
+    if not old:
+        return []
+    lines = [f"## Compared with the model it replaces ({old['name']}, created {old.get('created', '?')}, step "
+             f"{old.get('checkpoint_step', '?')}, weights sha256 {str(old.get('weights_sha256', '?'))[:12]}…)",
+             "Both measured on the same validation patients (split seed "
+             f"{old.get('training_config_seed', '?')}, {old.get('val_fraction', 0):.0%} of patients), by the "
+             "same script; each with its own prompts and decision rule chosen on those patients.", "",
+             f"| validation ROC AUC | {old['name']} before | this model |", "|---|---|---|"]
+    for source, value in old.get("roc_auc_pneumonia", {}).items():
+        if source in fig:
+            now_auc = _ci(fig[source]["roc_auc_pneumonia"])
+            lines.append(f"| {source}: pneumonia vs no finding | {_ci(value)} | {now_auc} |")
+    now = (fig.get("NIH_per_finding") or {}).get("per_finding", {})
+    for name, value in old.get("NIH_per_finding", {}).items():
+        if name in now:
+            lines.append(f"| NIH: {name} (zero-shot) | {_ci(value)} | {_ci(now[name])} |")
+    return [*lines, ""]
+
+
+def _fewshot(prov: dict) -> list[str]:
+    """The few-label benchmark: how well a logistic regression on the frozen image features learns a question
+    from k labelled patients per class, beside raw pixels."""
+    runs = prov.get("fewshot") or []
+    lines = []
+    for run in runs:
+        names = list(next(iter(run["tasks"].values()))["columns"])
+        lines += [f"## Few-label image features (`medflip bench fewshot`, k = {run['k']} labelled patients per "
+                  f"class, mean ± spread of ROC AUC over {run['draws']} patient-disjoint draws)",
+                  "A logistic regression on the frozen features of the k + k patients of a draw, scored on every "
+                  "other patient of the task. The tasks are questions the training labels never asked (except "
+                  "pneumonia vs normal); the images are from the shared folders the models were pre-trained on "
+                  "(without these labels).", "",
+                  "| task (patients per class) | " + " | ".join(run["columns"].get(n, n) for n in names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for task, t in run["tasks"].items():
+            counts = ", ".join(f"{c} {n}" for c, n in t["patients"].items())
+            lines.append(f"| {task} ({counts}) | " + " | ".join(
+                f"{t['columns'][n]['mean']:.3f} ± {t['columns'][n]['std']:.3f}" if n in t["columns"] else "–"
+                for n in names) + " |")
+        lines.append("")
+    return lines
+
+
 def clip_model_card(manifest: dict[str, Any]) -> str:
     """The card of an image-text bundle, from its manifest (the same manifest always gives the same text)."""
     prov = manifest.get("provenance") or {}
@@ -183,6 +250,7 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
              ("This card is generated from manifest.json by medflip_core/bundles/model_card.py; do not edit it by "
               "hand."), "",
              *_what_it_is(manifest, cfg, prov), *_data(manifest, cfg, prov), *_rule(manifest), *_figures(prov),
+             *_versus_previous(prov), *_fewshot(prov),
              "## Limits",
              "- Trained only on the image sources named above; the figures hold for their held-out patients and say "
              "nothing about other hospitals, scanners or populations.",

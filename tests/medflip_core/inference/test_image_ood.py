@@ -163,3 +163,22 @@ def test_a_reference_from_another_encoder_or_a_damaged_one_is_ignored(tmp_path):
     assert bundle_reference(load_bundle(bundle)) is None
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert OOD_REFERENCE_NPZ in manifest["files"]
+
+
+def test_writing_a_reference_makes_a_generated_card_say_so(tmp_path):
+    from medflip_core.bench.ood import write_reference
+    from medflip_core.bundles.model_card import clip_model_card
+
+    bundle = tmp_path / "to-refer"
+    shutil.copytree(DEFAULT, bundle)
+    (bundle / OOD_REFERENCE_NPZ).unlink()
+    refresh_file_list(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "MODEL_CARD.md").write_text(clip_model_card(manifest), encoding="utf-8")
+    refresh_file_list(bundle)
+    assert "has no chest-film reference" in (bundle / "MODEL_CARD.md").read_text(encoding="utf-8")
+    figures = write_reference(bundle, per_set=6, calibrate_per_set=6)
+    assert sum(figures["reference_films"].values()) == 18 and figures["components"] == 17  # 18 films: 17 directions
+    card = load_bundle(bundle, verify=True).model_card()  # the card and the reference are in the verified list
+    assert "ood_reference.npz" in card and "has no chest-film reference" not in card
+    assert bundle_reference(load_bundle(bundle)) is not None

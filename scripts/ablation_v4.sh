@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The ablation of the default model v4 (issue 32), at the scale of phase 2 cut to a fixed number of steps: four
+# arms start from the same reconstruction-only (MAE) checkpoint with configs/default-model-v4-112.yaml and differ
+# in ONE choice each, same seed, same data order, same steps:
+#   chosen         v4's phase 2: MedFLIP loss + reconstruction (weight 1), random masking, TBX11K films unlabelled
+#   no-unlabelled  the same without the images without labels (what they add)
+#   mim0           no reconstruction term (and so no images without labels: they feed only that term)
+#   attention      attention masking (our reading of XLIP's AttMIM) instead of random
+# Each arm's last checkpoint is then measured with the few-label benchmark:
+#   .venv/bin/medflip bench fewshot --model RUNS/ablation-v4-chosen ... --ks 20 --no-random
+# Usage (in the background): nohup scripts/ablation_v4.sh RUNS_DIR MAE_CHECKPOINT [STEPS] > RUNS_DIR/ablation-v4.log 2>&1 &
+# A killed arm resumes from its checkpoints when the script is run again; completed arms are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:?runs folder}
+INIT=${2:?the MAE phase checkpoint}
+STEPS=${3:-450}
+PY=${PYTHON:-.venv/bin/python}
+
+arm_config() {  # writes the arm's config (phase 2's with one choice changed) and prints its path
+    local arm=$1 out="$RUNS/ablation-v4-$1.yaml"
+    "$PY" - "$arm" "$out" "$STEPS" <<'PY'
+import sys
+
+import yaml
+
+arm, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cfg = yaml.safe_load(open("configs/default-model-v4-112.yaml", encoding="utf-8"))
+cfg.update(max_steps=steps, budget_minutes=None, eval_every=100000, checkpoint_every=50, keep_last=1)
+if arm == "no-unlabelled":
+    cfg["unlabelled"] = []
+elif arm == "mim0":
+    cfg.update(unlabelled=[], mim_weight=0.0)
+elif arm == "attention":
+    cfg["mask_strategy"] = "attention"
+elif arm != "chosen":
+    sys.exit(f"unknown arm {arm}")
+yaml.safe_dump(cfg, open(out, "w", encoding="utf-8"), sort_keys=False)
+PY
+    echo "$out"
+}
+
+completed() {
+    [ -f "$1" ] && "$PY" - "$1" <<'PY'
+import json, sys
+done = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if '"event":"done"' in line]
+sys.exit(0 if done and done[-1].get("status") == "completed" else 1)
+PY
+}
+
+for arm in ${ARMS:-chosen mim0 no-unlabelled attention}; do
+    name="ablation-v4-$arm"
+    events="$RUNS/$name.events.jsonl"
+    if completed "$events"; then echo "$name: completed, skipped"; continue; fi
+    config=$(arm_config "$arm")
+    args=(--config "$config" --out-dir "$RUNS/$name" --events "$events" --init-from "$INIT")
+    if [ -d "$RUNS/$name/checkpoints" ]; then args+=(--resume); fi
+    echo "$name: $PY -m trainer pretrain ${args[*]}"
+    "$PY" -m trainer pretrain "${args[@]}" || echo "$name: did not complete (see $events)"
+done
