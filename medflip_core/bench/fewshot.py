@@ -36,6 +36,7 @@ import numpy as np
 
 from medflip_core.evaluation.features import (
     FEATURES,
+    HIDDEN_FEATURES,
     FeatureSource,
     default_cache_dir,
     embed,
@@ -128,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=DRAWS)
     parser.add_argument("--max-per-class", type=int, default=MAX_PER_CLASS,
                         help="patients per class of a task at most (a fixed seeded choice)")
-    parser.add_argument("--features", default=",".join(FEATURES), help=f"of the models: {', '.join(FEATURES)}")
+    parser.add_argument("--features", default=",".join(FEATURES),
+                        help=f"of the models: {', '.join(FEATURES)}; of trainer checkpoints and the random tower "
+                             f"also {', '.join(HIDDEN_FEATURES)} (the tower's last hidden states before the "
+                             "projection: class token, mean of the patch tokens)")
     parser.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
     parser.add_argument("--seed", type=int, default=0, help="draws, the per-class choice, the random tower")
     parser.add_argument("--no-random", action="store_true", help="leave out the randomly initialised tower")
@@ -142,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     ks = [int(k) for k in args.ks.split(",") if k.strip()]
     features = [f.strip() for f in args.features.split(",") if f.strip()]
-    if set(features) - set(FEATURES):
-        parser.error(f"--features: of {', '.join(FEATURES)}")
+    if set(features) - set(FEATURES) - set(HIDDEN_FEATURES):
+        parser.error(f"--features: of {', '.join((*FEATURES, *HIDDEN_FEATURES))}")
     shared = args.data or default_shared_data()
     tasks = build_tasks(shared, names, args.max_per_class, args.seed)
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())

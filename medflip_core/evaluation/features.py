@@ -4,7 +4,8 @@ A model is a bundle (embedded through its ONNX image encoder, as the app embeds)
 folder (its latest checkpoint; the image tower in torch), so a run can be measured before it is exported; beside
 them the raw 32x32 pixels (the one preprocessing path at 32 px) and a randomly initialised tower of a model's
 shape. Features: the image embedding (`embedding`, what zero-shot and the probe use) and the mean of the
-projected patch tokens (`patch_mean`).
+projected patch tokens (`patch_mean`); of a checkpoint or a random tower also the last hidden states before the
+projection (`hidden_token`, `hidden_mean`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from medflip_core.atomic import atomic_path
 
 PIXEL_SIZE = 32
 FEATURES = ("embedding", "patch_mean")
+# the tower's last hidden states before the projection (class token; mean of the patch tokens): a checkpoint's or a
+# random tower's only, since a bundle's ONNX image encoder outputs the embedding and the projected tokens
+HIDDEN_FEATURES = ("hidden_token", "hidden_mean")
 Extractor = Callable[[list[Path]], dict[str, np.ndarray]]  # paths -> {feature: (n, d)}
 
 
@@ -47,8 +51,10 @@ class FeatureCache:
                 for i, name in enumerate(names):
                     self.rows[name] = {k: v[i] for k, v in feats.items()}
 
-    def missing(self, paths: Sequence[Path]) -> list[Path]:
-        return [p for p in dict.fromkeys(paths) if str(p) not in self.rows]
+    def missing(self, paths: Sequence[Path], features: Sequence[str] = ()) -> list[Path]:
+        """Paths not cached, or cached without one of `features` (a cache written before that feature existed)."""
+        return [p for p in dict.fromkeys(paths)
+                if str(p) not in self.rows or any(f not in self.rows[str(p)] for f in features)]
 
     def add(self, paths: Sequence[Path], feats: dict[str, np.ndarray]) -> None:
         for i, p in enumerate(paths):
@@ -110,16 +116,19 @@ def _torch_tower_source(label: str, key: str, model_config: dict, preprocess_dic
                                    if k.startswith("image_tower.")}, strict=True)
         tower.eval()
         size = int(model_config.get("image_size", 224))
-        emb, mean = [], []
+        prefix = tower.vit.num_prefix_tokens
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in (*FEATURES, *HIDDEN_FEATURES)}
         with torch.no_grad():
             for start in range(0, len(paths), 32):
                 pixels = torch.from_numpy(_decode(paths[start:start + 32], size, preprocess_dict))
                 out = tower(pixels)
-                emb.append(out.embedding.numpy())
-                mean.append(out.tokens.mean(dim=1).numpy())
-        return {"embedding": np.concatenate(emb), "patch_mean": np.concatenate(mean)}
+                rows["embedding"].append(out.embedding.numpy())
+                rows["patch_mean"].append(out.tokens.mean(dim=1).numpy())
+                rows["hidden_token"].append(out.hidden[:, 0].numpy())
+                rows["hidden_mean"].append(out.hidden[:, prefix:].mean(dim=1).numpy())
+        return {name: np.concatenate(r) for name, r in rows.items()}
 
-    return FeatureSource(label, key, FEATURES, extract)
+    return FeatureSource(label, key, (*FEATURES, *HIDDEN_FEATURES), extract)
 
 
 def model_source(spec: str, threads: int | None = None) -> tuple[FeatureSource, dict, dict]:
@@ -174,7 +183,7 @@ def random_source(model_config: dict, preprocess_dict: dict, seed: int, threads:
 def embed(source: FeatureSource, paths: list[Path], cache_dir: Path | None) -> tuple[FeatureCache, int]:
     """The source's features of every path, from the cache where it has them; (cache, images embedded now)."""
     cache = FeatureCache(cache_dir, source.key)
-    todo = cache.missing(paths)
+    todo = cache.missing(paths, source.features)
     for start in range(0, len(todo), 256):  # saved as it goes: an interrupted run keeps what it embedded
         chunk = todo[start:start + 256]
         cache.add(chunk, source.extract(chunk))

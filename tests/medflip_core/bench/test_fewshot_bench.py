@@ -67,3 +67,24 @@ def test_fewshot_bench_runs_on_a_checkpoint_and_a_bundle(trained_run, tmp_path, 
     again = json.loads(capsys.readouterr().out)
     assert all(n == 0 for n in again["embedded_now"].values())  # every feature came from the cache
     assert again["tasks"] == first["tasks"]
+    # the tower's hidden states before the projection: of the checkpoint and the random tower, not of a bundle
+    assert main([*argv, "--features", "embedding,hidden_mean,hidden_token"]) == 0
+    hidden = json.loads(capsys.readouterr().out)
+    assert {"model1:hidden_mean", "model1:hidden_token", "random:hidden_mean"} <= set(hidden["columns"])
+    assert "model2:hidden_mean" not in hidden["columns"] and "model1:patch_mean" not in hidden["columns"]
+    assert all(n == 0 for n in hidden["embedded_now"].values())  # cached with the others on the first run
+    pneu = hidden["tasks"]["kermany_pneumonia_normal"]["columns"]
+    assert pneu["model1:embedding"] == first["tasks"]["kermany_pneumonia_normal"]["columns"]["model1:embedding"]
+    assert pneu["model1:hidden_mean"]["5"]["aucs"] != pneu["model1:embedding"]["5"]["aucs"]
+
+
+def test_a_cache_written_before_a_feature_existed_is_filled_in(tmp_path, shared_data):
+    from medflip_core.evaluation.features import FeatureCache
+
+    paths = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").iterdir())[:3]
+    old = FeatureCache(tmp_path, "ckpt-old")
+    old.add(paths, {"embedding": np.ones((3, 4))})
+    old.save()
+    cache = FeatureCache(tmp_path, "ckpt-old")
+    assert cache.missing(paths, ("embedding",)) == []
+    assert cache.missing(paths, ("embedding", "hidden_mean")) == paths  # embedded again, with every feature
