@@ -222,10 +222,16 @@ def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | 
     if reference is None or embedding is None:
         return []
     emb = np.atleast_2d(embedding)
-    if reference.inversion(emb)[0] > reference.inverted_threshold:
+    inverted = reference.inversion(emb)[0] > reference.inverted_threshold
+    far = float(reference.distance(emb)[0]) > reference.threshold
+    if far and inverted:  # most inverted chest films are also far: the embedding cannot tell the two apart
+        return ["does not look like a chest film (far from the training chest films), or is one displayed inverted "
+                "(bones dark, air bright; check the file's photometric interpretation): the model's scores for it "
+                "mean little"]
+    if inverted:
         return ["looks inverted (bones dark, air bright): the model has only seen films with bones bright; check "
                 "the file's photometric interpretation, or invert it"]
-    if float(reference.distance(emb)[0]) > reference.threshold:
+    if far:
         return ["does not look like a chest film (far from the training chest films): the model's scores for it "
                 "mean little"]
     return []

@@ -144,7 +144,8 @@ def test_batch_csv_is_the_sorted_table_0644_names_its_run_and_saves_where_it_bel
     assert [r["file"] for r in lines] == shown
     assert "model" in header and {r["model"] for r in lines} == {"medflip-default"}
     assert all(r["label_mode"].startswith("one class per image (automatic") for r in lines)
-    assert all("phrasings only" in r["prompts"] for r in lines)
+    chosen = w.engine.bundle.manifest["zero_shot_prompts"]["name"]  # the prompts chosen on validation, shipped
+    assert all(chosen in r["prompts"] for r in lines)
     assert "EXTREMITY" in next(r for r in lines if r["file"] == LEG)["out_of_distribution"]
     # next time the dialog opens in the folder saved to last, kept in the settings across windows
     assert _dialog_start(w, qtbot) == str(out_dir / "study_scores.csv")

@@ -18,9 +18,19 @@ def test_shipped_card_is_exactly_what_its_manifest_generates():
     assert card == clip_model_card(manifest)  # no hand edits: regenerate with medflip_core.bundles.model_card
     assert "Research use only" in card and "Kermany: 775 images of 427 patients" in card
     assert "NIH: 92 images of 72 patients" in card and "CC BY 4.0" in card
-    # continued from the previous default model, and the prompts chosen on validation are named with their table
-    assert "initialised from the weights of medflip-default" in card and "Then trained further for" in card
+    # trained in phases from random weights, each listed; the prompts chosen on validation named with their table
+    phases = manifest["provenance"]["phases"]
+    assert f"trained in {len(phases)} phases" in card and all(f"| {ph['run']} |" in card for ph in phases)
+    assert f"In all {sum(ph['steps'] for ph in phases)} steps" in card
+    assert "reconstruction only (masked image modelling)" in card  # the first phase
     assert "## Zero-shot prompts" in card and manifest["zero_shot_prompts"]["name"] in card
+    # the model it replaced, on the same validation patients, and the few-label features beside raw pixels
+    previous = manifest["provenance"]["previous_model"]
+    assert f"## Compared with the model it replaces ({previous['name']}" in card
+    assert f"| Kermany: pneumonia vs no finding | {previous['roc_auc_pneumonia']['Kermany']['value']:.3f}" in card
+    assert "## Few-label image features" in card and "| raw 32x32 pixels |" in card
+    assert "| nih_effusion (effusion 44, no finding 150) |" in card
+    assert "ood_reference.npz" in card
 
 
 @pytest.mark.slow

@@ -109,10 +109,10 @@ def test_inverted_chest_films_are_said_to_look_inverted(engine, shared_data):
     """rsna_cr_chest_fake_monochrome1.dcm is a real chest film whose file says MONOCHROME1 wrongly: displayed as
     the file says, it is inverted."""
     found = _warnings(engine, shared_data / "dicom" / "rsna_cr_chest_fake_monochrome1.dcm")
-    assert any(w.startswith("looks inverted") for w in found), found
+    assert any("inverted" in w for w in found), found
     assert _warnings(engine, shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm") == []
     nih = shared_data / "cxr-nih-adult" / "images" / "00001280_004.jpg"
-    assert any(w.startswith("looks inverted") for w in _warnings(engine, nih, invert=True))
+    assert any("inverted" in w for w in _warnings(engine, nih, invert=True))
 
 
 def test_held_out_chest_films_of_each_data_set_are_not_flagged(engine, shared_data):
@@ -182,3 +182,28 @@ def test_writing_a_reference_makes_a_generated_card_say_so(tmp_path):
     card = load_bundle(bundle, verify=True).model_card()  # the card and the reference are in the verified list
     assert "ood_reference.npz" in card and "has no chest-film reference" not in card
     assert bundle_reference(load_bundle(bundle)) is not None
+
+
+def test_near_and_inverted_says_inverted_far_and_inverted_says_both(engine):
+    """Most inverted chest films are also far from the upright ones, and a far film can lie along the inverted
+    direction (v4's lower-leg film does): then the warning names both possibilities, far first."""
+    from medflip_core.inference.image_ood import embedding_reasons
+
+    ref = engine.ood_reference
+    step = 1.5 * ref.inverted_threshold  # a little past the threshold, along the discriminant, from the mean
+    near = ref.mean + step * ref.inverted_direction
+    assert ref.distance(near[None])[0] <= ref.threshold
+    assert embedding_reasons(near, ref)[0].startswith("looks inverted")
+    assert embedding_reasons(ref.mean, ref) == []
+    leg_like = near + 40 * ref.components[-1] * np.sqrt(ref.variances[-1])  # far along a reference direction
+    assert ref.distance(leg_like[None])[0] > ref.threshold and ref.inversion(leg_like[None])[0] > ref.inverted_threshold
+    said = embedding_reasons(leg_like, ref)
+    assert len(said) == 1 and said[0].startswith("does not look like a chest film") and "inverted" in said[0]
+
+
+def test_the_inversion_threshold_sits_in_the_gap_when_there_is_one():
+    from medflip_core.bench.ood import inversion_threshold
+
+    upright, inverted = np.linspace(-1.0, 1.0, 1001), np.linspace(3.0, 5.0, 1001)
+    assert inversion_threshold(upright, inverted) == pytest.approx((0.99 + 3.01) / 2)
+    assert inversion_threshold(upright, np.linspace(0.5, 2.5, 1001)) == pytest.approx(0.99)  # overlap: upright's

@@ -43,12 +43,14 @@ def test_retrieval_of_a_leg_film_carries_the_warning_and_a_chest_carries_none(se
 
 
 def test_text_search_lists_chests_first_and_marks_the_leg_and_the_dog(session, engine):
-    """The raw cosine ranks the leg above both chests (issue 23); the search lists every chest before any
-    out-of-distribution film, each group best first, and says why a film is flagged."""
+    """The raw cosine ranks an out-of-distribution film above the chests (issue 23); the search lists every chest
+    before any out-of-distribution film, each group best first, and says why a film is flagged."""
     import numpy as np
 
     raw = engine.rank_images("pleural effusion", np.concatenate([session.embedding(i).embedding for i in range(4)]))
-    assert raw[0][0] == 0  # the leg film is the raw top hit: what a researcher must not be shown as best
+    # an out-of-distribution film (the leg with v3, the dog with v4) is the raw top hit: what a researcher must not
+    # be shown as best
+    assert raw[0][0] in (0, 1)
     hits = session.search("pleural effusion")
     assert [h.name for h in hits[:2]] == sorted(CHESTS, key=lambda n: -next(h.score for h in hits if h.name == n))
     assert {h.name for h in hits[2:]} == {LEG, DOG} and all(h.out_of_distribution for h in hits[2:])
@@ -82,7 +84,7 @@ def test_batch_rows_flag_ood_apart_from_notes_and_the_csv_names_its_run(session,
     tab = session.zero_shot(3, LABELS, [], "independent")
     assert list(chest["scores"].values()) == pytest.approx([float(p) for p in tab.probs[0]], abs=1e-6)
     run = describe_run(engine, LABELS)
-    assert run.model == "medflip-default" and "phrasings only" in run.prompts
+    assert run.model == "medflip-default" and engine.bundle.manifest["zero_shot_prompts"]["name"] in run.prompts
     reordered = [by_name[n] for n in (DOG, CHESTS[1], LEG, CHESTS[0])]  # e.g. a table sorted by a column
     old = os.umask(0o022)
     try:
