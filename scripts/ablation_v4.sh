@@ -6,6 +6,8 @@
 #   no-unlabelled  the same without the images without labels (what they add)
 #   mim0           no reconstruction term (and so no images without labels: they feed only that term)
 #   attention      attention masking (our reading of XLIP's AttMIM) instead of random
+#   random-start   "chosen" from random weights instead of the MAE checkpoint (what phase 1 adds); run it with
+#                  ARMS=random-start (not in the default list)
 # Each arm's last checkpoint is then measured with the few-label benchmark:
 #   .venv/bin/medflip bench fewshot --model RUNS/ablation-v4-chosen ... --ks 20 --no-random
 # Usage (in the background): nohup scripts/ablation_v4.sh RUNS_DIR MAE_CHECKPOINT [STEPS] > RUNS_DIR/ablation-v4.log 2>&1 &
@@ -33,7 +35,7 @@ elif arm == "mim0":
     cfg.update(unlabelled=[], mim_weight=0.0)
 elif arm == "attention":
     cfg["mask_strategy"] = "attention"
-elif arm != "chosen":
+elif arm not in ("chosen", "random-start"):
     sys.exit(f"unknown arm {arm}")
 yaml.safe_dump(cfg, open(out, "w", encoding="utf-8"), sort_keys=False)
 PY
@@ -53,7 +55,8 @@ for arm in ${ARMS:-chosen mim0 no-unlabelled attention}; do
     events="$RUNS/$name.events.jsonl"
     if completed "$events"; then echo "$name: completed, skipped"; continue; fi
     config=$(arm_config "$arm")
-    args=(--config "$config" --out-dir "$RUNS/$name" --events "$events" --init-from "$INIT")
+    args=(--config "$config" --out-dir "$RUNS/$name" --events "$events")
+    if [ "$arm" != random-start ]; then args+=(--init-from "$INIT"); fi
     if [ -d "$RUNS/$name/checkpoints" ]; then args+=(--resume); fi
     echo "$name: $PY -m trainer pretrain ${args[*]}"
     "$PY" -m trainer pretrain "${args[@]}" || echo "$name: did not complete (see $events)"
