@@ -24,7 +24,10 @@ def test_zero_shot_tab_warns_from_the_image_content(ready, qtbot, shared_data):
     qtbot.waitUntil(lambda: not w.busy() and len(w.images) == 3, timeout=60000)
     zs = w.zero_shot
     zs.labels_edit.setPlainText("No Finding\nPneumonia")
-    expected = ("⚠ colour image (a photograph, drawing or screen capture?), not a radiograph", "⚠ looks inverted", None)
+    # the inverted film: "looks inverted (bones dark, air bright)", or, when it is also far from the chest films
+    # (v4), "does not look like a chest film …, or is one displayed inverted (bones dark, air bright; …"
+    expected = ("⚠ colour image (a photograph, drawing or screen capture?), not a radiograph",
+                "inverted (bones dark, air bright", None)
     for index, warning in enumerate(expected):
         w.browser.select_index(index)
         qtbot.waitUntil(lambda: not w.busy(), timeout=30000)
