@@ -34,7 +34,11 @@ def test_throughput_measures_every_ratio_and_the_full_svd_step():
     assert 0.2 < result["text_real_token_share"] < 1.0
     split = result["masked_step_split"]  # the masked step's time, split: tower, text layers, the rest
     assert split["tower_s"] > 0 and split["text_s"] > 0 and split["other_s"] >= 0
-    assert 0 < split["text_share"] < 1 and split["step_speedup_without_text"] > 0
+    # (medians of separate timings: on a loaded machine the text layers alone can take longer than a whole step,
+    # so only the arithmetic is asserted here; `medflip bench throughput` prints the figures)
+    assert split["text_share"] == pytest.approx(split["text_s"] / rows[1]["step_s"])
+    assert split["step_speedup_without_text"] == pytest.approx(
+        (rows[0]["step_s"] - split["text_s"]) / (rows[1]["step_s"] - split["text_s"]))
     # the masked step with the reconstruction decoder (issue 32): more FLOPs than without it, fewer than unmasked
     mim = result["mim"]
     assert (mim["mask_ratio"], mim["decoder_depth"], mim["decoder_width"]) == (0.75, 2, 64)
