@@ -118,14 +118,18 @@ class RetrievalPanel(QtWidgets.QWidget):
         self.corpus_chosen.emit(path)
 
     def _reset(self) -> None:
-        self.corpus, self.corpus_ready = "", False
-        self._clear_sentences()
-        self.source.setText("Sentence bank of the model")
-        self.corpus_progress.setVisible(False)
+        self._use_bank()
         self._say(self.corpus_status, "")
         self.corpus_chosen.emit("")
         if self._waiting:
             self.request()
+
+    def _use_bank(self) -> None:
+        """Sentences from the model's bank again (the corpus dropped by the user, or unusable)."""
+        self.corpus, self.corpus_ready = "", False
+        self._clear_sentences()
+        self.source.setText("Sentence bank of the model")
+        self.corpus_progress.setVisible(False)
 
     def _clear_sentences(self) -> None:
         self.sentences.clear()
@@ -157,9 +161,7 @@ class RetrievalPanel(QtWidgets.QWidget):
     def corpus_failed(self, message: str) -> None:
         """The corpus cannot be used: said here, and the model's bank is used again."""
         name = Path(self.corpus).name
-        self.corpus, self.corpus_ready = "", False
-        self.source.setText("Sentence bank of the model")
-        self.corpus_progress.setVisible(False)
+        self._use_bank()
         self._say(self.corpus_status, f"{name} cannot be used: {message} Sentences come from the model's bank.")
         if self._waiting:
             self.request()

@@ -222,10 +222,9 @@ class ImageViewer(QtWidgets.QWidget):
         return render(raw(), window, rg.metadata.inverted != self.user_invert)
 
     def _render(self) -> None:
-        rg = self.radiograph
-        if rg is None or self.window is None:
+        shown = self.displayed_pixels()
+        if shown is None:
             return
-        shown = self._windowed(lambda: self._level("raw"), lambda: self._level("pixels"))
         self.image_item.setImage(_eight_bit(shown), levels=(0, 255), autoLevels=False)
         if self._factor > 1:  # each display pixel covers a block of image pixels
             rows, columns = shown.shape

@@ -449,11 +449,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """The previous model's sentences and ranking are never shown as this one's: results still on their way
         are dropped, a corpus being embedded is stopped, the lists are cleared with a sentence. Returns the query
         to rank the images for again."""
-        for kind in ("retrieve", "search", "corpus"):
+        for kind in ("retrieve", "search"):
             self.tasks.invalidate(kind)
-        if self._corpus_task is not None:
-            self._corpus_task.cancel()
-            self._corpus_task = None
+        self._stop_corpus_embedding()
         if engine is None:
             return self.retrieval.model_changed(None)
         return self.retrieval.model_changed(engine.bundle.name, has_text=engine.has_text,
@@ -546,16 +544,20 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _corpus_chosen(self, corpus: str) -> None:
         """The Retrieval tab's corpus changed: the one being embedded (if any) stops, the new one is embedded."""
-        self.tasks.invalidate("corpus")
-        if self._corpus_task is not None:
-            self._corpus_task.cancel()
-            self._corpus_task = None
+        self._stop_corpus_embedding()
         if not corpus:
             return
         if self.engine is None:
             self.retrieval.corpus_waits_for_model()  # _engine_ready embeds it
             return
         self._prepare_corpus(corpus)
+
+    def _stop_corpus_embedding(self) -> None:
+        """The corpus being embedded (if any) stops, and nothing it reports is delivered any more."""
+        self.tasks.invalidate("corpus")
+        if self._corpus_task is not None:
+            self._corpus_task.cancel()
+            self._corpus_task = None
 
     def _prepare_corpus(self, corpus: str) -> None:
         """Embed a report corpus in a worker with the loaded model, its progress in the Retrieval tab (the IU
