@@ -222,29 +222,11 @@ def inversion_threshold(upright: np.ndarray, inverted: np.ndarray) -> float:
     return (high_upright + low_inverted) / 2 if low_inverted > high_upright else high_upright
 
 
-def _clip_card_is_generated(bundle_dir: Path) -> bool:
-    """Whether the bundle's card is exactly what its manifest generates (an image-text bundle's card, untouched)."""
-    from medflip_core.bundles.bundle import MANIFEST, MODEL_CARD
-    from medflip_core.bundles.model_card import clip_model_card
-
-    card = bundle_dir / MODEL_CARD
-    return card.is_file() and card.read_text(encoding="utf-8") == clip_model_card(
-        json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8")))
-
-
-def _regenerate_clip_card(bundle_dir: Path) -> None:
-    from medflip_core.bundles.bundle import MANIFEST, MODEL_CARD, refresh_file_list
-    from medflip_core.bundles.model_card import clip_model_card
-
-    manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
-    (bundle_dir / MODEL_CARD).write_text(clip_model_card(manifest), encoding="utf-8")
-    refresh_file_list(bundle_dir)
-
-
 def write_reference(bundle_dir: Path, per_set: int = REFERENCE_PER_SET, calibrate_per_set: int = 300) -> dict:
     """Build the bundle's chest-film reference from the `reference` part, choose its thresholds on the
     `calibrate` part, write ood_reference.npz into the bundle and refresh its file list."""
     from medflip_core.bundles.bundle import IMAGE_ONNX, OOD_REFERENCE_NPZ, refresh_file_list, sha256_file
+    from medflip_core.bundles.model_card import clip_card_is_current, write_clip_card
     from medflip_core.inference.engine import Engine
     from medflip_core.inference.image_ood import ChestReference
 
@@ -264,11 +246,11 @@ def write_reference(bundle_dir: Path, per_set: int = REFERENCE_PER_SET, calibrat
     threshold = float(np.quantile(provisional.distance(cal_emb), 1 - CALIBRATE_FPR))
     inverted_threshold = inversion_threshold(provisional.inversion(cal_emb), provisional.inversion(cal_inv))
     reference = provisional.with_thresholds(threshold, inverted_threshold)
-    card_was_generated = _clip_card_is_generated(Path(bundle_dir))
+    card_was_generated = clip_card_is_current(Path(bundle_dir))
     reference.save(Path(bundle_dir) / OOD_REFERENCE_NPZ)
     refresh_file_list(bundle_dir)
     if card_was_generated:  # the card says whether the bundle has the reference: generate it again
-        _regenerate_clip_card(Path(bundle_dir))
+        write_clip_card(Path(bundle_dir))
     return {"reference_films": dict(counts), "calibration_films": dict(Counter(m.item.source for m in cal)),
             "components": int(reference.components.shape[0]), "distance_threshold": threshold,
             "inverted_threshold": inverted_threshold,

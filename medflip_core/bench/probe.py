@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medflip_core.bundles.bundle import sha256_file
 from medflip_core.bundles.model_store import resolve_model
 from medflip_core.events import EventWriter
 from medflip_core.finetune.dataset import loose_key
@@ -40,16 +41,10 @@ def base_held_out_patients(engine: Engine, data: str) -> set[str] | None:
         same_file = any(c.is_file() and c.resolve() == target for c in candidates)
         same_name = any(c.name == target.name and c.parent.name == target.parent.name for c in candidates)
         # a copy elsewhere counts when its content is the file the model recorded training on
-        same_content = same_name and target.is_file() and _sha256(target) in recorded_hashes
+        same_content = same_name and target.is_file() and sha256_file(target) in recorded_hashes
         if same_file or same_content:
             return validation_patients(target, float(cfg["val_fraction"]), int(cfg.get("seed", 0)))
     return None
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

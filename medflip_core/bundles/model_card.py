@@ -8,9 +8,10 @@ have their own card (medflip_core.finetune.classifier_bundle.model_card).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from medflip_core.bundles.bundle import INTENDED_USE
+from medflip_core.bundles.bundle import INTENDED_USE, MANIFEST, MODEL_CARD, refresh_file_list
 
 
 def _number(v: float) -> str:
@@ -266,3 +267,17 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
              f"; weights are {manifest.get('weights_dtype')}; the sentence bank is embedded with that same encoder.",
              "", "Exact commands, configuration, data hashes and machine: manifest.json → provenance.", ""]
     return "\n".join(lines)
+
+
+def clip_card_is_current(bundle_dir: Path) -> bool:
+    """Whether the bundle's card is exactly what its manifest generates (an image-text bundle's card, untouched)."""
+    card = Path(bundle_dir) / MODEL_CARD
+    manifest = json.loads((Path(bundle_dir) / MANIFEST).read_text(encoding="utf-8"))
+    return card.is_file() and card.read_text(encoding="utf-8") == clip_model_card(manifest)
+
+
+def write_clip_card(bundle_dir: Path) -> None:
+    """MODEL_CARD.md generated from the bundle's manifest as it is now, and the bundle's file list refreshed."""
+    manifest = json.loads((Path(bundle_dir) / MANIFEST).read_text(encoding="utf-8"))
+    (Path(bundle_dir) / MODEL_CARD).write_text(clip_model_card(manifest), encoding="utf-8")
+    refresh_file_list(bundle_dir)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.atomic import atomic_path
+from medflip_core.bundles.bundle import sha256_file
 
 PIXEL_SIZE = 32
 FEATURES = ("embedding", "patch_mean")
@@ -89,14 +90,6 @@ def pixel_source() -> FeatureSource:
     return FeatureSource(f"raw {PIXEL_SIZE}x{PIXEL_SIZE} pixels", f"pixels{PIXEL_SIZE}", ("pixels",), extract)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _torch_tower_source(label: str, key: str, model_config: dict, preprocess_dict: dict,
                         state: dict | None, seed: int, threads: int | None) -> FeatureSource:
     """The image tower in torch: trained weights (`state`: the model's state dict), or random at `seed`."""
@@ -146,7 +139,7 @@ def model_source(spec: str, threads: int | None = None) -> tuple[FeatureSource, 
 
         state = json.loads((ckpt_dir / STATE_FILE).read_text(encoding="utf-8"))
         weights = ckpt_dir / MODEL_FILE
-        key = "ckpt-" + _sha256(weights)[:24]
+        key = "ckpt-" + sha256_file(weights)[:24]
         source = _torch_tower_source(f"{ckpt_dir.parent.parent.name}/{ckpt_dir.name}", key, state["model_config"],
                                      state["preprocess"], load_file(str(weights)), 0, threads)
         return source, state["model_config"], state["preprocess"]
