@@ -42,13 +42,8 @@ PY
     echo "$out"
 }
 
-completed() {
-    [ -f "$1" ] && "$PY" - "$1" <<'PY'
-import json, sys
-done = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if '"event":"done"' in line]
-sys.exit(0 if done and done[-1].get("status") == "completed" else 1)
-PY
-}
+# shellcheck source=scripts/run_status.sh
+. scripts/run_status.sh
 
 for arm in ${ARMS:-chosen mim0 no-unlabelled attention}; do
     name="ablation-v4-$arm"

@@ -84,13 +84,20 @@ def init_record(init_from: str | None) -> dict | None:
     return record
 
 
+def run_events(run: Path) -> tuple[dict, dict]:
+    """The `start` and the last `done` event of a run (RUN.events.jsonl beside its folder); {} for one missing."""
+    events_file = run.with_suffix(".events.jsonl")
+    events = [json.loads(x) for x in events_file.read_text().splitlines() if x.startswith("{")] \
+        if events_file.is_file() else []
+    start = next((e for e in events if e["event"] == "start"), {})
+    return start, next((e for e in reversed(events) if e["event"] == "done"), {})
+
+
 def phase_record(run: Path) -> dict:
     """One training phase of the model (a run folder beside its RUN.events.jsonl): what it trained and for how
     long, for the card's list of phases."""
     config = json.loads((run / "config.json").read_text())
-    events = run.with_suffix(".events.jsonl")
-    done = next((json.loads(x) for x in reversed(events.read_text().splitlines()) if '"event":"done"' in x), {}) \
-        if events.is_file() else {}
+    done = run_events(run)[1]
     steps = done.get("step") or 0
     per_step = config["batch_size"] + ((config.get("unlabelled_batch_size") or config["batch_size"])
                                        if config.get("unlabelled") else 0)
@@ -283,11 +290,7 @@ def main() -> int:
         manifest["provenance"] = {**earlier["provenance"], **measured,
                                   "evaluated_by": "python scripts/build_default_model.py --from-bundle"}
         return finish(args.out, manifest, figures, started)
-    events_file = args.run.with_suffix(".events.jsonl")
-    events = [json.loads(x) for x in events_file.read_text().splitlines() if x.startswith("{")] \
-        if events_file.is_file() else []
-    done = next((e for e in reversed(events) if e["event"] == "done"), {})
-    start = next((e for e in events if e["event"] == "start"), {})
+    start, done = run_events(args.run)
     provenance = {
         "command": f"python -m trainer pretrain --config <config of {args.run}>; "
                    f"python scripts/build_default_model.py {args.run}",
@@ -313,12 +316,11 @@ def main() -> int:
 
 def finish(out: Path, manifest: dict, figures: dict, started: float) -> int:
     """Write the manifest and the card generated from it, check the bundle, print what was built."""
-    from medflip_core.bundles.bundle import MANIFEST, MODEL_CARD, load_bundle, refresh_file_list
-    from medflip_core.bundles.model_card import clip_model_card
+    from medflip_core.bundles.bundle import MANIFEST, load_bundle
+    from medflip_core.bundles.model_card import write_clip_card
 
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    (out / MODEL_CARD).write_text(clip_model_card(manifest), encoding="utf-8")
-    refresh_file_list(out)
+    write_clip_card(out)
     load_bundle(out, verify=True)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(json.dumps({"bundle": str(out), "bytes": size, "figures": figures,

@@ -11,13 +11,8 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-/work/runs}
 PY=${PYTHON:-.venv/bin/python}
 
-completed() {  # whether the events file's last `done` event says completed
-    [ -f "$1" ] && "$PY" - "$1" <<'PY'
-import json, sys
-done = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if '"event":"done"' in line]
-sys.exit(0 if done and done[-1].get("status") == "completed" else 1)
-PY
-}
+# shellcheck source=scripts/run_status.sh
+. scripts/run_status.sh
 
 latest() {  # the newest checkpoint folder of a run
     ls -d "$RUNS/$1/checkpoints"/step-* | sort | tail -n 1
