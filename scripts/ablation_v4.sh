@@ -8,6 +8,8 @@
 #   attention      attention masking (our reading of XLIP's AttMIM) instead of random
 #   random-start   "chosen" from random weights instead of the MAE checkpoint (what phase 1 adds); run it with
 #                  ARMS=random-start (not in the default list)
+#   avg-pool       the image embedding from the mean of the patch tokens instead of the class token (the tokens
+#                  the reconstruction trains); ARMS=avg-pool
 # Each arm's last checkpoint is then measured with the few-label benchmark:
 #   .venv/bin/medflip bench fewshot --model RUNS/ablation-v4-chosen ... --ks 20 --no-random
 # Usage (in the background): nohup scripts/ablation_v4.sh RUNS_DIR MAE_CHECKPOINT [STEPS] > RUNS_DIR/ablation-v4.log 2>&1 &
@@ -35,6 +37,8 @@ elif arm == "mim0":
     cfg.update(unlabelled=[], mim_weight=0.0)
 elif arm == "attention":
     cfg["mask_strategy"] = "attention"
+elif arm == "avg-pool":
+    cfg["vision_pool"] = "avg"
 elif arm not in ("chosen", "random-start"):
     sys.exit(f"unknown arm {arm}")
 yaml.safe_dump(cfg, open(out, "w", encoding="utf-8"), sort_keys=False)

@@ -425,16 +425,19 @@ def resolve_config(job: str, args: argparse.Namespace) -> TrainConfig:
             data[f.name] = value
     data["job"] = job
     cfg = TrainConfig.from_dict(data)
-    take_model_shape_from_init(cfg, data.get("image_size"))
+    take_model_shape_from_init(cfg, data.get("image_size"), data.get("vision_pool"))
     cfg.validate()
     return cfg
 
 
-def take_model_shape_from_init(cfg: TrainConfig, image_size: int | None = None) -> None:
+def take_model_shape_from_init(cfg: TrainConfig, image_size: int | None = None,
+                               vision_pool: str | None = None) -> None:
     """Starting from a bundle or checkpoint: its manifest / state is the one source of the model's shape
-    (the weights fit nothing else); it replaces whatever shape the flags or the file gave. The one exception is
-    an explicit `image_size` when pre-training: a resolution schedule (e.g. a 112-px reconstruction phase, then
-    224 px) changes it, and the position embeddings are resampled to the new grid when the weights load."""
+    (the weights fit nothing else); it replaces whatever shape the flags or the file gave. Two exceptions when
+    pre-training, neither of which changes a weight's shape: an explicit `image_size` (a resolution schedule, e.g. a
+    112-px reconstruction phase, then 224 px: the position embeddings are resampled to the new grid when the weights
+    load), and an explicit `vision_pool` (e.g. a reconstruction phase, which trains no pooling, followed by an
+    image-text phase that pools the patch tokens)."""
     if not cfg.init_from:
         return
     if not Path(cfg.init_from).exists():
@@ -444,6 +447,8 @@ def take_model_shape_from_init(cfg: TrainConfig, image_size: int | None = None) 
         cfg.model = ModelConfig.from_dict(recorded)
         if image_size is not None and cfg.job == "pretrain":  # fine-tuning keeps its base bundle's input size
             cfg.model.image_size = int(image_size)
+        if vision_pool is not None and cfg.job == "pretrain":  # fine-tuning keeps its base bundle's embedding
+            cfg.model.vision_pool = str(vision_pool)
 
 
 __all__ = ["CHOICES", "FLAG_GROUPS", "FLAG_HELP", "TrainConfig", "add_config_flags", "flag_help", "read_config_file",

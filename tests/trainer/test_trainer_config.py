@@ -91,6 +91,22 @@ def test_init_from_a_bundle_or_checkpoint_supplies_the_model_shape(tmp_path):
         resolve_config("finetune", _parse(["--images", "a", "--max-steps", "1", "--init-from", str(tmp_path / "no")]))
 
 
+def test_pretraining_from_a_checkpoint_may_change_its_pooling_but_not_its_shape(tmp_path):
+    """A reconstruction phase trains no pooling, so the image-text phase after it may pool the patch tokens; the
+    weights' shape still comes from the checkpoint, and fine-tuning keeps its base model's embedding."""
+    import json
+
+    ckpt = tmp_path / "step-00000004"
+    ckpt.mkdir()
+    (ckpt / "state.json").write_text(json.dumps({"step": 4, "model_config": {"image_size": 112, "embed_dim": 64,
+                                                                             "vision_pool": "token"}}))
+    base = ["--images", "a", "--max-steps", "1", "--init-from", str(ckpt)]
+    cfg = resolve_config("pretrain", _parse([*base, "--corpus", "c", "--vision-pool", "avg", "--embed-dim", "32"]))
+    assert (cfg.model.vision_pool, cfg.model.embed_dim, cfg.model.image_size) == ("avg", 64, 112)
+    assert resolve_config("pretrain", _parse([*base, "--corpus", "c"])).model.vision_pool == "token"
+    assert resolve_config("finetune", _parse([*base, "--vision-pool", "avg"])).model.vision_pool == "token"
+
+
 def test_removed_batch_svd_reading_is_a_clear_error():
     with pytest.raises(MedflipError, match="batch SVD reading was removed"):
         resolve_config("pretrain", _parse(["--images", "a", "--corpus", "c", "--max-steps", "1",
