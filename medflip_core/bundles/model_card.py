@@ -218,6 +218,24 @@ def _versus_previous(prov: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _fewshot_questions(prov: dict) -> list[str]:
+    """Which few-label tasks ask a question the training labels never name, and which were trained on: a model
+    pre-trained on a label CSV learnt those findings on the task's patients outside its validation split."""
+    sources = [Path(str(s)).parent.name or str(s) for s in (prov.get("training_config") or {}).get("extra_sources")
+               or []]
+    lines = ["- New questions, named by no training label: bacterial vs viral (the label space has no cause) and "
+             "TBX11K active vs obsolete (the TBX11K films train without labels, when they train at all)."]
+    if sources:
+        lines.append(f"- Not new: pneumonia vs normal, and the NIH findings. This model trained on the label CSV(s) "
+                     f"of {', '.join(sources)}, so those findings' labels of the task's patients outside its "
+                     "validation split were training labels: those rows say how features trained with the label "
+                     "serve k labelled patients, not how they answer a new question.")
+    else:
+        lines.append("- Pneumonia vs normal is in the label space; no label CSV trained this model, so the NIH "
+                     "findings were never image labels of these patients.")
+    return lines
+
+
 def _fewshot(prov: dict) -> list[str]:
     """The few-label benchmark: how well a logistic regression on the frozen image features learns a question
     from k labelled patients per class, beside raw pixels."""
@@ -228,9 +246,8 @@ def _fewshot(prov: dict) -> list[str]:
         lines += [f"## Few-label image features (`medflip bench fewshot`, k = {run['k']} labelled patients per "
                   f"class, mean ± spread of ROC AUC over {run['draws']} patient-disjoint draws)",
                   "A logistic regression on the frozen features of the k + k patients of a draw, scored on every "
-                  "other patient of the task. The tasks are questions the training labels never asked (except "
-                  "pneumonia vs normal); the images are from the shared folders the models were pre-trained on "
-                  "(without these labels).", "",
+                  "other patient of the task. The images are from the shared folders the models were pre-trained "
+                  "on.", "", *_fewshot_questions(prov), "",
                   "| task (patients per class) | " + " | ".join(run["columns"].get(n, n) for n in names) + " |",
                   "|---|" + "---|" * len(names)]
         for task, t in run["tasks"].items():

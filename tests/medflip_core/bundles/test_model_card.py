@@ -30,6 +30,14 @@ def test_shipped_card_is_exactly_what_its_manifest_generates():
     assert f"| Kermany: pneumonia vs no finding | {previous['roc_auc_pneumonia']['Kermany']['value']:.3f}" in card
     assert "## Few-label image features" in card and "| raw 32x32 pixels |" in card
     assert "| nih_effusion (effusion 44, no finding 150) |" in card
+    # the NIH findings were training labels of this model (its training data has NIH's label CSV): said, not hidden
+    assert manifest["provenance"]["training_config"]["extra_sources"]
+    assert "New questions, named by no training label: bacterial vs viral" in card
+    assert "Not new: pneumonia vs normal, and the NIH findings. This model trained on the label CSV(s) of " \
+           "cxr-nih-adult" in card
+    no_csv = json.loads(json.dumps(manifest))
+    no_csv["provenance"]["training_config"]["extra_sources"] = []
+    assert "the NIH findings were never image labels of these patients" in clip_model_card(no_csv)
     assert "ood_reference.npz" in card
 
 
