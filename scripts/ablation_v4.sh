@@ -10,6 +10,10 @@
 #                  ARMS=random-start (not in the default list)
 #   avg-pool       the image embedding from the mean of the patch tokens instead of the class token (the tokens
 #                  the reconstruction trains); ARMS=avg-pool
+#   svd0           no SVD (sigma_1) term: beta 0 (what MedFLIP's SVD loss adds to the features); ARMS=svd0
+#   mask50         mask ratio 0.5 instead of 0.75 (more of each image seen, fewer images per CPU-hour); ARMS=mask50
+#   lr-low         a third of the image side's peak learning rate (tower, projection, decoder) (does the image-text loss wear away what the
+#                  reconstruction phase learnt?); ARMS=lr-low
 # Each arm's last checkpoint is then measured with the few-label benchmark:
 #   .venv/bin/medflip bench fewshot --model RUNS/ablation-v4-chosen ... --ks 20 --no-random
 # Usage (in the background): nohup scripts/ablation_v4.sh RUNS_DIR MAE_CHECKPOINT [STEPS] > RUNS_DIR/ablation-v4.log 2>&1 &
@@ -39,6 +43,12 @@ elif arm == "attention":
     cfg["mask_strategy"] = "attention"
 elif arm == "avg-pool":
     cfg["vision_pool"] = "avg"
+elif arm == "svd0":
+    cfg["beta"] = 0.0
+elif arm == "mask50":
+    cfg["mask_ratio"] = 0.5
+elif arm == "lr-low":
+    cfg["lr"] = cfg["lr"] / 3
 elif arm not in ("chosen", "random-start"):
     sys.exit(f"unknown arm {arm}")
 yaml.safe_dump(cfg, open(out, "w", encoding="utf-8"), sort_keys=False)

@@ -17,9 +17,11 @@ run folder (its latest checkpoint; the image tower in torch): a run can be measu
 Features: the image embedding (`embedding`, what zero-shot and the probe use) and the mean of the projected
 patch tokens (`patch_mean`). Features are cached per model (`--cache-dir`), so a re-run embeds nothing again.
 
-Caveats: these are the shared folders, which the bundled models were pre-trained on (with the pneumonia /
-no-finding labels only, never bacterial vs viral, the NIH findings or TB activity); a run given the TBX11K
-images as `--unlabelled` has reconstructed those films (never their labels). The logistic regression is not
+Caveats: these are the shared folders, which the bundled models were pre-trained on, with their labels: the
+Kermany classes, and NIH's findings (the label CSV, mapped to the label space) on the NIH patients outside the
+validation split, so the NIH tasks are not new questions for such a model; bacterial vs viral and TB activity are
+named by no training label. A run given the TBX11K images as `--unlabelled` has reconstructed those films (never
+their labels). The logistic regression is not
 tuned (fixed C, `--C`): nothing is chosen on the scored patients.
 """
 
