@@ -137,6 +137,99 @@ def fewshot_record(path: Path, k: int = 20) -> dict:
                       for task, t in data["tasks"].items()}}
 
 
+ABLATION_ARMS = {  # scripts/ablation_v4.sh's arms: what each changes in the recipe ("chosen")
+    "no-unlabelled": "without the TBX11K films (the images without labels)",
+    "mim0": "no reconstruction term (MIM weight 0, hence no images without labels)",
+    "attention": "attention masking (our reading of XLIP's AttMIM) instead of random",
+    "random-start": "from random weights instead of the reconstruction-only (MAE) checkpoint",
+    "avg-pool": "the image embedding from the mean of the patch tokens instead of the class token",
+    "svd0": "no SVD term on σ₁ (β 0): the soft-target contrastive loss alone",
+    "mask50": "mask ratio 0.5 instead of 0.75",
+    "lr-low": "a third of the image side's peak learning rate",
+    "nih-pneumonia-only": "NIH's labels cut to Pneumonia / No Finding, so the NIH findings are new questions",
+}
+
+
+def _column_names(data: dict, this_step: int | None, previous_step: int | None) -> dict[str, str]:
+    """Printed names of a few-label JSON's columns; this model and the one it replaces named as such."""
+    names = {}
+    for name, col in data["columns"].items():
+        label = col["source"]
+        if this_step is not None and label.endswith(f"(step {this_step})"):
+            label = f"this model ({label})"
+        elif previous_step is not None and label.endswith(f"(step {previous_step})"):
+            label = f"the model it replaces ({label})"
+        names[name] = label + (f" [{col['feature']}]" if col.get("feature") not in ("pixels", "embedding") else "")
+    return names
+
+
+def fewshot_curves_record(path: Path, this_step: int | None = None, previous_step: int | None = None) -> dict:
+    """The few-label benchmark at every k it measured: per task and column, the mean AUC at each k."""
+    data = json.loads(path.read_text())
+    return {"ks": data["ks"], "draws": data["draws"], "C": data["C"], "seed": data["seed"],
+            "columns": _column_names(data, this_step, previous_step),
+            "tasks": {task: {"patients": t["patients"],
+                             "columns": {c: {k: (e or {}).get("mean") for k, e in v.items()}
+                                         for c, v in t["columns"].items()}}
+                      for task, t in data["tasks"].items()}}
+
+
+def ablation_record(path: Path, setting: str, k: int = 20) -> dict:
+    """The ablation arms of one few-label JSON (columns from runs named ablation-v4-ARM), each arm's mean and its
+    paired difference from the recipe ("chosen") over the same draws."""
+    import numpy as np
+
+    data = json.loads(path.read_text())
+    arm_of = {}
+    for name, col in data["columns"].items():
+        run = col["source"].split("/")[0]
+        if run.startswith("ablation-v4-") and col.get("feature") == "embedding":
+            arm_of[name] = run[len("ablation-v4-"):]
+    if "chosen" not in arm_of.values():
+        raise SystemExit(f"{path}: no column of the ablation-v4-chosen run")
+    unknown = sorted(set(arm_of.values()) - set(ABLATION_ARMS) - {"chosen"})
+    if unknown:
+        raise SystemExit(f"{path}: arms without a description in ABLATION_ARMS: {', '.join(unknown)}")
+    base_col = next(c for c, a in arm_of.items() if a == "chosen")
+    tasks = {}
+    for task, t in data["tasks"].items():
+        base = np.asarray(t["columns"][base_col][str(k)]["aucs"])
+        row = {"chosen": {"mean": float(base.mean())}}
+        for col, arm in arm_of.items():
+            if arm != "chosen":
+                aucs = np.asarray(t["columns"][col][str(k)]["aucs"])
+                row[arm] = {"mean": float(aucs.mean()), "delta": float((aucs - base).mean()),
+                            "ahead": int((aucs > base).sum())}
+        tasks[task] = row
+    arms = {"chosen": "this model's recipe", **{a: ABLATION_ARMS[a] for a in arm_of.values() if a != "chosen"}}
+    return {"setting": setting, "k": k, "draws": data["draws"], "base": "chosen", "arms": arms, "tasks": tasks}
+
+
+def update_measurements(args: argparse.Namespace) -> int:
+    """--measurements-only: the bundle at --out keeps its weights, choices and figures; only its few-label
+    measurements (table, curves, ablation) are replaced and its card regenerated."""
+    from medflip_core.bundles.bundle import MANIFEST, load_bundle
+    from medflip_core.bundles.model_card import write_clip_card
+
+    path = args.out / MANIFEST
+    manifest = json.loads(path.read_text())
+    prov = manifest["provenance"]
+    this_step = prov.get("checkpoint_step")
+    previous_step = (prov.get("previous_model") or {}).get("checkpoint_step")
+    if args.fewshot:
+        prov["fewshot"] = [fewshot_record(p) for p in args.fewshot]
+    if args.fewshot_curves:
+        prov["fewshot_curves"] = fewshot_curves_record(args.fewshot_curves, this_step, previous_step)
+    if args.ablation:
+        prov["ablation"] = ablation_record(args.ablation, args.ablation_setting)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    write_clip_card(args.out)
+    load_bundle(args.out, verify=True)
+    parts = [k for k in ("fewshot", "fewshot_curves", "ablation") if k in prov]
+    print(f"{args.out}: card regenerated with {', '.join(parts)}")
+    return 0
+
+
 def validation_sources(engine, folders: dict[str, Path]) -> tuple[list, list]:
     """The validation sources (embeddings, truth) and every image's patient id, per source."""
     from medflip_core.evaluation.evaluate import embed_folder, patients_of
@@ -197,7 +290,20 @@ def main() -> int:
                         help="the bundle this one replaces (default: the one at --out, read before it is replaced)")
     parser.add_argument("--fewshot", type=Path, action="append", default=[],
                         help="`medflip bench fewshot --json` output(s) measuring this model, for the card (repeat)")
+    parser.add_argument("--fewshot-curves", type=Path,
+                        help="`medflip bench fewshot --ks 5,10,20,40 --json` output: this model, the one it replaces, "
+                             "pixels and a random tower at every k, for the card")
+    parser.add_argument("--ablation", type=Path,
+                        help="`medflip bench fewshot --json` output over the runs of scripts/ablation_v4.sh")
+    parser.add_argument("--ablation-setting", default="phase 2 of v4 cut to 600 steps at 112 px, from the MAE "
+                                                      "checkpoint",
+                        help="how the ablation arms were trained, for the card")
+    parser.add_argument("--measurements-only", action="store_true",
+                        help="no export, no re-evaluation: replace the few-label measurements of the bundle at --out "
+                             "and regenerate its card")
     args = parser.parse_args()
+    if args.measurements_only:
+        return update_measurements(args)
     from medflip_core.bundles.bundle import MANIFEST, refresh_file_list
     from medflip_core.inference.engine import reembed_bundle_bank
     from medflip_core.inference.zeroshot import MANIFEST_KEY
@@ -285,6 +391,8 @@ def main() -> int:
         measured["previous_model"] = previous
     if args.fewshot:
         measured["fewshot"] = [fewshot_record(p) for p in args.fewshot]
+    if args.ablation:
+        measured["ablation"] = ablation_record(args.ablation, args.ablation_setting)
     if args.from_bundle:  # the training record stays the bundle's own; the choices and figures are new
         manifest = json.loads(manifest_path.read_text())
         manifest["provenance"] = {**earlier["provenance"], **measured,

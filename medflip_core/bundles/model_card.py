@@ -259,6 +259,45 @@ def _fewshot(prov: dict) -> list[str]:
     return lines
 
 
+def _fewshot_curves(prov: dict) -> list[str]:
+    """The few-label curves: mean ROC AUC at each k (labelled patients per class), per task and feature source."""
+    run = prov.get("fewshot_curves")
+    if not run:
+        return []
+    ks, names = run["ks"], list(run["columns"])
+    lines = [f"## Few-label curves (mean ROC AUC at k = {' / '.join(str(k) for k in ks)} labelled patients per "
+             f"class, {run['draws']} patient-disjoint draws each)",
+             "The same protocol as above at every k; a model column is its frozen image embedding. The random "
+             "tower has the model's shape and no training: what the architecture gives for nothing.", "",
+             "| task | " + " | ".join(run["columns"][n] for n in names) + " |", "|---|" + "---|" * len(names)]
+    for task, t in run["tasks"].items():
+        cells = [" / ".join("–" if t["columns"].get(n, {}).get(str(k)) is None else
+                            f"{t['columns'][n][str(k)]:.3f}" for k in ks) for n in names]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _ablation(prov: dict) -> list[str]:
+    """The ablation of the training recipe: one choice changed per arm, every arm measured on the same draws."""
+    run = prov.get("ablation")
+    if not run:
+        return []
+    arms = [a for a in run["arms"] if a != run["base"]]
+    lines = [f"## Ablation ({run['setting']}; few-label ROC AUC at k = {run['k']}, {run['draws']} draws)",
+             f"Each arm changes one choice of `{run['base']}` (this model's recipe) and keeps the seed, data order and "
+             "steps. In brackets: the arm minus the recipe, paired over the same draws, and in how many draws the "
+             "arm is ahead.", ""]
+    lines += [f"- `{a}`: {run['arms'][a]}" for a in arms]
+    lines += ["", f"| task | {run['base']} | " + " | ".join(arms) + " |", "|---|---|" + "---|" * len(arms)]
+    for task, t in run["tasks"].items():
+        cells = [f"{t[run['base']]['mean']:.3f}"]
+        for a in arms:
+            e = t.get(a)
+            cells.append("–" if e is None else f"{e['mean']:.3f} ({e['delta']:+.3f}, {e['ahead']}/{run['draws']})")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def clip_model_card(manifest: dict[str, Any]) -> str:
     """The card of an image-text bundle, from its manifest (the same manifest always gives the same text)."""
     prov = manifest.get("provenance") or {}
@@ -268,7 +307,7 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
              ("This card is generated from manifest.json by medflip_core/bundles/model_card.py; do not edit it by "
               "hand."), "",
              *_what_it_is(manifest, cfg, prov), *_data(manifest, cfg, prov), *_rule(manifest), *_figures(prov),
-             *_versus_previous(prov), *_fewshot(prov),
+             *_versus_previous(prov), *_fewshot(prov), *_fewshot_curves(prov), *_ablation(prov),
              "## Limits",
              "- Trained only on the image sources named above; the figures hold for their held-out patients and say "
              "nothing about other hospitals, scanners or populations.",
