@@ -283,7 +283,7 @@ class ImageViewer(QtWidgets.QWidget):
         elif name == "Full range":
             window = full_range_window(rg.raw)
         else:
-            window = preset_window(rg.raw, name)
+            window = preset_window(rg.raw, name, rg.metadata.inverted)
         self.set_window(window)
         self._preset_window = window
 

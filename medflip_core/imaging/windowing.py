@@ -42,9 +42,13 @@ def full_range_window(raw: np.ndarray) -> Window:
     return Window(center=low + width / 2, width=width, source="full")
 
 
-def preset_window(raw: np.ndarray, name: str) -> Window:
-    """One of CHEST_PRESETS, resolved against this image's robust range."""
+def preset_window(raw: np.ndarray, name: str, inverted: bool = False) -> Window:
+    """One of CHEST_PRESETS, resolved against this image's robust range. The fractions count from the air end
+    of a MONOCHROME2 film (low values dark); on a MONOCHROME1 film (`inverted`: high values are air) they count
+    from the other end, so a preset picks the same tissue whichever way the film stores it."""
     center_frac, width_frac = CHEST_PRESETS[name]
+    if inverted:
+        center_frac = 1.0 - center_frac
     base = percentile_window(raw)
     low = base.center - base.width / 2
     return Window(center=low + center_frac * base.width, width=width_frac * base.width, source=name)
