@@ -46,7 +46,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         mode.addStretch(1)
         self.mode_row.setVisible(False)
         self.labels_edit = QtWidgets.QPlainTextEdit()
-        self.labels_edit.setPlaceholderText("One label per line, e.g.\nNo Finding\nPneumonia\nPleural Effusion")
+        self.labels_edit.setPlaceholderText("One label per line (or comma-separated), e.g.\nNo Finding\nPneumonia\n"
+                                            "Pleural Effusion")
         self.labels_edit.setMaximumHeight(120)
         self.label_mode_box = QtWidgets.QComboBox()  # how probabilities are formed: always visible, always named
         self.label_mode_box.addItem("Automatic", AUTOMATIC)
@@ -118,10 +119,12 @@ class ZeroShotPanel(QtWidgets.QWidget):
         layout.addWidget(self.mode_row)
         layout.addWidget(self.prompts)
         layout.addWidget(score)
+        # what the bars are, and any warning about this image (not a chest film, inverted, contradictions), sits
+        # between the button and the bars: read before the numbers, never below the fold of a 1280x800 window
+        layout.addWidget(self.status)
         layout.addWidget(self.results)
         layout.addLayout(heat)
         layout.addWidget(self.scale)
-        layout.addWidget(self.status)
         layout.addStretch(1)
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
         self._answered = False  # zero-shot bars or an error from scoring are on screen
@@ -212,7 +215,9 @@ class ZeroShotPanel(QtWidgets.QWidget):
             self.labels_edit.setPlainText("\n".join(labels))
 
     def labels(self) -> list[str]:
-        return [x.strip() for x in self.labels_edit.toPlainText().splitlines() if x.strip()]
+        """One label per line, or several on a line separated by commas (as the other tabs take them)."""
+        return [x.strip() for line in self.labels_edit.toPlainText().splitlines() for x in line.split(",")
+                if x.strip()]
 
     def templates(self) -> list[str]:
         """Every non-empty template line (a line without {label} is reported, not silently dropped)."""

@@ -92,6 +92,22 @@ def test_no_finding_beside_findings_is_flagged_when_they_cannot_both_hold(window
     assert sum(window.last_scores.values()) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_comma_separated_labels_are_several_labels_and_the_warning_precedes_the_bars(window, qtbot, shared_data):
+    """A GUI walk typed "Pleural Effusion, Cardiomegaly, Nodule" and got one bar for the whole line; and the
+    warning about the image sat under the bars, below the fold at 1280x800."""
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    qtbot.waitUntil(lambda: window.current is not None, timeout=30000)
+    panel = window.zero_shot
+    panel.labels_edit.setPlainText("Pleural Effusion, Cardiomegaly,\nNodule")
+    assert panel.labels() == ["Pleural Effusion", "Cardiomegaly", "Nodule"]
+    window.last_scores = {}
+    qtbot.mouseClick(panel.score_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: set(panel.bars) == {"Pleural Effusion", "Cardiomegaly", "Nodule"}, timeout=30000)
+    layout = panel.status.parentWidget().layout()
+    assert layout.indexOf(panel.score_button) < layout.indexOf(panel.status) < layout.indexOf(panel.results)
+
+
 def test_the_chosen_mode_is_kept_across_restarts(qtbot):
     """The settings file (a temporary config folder here) carries the choice to the next window."""
     from app.window.main_window import MainWindow
