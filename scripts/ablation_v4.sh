@@ -12,8 +12,11 @@
 #                  the reconstruction trains); ARMS=avg-pool
 #   svd0           no SVD (sigma_1) term: beta 0 (what MedFLIP's SVD loss adds to the features); ARMS=svd0
 #   mask50         mask ratio 0.5 instead of 0.75 (more of each image seen, fewer images per CPU-hour); ARMS=mask50
-#   lr-low         a third of the image side's peak learning rate (tower, projection, decoder) (does the image-text loss wear away what the
-#                  reconstruction phase learnt?); ARMS=lr-low
+#   lr-low         a third of the image side's peak learning rate (tower, projection, decoder): does the image-text
+#                  loss wear away what the reconstruction phase learnt? ARMS=lr-low
+#   nih-pneumonia-only  NIH's label CSV cut to Pneumonia / No Finding (rows with neither left out), so that the NIH
+#                  few-label tasks (effusion, atelectasis, edema, infiltration) ask questions this arm's training
+#                  labels never named; ARMS=nih-pneumonia-only
 # Each arm's last checkpoint is then measured with the few-label benchmark:
 #   .venv/bin/medflip bench fewshot --model RUNS/ablation-v4-chosen ... --ks 20 --no-random
 # Usage (in the background): nohup scripts/ablation_v4.sh RUNS_DIR MAE_CHECKPOINT [STEPS] > RUNS_DIR/ablation-v4.log 2>&1 &
@@ -49,6 +52,31 @@ elif arm == "mask50":
     cfg["mask_ratio"] = 0.5
 elif arm == "lr-low":
     cfg["lr"] = cfg["lr"] / 3
+elif arm == "nih-pneumonia-only":
+    import csv
+    import os
+    from pathlib import Path
+
+    source = Path(cfg["extra_sources"][0]).resolve()
+    folder = Path(out).resolve().parent / "nih-pneumonia-only"
+    folder.mkdir(exist_ok=True)
+    if not (folder / "images").exists():
+        os.symlink(source.parent / "images", folder / "images")
+    with open(source, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    findings = [f for f in fields[4:]]  # the 0/1 finding columns after Source Folder
+    kept = []
+    for row in rows:
+        named = [f for f in row["Finding Labels"].split("|") if f in ("Pneumonia", "No Finding")]
+        if named:
+            row.update({"Finding Labels": "|".join(named), **{f: "1" if f in named else "0" for f in findings}})
+            kept.append(row)
+    with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+    cfg["extra_sources"] = [str(folder / "labels.csv")]
 elif arm not in ("chosen", "random-start"):
     sys.exit(f"unknown arm {arm}")
 yaml.safe_dump(cfg, open(out, "w", encoding="utf-8"), sort_keys=False)
