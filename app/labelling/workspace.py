@@ -38,6 +38,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
     classifier_ready = QtCore.Signal(str)  # a bundle folder: the window lists and selects it
     finetune_requested = QtCore.Signal(str, str)  # label CSV, image root: the Training tab sets up a fine-tune
     message = QtCore.Signal(str)
+    resolved = QtCore.Signal()  # a folder is ready to label: an earlier folder's error is obsolete
 
     def __init__(self, engine: Callable[[], object] | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -251,6 +252,7 @@ class LabellingWorkspace(QtWidgets.QWidget):
         if job is None:
             return
         self._set_labelling(True)
+        self.resolved.emit()
         refit_process.start()  # the refits' worker process imports while the first answers are given
         flagged = job.flagged()
         note = ""

@@ -49,6 +49,7 @@ class TrainingPanel(QtWidgets.QWidget):
     model_exported = QtCore.Signal(str)  # a pre-training run's export: listed, not selected
     classifier_ready = QtCore.Signal(str)  # the user's own fine-tuning job: listed and selected
     message = QtCore.Signal(str)
+    resolved = QtCore.Signal()  # a run started: an earlier start's error in the window's message bar is obsolete
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -324,6 +325,10 @@ class TrainingPanel(QtWidgets.QWidget):
             self.log.appendPlainText(line)
         if isinstance(event, StartEvent):
             self.progress.started(event)
+            resumed = f", resumed at step {event.start_step}" if event.start_step else ""
+            self.status.stats.setText(f"Started on {event.device}{resumed}: {event.n_train} training images, "
+                                      f"{event.n_val} validation. The first step's figures come when it ends.")
+            self.resolved.emit()
         if isinstance(event, StepEvent):
             self._plot_step(event)
         elif isinstance(event, EvalEvent):

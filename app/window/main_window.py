@@ -160,7 +160,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelling = LabellingWorkspace(lambda: self.session.engine)
         self.tabs.addTab(self.labelling, "Labelling")
         self.labelling.classifier_ready.connect(self._classifier_added)
-        self.labelling.message.connect(self.error)
+        self.labelling.message.connect(lambda m: self.error(m, source="labelling"))
+        self.labelling.resolved.connect(lambda: self.messages.clear_from("labelling"))
         self.labelling.finetune_requested.connect(lambda csv, root: (self.training.form.fill_finetune(csv, root),
                                                                      self.tabs.setCurrentWidget(self.training)))
         self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 4)
@@ -243,7 +244,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.batch.cancel_requested.connect(self._cancel_batch)
         self.training.model_exported.connect(self._model_added)
         self.training.classifier_ready.connect(self._classifier_added)
-        self.training.message.connect(self.error)
+        self.training.message.connect(lambda m: self.error(m, source="training"))
+        self.training.resolved.connect(lambda: self.messages.clear_from("training"))
 
     def _fill_recent(self) -> None:
         fill_recent(self.recent_menu, self.settings, self.open_paths)

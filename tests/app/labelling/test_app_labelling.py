@@ -103,8 +103,16 @@ def test_a_hand_edited_csv_gets_a_sentence_and_is_kept(window, qtbot, study, tmp
     assert "changed outside MedFLIP Studio" in ws.status.text() and "NOT been overwritten" in ws.status.text()
     assert (study / "labels.csv").read_text() == edited
     assert "changed outside MedFLIP Studio" in window.last_error  # the window's message bar says it too
+    assert "changed outside MedFLIP Studio" in window.messages.text()
     _grab(window, "labelling-refused-csv.png")
     assert isinstance(window, QtWidgets.QMainWindow)
+    # another folder that labels: the refused one's banner goes (a GUI walk saw it stay over a working session)
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in sorted(study.glob("person*"))[:6]:
+        (other / f.name).symlink_to(f.resolve())
+    _start(window, qtbot, other)
+    assert window.messages.text() == ""
 
 
 def test_findings_present_or_absent_with_keys_and_enter(window, qtbot, study):

@@ -38,7 +38,12 @@ def test_item7_progress_never_goes_back_and_is_not_100_beside_a_start_or_a_failu
     panel = window.training
     start = {"event": "start", "job": "pretrain", "config": {}, "device": "cpu", "world_size": 1, "n_train": 100,
              "n_val": 10, "steps_per_epoch": 25, "total_steps": 1000, "budget_s": 600.0}
+    window.messages.show_message("Training failed: an earlier start's error", source="training")
     panel.handle_event(event_from_record(start))
+    # the trainer said it started: the status says so (it read "Starting the trainer…" until the first step ended,
+    # a minute on a CPU), and the earlier start's error leaves the window's message bar
+    assert panel.status.stats.text().startswith("Started on cpu: 100 training images, 10 validation.")
+    assert window.messages.text() == ""
     seen = []
     # the steps slow down: the ETA grows faster than the time spent (32 % at step 429, 21 % at step 556 before)
     for step, elapsed, eta in ((100, 40, 300), (429, 100, 212), (556, 200, 752), (700, 320, 900)):
