@@ -433,9 +433,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.device_label.setToolTip(device.note)
         if device.driver and not device.on_gpu:  # a GPU user who gets the CPU is told why, once per model
             self.statusBar().showMessage(f"Model {engine.bundle.name}. {device.note}", 20000)
-        else:
-            self.statusBar().showMessage(f"Model {engine.bundle.name} ready; {device.note[0].lower()}"
-                                         f"{device.note[1:]}", 5000)
+        else:  # the why of the device is the device label's tooltip: the status bar keeps a line that fits
+            self.statusBar().showMessage(f"Model {engine.bundle.name} ready ({device.label}).", 5000)
         self._refresh_results()
         if self.retrieval.corpus:  # the corpus's sentences, embedded again with this model, with progress
             self._prepare_corpus(self.retrieval.corpus)

@@ -176,8 +176,16 @@ def choose_label_mode(labels: Sequence[str], requested: str | None = AUTOMATIC) 
         negative = negative_texts(labels)[0].rstrip(".")
         return LabelMode(INDEPENDENT, True, f"one label: scored against its negative prompt (“{negative}”)")
     if len(findings) >= 2:
-        return LabelMode(INDEPENDENT, True, f"{len(findings)} findings of the model's label space: they can be "
-                                            "present together")
+        rest = [lb for lb in labels if lb not in findings]
+        also = ""
+        if rest:  # No Finding, or a label outside the label space: scored the same way, and said so
+            shown = ", ".join(f"“{lb}”" for lb in rest[:3]) + (" …" if len(rest) > 3 else "")
+            also = (f"; {shown} is scored the same way, on its own" if len(rest) == 1 else
+                    f"; {shown} are scored the same way, each on its own")
+        count = (f"{len(findings)} of the {len(labels)} labels are" if rest else
+                 "both labels are" if len(labels) == 2 else f"all {len(labels)} labels are")
+        return LabelMode(INDEPENDENT, True, f"{count} findings of the model's label space: they can be present "
+                                            f"together{also}")
     others = [lb for lb in labels if normalise_label_name(lb) not in CHEXPERT_LABELS]
     if others:
         shown = ", ".join(f"“{lb}”" for lb in others[:3]) + (" …" if len(others) > 3 else "")

@@ -25,7 +25,11 @@ def test_automatic_mode_follows_what_the_labels_are():
     single = choose_label_mode(["pneumothorax"])
     assert (single.kind, single.automatic) == (INDEPENDENT, True) and "no pneumothorax" in single.reason
     findings = choose_label_mode(["No Finding", *FOUR])
-    assert findings.kind == INDEPENDENT and findings.reason.startswith("4 findings")
+    assert findings.kind == INDEPENDENT and findings.reason.startswith("4 of the 5 labels are findings")
+    assert "“No Finding” is scored the same way, on its own" in findings.reason  # not left uncounted (GUI walk)
+    assert choose_label_mode(FOUR).reason.startswith("all 4 labels are findings")
+    typed = choose_label_mode(["Pleural Effusion", "Cardiomegaly", "Nodule"])  # Nodule: not a CheXpert name
+    assert typed.kind == INDEPENDENT and "“Nodule” is scored the same way" in typed.reason
     assert choose_label_mode(["No Finding", "Pneumonia"]).kind == EXCLUSIVE
     assert choose_label_mode(["NORMAL", "PNEUMONIA"]).kind == EXCLUSIVE
     free = choose_label_mode(["PA view", "lateral view"])
@@ -87,7 +91,7 @@ def test_the_chosen_mode_is_what_is_computed_and_named(engine, chest):
     pair = score_with_templates(engine, chest, ["No Finding", "Pneumonia"], kind=INDEPENDENT)
     assert pair.kind == INDEPENDENT and not np.isclose(pair.probs.sum(), 1.0, atol=1e-3)
     auto = score_with_templates(engine, chest, FOUR)
-    assert auto.mode_text().startswith("findings, each present vs absent (automatic: 4 findings")
+    assert auto.mode_text().startswith("findings, each present vs absent (automatic: all 4 labels are findings")
     # the user's own templates: the same modes, with the plain rule
     custom = score_with_templates(engine, chest, ["pneumothorax"], ["an x-ray with {label}."])
     assert custom.kind == INDEPENDENT and 0.0 < custom.probs[0, 0] < 0.99
