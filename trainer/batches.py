@@ -76,8 +76,13 @@ class ImageBatches:
         decode_in: str = "threads",  # or "processes" (needs workers > 0)
     ) -> None:
         if len(records) < batch_size * world_size:
+            fits = len(records) // world_size
             raise MedflipError(
-                f"only {len(records)} training images for batch size {batch_size} x {world_size} process(es)"
+                f"only {len(records)} training images (after the validation patients are held out) for batch size "
+                f"{batch_size} x {world_size} process(es): set the batch size to {fits} or less (--batch-size; "
+                "Batch size in the Training tab), or add images" if fits >= 2 else
+                f"only {len(records)} training images (after the validation patients are held out) for batch size "
+                f"{batch_size} x {world_size} process(es): add images"
             )
         self.records = list(records)
         self.pre = pre

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.training.run_folders import FINETUNE, PRETRAIN
 from medflip_core.masking import MASK_STRATEGIES, MAX_MASK_RATIO
+from medflip_core.resources import resources_dir
 
 NOTICE_STYLE = "color: #8a4b00; background: #fff4e0; border: 1px solid #e0b070; padding: 3px;"
 DEFAULT_MIM_WEIGHT = 1.0  # the reconstruction's weight a new run starts with (configs/default-model-v4.yaml)
@@ -277,8 +278,13 @@ class TrainingForm(QtWidgets.QWidget):
                 "--out-dir", run_dir]
         if self.max_steps.value() > 0:
             args += ["--max-steps", str(self.max_steps.value())]
-        if self.corpus.text().strip():
-            args += ["--corpus", self.corpus.text().strip()]
+        if not self.corpus.text().strip():  # the trainer would refuse it in command-line words (--corpus)
+            bundled = resources_dir() / "corpora" / "NLMCXR_reports.tgz"
+            raise ValueError("Pre-training learns from report text beside the images: choose the Reports (an "
+                             "Open-i XML folder or .tgz, a CSV or a TXT of report sentences)"
+                             + (f", e.g. the Indiana University reports bundled at {bundled}" if bundled.is_file()
+                                else "") + ".")
+        args += ["--corpus", self.corpus.text().strip()]
         folders = self.unlabelled_folders()
         if folders and self.mim_weight.value() <= 0:
             raise ValueError("Images without labels teach the model only through the reconstruction: set "

@@ -7,6 +7,7 @@ import pytest
 
 from medflip_core.data.image_folder import index_image_folder
 from medflip_core.data.labelled_sentences import labelled_sentences
+from medflip_core.errors import MedflipError
 from medflip_core.imaging.preprocess import PreprocessConfig
 from medflip_core.labeler.labels import LABEL_INDEX
 from trainer.batches import ImageBatches, SentencePool
@@ -129,3 +130,13 @@ def test_decoding_in_processes_needs_a_worker(shared_data):
     records = index_image_folder(shared_data / "cxr-pneumonia-kermany" / "train")[:8]
     with pytest.raises(MedflipError, match="at least one worker"):
         ImageBatches(records, PreprocessConfig(image_size=64), batch_size=4, seed=0, decode_in="processes")
+
+
+def test_too_few_images_for_the_batch_says_what_batch_size_fits(shared_data):
+    """A GUI walk's 20 films at batch 32 got "only 16 training images for batch size 32": no next step."""
+    records = index_image_folder(shared_data / "cxr-pneumonia-kermany" / "train")[:16]
+    pre = PreprocessConfig(image_size=64)
+    with pytest.raises(MedflipError, match=r"only 16 training images .* set the batch size to 8 or less"):
+        ImageBatches(records, pre, batch_size=32, seed=0, world_size=2)
+    with pytest.raises(MedflipError, match=r"only 1 training images .*: add images$"):
+        ImageBatches(records[:1], pre, batch_size=2, seed=0)

@@ -31,7 +31,12 @@ def test_a_saved_mask_ratio_of_1_5_is_refused_in_a_sentence_not_clamped(qtbot):
     qtbot.waitUntil(form.notice.isVisible)
     said = form.notice.text()
     assert "Mask ratio" in said and "1.5" in said and f"0 to {MAX_MASK_RATIO:g}" in said and "keeps 0.75" in said
+    form.corpus.setText("")  # no Reports: a sentence in the form's words, not the trainer's "--corpus" refusal
+    with pytest.raises(ValueError, match=r"choose the Reports .* bundled at .*NLMCXR_reports\.tgz"):
+        form.pretrain_args("run")
+    form.corpus.setText("reports.tgz")
     args = form.pretrain_args("run")
+    assert args[args.index("--corpus") + 1] == "reports.tgz"
     assert args[args.index("--mask-ratio") + 1] == "0.75"  # what the field shows is what a new run gets
     assert window.mask_view.ratio.maximum() == round(MAX_MASK_RATIO * 100)  # the Mask tab offers the same range
     window.close()
