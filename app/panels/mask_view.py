@@ -261,10 +261,12 @@ class MaskView(QtWidgets.QWidget):
         scoring += (". The share of a training step: `medflip bench throughput` and the trainer's step events "
                     "(mask_s).")
         extra = f" plus a no-gradient scoring pass on all {total + 1}" if strategy == "attention" else ""
+        cost = (f"a masked step runs the transformer on {kept + 1} tokens instead of {total + 1}{extra}"
+                if kept < total else f"nothing is masked: the transformer runs on all {total + 1} tokens, as an "
+                                     "unmasked step does")
         self.counts.setText(f"{kept} of {total} patches kept, {total - kept} dropped "
                             f"({rows}×{cols} grid of {self.patch}-pixel patches at {self.pre.image_size} px); "
-                            f"a masked step runs the transformer on {kept + 1} tokens instead of {total + 1}"
-                            f"{extra}.{scoring}")
+                            f"{cost}.{scoring}")
         self.overlay.setImage(mask_rgba(self.mask.keep[0], self.grid, self.patch), levels=(0, 255))
         self._show_scores(strategy)
 
