@@ -29,6 +29,7 @@ class TrainingPlots(QtWidgets.QSplitter):
         pg.setConfigOptions(antialias=True)
         loss_key = [("total", "#e6e6e6"), ("contrastive", "#4fa3ff"), ("svd", "#ffb347"),
                     ("reconstruction", "#c792ea")]
+        self.loss_key = loss_key
         self.loss_plot = pg.PlotWidget()
         self.loss_plot.setTitle("loss  " + coloured_key(loss_key), size="9pt")
         self.loss_plot.setLabel("bottom", "step")
@@ -56,6 +57,12 @@ class TrainingPlots(QtWidgets.QSplitter):
             plot.getAxis("left").setTickDensity(0.5)  # labels that do not overlap on a short plot
             plot.getAxis("left").setWidth(40)
         self.setChildrenCollapsible(False)
+
+    def show_job(self, pretraining: bool) -> None:
+        """Pre-training plots its loss parts and σ₁; a fine-tuning reports one loss, so the rest is not shown."""
+        self.sigma_plot.setVisible(pretraining)
+        self.loss_plot.setTitle("loss  " + coloured_key(self.loss_key if pretraining else self.loss_key[:1]),
+                                size="9pt")
 
     def clear(self) -> None:
         for xs, ys in self.series.values():

@@ -134,6 +134,8 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def _job_changed(self) -> None:
         self.status.resume_button.setEnabled(self._can_resume())
+        if self.process is None:  # a running job keeps its own plots whatever the form shows next
+            self.plots.show_job(self.job_name() == PRETRAIN)
 
     # --- process control ------------------------------------------------------------------------------
     def build_args(self, resume: bool) -> list[str]:
@@ -191,6 +193,7 @@ class TrainingPanel(QtWidgets.QWidget):
         if job == PRETRAIN and resume:
             self.replay(read_run_events(self.run_dir))  # the plots continue the run's history
         self.running_job = job
+        self.plots.show_job(job == PRETRAIN)
         if job == PRETRAIN:  # the live curves, not an earlier fine-tuning's results, are what this run shows
             self.views.setCurrentIndex(0)
         self.stream = EventStream()

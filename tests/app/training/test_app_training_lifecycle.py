@@ -124,3 +124,19 @@ def test_item8_closing_during_training_asks_and_the_next_start_offers_the_run_wi
     config = json.loads((__import__("pathlib").Path(run) / "config.json").read_text())
     assert config["batch_size"] == 4
     QtWidgets.QApplication.processEvents()
+
+
+def test_fine_tuning_shows_its_one_loss_not_the_pretraining_plots(window, qtbot):
+    """A GUI walk saw the contrastive, SVD and σ₁ keys beside a fine-tuning job, which reports none of them."""
+    from app.training.run_folders import FINETUNE, PRETRAIN
+
+    panel = window.training
+    window.tabs.setCurrentWidget(panel)
+    window.show()
+    form, plots = panel.form, panel.plots
+    form.job.setCurrentIndex(form.job.findData(FINETUNE))
+    assert not plots.sigma_plot.isVisible() and "contrastive" not in plots.loss_plot.plotItem.titleLabel.text
+    form.job.setCurrentIndex(form.job.findData(PRETRAIN))
+    qtbot.waitUntil(plots.sigma_plot.isVisible, timeout=5000)
+    assert "contrastive" in plots.loss_plot.plotItem.titleLabel.text
+    assert "σ₁" in plots.sigma_plot.plotItem.titleLabel.text
