@@ -19,6 +19,14 @@ from medflip_core.imaging.display import display_factor, reduce_blocks
 from medflip_core.imaging.windowing import CHEST_PRESETS, full_range_window, percentile_window, preset_window, render
 
 PRESET_NAMES = ["DICOM / file", "Auto (percentiles)", "Full range", *CHEST_PRESETS]
+FILE_WINDOW_NAMES = {"dicom": "DICOM window", "voi_lut": "DICOM VOI LUT", "full": "File (full range)",
+                     "percentile": "File (no window stored: percentiles)"}
+
+
+def _file_window_name(source: str) -> str:
+    """The first preset's name for this file: where the window it opened with came from (the DICOM header, or,
+    when the file stores none, the image's own range)."""
+    return FILE_WINDOW_NAMES.get(source, PRESET_NAMES[0])
 DISPLAY_SIDE = (2048, 4096)  # the longest side drawn: the screen's, in device pixels, within these bounds
 
 
@@ -166,6 +174,7 @@ class ImageViewer(QtWidgets.QWidget):
             self.wl_label.set_wordings("W/L: –")
             return
         self.preset.blockSignals(True)
+        self.preset.setItemText(0, _file_window_name(radiograph.metadata.window.source))
         self.preset.setCurrentIndex(0)
         self.preset.blockSignals(False)
         self.set_window(radiograph.metadata.window)

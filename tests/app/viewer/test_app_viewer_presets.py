@@ -38,3 +38,15 @@ def test_the_cursor_read_out_is_cleared_when_another_image_is_shown(window, qtbo
     assert "value" in window.cursor_label.text()
     window.show_image(1)
     assert window.cursor_label.text() == ""
+
+
+def test_the_first_preset_names_where_the_files_window_came_from(window, qtbot, shared_data):
+    """A GUI walk read "DICOM / file" for an RSNA DICOM that stores no window (the percentiles were used)."""
+    viewer = window.viewer
+    open_files(window, qtbot, shared_data / "dicom" / "RG1_UNCR.dcm")  # window centre / width in its header
+    assert viewer.window.source == "dicom" and viewer.preset.itemText(0) == "DICOM window"
+    open_files(window, qtbot, shared_data / "dicom" / "RG1_UNCR.dcm",
+               shared_data / "dicom" / "rsna_cr_chest_jpeg_baseline.dcm")  # no window in its header
+    window.show_image(1)
+    qtbot.waitUntil(lambda: getattr(viewer.window, "source", None) == "percentile", timeout=30000)
+    assert viewer.preset.itemText(0) == "File (no window stored: percentiles)" and viewer.preset.currentIndex() == 0
