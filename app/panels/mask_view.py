@@ -162,6 +162,7 @@ class MaskView(QtWidgets.QWidget):
         self.engine = engine
         if engine is not None and not self.text.text().strip():
             self.text.setText(", ".join(label for label in engine.bundle.default_labels if label != "No Finding"))
+            self.text.setCursorPosition(0)  # the first labels in view, not the end of a long line
         if engine is None:
             self.set_model_geometry(self.pre, self.patch)
         else:
