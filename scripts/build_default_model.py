@@ -147,6 +147,7 @@ ABLATION_ARMS = {  # scripts/ablation_v4.sh's arms: what each changes in the rec
     "mask50": "mask ratio 0.5 instead of 0.75",
     "lr-low": "a third of the image side's peak learning rate",
     "nih-pneumonia-only": "NIH's labels cut to Pneumonia / No Finding, so the NIH findings are new questions",
+    "steps-x1.3": "the recipe for 1.3 times the steps: mask50's CPU time, to compare it at equal compute",
 }
 
 
@@ -195,6 +196,8 @@ def ablation_record(path: Path, setting: str, k: int = 20) -> dict:
     for task, t in data["tasks"].items():
         base = np.asarray(t["columns"][base_col][str(k)]["aucs"])
         row = {"chosen": {"mean": float(base.mean())}}
+        if (pixels := t["columns"].get("pixels", {}).get(str(k))) is not None:
+            row["pixels"] = {"mean": float(pixels["mean"])}
         for col, arm in arm_of.items():
             if arm != "chosen":
                 aucs = np.asarray(t["columns"][col][str(k)]["aucs"])

@@ -285,15 +285,19 @@ def _ablation(prov: dict) -> list[str]:
     arms = [a for a in run["arms"] if a != run["base"]]
     lines = [f"## Ablation ({run['setting']}; few-label ROC AUC at k = {run['k']}, {run['draws']} draws)",
              f"Each arm changes one choice of `{run['base']}` (this model's recipe) and keeps the seed, data order and "
-             "steps. In brackets: the arm minus the recipe, paired over the same draws, and in how many draws the "
-             "arm is ahead.", ""]
+             "steps (one seed per arm). In brackets: the arm minus the recipe, paired over the same draws, and in "
+             "how many draws the arm is ahead.", ""]
     lines += [f"- `{a}`: {run['arms'][a]}" for a in arms]
-    lines += ["", f"| task | {run['base']} | " + " | ".join(arms) + " |", "|---|---|" + "---|" * len(arms)]
+    pixels = any("pixels" in t for t in run["tasks"].values())
+    lines += ["", f"| task | {run['base']} | " + " | ".join(arms) + (" | raw 32x32 pixels |" if pixels else " |"),
+              "|---|---|" + "---|" * (len(arms) + pixels)]
     for task, t in run["tasks"].items():
         cells = [f"{t[run['base']]['mean']:.3f}"]
         for a in arms:
             e = t.get(a)
             cells.append("–" if e is None else f"{e['mean']:.3f} ({e['delta']:+.3f}, {e['ahead']}/{run['draws']})")
+        if pixels:
+            cells.append(f"{t['pixels']['mean']:.3f}" if "pixels" in t else "–")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 

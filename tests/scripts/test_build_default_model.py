@@ -44,7 +44,7 @@ def test_ablation_differences_are_paired_over_the_same_draws(tmp_path):
             "model2:embedding": [0.65, 0.60, 0.55], "model2:hidden_mean": [0.9, 0.9, 0.9]}
     record = script.ablation_record(_bench_json(tmp_path / "a.json", columns, aucs), "600 steps")
     row = record["tasks"]["kermany_bacterial_viral"]
-    assert set(row) == {"chosen", "mim0"}  # the embedding only; pixels are not an arm
+    assert set(row) == {"chosen", "mim0", "pixels"} and set(record["arms"]) == {"chosen", "mim0"}  # pixels: no arm
     assert row["chosen"]["mean"] == pytest.approx(0.6)
     assert row["mim0"]["delta"] == pytest.approx((0.05 - 0.10 + 0.05) / 3)
     assert row["mim0"]["ahead"] == 2
@@ -53,7 +53,8 @@ def test_ablation_differences_are_paired_over_the_same_draws(tmp_path):
     manifest = json.loads((REPO / "resources/models/medflip-default/manifest.json").read_text())
     manifest["provenance"]["ablation"] = record
     card = clip_model_card(manifest)
-    assert "## Ablation (600 steps;" in card and "| kermany_bacterial_viral | 0.600 | 0.600 (+0.000, 2/3) |" in card
+    assert "## Ablation (600 steps;" in card
+    assert "| kermany_bacterial_viral | 0.600 | 0.600 (+0.000, 2/3) | 0.600 |" in card  # pixels last
     columns["model2:embedding"] = _column("ablation-v4-bigger/step-00000600", "embedding")
     with pytest.raises(SystemExit, match="bigger"):
         script.ablation_record(_bench_json(tmp_path / "b.json", columns, aucs), "600 steps")
