@@ -50,8 +50,11 @@ class Browser(QtWidgets.QTreeWidget):
             return
         for col in range(len(COLUMNS)):
             self.resizeColumnToContents(col)
-        # the Image column fits the pane (names elided in the middle, whole in the tooltip); others follow
-        self.setColumnWidth(0, max(160, min(self.columnWidth(0), self.viewport().width() - 8)))
+        # the Image and Patient columns fit the pane together (names elided in the middle, whole in the tooltip:
+        # a split by patient needs the patient in sight); the other columns follow, scrolled to
+        patient = min(self.columnWidth(1), 120)
+        self.setColumnWidth(1, patient)
+        self.setColumnWidth(0, max(120, min(self.columnWidth(0), self.viewport().width() - patient - 8)))
 
     def _add_row(self, index: int, rg: Radiograph) -> None:
         md = rg.metadata
