@@ -14,25 +14,6 @@ PY=${PYTHON:-.venv/bin/python}
 # shellcheck source=scripts/run_status.sh
 . scripts/run_status.sh
 
-latest() {  # the newest checkpoint folder of a run
-    ls -d "$RUNS/$1/checkpoints"/step-* | sort | tail -n 1
-}
-
-phase() {
-    local name=$1 config=$2 init=${3:-}
-    local events="$RUNS/$name.events.jsonl"
-    if completed "$events"; then
-        echo "$name: completed, skipped"
-        return 0
-    fi
-    local args=(--config "$config" --out-dir "$RUNS/$name" --events "$events")
-    if [ -n "$init" ]; then args+=(--init-from "$init"); fi
-    if [ -d "$RUNS/$name/checkpoints" ]; then args+=(--resume); fi
-    echo "$name: $PY -m trainer pretrain ${args[*]}"
-    "$PY" -m trainer pretrain "${args[@]}"
-    completed "$events" || { echo "$name: did not complete (see $events); run this script again to resume"; exit 1; }
-}
-
 phase v4-mae configs/default-model-v4-mae.yaml
 phase v4-112 configs/default-model-v4-112.yaml "$(latest v4-mae)"
 phase v4-224 configs/default-model-v4-224.yaml "$(latest v4-112)"
