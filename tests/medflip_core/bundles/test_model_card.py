@@ -35,6 +35,12 @@ def test_shipped_card_is_exactly_what_its_manifest_generates():
     assert "New questions, named by no training label: bacterial vs viral" in card
     assert "Not new: pneumonia vs normal, and the NIH findings. This model trained on the label CSV(s) of " \
            "cxr-nih-adult" in card
+    # the few-label curves (every k, beside the model it replaced, pixels and a random tower) and the ablation
+    assert "## Few-label curves (mean ROC AUC at k = 5 / 10 / 20 / 40" in card
+    assert "| this model (medflip-default (step 1091)) | the model it replaces (medflip-default (step 3309)) |" in card
+    ablation = manifest["provenance"]["ablation"]
+    assert "## Ablation (" in card and {"mim0", "no-unlabelled", "attention"} <= set(ablation["arms"])
+    assert all(f"- `{arm}`: " in card for arm in ablation["arms"] if arm != "chosen")
     no_csv = json.loads(json.dumps(manifest))
     no_csv["provenance"]["training_config"]["extra_sources"] = []
     assert "the NIH findings were never image labels of these patients" in clip_model_card(no_csv)
