@@ -19,6 +19,7 @@ from medflip_core.imaging.display import display_factor, reduce_blocks
 from medflip_core.imaging.windowing import CHEST_PRESETS, full_range_window, percentile_window, preset_window, render
 
 PRESET_NAMES = ["DICOM / file", "Auto (percentiles)", "Full range", *CHEST_PRESETS]
+DISPLAY_SIDE = (2048, 4096)  # the longest side drawn: the screen's, in device pixels, within these bounds
 FILE_WINDOW_NAMES = {"dicom": "DICOM window", "voi_lut": "DICOM VOI LUT", "full": "File (full range)",
                      "percentile": "File (no window stored: percentiles)"}
 
@@ -27,7 +28,7 @@ def _file_window_name(source: str) -> str:
     """The first preset's name for this file: where the window it opened with came from (the DICOM header, or,
     when the file stores none, the image's own range)."""
     return FILE_WINDOW_NAMES.get(source, PRESET_NAMES[0])
-DISPLAY_SIDE = (2048, 4096)  # the longest side drawn: the screen's, in device pixels, within these bounds
+
 
 
 def _eight_bit(shown: np.ndarray) -> np.ndarray:

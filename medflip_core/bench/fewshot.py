@@ -21,8 +21,7 @@ Caveats: these are the shared folders, which the bundled models were pre-trained
 Kermany classes, and NIH's findings (the label CSV, mapped to the label space) on the NIH patients outside the
 validation split, so the NIH tasks are not new questions for such a model; bacterial vs viral and TB activity are
 named by no training label. A run given the TBX11K images as `--unlabelled` has reconstructed those films (never
-their labels). The logistic regression is not
-tuned (fixed C, `--C`): nothing is chosen on the scored patients.
+their labels). The logistic regression is not tuned (fixed C, `--C`): nothing is chosen on the scored patients.
 """
 
 from __future__ import annotations
