@@ -30,7 +30,6 @@ def _file_window_name(source: str) -> str:
     return FILE_WINDOW_NAMES.get(source, PRESET_NAMES[0])
 
 
-
 def _eight_bit(shown: np.ndarray) -> np.ndarray:
     return (shown * 255).astype(np.uint8)
 
