@@ -236,7 +236,7 @@ def update_measurements(args: argparse.Namespace) -> int:
 def validation_sources(engine, folders: dict[str, Path]) -> tuple[list, list]:
     """The validation sources (embeddings, truth) and every image's patient id, per source."""
     from medflip_core.evaluation.evaluate import embed_folder, patients_of
-    from medflip_core.inference.zeroshot import ValidationSource
+    from medflip_core.inference.rule_choice import ValidationSource
 
     sources, patients = [], []
     for name, folder in folders.items():
@@ -264,7 +264,8 @@ def choose_rule(bundle: Path, sources: list, patients: list) -> tuple[dict, list
     updated manifest. Also the split-half check of the choice (chosen on half the patients, measured on the
     other half)."""
     from medflip_core.inference.engine import Engine
-    from medflip_core.inference.zeroshot import choose_decision_rule, negative_texts, rank_rules, split_half_check
+    from medflip_core.inference.rule_choice import choose_decision_rule, rank_rules, split_half_check
+    from medflip_core.inference.zeroshot import negative_texts
     from medflip_core.labeler.prompts import load_prompt_set
 
     engine = Engine(bundle, verify=False)

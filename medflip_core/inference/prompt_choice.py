@@ -5,7 +5,8 @@ templates alone, the report-style class phrasings alone, each template with the 
 (the ensemble the app uses). Each candidate is scored by the ranking it gives on every validation source
 (ROC AUC of the positive class's cosine minus the other class's: no rule, no threshold), and the winner is
 the one whose WORST source is best (then the mean): prompts that suit one hospital and fail another lose.
-The decision rule (medflip_core.inference.zeroshot.choose_decision_rule) is chosen afterwards, for the chosen prompts.
+The decision rule (medflip_core.inference.rule_choice.choose_decision_rule) is chosen afterwards, for the
+chosen prompts.
 """
 
 from __future__ import annotations

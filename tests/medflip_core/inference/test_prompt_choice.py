@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medflip_core.inference.prompt_choice import candidates, class_embedding_of, compare_prompt_sets
-from medflip_core.inference.zeroshot import ValidationSource
+from medflip_core.inference.rule_choice import ValidationSource
 from medflip_core.labeler.prompts import load_prompt_set
 from medflip_core.metrics import roc_auc_binary
 
