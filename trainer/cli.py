@@ -14,7 +14,7 @@ import traceback
 
 from medflip_core.errors import MedflipError, quiet_decoder_logs
 from medflip_core.events import ErrorEvent, EventWriter
-from trainer.config import add_config_flags, resolve_config
+from trainer.config_flags import add_config_flags, resolve_config
 from trainer.runtime import CancelFlag
 
 JOBS = {

@@ -5,7 +5,8 @@ import argparse
 import pytest
 
 from medflip_core.errors import MedflipError
-from trainer.config import TrainConfig, add_config_flags, resolve_config
+from trainer.config import TrainConfig
+from trainer.config_flags import add_config_flags, resolve_config
 
 
 def _parse(argv):

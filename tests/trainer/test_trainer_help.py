@@ -11,7 +11,8 @@ import pytest
 from medflip_core.errors import MedflipError
 from medflip_core.model.config import ModelConfig
 from trainer.cli import build_parser
-from trainer.config import CHOICES, FLAG_GROUPS, FLAG_HELP, TrainConfig, add_config_flags, resolve_config
+from trainer.config import CHOICES, TrainConfig
+from trainer.config_flags import FLAG_GROUPS, FLAG_HELP, add_config_flags, resolve_config
 
 
 def _job_parser(job: str) -> argparse.ArgumentParser:

@@ -22,7 +22,8 @@ from medflip_core.inference.engine import Engine
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.mim_decoder import DECODER_FILE
-from trainer.config import TrainConfig, add_config_flags, resolve_config
+from trainer.config import TrainConfig
+from trainer.config_flags import add_config_flags, resolve_config
 from trainer.mim import index_unlabelled, make_decoder
 from trainer.training_data import index_images
 

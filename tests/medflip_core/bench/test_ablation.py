@@ -89,7 +89,7 @@ def test_data_suite_changes_one_thing_per_run_and_needs_a_second_source(tmp_path
     trainer accepts every run's flags; without --extra-sources the suite refuses to start."""
     from medflip_core.bench.ablation import DATA_CONFIGS, main
     from trainer.cli import build_parser
-    from trainer.config import resolve_config
+    from trainer.config_flags import resolve_config
 
     reference = DATA_CONFIGS[next(iter(DATA_CONFIGS))]
     for name, extra in list(DATA_CONFIGS.items())[1:]:
