@@ -65,7 +65,9 @@ class FeatureCache:
         if self.file is None or not self.rows:
             return
         names = sorted(self.rows)
-        kinds = sorted(self.rows[names[0]])
+        # one array per feature, so only the features every row has (a cache written before a feature existed
+        # holds rows without it; such a row's feature is extracted again when asked: `missing`)
+        kinds = sorted(set.intersection(*(set(self.rows[n]) for n in names)))
         arrays = {"paths": np.array(names)}
         arrays.update({f"feat_{k}": np.stack([self.rows[n][k] for n in names]) for k in kinds})
         with atomic_path(self.file) as tmp, open(tmp, "wb") as fh:

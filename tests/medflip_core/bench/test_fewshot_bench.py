@@ -88,3 +88,10 @@ def test_a_cache_written_before_a_feature_existed_is_filled_in(tmp_path, shared_
     cache = FeatureCache(tmp_path, "ckpt-old")
     assert cache.missing(paths, ("embedding",)) == []
     assert cache.missing(paths, ("embedding", "hidden_mean")) == paths  # embedded again, with every feature
+    # a later run that fills in only ITS images: the cache then holds rows with and without the new feature, and is
+    # saved (it failed with KeyError 'hidden_mean' when the first row had a feature another lacked)
+    cache.add(paths[:2], {"embedding": np.zeros((2, 4)), "hidden_mean": np.zeros((2, 2))})
+    cache.save()
+    again = FeatureCache(tmp_path, "ckpt-old")
+    assert again.missing(paths, ("embedding",)) == []
+    assert again.missing(paths, ("embedding", "hidden_mean")) == paths  # kept only where every row has it
