@@ -77,13 +77,10 @@ class ImageBatches:
     ) -> None:
         if len(records) < batch_size * world_size:
             fits = len(records) // world_size
-            raise MedflipError(
-                f"only {len(records)} training images (after the validation patients are held out) for batch size "
-                f"{batch_size} x {world_size} process(es): set the batch size to {fits} or less (--batch-size; "
-                "Batch size in the Training tab), or add images" if fits >= 2 else
-                f"only {len(records)} training images (after the validation patients are held out) for batch size "
-                f"{batch_size} x {world_size} process(es): add images"
-            )
+            advice = (f"set the batch size to {fits} or less (--batch-size; Batch size in the Training tab), or add "
+                      "images" if fits >= 2 else "add images")
+            raise MedflipError(f"only {len(records)} training images (after the validation patients are held out) "
+                               f"for batch size {batch_size} x {world_size} process(es): {advice}")
         self.records = list(records)
         self.pre = pre
         self.batch_size = batch_size
