@@ -276,17 +276,17 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
         return subprocess.call([str(addon), "--medflip", *sys.argv[sys.argv.index("reconstruct"):]])
     from medflip_core.imaging import load_image
-    from medflip_core.model.reconstruct import CAPTION, reconstruct, write_png
+    from medflip_core.model.reconstruct import reconstruct, write_png
 
     keep = [int(i) for i in args.keep.split(",") if i.strip()] if args.keep else None
     rec = reconstruct(args.run, load_image(args.image), keep=keep, keep_grid=args.keep_grid, ratio=args.mask_ratio,
                       strategy=args.strategy, seed=args.seed)
     write_png(rec, args.out)
     if args.json:
-        print(json.dumps({"out": str(args.out), "loss": rec.loss, "kept": int(rec.keep.size), "caption": CAPTION,
+        print(json.dumps({"out": str(args.out), "loss": rec.loss, "kept": int(rec.keep.size), "caption": rec.caption,
                           "note": rec.note}))
     else:
-        print(f"{args.out}: {CAPTION}; reconstruction loss of the dropped patches {rec.loss:.3f} "
+        print(f"{args.out}: {rec.caption}; reconstruction loss of the dropped patches {rec.loss:.3f} "
               f"({rec.keep.size} patches kept){'; ' + rec.note if rec.note else ''}")
     return 0
 

@@ -1,4 +1,5 @@
-# Sourced by the training scripts (train_default_model_v4.sh, train_default_model_v5.sh, ablation_v4.sh).
+# Sourced by the training scripts (train_default_model_v4.sh, train_default_model_v5.sh, ablation_v4.sh,
+# ablation_mim_target.sh).
 # completed EVENTS_FILE: true when the events file's last `done` event says completed (needs $PY).
 completed() {
     [ -f "$1" ] && "$PY" - "$1" <<'PY'

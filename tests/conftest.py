@@ -138,6 +138,19 @@ def mim_decoder_run(small_folder, corpus, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def both_target_run(small_folder, corpus, tmp_path_factory) -> Path:
+    """A real 2-step reconstruction-only run whose decoder predicts the `both` target (normalised patches and the
+    pixels as they are)."""
+    out = tmp_path_factory.mktemp("both_target_run")
+    code, _, err = run_trainer("pretrain", small_args(small_folder, corpus, out, "--max-steps", "2", "--eval-every",
+                                                      "0", "--checkpoint-every", "2", "--mim-weight", "1",
+                                                      "--clip-weight", "0", "--mim-target", "both",
+                                                      "--decoder-depth", "1", "--decoder-width", "64"))
+    assert code == 0, err[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(trained_run, tmp_path_factory) -> Path:
     """A real bundle exported from the short real training run, with a 300-sentence bank."""
     from medflip_core.model.export import SHIPPED_CORPUS, bank_selection, export_checkpoint, resolve_checkpoint

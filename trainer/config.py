@@ -65,6 +65,7 @@ class TrainConfig:
     clip_weight: float = 1.0  # weight of the image-text loss; 0 = reconstruction only (an MAE phase, no text pass)
     decoder_depth: int = 2  # the MIM decoder's transformer blocks (medflip_core/model/mim_decoder.py)
     decoder_width: int = 64  # ... and their width (a multiple of 32: one attention head per 32)
+    mim_target: str = "patch"  # what a dropped patch's target is: patch | image | both (mim_decoder.MIM_TARGETS)
     pair_identity_weight: float = 0.5  # paired data: target weight on the true pair (rest: label soft targets)
     # fine-tuning (job finetune: trainer/finetune.py; the frozen-tower probe is `medflip finetune --mode probe`)
     finetune_mode: str = "partial"  # partial (top blocks + head) | full
@@ -194,6 +195,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "decode_in": DECODE_IN,
     "mask_strategy": MASK_STRATEGIES,
     "vision_pool": ("token", "avg"),
+    "mim_target": ("patch", "image", "both"),  # = mim_decoder.MIM_TARGETS (config.py imports no torch)
 }
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -99,7 +99,10 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
                                      "strategy, the rest at random (0 to 1)"),
     # masked image modelling
     "mim_weight": ("mim", "weight of the reconstruction loss (mean squared error of the dropped patches' "
-                          "per-patch normalised pixels) added to the image-text loss; 0: no decoder is built"),
+                          "pixels, see --mim-target) added to the image-text loss; 0: no decoder is built"),
+    "mim_target": ("mim", "what the decoder reconstructs: patch = each patch normalised by its own mean and spread "
+                          "(MAE; texture only), image = the pixels as they are (texture and the patch's density), "
+                          "both = the two"),
     "clip_weight": ("mim", "weight of the image-text loss (contrastive + SVD); 0 = reconstruction only, an MAE "
                            "phase with no text pass (labelled images then count as images without labels)"),
     "decoder_depth": ("mim", "transformer blocks of the reconstruction decoder"),

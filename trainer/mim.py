@@ -30,7 +30,7 @@ def make_decoder(cfg: TrainConfig, model: MedFlipModel) -> MimDecoder | None:
     """The reconstruction decoder of a run, or None when `--mim-weight` is 0 (nothing is built)."""
     if cfg.mim_weight <= 0:
         return None
-    return build_decoder(model.image_tower, cfg.model.in_chans, cfg.decoder_depth, cfg.decoder_width)
+    return build_decoder(model.image_tower, cfg.model.in_chans, cfg.decoder_depth, cfg.decoder_width, cfg.mim_target)
 
 
 def check_resume(cfg: TrainConfig, decoder: MimDecoder | None) -> None:
@@ -44,6 +44,10 @@ def check_resume(cfg: TrainConfig, decoder: MimDecoder | None) -> None:
         raise MedflipError(f"{ckpt.path} was trained with masked image modelling (it holds {DECODER_FILE}): resume "
                            f"it with its own --mim-weight ({ckpt.state.get('config', {}).get('mim_weight')}), "
                            "or start a new run with --init-from for one without")
+    before = ckpt.state.get("config", {}).get("mim_target", "patch")
+    if had and decoder is not None and before != decoder.shape.target:
+        raise MedflipError(f"{ckpt.path} reconstructs the {before!r} target: resume it with --mim-target {before}, or "
+                           "start a new run with --init-from to change the target")
     if decoder is not None and not had:
         raise MedflipError(f"{ckpt.path} was trained without masked image modelling (no {DECODER_FILE}): resume it "
                            "with --mim-weight 0, or start a new run with --init-from to add the decoder")
@@ -113,7 +117,7 @@ class MimNet(nn.Module):
             img, txt = self.model(pixels, input_ids, attention_mask, keep, frozen_text)
         prefix = self.model.image_tower.vit.num_prefix_tokens
         pred = self.decoder(img.hidden, keep, prefix)
-        return img, txt, mim_loss(pred, pixels, keep, self.model.image_tower.patch_size)
+        return img, txt, mim_loss(pred, pixels, keep, self.model.image_tower.patch_size, self.decoder.shape.target)
 
 
 def decoder_param_groups(decoder: MimDecoder, lr: float, weight_decay: float) -> dict[tuple[float, float], list]:

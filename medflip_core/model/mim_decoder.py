@@ -4,10 +4,15 @@ Training-only. The image tower encodes the kept patches of a masked step (the sa
 loss uses, so the tower's cost does not grow); this decoder takes the tower's final hidden states of those
 patches, puts a learnt mask token at every dropped position, adds fixed 2-D sine-cosine position embeddings
 to all of them, runs a few narrow transformer blocks over the whole grid and predicts each dropped patch's
-pixels. The target is the patch's model-input pixels normalised by the patch's own mean and standard
-deviation; the loss is the mean squared error over the dropped patches only (our reading of MAE's
-reconstruction objective; the choice of WHICH patches are dropped is the mask strategy's:
-medflip_core.masking, docs/method-notes.md).
+pixels. The loss is the mean squared error over the dropped patches only (our reading of MAE's reconstruction
+objective; the choice of WHICH patches are dropped is the mask strategy's: medflip_core.masking,
+docs/method-notes.md). What a patch's target is (`MIM_TARGETS`):
+- `patch`: its model-input pixels normalised by the patch's own mean and standard deviation (MAE's choice):
+  texture only, since each patch's mean and contrast are removed;
+- `image`: its model-input pixels as they are (normalised once per image by the preprocessing): texture AND the
+  patch's density relative to the film, which is what a radiograph's findings are made of (an opacity is a
+  brighter region);
+- `both`: the two stacked, the head predicting twice the values, each half weighing the same.
 
 The decoder's weights live beside a checkpoint's model weights in their own file (`DECODER_FILE`), so a run
 resumes with them while `MedFlipModel.load_weights`, the export and the bundle never see them.
@@ -24,6 +29,7 @@ from torch import nn
 
 DECODER_FILE = "mim_decoder.safetensors"  # in a checkpoint folder, beside model.safetensors
 TARGET_EPS = 1e-6  # added to a patch's pixel variance before normalising (flat padding patches)
+MIM_TARGETS = ("patch", "image", "both")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class DecoderShape:
     depth: int = 2
     width: int = 128
     heads: int = 4
+    target: str = "patch"  # one of MIM_TARGETS
 
     @property
     def num_patches(self) -> int:
@@ -45,6 +52,11 @@ class DecoderShape:
     @property
     def patch_dim(self) -> int:
         return self.patch_size * self.patch_size * self.in_chans
+
+    @property
+    def out_dim(self) -> int:
+        """Values predicted per patch: the patch's pixels, twice for the `both` target."""
+        return self.patch_dim * (2 if self.target == "both" else 1)
 
 
 def sincos_positions(grid: tuple[int, int], width: int) -> torch.Tensor:
@@ -87,7 +99,7 @@ class DecoderBlock(nn.Module):
 
 class MimDecoder(nn.Module):
     """Encoder hidden states of the kept patches (B, prefix + K, E) + kept indices (B, K) -> pixel predictions
-    for every patch (B, L, p*p*C); only the dropped positions' predictions are scored (`mim_loss`)."""
+    for every patch (B, L, out_dim); only the dropped positions' predictions are scored (`mim_loss`)."""
 
     def __init__(self, shape: DecoderShape) -> None:
         super().__init__()
@@ -97,7 +109,7 @@ class MimDecoder(nn.Module):
         self.register_buffer("pos", sincos_positions(shape.grid, shape.width)[None], persistent=False)
         self.blocks = nn.ModuleList(DecoderBlock(shape.width, shape.heads) for _ in range(shape.depth))
         self.norm = nn.LayerNorm(shape.width)
-        self.head = nn.Linear(shape.width, shape.patch_dim)
+        self.head = nn.Linear(shape.width, shape.out_dim)
         nn.init.normal_(self.mask_token, std=0.02)
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -142,23 +154,41 @@ def dropped_mask(keep: torch.Tensor, num_patches: int) -> torch.Tensor:
     return dropped.scatter(1, keep, 0.0)
 
 
-def mim_loss(pred: torch.Tensor, pixels: torch.Tensor, keep: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Mean over the dropped patches of each patch's mean squared error against its normalised pixels."""
-    target = normalised_targets(pixels, patch_size)
+def mim_targets(pixels: torch.Tensor, patch_size: int, target: str = "patch") -> torch.Tensor:
+    """What the decoder learns to predict for every patch (B, L, out_dim), by `target` (MIM_TARGETS)."""
+    if target == "patch":
+        return normalised_targets(pixels, patch_size)
+    if target == "image":
+        return patchify(pixels.float(), patch_size)
+    if target == "both":
+        return torch.cat([normalised_targets(pixels, patch_size), patchify(pixels.float(), patch_size)], dim=-1)
+    raise ValueError(f"the reconstruction target must be one of {', '.join(MIM_TARGETS)}, got {target!r}")
+
+
+def mim_loss(pred: torch.Tensor, pixels: torch.Tensor, keep: torch.Tensor, patch_size: int,
+             target: str = "patch") -> torch.Tensor:
+    """Mean over the dropped patches of each patch's mean squared error against its target."""
+    target_values = mim_targets(pixels, patch_size, target)
+    if pred.shape[-1] != target_values.shape[-1]:
+        raise ValueError(f"the decoder predicts {pred.shape[-1]} values a patch and the {target!r} target has "
+                         f"{target_values.shape[-1]}: a decoder trained for another target")
+    target = target_values
     per_patch = (pred.float() - target).pow(2).mean(dim=-1)
     dropped = dropped_mask(keep.to(pred.device), target.shape[1])
     return (per_patch * dropped).sum() / dropped.sum().clamp_min(1.0)
 
 
-def decoder_shape_for(tower: nn.Module, in_chans: int, depth: int, width: int) -> DecoderShape:
+def decoder_shape_for(tower: nn.Module, in_chans: int, depth: int, width: int, target: str = "patch") -> DecoderShape:
     """The decoder that fits an ImageTower (medflip_core.model.image_tower); one head per 32 channels."""
+    if target not in MIM_TARGETS:
+        raise ValueError(f"the reconstruction target must be one of {', '.join(MIM_TARGETS)}, got {target!r}")
     return DecoderShape(encoder_width=int(tower.vit.num_features), grid=tower.grid, patch_size=tower.patch_size,
-                        in_chans=in_chans, depth=depth, width=width, heads=max(1, width // 32))
+                        in_chans=in_chans, depth=depth, width=width, heads=max(1, width // 32), target=target)
 
 
-def build_decoder(tower: nn.Module, in_chans: int, depth: int, width: int) -> MimDecoder:
-    return MimDecoder(decoder_shape_for(tower, in_chans, depth, width))
+def build_decoder(tower: nn.Module, in_chans: int, depth: int, width: int, target: str = "patch") -> MimDecoder:
+    return MimDecoder(decoder_shape_for(tower, in_chans, depth, width, target))
 
 
-__all__ = ["DECODER_FILE", "DecoderShape", "MimDecoder", "build_decoder", "decoder_shape_for", "dropped_mask",
-           "mim_loss", "normalised_targets", "patchify", "sincos_positions"]
+__all__ = ["DECODER_FILE", "MIM_TARGETS", "DecoderShape", "MimDecoder", "build_decoder", "decoder_shape_for",
+           "dropped_mask", "mim_loss", "mim_targets", "normalised_targets", "patchify", "sincos_positions"]

@@ -1,10 +1,11 @@
 """What a pre-training run's reconstruction decoder makes of one image: the model input, the patches a mask keeps,
 and the dropped patches as the decoder predicts them (torch; `medflip reconstruct`, the Mask sampling tab).
 
-The decoder predicts every dropped patch's pixels normalised by that patch's own mean and spread (the training
-target, mim_decoder.normalised_targets). To show a prediction as an image it is scaled back with the true patch's
-mean and spread, as MAE's figures do: the picture shows the structure the decoder predicts inside each patch, not
-the patch's brightness, and the caption says so. Same preprocessing (imaging.preprocess) and the same masking
+The decoder predicts every dropped patch's training target (mim_decoder.MIM_TARGETS). A `patch` target is the
+patch's pixels normalised by its own mean and spread: to show it as an image it is scaled back with the true
+patch's mean and spread, as MAE's figures do, so the picture shows the structure predicted inside each patch, not
+the patch's brightness, and the caption says so. An `image` (or `both`) target holds the pixels themselves: the
+picture is the prediction, brightness included. Same preprocessing (imaging.preprocess) and the same masking
 (medflip_core.masking) as the training step, so a mask drawn in the Mask sampling tab is reconstructed as is.
 """
 
@@ -22,8 +23,9 @@ from medflip_core.imaging import Radiograph
 from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 from medflip_core.masking import integrity_scores, make_patch_mask, mask_ratio_problem, patch_grid
 
-CAPTION = ("model input · kept patches (dropped ones shaded) · dropped patches as the decoder predicts them "
-           "(each scaled with its true patch's mean and spread)")
+_PANELS = "model input · kept patches (dropped ones shaded) · dropped patches as the decoder predicts them"
+CAPTIONS = {"patch": f"{_PANELS} (each scaled with its true patch's mean and spread)",
+            "image": f"{_PANELS} (brightness included)", "both": f"{_PANELS} (brightness included)"}
 
 
 @dataclass
@@ -32,8 +34,13 @@ class Reconstruction:
     kept: np.ndarray  # (S, S) the same with the dropped patches shaded
     reconstruction: np.ndarray  # (S, S) kept patches as they are, dropped ones predicted
     keep: np.ndarray  # (K,) kept patch indices
-    loss: float  # the training loss on this image: mean squared error of the dropped patches' normalised pixels
+    loss: float  # the training loss on this image: mean squared error of the dropped patches' targets
     note: str = ""  # e.g. why the mask was drawn again
+    target: str = "patch"  # what the run's decoder reconstructs (mim_decoder.MIM_TARGETS)
+
+    @property
+    def caption(self) -> str:
+        return CAPTIONS[self.target]
 
     def side_by_side(self, gap: int = 4) -> np.ndarray:
         """uint8 (S, 3S + 2 gap) grey image of the three panels."""
@@ -79,7 +86,8 @@ def _load(folder: Path):
     tower.load_state_dict({k.removeprefix("image_tower."): v.float() for k, v in weights.items()
                            if k.startswith("image_tower.")}, strict=True)
     run = state.get("config", {})
-    decoder = build_decoder(tower, mcfg.in_chans, int(run.get("decoder_depth", 2)), int(run.get("decoder_width", 128)))
+    decoder = build_decoder(tower, mcfg.in_chans, int(run.get("decoder_depth", 2)), int(run.get("decoder_width", 128)),
+                            str(run.get("mim_target", "patch")))
     decoder.load_state_dict({k: v.float() for k, v in decoder_weights.items()}, strict=True)
     return tower.eval(), decoder.eval(), PreprocessConfig.from_dict(state["preprocess"])
 
@@ -94,7 +102,7 @@ def reconstruct(source: str | Path, image: Radiograph, *, keep: list[int] | None
         raise MedflipError(f"the mask ratio {problem}")
     import torch
 
-    from medflip_core.model.mim_decoder import normalised_targets, patchify
+    from medflip_core.model.mim_decoder import mim_targets, patchify
 
     tower, decoder, pre = _load(checkpoint_with_decoder(source))
     pixels = preprocess(image, pre)  # (1, S, S), normalised as in training
@@ -121,15 +129,19 @@ def reconstruct(source: str | Path, image: Radiograph, *, keep: list[int] | None
     k = torch.from_numpy(keep_arr[None])
     with torch.no_grad():  # never torch.set_grad_enabled: this may run inside another program's process
         out = tower(x, k)
-        pred = decoder(out.hidden, k, tower.vit.num_prefix_tokens)  # (1, L, p*p*C), normalised per patch
-    target = normalised_targets(x, patch)
+        pred = decoder(out.hidden, k, tower.vit.num_prefix_tokens)  # (1, L, out_dim): the run's target
+    kind = decoder.shape.target
+    target = mim_targets(x, patch, kind)
     dropped = np.ones(n, dtype=bool)
     dropped[keep_arr] = False
     loss = float((pred[0, torch.from_numpy(dropped)] - target[0, torch.from_numpy(dropped)]).pow(2).mean())
     patches = patchify(x, patch)[0]  # (L, p*p): true pixels of every patch, training-normalised
     mean = patches.mean(dim=-1, keepdim=True)
     spread = patches.var(dim=-1, keepdim=True, unbiased=False).add(1e-6).sqrt()
-    filled = torch.where(torch.from_numpy(dropped)[:, None], pred[0] * spread + mean, patches)
+    # the predicted pixels: a `patch` target is scaled back with the true patch's mean and spread (the decoder never
+    # predicts them), an `image` target is the pixels themselves, `both` carries them in its second half
+    guess = pred[0] * spread + mean if kind == "patch" else pred[0, :, -patches.shape[-1]:]
+    filled = torch.where(torch.from_numpy(dropped)[:, None], guess, patches)
 
     def image_of(flat: torch.Tensor) -> np.ndarray:
         grid = flat.reshape(rows, cols, patch, patch).permute(0, 2, 1, 3).reshape(size, size).numpy()
@@ -138,7 +150,7 @@ def reconstruct(source: str | Path, image: Radiograph, *, keep: list[int] | None
     original = image_of(patches)
     shade = np.repeat(np.repeat(dropped.reshape(rows, cols), patch, 0), patch, 1)
     kept = np.where(shade, original * 0.25 + 0.1, original)
-    return Reconstruction(original, kept, image_of(filled), keep_arr, loss, note)
+    return Reconstruction(original, kept, image_of(filled), keep_arr, loss, note, kind)
 
 
 def write_png(rec: Reconstruction, path: str | Path) -> Path:

@@ -96,6 +96,23 @@ def test_a_mim_run_resumes_with_its_decoder(tt, mim_run, tmp_path):
                for e in events), events[-1:]
 
 
+def test_the_reconstruction_target_is_the_runs_own(tt, both_target_run, tmp_path):
+    """`--mim-target both`: the decoder predicts twice a patch's pixels, the state says which target it learnt, and
+    resuming it with another target is refused with a sentence (the decoder would not fit)."""
+    ckpt = latest_checkpoint(both_target_run)
+    assert ckpt.state["config"]["mim_target"] == "both"
+    assert load_file(str(ckpt.path / DECODER_FILE))["head.weight"].shape == (2 * 16 * 16, 64)
+    run = tmp_path / "resumed"
+    shutil.copytree(both_target_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config.update(out_dir=str(run), mim_target="patch")
+    (run / "patch.json").write_text(json.dumps(config))
+    code, events, err = tt.run("pretrain", ["--config", str(run / "patch.json"), "--resume", "--max-steps", "3"])
+    assert code != 0 and "Traceback" not in err
+    assert any(e["event"] == "error" and "resume it with --mim-target both" in e["message"] for e in events), \
+        events[-1:]
+
+
 def test_the_export_never_carries_the_decoder(mim_run, tmp_path, shared_data):
     from medflip_core.model.export import export_checkpoint
 
@@ -162,6 +179,10 @@ def test_flags_and_their_checks(small_folder, corpus, unlabelled_folder):
         _resolve(*base, "--mim-weight", "1", "--mask-ratio", "0")
     with pytest.raises(MedflipError, match="multiple of 32"):
         _resolve(*base, "--mim-weight", "1", "--decoder-width", "100")
+    assert _resolve(*base).mim_target == "patch"  # MAE's per-patch normalised target unless asked
+    assert _resolve(*base, "--mim-weight", "1", "--mim-target", "image").mim_target == "image"
+    with pytest.raises(MedflipError, match="mim-target must be one of patch, image, both"):
+        _resolve(*base, "--mim-weight", "1", "--mim-target", "pixels")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from medflip_core.model.mim_decoder import (
     build_decoder,
     dropped_mask,
     mim_loss,
+    mim_targets,
     normalised_targets,
     patchify,
     sincos_positions,
@@ -54,6 +55,33 @@ def test_targets_are_normalised_per_patch(real_pixels):
     assert informative.sum() > 100  # real films: most patches carry structure
     assert targets.mean(dim=-1)[informative].abs().max() < 1e-4
     assert torch.allclose(targets.std(dim=-1, unbiased=False)[informative], torch.ones(1), atol=1e-3)
+
+
+def test_the_image_target_keeps_each_patch_density_and_both_stacks_the_two(real_pixels):
+    """`image`: the pixels as they are, so a brighter (denser) patch has a higher target mean, which the per-patch
+    normalisation of `patch` removes; `both`: the two side by side, and a decoder for it predicts twice the values."""
+    image = mim_targets(real_pixels, 16, "image")
+    assert torch.equal(image, patchify(real_pixels, 16))
+    means = image.mean(dim=-1)
+    assert float(means.max() - means.min()) > 1.0  # real films: dense and dark patches differ in their targets
+    assert float(mim_targets(real_pixels, 16, "patch").mean(dim=-1).abs().max()) < 1e-4
+    both = mim_targets(real_pixels, 16, "both")
+    assert both.shape == (8, 49, 512)
+    assert torch.equal(both[..., :256], normalised_targets(real_pixels, 16)) and torch.equal(both[..., 256:], image)
+    tower = ImageTower(ModelConfig(image_size=112))
+    decoder = build_decoder(tower, 1, depth=1, width=64, target="both")
+    keep = _keep(8, 49)
+    with torch.no_grad():
+        pred = decoder(tower(real_pixels, keep).hidden, keep)
+    assert pred.shape == (8, 49, 512) and decoder.shape.out_dim == 512
+    for target in ("image", "both"):  # a perfect prediction scores 0, a wrong one does not
+        perfect = mim_targets(real_pixels, 16, target)
+        assert float(mim_loss(perfect, real_pixels, keep, 16, target)) < 1e-8
+        assert float(mim_loss(perfect + 0.5, real_pixels, keep, 16, target)) == pytest.approx(0.25, rel=1e-4)
+    with pytest.raises(ValueError, match="another target"):  # a `both` decoder scored against the `patch` target
+        mim_loss(pred, real_pixels, keep, 16, "patch")
+    with pytest.raises(ValueError, match="patch, image, both"):
+        build_decoder(tower, 1, depth=1, width=64, target="pixels")
 
 
 def test_positions_differ_per_patch_and_decoder_shapes():

@@ -44,6 +44,33 @@ def test_the_kept_patches_stay_and_the_dropped_ones_are_predicted(decoder_run, s
     assert "14x14" in other.note and "integrity" in other.note and other.keep.size in (12, 13)
 
 
+def test_a_decoder_that_predicts_the_pixels_is_shown_as_it_predicts_them(both_target_run, small_folder):
+    """A run with the `both` target predicts each patch's pixels itself (brightness included): the dropped patches
+    are that prediction, not rescaled with the true patch's mean and spread, and the caption says so."""
+    film = load_image(next(small_folder.rglob("*.jpeg")))
+    keep = list(range(0, 49, 2))
+    rec = reconstruct(both_target_run, film, keep=keep)
+    assert rec.target == "both" and "brightness included" in rec.caption and "true patch" not in rec.caption
+    assert np.isfinite(rec.loss) and rec.loss > 0
+    patch = lambda a, i: a[(i // 7) * 16:(i // 7 + 1) * 16, (i % 7) * 16:(i % 7 + 1) * 16]  # noqa: E731
+    dropped = [i for i in range(49) if i not in keep]
+    assert all(np.allclose(patch(rec.reconstruction, i), patch(rec.original, i), atol=1e-5) for i in keep)
+    # the dropped patches are the second half of the decoder's output, the pixels it predicts, as they are
+    import torch
+
+    from medflip_core.imaging.preprocess import preprocess
+    from medflip_core.model.reconstruct import _load, checkpoint_with_decoder
+
+    tower, decoder, pre = _load(checkpoint_with_decoder(both_target_run))
+    x = torch.from_numpy(preprocess(film, pre)[None].astype(np.float32))
+    k = torch.tensor([keep])
+    with torch.no_grad():
+        pred = decoder(tower(x, k).hidden, k, tower.vit.num_prefix_tokens)[0, :, 256:].numpy()
+    for i in dropped:
+        expected = np.clip(pred[i].reshape(16, 16) * pre.std + pre.mean, 0.0, 1.0)
+        assert np.allclose(patch(rec.reconstruction, i), expected, atol=1e-5), i
+
+
 def test_the_cli_writes_the_three_panels_and_refuses_a_run_without_a_decoder(decoder_run, trained_run,
                                                                             small_folder, tmp_path):
     film = next(small_folder.rglob("*.jpeg"))
