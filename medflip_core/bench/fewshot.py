@@ -7,7 +7,10 @@ labelled PATIENTS per class, a logistic regression is fitted on the k + k patien
 deviation over draws) are printed. The same draws are used, side by side, for the raw 32x32 pixels (the one
 preprocessing path at 32 px) and for a randomly initialised tower of the first model's shape, so "better than
 pixels" and "better than an untrained tower" are visible, and every model's difference from the pixels is
-computed draw by draw (paired).
+computed draw by draw (paired). A third baseline, `intensity`, is two numbers per film: the mean and the spread of
+those 32x32 input pixels (the film's overall density and contrast). A task it reads well can be answered without
+looking at any structure (exposure, body size, or a diffuse whitening of the lungs), so a feature set's lead over
+the pixels means more where this column is near chance.
 
 The tasks and the protocol: medflip_core.evaluation.fewshot (one image per patient, no patient on both
 sides). At most `--max-per-class` patients per class.
@@ -38,6 +41,7 @@ import numpy as np
 from medflip_core.evaluation.features import (
     FEATURES,
     HIDDEN_FEATURES,
+    PIXEL_SIZE,
     FeatureSource,
     default_cache_dir,
     embed,
@@ -56,6 +60,11 @@ from medflip_core.evaluation.fewshot import (
     run_protocol,
 )
 from medflip_core.resources import default_shared_data
+
+
+def film_intensity(pixels: np.ndarray) -> np.ndarray:
+    """(n, 2): each film's mean and spread of its flattened input pixels (n, d)."""
+    return np.stack([pixels.mean(axis=1), pixels.std(axis=1)], axis=1)
 
 
 def measure(models: Sequence[str], tasks: dict[str, Task], ks: Sequence[int], draws: int, seed: int, c: float,
@@ -86,6 +95,11 @@ def measure(models: Sequence[str], tasks: dict[str, Task], ks: Sequence[int], dr
             columns[col] = {name: cache.matrix(t.paths, feature) for name, t in tasks.items()}
             described[col] = {"source": source.label, "feature": feature, "cache_key": source.key,
                               "embedded_now": n_new, "embed_s": time.perf_counter() - t0}
+    if "pixels" in columns:
+        columns["intensity"] = {name: film_intensity(m) for name, m in columns["pixels"].items()}
+        described["intensity"] = {"source": f"film intensity (mean and spread of the {PIXEL_SIZE}x{PIXEL_SIZE} input)",
+                                  "feature": "intensity", "cache_key": described["pixels"]["cache_key"],
+                                  "embedded_now": 0, "embed_s": 0.0}
     results = run_protocol(tasks, columns, ks, draws, seed, c)
     add_deltas(results, "pixels")
     return {"ks": list(ks), "draws": draws, "seed": seed, "C": c, "max_patients_per_class": None,
@@ -99,7 +113,8 @@ def format_table(result: dict) -> str:
              f"spread over {result['draws']} patient-disjoint draws, scored on every other patient; "
              "Δpix: paired mean difference from the raw pixels, draws ahead)"]
     for col, d in result["columns"].items():
-        lines.append(f"  {col:<22} {d['source']}" + (f" [{d['feature']}]" if col != "pixels" else ""))
+        plain = col in ("pixels", "intensity")  # baselines: the source says it all
+        lines.append(f"  {col:<22} {d['source']}" + ("" if plain else f" [{d['feature']}]"))
     for name, per_task in result["tasks"].items():
         counts = ", ".join(f"{n} {c}" for n, c in per_task["patients"].items())
         lines.append(f"\n{name} ({counts} patients)")

@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from medflip_core.bench import BENCHMARKS
-from medflip_core.bench.fewshot import main
+from medflip_core.bench.fewshot import film_intensity, format_table, main
 from medflip_core.evaluation.fewshot import build_tasks, draws_for
 
 
@@ -44,6 +44,18 @@ def test_tasks_from_the_shared_data(shared_data):
     assert draws_for(cause, 38, 4, 0) is None
 
 
+def test_film_intensity_is_each_films_mean_and_spread(shared_data):
+    """Two numbers per film from the same 32x32 input as the pixel baseline; on real films they differ."""
+    from medflip_core.evaluation.features import pixel_source
+
+    task = build_tasks(shared_data, ("kermany_bacterial_viral",), max_per_class=6)["kermany_bacterial_viral"]
+    pixels = pixel_source().extract(task.paths)["pixels"]
+    stats = film_intensity(pixels)
+    assert stats.shape == (12, 2)
+    assert np.allclose(stats[3], [pixels[3].mean(), pixels[3].std()])
+    assert np.ptp(stats[:, 0]) > 0.05 and np.all(stats[:, 1] > 0)
+
+
 def test_fewshot_bench_runs_on_a_checkpoint_and_a_bundle(trained_run, tmp_path, capsys):
     assert "fewshot" in BENCHMARKS
     argv = ["--model", str(trained_run), "--model", "medflip-default", "--tasks",
@@ -51,7 +63,7 @@ def test_fewshot_bench_runs_on_a_checkpoint_and_a_bundle(trained_run, tmp_path, 
             "--draws", "3", "--cache-dir", str(tmp_path / "cache"), "--threads", "2", "--json"]
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
-    assert set(first["columns"]) == {"pixels", "random:embedding", "random:patch_mean", "model1:embedding",
+    assert set(first["columns"]) == {"pixels", "intensity", "random:embedding", "random:patch_mean", "model1:embedding",
                                      "model1:patch_mean", "model2:embedding", "model2:patch_mean"}
     assert first["n_images"] == 14 * 4 and first["embedded_now"]["model1"] == 56
     assert first["columns"]["model2:embedding"]["source"].startswith("medflip-default")
@@ -63,6 +75,8 @@ def test_fewshot_bench_runs_on_a_checkpoint_and_a_bundle(trained_run, tmp_path, 
     # pediatric pneumonia vs normal is visible even in raw pixels and in the shipped model's features
     pneu = first["tasks"]["kermany_pneumonia_normal"]["columns"]
     assert pneu["pixels"]["5"]["mean"] > 0.6 and pneu["model2:embedding"]["5"]["mean"] > 0.7
+    assert first["columns"]["intensity"]["source"].startswith("film intensity")
+    assert "intensity" in format_table(first)
     assert main(argv) == 0
     again = json.loads(capsys.readouterr().out)
     assert all(n == 0 for n in again["embedded_now"].values())  # every feature came from the cache
