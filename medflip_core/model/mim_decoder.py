@@ -168,13 +168,12 @@ def mim_targets(pixels: torch.Tensor, patch_size: int, target: str = "patch") ->
 def mim_loss(pred: torch.Tensor, pixels: torch.Tensor, keep: torch.Tensor, patch_size: int,
              target: str = "patch") -> torch.Tensor:
     """Mean over the dropped patches of each patch's mean squared error against its target."""
-    target_values = mim_targets(pixels, patch_size, target)
-    if pred.shape[-1] != target_values.shape[-1]:
+    values = mim_targets(pixels, patch_size, target)
+    if pred.shape[-1] != values.shape[-1]:
         raise ValueError(f"the decoder predicts {pred.shape[-1]} values a patch and the {target!r} target has "
-                         f"{target_values.shape[-1]}: a decoder trained for another target")
-    target = target_values
-    per_patch = (pred.float() - target).pow(2).mean(dim=-1)
-    dropped = dropped_mask(keep.to(pred.device), target.shape[1])
+                         f"{values.shape[-1]}: a decoder trained for another target")
+    per_patch = (pred.float() - values).pow(2).mean(dim=-1)
+    dropped = dropped_mask(keep.to(pred.device), values.shape[1])
     return (per_patch * dropped).sum() / dropped.sum().clamp_min(1.0)
 
 
