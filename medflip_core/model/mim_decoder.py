@@ -140,12 +140,22 @@ def patchify(pixels: torch.Tensor, patch_size: int) -> torch.Tensor:
     return pixels.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * p * p)
 
 
+def patch_stats(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, spread) of every patch's pixels (..., L, 1) each: what the `patch` target divides out and what a
+    prediction of it is scaled back with."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    spread = torch.sqrt(patches.var(dim=-1, keepdim=True, unbiased=False) + TARGET_EPS)
+    return mean, spread
+
+
+def _normalised(patches: torch.Tensor) -> torch.Tensor:
+    mean, spread = patch_stats(patches)
+    return (patches - mean) / spread
+
+
 def normalised_targets(pixels: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Every patch's pixels minus its mean, over its standard deviation (B, L, p*p*C)."""
-    patches = patchify(pixels.float(), patch_size)
-    mean = patches.mean(dim=-1, keepdim=True)
-    var = patches.var(dim=-1, keepdim=True, unbiased=False)
-    return (patches - mean) / torch.sqrt(var + TARGET_EPS)
+    return _normalised(patchify(pixels.float(), patch_size))
 
 
 def dropped_mask(keep: torch.Tensor, num_patches: int) -> torch.Tensor:
@@ -154,15 +164,20 @@ def dropped_mask(keep: torch.Tensor, num_patches: int) -> torch.Tensor:
     return dropped.scatter(1, keep, 0.0)
 
 
+def _check_target(target: str) -> None:
+    if target not in MIM_TARGETS:
+        raise ValueError(f"the reconstruction target must be one of {', '.join(MIM_TARGETS)}, got {target!r}")
+
+
 def mim_targets(pixels: torch.Tensor, patch_size: int, target: str = "patch") -> torch.Tensor:
     """What the decoder learns to predict for every patch (B, L, out_dim), by `target` (MIM_TARGETS)."""
+    _check_target(target)
+    patches = patchify(pixels.float(), patch_size)
     if target == "patch":
-        return normalised_targets(pixels, patch_size)
+        return _normalised(patches)
     if target == "image":
-        return patchify(pixels.float(), patch_size)
-    if target == "both":
-        return torch.cat([normalised_targets(pixels, patch_size), patchify(pixels.float(), patch_size)], dim=-1)
-    raise ValueError(f"the reconstruction target must be one of {', '.join(MIM_TARGETS)}, got {target!r}")
+        return patches
+    return torch.cat([_normalised(patches), patches], dim=-1)
 
 
 def mim_loss(pred: torch.Tensor, pixels: torch.Tensor, keep: torch.Tensor, patch_size: int,
@@ -179,8 +194,7 @@ def mim_loss(pred: torch.Tensor, pixels: torch.Tensor, keep: torch.Tensor, patch
 
 def decoder_shape_for(tower: nn.Module, in_chans: int, depth: int, width: int, target: str = "patch") -> DecoderShape:
     """The decoder that fits an ImageTower (medflip_core.model.image_tower); one head per 32 channels."""
-    if target not in MIM_TARGETS:
-        raise ValueError(f"the reconstruction target must be one of {', '.join(MIM_TARGETS)}, got {target!r}")
+    _check_target(target)
     return DecoderShape(encoder_width=int(tower.vit.num_features), grid=tower.grid, patch_size=tower.patch_size,
                         in_chans=in_chans, depth=depth, width=width, heads=max(1, width // 32), target=target)
 
@@ -190,4 +204,5 @@ def build_decoder(tower: nn.Module, in_chans: int, depth: int, width: int, targe
 
 
 __all__ = ["DECODER_FILE", "MIM_TARGETS", "DecoderShape", "MimDecoder", "build_decoder", "decoder_shape_for",
-           "dropped_mask", "mim_loss", "mim_targets", "normalised_targets", "patchify", "sincos_positions"]
+           "dropped_mask", "mim_loss", "mim_targets", "normalised_targets", "patch_stats", "patchify",
+           "sincos_positions"]

@@ -102,7 +102,7 @@ def reconstruct(source: str | Path, image: Radiograph, *, keep: list[int] | None
         raise MedflipError(f"the mask ratio {problem}")
     import torch
 
-    from medflip_core.model.mim_decoder import mim_targets, patchify
+    from medflip_core.model.mim_decoder import mim_targets, patch_stats, patchify
 
     tower, decoder, pre = _load(checkpoint_with_decoder(source))
     pixels = preprocess(image, pre)  # (1, S, S), normalised as in training
@@ -136,11 +136,13 @@ def reconstruct(source: str | Path, image: Radiograph, *, keep: list[int] | None
     dropped[keep_arr] = False
     loss = float((pred[0, torch.from_numpy(dropped)] - target[0, torch.from_numpy(dropped)]).pow(2).mean())
     patches = patchify(x, patch)[0]  # (L, p*p): true pixels of every patch, training-normalised
-    mean = patches.mean(dim=-1, keepdim=True)
-    spread = patches.var(dim=-1, keepdim=True, unbiased=False).add(1e-6).sqrt()
     # the predicted pixels: a `patch` target is scaled back with the true patch's mean and spread (the decoder never
     # predicts them), an `image` target is the pixels themselves, `both` carries them in its second half
-    guess = pred[0] * spread + mean if kind == "patch" else pred[0, :, -patches.shape[-1]:]
+    if kind == "patch":
+        mean, spread = patch_stats(patches)
+        guess = pred[0] * spread + mean
+    else:
+        guess = pred[0, :, -patches.shape[-1]:]
     filled = torch.where(torch.from_numpy(dropped)[:, None], guess, patches)
 
     def image_of(flat: torch.Tensor) -> np.ndarray:

@@ -21,8 +21,8 @@ from medflip_core.imaging import load_image
 from medflip_core.inference.engine import Engine
 from medflip_core.model.clip_model import build_model
 from medflip_core.model.config import ModelConfig
-from medflip_core.model.mim_decoder import DECODER_FILE
-from trainer.config import TrainConfig
+from medflip_core.model.mim_decoder import DECODER_FILE, MIM_TARGETS
+from trainer.config import CHOICES, TrainConfig
 from trainer.config_flags import add_config_flags, resolve_config
 from trainer.mim import index_unlabelled, make_decoder
 from trainer.training_data import index_images
@@ -179,6 +179,7 @@ def test_flags_and_their_checks(small_folder, corpus, unlabelled_folder):
         _resolve(*base, "--mim-weight", "1", "--mask-ratio", "0")
     with pytest.raises(MedflipError, match="multiple of 32"):
         _resolve(*base, "--mim-weight", "1", "--decoder-width", "100")
+    assert CHOICES["mim_target"] == MIM_TARGETS  # the trainer's list (no torch import) is the decoder's
     assert _resolve(*base).mim_target == "patch"  # MAE's per-patch normalised target unless asked
     assert _resolve(*base, "--mim-weight", "1", "--mim-target", "image").mim_target == "image"
     with pytest.raises(MedflipError, match="mim-target must be one of patch, image, both"):
