@@ -24,6 +24,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.labelling.curve import LearningCurve
 from app.labelling.film_reader import FilmReader
 from app.labelling.keys import LabelKeys
+from app.panels.classifier_results import read_validation
 from app.viewer.viewer import ImageViewer
 from app.workers import Task, TaskRunner
 from medflip_core.errors import MedflipError
@@ -465,7 +466,14 @@ class LabellingWorkspace(QtWidgets.QWidget):
 
     def _made(self, path) -> None:
         self.make_button.setEnabled(True)
-        self._say(f"Classifier written to {path} and selected in the model picker.")
+        text = f"Classifier written to {path} and selected in the model picker."
+        check = read_validation(path).get("exposure_check") or {}
+        if check.get("flagged"):  # the shortcut check: said where the user is looking, whole in the tooltip
+            text += f" ⚠ {check['headline']} Check where each class's films come from (hover for why)."
+        self._say(text)
+        self.status.setToolTip(check.get("message", "") if check.get("flagged") else "")
+        if check.get("flagged"):
+            self.status.setStyleSheet("color: #ffb347;")
         self.classifier_ready.emit(str(path))
 
     def _make_failed(self, message: str) -> None:

@@ -32,6 +32,7 @@ class ClassifierResults(QtWidgets.QWidget):
         self.bundle = ""
         self.figures: dict[str, Any] = {}
         self.warning = ""  # the job's small-validation warning, shown first in the summary ("" when none)
+        self.exposure = ""  # the exposure check's message when exposure alone separates a class ("" when not)
         self.summary = QtWidgets.QLabel("Fine-tune a classifier (or select one in the Model picker) to see its "
                                         "validation results here.")
         self.summary.setWordWrap(True)
@@ -86,6 +87,13 @@ class ClassifierResults(QtWidgets.QWidget):
         if figures.get("decision_rule"):
             lines.append(html.escape(figures["decision_rule"]))
         lines += [html.escape(line) for line in per_class_lines(figures["per_class"])]
+        check = figures.get("exposure_check") or {}  # the shortcut check (finetune.exposure_check)
+        self.exposure = check.get("message", "") if check.get("flagged") else ""
+        if self.exposure:
+            lines.append("<span style='color:#c05800; font-weight:bold'>⚠ Exposure check: "
+                         f"{html.escape(self.exposure)}</span>")
+        elif check:
+            lines.append(html.escape(check["headline"]))
         lines.append("Thresholds were chosen on these same patients, so sensitivity and specificity are "
                      "optimistic. Research use only.")
         self.summary.setText("<br>".join(lines))

@@ -59,12 +59,8 @@ from medflip_core.evaluation.fewshot import (
     build_tasks,
     run_protocol,
 )
+from medflip_core.imaging.exposure import exposure_stats
 from medflip_core.resources import default_shared_data
-
-
-def film_intensity(pixels: np.ndarray) -> np.ndarray:
-    """(n, 2): each film's mean and spread of its flattened input pixels (n, d)."""
-    return np.stack([pixels.mean(axis=1), pixels.std(axis=1)], axis=1)
 
 
 def measure(models: Sequence[str], tasks: dict[str, Task], ks: Sequence[int], draws: int, seed: int, c: float,
@@ -96,7 +92,7 @@ def measure(models: Sequence[str], tasks: dict[str, Task], ks: Sequence[int], dr
             described[col] = {"source": source.label, "feature": feature, "cache_key": source.key,
                               "embedded_now": n_new, "embed_s": time.perf_counter() - t0}
     if "pixels" in columns:
-        columns["intensity"] = {name: film_intensity(m) for name, m in columns["pixels"].items()}
+        columns["intensity"] = {name: exposure_stats(m) for name, m in columns["pixels"].items()}
         described["intensity"] = {"source": f"film intensity (mean and spread of the {PIXEL_SIZE}x{PIXEL_SIZE} input)",
                                   "feature": "intensity", "cache_key": described["pixels"]["cache_key"],
                                   "embedded_now": 0, "embed_s": 0.0}

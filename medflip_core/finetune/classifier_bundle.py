@@ -94,6 +94,23 @@ def _small_validation(val: dict[str, Any]) -> list[str]:
             "any figure below.", ""]
 
 
+def _exposure_check(val: dict[str, Any]) -> list[str]:
+    """The shortcut check (finetune.exposure_check): a table and its sentence; nothing for older bundles."""
+    check = val.get("exposure_check")
+    if not check:
+        return []
+    lines = ["", "## Exposure check",
+             f"A logistic regression on film exposure alone ({check['features']}), fitted on the same training "
+             "patients, scored on the same validation patients (95 % CI by the patient bootstrap):", "",
+             "| class | exposure alone: ROC AUC | the classifier: ROC AUC |", "|---|---|---|"]
+    for name, v in check["per_class"].items():
+        model = v.get("classifier_roc_auc")
+        lines.append(f"| {name} | {v['roc_auc']:.3f} ({v['ci95'][0]:.3f}-{v['ci95'][1]:.3f}) | "
+                     + (f"{model:.3f} |" if model is not None else "- |"))
+    lines += ["", ("**" + check["message"] + "**") if check.get("flagged") else check["message"]]
+    return lines
+
+
 def model_card(manifest: dict[str, Any]) -> str:
     """MODEL_CARD.md, generated from the manifest only (so the two cannot disagree)."""
     clf, prov, val = manifest["classifier"], manifest["provenance"], manifest["validation"]
@@ -131,7 +148,7 @@ def model_card(manifest: dict[str, Any]) -> str:
               f"{val['ece_uncalibrated']:.3f} for the head's raw ones"
               + (" (the confidence cap costs some calibration error on these patients; it is what keeps the "
                  "probabilities off 0 % and 100 % that so few patients cannot back)." if val.get("small_validation")
-                 else "."), "",
+                 else "."), *_exposure_check(val), "",
               "## Base model and reproduction",
               f"Base model `{manifest['base_model']['name']}` (image encoder sha256 "
               f"`{manifest['base_model']['image_encoder_sha256']}`)"

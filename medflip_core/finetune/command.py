@@ -91,6 +91,9 @@ def _format_done(result: Any) -> str:
     if v.get("small_validation"):
         lines.append(f"WARNING: {v['small_validation']['message']}")
     lines += [f"  {line}" for line in per_class_lines(v["per_class"])]
+    if v.get("exposure_check"):
+        check = v["exposure_check"]
+        lines.append(f"{'WARNING' if check['flagged'] else 'exposure check'}: {check['message']}")
     lines.append(f"  calibration error {v['ece']:.3f} ({v['ece_kind']}; {v['ece_uncalibrated']:.3f} for the head's "
                  f"raw probabilities). {RESEARCH_NOTICE}")
     return "\n".join(lines)

@@ -35,9 +35,11 @@ from medflip_core.finetune.dataset import (
     split_by_patient,
 )
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
+from medflip_core.finetune.exposure_check import exposure_check
 from medflip_core.finetune.head import fit_head
 from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
 from medflip_core.imaging import load_image
+from medflip_core.imaging.exposure import film_exposure
 from medflip_core.inference.classifier import Classifier
 from medflip_core.inference.engine import Engine
 
@@ -143,7 +145,8 @@ def embed_missing(engine: Engine, paths: list[Path], keys: list[str], todo: list
             except MedflipError as exc:
                 failed[keys[i]] = str(exc)
         embs = engine.embed_images(images).embedding if images else np.zeros((0, 0), np.float32)
-        cache.add(dict(zip(good, embs, strict=True)), failed)
+        cache.add(dict(zip(good, embs, strict=True)), failed,
+                  {k: film_exposure(im, engine.pre) for k, im in zip(good, images, strict=True)})
         done += len(chunk)
         elapsed = time.perf_counter() - t0
         rate = done / max(elapsed, 1e-9)
@@ -152,6 +155,22 @@ def embed_missing(engine: Engine, paths: list[Path], keys: list[str], todo: list
                               eta_s=round((total - done) / rate, 1), total_steps=total, elapsed_s=round(elapsed, 2),
                               skipped_images=len(failed)), phase="embed")
     return done, False
+
+
+def exposure_of(engine: Engine, paths: list[Path], keys: list[str], cache: EmbeddingCache) -> np.ndarray:
+    """(N, 2) exposure numbers of the films (imaging.exposure), NaN rows for unreadable ones. Films embedded before
+    the cache kept exposure are read once more, and their numbers cached."""
+    todo = {k: p for p, k in zip(paths, keys, strict=True) if k in cache.embeddings and k not in cache.exposure}
+    found: dict[str, np.ndarray] = {}
+    for key, path in todo.items():
+        try:
+            found[key] = film_exposure(load_image(path), engine.pre)
+        except MedflipError:
+            continue  # readable when it was embedded, not now: its row stays NaN and the check leaves it out
+    if found:
+        cache.add({}, None, found)
+    nan = np.full(2, np.nan, np.float32)
+    return np.stack([cache.exposure.get(k, nan) for k in keys]) if keys else np.zeros((0, 2), np.float32)
 
 
 def embed_with_cache(engine: Engine, paths: list[Path], cache: EmbeddingCache, events: EventWriter,
@@ -229,12 +248,18 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     classifier, figures = calibrate_on_validation(data.classes, data.multi_label, head.weight, head.bias,
                                                   x[val_idx], ind[val_idx], val_set.patients, cfg.n_boot, cfg.seed)
     figures["data_set"] = f"validation split of {data.source}"
+    exposure = exposure_of(engine, data.paths, keys, cache)
+    figures["exposure_check"] = exposure_check(
+        exposure[train_idx], ind[train_idx], exposure[val_idx], ind[val_idx], val_set.patients, data.classes,
+        {c: v["roc_auc"]["value"] for c, v in figures["per_class"].items()}, classifier.operating_point,
+        cfg.n_boot, cfg.seed)
     per_class_auc = {c: v["roc_auc"] for c, v in figures["per_class"].items()}
     events.emit(EvalEvent(step=embedded, metrics={
         "val_auc": figures["macro_roc_auc"], "val_auc_per_class": {c: a["value"] for c, a in per_class_auc.items()},
         "val_auc_ci95": {c: a["ci95"] for c, a in per_class_auc.items()}, "data_set": figures["data_set"],
         "images": figures["images"], "patients": figures["patients"], "ece": figures["ece"],
-        "small_validation": (figures["small_validation"] or {}).get("headline")}))
+        "small_validation": (figures["small_validation"] or {}).get("headline"),
+        "exposure_check": (figures["exposure_check"] or {}).get("headline")}))
     used = data.subset(used_idx)
     used_keys = [keys[i] for i in used_idx]
     provenance = {
@@ -264,7 +289,8 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     events.emit(DoneEvent(status="completed", step=embedded, checkpoint=None, elapsed_s=round(seconds, 2),
                           skipped_images=len(skipped), skipped_examples=skipped[:5]),
                 bundle=str(bundle), embedded=embedded, cached=len(data) - embedded, validation=summary,
-                warnings=[figures["small_validation"]["message"]] if figures["small_validation"] else [])
+                warnings=[figures[k]["message"] for k in ("small_validation", "exposure_check")
+                          if figures[k] and (k == "small_validation" or figures[k]["flagged"])])
     return ProbeResult("completed", bundle=bundle, seconds=seconds, embedded=embedded,
                        cached=len(data) - embedded, skipped=skipped, validation=figures, val_set=val_set,
                        val_embeddings=x[val_idx], classifier=classifier)

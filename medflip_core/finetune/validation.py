@@ -251,5 +251,5 @@ def validation_summary(figures: dict) -> dict:
            for c, v in figures["per_class"].items()}
     return {k: figures.get(k) for k in ("images", "patients", "ci", "n_boot", "macro_roc_auc", "ece", "ece_kind",
                                         "ece_uncalibrated", "data_set", "confusion", "small_validation",
-                                        "decision_rule")
+                                        "decision_rule", "exposure_check")
             } | {"per_class": per}

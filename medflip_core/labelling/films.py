@@ -32,6 +32,7 @@ from medflip_core.data.image_folder import patient_id_from_name
 from medflip_core.errors import MedflipError
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
 from medflip_core.imaging import iter_image_files, load_image
+from medflip_core.imaging.exposure import film_exposure
 from medflip_core.imaging.folders import is_dicom_file
 from medflip_core.inference.engine import Engine
 from medflip_core.inference.image_ood import embedding_reasons, pixel_facts, pixel_reasons
@@ -107,6 +108,7 @@ class Film:
     key: str = ""  # sha256 of the file's bytes
     flags: list[str] = field(default_factory=list)  # why it is not offered as a chest film
     cautions: list[str] = field(default_factory=list)  # offered, but shown with these words
+    exposure: tuple[float, float] | None = None  # mean and spread of its model input (imaging.exposure)
 
     @property
     def offered(self) -> bool:
@@ -166,6 +168,7 @@ def embed_films(films: list[Film], engine: Engine, cache_dir: str | Path, batch_
             film.flags.extend(out_of_distribution(rg.metadata)  # the header, then the pixels (inference.image_ood)
                               + pixel_reasons(pixel_facts(rg.pixels, rg.metadata, rg.notes)))
             prints[i] = fingerprint(rg.pixels)
+            film.exposure = tuple(map(float, film_exposure(rg, engine.pre)))
             if film.key not in cache.embeddings:
                 images.append(rg)
                 keys.append(film.key)

@@ -314,7 +314,13 @@ class LabellingJob:
                 "multi_label": self.multi_label, "engine": self.engine, "csv": str(self.place / CSV_NAME),
                 "folder": str(self.folder), "order": self.order, "seed": self.seed, "chosen_by": dict(chosen),
                 "train_keys": [self.films[i].key for i, _ in train], "val_keys": [self.films[i].key for i, _ in val],
-                "labels_given": self.answered}
+                "exposure_train": self._exposure([i for i, _ in train]),
+                "exposure_val": self._exposure([i for i, _ in val]), "labels_given": self.answered}
+
+    def _exposure(self, rows: list[int]) -> np.ndarray:
+        """(n, 2) exposure numbers of these films (NaN for a film read without them)."""
+        nan = (float("nan"), float("nan"))
+        return np.array([self.films[i].exposure or nan for i in rows], dtype=np.float64).reshape(len(rows), 2)
 
 
 def make_classifier(request: dict, n_boot: int = 1000) -> Path:
@@ -325,6 +331,7 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
 
     from medflip_core.bundles.bundle import IMAGE_ONNX
     from medflip_core.finetune.classifier_bundle import write_classifier_bundle
+    from medflip_core.finetune.exposure_check import exposure_check
     from medflip_core.finetune.probe import THRESHOLD_RULE
     from medflip_core.finetune.validation import calibrate_on_validation, patient_counts, validation_summary
 
@@ -346,6 +353,10 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
         classifier, figures = calibrate_on_validation(classes, multi, head.weight, head.bias, snap.x_val,
                                                       snap.y_val, snap.val_patients, n_boot=n_boot)
     figures["data_set"] = f"validation patients of the labels in {request['csv']}"
+    if "exposure_train" in request:
+        figures["exposure_check"] = exposure_check(
+            request["exposure_train"], snap.y_train, request["exposure_val"], snap.y_val, snap.val_patients, classes,
+            {c: v["roc_auc"]["value"] for c, v in figures["per_class"].items()}, classifier.operating_point, n_boot)
     data_hash = hashlib.sha256()
     for key, patient, row in sorted(zip(request["train_keys"] + request["val_keys"],
                                         snap.train_patients + snap.val_patients,

@@ -85,6 +85,12 @@ def test_label_with_the_keyboard_learn_and_make_a_classifier(window, qtbot, stud
     with qtbot.waitSignal(ws.classifier_ready, timeout=180_000) as made:
         qtbot.keyClick(ws, QtCore.Qt.Key.Key_M, QtCore.Qt.KeyboardModifier.AltModifier)  # the button's Alt+M
     path = made.args[0]
+    # the exposure check's verdict is said where the user is looking, whole in the tooltip when it flags
+    from app.panels.classifier_results import read_validation
+
+    check = read_validation(path)["exposure_check"]
+    assert ("⚠ Film exposure alone separates" in ws.status.text()) == bool(check["flagged"])
+    assert (ws.status.toolTip() == check["message"]) == bool(check["flagged"])
     qtbot.waitUntil(lambda: window.model_picker.currentData() == path, timeout=30_000)
     qtbot.waitUntil(lambda: window.engine is not None and str(window.engine.bundle.path) == path, timeout=60_000)
     assert window.engine.classifier is not None

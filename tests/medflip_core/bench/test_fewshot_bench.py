@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from medflip_core.bench import BENCHMARKS
-from medflip_core.bench.fewshot import film_intensity, format_table, main
+from medflip_core.bench.fewshot import format_table, main
 from medflip_core.evaluation.fewshot import build_tasks, draws_for
 
 
@@ -42,18 +42,6 @@ def test_tasks_from_the_shared_data(shared_data):
     assert all(np.array_equal(a, b) for a, b in zip(sets, draws_for(cause, 10, 4, 0), strict=True))
     assert sum(np.asarray(cause.labels)[sets[0]]) == 10
     assert draws_for(cause, 38, 4, 0) is None
-
-
-def test_film_intensity_is_each_films_mean_and_spread(shared_data):
-    """Two numbers per film from the same 32x32 input as the pixel baseline; on real films they differ."""
-    from medflip_core.evaluation.features import pixel_source
-
-    task = build_tasks(shared_data, ("kermany_bacterial_viral",), max_per_class=6)["kermany_bacterial_viral"]
-    pixels = pixel_source().extract(task.paths)["pixels"]
-    stats = film_intensity(pixels)
-    assert stats.shape == (12, 2)
-    assert np.allclose(stats[3], [pixels[3].mean(), pixels[3].std()])
-    assert np.ptp(stats[:, 0]) > 0.05 and np.all(stats[:, 1] > 0)
 
 
 def test_fewshot_bench_runs_on_a_checkpoint_and_a_bundle(trained_run, tmp_path, capsys):

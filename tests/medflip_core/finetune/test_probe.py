@@ -100,6 +100,13 @@ def test_bundle_is_complete_verified_and_documented(first_run):
     assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0
     # train and validation patients are disjoint
     assert prov["data"]["train_patients"] + prov["data"]["val_patients"] == prov["data"]["patients"]
+    # the exposure check: film brightness alone, on the same patients, beside the classifier's AUC (one class of
+    # two: the operating point's)
+    check = m["validation"]["exposure_check"]
+    assert list(check["per_class"]) == ["PNEUMONIA"] and 0 <= check["per_class"]["PNEUMONIA"]["roc_auc"] <= 1
+    assert check["per_class"]["PNEUMONIA"]["classifier_roc_auc"] == m["validation"]["per_class"]["PNEUMONIA"][
+        "roc_auc"]["value"]
+    assert "## Exposure check" in card and check["message"] in card
 
 
 def test_second_run_comes_from_the_cache_and_gives_the_same_head(first_run, tmp_path):
@@ -109,6 +116,26 @@ def test_second_run_comes_from_the_cache_and_gives_the_same_head(first_run, tmp_
     assert second.embedded == 0 and second.status == "completed"
     np.testing.assert_allclose(second.classifier.weight, result.classifier.weight)
     assert second.skipped == result.skipped  # the broken file is remembered as unreadable too
+
+
+def test_exposure_is_cached_and_filled_in_for_a_cache_written_without_it(first_run, tmp_path):
+    """A cache from before the exposure check (shards without exposure numbers) still serves the embeddings;
+    the films are read once more for their two numbers, which are cached from then on."""
+    from medflip_core.finetune.embedding_cache import EmbeddingCache
+
+    cfg, result, _ = first_run
+    [key_dir] = [d for d in Path(cfg.cache_dir).iterdir() if d.is_dir()]
+    cache = EmbeddingCache(cfg.cache_dir, key_dir.name)
+    assert len(cache.exposure) == len(cache.embeddings) == 2 * PER_CLASS  # every readable film, none for the broken
+    old = tmp_path / "old-cache"
+    EmbeddingCache(old, key_dir.name).add(cache.embeddings, cache.failed)  # as an earlier version wrote it
+    assert EmbeddingCache(old, key_dir.name).exposure == {}
+    again = run_probe(ProbeConfig(**{**cfg.to_dict(), "out": str(tmp_path / "again"), "cache_dir": str(old)}),
+                      EventWriter(enabled=False))
+    assert again.embedded == 0 and again.validation["exposure_check"] == result.validation["exposure_check"]
+    refilled = EmbeddingCache(old, key_dir.name).exposure
+    assert set(refilled) == set(cache.exposure)
+    assert all(np.allclose(refilled[k], cache.exposure[k]) for k in refilled)
 
 
 def test_engine_classifies_a_real_dicom_with_the_bundle(first_run, shared_data):

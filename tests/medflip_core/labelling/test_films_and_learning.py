@@ -116,6 +116,12 @@ def test_the_loop_learns_splits_by_patient_and_ends_in_a_classifier(kermany_flat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "classifier" and manifest["provenance"]["labelling"]["labels"] == 60
     assert "60 films labelled" in (out / "MODEL_CARD.md").read_text()
+    # every film was read with its two exposure numbers, and the classifier carries the exposure check on the
+    # same training and validation answers
+    assert all(f.exposure is not None and f.exposure[1] > 0 for f in job.films if f.offered)
+    check = manifest["validation"]["exposure_check"]
+    assert list(check["per_class"]) == [manifest["classifier"]["operating_point"]]
+    assert "## Exposure check" in (out / "MODEL_CARD.md").read_text()
     clf = Engine(out)
     held_out = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "PNEUMONIA").iterdir())[-3:]
     predictions = clf.predict([load_image(p) for p in held_out])
