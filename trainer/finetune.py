@@ -181,6 +181,7 @@ class Validation:
         self.multi_label = tune.data.multi_label
         # too few validation patients with or without a class: every evaluation event says so, as the bundle does
         self.small = small_set_note(self.classes, patient_counts(self.indicator, self.patients), self.multi_label)
+        self.exposure: dict | None = None  # the exposure check, once the bundle is written
         self.during = np.arange(len(self.idx))
         if cap is not None and len(self.idx) > cap:
             self.during = np.sort(np.random.default_rng(0).choice(len(self.idx), cap, replace=False))
@@ -318,10 +319,20 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                           skipped_images=images.skipped.count, skipped_examples=images.skipped.examples,
                           weight_digests=digests, image_cache=images.cache_stats()),
                 bundle=bundle_path and str(bundle_path), stopped_early=stopped_early, best_val_auc=run.best_value,
-                warnings=[validation.small["message"]] if validation is not None and validation.small else [])
+                warnings=_warnings(validation))
     if ddp.enabled:
         dist.barrier()
     return RunResult(status="completed", step=step, checkpoint=run.last_checkpoint)
+
+
+def _warnings(validation: Validation | None) -> list[str]:
+    """The done event's warnings: too few validation patients; exposure alone separating the labels."""
+    if validation is None:
+        return []
+    found = [validation.small["message"]] if validation.small else []
+    if validation.exposure and validation.exposure["flagged"]:
+        found.append(validation.exposure["message"])
+    return found
 
 
 def _evaluate(run: RunState, validation: Validation | None, model: TowerClassifier, device: torch.device,
@@ -356,6 +367,7 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     """Export the tuned tower (ONNX), calibrate the head on the validation patients and write the bundle
     atomically (medflip_core.finetune.classifier_bundle): the same calibration, thresholds and figures as a probe."""
     from medflip_core.finetune.classifier_bundle import write_classifier_bundle
+    from medflip_core.finetune.exposure_check import exposure_check, exposure_of_files
     from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
     from medflip_core.model.export import export_image_tower
 
@@ -366,6 +378,14 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     classifier, figures = calibrate_on_validation(tune.data.classes, tune.data.multi_label, weight, bias, emb,
                                                   validation.indicator, validation.patients, cfg.n_boot, cfg.seed)
     figures["data_set"] = f"validation split of {tune.data.source}"
+    pre = PreprocessConfig.from_dict(base.preprocess or {})  # exposure is read at 32 px whatever the model's size
+    train_exposure = exposure_of_files([tune.data.paths[i] for i in tune.train_idx], pre)
+    val_exposure = exposure_of_files([tune.data.paths[i] for i in validation.idx], pre)
+    figures["exposure_check"] = exposure_check(
+        train_exposure, tune.data.indicator()[tune.train_idx], val_exposure, validation.indicator,
+        validation.patients, tune.data.classes, {c: v["roc_auc"]["value"] for c, v in figures["per_class"].items()},
+        classifier.operating_point, cfg.n_boot, cfg.seed)
+    validation.exposure = figures["exposure_check"]
     onnx_path = Path(cfg.out_dir) / "tuned_image_encoder.onnx"
     export_image_tower(model.image_tower.cpu(), cfg.model, onnx_path)
     data = tune.data

@@ -14,11 +14,30 @@ its CI is above 0.5. That is a reason to look, not a verdict: exposure can also 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 
+from medflip_core.errors import MedflipError
+from medflip_core.finetune.validation import MIN_VAL_PATIENTS_PER_CLASS, widen_ci
+from medflip_core.imaging import load_image
+from medflip_core.imaging.exposure import film_exposure
+from medflip_core.imaging.preprocess import PreprocessConfig
 from medflip_core.metrics import bootstrap_ci, roc_auc_binary
 
 CHANCE = 0.5
+
+
+def exposure_of_files(paths: Sequence[Path], pre: PreprocessConfig | None = None) -> np.ndarray:
+    """(n, 2) exposure numbers of image files, read once more (a NaN row for a file that cannot be read now)."""
+    out = np.full((len(paths), 2), np.nan)
+    for i, path in enumerate(paths):
+        try:
+            out[i] = film_exposure(load_image(path), pre)
+        except MedflipError:
+            continue
+    return out
 
 
 def _fit_scores(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray) -> np.ndarray:
@@ -50,9 +69,15 @@ def exposure_check(exp_train: np.ndarray, ind_train: np.ndarray, exp_val: np.nda
         if y_tr.all() or not y_tr.any() or y_va.all() or not y_va.any():
             continue
         scores = _fit_scores(exp_train, y_tr.astype(int), exp_val)
-        ci = bootstrap_ci(roc_auc_binary, y_va, scores, n_boot=n_boot, seed=seed, groups=groups)
-        per_class[name] = {"roc_auc": round(ci.point, 4), "ci95": [round(ci.low, 4), round(ci.high, 4)],
-                           "classifier_roc_auc": model_auc.get(name)}
+        ci = bootstrap_ci(roc_auc_binary, y_va, scores, n_boot=n_boot, seed=seed, groups=groups).as_dict()
+        # as the classifier's own figures: under MIN_VAL_PATIENTS_PER_CLASS patients on a side (or a bootstrap
+        # that could not vary) the CI is widened to the exact binomial interval, so a handful of patients cannot
+        # flag a class
+        pos, neg = len(set(groups[y_va])), len(set(groups[~y_va]))
+        ci = widen_ci(ci, min(pos, neg), min(pos, neg) < MIN_VAL_PATIENTS_PER_CLASS)
+        per_class[name] = {"roc_auc": round(ci["value"], 4), "ci95": [round(float(b), 4) for b in ci["ci95"]],
+                           "patients": pos, "negative_patients": neg, "classifier_roc_auc": model_auc.get(name),
+                           **({"widened": ci["widened"]} if "widened" in ci else {})}
     if not per_class:
         return None
     flagged = [c for c, v in per_class.items() if v["ci95"][0] > CHANCE]
@@ -71,14 +96,18 @@ def exposure_headline(per_class: dict, flagged: list[str]) -> str:
     what = ", ".join(f"{c} {_auc_text(per_class[c])}" for c in shown)
     if flagged:
         return f"Film exposure alone separates {what} (ROC AUC on the validation patients)."
+    if any("widened" in v for v in per_class.values()):
+        return (f"Film exposure alone: too few validation patients to tell whether it separates the classes "
+                f"({what}, CI widened).")
     return f"Film exposure alone does not separate the classes beyond chance ({what})."
 
 
 def exposure_message(per_class: dict, flagged: list[str]) -> str:
     """The sentence for the printed summary, the model card and the app."""
     if not flagged:
-        return (exposure_headline(per_class, flagged) + " A logistic regression on each film's brightness and "
-                "contrast alone, fitted on the same training patients, scores at chance on the validation patients.")
+        return exposure_headline(per_class, flagged) + (
+            " A logistic regression on each film's brightness and contrast alone, fitted on the same training "
+            "patients, is not clearly above chance on the validation patients.")
     parts = []
     for c in flagged:
         v = per_class[c]

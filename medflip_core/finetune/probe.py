@@ -35,7 +35,7 @@ from medflip_core.finetune.dataset import (
     split_by_patient,
 )
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
-from medflip_core.finetune.exposure_check import exposure_check
+from medflip_core.finetune.exposure_check import exposure_check, exposure_of_files
 from medflip_core.finetune.head import fit_head
 from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
 from medflip_core.imaging import load_image
@@ -161,12 +161,9 @@ def exposure_of(engine: Engine, paths: list[Path], keys: list[str], cache: Embed
     """(N, 2) exposure numbers of the films (imaging.exposure), NaN rows for unreadable ones. Films embedded before
     the cache kept exposure are read once more, and their numbers cached."""
     todo = {k: p for p, k in zip(paths, keys, strict=True) if k in cache.embeddings and k not in cache.exposure}
-    found: dict[str, np.ndarray] = {}
-    for key, path in todo.items():
-        try:
-            found[key] = film_exposure(load_image(path), engine.pre)
-        except MedflipError:
-            continue  # readable when it was embedded, not now: its row stays NaN and the check leaves it out
+    numbers = exposure_of_files(list(todo.values()), engine.pre)
+    # a file readable when it was embedded but not now keeps a NaN row: the check leaves it out
+    found = {k: row for k, row in zip(todo, numbers, strict=True) if np.isfinite(row).all()}
     if found:
         cache.add({}, None, found)
     nan = np.full(2, np.nan, np.float32)

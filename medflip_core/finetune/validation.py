@@ -84,7 +84,7 @@ def small_set_note(classes: list[str], counts: list[tuple[int, int]], multi_labe
                         "rough figures, widened CIs"}
 
 
-def _widen(ci: dict, patients: int, always: bool) -> dict:
+def widen_ci(ci: dict, patients: int, always: bool) -> dict:
     """A bootstrap CI widened to the exact binomial interval of its value over `patients` independent units, when
     the set is small (`always`) or the bootstrap could not vary (every resample the same value)."""
     value, (low, high) = ci["value"], ci["ci95"]
@@ -130,10 +130,10 @@ def classifier_figures(probs: np.ndarray, indicator: np.ndarray, patients: list[
         boot = {"n_boot": n_boot, "seed": seed, "groups": groups}
         per_class[name] = {
             "images": int(y.sum()), "patients": pos, "negative_patients": neg,
-            "roc_auc": _widen(bootstrap_ci(roc_auc_binary, y, p, **boot).as_dict(), min(pos, neg), few),
+            "roc_auc": widen_ci(bootstrap_ci(roc_auc_binary, y, p, **boot).as_dict(), min(pos, neg), few),
             "threshold": cuts.get(name),  # None: exclusive classes decided by the top class
-            "sensitivity": _widen(bootstrap_ci(_sensitivity, y, d, **boot).as_dict(), pos, few),
-            "specificity": _widen(bootstrap_ci(_specificity, y, d, **boot).as_dict(), neg, few),
+            "sensitivity": widen_ci(bootstrap_ci(_sensitivity, y, d, **boot).as_dict(), pos, few),
+            "specificity": widen_ci(bootstrap_ci(_specificity, y, d, **boot).as_dict(), neg, few),
             "ece": expected_calibration_error(y, p),
             "roc_curve": roc_points(y, p),
         }

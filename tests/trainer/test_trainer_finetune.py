@@ -37,7 +37,7 @@ def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, 
     assert done["status"] == "completed" and done["bundle"] == str(out)
     # 32 films, 40 % for validation: too few patients a class, said at every evaluation and at the end
     assert all(e["small_validation"].startswith("Too few patients to judge this classifier") for e in evals)
-    assert len(done["warnings"]) == 1 and "widened to the exact binomial interval" in done["warnings"][0]
+    assert 1 <= len(done["warnings"]) <= 2 and "widened to the exact binomial interval" in done["warnings"][0]
 
     engine = Engine(out)  # the torch-free engine loads it and verifies every file's sha256
     manifest = json.loads((out / "manifest.json").read_text())
@@ -48,6 +48,11 @@ def test_tower_finetune_ends_in_a_calibrated_classifier_bundle(tt, tiny_bundle, 
     # nor does the base model's chest-film reference describe it: pixel checks only, and the card says so
     assert not (out / "ood_reference.npz").exists() and clf["ood_reference"] is False
     assert "the DICOM tags and the pixels only" in (out / "MODEL_CARD.md").read_text()
+    # the exposure check on the same patients (two classes: the operating point's), flagged in the warnings too
+    check = manifest["validation"]["exposure_check"]
+    assert list(check["per_class"]) == [clf["operating_point"]] and "## Exposure check" in (
+        out / "MODEL_CARD.md").read_text()
+    assert (check["message"] in done["warnings"]) == bool(check["flagged"])
 
     # the shipped ONNX tower is the best validation weights: its embedding equals the torch tower's
     import torch
@@ -131,7 +136,11 @@ def test_multi_label_csv_uses_per_label_sigmoids(tt, tiny_bundle, shared_data, t
     clf = json.loads((out / "manifest.json").read_text())["classifier"]
     assert clf["multi_label"] is True and clf["activation"].startswith("sigmoid")
     # the bundle's figures use every validation image, the evaluations during training a fixed subset
-    assert json.loads((out / "manifest.json").read_text())["validation"]["images"] > 40
+    validation = json.loads((out / "manifest.json").read_text())["validation"]
+    assert validation["images"] > 40
+    # multi-label: the exposure check per label, one vs the rest
+    labels = set(validation["exposure_check"]["per_class"])
+    assert labels and labels <= {"Effusion", "Infiltration", "Atelectasis"}
 
 
 def test_medflip_finetune_partial_runs_the_trainer_and_refuses_to_overwrite(tiny_bundle, small_folder, tmp_path):

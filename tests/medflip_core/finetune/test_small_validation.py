@@ -74,6 +74,10 @@ def test_tiny_folder_says_so_in_its_events_and_figures(tiny):
     assert ev["small_validation"] and "Too few patients" in ev["small_validation"]
     done = events[-1]
     assert done["event"] == "done" and done["warnings"] == [note["message"]]
+    # the exposure check on so few patients: its CI widened as the classifier's, so it cannot flag, and it says why
+    check = v["exposure_check"]
+    assert check["per_class"]["PNEUMONIA"]["widened"] and not check["flagged"]
+    assert check["headline"].startswith("Film exposure alone: too few validation patients")
     assert done["validation"]["small_validation"]["classes"] == note["classes"]
 
 
