@@ -104,6 +104,7 @@ def phase_record(run: Path) -> dict:
     return {"run": run.name, "steps": steps, "wall_seconds": done.get("elapsed_s"),
             "image_size": config["model"]["image_size"], "clip_weight": config.get("clip_weight", 1.0),
             "mim_weight": config.get("mim_weight", 0.0), "mask_strategy": config.get("mask_strategy"),
+            "mask_ratio": config.get("mask_ratio"),
             "batch_size": config["batch_size"], "images_seen": steps * per_step,
             "unlabelled": config.get("unlabelled") or [], "init_from": config.get("init_from")}
 
@@ -124,13 +125,13 @@ def previous_record(bundle: Path) -> dict:
                                 for k, v in ev.get("NIH_per_finding", {}).get("per_finding", {}).items()}}
 
 
-def fewshot_record(path: Path, k: int = 20) -> dict:
+def fewshot_record(path: Path, k: int = 20, this_step: int | None = None, previous_step: int | None = None) -> dict:
     """The few-label benchmark (`medflip bench fewshot --json`) at k labelled patients per class: per task, each
-    column's mean and spread over the draws, with the columns' sources."""
+    column's mean and spread over the draws, with the columns' sources (this model and the one it replaces named
+    as such)."""
     data = json.loads(path.read_text())
     return {"k": k, "draws": data["draws"], "C": data["C"], "seed": data["seed"],
-            "columns": {name: col["source"] + (f" [{col['feature']}]" if col.get("feature") != "pixels" else "")
-                        for name, col in data["columns"].items()},
+            "columns": _column_names(data, this_step, previous_step),
             "tasks": {task: {"patients": t["patients"],
                              "columns": {c: {"mean": v[str(k)]["mean"], "std": v[str(k)]["std"]}
                                          for c, v in t["columns"].items() if str(k) in v}}
@@ -160,7 +161,8 @@ def _column_names(data: dict, this_step: int | None, previous_step: int | None) 
             label = f"this model ({label})"
         elif previous_step is not None and label.endswith(f"(step {previous_step})"):
             label = f"the model it replaces ({label})"
-        names[name] = label + (f" [{col['feature']}]" if col.get("feature") not in ("pixels", "embedding") else "")
+        names[name] = label + (f" [{col['feature']}]" if col.get("feature") not in ("pixels", "embedding", "intensity")
+                               else "")
     return names
 
 
@@ -219,12 +221,14 @@ def update_measurements(args: argparse.Namespace) -> int:
     this_step = prov.get("checkpoint_step")
     previous_step = (prov.get("previous_model") or {}).get("checkpoint_step")
     if args.fewshot:
-        prov["fewshot"] = [fewshot_record(p) for p in args.fewshot]
+        prov["fewshot"] = [fewshot_record(p, 20, this_step, previous_step) for p in args.fewshot]
     if args.fewshot_curves:
         prov["fewshot_curves"] = fewshot_curves_record(args.fewshot_curves, this_step, previous_step)
     if args.ablation:
         prov["ablation"] = ablation_record(args.ablation, args.ablation_setting)
-    measured = {k: "in the card" for k in ("fewshot", "fewshot_curves", "ablation") if k in prov}
+    if args.phase:  # here every phase, the last one included, in order
+        prov["phases"] = [phase_record(run) for run in args.phase]
+    measured = {k: "in the card" for k in ("fewshot", "fewshot_curves", "ablation", "phases") if k in prov}
     return finish(args.out, manifest, measured, started)
 
 
@@ -284,7 +288,8 @@ def main() -> int:
                                                       "else ../shared/data/cxr-nih-adult/labels.csv)")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--phase", type=Path, action="append", default=[],
-                        help="an earlier training phase's run folder (in order; repeat), listed in the card")
+                        help="an earlier training phase's run folder (in order; repeat), listed in the card; with "
+                             "--measurements-only every phase, the last one included")
     parser.add_argument("--previous", type=Path,
                         help="the bundle this one replaces (default: the one at --out, read before it is replaced)")
     parser.add_argument("--fewshot", type=Path, action="append", default=[],
@@ -389,7 +394,8 @@ def main() -> int:
     if previous:
         measured["previous_model"] = previous
     if args.fewshot:
-        measured["fewshot"] = [fewshot_record(p) for p in args.fewshot]
+        previous_step = (previous or {}).get("checkpoint_step")
+        measured["fewshot"] = [fewshot_record(p, 20, None, previous_step) for p in args.fewshot]
     if args.ablation:
         measured["ablation"] = ablation_record(args.ablation, args.ablation_setting)
     if args.from_bundle:  # the training record stays the bundle's own; the choices and figures are new

@@ -67,8 +67,10 @@ def _what_it_is(manifest: dict, cfg: dict, prov: dict) -> list[str]:
         init, budget = "randomly initialised", ""
     return [
         "## What it is",
-        f"A CLIP-style image-text model trained with MedFLIP (loss {cfg.get('loss', '?')}, mask ratio "
-        f"{cfg.get('mask_ratio', '?')} ({cfg.get('mask_strategy', 'random')} masking), β {cfg.get('beta', '?')}): "
+        f"A CLIP-style image-text model trained with MedFLIP (loss {cfg.get('loss', '?')}, "
+        + ("masking per phase, below" if phases else
+           f"mask ratio {cfg.get('mask_ratio', '?')} ({cfg.get('mask_strategy', 'random')} masking)")
+        + f", β {cfg.get('beta', '?')}): "
         f"image tower {model['vision']} at {model['image_size']} px, {init}; text tower "
         f"{model.get('text_model') or 'all-MiniLM-L6-v2'} ({cfg.get('text_train', '?')} fine-tuning); shared "
         f"embedding {model['embed_dim']}. {budget}{steps} steps"
@@ -84,7 +86,11 @@ def _phases(phases: list[dict]) -> list[str]:
         loss = ("reconstruction only (masked image modelling)" if not ph["clip_weight"] else
                 "MedFLIP image-text" + (f" + reconstruction × {ph['mim_weight']:g}" if ph["mim_weight"] else ""))
         extra = " and images without labels" if ph["unlabelled"] else ""
-        lines.append(f"| {ph['run']} | {ph['image_size']} | {loss}{extra}, {ph['mask_strategy']} masking | "
+        ratio = ph.get("mask_ratio")  # not recorded by cards before v4.1
+        masking = ("the whole film (mask 0)" if ratio == 0 else
+                   f"mask {ratio:g}, {ph['mask_strategy']} masking" if ratio is not None else
+                   f"{ph['mask_strategy']} masking")
+        lines.append(f"| {ph['run']} | {ph['image_size']} | {loss}{extra}, {masking} | "
                      f"{ph['steps']:,} | {ph['images_seen']:,} | {(ph['wall_seconds'] or 0) / 60:.0f} |")
     return [*lines, "", "Each phase starts from the previous one's last checkpoint (the position table resampled when "
                     "the resolution changes); the reconstruction decoder is training-only and not in this bundle.", ""]

@@ -81,3 +81,46 @@ def test_curves_name_this_model_and_the_one_it_replaces(tmp_path):
     card = clip_model_card(manifest)
     assert "## Few-label curves (mean ROC AUC at k = 5 / 20" in card
     assert "| kermany_bacterial_viral | 0.600 / 0.600 | 0.600 / 0.600 | 0.600 / 0.600 |" in card
+
+
+def test_the_few_label_table_names_its_columns_as_the_curves_do(tmp_path):
+    script = _script()
+    columns = {"pixels": _column("raw 32x32 pixels", "pixels"),
+               "model1:embedding": _column("medflip-default (step 400)", "embedding"),
+               "model2:embedding": _column("medflip-default (step 1091)", "embedding"),
+               "model3:embedding": _column("medflip-default (step 3309)", "embedding"),
+               "intensity": _column("film intensity (mean and spread of the 32x32 input)", "intensity")}
+    aucs = {c: [0.5, 0.6, 0.7] for c in columns}
+    record = script.fewshot_record(_bench_json(tmp_path / "k20.json", columns, aucs), 20, this_step=400,
+                                   previous_step=1091)
+    assert record["columns"] == {
+        "pixels": "raw 32x32 pixels", "model1:embedding": "this model (medflip-default (step 400))",
+        "model2:embedding": "the model it replaces (medflip-default (step 1091))",
+        "model3:embedding": "medflip-default (step 3309)",
+        "intensity": "film intensity (mean and spread of the 32x32 input)"}
+    assert record["tasks"]["kermany_bacterial_viral"]["columns"]["intensity"]["mean"] == pytest.approx(0.6)
+
+
+def test_the_card_says_each_phases_masking(tmp_path):
+    """Each phase's row says its masking (a phase at mask 0 trains on the whole film), not one ratio for all."""
+    script = _script()
+    manifest = json.loads((REPO / "resources/models/medflip-default/manifest.json").read_text())
+    phases = manifest["provenance"]["phases"]
+    assert [p["mask_ratio"] for p in phases] == [0.75, 0.75, 0.75]
+    phases.append({**phases[-1], "run": "v4-unmasked", "mask_ratio": 0.0, "mim_weight": 0.0, "unlabelled": []})
+    card = clip_model_card(manifest)
+    assert "masking per phase, below" in card and "| MedFLIP image-text, the whole film (mask 0) |" in card
+    assert card.count("mask 0.75, random masking") == 3
+    # a card written before phases recorded their ratio keeps its old wording
+    for p in phases:
+        del p["mask_ratio"]
+    assert "random masking |" in clip_model_card(manifest) and "mask 0.75" not in clip_model_card(manifest)
+    # and the script records it from the run's config
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"batch_size": 32, "model": {"image_size": 224}, "mask_ratio": 0.0,
+                                                 "mask_strategy": "random"}))
+    (tmp_path / "run.events.jsonl").write_text(json.dumps({"event": "start"}) + "\n" + json.dumps(
+        {"event": "done", "status": "completed", "step": 400, "elapsed_s": 1260.0}) + "\n")
+    record = script.phase_record(run)
+    assert record["mask_ratio"] == 0.0 and record["steps"] == 400 and record["images_seen"] == 400 * 32

@@ -91,6 +91,7 @@ def test_label_with_the_keyboard_learn_and_make_a_classifier(window, qtbot, stud
     check = read_validation(path)["exposure_check"]
     assert ("⚠ Film exposure alone separates" in ws.status.text()) == bool(check["flagged"])
     assert (ws.status.toolTip() == check["message"]) == bool(check["flagged"])
+    window.grab().save(str(SCREENS / "labelling-classifier-made-1280x800.png")) if SCREENS.parent.exists() else None
     qtbot.waitUntil(lambda: window.model_picker.currentData() == path, timeout=30_000)
     qtbot.waitUntil(lambda: window.engine is not None and str(window.engine.bundle.path) == path, timeout=60_000)
     assert window.engine.classifier is not None
