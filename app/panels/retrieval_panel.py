@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from medflip_core.inference.ood import brief
 from medflip_core.inference.retrieval import ImageHit, SentenceHits
 
-OOD_HEADING = "Out of the model's distribution (their scores mean little):"
+OOD_HEADING = "Out of the model's distribution (their scores may not hold):"
 _WARN_STYLE = "color: #8a4b00; background: #fff4e0; border: 1px solid #e0b070; padding: 3px;"
 
 

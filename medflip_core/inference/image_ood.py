@@ -7,8 +7,11 @@ looks at what the model is given:
   noise, a nearly blank image, an image that is mostly one flat level (a drawing, logo or screen capture);
 - the embedding: its Mahalanobis distance from chest films (their mean and top principal directions, kept in the
   model bundle as `ood_reference.npz`, made by `medflip bench ood --write-reference`); beyond the bundle's
-  threshold the image "does not look like a chest film". The same file holds a linear discriminant from chest
-  films to the same films inverted: an inverted film (bones dark, air bright) is said to be so.
+  threshold the image is "unlike the chest films the model was trained on". It is not called "not a chest film":
+  chest films from a source outside the reference land beyond the threshold far more often than the 1 % it is set
+  for (46-77 % of a whole left-out source, docs/results.md), so the words name both causes. The same file holds a
+  linear discriminant from chest films to the same films inverted: an inverted film (bones dark, air bright) is
+  said to be so.
 
 Why in the bundle and not computed on the user's machine: the reference must come from the embeddings of this
 bundle's own image encoder, and the app ships no chest films to compute it from; it is small (32 directions of
@@ -135,7 +138,7 @@ class ChestReference:
     The embeddings of chest films crowd into a narrow cone (cosine 0.99 to their neighbours, and 0.99 for much
     that is not a chest film), so the distance is a Mahalanobis distance: squared projections on the reference
     films' top principal directions (`components` (m, D)) over their variances, plus the rest of the vector over
-    the mean remaining variance. Above `threshold` the image does not look like a chest film. `inverted_direction`
+    the mean remaining variance. Above `threshold` the image is unlike the reference chest films. `inverted_direction`
     (D,) is a linear discriminant from chest films to the same films inverted; a projection above
     `inverted_threshold` looks inverted."""
 
@@ -217,6 +220,9 @@ def bundle_reference(bundle: Bundle) -> ChestReference | None:
     return ref
 
 
+FAR = "unlike the chest films the model was trained on"  # the embedding check's words (see the module docstring)
+
+
 def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | None) -> list[str]:
     """Sentences for what the embedding shows (none without a reference)."""
     if reference is None or embedding is None:
@@ -225,15 +231,15 @@ def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | 
     inverted = reference.inversion(emb)[0] > reference.inverted_threshold
     far = float(reference.distance(emb)[0]) > reference.threshold
     if far and inverted:  # most inverted chest films are also far: the embedding cannot tell the two apart
-        return ["does not look like a chest film (far from the training chest films), or is one displayed inverted "
-                "(bones dark, air bright; check the file's photometric interpretation): the model's scores for it "
-                "mean little"]
+        return [f"{FAR}, and on the side of inverted films: another body part, a film displayed inverted (bones "
+                "dark, air bright; check the file's photometric interpretation), or a chest film from a hospital, "
+                "machine or processing it has not seen; its scores for this image may not hold"]
     if inverted:
         return ["looks inverted (bones dark, air bright): the model has only seen films with bones bright; check "
                 "the file's photometric interpretation, or invert it"]
     if far:
-        return ["does not look like a chest film (far from the training chest films): the model's scores for it "
-                "mean little"]
+        return [f"{FAR}: another body part or view, or a chest film from a hospital, machine or processing it has "
+                "not seen; its scores for this image may not hold"]
     return []
 
 
@@ -243,7 +249,7 @@ def image_warnings(pixels: np.ndarray, metadata: ImageMetadata, notes: Sequence[
     An image the pixel checks already flag is not also said to be far from chest films (one cause is enough)."""
     reasons = pixel_reasons(pixel_facts(pixels, metadata, notes))
     for reason in embedding_reasons(embedding, reference):
-        if not (reasons and reason.startswith("does not look like a chest film")):
+        if not (reasons and reason.startswith(FAR)):
             reasons.append(reason)
     return reasons
 

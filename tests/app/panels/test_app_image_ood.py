@@ -25,7 +25,7 @@ def test_zero_shot_tab_warns_from_the_image_content(ready, qtbot, shared_data):
     zs = w.zero_shot
     zs.labels_edit.setPlainText("No Finding\nPneumonia")
     # the inverted film: "looks inverted (bones dark, air bright)", or, when it is also far from the chest films
-    # (v4), "does not look like a chest film …, or is one displayed inverted (bones dark, air bright; …"
+    # (v4), "unlike the chest films … a film displayed inverted (bones dark, air bright; …"
     expected = ("⚠ colour image (a photograph, drawing or screen capture?), not a radiograph",
                 "inverted (bones dark, air bright", None)
     for index, warning in enumerate(expected):

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from medflip_core.inference.batch import describe_run, write_csv
+from medflip_core.inference.image_ood import FAR
 from medflip_core.resources import resources_dir
 from medflip_core.session import Session, load_paths
 
@@ -56,7 +57,7 @@ def test_batch_rows_and_csv_carry_the_content_warnings(engine, folder, tmp_path)
     rows = {os.path.basename(r["path"]): r for r in session.score_folder(folder, LABELS)}
     assert rows["logo.png"]["warnings"][0].startswith("colour image")
     leg = rows["RG3_J2KI.dcm"]["warnings"]
-    assert any("EXTREMITY" in w for w in leg) and any(w.startswith("does not look like a chest film") for w in leg)
+    assert any("EXTREMITY" in w for w in leg) and any(w.startswith(FAR) for w in leg)
     assert any("inverted" in w for w in rows["rsna_cr_chest_fake_monochrome1.dcm"]["warnings"])
     assert rows["rsna_cr_chest_jpeg_baseline.dcm"]["warnings"] == [] and rows["kermany.jpeg"]["warnings"] == []
     out = write_csv(list(rows.values()), LABELS, tmp_path / "scores.csv", describe_run(engine, LABELS))

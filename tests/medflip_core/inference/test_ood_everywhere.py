@@ -10,6 +10,7 @@ import stat
 import pytest
 
 from medflip_core.inference.batch import describe_run, write_csv
+from medflip_core.inference.image_ood import FAR
 from medflip_core.inference.retrieval import ImageHit, order_search_hits
 from medflip_core.resources import resources_dir
 from medflip_core.session import Session, load_paths
@@ -121,6 +122,6 @@ def test_medflip_retrieve_warns_for_the_leg_film(shared_data, capsys):
     assert main(["retrieve", str(shared_data / "dicom" / LEG), "--k", "2", "--model", model]) == 0
     text = capsys.readouterr().out.splitlines()
     assert text[0].startswith("# warning: body part EXTREMITY")  # the tags first, then what the image shows
-    assert text[1].startswith("# warning: does not look like a chest film") and text[2].startswith("  1. ")
+    assert text[1].startswith(f"# warning: {FAR}") and text[2].startswith("  1. ")
     assert main(["retrieve", str(shared_data / "dicom" / CHESTS[0]), "--k", "2", "--model", model, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["warnings"] == []
