@@ -38,6 +38,8 @@ from medflip_core.imaging.pixel_cache import default_cache
 from medflip_core.inference.batch import describe_run
 from medflip_core.session import LoadResult, Session, load_paths
 
+ERROR_ECHO_MS = 8000  # how long the status bar repeats an error the message bar keeps
+
 
 class MainWindow(QtWidgets.QMainWindow):
     scored = QtCore.Signal(dict)
@@ -61,6 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_scores: dict[str, float] = {}
         self.last_prediction = None  # the classifier's Prediction for the current image, when it is one
         self.last_error = ""
+        self._error_until = 0.0  # monotonic time until which the status bar echoes an error (nothing may replace it)
         self._build()
         self.recent_menu = build_menus(self)
         self._fill_recent()
@@ -431,7 +434,9 @@ class MainWindow(QtWidgets.QMainWindow):
         device = engine.device
         self.device_label.setText(f" Inference: {device.label} ")
         self.device_label.setToolTip(device.note)
-        if device.driver and not device.on_gpu:  # a GPU user who gets the CPU is told why, once per model
+        if time.monotonic() < self._error_until:
+            pass  # a model finishing loading does not push a fresh error off the status bar (the device label says it)
+        elif device.driver and not device.on_gpu:  # a GPU user who gets the CPU is told why, once per model
             self.statusBar().showMessage(f"Model {engine.bundle.name}. {device.note}", 20000)
         else:  # the why of the device is the device label's tooltip: the status bar keeps a line that fits
             self.statusBar().showMessage(f"Model {engine.bundle.name} ready ({device.label}).", 5000)
@@ -663,4 +668,5 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error = message
         self.load_progress.setVisible(False)
         self.messages.show_message(message, details, source)
-        self.statusBar().showMessage(self.messages.summary.text(), 8000)
+        self.statusBar().showMessage(self.messages.summary.text(), ERROR_ECHO_MS)
+        self._error_until = time.monotonic() + ERROR_ECHO_MS / 1000

@@ -97,3 +97,18 @@ def test_loading_a_folder_never_shows_a_count_it_has_not_made(window, qtbot, sha
     assert window.load_progress.maximum() == 0  # busy, not "0 of 100", until the files are counted
     qtbot.waitUntil(lambda: window.last_load is not None, timeout=120000)
     assert set(counts) <= {0, 150}, set(counts)  # every count shown is of this folder's 150 files
+
+
+def test_a_model_that_finishes_loading_leaves_a_fresh_error_on_the_status_bar(window, qtbot, shared_data, tmp_path):
+    """A corrupt file's error, shown while the model loads, is not pushed off the status bar by "Model … ready"
+    (the race that failed test_corrupt_file_shows_an_error_and_the_app_keeps_working in a fresh-clone run)."""
+    qtbot.waitUntil(lambda: window.engine is not None and not window.busy(), timeout=60000)
+    old = window.engine
+    bad = tmp_path / "corrupt.dcm"
+    bad.write_bytes(b"DICM" * 50)
+    window._load_model(str(old.bundle.path))  # the model loads again, in the background
+    window.open_paths([str(bad)])
+    qtbot.waitUntil(lambda: "corrupt.dcm" in window.last_error, timeout=20000)
+    qtbot.waitUntil(lambda: window.engine is not old and window.engine is not None, timeout=60000)
+    assert "corrupt.dcm" in window.statusBar().currentMessage()
+    assert window.device_label.text().strip().startswith("Inference:")  # where the device is said meanwhile
