@@ -38,6 +38,7 @@ from medflip_core.finetune.dataset import (
     split_by_given_patients,
     split_by_patient,
 )
+from medflip_core.finetune.exposure_check import check_classifier, exposure_of_files, flagged_warnings
 from medflip_core.finetune.validation import patient_counts, small_set_note
 from medflip_core.imaging.augment import AugmentConfig
 from medflip_core.imaging.preprocess import PreprocessConfig
@@ -329,10 +330,7 @@ def _warnings(validation: Validation | None) -> list[str]:
     """The done event's warnings: too few validation patients; exposure alone separating the labels."""
     if validation is None:
         return []
-    found = [validation.small["message"]] if validation.small else []
-    if validation.exposure and validation.exposure["flagged"]:
-        found.append(validation.exposure["message"])
-    return found
+    return ([validation.small["message"]] if validation.small else []) + flagged_warnings(validation.exposure)
 
 
 def _evaluate(run: RunState, validation: Validation | None, model: TowerClassifier, device: torch.device,
@@ -367,7 +365,6 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     """Export the tuned tower (ONNX), calibrate the head on the validation patients and write the bundle
     atomically (medflip_core.finetune.classifier_bundle): the same calibration, thresholds and figures as a probe."""
     from medflip_core.finetune.classifier_bundle import write_classifier_bundle
-    from medflip_core.finetune.exposure_check import exposure_check, exposure_of_files
     from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
     from medflip_core.model.export import export_image_tower
 
@@ -381,10 +378,9 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     pre = PreprocessConfig.from_dict(base.preprocess or {})  # exposure is read at 32 px whatever the model's size
     train_exposure = exposure_of_files([tune.data.paths[i] for i in tune.train_idx], pre)
     val_exposure = exposure_of_files([tune.data.paths[i] for i in validation.idx], pre)
-    figures["exposure_check"] = exposure_check(
-        train_exposure, tune.data.indicator()[tune.train_idx], val_exposure, validation.indicator,
-        validation.patients, tune.data.classes, {c: v["roc_auc"]["value"] for c, v in figures["per_class"].items()},
-        classifier.operating_point, cfg.n_boot, cfg.seed)
+    figures["exposure_check"] = check_classifier(train_exposure, tune.data.indicator()[tune.train_idx], val_exposure,
+                                                 validation.indicator, validation.patients, classifier, figures,
+                                                 cfg.n_boot, cfg.seed)
     validation.exposure = figures["exposure_check"]
     onnx_path = Path(cfg.out_dir) / "tuned_image_encoder.onnx"
     export_image_tower(model.image_tower.cpu(), cfg.model, onnx_path)

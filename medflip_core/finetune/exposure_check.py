@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from medflip_core.imaging import load_image
 from medflip_core.imaging.exposure import film_exposure
 from medflip_core.imaging.preprocess import PreprocessConfig
 from medflip_core.metrics import bootstrap_ci, roc_auc_binary
+
+if TYPE_CHECKING:
+    from medflip_core.inference.classifier import Classifier
 
 CHANCE = 0.5
 
@@ -84,6 +88,22 @@ def exposure_check(exp_train: np.ndarray, ind_train: np.ndarray, exp_val: np.nda
     return {"features": "each film's mean and spread of its 32 x 32 model input (two numbers)",
             "per_class": per_class, "flagged": flagged, "headline": exposure_headline(per_class, flagged),
             "message": exposure_message(per_class, flagged)}
+
+
+def check_classifier(exp_train: np.ndarray, ind_train: np.ndarray, exp_val: np.ndarray, ind_val: np.ndarray,
+                     val_patients: list[str], classifier: Classifier, figures: dict, n_boot: int = 1000,
+                     seed: int = 0) -> dict | None:
+    """`exposure_check` for a calibrated classifier beside its validation figures (calibrate_on_validation's): its
+    classes, its operating point and its per-class ROC AUC. The probe, the labelling workspace and tower
+    fine-tuning all call this."""
+    return exposure_check(exp_train, ind_train, exp_val, ind_val, val_patients, classifier.classes,
+                          {c: v["roc_auc"]["value"] for c, v in figures["per_class"].items()},
+                          classifier.operating_point, n_boot, seed)
+
+
+def flagged_warnings(check: dict | None) -> list[str]:
+    """The check's message as a job's warning, when it flags a class (none otherwise)."""
+    return [check["message"]] if check and check["flagged"] else []
 
 
 def _auc_text(v: dict) -> str:

@@ -35,7 +35,7 @@ from medflip_core.finetune.dataset import (
     split_by_patient,
 )
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
-from medflip_core.finetune.exposure_check import exposure_check, exposure_of_files
+from medflip_core.finetune.exposure_check import check_classifier, exposure_of_files, flagged_warnings
 from medflip_core.finetune.head import fit_head
 from medflip_core.finetune.validation import calibrate_on_validation, validation_summary
 from medflip_core.imaging import load_image
@@ -246,10 +246,8 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
                                                   x[val_idx], ind[val_idx], val_set.patients, cfg.n_boot, cfg.seed)
     figures["data_set"] = f"validation split of {data.source}"
     exposure = exposure_of(engine, data.paths, keys, cache)
-    figures["exposure_check"] = exposure_check(
-        exposure[train_idx], ind[train_idx], exposure[val_idx], ind[val_idx], val_set.patients, data.classes,
-        {c: v["roc_auc"]["value"] for c, v in figures["per_class"].items()}, classifier.operating_point,
-        cfg.n_boot, cfg.seed)
+    figures["exposure_check"] = check_classifier(exposure[train_idx], ind[train_idx], exposure[val_idx], ind[val_idx],
+                                                 val_set.patients, classifier, figures, cfg.n_boot, cfg.seed)
     per_class_auc = {c: v["roc_auc"] for c, v in figures["per_class"].items()}
     events.emit(EvalEvent(step=embedded, metrics={
         "val_auc": figures["macro_roc_auc"], "val_auc_per_class": {c: a["value"] for c, a in per_class_auc.items()},
@@ -286,8 +284,8 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     events.emit(DoneEvent(status="completed", step=embedded, checkpoint=None, elapsed_s=round(seconds, 2),
                           skipped_images=len(skipped), skipped_examples=skipped[:5]),
                 bundle=str(bundle), embedded=embedded, cached=len(data) - embedded, validation=summary,
-                warnings=[figures[k]["message"] for k in ("small_validation", "exposure_check")
-                          if figures[k] and (k == "small_validation" or figures[k]["flagged"])])
+                warnings=([figures["small_validation"]["message"]] if figures["small_validation"] else [])
+                + flagged_warnings(figures["exposure_check"]))
     return ProbeResult("completed", bundle=bundle, seconds=seconds, embedded=embedded,
                        cached=len(data) - embedded, skipped=skipped, validation=figures, val_set=val_set,
                        val_embeddings=x[val_idx], classifier=classifier)

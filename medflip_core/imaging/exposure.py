@@ -18,7 +18,6 @@ from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 from medflip_core.imaging.radiograph import Radiograph
 
 EXPOSURE_SIDE = 32
-EXPOSURE_FEATURES = ("mean", "spread")
 
 
 def exposure_stats(pixels: np.ndarray) -> np.ndarray:

@@ -331,7 +331,7 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
 
     from medflip_core.bundles.bundle import IMAGE_ONNX
     from medflip_core.finetune.classifier_bundle import write_classifier_bundle
-    from medflip_core.finetune.exposure_check import exposure_check
+    from medflip_core.finetune.exposure_check import check_classifier
     from medflip_core.finetune.probe import THRESHOLD_RULE
     from medflip_core.finetune.validation import calibrate_on_validation, patient_counts, validation_summary
 
@@ -354,9 +354,8 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
                                                       snap.y_val, snap.val_patients, n_boot=n_boot)
     figures["data_set"] = f"validation patients of the labels in {request['csv']}"
     if "exposure_train" in request:
-        figures["exposure_check"] = exposure_check(
-            request["exposure_train"], snap.y_train, request["exposure_val"], snap.y_val, snap.val_patients, classes,
-            {c: v["roc_auc"]["value"] for c, v in figures["per_class"].items()}, classifier.operating_point, n_boot)
+        figures["exposure_check"] = check_classifier(request["exposure_train"], snap.y_train, request["exposure_val"],
+                                                     snap.y_val, snap.val_patients, classifier, figures, n_boot)
     data_hash = hashlib.sha256()
     for key, patient, row in sorted(zip(request["train_keys"] + request["val_keys"],
                                         snap.train_patients + snap.val_patients,

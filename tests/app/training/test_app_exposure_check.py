@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medflip_core.events import DoneEvent, EvalEvent
+from medflip_core.events import EvalEvent
 
 pytestmark = pytest.mark.slow
 SHOTS = Path(os.environ.get("MEDFLIP_SCREENSHOTS", "/tmp/medflip-screenshots"))
@@ -36,18 +36,8 @@ def two_hospitals(shared_data, tmp_path) -> Path:
     return root
 
 
-def test_two_hospitals_as_two_classes_are_flagged_in_the_results_view(window, qtbot, two_hospitals):
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
-    panel = window.training
-    window.tabs.setCurrentWidget(panel)
-    panel.form.job.setCurrentIndex(panel.form.job.findData("finetune"))
-    assert panel.form.mode.currentText() == "probe"
-    panel.form.images.setText(str(two_hospitals))
-    panel.status.start_button.click()
-    assert panel.process is not None
-    qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
-    assert not panel.last_error, panel.last_error
-    assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed"
+def test_two_hospitals_as_two_classes_are_flagged_in_the_results_view(window, two_hospitals, probe_in_training_tab):
+    panel = probe_in_training_tab(window, two_hospitals)
     ev = next(e for e in panel.events if isinstance(e, EvalEvent))
     assert ev.metrics["exposure_check"].startswith("Film exposure alone separates")
     results = panel.results

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medflip_core.events import DoneEvent, EvalEvent
+from medflip_core.events import EvalEvent
 
 pytestmark = pytest.mark.slow
 SHOTS = Path(os.environ.get("MEDFLIP_SCREENSHOTS", "/tmp/medflip-screenshots"))
@@ -20,18 +20,9 @@ def kermany_120(kermany_folder) -> Path:
     return kermany_folder(60)
 
 
-def test_tiny_folder_probe_warns_in_the_training_tab_and_the_results_view(window, qtbot, kermany_120, shared_data):
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
-    panel = window.training
-    window.tabs.setCurrentWidget(panel)
-    panel.form.job.setCurrentIndex(panel.form.job.findData("finetune"))
-    assert panel.form.mode.currentText() == "probe"
-    panel.form.images.setText(str(kermany_120))
-    panel.status.start_button.click()
-    assert panel.process is not None
-    qtbot.waitUntil(lambda: panel.process is None, timeout=240000)
-    assert not panel.last_error, panel.last_error
-    assert isinstance(panel.events[-1], DoneEvent) and panel.events[-1].status == "completed"
+def test_tiny_folder_probe_warns_in_the_training_tab_and_the_results_view(window, qtbot, kermany_120, shared_data,
+                                                                           probe_in_training_tab):
+    panel = probe_in_training_tab(window, kermany_120)
     # the AUC line written from the job's eval event carries the warning and the widened CIs
     ev = next(e for e in panel.events if isinstance(e, EvalEvent))
     assert "Too few patients" in ev.metrics["small_validation"]
