@@ -167,12 +167,26 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _corpus_progress(corpus: str):
+    """progress(done, total) that tells stderr, every tenth of the way, how far a corpus's embedding is (20,000
+    sentences take about a minute on a laptop CPU, and a silent minute looks like a hang)."""
+    shown = {"tenth": -1}
+
+    def progress(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > shown["tenth"]:
+            shown["tenth"] = tenth
+            print(f"embedding the report sentences of {corpus}: {done:,} / {total:,}", file=sys.stderr, flush=True)
+
+    return progress
+
+
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from medflip_core.imaging import load_image
     from medflip_core.inference.image_ood import all_warnings
 
     engine = _engine(args.model)
-    bank = engine.bank_from_corpus(args.corpus) if args.corpus else None
+    bank = engine.bank_from_corpus(args.corpus, progress=_corpus_progress(args.corpus)) if args.corpus else None
     image = load_image(args.path)
     emb = engine.embed_images([image]).embedding[0]
     hits = engine.retrieve(emb, args.k, bank)

@@ -183,3 +183,20 @@ def test_a_windowed_executable_without_stdout_runs_a_command(monkeypatch):
     monkeypatch.setattr(sys, "stdout", None)
     assert main(["label", "Small left pleural effusion."]) == 0
     assert main(["label", "--json", "Small left pleural effusion."]) == 0
+
+
+@pytest.mark.slow
+def test_retrieve_from_a_users_corpus_tells_how_far_its_embedding_is(tiny_bundle, small_folder, tmp_path, capsys):
+    sentences = [f"Small right pleural effusion, case {i}." for i in range(100)]
+    sentences += [f"No acute cardiopulmonary abnormality, case {i}." for i in range(100)]
+    corpus = tmp_path / "reports.txt"
+    corpus.write_text("\n".join(sentences) + "\n")
+    image = next(small_folder.rglob("*.jpeg"))
+    assert main(["retrieve", str(image), "--corpus", str(corpus), "--model", str(tiny_bundle), "--k", "3",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    hits = json.loads(captured.out)["hits"]
+    assert len(hits) == 3 and all(h["sentence"] in sentences for h in hits)
+    lines = [x for x in captured.err.splitlines() if x.startswith("embedding the report sentences")]
+    assert lines[0].endswith(": 0 / 200") and lines[-1].endswith(": 200 / 200")
+    assert 2 <= len(lines) <= 11  # a line per tenth at most, not one per step
