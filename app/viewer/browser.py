@@ -26,11 +26,13 @@ class Browser(QtWidgets.QTreeWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setHeaderLabels(COLUMNS)
-        self.setIconSize(QtCore.QSize(48, 48))
+        # a 40-px thumbnail and a narrow indent leave a 1280-px window's pane room for a whole NIH-style file name
+        self.setIconSize(QtCore.QSize(40, 40))
+        self.setIndentation(12)
         self.setRootIsDecorated(True)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
-        self.setMinimumWidth(240)
+        self.setMinimumWidth(256)
         self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)  # a name keeps its start and its end
         self.header().setStretchLastSection(False)
         self._studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
@@ -64,6 +66,8 @@ class Browser(QtWidgets.QTreeWidget):
             title = md.study_description or (f"Study {md.study_date}" if md.study_date else rg.path.parent.name)
             study = QtWidgets.QTreeWidgetItem([title, self._patient(rg), md.study_date, md.modality])
             study.setFlags(study.flags() & ~QtCore.Qt.ItemFlag.ItemIsSelectable)
+            # uniform row heights follow the first row, a study's: without this, every thumbnail is a thin strip
+            study.setSizeHint(0, QtCore.QSize(0, self.iconSize().height() + 4))
             self.addTopLevelItem(study)
             study.setExpanded(True)
             self._studies[key] = study

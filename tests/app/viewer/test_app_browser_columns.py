@@ -3,6 +3,8 @@ Patient column, the rest scrolled off)."""
 
 from __future__ import annotations
 
+from PySide6 import QtCore
+
 
 def test_image_and_patient_columns_fit_the_pane(window, qtbot, shared_data):
     window.resize(1280, 800)
@@ -14,3 +16,19 @@ def test_image_and_patient_columns_fit_the_pane(window, qtbot, shared_data):
     assert browser.columnWidth(1) >= browser.fontMetrics().horizontalAdvance("(hidden)")
     assert browser.columnWidth(0) + browser.columnWidth(1) <= browser.viewport().width()
     assert browser.columnWidth(0) >= 120
+
+
+def test_thumbnails_are_whole_and_a_short_file_name_is_not_cut(window, qtbot, shared_data):
+    """A GUI walk saw every thumbnail as a thin strip (uniform row heights followed the study row, which has no
+    icon) and an NIH name as "0000….jpg" at 1280x800."""
+    window.resize(1280, 800)
+    window.show()
+    nih = shared_data / "cxr-nih-adult" / "images" / "00000261_002.jpg"
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm"), str(nih)])
+    qtbot.waitUntil(lambda: len(window.images) == 2, timeout=60000)
+    browser = window.browser
+    row = browser.findItems(nih.name, QtCore.Qt.MatchFlag.MatchExactly | QtCore.Qt.MatchFlag.MatchRecursive, 0)[0]
+    assert browser.visualItemRect(row).height() >= browser.iconSize().height()
+    # a child row's text starts after two indents (the study's branch and its own) and the thumbnail
+    room = browser.columnWidth(0) - 2 * browser.indentation() - browser.iconSize().width() - 8
+    assert room >= browser.fontMetrics().horizontalAdvance(nih.name)
