@@ -29,7 +29,13 @@ from app.viewer.viewer import ImageViewer
 from app.workers import Task, TaskRunner
 from medflip_core.errors import MedflipError
 from medflip_core.labelling import refit_process
-from medflip_core.labelling.job import PLACE_NAMES, LabellingJob, label_place, make_classifier
+from medflip_core.labelling.job import (
+    MIN_PATIENTS_FOR_CLASSIFIER,
+    PLACE_NAMES,
+    LabellingJob,
+    label_place,
+    make_classifier,
+)
 from medflip_core.labelling.order import ORDER_NAMES
 
 DEFAULT_CLASSES = "No Finding, Pneumonia"
@@ -127,7 +133,9 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self.curve_note.setStyleSheet("color: #f0b429;")
         self.make_button = QtWidgets.QPushButton("&Make classifier")  # Alt+M: the labelling ends at the keyboard too
         self.make_button.setToolTip("Alt+M: a calibrated classifier bundle from the labels so far (as the Training "
-                                    "tab's probe writes one), listed and selected in the model picker")
+                                    "tab's probe writes one), listed and selected in the model picker. It needs films "
+                                    f"of at least {MIN_PATIENTS_FOR_CLASSIFIER} patients of each class for training and"
+                                    f" {MIN_PATIENTS_FOR_CLASSIFIER} for validation")
         self.make_button.clicked.connect(self.make_classifier)
         self.tune_button = QtWidgets.QPushButton("Tune the tower from these labels…")
         self.tune_button.setToolTip("Sets up a partial (or full) fine-tune of this label CSV in the Training tab, "

@@ -35,7 +35,7 @@ from medflip_core.labelling.learner import (
     validation_point,
     zero_shot_prior,
 )
-from medflip_core.labelling.order import ORDERS, is_validation_patient, next_film
+from medflip_core.labelling.order import ORDERS, filled_validation, is_validation_patient, next_film
 
 REFIT_EVERY = 5  # answers between two refits of the head
 MIN_PATIENTS_FOR_CLASSIFIER = 3  # per class, on each side (the probe's MIN_PATIENTS_PER_SIDE)
@@ -265,20 +265,29 @@ class LabellingJob:
                 y[r, self.classes.index(lb)] = 1.0
         return y
 
-    def sides(self) -> tuple[list, list]:
-        """The answers of training and of validation patients (answers of films no longer in the folder: out)."""
-        train, val = [], []
+    def sides(self, fill: bool = False) -> tuple[list, list, list[str]]:
+        """The answers of training and of validation patients (answers of films no longer in the folder: out),
+        and the patients moved to the validation side: with `fill` (a classifier), every class short of
+        MIN_PATIENTS_FOR_CLASSIFIER validation patients gets training patients moved over where it has enough."""
+        rows = []
         for a in self.journal.answers.values():
             index = self.by_name.get(a.image)
             if index is None or self.embeddings is None or not np.isfinite(self.embeddings[index]).all():
                 continue
-            (val if self.validation[index] else train).append((index, a))
-        return train, val
+            rows.append((index, a))
+        val_side = [self.validation[i] for i, _ in rows]
+        moved: list[str] = []
+        if fill:
+            val_side, moved = filled_validation([a.patient for _, a in rows], [a.labels for _, a in rows], val_side,
+                                                self.classes, MIN_PATIENTS_FOR_CLASSIFIER, self.seed)
+        train = [r for r, v in zip(rows, val_side, strict=True) if not v]
+        val = [r for r, v in zip(rows, val_side, strict=True) if v]
+        return train, val, moved
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, fill: bool = False) -> Snapshot:
         if self.embeddings is None or self.prior is None:
             raise MedflipError("The folder is still being read.")
-        train, val = self.sides()
+        train, val, _ = self.sides(fill)
         self.refit_at = self.answered
         # the penalty is chosen again (cross-validation: 40 small fits) whenever the training answers have doubled
         # since it was last chosen; in between, each refit reuses it (one fit: the GUI process stays light)
@@ -307,20 +316,29 @@ class LabellingJob:
     # --- the classifier -------------------------------------------------------------------------------------
     def classifier_request(self, out: str | Path, name: str | None = None) -> dict:
         """Everything `make_classifier` needs, copied on the GUI thread."""
-        snap = self.snapshot()
-        train, val = self.sides()
+        snap = self.snapshot(fill=True)
+        train, val, moved = self.sides(fill=True)
         chosen = Counter(a.chosen_by or "unknown" for a in self.journal.answers.values())
         return {"snap": snap, "out": str(out), "name": name or Path(out).name, "classes": list(self.classes),
                 "multi_label": self.multi_label, "engine": self.engine, "csv": str(self.place / CSV_NAME),
                 "folder": str(self.folder), "order": self.order, "seed": self.seed, "chosen_by": dict(chosen),
                 "train_keys": [self.films[i].key for i, _ in train], "val_keys": [self.films[i].key for i, _ in val],
                 "exposure_train": self._exposure([i for i, _ in train]),
-                "exposure_val": self._exposure([i for i, _ in val]), "labels_given": self.answered}
+                "exposure_val": self._exposure([i for i, _ in val]), "labels_given": self.answered,
+                "moved_to_validation": len(moved)}
 
     def _exposure(self, rows: list[int]) -> np.ndarray:
         """(n, 2) exposure numbers of these films (NaN for a film read without them)."""
         nan = (float("nan"), float("nan"))
         return np.array([self.films[i].exposure or nan for i in rows], dtype=np.float64).reshape(len(rows), 2)
+
+
+def _moved_sentence(moved: int) -> str:
+    if not moved:
+        return ""
+    return (f" {moved} patient{'s' if moved > 1 else ''} moved from the training side to give every class "
+            f"{MIN_PATIENTS_FOR_CLASSIFIER} validation patients: their films were chosen by the labelling order, not "
+            "at random, so the validation figures lean towards the films the model was least sure of.")
 
 
 def make_classifier(request: dict, n_boot: int = 1000) -> Path:
@@ -344,9 +362,11 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
         short = [f"{c} {pos}" for c, (pos, _neg) in zip(classes, counts, strict=True)
                  if pos < MIN_PATIENTS_FOR_CLASSIFIER]
         if short:
+            which = "this class" if len(short) == 1 else "these classes"
             raise MedflipError(f"Not enough labels yet for a classifier: each class needs films of at least "
-                               f"{MIN_PATIENTS_FOR_CLASSIFIER} patients on the {side} side (now {', '.join(short)}). "
-                               "Keep labelling (the random picks fill the validation side).")
+                               f"{MIN_PATIENTS_FOR_CLASSIFIER} patients on the {side} side, "
+                               f"{2 * MIN_PATIENTS_FOR_CLASSIFIER} patients in all (now {', '.join(short)} on the "
+                               f"{side} side). Label films of more patients of {which}.")
     engine: Engine = request["engine"]
     with threadpool_limits(1):
         head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior, pool=snap.pool)
@@ -366,7 +386,9 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
                  "csv": request["csv"], "folder": request["folder"],
                  "sentence": f"{request['labels_given']} films labelled in MedFLIP Studio's labelling workspace "
                              f"(order: {request['order']}; chosen by: {chosen}); validation = the films of a random "
-                             "quarter of the patients (fixed by patient id), never used to fit the head."}
+                             "quarter of the patients (fixed by patient id), never used to fit the head."
+                             + _moved_sentence(request.get("moved_to_validation", 0)),
+                 "moved_to_validation": request.get("moved_to_validation", 0)}
     provenance = {
         "data": {"source": request["csv"], "kind": "label CSV (labelling workspace)",
                  "sha256": data_hash.hexdigest(), "images_used": len(snap.y_train) + len(snap.y_val),

@@ -28,10 +28,41 @@ RANDOM_SHARE = 0.25
 VALIDATION_SHARE = 0.25
 
 
+def _draw(patient: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{patient}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def is_validation_patient(patient: str, seed: int = 0, share: float = VALIDATION_SHARE) -> bool:
     """A patient's side, fixed by its id: the same on every reopening and in every order."""
-    digest = hashlib.sha256(f"{seed}:{patient}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
+    return _draw(patient, seed) < share
+
+
+def filled_validation(patients: Sequence[str], labels: Sequence[Sequence[str]], validation: Sequence[bool],
+                      classes: Sequence[str], need: int, seed: int = 0) -> tuple[list[bool], list[str]]:
+    """The answers' sides for a classifier, with every class given `need` validation patients where its answers
+    allow it: training patients of a short class move to the validation side (those whose draw came nearest to
+    it first) as long as every class keeps `need` training patients. A quarter of 15 patients is 3.75 on
+    average and often 2, and a fully labelled folder would otherwise never make a classifier.
+    (sides per answer, the patients moved)."""
+    side = {p: bool(v) for p, v in zip(patients, validation, strict=True)}
+    carried: dict[str, set[str]] = {}
+    for p, lbs in zip(patients, labels, strict=True):
+        carried.setdefault(p, set()).update(lbs)
+
+    def count(c: str, val: bool) -> int:
+        return sum(1 for p, v in side.items() if v == val and c in carried[p])
+
+    moved: list[str] = []
+    for c in classes:
+        candidates = sorted((p for p, v in side.items() if not v and c in carried[p]), key=lambda p: _draw(p, seed))
+        for p in candidates:
+            if count(c, True) >= need:
+                break
+            if all(count(other, False) > need for other in carried[p]):
+                side[p] = True
+                moved.append(p)
+    return [side[p] for p in patients], moved
 
 
 def is_random_pick(pick: int, share: float = RANDOM_SHARE) -> bool:

@@ -105,7 +105,7 @@ def test_the_loop_learns_splits_by_patient_and_ends_in_a_classifier(kermany_flat
                                   "model knows)")
     # a fixed share of the picks are random ones (while validation films are left to draw from)
     assert chosen[: 12].count("random (validation)") == sum(is_random_pick(i, RANDOM_SHARE) for i in range(12))
-    train, val = job.sides()
+    train, val, _ = job.sides()
     train_patients = {a.patient for _, a in train}
     assert train_patients.isdisjoint({a.patient for _, a in val}) and val
     assert job.curve and job.head.trained_on == len(train) and job.head_kind().startswith("learned")
@@ -160,3 +160,45 @@ def test_a_photograph_or_noise_in_the_folder_is_flagged_from_its_pixels(shared_d
     assert any("colour" in flag for flag in by_name["logo.png"].flags) and not by_name["logo.png"].offered
     assert by_name["noise.png"].flags and not by_name["noise.png"].offered
     assert all(by_name[f.name].offered for f in films)
+
+
+def test_a_fully_labelled_folder_makes_a_classifier_when_the_draw_left_a_class_short(shared_data, engine,
+                                                                                      tmp_path):
+    """A GUI walk labelled all 30 films of 30 NIH patients and was refused: the random quarter held 2 No Finding
+    patients, and nothing was left to label. Training patients now move to the validation side, said in the card."""
+    import csv
+
+    from medflip_core.labelling.order import is_validation_patient
+
+    rows = list(csv.DictReader((shared_data / "cxr-nih-adult" / "labels.csv").open()))
+    firsts: dict[str, dict] = {}
+    for r in rows:
+        firsts.setdefault(r["Patient ID"], r)
+    normal = [r for r in firsts.values() if r["Finding Labels"] == "No Finding"]
+    pneumonia = [r for r in firsts.values() if r["Pneumonia"] == "1"]
+    # 15 No Finding patients of which the patient-id draw puts 2 on the validation side; 15 Pneumonia patients
+    normal = [r for r in normal if is_validation_patient(r["Patient ID"])][:2] + \
+        [r for r in normal if not is_validation_patient(r["Patient ID"])][:13]
+    chosen = {r["Image Index"]: "No Finding" for r in normal} | \
+        {r["Image Index"]: "Pneumonia" for r in pneumonia[:15]}
+    folder = tmp_path / "films"
+    folder.mkdir()
+    for name in chosen:
+        (folder / name).symlink_to(shared_data / "cxr-nih-adult" / "images" / name)
+    job = LabellingJob(folder, ["No Finding", "Pneumonia"], engine=engine)
+    job.prepare()
+    film = job.next()
+    while film is not None:
+        film = job.answer([chosen[film.name]])
+    assert job.answered == len([f for f in job.films if f.offered])
+    _train, val, moved = job.sides()
+    assert not moved and sum(chosen[a.image] == "No Finding" for _, a in val) == 2  # short before the fill
+    out = make_classifier(job.classifier_request(tmp_path / "models" / "all-labelled"), n_boot=100)
+    manifest = json.loads((out / "manifest.json").read_text())
+    labelling = manifest["provenance"]["labelling"]
+    assert labelling["moved_to_validation"] >= 1
+    assert manifest["provenance"]["data"]["val_patients"] >= 6
+    assert "moved from the training side" in (out / "MODEL_CARD.md").read_text()
+    _train, val_after, moved = job.sides(fill=True)
+    assert len(moved) == labelling["moved_to_validation"]
+    assert len({a.patient for _, a in val_after if chosen[a.image] == "No Finding"}) == 3
