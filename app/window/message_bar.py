@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from PySide6 import QtCore, QtWidgets
+from shiboken6 import isValid
 
 SUMMARY_CHARS = 140
 
@@ -44,8 +45,9 @@ class MessageBar(QtWidgets.QFrame):
         self.details_button = QtWidgets.QPushButton("Details")
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(lambda on: self.details.setVisible(on))
-        close = QtWidgets.QPushButton("Dismiss")
+        close = self.dismiss_button = QtWidgets.QPushButton("Dismiss")
         close.clicked.connect(self.dismiss)
+        self._focus_before: QtWidgets.QWidget | None = None  # given back on Dismiss (the Labelling keys need it)
         self.details = QtWidgets.QPlainTextEdit()
         self.details.setReadOnly(True)
         self.details.setMaximumHeight(64)
@@ -65,11 +67,12 @@ class MessageBar(QtWidgets.QFrame):
     def show_message(self, message: str, details: str = "", source: str = "") -> None:
         short, more = split_message(message)
         parts: list[str] = []
-        seen: set[str] = set()
+        seen = {short.rstrip(".…")}  # a details line that only repeats the headline is not shown again
         for part in (more, details):  # the same text given as message and as details is shown once
             for line in part.splitlines():
-                if line.strip() and line.strip() not in seen:
-                    seen.add(line.strip())
+                key = line.strip().rstrip(".")
+                if key and key not in seen:
+                    seen.add(key)
                     parts.append(line)
         details = "\n".join(parts)
         self.summary.setText(short)
@@ -78,6 +81,9 @@ class MessageBar(QtWidgets.QFrame):
         self.details_button.setVisible(bool(details))
         self.details_button.setChecked(False)
         self.source = source
+        focus = QtWidgets.QApplication.focusWidget()
+        if focus is not None and not self.isAncestorOf(focus):
+            self._focus_before = focus
         self.setVisible(True)
 
     def text(self) -> str:
@@ -89,5 +95,11 @@ class MessageBar(QtWidgets.QFrame):
             self.dismiss()
 
     def dismiss(self) -> None:
+        """Hidden; the focus goes back where it was before the message (a click on Dismiss took it, and Qt would
+        hand it to the next widget in the chain: the Labelling tab's keys went dead)."""
+        had_focus = self.isAncestorOf(QtWidgets.QApplication.focusWidget())
         self.setVisible(False)
         self.source = ""
+        before, self._focus_before = self._focus_before, None
+        if had_focus and before is not None and isValid(before) and before.isVisible() and before.isEnabled():
+            before.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)

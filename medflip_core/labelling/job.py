@@ -363,10 +363,10 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
                  if pos < MIN_PATIENTS_FOR_CLASSIFIER]
         if short:
             which = "this class" if len(short) == 1 else "these classes"
-            raise MedflipError(f"Not enough labels yet for a classifier: each class needs films of at least "
-                               f"{MIN_PATIENTS_FOR_CLASSIFIER} patients on the {side} side, "
-                               f"{2 * MIN_PATIENTS_FOR_CLASSIFIER} patients in all (now {', '.join(short)} on the "
-                               f"{side} side). Label films of more patients of {which}.")
+            raise MedflipError(f"Not enough labels yet for a classifier: now {', '.join(short)} patients on the "
+                               f"{side} side. Each class needs films of at least {MIN_PATIENTS_FOR_CLASSIFIER} "
+                               f"patients on each side, {2 * MIN_PATIENTS_FOR_CLASSIFIER} in all: label films of "
+                               f"more patients of {which}.")
     engine: Engine = request["engine"]
     with threadpool_limits(1):
         head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior, pool=snap.pool)

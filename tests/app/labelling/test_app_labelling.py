@@ -196,3 +196,27 @@ def test_the_learning_curve_keeps_points_below_chance_on_screen(qtbot):
     qtbot.waitUntil(lambda: curve.viewRange()[0][1] >= 40)  # the labels axis follows the points
     (x0, _x1), (y0, y1) = curve.viewRange()
     assert y0 <= 0.09 and y1 >= 1.0 and x0 <= 15  # the lowest CI end and zero-shot's 0.31 are on screen
+
+
+def test_the_label_keys_work_again_after_an_error_is_dismissed(window, qtbot, study):
+    """A GUI walk: Make classifier refused (too few labels), Dismiss clicked, then 1/2/S/U did nothing: the click
+    had taken the focus and the hidden button handed it on. Dismiss now gives it back."""
+    ws = _start(window, qtbot, study)
+    window.show()
+    window.activateWindow()
+    ws.setFocus()
+    qtbot.waitUntil(ws.hasFocus, timeout=5_000)
+    ws.make_button.click()  # no labels yet: refused (in the worker)
+    qtbot.waitUntil(window.messages.isVisible, timeout=60_000)
+    assert "Not enough labels yet" in window.messages.summary.toolTip()
+    # the headline is a whole sentence (the counts), the minimum is in the details
+    assert window.messages.text() == "Not enough labels yet for a classifier: now No Finding 0, Pneumonia 0 " \
+                                     "patients on the training side."
+    assert "at least 3 patients on each side" in window.messages.details.toPlainText()
+    qtbot.mouseClick(window.messages.dismiss_button, QtCore.Qt.MouseButton.LeftButton)
+    assert not window.messages.isVisible()
+    focus = QtWidgets.QApplication.focusWidget()
+    assert focus is ws
+    name = ws.job.film.name
+    qtbot.keyClick(focus, str(truth(name)))
+    assert name in ws.job.answers
