@@ -141,6 +141,7 @@ def _labels(arg: str | None, engine) -> list[str]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from medflip_core.inference.batch import classify_files
+    from medflip_core.inference.zeroshot import outside_label_space, uncalibrated_warning
 
     engine = _engine(args.model)
     if engine.classifier is not None and not args.labels:  # a classifier bundle scores its own classes
@@ -150,10 +151,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
     labels = _labels(args.labels, engine)
     results = classify_files(engine, args.paths, labels)
     failed = sum("error" in r for r in results)
+    outside = uncalibrated_warning(labels)
     if args.json:
-        _print_json({"model": engine.bundle.name, "labels": labels, "notice": RESEARCH_NOTICE, "results": results})
+        _print_json({"model": engine.bundle.name, "labels": labels, "notice": RESEARCH_NOTICE, "results": results,
+                     "uncalibrated_labels": outside_label_space(labels)})
     else:
         print(f"# model {engine.bundle.name}. {RESEARCH_NOTICE}")
+        if outside:
+            print(f"# warning: {outside}")
         for r in results:
             if "error" in r:
                 print(f"{r['path']}: ERROR {r['error']}")

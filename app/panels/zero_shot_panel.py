@@ -251,9 +251,10 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self._answered = not self.classifier_mode()
 
     def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None,
-                    explanation: str = "") -> None:
-        """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings)."""
-        self._show_bars(scores, {})
+                    explanation: str = "", uncalibrated: list[str] | None = None) -> None:
+        """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings); the
+        `uncalibrated` labels (outside the model's label space) are marked beside their bars."""
+        self._show_bars(scores, {}, uncalibrated or [])
         self._answered = True
         what = explanation or "probabilities over the labels above"
         self._say(f"Zero-shot probabilities — {what}; model {model_name}.", warnings)
@@ -272,7 +273,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
                   f"<b>{', '.join(decided) or 'none'}</b>. Heat-map: the class's activation through the head.",
                   warnings)
 
-    def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float]) -> None:
+    def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float],
+                   uncalibrated: list[str] | None = None) -> None:
         self.clear_scores()
         self.status.setStyleSheet("color: #8a939b;")
         metrics = self.fontMetrics()
@@ -283,8 +285,14 @@ class ZeroShotPanel(QtWidgets.QWidget):
             bar.setFormat(f"{p * 100:.1f} %")
             if label in thresholds:
                 bar.setToolTip(f"{label}: {p * 100:.1f} %, threshold {thresholds[label] * 100:.1f} %")
-            name = QtWidgets.QLabel(metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight, LABEL_WIDTH))
-            name.setToolTip(label)
+            mark = label in (uncalibrated or [])
+            shown = metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight,
+                                       LABEL_WIDTH - (metrics.horizontalAdvance(" ⚠") if mark else 0))
+            name = QtWidgets.QLabel(f"{shown} ⚠" if mark else shown)
+            name.setToolTip(f"{label}: not one of the model's labels, neither trained nor validated on it (compare "
+                            "its score between images, do not read it as a probability)" if mark else label)
+            if mark:
+                name.setStyleSheet("color: #e8793a;")
             self.results_layout.addRow(name, bar)
             self.bars[label] = bar
         current = self.heat_label.currentText()

@@ -36,6 +36,7 @@ from app.workers import Task, TaskRunner
 from medflip_core.errors import ImageLoadError
 from medflip_core.imaging.pixel_cache import default_cache
 from medflip_core.inference.batch import describe_run
+from medflip_core.inference.zeroshot import outside_label_space, uncalibrated_warning
 from medflip_core.session import LoadResult, Session, load_paths
 
 ERROR_ECHO_MS = 8000  # how long the status bar repeats an error the message bar keeps
@@ -485,9 +486,11 @@ class MainWindow(QtWidgets.QMainWindow):
         scores = {label: float(p) for label, p in zip(zero_shot.labels, zero_shot.probs[0], strict=True)}
         self.last_scores = scores
         self.last_prediction = None
+        outside = uncalibrated_warning(zero_shot.labels)
         self.zero_shot.show_scores(scores, self.engine.bundle.name,
-                                   self.session.warnings(index) + zero_shot.contradictions(),
-                                   zero_shot.explanation())
+                                   self.session.warnings(index) + zero_shot.contradictions() + ([outside] if outside
+                                                                                               else []),
+                                   zero_shot.explanation(), outside_label_space(zero_shot.labels))
         self.scored.emit(scores)
         self.zero_shot.refresh_heat_map()
 

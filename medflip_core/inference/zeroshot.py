@@ -143,6 +143,27 @@ def _is_finding(label: str) -> bool:
     return canonical in CHEXPERT_LABELS and canonical != "No Finding"
 
 
+def outside_label_space(labels: Sequence[str]) -> list[str]:
+    """The labels that are not one of the model's labels (CheXpert's observations and No Finding, by name or
+    synonym). Their scores were never calibrated: the decision rule's bias and temperature were fitted on the
+    model's own labels, and nothing was measured for a free text ("COVID-19", "banana")."""
+    return [lb for lb in labels if lb.strip() and normalise_label_name(lb) not in CHEXPERT_LABELS]
+
+
+def uncalibrated_warning(labels: Sequence[str]) -> str:
+    """One sentence for the screen and the command line, or "" when every label is the model's own."""
+    outside = outside_label_space(labels)
+    if not outside:
+        return ""
+    shown = ", ".join(f"“{lb}”" for lb in outside[:4]) + (" …" if len(outside) > 4 else "")
+    verb = "is not one of the model's labels" if len(outside) == 1 else "are not among the model's labels"
+    if len(outside) == 1:
+        return (f"{shown} {verb}: it was neither trained nor validated on it, and its score is the text tower's "
+                "reading of the words; compare the score between images, do not read it as a probability.")
+    return (f"{shown} {verb}: it was neither trained nor validated on them, and their scores are the text tower's "
+            "reading of the words; compare such scores between images, do not read them as probabilities.")
+
+
 def choose_label_mode(labels: Sequence[str], requested: str | None = AUTOMATIC) -> LabelMode:
     """The scoring mode for these labels: the user's explicit choice, or the automatic one.
 

@@ -200,3 +200,16 @@ def test_retrieve_from_a_users_corpus_tells_how_far_its_embedding_is(tiny_bundle
     lines = [x for x in captured.err.splitlines() if x.startswith("embedding the report sentences")]
     assert lines[0].endswith(": 0 / 200") and lines[-1].endswith(": 200 / 200")
     assert 2 <= len(lines) <= 11  # a line per tenth at most, not one per step
+
+
+def test_classify_says_which_typed_labels_are_outside_the_models_labels(shared_data, capsys):
+    film = str(shared_data / "dicom" / "RG1_UNCR.dcm")
+    assert main(["classify", film, "--labels", "No Finding,Pneumonia,COVID-19"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("# warning: “COVID-19” is not one of the model's labels")
+    assert main(["classify", film, "--labels", "No Finding,Pneumonia,COVID-19", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["uncalibrated_labels"] == ["COVID-19"] and set(data["results"][0]["scores"]) == {
+        "No Finding", "Pneumonia", "COVID-19"}
+    assert main(["classify", film, "--labels", "No Finding,Pneumonia"]) == 0
+    assert "# warning" not in capsys.readouterr().out

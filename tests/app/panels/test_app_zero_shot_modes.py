@@ -126,3 +126,25 @@ def test_the_chosen_mode_is_kept_across_restarts(qtbot):
     qtbot.addWidget(third)
     assert third.zero_shot.label_mode() == AUTOMATIC
     third.close()
+
+
+def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbot, shared_data):
+    """A GUI walk typed COVID-19 and "banana" and got bars that looked like the model's own findings (COVID-19
+    58.4 % on an NIH No Finding film). Such a label is marked, and the status says why."""
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    window.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    qtbot.waitUntil(lambda: window.current is not None, timeout=30000)
+    _score(window, qtbot, "Pneumonia\nPleural Effusion\nCOVID-19\nbanana")
+    panel = window.zero_shot
+    names = {}
+    for row in range(panel.results_layout.rowCount()):
+        label = panel.results_layout.itemAt(row, panel.results_layout.ItemRole.LabelRole).widget()
+        names[label.text().removesuffix(" ⚠")] = label
+    assert set(names) == {"Pneumonia", "Pleural Effusion", "COVID-19", "banana"}
+    marked = {n for n, w in names.items() if w.text().endswith("⚠")}
+    assert marked == {"COVID-19", "banana"}
+    assert "neither trained nor validated" in names["banana"].toolTip()
+    assert "“COVID-19”, “banana” are not among the model's labels" in panel.status.text()
+    _score(window, qtbot, "Pneumonia\nPleural Effusion")  # the model's own labels: no mark, no sentence
+    assert "not among the model's labels" not in panel.status.text()
+    assert "not one of the model's labels" not in panel.status.text()

@@ -15,7 +15,9 @@ from medflip_core.inference.zeroshot import (
     MODE_NAMES,
     choose_label_mode,
     label_kind,
+    outside_label_space,
     score_with_templates,
+    uncalibrated_warning,
 )
 
 FOUR = ["Pneumothorax", "Pneumonia", "Pleural Effusion", "Cardiomegaly"]
@@ -137,3 +139,13 @@ def test_session_passes_the_mode_through(engine, shared_data):
     assert session.zero_shot(0, FOUR, [], "exclusive").kind == EXCLUSIVE
     with pytest.raises(MedflipError, match="at least two labels"):
         session.zero_shot(0, ["pneumothorax"], [], "exclusive")
+
+
+def test_labels_outside_the_label_space_are_named_with_their_synonyms_inside():
+    typed = ["pneumonia", "Effusion", "No Finding", "Nodule", "COVID-19", "banana", "Infiltration", ""]
+    assert outside_label_space(typed) == ["Nodule", "COVID-19", "banana", "Infiltration"]
+    assert uncalibrated_warning(["Pneumonia", "Pleural Effusion"]) == ""
+    one = uncalibrated_warning(["Pneumonia", "COVID-19"])
+    assert one.startswith("“COVID-19” is not one of the model's labels") and "its score" in one
+    many = uncalibrated_warning(["a", "b", "c", "d", "e"])
+    assert many.startswith("“a”, “b”, “c”, “d” … are not among") and "their scores" in many
