@@ -163,6 +163,7 @@ class TrainingForm(QtWidgets.QWidget):
             self.rows.setRowVisible(widget, not finetune)
         for widget in (self.decoding_label, self.decoding):  # half of the device row: the trainer's flags
             widget.setVisible(not finetune)
+        self.csv_button.setVisible(finetune)  # a label CSV is a fine-tune's input only
         for widget in self._finetune_only:
             self.rows.setRowVisible(widget, finetune)
         self.images.setPlaceholderText("ImageFolder (one sub-folder per class) or a label CSV (NIH or CheXpert style)"
@@ -271,7 +272,12 @@ class TrainingForm(QtWidgets.QWidget):
 
     def pretrain_args(self, run_dir: str) -> list[str]:
         """The trainer's arguments of a new pre-training run writing to `run_dir`."""
-        args = ["--images", self.images.text().strip(), "--mask-ratio", f"{self.mask.value():.2f}",
+        images = self.images.text().strip()
+        if images and Path(images).is_file():  # e.g. the Labelling tab's labels.csv, left from a fine-tune
+            raise ValueError(f"Pre-training reads an image folder with one sub-folder per class, not a file "
+                             f"({Path(images).name}). A label CSV fine-tunes a classifier: choose Job: fine-tune. "
+                             "A folder of films without labels goes under Images without labels.")
+        args = ["--images", images, "--mask-ratio", f"{self.mask.value():.2f}",
                 "--mask-strategy", self.mask_strategy.currentText(),
                 "--budget-minutes", f"{self.budget.value():g}", "--batch-size", str(self.batch.value()),
                 "--image-size", str(self.image_size.value()), "--device", self.device.currentText(),
@@ -341,7 +347,7 @@ class TrainingForm(QtWidgets.QWidget):
     def _images_row(self) -> QtWidgets.QWidget:
         folder = QtWidgets.QPushButton("Folder…")
         folder.clicked.connect(lambda: self._browse_images(folder=True))
-        csv = QtWidgets.QPushButton("CSV…")
+        csv = self.csv_button = QtWidgets.QPushButton("CSV…")
         csv.setToolTip("A label CSV (fine-tuning): NIH Data_Entry_2017 or CheXpert train.csv style")
         csv.clicked.connect(lambda: self._browse_images(folder=False))
         return self._beside(self.images, [folder, csv])

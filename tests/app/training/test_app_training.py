@@ -39,6 +39,24 @@ def test_images_without_labels_need_the_reconstruction(window, tmp_path, small_f
     assert args[args.index("--mim-weight") + 1] == "0.5" and args[args.index("--unlabelled") + 1] == str(tmp_path)
 
 
+def test_a_label_csv_left_in_images_is_refused_before_a_pre_training_starts(window, tmp_path, small_folder, corpus):
+    """A GUI walk: "Tune the tower from these labels…" filled Images with labels.csv, Job switched to pre-train,
+    Start, and the trainer failed after starting ("…/labels.csv does not exist or is not a folder")."""
+    panel = window.training
+    form = panel.form
+    labels = tmp_path / "labels.csv"
+    labels.write_text("Image Index,Finding Labels,Patient ID\n")
+    form.fill_finetune(str(labels))
+    assert form.csv_button.isVisibleTo(form)
+    setup_panel(panel, small_folder, corpus)
+    form.images.setText(str(labels))
+    form.job.setCurrentIndex(form.job.findData("pretrain"))
+    assert not form.csv_button.isVisibleTo(form)  # a label CSV is a fine-tune's input only
+    panel.start(extra=SMALL)
+    assert panel.process is None and "not a file (labels.csv)" in window.last_error
+    assert "Job: fine-tune" in window.last_error
+
+
 def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot, tmp_path, small_folder, corpus,
                                                                    shared_data):
     panel = window.training
