@@ -162,7 +162,7 @@ class TrainingPanel(QtWidgets.QWidget):
         job = self.job_name()
         missing = trainer_missing() if job == PRETRAIN or self.form.mode.currentText() != "probe" else None
         if missing:  # the light app without the trainer add-on: say what to install; the probe still runs
-            self.log.appendPlainText(missing)
+            self._log(missing)
             self.status.stats.setText("Needs the trainer add-on, which is not installed (the probe works without it).")
             self.message.emit(missing)
             return
@@ -197,11 +197,22 @@ class TrainingPanel(QtWidgets.QWidget):
         if job == PRETRAIN:  # the live curves, not an earlier fine-tuning's results, are what this run shows
             self.views.setCurrentIndex(0)
         self.stream = EventStream()
-        self.log.appendPlainText("$ " + " ".join([program, *full]))
+        self._log("$ " + " ".join([program, *full]), to_end=True)  # a new job: its lines in sight
         self.process = start_process(self, program, full, stdout=self._read_stdout, stderr=self._read_stderr,
                                      finished=self._finished, error=self._process_error)
         self.status.running(True)
-        self.status.stats.setText("Starting the trainer…" if job == PRETRAIN else "Starting the fine-tuning job…")
+        # torch's import and the first read of the images take 10-60 s before the trainer's first event
+        self.status.stats.setText("Starting the trainer (loading torch, reading the images: up to a minute)…"
+                                  if job == PRETRAIN else "Starting the fine-tuning job…")
+
+    def _log(self, text: str, to_end: bool = False) -> None:
+        """A line in the trainer log, which follows the newest line unless the user scrolled up to read (a GUI
+        walk saw the previous job's last line at the top of a four-line log while a new run was going)."""
+        bar = self.log.verticalScrollBar()
+        following = to_end or bar.value() >= bar.maximum() - 2
+        self.log.appendPlainText(text)
+        if following:
+            bar.setValue(bar.maximum())
 
     def replay(self, events: list[Event]) -> None:
         """Rebuild the plots from a run's earlier events (its step events; nothing is logged again)."""
@@ -210,7 +221,7 @@ class TrainingPanel(QtWidgets.QWidget):
                 self.plots.add_step(event)
         self.plots.flush()
         if events:
-            self.log.appendPlainText(f"plots rebuilt from {len(events)} earlier events of this run")
+            self._log(f"plots rebuilt from {len(events)} earlier events of this run")
 
     def _choose_run_folder(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Training run folder to resume",
@@ -230,9 +241,10 @@ class TrainingPanel(QtWidgets.QWidget):
         self.start(resume=True)
         return True
 
-    def offer_resume(self, folder: str) -> bool:
+    def offer_resume(self, folder: str, why: str = "closed") -> bool:
         """At start-up: a pre-training run the last session left unfinished is offered (form filled, Resume
-        enabled, a sentence saying so); nothing starts by itself."""
+        enabled, a sentence saying so: stopped when the app closed, or cancelled by the user); nothing starts by
+        itself."""
         if not folder or run_problem(folder):
             return False
         self.form.job.setCurrentIndex(self.form.job.findData(PRETRAIN))
@@ -241,8 +253,10 @@ class TrainingPanel(QtWidgets.QWidget):
         self.running_job = PRETRAIN
         done = last_done(folder)
         where = f" at step {done.step}" if done is not None else ""
-        self.status.stats.setText(f"The run {Path(folder).name} stopped{where} when MedFLIP Studio closed; Resume "
-                                  "continues it from its last checkpoint.")
+        how = "was cancelled" if why == "cancelled" else "stopped"
+        when = "" if why == "cancelled" else " when MedFLIP Studio closed"
+        self.status.stats.setText(f"The run {Path(folder).name} {how}{where}{when}; Resume continues it from its "
+                                  "last checkpoint.")
         self.status.resume_button.setEnabled(True)
         return True
 
@@ -273,10 +287,12 @@ class TrainingPanel(QtWidgets.QWidget):
         if self.process is not None:
             if self.running_job == PRETRAIN and self.run_dir:
                 settings.set("unfinished_run", self.run_dir)
+                settings.set("unfinished_run_why", "closed")
             self.cancel()
             self.process.waitForFinished(30000)
         elif self.running_job == PRETRAIN and self._can_resume():  # cancelled earlier, never resumed
             settings.set("unfinished_run", self.run_dir)
+            settings.set("unfinished_run_why", "cancelled")
         else:
             settings.set("unfinished_run", "")
         settings.set("training_form", self.form.state())
@@ -314,18 +330,18 @@ class TrainingPanel(QtWidgets.QWidget):
         try:
             keep_events(self.run_dir, lines)
         except OSError as exc:  # the plots still work; only a later resume would miss this history
-            self.log.appendPlainText(f"could not keep the events in the run folder: {exc}")
+            self._log(f"could not keep the events in the run folder: {exc}")
 
     def _read_stderr(self) -> None:
         text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace").rstrip()
         if text:
-            self.log.appendPlainText(text)
+            self._log(text)
 
     def handle_event(self, event: Event) -> None:
         self.events.append(event)
         line = log_line(event)
         if line:
-            self.log.appendPlainText(line)
+            self._log(line)
         if isinstance(event, StartEvent):
             self.progress.started(event)
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
@@ -380,7 +396,7 @@ class TrainingPanel(QtWidgets.QWidget):
         crashed = done is None and (status == QtCore.QProcess.ExitStatus.CrashExit
                                     or (code != 0 and not self.last_error))
         if abnormal and done is not None and not self.last_error:
-            self.log.appendPlainText(f"the trainer was stopped while exiting (exit code {code}), after the run had "
+            self._log(f"the trainer was stopped while exiting (exit code {code}), after the run had "
                                      f"ended ({done.status} at step {done.step}); nothing is lost")
             code = 0
         if crashed:
@@ -402,7 +418,7 @@ class TrainingPanel(QtWidgets.QWidget):
             return
         self._finetune_args = []
         self.status.resume_button.setEnabled(False)
-        self.log.appendPlainText(f"classifier ready: {out}")
+        self._log(f"classifier ready: {out}")
         self.status.stats.setText(f"Classifier ready: {Path(out).name} (selected in the Model picker).")
         self.status.auc_label.setVisible(False)  # the results view below has the same figures, with their curves
         self.show_classifier(out)
@@ -416,13 +432,13 @@ class TrainingPanel(QtWidgets.QWidget):
     def export_model(self) -> None:
         """Turn the finished run into a bundle under the user's models folder (in a subprocess: torch)."""
         out = str(user_data_dir() / "models" / f"medflip-{Path(self.run_dir).name}")
-        self.log.appendPlainText(f"exporting the model to {out} …")
+        self._log(f"exporting the model to {out} …")
         self.export_process = export_handover.start_export(self, self.run_dir, out, self._exported)
 
     def _exported(self, out: str, error: str) -> None:
         if not error:
-            self.log.appendPlainText(f"model ready: {out}")
+            self._log(f"model ready: {out}")
             self.model_exported.emit(out)
         else:
-            self.log.appendPlainText(error[-2000:])
+            self._log(error[-2000:])
             self.message.emit(f"Exporting the trained model failed: {error.splitlines()[-1]}")

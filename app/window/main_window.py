@@ -94,7 +94,8 @@ class MainWindow(QtWidgets.QMainWindow):
                     splitter.setSizes(before)
         unfinished = self.settings.get("unfinished_run", "")
         if isinstance(unfinished, str) and unfinished:
-            self.training.offer_resume(unfinished)
+            why = self.settings.get("unfinished_run_why", "closed")
+            self.training.offer_resume(unfinished, why if why in ("closed", "cancelled") else "closed")
 
     def fit_to_screen(self, size: tuple[int, int] | None = None) -> None:
         """The window's first size: `size` exactly when given (--size); else the geometry saved at the last close if it

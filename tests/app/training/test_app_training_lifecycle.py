@@ -113,6 +113,7 @@ def test_item8_closing_during_training_asks_and_the_next_start_offers_the_run_wi
     form = again.training.form
     assert again.training.run_dir == run and again.training.status.resume_button.isEnabled()
     assert "Resume continues it" in again.training.status.stats.text()
+    assert "when MedFLIP Studio closed" in again.training.status.stats.text()
     assert form.images.text() == str(small_folder) and form.batch.value() == 4 and form.image_size.value() == 112
     # Resume folder… shows the run's settings, not the defaults, before it starts
     form.batch.setValue(32)
@@ -123,6 +124,14 @@ def test_item8_closing_during_training_asks_and_the_next_start_offers_the_run_wi
     qtbot.waitUntil(lambda: again.training.process is None, timeout=120000)
     config = json.loads((__import__("pathlib").Path(run) / "config.json").read_text())
     assert config["batch_size"] == 4
+    # cancelled by the user, then the app closed: the next start says so (a GUI walk read "stopped … when MedFLIP
+    # Studio closed" for a run it had cancelled itself)
+    again.close()
+    third = MainWindow()
+    qtbot.addWidget(third)
+    assert third.training.run_dir == run and third.training.status.resume_button.isEnabled()
+    assert " was cancelled at step " in third.training.status.stats.text()
+    assert "closed" not in third.training.status.stats.text()
     QtWidgets.QApplication.processEvents()
 
 
