@@ -62,10 +62,24 @@ class ReconstructionBox(QtWidgets.QWidget):
         return user_data_dir() / "cache" / "reconstruction.png"
 
     def choose_run(self) -> None:
+        runs = user_data_dir() / "runs"
+        start = self.run or (str(runs) if self._has_runs(runs) else "")
+        if not start:  # a dialog on a folder that does not exist, listing nothing, said nothing (a GUI walk)
+            self.caption.setText(f"No pre-training run in {runs} yet: a run of the Training tab (Job: pre-train, "
+                                 "Reconstruction above 0) lands there. A run or checkpoint folder made elsewhere "
+                                 "(e.g. by `python -m trainer pretrain`) can be chosen in the dialog.")
+            start = str(Path.home())
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Pre-training run (or checkpoint) with a decoder",
-                                                            self.run or str(user_data_dir() / "runs"))
+                                                            start)
         if folder:
             self.use_run(folder)
+
+    @staticmethod
+    def _has_runs(runs: Path) -> bool:
+        try:
+            return any(p.is_dir() for p in runs.iterdir())
+        except OSError:
+            return False
 
     def use_run(self, folder: str) -> bool:
         """Reconstruct the current mask with `folder`'s decoder; False when there is nothing to reconstruct."""

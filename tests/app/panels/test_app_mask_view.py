@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -186,3 +188,22 @@ def test_a_run_with_a_decoder_reconstructs_the_mask_on_screen(window, qtbot, sha
     assert box.start()
     qtbot.waitUntil(lambda: box.process is None, timeout=240000)
     assert box.caption.text().startswith("Reconstruction failed:") and "Traceback" not in box.caption.text()
+
+
+def test_reconstruct_before_any_run_says_where_runs_come_from(window, monkeypatch, tmp_path):
+    """A GUI walk: the button opened a dialog on a runs folder that did not exist, listing nothing, saying
+    nothing. The caption now says where runs come from, and the dialog opens somewhere that exists."""
+    from PySide6 import QtWidgets
+
+    from medflip_core.resources import user_data_dir
+
+    asked = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
+                        lambda parent, title, start: asked.append(start) or "")
+    box = window.mask_view.reconstruction
+    box.choose_run()
+    assert "No pre-training run in" in box.caption.text() and "Reconstruction above 0" in box.caption.text()
+    assert asked and Path(asked[0]).is_dir()
+    (user_data_dir() / "runs" / "medflip-1").mkdir(parents=True)  # once a run exists, the dialog opens on the runs
+    box.choose_run()
+    assert asked[-1] == str(user_data_dir() / "runs")
