@@ -21,7 +21,9 @@ from medflip_core.imaging.windowing import CHEST_PRESETS, full_range_window, per
 PRESET_NAMES = ["DICOM / file", "Auto (percentiles)", "Full range", *CHEST_PRESETS]
 DISPLAY_SIDE = (2048, 4096)  # the longest side drawn: the screen's, in device pixels, within these bounds
 FILE_WINDOW_NAMES = {"dicom": "DICOM window", "voi_lut": "DICOM VOI LUT", "full": "File (full range)",
-                     "percentile": "File (no window stored: percentiles)"}
+                     "percentile": "File (percentiles)"}
+FILE_WINDOW_TIPS = {"percentile": "The file stores no window: its own 0.5th-99.5th percentiles"}
+MANUAL = "Manual (dragged)"  # shown in the preset box after a right-drag: no preset is what is on screen
 
 
 def _file_window_name(source: str) -> str:
@@ -105,14 +107,18 @@ class ImageViewer(QtWidgets.QWidget):
         fit = QtWidgets.QPushButton("Fit")
         fit.setToolTip("Fit the image to the view (F)")
         fit.clicked.connect(self.fit)
+        fit.setMaximumWidth(fit.fontMetrics().horizontalAdvance("Fit") + 28)  # room for the preset names instead
         # its minimum width is fixed: what it says never widens the window; its source goes first when room is short
         self.wl_label = FittingLabel("W 00000  L 00000")
         self.wl_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self.wl_label.set_wordings("W/L: –")
         self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.setMinimumContentsLength(10)
+        self.preset.setMinimumContentsLength(14)  # "Auto (percentiles)" and "File (percentiles)" whole at 1280
+        self.preset.setPlaceholderText(MANUAL)
         bar = QtWidgets.QHBoxLayout()
-        bar.addWidget(QtWidgets.QLabel("Window:"))
+        # no "Window:" caption: the box's names say what it holds, and at 1280 px its width went to the read-out's
+        # source ("(dicom)", "(manual)"), which a GUI walk missed
+        self.preset.setAccessibleName("Window/level preset")
         bar.addWidget(self.preset)
         bar.addWidget(self.invert_box)
         bar.addWidget(fit)
@@ -175,6 +181,8 @@ class ImageViewer(QtWidgets.QWidget):
             return
         self.preset.blockSignals(True)
         self.preset.setItemText(0, _file_window_name(radiograph.metadata.window.source))
+        self.preset.setItemData(0, FILE_WINDOW_TIPS.get(radiograph.metadata.window.source, ""),
+                                QtCore.Qt.ItemDataRole.ToolTipRole)
         self.preset.setCurrentIndex(0)
         self.preset.blockSignals(False)
         self.set_window(radiograph.metadata.window)
@@ -282,7 +290,7 @@ class ImageViewer(QtWidgets.QWidget):
 
     def apply_preset(self, index: int) -> None:
         rg = self.radiograph
-        if rg is None:
+        if rg is None or index < 0:  # -1: "Manual (dragged)", no preset
             return
         name = PRESET_NAMES[index]
         if name == "DICOM / file":
@@ -327,6 +335,10 @@ class ImageViewer(QtWidgets.QWidget):
         center = self.window.center + sign * dy * span / 400.0
         width = max(span * (1.0 + dx / 300.0), 1e-3)
         self.set_window(Window(center=center, width=width, source="manual"))
+        if self.preset.currentIndex() != -1:  # the box no longer names a preset it does not show
+            self.preset.blockSignals(True)
+            self.preset.setCurrentIndex(-1)
+            self.preset.blockSignals(False)
 
     # --- overlay (heat-maps, mask grids) ------------------------------------------------------------
     def set_overlay(self, rgba: np.ndarray | None, rect: QtCore.QRectF | None = None, caption: str = "") -> None:

@@ -71,6 +71,7 @@ def test_the_read_out_and_the_heat_map_caption_are_readable_at_1280_px(scored, q
     shown = readout.text()
     assert "W 30000" in shown and "L 15000" in shown and readable(readout, shown), (shown, readout.width())
     assert "dicom" in readout.toolTip().lower()  # where the window came from, when the row has no room for it
+    assert shown.endswith("(dicom)")  # and now the row has room for it at 1280 (a GUI walk missed it)
     choose_heat_map(w, qtbot)
     note = viewer.overlay_note
     caption = note.full_text()
