@@ -25,8 +25,11 @@ class LearningCurve(pg.PlotWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(150)
-        self.setTitle("validation AUC vs labels  <span style='color:#4fa3ff'>━ learned</span> · "
-                      "<span style='color:#aaaaaa'>┅ zero-shot, same films</span>", size="9pt")
+        self.setTitle("validation AUC  <span style='color:#4fa3ff'>━ learned, │ 95 % CI</span>  "
+                      "<span style='color:#aaaaaa'>┅ zero-shot</span>", size="9pt")
+        self.setToolTip("Validation ROC AUC of the head learned from your answers (its 95 % CI resamples the "
+                        "validation patients; under 10 patients a class it is widened), and of zero-shot on the "
+                        "same validation films; the dotted line is chance (0.5)")
         self.setLabel("bottom", "labels given")
         self.setYRange(FLOOR, 1.0)
         self.setXRange(0, EMPTY_LABELS)  # whole labels, not 0-1, before the first point
@@ -34,6 +37,9 @@ class LearningCurve(pg.PlotWidget):
         self.zero = self.plot(pen=pg.mkPen("#aaaaaa", width=1, style=QtCore.Qt.PenStyle.DashLine))
         self.bars = pg.ErrorBarItem(pen=pg.mkPen("#4fa3ff"), beam=0.0)
         self.addItem(self.bars)
+        chance = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#666666", width=1, style=QtCore.Qt.PenStyle.DotLine))
+        self.addItem(chance)
+        self.floor = FLOOR  # lowered when a point or CI needs it, never raised again for the same folder
 
     def show_points(self, points: list) -> None:
         x = np.array([p.labels for p in points], dtype=float)
@@ -44,6 +50,10 @@ class LearningCurve(pg.PlotWidget):
             low = np.array([p.ci95[0] for p in points])
             high = np.array([p.ci95[1] for p in points])
             self.bars.setData(x=x, y=auc, top=high - auc, bottom=auc - low)
-            # nothing below the axis: a point under chance, its CI and zero-shot's line stay on screen
-            self.setYRange(auc_floor([*auc, *low, *(p.zero_shot_auc for p in points)]), 1.0)
+            # nothing below the axis: a point under chance, its CI and zero-shot's line stay on screen; the axis
+            # only ever goes down (a GUI walk saw it jump between 0.4-1 and 0-1 from one refit to the next)
+            if len(points) == 1:
+                self.floor = FLOOR
+            self.floor = min(self.floor, auc_floor([*auc, *low, *(p.zero_shot_auc for p in points)]))
+            self.setYRange(self.floor, 1.0)
             self.enableAutoRange(axis="x")

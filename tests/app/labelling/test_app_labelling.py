@@ -196,6 +196,11 @@ def test_the_learning_curve_keeps_points_below_chance_on_screen(qtbot):
     qtbot.waitUntil(lambda: curve.viewRange()[0][1] >= 40)  # the labels axis follows the points
     (x0, _x1), (y0, y1) = curve.viewRange()
     assert y0 <= 0.09 and y1 >= 1.0 and x0 <= 15  # the lowest CI end and zero-shot's 0.31 are on screen
+    # a later refit with a narrower CI leaves the axis where it was (it jumped between 0.4-1 and 0-1)
+    curve.show_points([*points, CurvePoint(60, 45, 14, 14, 0.8, (0.7, 0.9), 0.7, "", "AUC")])
+    qtbot.waitUntil(lambda: curve.viewRange()[0][1] >= 60)
+    assert curve.viewRange()[1][0] <= 0.09 and curve.floor == 0.0
+    assert "95 % CI" in curve.plotItem.titleLabel.text and "resamples the validation patients" in curve.toolTip()
 
 
 def test_the_label_keys_work_again_after_an_error_is_dismissed(window, qtbot, study):
