@@ -184,6 +184,26 @@ class LabellingWorkspace(QtWidgets.QWidget):
         undo = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), self, self.undo)
         undo.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
+    # --- the form, as left last time ------------------------------------------------------------------------------
+    def form_state(self) -> dict:
+        """Folder, classes, kind, order and place, for the next start (nothing starts by itself then)."""
+        return {"folder": self.folder.text(), "classes": self.classes.text(), "kind": self.kind.currentIndex(),
+                "order": self.order.currentData(), "place": self.place.currentData()}
+
+    def restore_form(self, state: object) -> None:
+        """The form as `form_state` left it; what is missing or unknown keeps its default."""
+        if not isinstance(state, dict):
+            return
+        for key, edit in (("folder", self.folder), ("classes", self.classes)):
+            if isinstance(state.get(key), str) and state[key].strip():
+                edit.setText(state[key])
+        if isinstance(state.get("kind"), int) and 0 <= state["kind"] < self.kind.count():
+            self.kind.setCurrentIndex(state["kind"])
+        for key, box in (("order", self.order), ("place", self.place)):
+            index = box.findData(state.get(key))
+            if index >= 0:
+                box.setCurrentIndex(index)
+
     # --- the labelling tab takes the window's width while it is in front ---------------------------------------
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)

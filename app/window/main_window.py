@@ -85,6 +85,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if isinstance(labels, str) and labels.strip():
             self.zero_shot.labels_edit.setPlainText(labels)
         self.training.form.restore(self.settings.get("training_form", {}))
+        self.labelling.restore_form(self.settings.get("labelling_form", {}))
         for splitter, key in ((self.splitter, "main_splitter"), (self.training.split, "training_splitter")):
             state = self.settings.get(key)
             if isinstance(state, str):
@@ -133,6 +134,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.splitter.setSizes(current)
         self.settings.set("training_splitter", bytes(self.training.split.saveState().toBase64()).decode("ascii"))
         self.settings.set("zero_shot_labels", self.zero_shot.labels_edit.toPlainText())
+        self.settings.set("labelling_form", self.labelling.form_state())
 
     # --- state the scripted runs and tests read --------------------------------------------------------
     @property

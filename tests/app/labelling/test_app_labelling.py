@@ -225,3 +225,24 @@ def test_the_label_keys_work_again_after_an_error_is_dismissed(window, qtbot, st
     name = ws.job.film.name
     qtbot.keyClick(focus, str(truth(name)))
     assert name in ws.job.answers
+
+
+def test_the_labelling_form_is_kept_across_restarts(qtbot, tmp_path):
+    """A GUI walk: the Labelling folder was not remembered between sessions."""
+    from app.window.main_window import MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    ws = first.labelling
+    ws.folder.setText(str(tmp_path))
+    ws.classes.setText("Normal, Tuberculosis")
+    ws.kind.setCurrentIndex(1)
+    ws.order.setCurrentIndex(ws.order.findData("random"))
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    again = second.labelling
+    assert again.folder.text() == str(tmp_path) and again.classes.text() == "Normal, Tuberculosis"
+    assert again.kind.currentIndex() == 1 and again.order.currentData() == "random"
+    assert again.job is None  # nothing starts by itself
+    second.close()
