@@ -180,7 +180,9 @@ def fit_learner(embeddings: np.ndarray, indicator: np.ndarray, patients: list[st
     film of the folder (labelled or not), whose mean and spread standardise the features (default: the training
     films'). `strength`: use this penalty (chosen earlier) instead of choosing one."""
     y = np.asarray(indicator, dtype=np.float64)
-    if len(y) == 0:
+    if len(y) == 0 or (not prior.multi_label and int((y.sum(axis=0) > 0).sum()) < 2):
+        # answers of one class only: a fit would call every film that class (a GUI walk saw "Pneumonia 100 %"
+        # after four Pneumonia answers); zero-shot stays until a second class is answered
         return head_from_prior(prior)
     x = _normalised(embeddings)
     ref = _normalised(pool) if pool is not None and len(pool) > 1 else x

@@ -202,3 +202,19 @@ def test_a_fully_labelled_folder_makes_a_classifier_when_the_draw_left_a_class_s
     _train, val_after, moved = job.sides(fill=True)
     assert len(moved) == labelling["moved_to_validation"]
     assert len({a.patient for _, a in val_after if chosen[a.image] == "No Finding"}) == 3
+
+
+def test_answers_of_one_class_leave_the_zero_shot_head(kermany_flat, engine):
+    """A GUI walk answered Pneumonia four times and read "learned from 4 answers … Pneumonia 100 %"."""
+    job = LabellingJob(kermany_flat, ["No Finding", "Pneumonia"], engine=engine)
+    job.prepare()
+    job.next()
+    for _ in range(5):
+        job.answer(["Pneumonia"])
+    job.set_head(*refit(job.snapshot()))
+    assert job.head.trained_on == 0 and job.head_kind() == "zero-shot"
+    assert np.nanmax(job.probs[:, 1]) < 0.999  # not every film called Pneumonia
+    while not any(a.labels == ("No Finding",) for _, a in job.sides()[0]):
+        job.answer(["No Finding"])
+    job.set_head(*refit(job.snapshot()))
+    assert job.head.trained_on == len(job.sides()[0]) and job.head_kind().startswith("learned")
