@@ -60,7 +60,7 @@ LAYERS: dict[str, list[set[str]]] = {
         {"cli"},
     ],
     "app": [
-        {"app", "settings", "workers", "scroll_page"},  # ground
+        {"app", "settings", "workers", "scroll_page", "wide_tab"},  # ground
         {"viewer"},
         {"panels"},
         {"training", "labelling"},

@@ -26,6 +26,7 @@ from app.labelling.film_reader import FilmReader
 from app.labelling.keys import LabelKeys
 from app.panels.classifier_results import read_validation
 from app.viewer.viewer import ImageViewer
+from app.wide_tab import WideWhileShown
 from app.workers import Task, TaskRunner
 from medflip_core.errors import MedflipError
 from medflip_core.labelling import refit_process
@@ -41,7 +42,7 @@ from medflip_core.labelling.order import ORDER_NAMES
 DEFAULT_CLASSES = "No Finding, Pneumonia"
 
 
-class LabellingWorkspace(QtWidgets.QWidget):
+class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
     classifier_ready = QtCore.Signal(str)  # a bundle folder: the window lists and selects it
     finetune_requested = QtCore.Signal(str, str)  # label CSV, image root: the Training tab sets up a fine-tune
     message = QtCore.Signal(str)
@@ -56,7 +57,6 @@ class LabellingWorkspace(QtWidgets.QWidget):
         self._shown: Path | None = None  # the film whose pixels are in the viewer
         self._refitting = False
         self.refits_done = 0  # heads refitted in the background since the tab was made (the bench reads it)
-        self._wide: list[int] | None = None
         self._build()
         self._keys()
         app = QtCore.QCoreApplication.instance()
@@ -204,33 +204,10 @@ class LabellingWorkspace(QtWidgets.QWidget):
             if index >= 0:
                 box.setCurrentIndex(index)
 
-    # --- the labelling tab takes the window's width while it is in front ---------------------------------------
+    # --- the labelling tab takes the window's width while it is in front (WideWhileShown) ---------------------
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
-        splitter = self._window_splitter()
-        if splitter is not None and self._wide is None:
-            self._wide = splitter.sizes()
-            total = sum(self._wide)
-            splitter.setSizes([0, 0, total])
         self.setFocus()
-
-    def hideEvent(self, event: QtGui.QHideEvent) -> None:
-        super().hideEvent(event)
-        splitter = self._window_splitter()
-        if splitter is not None and self._wide is not None:
-            splitter.setSizes(self._wide)
-        self._wide = None
-
-    def sizes_outside(self) -> list[int] | None:
-        """The window splitter's sizes as they were before this tab took the width (None when it is not shown):
-        what the window remembers, so the next start does not open with the browser and viewer folded away."""
-        return list(self._wide) if self._wide is not None else None
-
-    def _window_splitter(self) -> QtWidgets.QSplitter | None:
-        widget = self.parentWidget()
-        while widget is not None and not isinstance(widget, QtWidgets.QSplitter):
-            widget = widget.parentWidget()
-        return widget
 
     # --- starting ----------------------------------------------------------------------------------------------
     def _choose_folder(self) -> None:

@@ -332,7 +332,10 @@ class TrainingForm(QtWidgets.QWidget):
         for button in buttons:
             column.addWidget(button)
         if stacked:
+            column.addStretch(1)
             row.addLayout(column)
+            # no taller than the list: a tall form (the Training tab's wide layout) leaves its spare height below
+            box.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Maximum)
         return box
 
     def _unlabelled_list(self) -> QtWidgets.QWidget:

@@ -31,6 +31,7 @@ from app.training.run_folders import (
     run_job,
     run_problem,
 )
+from app.wide_tab import WideWhileShown
 from medflip_core.bundles.checkpoint_layout import RUN_CONFIG
 from medflip_core.bundles.model_store import clip_base_of, is_classifier, list_clip_models, user_models_dir
 from medflip_core.events import (
@@ -45,7 +46,7 @@ from medflip_core.processes import medflip_command, trainer_command, trainer_mis
 from medflip_core.resources import user_data_dir
 
 
-class TrainingPanel(QtWidgets.QWidget):
+class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
     model_exported = QtCore.Signal(str)  # a pre-training run's export: listed, not selected
     classifier_ready = QtCore.Signal(str)  # the user's own fine-tuning job: listed and selected
     message = QtCore.Signal(str)
@@ -92,8 +93,9 @@ class TrainingPanel(QtWidgets.QWidget):
         plots.setSizes([480, 90])
         self.log.setMinimumHeight(40)
         plots.setCollapsible(0, False)
-        # The form scrolls and the plots keep their minimum: at 1280x800 (about 740 px of usable height on a
-        # laptop) the tab never makes the window taller than the screen; the splitter handle gives either more.
+        # While in front the tab has the window's width (WideWhileShown: the browser and viewer fold, as for the
+        # Labelling tab): the form, scrolling, and the job's buttons on the left, the live plots and the log on
+        # the right. A GUI walk found the form squeezed into about 190 px of height above the plots at 1280x800.
         self.controls = QtWidgets.QScrollArea()
         self.controls.setWidget(self.form)
         self.controls.setWidgetResizable(True)
@@ -102,31 +104,30 @@ class TrainingPanel(QtWidgets.QWidget):
         self.controls.setMinimumHeight(90)
         self.controls.setMinimumWidth(self.form.minimumSizeHint().width()
                                       + self.controls.verticalScrollBar().sizeHint().width())
-        self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        status = QtWidgets.QWidget()
-        below = QtWidgets.QVBoxLayout(status)
-        below.setContentsMargins(0, 0, 0, 0)
-        below.addWidget(self.status)  # Start/Cancel/Resume never scroll out of sight
-        below.addWidget(plots, 1)
-        self.split.addWidget(self.controls)
-        self.split.addWidget(status)
+        left = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.controls, 1)
+        column.addWidget(self.status)  # Start/Cancel/Resume never scroll out of sight
+        self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.split.addWidget(left)
+        self.split.addWidget(plots)
         self.split.setChildrenCollapsible(False)
         self.split.setStretchFactor(0, 0)
         self.split.setStretchFactor(1, 1)
         self._sized = False
-        # The tab's content scrolls as a whole when the window is smaller than it needs: the form, the buttons and
-        # the plots keep their minimum, and the tab never raises the window's minimum height (1280x720 fits).
+        # The tab's content scrolls as a whole when the window is lower than it needs; it never raises the window's
+        # minimum height (1280x720 fits).
         self.page = scroll_page(self, self.split, 200)
         self._job_changed()
 
     def showEvent(self, event) -> None:
-        """First shown: the whole form if the plots keep their minimum, else the plots' minimum and a scroll."""
+        """First shown with a width: the form as wide as it asks (within half the tab), the plots the rest."""
         super().showEvent(event)
-        if not self._sized and self.split.height() > 0:
+        if not self._sized and self.split.width() > 0:
             self._sized = True
             total = sum(self.split.sizes())
-            below = self.split.widget(1).minimumSizeHint().height()
-            form = min(self.controls.widget().sizeHint().height() + 4, max(total - below, 90))
+            form = min(max(self.controls.sizeHint().width(), self.controls.minimumWidth()) + 8, total // 2)
             self.split.setSizes([form, total - form])
 
     def job_name(self) -> str:

@@ -86,7 +86,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.zero_shot.labels_edit.setPlainText(labels)
         self.training.form.restore(self.settings.get("training_form", {}))
         self.labelling.restore_form(self.settings.get("labelling_form", {}))
-        for splitter, key in ((self.splitter, "main_splitter"), (self.training.split, "training_splitter")):
+        for splitter, key in ((self.splitter, "main_splitter"), (self.training.split, "training_splitter_wide")):
             state = self.settings.get(key)
             if isinstance(state, str):
                 before = splitter.sizes()
@@ -125,14 +125,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _save_session(self) -> None:
         self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode("ascii"))
-        outside = self.labelling.sizes_outside()  # the Labelling tab folds the browser and viewer while in front
+        # the Labelling and Training tabs fold the browser and viewer while in front
+        outside = self.labelling.sizes_outside() or self.training.sizes_outside()
         current = self.splitter.sizes()
         if outside is not None:
             self.splitter.setSizes(outside)
         self.settings.set("main_splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
         if outside is not None:
             self.splitter.setSizes(current)
-        self.settings.set("training_splitter", bytes(self.training.split.saveState().toBase64()).decode("ascii"))
+        self.settings.set("training_splitter_wide", bytes(self.training.split.saveState().toBase64()).decode("ascii"))
         self.settings.set("zero_shot_labels", self.zero_shot.labels_edit.toPlainText())
         self.settings.set("labelling_form", self.labelling.form_state())
 

@@ -67,13 +67,15 @@ class MessageBar(QtWidgets.QFrame):
     def show_message(self, message: str, details: str = "", source: str = "") -> None:
         short, more = split_message(message)
         parts: list[str] = []
-        seen = {short.rstrip(".…")}  # a details line that only repeats the headline is not shown again
+        seen: set[str] = set()
         for part in (more, details):  # the same text given as message and as details is shown once
             for line in part.splitlines():
                 key = line.strip().rstrip(".")
                 if key and key not in seen:
                     seen.add(key)
                     parts.append(line)
+        if seen == {short.rstrip(".…")}:  # details that only repeat the headline: no Details button
+            parts = []
         details = "\n".join(parts)
         self.summary.setText(short)
         self.summary.setToolTip(message)

@@ -137,8 +137,13 @@ def load_bundle_bank(bundle: Bundle) -> SentenceBank | None:
         raise MedflipError(f"the sentence bank of {bundle.name} needs the corpus {info['corpus']}, which is "
                            "missing or differs from the one it was built from.")
     sentences = load_sentence_corpus(corpus)
-    with np.load(bundle.file(BANK_NPZ), allow_pickle=False) as data:
-        emb = data["embeddings"].astype(np.float32)
-        indices = data["indices"]
-        labels = data["labels"]
-    return SentenceBank([sentences[int(i)] for i in indices], emb, labels)
+    try:
+        with np.load(bundle.file(BANK_NPZ), allow_pickle=False) as data:
+            emb = data["embeddings"].astype(np.float32)
+            indices = data["indices"]
+            labels = data["labels"]
+        return SentenceBank([sentences[int(i)] for i in indices], emb, labels)
+    except (OSError, ValueError, KeyError, IndexError) as exc:  # deleted or damaged since the bundle was opened
+        raise MedflipError(f"the sentence bank of {bundle.name} ({BANK_NPZ}) could not be read: {exc}. The model "
+                           "folder was changed or removed; choose the model again, or a report corpus for "
+                           "retrieval.") from exc

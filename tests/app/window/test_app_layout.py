@@ -62,6 +62,10 @@ def test_the_same_error_is_listed_once_in_details(window):
                  "compressed as JPEG 2000) ends early, after 2,140,699 bytes of the compressed stream. Copy it again.")
     assert window.messages.text() == "cut.dcm: this DICOM image is truncated."  # the headline, not a cut sentence
     assert "2,140,699 bytes" in window.messages.details.toPlainText()
+    # details that only repeat the headline: no Details button (a GUI walk opened one that said it again)
+    empty = "/data/empty: the folder contains no images (DICOM, PNG, JPEG, TIFF or BMP)."
+    window.error(empty, details=empty)
+    assert window.messages.text() == empty and not window.messages.details_button.isVisibleTo(window.messages)
 
 
 @pytest.fixture

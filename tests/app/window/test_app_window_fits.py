@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PySide6 import QtCore
 
 pytestmark = pytest.mark.slow
 SMALLEST = (1280, 720)
@@ -117,9 +118,11 @@ def test_first_start_fits_the_screen_and_the_session_is_remembered(qtbot):
     assert form.images.text() == "/data/my-films" and form.batch.value() == 16 and form.mask.value() == 0.5
 
 
-def test_closing_on_the_labelling_tab_does_not_fold_the_viewer_away_next_time(qtbot):
-    """The Labelling tab takes the whole width while in front (browser and viewer at 0); a window closed there
-    remembers the widths from before, and the next start shows the image beside the tabs."""
+@pytest.mark.parametrize("tab", ["labelling", "training"])
+def test_closing_on_a_workspace_tab_does_not_fold_the_viewer_away_next_time(qtbot, tab):
+    """The Labelling and Training tabs take the whole width while in front (browser and viewer at 0; the Training
+    form had about 190 px of height above the plots at 1280x800 before); a window closed there remembers the
+    widths from before, and the next start shows the image beside the tabs."""
     from app.window.main_window import MainWindow
 
     first = MainWindow()
@@ -129,8 +132,18 @@ def test_closing_on_the_labelling_tab_does_not_fold_the_viewer_away_next_time(qt
     first.splitter.setSizes([220, 600, 460])
     qtbot.wait(50)
     before = first.splitter.sizes()
-    first.tabs.setCurrentWidget(first.labelling)
+    first.tabs.setCurrentWidget(getattr(first, tab))
     qtbot.waitUntil(lambda: first.splitter.sizes()[:2] == [0, 0], timeout=5000)
+    if tab == "training":  # the whole form in sight beside the plots, the job's buttons under it
+        panel = first.training
+        qtbot.waitUntil(lambda: panel.split.sizes()[0] > 0, timeout=5000)
+        assert panel.split.orientation() == QtCore.Qt.Orientation.Horizontal
+        assert panel.controls.verticalScrollBar().maximum() == 0  # nothing of the form scrolled out of sight
+        assert panel.split.sizes()[1] > panel.split.sizes()[0]  # the plots get the larger share
+        first.tabs.setCurrentWidget(first.zero_shot)  # leaving the tab gives the width back
+        qtbot.waitUntil(lambda: first.splitter.sizes()[1] > 0, timeout=5000)
+        first.tabs.setCurrentWidget(panel)
+        qtbot.waitUntil(lambda: first.splitter.sizes()[:2] == [0, 0], timeout=5000)
     first.close()
 
     again = MainWindow()
@@ -138,6 +151,6 @@ def test_closing_on_the_labelling_tab_does_not_fold_the_viewer_away_next_time(qt
     again.show()
     again.resize(1280, 760)
     qtbot.wait(50)
-    assert again.tabs.currentWidget() is not again.labelling
+    assert again.tabs.currentWidget() is not getattr(again, tab)
     restored = again.splitter.sizes()
     assert restored[1] > 0 and restored[0] == before[0], (restored, before)

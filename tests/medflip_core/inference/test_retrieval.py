@@ -60,3 +60,19 @@ def test_bank_is_reembedded_with_the_engines_text_encoder(tiny_bundle, tmp_path)
     direct = engine.embed_texts(bank.sentences[:20])
     np.testing.assert_allclose(bank.embeddings[:20], direct / np.linalg.norm(direct, axis=1, keepdims=True),
                                atol=2e-3)
+
+
+def test_a_bank_damaged_after_the_bundle_was_opened_is_a_sentence(tiny_bundle, tmp_path):
+    """A model folder changed under an open engine (the app's tests saw a FileNotFoundError traceback from a
+    retrieval worker): one readable error instead."""
+    import shutil
+
+    from medflip_core.bundles.bundle import BANK_NPZ
+    from medflip_core.inference.engine import Engine
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    engine = Engine(bundle)
+    (bundle / BANK_NPZ).write_bytes(b"not an npz")
+    with pytest.raises(MedflipError, match=r"sentence bank of .* could not be read"):
+        engine.retrieve(np.ones(engine.bundle.embed_dim, dtype=np.float32), 3)
