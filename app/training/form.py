@@ -4,6 +4,7 @@ command-line arguments it stands for. No process control here (training_panel.py
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -50,6 +51,10 @@ class TrainingForm(QtWidgets.QWidget):
         self.job.addItem("pre-train (images + reports)", PRETRAIN)
         self.job.addItem("fine-tune a classifier", FINETUNE)
         self.job.currentIndexChanged.connect(self._job_changed)
+        self.name = QtWidgets.QLineEdit()
+        self.name.setPlaceholderText("optional (else the date and time)")
+        self.name.setToolTip("Names the run folder and the model or classifier it makes. Letters, digits, '.', "
+                             "'_' and '-' are kept; the date and time are added, so two runs never share a folder")
         self.images = QtWidgets.QLineEdit()
         self.images.setPlaceholderText("ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
         self.image_root = QtWidgets.QLineEdit()
@@ -120,6 +125,7 @@ class TrainingForm(QtWidgets.QWidget):
         rows.setContentsMargins(0, 0, 0, 0)
         rows.addRow(self.notice)
         rows.addRow("Job", self.job)
+        rows.addRow("Name", self.name)
         rows.addRow("Images", self._images_row())
         rows.addRow("Image root", self._with_browse(self.image_root, folder=True))
         rows.addRow("Mode", self.mode)
@@ -149,6 +155,10 @@ class TrainingForm(QtWidgets.QWidget):
 
     def job_name(self) -> str:
         return self.job.currentData()
+
+    def name_slug(self) -> str:
+        """The typed name as a folder name ('' when none): a GUI walk found only timestamps to tell models apart."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.name.text().strip()).strip("-.")[:60]
 
     def fill_finetune(self, images: str, image_root: str = "", mode: str = "partial") -> None:
         """A fine-tune of this label CSV (e.g. the Labelling tab's) set up, for the user to review and start."""

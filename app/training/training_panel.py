@@ -143,7 +143,8 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         """The trainer's arguments of a pre-training run (a new run folder unless resuming)."""
         if resume and self.run_dir:  # events to stdout, whatever the run's config says: the GUI reads them
             return ["--config", str(Path(self.run_dir) / RUN_CONFIG), "--resume", "--events", "-"]
-        self.run_dir = str(user_data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S"))
+        stamp, name = time.strftime("%Y%m%d-%H%M%S"), self.form.name_slug()
+        self.run_dir = str(user_data_dir() / "runs" / (f"{name}-{stamp}" if name else stamp))
         return self.form.pretrain_args(self.run_dir)
 
     def finetune_args(self) -> list[str]:
@@ -151,7 +152,8 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         user's models (written there only when complete)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         images = self.form.images.text().strip()
-        self.classifier_out = str(user_models_dir() / f"classifier-{Path(images).stem}-{stamp}")
+        name = self.form.name_slug() or f"classifier-{Path(images).stem}"
+        self.classifier_out = str(user_models_dir() / f"{name}-{stamp}")
         return self.form.finetune_args(self.classifier_out, self.form.base_model())
 
     def start(self, resume: bool = False, extra: list[str] | None = None) -> None:

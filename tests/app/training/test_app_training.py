@@ -247,3 +247,19 @@ def test_a_trainer_killed_while_exiting_after_done_is_complete_and_exported(wind
     assert "nothing is lost" in panel.log.toPlainText()
     assert panel.export_process is not None  # the model is exported as after any completed run
     panel.export_process.waitForFinished(300000)
+
+
+def test_a_typed_name_names_the_run_and_the_classifier(window, tmp_path, small_folder, corpus):
+    """A GUI walk found models told apart only by their date and time."""
+    panel = window.training
+    setup_panel(panel, small_folder, corpus)
+    panel.form.name.setText("  effusion probe / v2 ")
+    args = panel.build_args(resume=False)
+    run = Path(args[args.index("--out-dir") + 1])
+    assert run.name.startswith("effusion-probe-v2-") and run == Path(panel.run_dir)
+    panel.form.job.setCurrentIndex(panel.form.job.findData("finetune"))
+    panel.finetune_args()
+    assert Path(panel.classifier_out).name.startswith("effusion-probe-v2-")
+    panel.form.name.setText("")
+    panel.finetune_args()
+    assert Path(panel.classifier_out).name.startswith(f"classifier-{small_folder.name}-")
