@@ -39,7 +39,6 @@ class LearningCurve(pg.PlotWidget):
         self.addItem(self.bars)
         chance = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#666666", width=1, style=QtCore.Qt.PenStyle.DotLine))
         self.addItem(chance)
-        self.floor = FLOOR  # lowered when a point or CI needs it, never raised again for the same folder
 
     def show_points(self, points: list) -> None:
         x = np.array([p.labels for p in points], dtype=float)
@@ -50,10 +49,7 @@ class LearningCurve(pg.PlotWidget):
             low = np.array([p.ci95[0] for p in points])
             high = np.array([p.ci95[1] for p in points])
             self.bars.setData(x=x, y=auc, top=high - auc, bottom=auc - low)
-            # nothing below the axis: a point under chance, its CI and zero-shot's line stay on screen; the axis
-            # only ever goes down (a GUI walk saw it jump between 0.4-1 and 0-1 from one refit to the next)
-            if len(points) == 1:
-                self.floor = FLOOR
-            self.floor = min(self.floor, auc_floor([*auc, *low, *(p.zero_shot_auc for p in points)]))
-            self.setYRange(self.floor, 1.0)
+            # nothing below the axis: a point under chance, its CI and zero-shot's line stay on screen (the floor
+            # is the lowest over every point so far, so it never rises again for the same folder)
+            self.setYRange(auc_floor([*auc, *low, *(p.zero_shot_auc for p in points)]), 1.0)
             self.enableAutoRange(axis="x")

@@ -14,6 +14,7 @@ from medflip_core.inference.zeroshot import (
     EXCLUSIVE,
     INDEPENDENT,
     MODE_NAMES,
+    UNCALIBRATED_TIP,
     LabelModeError,
     choose_label_mode,
 )
@@ -289,8 +290,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
             shown = metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight,
                                        LABEL_WIDTH - (metrics.horizontalAdvance(" ⚠") if mark else 0))
             name = QtWidgets.QLabel(f"{shown} ⚠" if mark else shown)
-            name.setToolTip(f"{label}: not one of the model's labels, neither trained nor validated on it (compare "
-                            "its score between images, do not read it as a probability)" if mark else label)
+            name.setToolTip(f"{label}: {UNCALIBRATED_TIP}" if mark else label)
             if mark:
                 name.setStyleSheet("color: #e8793a;")
             self.results_layout.addRow(name, bar)

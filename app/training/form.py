@@ -54,7 +54,8 @@ class TrainingForm(QtWidgets.QWidget):
         self.name = QtWidgets.QLineEdit()
         self.name.setPlaceholderText("optional (else the date and time)")
         self.name.setToolTip("Names the run folder and the model or classifier it makes. Letters, digits, '.', "
-                             "'_' and '-' are kept; the date and time are added, so two runs never share a folder")
+                             "'_' and '-' are kept (others become '-'); the date and time are added, so two runs "
+                             "never share a folder")
         self.images = QtWidgets.QLineEdit()
         self.images.setPlaceholderText("ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
         self.image_root = QtWidgets.QLineEdit()
@@ -158,7 +159,7 @@ class TrainingForm(QtWidgets.QWidget):
 
     def name_slug(self) -> str:
         """The typed name as a folder name ('' when none): a GUI walk found only timestamps to tell models apart."""
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.name.text().strip()).strip("-.")[:60]
+        return re.sub(r"[^\w.-]+", "-", self.name.text().strip())[:60].strip("-._")
 
     def fill_finetune(self, images: str, image_root: str = "", mode: str = "partial") -> None:
         """A fine-tune of this label CSV (e.g. the Labelling tab's) set up, for the user to review and start."""

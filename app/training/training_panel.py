@@ -66,6 +66,8 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         self.classifier_out = ""  # where the running fine-tuning job writes its bundle
         self._finetune_args: list[str] = []  # a cancelled probe is resumed by running it again (cached)
         self.val_auc: dict[str, float] = {}
+        self.stop_reason = "stopped"  # how the last pre-training run ended, said at the next start: "cancelled" by
+        # the user, "closed" with the window, or "stopped" (its trainer ended early, e.g. crashed)
 
         self.form = TrainingForm()
         self.form.job_changed.connect(self._job_changed)
@@ -129,6 +131,10 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
             total = sum(self.split.sizes())
             form = min(max(self.controls.sizeHint().width(), self.controls.minimumWidth()) + 8, total // 2)
             self.split.setSizes([form, total - form])
+
+    def keep_split_sizes(self) -> None:
+        """The form/plots divider was restored from the settings: the first show keeps it."""
+        self._sized = True
 
     def job_name(self) -> str:
         return self.form.job_name()
@@ -196,6 +202,7 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         if job == PRETRAIN and resume:
             self.replay(read_run_events(self.run_dir))  # the plots continue the run's history
         self.running_job = job
+        self.stop_reason = "stopped"
         self.plots.show_job(job == PRETRAIN)
         if job == PRETRAIN:  # the live curves, not an earlier fine-tuning's results, are what this run shows
             self.views.setCurrentIndex(0)
@@ -244,7 +251,7 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         self.start(resume=True)
         return True
 
-    def offer_resume(self, folder: str, why: str = "closed") -> bool:
+    def offer_resume(self, folder: str, why: str = "stopped") -> bool:
         """At start-up: a pre-training run the last session left unfinished is offered (form filled, Resume
         enabled, a sentence saying so: stopped when the app closed, or cancelled by the user); nothing starts by
         itself."""
@@ -256,8 +263,9 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         self.running_job = PRETRAIN
         done = last_done(folder)
         where = f" at step {done.step}" if done is not None else ""
+        self.stop_reason = why  # offered and not resumed: the same words at the start after
         how = "was cancelled" if why == "cancelled" else "stopped"
-        when = "" if why == "cancelled" else " when MedFLIP Studio closed"
+        when = " when MedFLIP Studio closed" if why == "closed" else ""
         self.status.stats.setText(f"The run {Path(folder).name} {how}{where}{when}; Resume continues it from its "
                                   "last checkpoint.")
         self.status.resume_button.setEnabled(True)
@@ -293,9 +301,9 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
                 settings.set("unfinished_run_why", "closed")
             self.cancel()
             self.process.waitForFinished(30000)
-        elif self.running_job == PRETRAIN and self._can_resume():  # cancelled earlier, never resumed
+        elif self.running_job == PRETRAIN and self._can_resume():  # ended earlier (or offered), never resumed
             settings.set("unfinished_run", self.run_dir)
-            settings.set("unfinished_run_why", "cancelled")
+            settings.set("unfinished_run_why", self.stop_reason)
         else:
             settings.set("unfinished_run", "")
         settings.set("training_form", self.form.state())
@@ -317,6 +325,7 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
             self.status.stats.setText("The run has already ended; waiting for the trainer to exit…")
             return
         self.status.stats.setText("Cancelling after the current step…")
+        self.stop_reason = "cancelled"
         self.process.terminate()  # SIGTERM: the trainer checkpoints and exits cleanly
 
     def _read_stdout(self) -> None:

@@ -93,10 +93,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 splitter.restoreState(QtCore.QByteArray.fromBase64(state.encode("ascii")))
                 if splitter is self.splitter and splitter.sizes()[1] == 0:  # never open with the image folded away
                     splitter.setSizes(before)
+                elif splitter is self.training.split:
+                    self.training.keep_split_sizes()  # the user's divider, not the first-show default
         unfinished = self.settings.get("unfinished_run", "")
         if isinstance(unfinished, str) and unfinished:
             why = self.settings.get("unfinished_run_why", "closed")
-            self.training.offer_resume(unfinished, why if why in ("closed", "cancelled") else "closed")
+            self.training.offer_resume(unfinished, why if why in ("closed", "cancelled", "stopped") else "stopped")
 
     def fit_to_screen(self, size: tuple[int, int] | None = None) -> None:
         """The window's first size: `size` exactly when given (--size); else the geometry saved at the last close if it
@@ -490,7 +492,7 @@ class MainWindow(QtWidgets.QMainWindow):
         scores = {label: float(p) for label, p in zip(zero_shot.labels, zero_shot.probs[0], strict=True)}
         self.last_scores = scores
         self.last_prediction = None
-        outside = uncalibrated_warning(zero_shot.labels)
+        outside = uncalibrated_warning(zero_shot.labels, zero_shot.kind)
         self.zero_shot.show_scores(scores, self.engine.bundle.name,
                                    self.session.warnings(index) + zero_shot.contradictions() + ([outside] if outside
                                                                                                else []),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +145,8 @@ def load_bundle_bank(bundle: Bundle) -> SentenceBank | None:
             indices = data["indices"]
             labels = data["labels"]
         return SentenceBank([sentences[int(i)] for i in indices], emb, labels)
-    except (OSError, ValueError, KeyError, IndexError) as exc:  # deleted or damaged since the bundle was opened
+    except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile, zlib.error) as exc:  # deleted or damaged
+        # since the bundle was opened
         raise MedflipError(f"the sentence bank of {bundle.name} ({BANK_NPZ}) could not be read: {exc}. The model "
                            "folder was changed or removed; choose the model again, or a report corpus for "
                            "retrieval.") from exc

@@ -150,18 +150,29 @@ def outside_label_space(labels: Sequence[str]) -> list[str]:
     return [lb for lb in labels if lb.strip() and normalise_label_name(lb) not in CHEXPERT_LABELS]
 
 
-def uncalibrated_warning(labels: Sequence[str]) -> str:
-    """One sentence for the screen and the command line, or "" when every label is the model's own."""
+UNCALIBRATED_TIP = ("not one of the model's labels: its decision rule was not fitted on it and nothing measured "
+                    "its score, which is the text tower's reading of the words; compare it between images, do not "
+                    "read it as a probability")
+
+
+def uncalibrated_warning(labels: Sequence[str], kind: str | None = None) -> str:
+    """One sentence for the screen and the command line, or "" when every label is the model's own. `kind`
+    EXCLUSIVE: the labels share 100 %, so such a label also moves the others' shares, and the sentence says so."""
     outside = outside_label_space(labels)
     if not outside:
         return ""
     shown = ", ".join(f"“{lb}”" for lb in outside[:4]) + (" …" if len(outside) > 4 else "")
-    verb = "is not one of the model's labels" if len(outside) == 1 else "are not among the model's labels"
     if len(outside) == 1:
-        return (f"{shown} {verb}: it was neither trained nor validated on it, and its score is the text tower's "
-                "reading of the words; compare the score between images, do not read it as a probability.")
-    return (f"{shown} {verb}: it was neither trained nor validated on them, and their scores are the text tower's "
-            "reading of the words; compare such scores between images, do not read them as probabilities.")
+        text = (f"{shown} is not one of the model's labels: its decision rule was not fitted on it and nothing "
+                "measured its score, which is the text tower's reading of the words; compare the score between "
+                "images, do not read it as a probability.")
+    else:
+        text = (f"{shown} are not among the model's labels: its decision rule was not fitted on them and nothing "
+                "measured their scores, which are the text tower's reading of the words; compare such scores "
+                "between images, do not read them as probabilities.")
+    if kind == EXCLUSIVE:
+        text += " The labels share 100 %, so this also shifts the other labels' shares."
+    return text
 
 
 def choose_label_mode(labels: Sequence[str], requested: str | None = AUTOMATIC) -> LabelMode:

@@ -336,9 +336,10 @@ class LabellingJob:
 def _moved_sentence(moved: int) -> str:
     if not moved:
         return ""
-    return (f" {moved} patient{'s' if moved > 1 else ''} moved from the training side to give every class "
-            f"{MIN_PATIENTS_FOR_CLASSIFIER} validation patients: their films were chosen by the labelling order, not "
-            "at random, so the validation figures lean towards the films the model was least sure of.")
+    return (f" {moved} patient{'s' if moved > 1 else ''} moved from the training side so that every class has "
+            f"{MIN_PATIENTS_FOR_CLASSIFIER} validation patients: chosen by their label, so the validation side's "
+            "class mix is not that of a random quarter of the patients, and its figures (calibration, thresholds, "
+            "CIs) rest on few patients.")
 
 
 def make_classifier(request: dict, n_boot: int = 1000) -> Path:
@@ -359,14 +360,16 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
     for side, y, patients in (("training", snap.y_train, snap.train_patients),
                               ("validation", snap.y_val, snap.val_patients)):
         counts = patient_counts(y, patients) if len(y) else [(0, 0)] * len(classes)
-        short = [f"{c} {pos}" for c, (pos, _neg) in zip(classes, counts, strict=True)
-                 if pos < MIN_PATIENTS_FOR_CLASSIFIER]
+        # a class's AUC needs patients with it and without it on each side (findings: absent ones too)
+        short = [f"{pos} {c}" + (f" ({neg} without it)" if multi and neg < MIN_PATIENTS_FOR_CLASSIFIER else "")
+                 for c, (pos, neg) in zip(classes, counts, strict=True)
+                 if min(pos, neg) < MIN_PATIENTS_FOR_CLASSIFIER]
         if short:
             which = "this class" if len(short) == 1 else "these classes"
-            raise MedflipError(f"Not enough labels yet for a classifier: now {', '.join(short)} patients on the "
-                               f"{side} side. Each class needs films of at least {MIN_PATIENTS_FOR_CLASSIFIER} "
-                               f"patients on each side, {2 * MIN_PATIENTS_FOR_CLASSIFIER} in all: label films of "
-                               f"more patients of {which}.")
+            raise MedflipError(f"Not enough labels yet for a classifier: the {side} side has {', '.join(short)} "
+                               f"patients so far. Each class needs films of at least {MIN_PATIENTS_FOR_CLASSIFIER} "
+                               f"patients with it and {MIN_PATIENTS_FOR_CLASSIFIER} without it on each side: label "
+                               f"films of more patients of {which}.")
     engine: Engine = request["engine"]
     with threadpool_limits(1):
         head = fit_learner(snap.x_train, snap.y_train, snap.train_patients, snap.prior, pool=snap.pool)
@@ -395,7 +398,9 @@ def make_classifier(request: dict, n_boot: int = 1000) -> Path:
                  "patients": len(set(snap.train_patients) | set(snap.val_patients)), "images_skipped": 0,
                  "train_images": len(snap.y_train), "train_patients": len(set(snap.train_patients)),
                  "val_images": len(snap.y_val), "val_patients": len(set(snap.val_patients)), "notes": []},
-        "config": {"val_fraction": "a quarter of the patients, by patient id", "seed": request["seed"],
+        "config": {"val_fraction": "a quarter of the patients, by patient id" + (
+                       f", and {request['moved_to_validation']} moved to fill a class"
+                       if request.get("moved_to_validation") else ""), "seed": request["seed"],
                    "order": request["order"]},
         "command": "MedFLIP Studio > Labelling > Make classifier",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": time.time() - t0,

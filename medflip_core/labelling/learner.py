@@ -194,6 +194,9 @@ def fit_learner(embeddings: np.ndarray, indicator: np.ndarray, patients: list[st
     else:
         strength, how = DEFAULT_STRENGTH, f"default strength {DEFAULT_STRENGTH}"
     w, b = _fit(x, y, prior, strength, center, scale)
+    if prior.multi_label:  # a finding answered only present (or only absent) so far keeps its zero-shot row
+        one_sided = (y.sum(axis=0) == 0) | (y.sum(axis=0) == len(y))
+        w[one_sided], b[one_sided] = prior.weight[one_sided], prior.bias[one_sided]
     return Head(prior.classes, prior.multi_label, w, b, strength, len(y), how)
 
 

@@ -143,7 +143,7 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
     assert set(names) == {"Pneumonia", "Pleural Effusion", "COVID-19", "banana"}
     marked = {n for n, w in names.items() if w.text().endswith("⚠")}
     assert marked == {"COVID-19", "banana"}
-    assert "neither trained nor validated" in names["banana"].toolTip()
+    assert "decision rule was not fitted on it" in names["banana"].toolTip()
     assert "“COVID-19”, “banana” are not among the model's labels" in panel.status.text()
     _score(window, qtbot, "Pneumonia\nPleural Effusion")  # the model's own labels: no mark, no sentence
     assert "not among the model's labels" not in panel.status.text()

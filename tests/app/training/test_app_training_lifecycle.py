@@ -132,6 +132,10 @@ def test_item8_closing_during_training_asks_and_the_next_start_offers_the_run_wi
     assert third.training.run_dir == run and third.training.status.resume_button.isEnabled()
     assert " was cancelled at step " in third.training.status.stats.text()
     assert "closed" not in third.training.status.stats.text()
+    third.close()  # offered, not resumed: the next start says the same, not "cancelled" or "closed" afresh
+    fourth = MainWindow()
+    qtbot.addWidget(fourth)
+    assert " was cancelled at step " in fourth.training.status.stats.text()
     QtWidgets.QApplication.processEvents()
 
 

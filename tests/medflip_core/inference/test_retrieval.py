@@ -76,3 +76,18 @@ def test_a_bank_damaged_after_the_bundle_was_opened_is_a_sentence(tiny_bundle, t
     (bundle / BANK_NPZ).write_bytes(b"not an npz")
     with pytest.raises(MedflipError, match=r"sentence bank of .* could not be read"):
         engine.retrieve(np.ones(engine.bundle.embed_dim, dtype=np.float32), 3)
+
+
+def test_a_truncated_bank_is_a_sentence_too(tiny_bundle, tmp_path):
+    import shutil
+
+    from medflip_core.bundles.bundle import BANK_NPZ
+    from medflip_core.inference.engine import Engine
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    engine = Engine(bundle)
+    data = (bundle / BANK_NPZ).read_bytes()
+    (bundle / BANK_NPZ).write_bytes(data[: len(data) // 2])  # a copy cut short: "File is not a zip file"
+    with pytest.raises(MedflipError, match="could not be read"):
+        engine.retrieve(np.ones(engine.bundle.embed_dim, dtype=np.float32), 3)

@@ -192,7 +192,7 @@ def test_a_fully_labelled_folder_makes_a_classifier_when_the_draw_left_a_class_s
         film = job.answer([chosen[film.name]])
     assert job.answered == len([f for f in job.films if f.offered])
     _train, val, moved = job.sides()
-    assert not moved and sum(chosen[a.image] == "No Finding" for _, a in val) == 2  # short before the fill
+    assert sum(chosen[a.image] == "No Finding" for _, a in val) == 2  # the draw left it short
     out = make_classifier(job.classifier_request(tmp_path / "models" / "all-labelled"), n_boot=100)
     manifest = json.loads((out / "manifest.json").read_text())
     labelling = manifest["provenance"]["labelling"]
@@ -218,3 +218,18 @@ def test_answers_of_one_class_leave_the_zero_shot_head(kermany_flat, engine):
         job.answer(["No Finding"])
     job.set_head(*refit(job.snapshot()))
     assert job.head.trained_on == len(job.sides()[0]) and job.head_kind().startswith("learned")
+
+
+def test_a_finding_answered_on_one_side_only_keeps_its_zero_shot_row():
+    """Findings (multi-label): a finding answered present on no film so far would be pushed towards 0 % on every
+    film, as a single class answered alone was pushed to 100 %."""
+    from medflip_core.labelling.learner import Prior, fit_learner
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 8))
+    prior = Prior(["Effusion", "Edema"], True, rng.normal(size=(2, 8)), np.zeros(2))
+    y = np.zeros((12, 2))
+    y[:6, 0] = 1  # Effusion answered both ways; Edema never present
+    head = fit_learner(x, y, [f"p{i}" for i in range(12)], prior, choose_strength=False)
+    np.testing.assert_array_equal(head.weight[1], prior.weight[1])
+    assert head.bias[1] == prior.bias[1] and not np.array_equal(head.weight[0], prior.weight[0])
