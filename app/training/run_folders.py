@@ -69,3 +69,13 @@ def keep_events(folder: str | Path, lines: list[str]) -> None:
     """Append event lines to RUN/events.jsonl (raises OSError: the caller says so; the plots still work)."""
     with open(Path(folder) / RUN_EVENTS, "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def resume_offer(folder: str | Path, why: str) -> str:
+    """The sentence that offers an unfinished run at start-up: `why` "cancelled" (by the user), "closed" (with the
+    window) or "stopped" (its trainer ended early)."""
+    done = last_done(folder)
+    where = f" at step {done.step}" if done is not None else ""
+    how = "was cancelled" if why == "cancelled" else "stopped"
+    when = " when MedFLIP Studio closed" if why == "closed" else ""
+    return f"The run {Path(folder).name} {how}{where}{when}; Resume continues it from its last checkpoint."

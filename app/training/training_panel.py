@@ -25,8 +25,8 @@ from app.training.run_folders import (
     FINETUNE,
     PRETRAIN,
     keep_events,
-    last_done,
     read_run_events,
+    resume_offer,
     run_config,
     run_job,
     run_problem,
@@ -66,8 +66,7 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         self.classifier_out = ""  # where the running fine-tuning job writes its bundle
         self._finetune_args: list[str] = []  # a cancelled probe is resumed by running it again (cached)
         self.val_auc: dict[str, float] = {}
-        self.stop_reason = "stopped"  # how the last pre-training run ended, said at the next start: "cancelled" by
-        # the user, "closed" with the window, or "stopped" (its trainer ended early, e.g. crashed)
+        self.stop_reason = "stopped"  # how the last run ended, for the next start: "cancelled", "closed", "stopped"
 
         self.form = TrainingForm()
         self.form.job_changed.connect(self._job_changed)
@@ -95,9 +94,8 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         plots.setSizes([480, 90])
         self.log.setMinimumHeight(40)
         plots.setCollapsible(0, False)
-        # While in front the tab has the window's width (WideWhileShown: the browser and viewer fold, as for the
-        # Labelling tab): the form, scrolling, and the job's buttons on the left, the live plots and the log on
-        # the right. A GUI walk found the form squeezed into about 190 px of height above the plots at 1280x800.
+        # While in front the tab has the window's width (WideWhileShown, as Labelling): the form and the job's
+        # buttons on the left, plots and log on the right (a GUI walk saw ~190 px of form height at 1280x800).
         self.controls = QtWidgets.QScrollArea()
         self.controls.setWidget(self.form)
         self.controls.setWidgetResizable(True)
@@ -261,13 +259,8 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         self.form.show_run_config(run_config(folder))
         self.run_dir = str(Path(folder))
         self.running_job = PRETRAIN
-        done = last_done(folder)
-        where = f" at step {done.step}" if done is not None else ""
         self.stop_reason = why  # offered and not resumed: the same words at the start after
-        how = "was cancelled" if why == "cancelled" else "stopped"
-        when = " when MedFLIP Studio closed" if why == "closed" else ""
-        self.status.stats.setText(f"The run {Path(folder).name} {how}{where}{when}; Resume continues it from its "
-                                  "last checkpoint.")
+        self.status.stats.setText(resume_offer(folder, why))
         self.status.resume_button.setEnabled(True)
         return True
 
