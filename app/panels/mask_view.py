@@ -150,8 +150,8 @@ class MaskView(QtWidgets.QWidget):
         layout.addWidget(self.score_label)
         layout.addWidget(self.plot, 3)
         self.reconstruction = ReconstructionBox(self.mask_request)
-        layout.addWidget(self.reconstruction)  # a button row until a reconstruction is shown, then 2/5 of the room
-        self.reconstruction.shown.connect(lambda: layout.setStretchFactor(self.reconstruction, 2))
+        layout.addWidget(self.reconstruction)  # a button row until a reconstruction is shown, then half the room
+        self.reconstruction.shown.connect(lambda: layout.setStretchFactor(self.reconstruction, 3))
         layout.addWidget(note)
         self._strategy_changed()
 

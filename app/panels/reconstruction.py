@@ -39,9 +39,13 @@ class ReconstructionBox(QtWidgets.QWidget):
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
         self.caption.setStyleSheet("color: #8a939b;")
-        self.picture = QtWidgets.QLabel()
+        self.picture = _ClickablePicture()
         self.picture.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.picture.setMinimumHeight(0)
+        self.picture.setToolTip("Click for the three panels at full size, in their own window")
+        self.picture.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
+        self.picture.clicked.connect(self.show_large)
+        self.large: LargeReconstruction | None = None
         self.picture.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
         self.picture.setVisible(False)
         self._pixmap: QtGui.QPixmap | None = None
@@ -120,7 +124,20 @@ class ReconstructionBox(QtWidgets.QWidget):
         self._fit()
         self.caption.setText(f"{Path(self.run).name}: {said['caption']}. Loss on the dropped patches "
                              f"{said['loss']:.3f} (the training loss; lower is better)."
-                             + (f" Note: {said['note']}." if said.get("note") else ""))
+                             + (f" Note: {said['note']}." if said.get("note") else "")
+                             + " Click the panels to see them larger.")
+        if self.large is not None and self.large.isVisible():  # an open large view follows the new reconstruction
+            self.show_large()
+
+    def show_large(self) -> None:
+        """The three panels in a resizable window of their own: in the tab they share the column with the mask
+        (about 90 px each at 1280x800, too small to judge what the decoder made of a lesion)."""
+        if self._pixmap is None or self._pixmap.isNull():
+            return
+        if self.large is None:
+            self.large = LargeReconstruction(self.window())
+        self.large.show_pixmap(self._pixmap, f"Reconstruction: {Path(self.run).name}",
+                               self.caption.text().replace(" Click the panels to see them larger.", ""))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -128,6 +145,62 @@ class ReconstructionBox(QtWidgets.QWidget):
 
     def _fit(self) -> None:
         if self._pixmap is not None and not self._pixmap.isNull():
-            self.picture.setPixmap(self._pixmap.scaled(max(self.picture.width(), 1), max(self.picture.height(), 1),
-                                                       QtCore.Qt.AspectRatioMode.KeepAspectRatio,
-                                                       QtCore.Qt.TransformationMode.SmoothTransformation))
+            self.picture.setPixmap(_scaled(self._pixmap, self.picture.size()))
+
+
+def _scaled(pixmap: QtGui.QPixmap, size: QtCore.QSize) -> QtGui.QPixmap:
+    return pixmap.scaled(max(size.width(), 1), max(size.height(), 1), QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                         QtCore.Qt.TransformationMode.SmoothTransformation)
+
+
+class _ClickablePicture(QtWidgets.QLabel):
+    clicked = QtCore.Signal()
+
+    def mouseReleaseEvent(self, event: QtGui.QMouseEvent) -> None:
+        super().mouseReleaseEvent(event)
+        if event.button() == QtCore.Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
+            self.clicked.emit()
+
+
+class _FittedPicture(QtWidgets.QLabel):
+    """A picture that scales to its label's size as the window is resized."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
+        self._source: QtGui.QPixmap | None = None
+
+    def set_pixmap(self, pixmap: QtGui.QPixmap) -> None:
+        self._source = pixmap
+        self.setPixmap(_scaled(pixmap, self.size()))
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._source is not None:
+            self.setPixmap(_scaled(self._source, self.size()))
+
+
+class LargeReconstruction(QtWidgets.QDialog):
+    """A non-modal window with the reconstruction at up to full size and its caption."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setModal(False)
+        self.picture = _FittedPicture()
+        self.text = QtWidgets.QLabel()
+        self.text.setWordWrap(True)
+        column = QtWidgets.QVBoxLayout(self)
+        column.addWidget(self.picture, 1)
+        column.addWidget(self.text)
+
+    def show_pixmap(self, pixmap: QtGui.QPixmap, title: str, text: str) -> None:
+        self.setWindowTitle(title)
+        self.text.setText(text)
+        if not self.isVisible():  # the panels at twice their size, or as large as 90 % of the screen allows
+            screen = self.screen().availableGeometry() if self.screen() is not None else QtCore.QRect(0, 0, 1280, 800)
+            scale = min(2.0, 0.9 * screen.width() / pixmap.width(), 0.75 * screen.height() / pixmap.height())
+            self.resize(max(480, int(pixmap.width() * scale) + 24), max(240, int(pixmap.height() * scale) + 90))
+        self.show()
+        self.raise_()
+        self.picture.set_pixmap(pixmap)

@@ -184,6 +184,16 @@ def test_a_run_with_a_decoder_reconstructs_the_mask_on_screen(window, qtbot, sha
     qtbot.waitUntil(lambda: box.process is None, timeout=240000)
     assert not box.picture.isHidden() and box.picture.pixmap() is not None and not box.picture.pixmap().isNull()
     assert "Loss on the dropped patches" in box.caption.text() and "7x7" in box.caption.text()
+    # a GUI walk: the panels were about 75 px each in the tab; a click shows them in a window of their own
+    from PySide6 import QtCore
+
+    assert box.large is None
+    qtbot.mouseClick(box.picture, QtCore.Qt.MouseButton.LeftButton)
+    assert box.large is not None and box.large.isVisible()
+    large = box.large.picture.pixmap()
+    assert large.width() > box.picture.pixmap().width() and large.height() > box.picture.pixmap().height()
+    assert box.large.text.text().startswith(Path(str(mim_decoder_run)).name) and "Click" not in box.large.text.text()
+    box.large.close()
     box.run = str(shared_data)  # not a run: one sentence, the view keeps working
     assert box.start()
     qtbot.waitUntil(lambda: box.process is None, timeout=240000)
