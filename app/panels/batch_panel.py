@@ -12,6 +12,7 @@ from app.settings import Settings
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
 from medflip_core.inference.ood import brief
+from medflip_core.inference.zeroshot import UNCALIBRATED_TIP, uncalibrated_warning
 
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2  # on a row's File cell: the row's index in BatchPanel.rows
@@ -115,6 +116,11 @@ class BatchPanel(QtWidgets.QWidget):
         self.table.setHorizontalHeaderLabels(headers)
         self.table.horizontalHeaderItem(ood_col).setToolTip(
             "Out of distribution: why the model's scores may not apply to this image (hover a cell)")
+        uncalibrated = set(run.uncalibrated) if run else set()
+        for j, label in enumerate(labels):  # as beside the Zero-shot tab's bars: not a calibrated probability
+            if label in uncalibrated:
+                self.table.horizontalHeaderItem(2 + j).setText(f"⚠ {label}")
+                self.table.horizontalHeaderItem(2 + j).setToolTip(f"{label}: {UNCALIBRATED_TIP}")
         if decided:
             self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
                 "Classes at or above their decision threshold (chosen on the classifier's validation patients)")
@@ -153,7 +159,9 @@ class BatchPanel(QtWidgets.QWidget):
         how = f" ({', '.join(modes)})" if modes else ""
         self.status.setText(f"{len(rows) - errors} image(s) {what}{by}{how}, {errors} unreadable, {flagged} out of "
                             f"the model's distribution (⚠: their scores do not apply)"
-                            f"{' (cancelled: the rest was not scored)' if cancelled else ''}. Research use only.")
+                            f"{' (cancelled: the rest was not scored)' if cancelled else ''}. "
+                            + (f"⚠ {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
+                               if uncalibrated else "") + "Research use only.")
         self.export.setEnabled(bool(rows))
 
     def rows_on_screen(self) -> list[Row]:

@@ -32,12 +32,13 @@ class BatchRun:
     model: str  # the bundle's name
     prompts: str  # where the texts standing for each label came from
     templates: tuple[str, ...] = ()  # the templates around each label ({label} placeholder); none for a classifier
+    uncalibrated: tuple[str, ...] = ()  # zero-shot labels outside the label space (zeroshot.outside_label_space)
 
 
 def describe_run(engine: Any, labels: list[str], templates: list[str] | None = None,
                  classifier: bool = False) -> BatchRun:
     """The BatchRun of classify_files(engine, _, labels, templates, classifier=classifier)."""
-    from medflip_core.inference.zeroshot import user_templates
+    from medflip_core.inference.zeroshot import outside_label_space, user_templates
     from medflip_core.labeler.prompts import load_prompt_set
 
     name = engine.bundle.name
@@ -46,8 +47,9 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
         words = clf.probability_words() if clf is not None else "calibrated probabilities"
         rule = f"; {clf.rule_sentence()}" if clf is not None else ""
         return BatchRun(name, f"none: the classifier's own classes ({words}){rule}")
+    outside = tuple(outside_label_space(labels))  # their columns are not probabilities: the CSV says which
     if user_templates(templates) is not None:
-        return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates))
+        return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates), outside)
     shipped = engine.shipped_prompts
     try:
         own = shipped is not None and shipped.plan(labels) is not None
@@ -55,9 +57,9 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
         own = False
     if own:
         return BatchRun(name, f"the model's own prompt set “{shipped.name}” ({shipped.mode})",
-                        shipped.prompt_set.templates)
+                        shipped.prompt_set.templates, outside)
     return BatchRun(name, "the default prompt set (templates and each finding's phrasings)",
-                    load_prompt_set().templates)
+                    load_prompt_set().templates, outside)
 
 
 def expand_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[Row]]:
@@ -166,12 +168,13 @@ def has_decisions(rows: Sequence[Row]) -> bool:
     return any("decisions" in row for row in rows)
 
 
-RUN_COLUMNS = ["model", "label_mode", "prompts", "templates"]
+RUN_COLUMNS = ["model", "label_mode", "prompts", "templates", "uncalibrated_labels"]
 
 
 def csv_header(labels: list[str], decisions: bool = False) -> list[str]:
     """One probability column per label; a classifier adds one 0/1 decision column per class; the run's
-    model, label mode and prompts close every row (one file says how its numbers were made)."""
+    model, label mode, prompts and the labels whose columns are not calibrated probabilities (outside the model's
+    label space) close every row (one file says how its numbers were made)."""
     extra = [f"decision: {label}" for label in labels] if decisions else []
     return ["file", "path", "top_label", *labels, *extra, "out_of_distribution", "notes", "error", *RUN_COLUMNS]
 
@@ -180,8 +183,8 @@ def csv_row(row: Row, labels: list[str], decisions: bool = False, run: BatchRun 
     scores = row.get("scores", {})
     decided = row.get("decisions", {})
     extra = [str(int(decided[label])) if label in decided else "" for label in labels] if decisions else []
-    provenance = [run.model, row.get("label_mode", ""), run.prompts, " | ".join(run.templates)] if run else \
-        ["", row.get("label_mode", ""), "", ""]
+    provenance = ([run.model, row.get("label_mode", ""), run.prompts, " | ".join(run.templates),
+                   " | ".join(run.uncalibrated)] if run else ["", row.get("label_mode", ""), "", "", ""])
     return [Path(row["path"]).name, row["path"], row.get("top", ""),
             *[format_score(scores[label]) if label in scores else "" for label in labels], *extra,
             "; ".join(row.get("warnings", [])), "; ".join(row.get("notes", [])), row.get("error", ""), *provenance]

@@ -180,3 +180,24 @@ def test_batch_scores_with_the_templates_typed_in_the_zero_shot_tab(ready, qtbot
                     and not w.busy(), timeout=60000)
     assert "prompt set" in w.batch.run.prompts
     assert w.batch.rows_on_screen()[0]["scores"] != pytest.approx(tab, abs=1e-5)
+
+
+def test_batch_marks_columns_of_labels_outside_the_label_space(ready, qtbot, shared_data, tmp_path):
+    """A GUI walk: a typed label the model does not know ("COVID-19") was marked beside its Zero-shot bar but came
+    out of the batch as one more probability column. Its header now carries the mark and the tooltip, the status
+    says it, and the CSV names it."""
+    w = ready
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / CHESTS[0]).symlink_to(shared_data / "dicom" / CHESTS[0])
+    w.zero_shot.labels_edit.setPlainText("Pneumonia\nCOVID-19")
+    w.score_folder(str(folder))
+    qtbot.waitUntil(lambda: w.batch.table.rowCount() == 1 and not w.busy(), timeout=60000)
+    headers = [w.batch.table.horizontalHeaderItem(c) for c in range(w.batch.table.columnCount())]
+    assert [h.text() for h in headers[2:4]] == ["Pneumonia", "⚠ COVID-19"]
+    assert "decision rule was not fitted" in headers[3].toolTip() and not headers[2].toolTip()
+    assert "“COVID-19” is not one of the model's labels" in w.batch.status.text()
+    out = w.batch.write_csv(str(tmp_path / "scores.csv"))
+    with open(out, newline="") as fh:
+        row = next(csv.DictReader(fh))
+    assert row["uncalibrated_labels"] == "COVID-19" and float(row["COVID-19"]) >= 0  # the column keeps its name

@@ -97,11 +97,17 @@ def test_batch_rows_flag_ood_apart_from_notes_and_the_csv_names_its_run(session,
         header = next(csv.reader(fh))
         fh.seek(0)
         lines = list(csv.DictReader(fh))
-    assert header[-4:] == ["model", "label_mode", "prompts", "templates"]
+    assert header[-5:] == ["model", "label_mode", "prompts", "templates", "uncalibrated_labels"]
     assert [r["file"] for r in lines] == [DOG, CHESTS[1], LEG, CHESTS[0]]
     assert {r["model"] for r in lines} == {"medflip-default"}
     assert all(r["label_mode"].startswith("one class per image (automatic") for r in lines)
     assert "EXTREMITY" in next(r for r in lines if r["file"] == LEG)["out_of_distribution"]
+    assert {r["uncalibrated_labels"] for r in lines} == {""}  # both labels are the model's own
+    # a GUI walk: a typed label outside the label space was marked in the Zero-shot tab, not in the batch's file
+    free = ["Pneumonia", "COVID-19", "banana"]
+    write_csv(session.score_folder(folder, free), free, tmp_path / "free.csv", describe_run(engine, free))
+    with open(tmp_path / "free.csv", newline="") as fh:
+        assert {r["uncalibrated_labels"] for r in csv.DictReader(fh)} == {"COVID-19 | banana"}
     typed = describe_run(engine, LABELS, ["an x-ray showing {label}.", "{label}."])
     assert typed.prompts.startswith("templates typed by the user") and typed.templates == ("an x-ray showing {label}.",
                                                                                    "{label}.")
