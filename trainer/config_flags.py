@@ -35,9 +35,9 @@ FLAG_GROUPS: dict[str, tuple[str, str]] = {
 # so they cannot drift; a help that says "default" itself explains what an empty default means.
 FLAG_HELP: dict[str, tuple[str, str]] = {
     # data
-    "images": ("data", "image folder(s) in ImageFolder layout (one sub-folder per class, DICOM/PNG/JPEG files); "
-                       "finetune: exactly one ImageFolder or one label CSV (NIH or CheXpert style); no default: "
-                       "give it, or --pairs-csv"),
+    "images": ("data", "image folder(s) in ImageFolder layout (one sub-folder per class, DICOM/PNG/JPEG files) "
+                       "or label CSV(s) (NIH or CheXpert style, e.g. the Labelling tab's labels.csv; paths from "
+                       "--image-root); finetune: exactly one of either; no default: give it, or --pairs-csv"),
     "corpus": ("data", "report corpus for unpaired pre-training: an Open-i XML folder or .tgz, a CSV or a TXT file "
                        "of reports (default: none; pretrain needs it unless --pairs-csv is given)"),
     "pairs_csv": ("data", "paired pre-training: a CSV with an image column (image, path, file...) and a report "
@@ -112,7 +112,7 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
                                   "probe is `medflip finetune --mode probe`)"),
     "labels": ("finetune", 'classes to learn, comma-separated, e.g. "No Finding,Pneumonia" (default: every class '
                            "of the data)"),
-    "image_root": ("finetune", "where a label CSV's image paths start (default: the CSV's folder)"),
+    "image_root": ("data", "where an --images label CSV's image paths start (default: the CSV's folder)"),
     "bundle_out": ("finetune", "classifier bundle folder written at the end (default: none, checkpoints only)"),
     "val_patients": ("finetune", "text file of patient ids, one a line: exactly these patients are the validation "
                                  "set (default: a --val-fraction patient split)"),
@@ -208,7 +208,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = flag_help(f.name, defaults[f.name])
         metavar = "{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES else None
         if f.name == "images":
-            group.add_argument(flag, nargs="+", default=None, metavar="FOLDER", help=help_text)
+            group.add_argument(flag, nargs="+", default=None, metavar="PATH", help=help_text)
         elif f.name == "unlabelled":
             group.add_argument(flag, action="append", default=None, metavar="FOLDER", help=help_text)
         elif "bool" in annotation:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from medflip_core.data.image_folder import ImageRecord, index_image_folder, load_class_map, split_then_subset
+from medflip_core.data.image_folder import (
+    ImageRecord,
+    flat_folder_problem,
+    index_image_folder,
+    load_class_map,
+    split_then_subset,
+)
 from medflip_core.data.label_csv import source_split
 from medflip_core.data.labelled_sentences import labelled_corpus_part, labelled_sentences
 from medflip_core.data.pairs import read_pairs_csv
 from medflip_core.data.sampling import MixedSampler, balance_key, build_sources
 from medflip_core.errors import MedflipError
-from medflip_core.labeler.labels import normalise_label_name
+from medflip_core.labeler.labels import CHEXPERT_LABELS, normalise_label_name
 from trainer.batches import SentencePool
 from trainer.config import TrainConfig
 
@@ -29,12 +37,48 @@ class TrainingData:
     sources: list[str] | None = None  # source of every training record (with --extra-sources)
 
 
-def index_images(cfg: TrainConfig) -> list[ImageRecord]:
+def label_csv_inputs(cfg: TrainConfig) -> tuple[list[str], list[str]]:
+    """--images entries split into ImageFolder roots and label CSV files (e.g. the Labelling tab's labels.csv)."""
+    folders, csvs = [], []
+    for entry in cfg.images:
+        path = Path(entry)
+        if path.is_file() and path.suffix.lower() == ".csv":
+            csvs.append(entry)
+        elif path.is_file():
+            raise MedflipError(f"{entry} is a file: --images takes image folders (one sub-folder per class) or "
+                               "label CSV files (.csv)")
+        else:
+            folders.append(entry)
+    return folders, csvs
+
+
+def index_images(cfg: TrainConfig, folders: list[str] | None = None) -> list[ImageRecord]:
     class_map = load_class_map(cfg.class_map)
     records: list[ImageRecord] = []
-    for root in cfg.images:
+    for root in cfg.images if folders is None else folders:
+        problem = flat_folder_problem(root, cfg.job)
+        if problem:
+            raise MedflipError(problem)
         records.extend(index_image_folder(root, class_map, cfg.patient_pattern))
     return records  # --max-images subsets the training side after the patient split (split_then_subset)
+
+
+def _in_label_space(path: str, train: list[ImageRecord], val: list[ImageRecord]
+                    ) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """An --images CSV's images whose labels name something of the label space: the image-text loss links images
+    and reports through it, and an image labelled only outside it ("bacterial") would be pushed away from every
+    report. Such labels are a classifier's to learn (fine-tuning); the films can be images without labels."""
+    keep_train = [r for r in train if r.labels.any()]
+    keep_val = [r for r in val if r.labels.any()]
+    left = len(train) + len(val) - len(keep_train) - len(keep_val)
+    if not keep_train:
+        raise MedflipError(f"{path}: no image has a label of the model's label space ({', '.join(CHEXPERT_LABELS)}), "
+                           "which pre-training links images and reports through. Fine-tune a classifier on these "
+                           "labels instead, or give the films' folder as images without labels.")
+    if left:
+        print(f"note: {left} image(s) of {path} have labels outside the model's label space and are left out of "
+              "pre-training (fine-tune a classifier on such labels)", file=sys.stderr, flush=True)
+    return keep_train, keep_val
 
 
 def class_prompt(class_name: str, class_map: dict[str, tuple[str, ...]]) -> str:
@@ -46,18 +90,28 @@ def class_prompt(class_name: str, class_map: dict[str, tuple[str, ...]]) -> str:
 def build_training_data(cfg: TrainConfig, tokenize: Callable | None) -> TrainingData:
     if cfg.pairs_csv:
         return _paired_data(cfg)
-    records = index_images(cfg)
-    train, val = split_then_subset(records, cfg.val_fraction, cfg.seed, cfg.max_images)
+    folders, label_csvs = label_csv_inputs(cfg)
+    records = index_images(cfg, folders)
+    train, val = split_then_subset(records, cfg.val_fraction, cfg.seed, cfg.max_images) if records else ([], [])
+    sources = None
+    extra = [cfg.extra_sources] if isinstance(cfg.extra_sources, str) else list(cfg.extra_sources)
+    if label_csvs or extra:  # label CSVs: their own patient split (source_split)
+        sources = ["images"] * len(train)
+        for csv_path in label_csvs + extra:
+            given = csv_path in label_csvs  # an --images CSV's paths start at --image-root
+            csv_train, csv_val = source_split(csv_path, cfg.val_fraction, cfg.seed,
+                                              cfg.image_root if given else None)
+            if given:
+                csv_train, csv_val = _in_label_space(csv_path, csv_train, csv_val)
+            train = train + csv_train
+            sources += [str(csv_path)] * len(csv_train)
+            if given and not folders:  # the run's only labelled images: zero-shot validation is on its patients
+                val = val + csv_val  # (beside image folders, a CSV's validation patients stay out, as --extra-sources)
     if not train:
         raise MedflipError("the training split is empty: add images or lower --val-fraction")
-    sources = None
-    if cfg.extra_sources:  # label CSVs: their own patient split (source_split); their validation patients stay out
-        sources = ["images"] * len(train)
-        for csv_path in [cfg.extra_sources] if isinstance(cfg.extra_sources, str) else cfg.extra_sources:
-            extra_train, _ = source_split(csv_path, cfg.val_fraction, cfg.seed)
-            train = train + extra_train
-            sources += [str(csv_path)] * len(extra_train)
-    names = sorted({r.class_name for r in records})
+    names = sorted({r.class_name for r in records + val})
+    if not folders and len(names) < 2:  # zero-shot validation compares classes: one CSV class gives nothing
+        val = []
     class_map = load_class_map(cfg.class_map)
     prompts = [class_prompt(n, class_map) for n in names]
     pool = None

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from app.training.run_folders import FINETUNE, PRETRAIN
+from medflip_core.data.image_folder import flat_folder_problem
 from medflip_core.masking import MASK_STRATEGIES, MAX_MASK_RATIO
 from medflip_core.resources import resources_dir
 
@@ -150,7 +151,7 @@ class TrainingForm(QtWidgets.QWidget):
         rows.addRow("Device", device_row)
         self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.mim_weight,
                                self._unlabelled_row, self.max_steps, self.batch, self.image_size]
-        self._finetune_only = [self.image_root.parentWidget() or self.image_root, self.mode, self.base]
+        self._finetune_only = [self.mode, self.base]
         self.rows.setRowVisible(self.notice, False)
         self._job_changed()
 
@@ -174,11 +175,10 @@ class TrainingForm(QtWidgets.QWidget):
             self.rows.setRowVisible(widget, not finetune)
         for widget in (self.decoding_label, self.decoding):  # half of the device row: the trainer's flags
             widget.setVisible(not finetune)
-        self.csv_button.setVisible(finetune)  # a label CSV is a fine-tune's input only
         for widget in self._finetune_only:
             self.rows.setRowVisible(widget, finetune)
-        self.images.setPlaceholderText("ImageFolder (one sub-folder per class) or a label CSV (NIH or CheXpert style)"
-                                       if finetune else "ImageFolder: one sub-folder per class (NORMAL, PNEUMONIA, …)")
+        self.images.setPlaceholderText("ImageFolder (one sub-folder per class) or a label CSV (NIH or CheXpert "
+                                       "style, e.g. the Labelling tab's labels.csv)")
         self.budget.setToolTip("The probe stops resumably when the time is up" if finetune else "")
         self.job_changed.emit()
 
@@ -284,10 +284,14 @@ class TrainingForm(QtWidgets.QWidget):
     def pretrain_args(self, run_dir: str) -> list[str]:
         """The trainer's arguments of a new pre-training run writing to `run_dir`."""
         images = self.images.text().strip()
-        if images and Path(images).is_file():  # e.g. the Labelling tab's labels.csv, left from a fine-tune
-            raise ValueError(f"Pre-training reads an image folder with one sub-folder per class, not a file "
-                             f"({Path(images).name}). A label CSV fine-tunes a classifier: choose Job: fine-tune. "
-                             "A folder of films without labels goes under Images without labels.")
+        if images and Path(images).is_file() and Path(images).suffix.lower() != ".csv":
+            raise ValueError(f"Pre-training reads an image folder with one sub-folder per class or a label CSV, "
+                             f"not {Path(images).name}. A folder of films without labels goes under Images without "
+                             "labels.")
+        problem = flat_folder_problem(images, PRETRAIN) if images and Path(images).is_dir() else ""
+        if problem:  # said before the trainer starts (it would refuse it after a minute of starting)
+            raise ValueError(problem.replace("(the reconstruction term learns from it; --unlabelled)",
+                                             "(under Images without labels: the reconstruction term learns from it)"))
         args = ["--images", images, "--mask-ratio", f"{self.mask.value():.2f}",
                 "--mask-strategy", self.mask_strategy.currentText(),
                 "--budget-minutes", f"{self.budget.value():g}", "--batch-size", str(self.batch.value()),
@@ -295,6 +299,8 @@ class TrainingForm(QtWidgets.QWidget):
                 "--out-dir", run_dir]
         if self.max_steps.value() > 0:
             args += ["--max-steps", str(self.max_steps.value())]
+        if Path(images).is_file() and self.image_root.text().strip():  # a label CSV's paths start there
+            args += ["--image-root", self.image_root.text().strip()]
         if not self.corpus.text().strip():  # the trainer would refuse it in command-line words (--corpus)
             bundled = resources_dir() / "corpora" / "NLMCXR_reports.tgz"
             raise ValueError("Pre-training learns from report text beside the images: choose the Reports (an "
@@ -362,7 +368,9 @@ class TrainingForm(QtWidgets.QWidget):
         folder = QtWidgets.QPushButton("Folder…")
         folder.clicked.connect(lambda: self._browse_images(folder=True))
         csv = self.csv_button = QtWidgets.QPushButton("CSV…")
-        csv.setToolTip("A label CSV (fine-tuning): NIH Data_Entry_2017 or CheXpert train.csv style")
+        csv.setToolTip("A label CSV: NIH Data_Entry_2017 or CheXpert train.csv style, or the Labelling tab's "
+                       "labels.csv. Pre-training maps its labels into the model's label space and leaves out films "
+                       "labelled only outside it; its image paths start at Image root.")
         csv.clicked.connect(lambda: self._browse_images(folder=False))
         return self._beside(self.images, [folder, csv])
 

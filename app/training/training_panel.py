@@ -164,7 +164,7 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         if self.process is not None:
             return
         if not resume and not self.form.images.text().strip():
-            self.message.emit("Choose an image folder (or a label CSV, to fine-tune) to train on.")
+            self.message.emit("Choose an image folder (one sub-folder per class) or a label CSV to train on.")
             return
         job = self.job_name()
         missing = trainer_missing() if job == PRETRAIN or self.form.mode.currentText() != "probe" else None

@@ -118,6 +118,24 @@ def index_image_folder(
     return records
 
 
+def flat_folder_problem(root: str | Path, job: str = "pretrain") -> str:
+    """A sentence when `root` holds its films directly instead of one sub-folder per class, saying what such a
+    folder can be used as ("" otherwise; a missing folder is index_image_folder's to say). A GUI walk: only the
+    layout's name was said, and a study folder had to be reorganised by hand."""
+    root = Path(root)
+    try:
+        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return ""
+    if any(p.is_dir() for p in entries) or not any(p.is_file() for p in entries):
+        return ""
+    uses = ("give it as images without labels (the reconstruction term learns from it; --unlabelled), or "
+            if job == "pretrain" else "")
+    return (f"{root} holds its films directly, not one sub-folder per class (e.g. {root / 'NORMAL'}, "
+            f"{root / 'PNEUMONIA'}): {uses}label its films (the Labelling tab writes a labels.csv, which Images "
+            "also takes) or sort them into class sub-folders.")
+
+
 def patient_split(
     records: list[ImageRecord], val_fraction: float, seed: int = 0
 ) -> tuple[list[ImageRecord], list[ImageRecord]]:

@@ -39,22 +39,35 @@ def test_images_without_labels_need_the_reconstruction(window, tmp_path, small_f
     assert args[args.index("--mim-weight") + 1] == "0.5" and args[args.index("--unlabelled") + 1] == str(tmp_path)
 
 
-def test_a_label_csv_left_in_images_is_refused_before_a_pre_training_starts(window, tmp_path, small_folder, corpus):
+def test_pre_training_takes_a_label_csv_and_says_what_a_flat_folder_is_for(window, tmp_path, small_folder, corpus,
+                                                                           shared_data):
     """A GUI walk: "Tune the tower from these labels…" filled Images with labels.csv, Job switched to pre-train,
-    Start, and the trainer failed after starting ("…/labels.csv does not exist or is not a folder")."""
+    Start, and the trainer failed after starting ("…/labels.csv does not exist or is not a folder"); a flat folder
+    of films had to be sorted into class sub-folders by hand. A label CSV now pre-trains (its paths from Image
+    root); a flat folder is refused before anything starts, with what it can be used as."""
     panel = window.training
     form = panel.form
     labels = tmp_path / "labels.csv"
     labels.write_text("Image Index,Finding Labels,Patient ID\n")
-    form.fill_finetune(str(labels))
-    assert form.csv_button.isVisibleTo(form)
+    form.fill_finetune(str(labels), str(small_folder))
     setup_panel(panel, small_folder, corpus)
     form.images.setText(str(labels))
     form.job.setCurrentIndex(form.job.findData("pretrain"))
-    assert not form.csv_button.isVisibleTo(form)  # a label CSV is a fine-tune's input only
+    assert form.csv_button.isVisibleTo(form) and form.image_root.isVisibleTo(form)
+    args = form.pretrain_args(str(tmp_path / "run"))
+    assert args[args.index("--images") + 1] == str(labels)
+    assert args[args.index("--image-root") + 1] == str(small_folder)
+    flat = tmp_path / "study"
+    flat.mkdir()
+    for f in sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").iterdir())[:3]:
+        (flat / f.name).symlink_to(f)
+    form.images.setText(str(flat))
     panel.start(extra=SMALL)
-    assert panel.process is None and "not a file (labels.csv)" in window.last_error
-    assert "Job: fine-tune" in window.last_error
+    assert panel.process is None and "holds its films directly" in window.last_error
+    assert "under Images without labels" in window.last_error and "--unlabelled" not in window.last_error
+    form.images.setText(str(next(flat.iterdir())))  # a picture, not a CSV
+    panel.start(extra=SMALL)
+    assert panel.process is None and "not IM-" in window.last_error
 
 
 def test_run_events_reach_the_plots_and_cancel_keeps_a_checkpoint(window, qtbot, tmp_path, small_folder, corpus,
