@@ -275,8 +275,8 @@ class TrainingForm(QtWidgets.QWidget):
         model = config.get("model") if isinstance(config.get("model"), dict) else {}
         budget = config.get("budget_minutes")
         self.restore({"job": PRETRAIN, "images": os.pathsep.join(images) if isinstance(images, list) else images,
-                      "corpus": config.get("corpus") or "", "mask": config.get("mask_ratio"),
-                      "mask_strategy": config.get("mask_strategy"), "budget": budget,
+                      "image_root": config.get("image_root") or "", "corpus": config.get("corpus") or "",
+                      "mask": config.get("mask_ratio"), "mask_strategy": config.get("mask_strategy"), "budget": budget,
                       "max_steps": config.get("max_steps") or 0, "batch": config.get("batch_size"),
                       "device": config.get("device"), "image_size": model.get("image_size")},
                      source="the run's settings (config.json; a resumed run uses them as they are)")

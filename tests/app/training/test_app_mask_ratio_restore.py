@@ -52,3 +52,6 @@ def test_a_runs_config_with_a_ratio_the_field_cannot_hold_is_named(qtbot):
     assert not form.notice.isHidden()
     form.show_run_config({"images": ["/data/a"], "mask_ratio": 0.5})  # a run that fits: nothing to say
     assert form.mask.value() == pytest.approx(0.5) and form.notice.text() == ""
+    # a run on a label CSV: the form shows where its image paths start (a resumed run's form says what it runs)
+    form.show_run_config({"images": ["/data/labels.csv"], "image_root": "/data/films", "mask_ratio": 0.5})
+    assert form.images.text() == "/data/labels.csv" and form.image_root.text() == "/data/films"
