@@ -10,9 +10,14 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from app.training.run_folders import FINETUNE, PRETRAIN
+from medflip_core.bundles.model_store import list_clip_models, resolve_model
 from medflip_core.data.image_folder import flat_folder_problem
+from medflip_core.errors import MedflipError
 from medflip_core.masking import MASK_STRATEGIES, MAX_MASK_RATIO
 from medflip_core.resources import resources_dir
+
+FROM_SCRATCH = "random weights (from scratch)"
+CONTINUE_LR = 1.5e-4  # the peak learning rate of the default model's own continued phase (configs/default-model-v4-224)
 
 NOTICE_STYLE = "color: #8a4b00; background: #fff4e0; border: 1px solid #e0b070; padding: 3px;"
 DEFAULT_MIM_WEIGHT = 1.0  # the reconstruction's weight a new run starts with (configs/default-model-v4.yaml)
@@ -72,6 +77,14 @@ class TrainingForm(QtWidgets.QWidget):
         self.base.setMinimumContentsLength(14)
         self.base.setToolTip("The CLIP model whose image tower is fine-tuned. A classifier cannot be a base: with a "
                              "classifier selected in the Model picker, this is the model it came from.")
+        self.start_from = QtWidgets.QComboBox()  # the model a pre-training continues, or random weights
+        self.start_from.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.start_from.setMinimumContentsLength(14)
+        self.start_from.setToolTip(
+            "The model whose image and text towers the pre-training continues (at the learning rate of the default "
+            f"model's own last phase, {CONTINUE_LR:g}), or random weights: a tower from scratch needs hours of "
+            "images (a run of minutes from scratch makes a model that has learnt little, with scores that look "
+            "like a trained model's)")
         self.corpus = QtWidgets.QLineEdit()
         self.corpus.setPlaceholderText("Reports: Open-i XML folder or .tgz, CSV, TXT (pre-training)")
         self.mask = QtWidgets.QDoubleSpinBox()
@@ -132,6 +145,7 @@ class TrainingForm(QtWidgets.QWidget):
         rows.addRow("Image root", self._with_browse(self.image_root, folder=True))
         rows.addRow("Mode", self.mode)
         rows.addRow("Base model", self.base)
+        rows.addRow("Start from", self.start_from)
         rows.addRow("Reports", self._with_browse(self.corpus, folder=False))
         rows.addRow("Mask ratio", mask_row)
         rows.addRow("Reconstruction", self.mim_weight)
@@ -149,11 +163,21 @@ class TrainingForm(QtWidgets.QWidget):
         device_layout.addWidget(self.decoding_label)
         device_layout.addWidget(self.decoding, 1)
         rows.addRow("Device", device_row)
-        self._pretrain_only = [self.corpus.parentWidget() or self.corpus, mask_row, self.mim_weight,
+        self._pretrain_only = [self.start_from, self.corpus.parentWidget() or self.corpus, mask_row, self.mim_weight,
                                self._unlabelled_row, self.max_steps, self.batch, self.image_size]
         self._finetune_only = [self.mode, self.base]
         self.rows.setRowVisible(self.notice, False)
         self._job_changed()
+        try:  # filled at once, the default model chosen (the panel makes the picker's model the default when it
+            default = str(resolve_model(None))  # loads): Start from is never empty, so never a silent scratch
+        except MedflipError:
+            default = ""
+        self.set_base_models(self.installed_models(), default)
+
+    @staticmethod
+    def installed_models() -> list[tuple[str, str]]:
+        """(label, bundle folder) of every CLIP model installed (bundled and the user's; never a classifier)."""
+        return [(f"{e.name} ({e.source})", str(e.path)) for e in list_clip_models()]
 
     def job_name(self) -> str:
         return self.job.currentData()
@@ -194,6 +218,13 @@ class TrainingForm(QtWidgets.QWidget):
             index = self.base.count() - 1
         self.base.setCurrentIndex(max(index, 0))
         self.base.blockSignals(False)
+        chosen = self.start_from.currentData()  # a choice the user made stays (a model added keeps the list fresh)
+        self.start_from.clear()
+        for i in range(self.base.count()):
+            self.start_from.addItem(self.base.itemText(i), self.base.itemData(i))
+        self.start_from.addItem(FROM_SCRATCH, "")
+        index = self.start_from.findData(chosen) if chosen is not None else self.base.currentIndex()
+        self.start_from.setCurrentIndex(index if index >= 0 else self.base.currentIndex())
 
     def base_model(self) -> Path | None:
         """The chosen base model's folder (None: none installed; `medflip finetune` then uses its default)."""
@@ -301,6 +332,8 @@ class TrainingForm(QtWidgets.QWidget):
             args += ["--max-steps", str(self.max_steps.value())]
         if Path(images).is_file() and self.image_root.text().strip():  # a label CSV's paths start there
             args += ["--image-root", self.image_root.text().strip()]
+        if self.start_from.currentData():  # a GUI walk: every run from the app started from a random tower
+            args += ["--init-from", self.start_from.currentData(), "--lr", f"{CONTINUE_LR:g}"]
         if not self.corpus.text().strip():  # the trainer would refuse it in command-line words (--corpus)
             bundled = resources_dir() / "corpora" / "NLMCXR_reports.tgz"
             raise ValueError("Pre-training learns from report text beside the images: choose the Reports (an "

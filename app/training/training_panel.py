@@ -33,7 +33,7 @@ from app.training.run_folders import (
 )
 from app.wide_tab import WideWhileShown
 from medflip_core.bundles.checkpoint_layout import RUN_CONFIG
-from medflip_core.bundles.model_store import clip_base_of, is_classifier, list_clip_models, user_models_dir
+from medflip_core.bundles.model_store import clip_base_of, is_classifier, user_models_dir
 from medflip_core.events import (
     DoneEvent,
     ErrorEvent,
@@ -281,8 +281,8 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         """The model in the picker: fine-tuning's base defaults to it, or, for a classifier, to the CLIP model it
         came from (a classifier is never a base); the form's Base model choice can name another."""
         self.base_model = clip_base_of(bundle) or Path(bundle)
-        models = [(f"{e.name} ({e.source})", str(e.path)) for e in list_clip_models()]
-        self.form.set_base_models(models, "" if is_classifier(self.base_model) else str(self.base_model))
+        default = "" if is_classifier(self.base_model) else str(self.base_model)
+        self.form.set_base_models(self.form.installed_models(), default)
 
     def shut_down(self, settings) -> None:
         """The window closes: a running job checkpoints and stops (a pre-training run is remembered, so the next

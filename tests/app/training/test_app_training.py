@@ -57,6 +57,11 @@ def test_pre_training_takes_a_label_csv_and_says_what_a_flat_folder_is_for(windo
     args = form.pretrain_args(str(tmp_path / "run"))
     assert args[args.index("--images") + 1] == str(labels)
     assert args[args.index("--image-root") + 1] == str(small_folder)
+    # a GUI walk: every run from the app started from a random tower; it now continues the chosen model
+    assert form.start_from.isVisibleTo(form) and form.start_from.currentData() == form.base.currentData()
+    assert Path(args[args.index("--init-from") + 1]).is_dir() and float(args[args.index("--lr") + 1]) == 1.5e-4
+    form.start_from.setCurrentIndex(form.start_from.findText("random weights (from scratch)"))
+    assert "--init-from" not in form.pretrain_args(str(tmp_path / "run"))
     flat = tmp_path / "study"
     flat.mkdir()
     for f in sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").iterdir())[:3]:
