@@ -129,11 +129,11 @@ def flat_folder_problem(root: str | Path, job: str = "pretrain") -> str:
         return ""
     if any(p.is_dir() for p in entries) or not any(p.is_file() for p in entries):
         return ""
-    uses = ("give it as images without labels (the reconstruction term learns from it; --unlabelled), or "
+    uses = ("give it as images without labels (the reconstruction term learns from it; --unlabelled), "
             if job == "pretrain" else "")
-    return (f"{root} holds its films directly, not one sub-folder per class (e.g. {root / 'NORMAL'}, "
-            f"{root / 'PNEUMONIA'}): {uses}label its films (the Labelling tab writes a labels.csv, which Images "
-            "also takes) or sort them into class sub-folders.")
+    return (f"The folder {root.name} holds its films directly, not in one sub-folder per class (such as NORMAL "
+            f"and PNEUMONIA). To train on it: {uses}label its films (the Labelling tab writes a labels.csv, which "
+            f"Images also takes), or sort them into class sub-folders. Folder: {root}")
 
 
 def patient_split(

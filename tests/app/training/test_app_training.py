@@ -70,6 +70,9 @@ def test_pre_training_takes_a_label_csv_and_says_what_a_flat_folder_is_for(windo
     panel.start(extra=SMALL)
     assert panel.process is None and "holds its films directly" in window.last_error
     assert "under Images without labels" in window.last_error and "--unlabelled" not in window.last_error
+    # the banner's headline is the whole first sentence (a walk saw it cut at the "." of "e.g.")
+    assert window.messages.text() == ("The folder study holds its films directly, not in one sub-folder per class "
+                                      "(such as NORMAL and PNEUMONIA).")
     form.images.setText(str(next(flat.iterdir())))  # a picture, not a CSV
     panel.start(extra=SMALL)
     assert panel.process is None and "not IM-" in window.last_error

@@ -157,6 +157,9 @@ def test_item8_errors_stay_visible_with_details_and_recent_forgets_missing_paths
         "x.dcm: cannot read this image.",
         "x.dcm: cannot read this image (InvalidDicomError: File is missing DICOM File Meta Information header. "
         "Use force=True to force reading.).")
+    long = ("The folder study holds its films directly, e.g. 40 of them, not in one sub-folder per class; " + "x" * 150)
+    assert split_message(long)[0] == ("The folder study holds its films directly, e.g. 40 of them, not in one "
+                                      "sub-folder per class.")
     w.messages.dismiss()
     assert not w.messages.isVisible()
 
