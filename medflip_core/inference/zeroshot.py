@@ -290,7 +290,17 @@ class ZeroShotScores:
         """The mode and how it was chosen, e.g. "findings, each present vs absent (automatic: …)"."""
         how = "automatic" if self.automatic else "chosen by the user"
         reason = self.reason if self.automatic else ""
-        return f"{self.mode_name} ({how}{': ' + reason if reason else ''})"
+        return f"{self.mode_name} ({how}{': ' + reason if reason else ''}){self.no_normal_note()}"
+
+    def no_normal_note(self) -> str:
+        """One class per image over findings without "No Finding": a normal film is given a finding too (a GUI
+        walk: every NIH No Finding film came out of a batch as Pneumonia or COVID-19, with nothing said)."""
+        if self.kind != EXCLUSIVE or any(normalise_label_name(lb) == "No Finding" for lb in self.labels):
+            return ""
+        if not any(_is_finding(lb) for lb in self.labels):
+            return ""  # the user's own classes ("PA view", "lateral view"): alternatives that cover every film
+        return ("; no label stands for a normal film, so every image, normal ones included, is given one of these "
+                "labels: add “No Finding”")
 
     def explanation(self) -> str:
         """What the bars mean, in one sentence for the screen: the mode (and who chose it) first."""
@@ -301,7 +311,7 @@ class ZeroShotScores:
             text = f"{self.mode_name} ({how}): probabilities sum to 100 % across the labels"
         if self.rule.chosen_on:  # where the bias and temperature were fitted: they need not hold elsewhere
             text += f"; bias and temperature fitted on {self.rule.chosen_on} (recheck on your own patients)"
-        return text
+        return text + self.no_normal_note()
 
     def contradictions(self, row: int = 0) -> list[str]:
         """Sentences for image `row` where No Finding and a finding, scored independently, cannot both hold."""

@@ -149,3 +149,28 @@ def test_labels_outside_the_label_space_are_named_with_their_synonyms_inside():
     assert one.startswith("“COVID-19” is not one of the model's labels") and "its score" in one
     many = uncalibrated_warning(["a", "b", "c", "d", "e"])
     assert many.startswith("“a”, “b”, “c”, “d” … are not among") and "their scores" in many
+
+
+def test_one_class_per_image_without_no_finding_says_a_normal_film_gets_a_finding(engine, shared_data):
+    """A GUI walk: with "Pneumonia, COVID-19" a batch gave all 10 NIH No Finding films one of the two, and nothing
+    said why. The mode's words (tab, Batch status, CSV) now say it; with No Finding, or the user's own classes
+    that cover every film, they do not."""
+    import csv
+
+    from medflip_core.imaging import load_image
+
+    nih = shared_data / "cxr-nih-adult"
+    with open(nih / "labels.csv", newline="") as fh:
+        name = next(r["Image Index"] for r in csv.DictReader(fh) if r["Finding Labels"] == "No Finding")
+    normal = nih / "images" / name
+    embedding = engine.embed_images([load_image(normal)]).embedding
+    odd = score_with_templates(engine, embedding, ["Pneumonia", "COVID-19"])
+    assert odd.kind == EXCLUSIVE and odd.probs[0].max() >= 0.5  # one of them, whatever the film shows
+    for text in (odd.mode_text(), odd.explanation()):
+        assert "no label stands for a normal film" in text and "add “No Finding”" in text
+    chosen = score_with_templates(engine, embedding, ["Pneumonia", "Pleural Effusion"], kind=EXCLUSIVE)
+    assert "no label stands for a normal film" in chosen.explanation()
+    for labels in (["No Finding", "Pneumonia"], ["PA view", "lateral view"]):
+        fine = score_with_templates(engine, embedding, labels)
+        assert "normal film" not in fine.mode_text() and "normal film" not in fine.explanation()
+    assert "normal film" not in score_with_templates(engine, embedding, FOUR).explanation()  # each vs absent
