@@ -19,6 +19,8 @@ Indiana University Chest X-ray Collection reports (Open-i; Demner-Fushman et al.
 CC BY-NC-ND 4.0, shipped unmodified and read at run time.<br>
 NIH ChestX-ray14 adult chest X-rays (NIH Clinical Center; Wang et al., "ChestX-ray8", CVPR 2017): use unrestricted
 by the NIH Clinical Center, which we acknowledge.<br>
+TBX11K adult tuberculosis chest X-rays (Liu et al., "Rethinking Computer-aided Tuberculosis Diagnosis", CVPR
+2020; research use): images only, without their labels, for the reconstruction (masked image modelling) term.<br>
 Text tower: sentence-transformers all-MiniLM-L6-v2 (Apache-2.0).</p>
 """
 

@@ -25,15 +25,24 @@ def _ci(m: dict) -> str:
 
 # what the card says about a data source it recognises by its path (origin and licence)
 KNOWN_SOURCES = {
-    "cxr-pneumonia-kermany": "Kermany et al., pediatric chest X-rays, CC BY 4.0",
-    "cxr-nih-adult": "NIH ChestX-ray14 adult sample",
+    "cxr-pneumonia-kermany": "Kermany et al. 2018, pediatric chest X-rays (children aged one to five, one hospital "
+                             "in Guangzhou, China), CC BY 4.0",
+    "cxr-nih-adult": "NIH ChestX-ray14, an adult sample drawn for pneumonia vs no finding (NIH Clinical Center, USA); "
+                     "its labels were mined from reports by NLP and are noisy, Pneumonia most of all",
+    "cxr-tb-tbx11k": "TBX11K, Liu et al., CVPR 2020: adult films with tuberculosis from hospitals in China, research "
+                     "use, cite the paper",
     "NLMCXR_reports": "Indiana University reports (Open-i), CC BY-NC-ND 4.0, shipped unmodified and read at run time",
 }
 
 
 def _named(path: str) -> str:
-    notes = [text for key, text in KNOWN_SOURCES.items() if key in path]
-    return f"{path} ({notes[0]})" if notes else path
+    """A data path as a reader can place it: the data set's own folder (not a path on the developers' machine)
+    and, for a known source, its origin, patients and licence."""
+    parts = Path(path).parts
+    key = next((i for i, part in enumerate(parts) if any(k in part for k in KNOWN_SOURCES)), None)
+    shown = "/".join(parts[key:]) if key is not None else path
+    notes = [text for k, text in KNOWN_SOURCES.items() if k in path]
+    return f"{shown} ({notes[0]})" if notes else shown
 
 
 def _listed(value: Any) -> list[str]:
@@ -98,17 +107,23 @@ def _phases(phases: list[dict]) -> list[str]:
 
 def _data(manifest: dict, cfg: dict, prov: dict) -> list[str]:
     images, extra = _listed(cfg.get("images")), _listed(cfg.get("extra_sources"))
+    unlabelled = _listed(cfg.get("unlabelled"))
+    folders = [p for p in images if not str(p).lower().endswith(".csv")]
     pre = manifest.get("preprocess") or {}
     lines = ["## Data",
              f"- Images: {', '.join(map(_named, images)) or '(not recorded)'}"
              + (f"; plus the label CSV(s) {', '.join(map(_named, extra))} (findings mapped onto the CheXpert labels by "
-                "medflip_core.labeler.labels)" if extra else "") + ". Class folders map onto the CheXpert label space "
-             "(NORMAL → No Finding; PNEUMONIA → Pneumonia + Lung Opacity) unless a class map says otherwise.",
+                "medflip_core.labeler.labels)" if extra else "") + "."
+             + (" Class folders map onto the CheXpert label space (NORMAL → No Finding; PNEUMONIA → Pneumonia + "
+                "Lung Opacity) unless a class map says otherwise." if folders else
+                " A label CSV's findings map onto the CheXpert label space (medflip_core.labeler.labels)."),
              f"  {prov.get('n_train_images') or '?'} training images; {cfg.get('val_fraction', 0):.0%} of patients "
              f"of every source held out (seed {cfg.get('seed', 0)}). Sampling: "
              + (f"source weights {cfg.get('source_weights') or 'equal'}, no finding vs finding balanced within each "
                 "source" if extra else "each epoch a shuffle of the training images")
              + f"; augmentation {'on' if cfg.get('augment') else 'off'} (train only).",
+             *([f"- Images without labels (the reconstruction term only; any labels they have are not used): "
+                f"{', '.join(map(_named, unlabelled))}."] if unlabelled else []),
              f"- Text: {prov.get('n_sentences') or 'the'} labelled report sentences of "
              f"{_named(cfg.get('corpus') or '?')}; "
              f"{cfg.get('corpus_holdout', 0):.0%} of reports held out of training for retrieval evaluation "
@@ -314,8 +329,7 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
     cfg = prov.get("training_config") or {}
     lines = [f"# {manifest.get('name', 'MedFLIP model')}: MedFLIP image-text model", "",
              f"**{manifest.get('intended_use', INTENDED_USE)}**", "",
-             ("This card is generated from manifest.json by medflip_core/bundles/model_card.py; do not edit it by "
-              "hand."), "",
+             "Every figure below is read from the bundle's manifest.json, from which this card is generated.", "",
              *_what_it_is(manifest, cfg, prov), *_data(manifest, cfg, prov), *_rule(manifest), *_figures(prov),
              *_versus_previous(prov), *_fewshot(prov), *_fewshot_curves(prov), *_ablation(prov),
              "## Limits",

@@ -178,7 +178,7 @@ class LabellingJob:
     def summary(self) -> str:
         counts = ", ".join(f"{c} {n}" for c, n in self.counts().items())
         cautioned = sum(1 for f in self.films if f.cautions and not f.flags)
-        caution = f", {cautioned} offered with a caution (unlike the chest films the model knows)" if cautioned else ""
+        caution = f", {cautioned} offered with a caution (unlike most chest films the model knows)" if cautioned else ""
         return (f"{self.answered} labelled ({counts}), {len(self.journal.state.skipped)} skipped, "
                 f"{self.remaining()} to go, {len(self.flagged())} flagged and not offered{caution}")
 

@@ -45,6 +45,10 @@ def test_shipped_card_is_exactly_what_its_manifest_generates():
     no_csv["provenance"]["training_config"]["extra_sources"] = []
     assert "the NIH findings were never image labels of these patients" in clip_model_card(no_csv)
     assert "ood_reference.npz" in card
+    # a GUI walk: the TB films that trained every phase were not in the Data section, the paths were the
+    # developers' ("../shared/data/…"), and nothing said who the patients are
+    assert "- Images without labels (the reconstruction term only" in card and "TBX11K, Liu et al., CVPR 2020" in card
+    assert "../shared" not in card and "children aged one to five" in card and "mined from reports by NLP" in card
 
 
 @pytest.mark.slow
