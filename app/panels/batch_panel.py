@@ -41,6 +41,7 @@ class _Item(QtWidgets.QTableWidgetItem):
 class BatchPanel(QtWidgets.QWidget):
     folder_requested = QtCore.Signal(str)
     cancel_requested = QtCore.Signal()
+    film_requested = QtCore.Signal(str)  # a row double-clicked: its film, to look at in the viewer
 
     def __init__(self, settings: Settings | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +56,8 @@ class BatchPanel(QtWidgets.QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        self.table.setToolTip("Double-click a row to open its film in the viewer")
+        self.table.cellDoubleClicked.connect(self._row_opened)
         self.choose = QtWidgets.QPushButton("Score a folder…")
         self.choose.clicked.connect(self._choose)
         self.cancel = QtWidgets.QPushButton("Cancel")
@@ -163,6 +166,12 @@ class BatchPanel(QtWidgets.QWidget):
                             + (f"⚠ {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
                                if uncalibrated else "") + "Research use only.")
         self.export.setEnabled(bool(rows))
+
+    def _row_opened(self, row: int, _column: int) -> None:
+        """A GUI walk: a surprising score had to be found in the browser by hand."""
+        item = self.table.item(row, 0)
+        if item is not None and item.data(ROW_ROLE) is not None:
+            self.film_requested.emit(self.rows[int(item.data(ROW_ROLE))]["path"])
 
     def rows_on_screen(self) -> list[Row]:
         """The rows in the table's current order (after any sorting by a column)."""

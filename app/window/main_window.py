@@ -252,6 +252,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tags.reveal_changed.connect(self.browser.set_reveal_patient)
         self.batch.folder_requested.connect(self.score_folder)
         self.batch.cancel_requested.connect(self._cancel_batch)
+        self.batch.film_requested.connect(lambda path: self.open_paths([path]))  # shown, opened first if need be
         self.training.model_exported.connect(self._model_added)
         self.training.classifier_ready.connect(self._classifier_added)
         self.training.message.connect(lambda m: self.error(m, source="training"))

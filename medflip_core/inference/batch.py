@@ -33,6 +33,7 @@ class BatchRun:
     prompts: str  # where the texts standing for each label came from
     templates: tuple[str, ...] = ()  # the templates around each label ({label} placeholder); none for a classifier
     uncalibrated: tuple[str, ...] = ()  # zero-shot labels outside the label space (zeroshot.outside_label_space)
+    version: str = ""  # when the bundle was made and its image encoder's hash: one name can hold several models
 
 
 def describe_run(engine: Any, labels: list[str], templates: list[str] | None = None,
@@ -41,15 +42,16 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
     from medflip_core.inference.zeroshot import outside_label_space, user_templates
     from medflip_core.labeler.prompts import load_prompt_set
 
-    name = engine.bundle.name
+    name, version = engine.bundle.name, model_version(engine.bundle.manifest)
     if classifier:
         clf = engine.classifier
         words = clf.probability_words() if clf is not None else "calibrated probabilities"
         rule = f"; {clf.rule_sentence()}" if clf is not None else ""
-        return BatchRun(name, f"none: the classifier's own classes ({words}){rule}")
+        return BatchRun(name, f"none: the classifier's own classes ({words}){rule}", version=version)
     outside = tuple(outside_label_space(labels))  # their columns are not probabilities: the CSV says which
     if user_templates(templates) is not None:
-        return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates), outside)
+        return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates), outside,
+                        version)
     shipped = engine.shipped_prompts
     try:
         own = shipped is not None and shipped.plan(labels) is not None
@@ -57,9 +59,18 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
         own = False
     if own:
         return BatchRun(name, f"the model's own prompt set “{shipped.name}” ({shipped.mode})",
-                        shipped.prompt_set.templates, outside)
+                        shipped.prompt_set.templates, outside, version)
     return BatchRun(name, "the default prompt set (templates and each finding's phrasings)",
-                    load_prompt_set().templates, outside)
+                    load_prompt_set().templates, outside, version)
+
+
+def model_version(manifest: dict) -> str:
+    """"created <time>, image encoder sha256 <12 hex>": ties a CSV row to the weights that made it (a GUI walk: two
+    different models named medflip-default, a CSV could not say which)."""
+    files = manifest.get("files") or {}
+    entry = files.get("image_encoder.onnx") or files.get("weights.safetensors") or {}
+    sha = str(entry.get("sha256") or "")[:12]
+    return f"created {manifest.get('created', '?')}" + (f", image encoder sha256 {sha}" if sha else "")
 
 
 def expand_paths(paths: Sequence[str | Path]) -> tuple[list[Path], list[Row]]:
@@ -168,7 +179,7 @@ def has_decisions(rows: Sequence[Row]) -> bool:
     return any("decisions" in row for row in rows)
 
 
-RUN_COLUMNS = ["model", "label_mode", "prompts", "templates", "uncalibrated_labels"]
+RUN_COLUMNS = ["model", "model_version", "label_mode", "prompts", "templates", "uncalibrated_labels"]
 
 
 def csv_header(labels: list[str], decisions: bool = False) -> list[str]:
@@ -183,8 +194,8 @@ def csv_row(row: Row, labels: list[str], decisions: bool = False, run: BatchRun 
     scores = row.get("scores", {})
     decided = row.get("decisions", {})
     extra = [str(int(decided[label])) if label in decided else "" for label in labels] if decisions else []
-    provenance = ([run.model, row.get("label_mode", ""), run.prompts, " | ".join(run.templates),
-                   " | ".join(run.uncalibrated)] if run else ["", row.get("label_mode", ""), "", "", ""])
+    provenance = ([run.model, run.version, row.get("label_mode", ""), run.prompts, " | ".join(run.templates),
+                   " | ".join(run.uncalibrated)] if run else ["", "", row.get("label_mode", ""), "", "", ""])
     return [Path(row["path"]).name, row["path"], row.get("top", ""),
             *[format_score(scores[label]) if label in scores else "" for label in labels], *extra,
             "; ".join(row.get("warnings", [])), "; ".join(row.get("notes", [])), row.get("error", ""), *provenance]

@@ -201,3 +201,21 @@ def test_batch_marks_columns_of_labels_outside_the_label_space(ready, qtbot, sha
     with open(out, newline="") as fh:
         row = next(csv.DictReader(fh))
     assert row["uncalibrated_labels"] == "COVID-19" and float(row["COVID-19"]) >= 0  # the column keeps its name
+
+
+def test_a_double_clicked_batch_row_opens_its_film(ready, qtbot, shared_data, tmp_path):
+    """A GUI walk: double-clicking a row did nothing, and a surprising score's film had to be found by hand."""
+    w = ready
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in CHESTS:
+        (folder / name).symlink_to(shared_data / "dicom" / name)
+    w.score_folder(str(folder))
+    qtbot.waitUntil(lambda: w.batch.table.rowCount() == 2 and not w.busy(), timeout=60000)
+    w.tabs.setCurrentWidget(w.batch)
+    row = next(r for r in range(2) if w.batch.table.item(r, 0).text() == CHESTS[1])
+    cell = w.batch.table.visualItemRect(w.batch.table.item(row, 0)).center()
+    QTest.mouseClick(w.batch.table.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=cell)  # a view needs the press
+    QTest.mouseDClick(w.batch.table.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=cell)
+    qtbot.waitUntil(lambda: w.viewer.radiograph is not None and w.viewer.radiograph.path.name == CHESTS[1],
+                    timeout=60000)

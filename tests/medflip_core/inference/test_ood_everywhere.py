@@ -97,7 +97,10 @@ def test_batch_rows_flag_ood_apart_from_notes_and_the_csv_names_its_run(session,
         header = next(csv.reader(fh))
         fh.seek(0)
         lines = list(csv.DictReader(fh))
-    assert header[-5:] == ["model", "label_mode", "prompts", "templates", "uncalibrated_labels"]
+    assert header[-6:] == ["model", "model_version", "label_mode", "prompts", "templates", "uncalibrated_labels"]
+    sha = engine.bundle.manifest["files"]["image_encoder.onnx"]["sha256"][:12]
+    assert {r["model_version"] for r in lines} == {f"created {engine.bundle.manifest['created']}, image encoder "
+                                                   f"sha256 {sha}"}
     assert [r["file"] for r in lines] == [DOG, CHESTS[1], LEG, CHESTS[0]]
     assert {r["model"] for r in lines} == {"medflip-default"}
     assert all(r["label_mode"].startswith("one class per image (automatic") for r in lines)
