@@ -141,6 +141,7 @@ def _labels(arg: str | None, engine) -> list[str]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from medflip_core.inference.batch import classify_files
+    from medflip_core.inference.validated_labels import validation_notes
     from medflip_core.inference.zeroshot import outside_label_space, uncalibrated_warning
 
     engine = _engine(args.model)
@@ -152,13 +153,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
     results = classify_files(engine, args.paths, labels)
     failed = sum("error" in r for r in results)
     outside = uncalibrated_warning(labels)
+    unvalidated = validation_notes(engine.bundle.manifest, labels)
     if args.json:
         _print_json({"model": engine.bundle.name, "labels": labels, "notice": RESEARCH_NOTICE, "results": results,
-                     "uncalibrated_labels": outside_label_space(labels)})
+                     "uncalibrated_labels": outside_label_space(labels), "unvalidated_labels": unvalidated})
     else:
         print(f"# model {engine.bundle.name}. {RESEARCH_NOTICE}")
         if outside:
             print(f"# warning: {outside}")
+        for label, why in unvalidated.items():
+            print(f"# note: {label}: {why}")
         for r in results:
             if "error" in r:
                 print(f"{r['path']}: ERROR {r['error']}")

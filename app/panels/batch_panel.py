@@ -12,6 +12,7 @@ from app.settings import Settings
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
 from medflip_core.inference.ood import brief
+from medflip_core.inference.validated_labels import UNVALIDATED_TIP
 from medflip_core.inference.zeroshot import UNCALIBRATED_TIP, uncalibrated_warning
 
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
@@ -120,10 +121,14 @@ class BatchPanel(QtWidgets.QWidget):
         self.table.horizontalHeaderItem(ood_col).setToolTip(
             "Out of distribution: why the model's scores may not apply to this image (hover a cell)")
         uncalibrated = set(run.uncalibrated) if run else set()
+        unvalidated = set(run.unvalidated) if run else set()
         for j, label in enumerate(labels):  # as beside the Zero-shot tab's bars: not a calibrated probability
             if label in uncalibrated:
                 self.table.horizontalHeaderItem(2 + j).setText(f"⚠ {label}")
                 self.table.horizontalHeaderItem(2 + j).setToolTip(f"{label}: {UNCALIBRATED_TIP}")
+            elif label in unvalidated:
+                self.table.horizontalHeaderItem(2 + j).setText(f"{label} *")
+                self.table.horizontalHeaderItem(2 + j).setToolTip(f"{label}: {UNVALIDATED_TIP}")
         if decided:
             self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
                 "Classes at or above their decision threshold (chosen on the classifier's validation patients)")

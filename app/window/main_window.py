@@ -36,6 +36,7 @@ from app.workers import Task, TaskRunner
 from medflip_core.errors import ImageLoadError
 from medflip_core.imaging.pixel_cache import default_cache
 from medflip_core.inference.batch import describe_run
+from medflip_core.inference.validated_labels import validation_notes
 from medflip_core.inference.zeroshot import outside_label_space, uncalibrated_warning
 from medflip_core.session import LoadResult, Session, load_paths
 
@@ -497,7 +498,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.zero_shot.show_scores(scores, self.engine.bundle.name,
                                    self.session.warnings(index) + zero_shot.contradictions() + ([outside] if outside
                                                                                                else []),
-                                   zero_shot.explanation(), outside_label_space(zero_shot.labels))
+                                   zero_shot.explanation(), outside_label_space(zero_shot.labels),
+                                   validation_notes(self.engine.bundle.manifest, zero_shot.labels))
         self.scored.emit(scores)
         self.zero_shot.refresh_heat_map()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,13 @@ class BatchRun:
     templates: tuple[str, ...] = ()  # the templates around each label ({label} placeholder); none for a classifier
     uncalibrated: tuple[str, ...] = ()  # zero-shot labels outside the label space (zeroshot.outside_label_space)
     version: str = ""  # when the bundle was made and its image encoder's hash: one name can hold several models
+    unvalidated: tuple[str, ...] = ()  # labels of the label space no validation figure backs (validated_labels)
 
 
 def describe_run(engine: Any, labels: list[str], templates: list[str] | None = None,
                  classifier: bool = False) -> BatchRun:
     """The BatchRun of classify_files(engine, _, labels, templates, classifier=classifier)."""
+    from medflip_core.inference.validated_labels import validation_notes
     from medflip_core.inference.zeroshot import outside_label_space, user_templates
     from medflip_core.labeler.prompts import load_prompt_set
 
@@ -49,19 +51,20 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
         rule = f"; {clf.rule_sentence()}" if clf is not None else ""
         return BatchRun(name, f"none: the classifier's own classes ({words}){rule}", version=version)
     outside = tuple(outside_label_space(labels))  # their columns are not probabilities: the CSV says which
+    base = BatchRun(name, "", version=version, unvalidated=tuple(validation_notes(engine.bundle.manifest, labels)))
     if user_templates(templates) is not None:
-        return BatchRun(name, "templates typed by the user (the plain decision rule)", tuple(templates), outside,
-                        version)
+        return replace(base, prompts="templates typed by the user (the plain decision rule)",
+                       templates=tuple(templates), uncalibrated=outside)
     shipped = engine.shipped_prompts
     try:
         own = shipped is not None and shipped.plan(labels) is not None
     except MedflipError:  # labels the scoring itself will refuse with a sentence (none, duplicates)
         own = False
     if own:
-        return BatchRun(name, f"the model's own prompt set “{shipped.name}” ({shipped.mode})",
-                        shipped.prompt_set.templates, outside, version)
-    return BatchRun(name, "the default prompt set (templates and each finding's phrasings)",
-                    load_prompt_set().templates, outside, version)
+        return replace(base, prompts=f"the model's own prompt set “{shipped.name}” ({shipped.mode})",
+                       templates=shipped.prompt_set.templates, uncalibrated=outside)
+    return replace(base, prompts="the default prompt set (templates and each finding's phrasings)",
+                   templates=load_prompt_set().templates, uncalibrated=outside)
 
 
 def model_version(manifest: dict) -> str:
@@ -179,7 +182,8 @@ def has_decisions(rows: Sequence[Row]) -> bool:
     return any("decisions" in row for row in rows)
 
 
-RUN_COLUMNS = ["model", "model_version", "label_mode", "prompts", "templates", "uncalibrated_labels"]
+RUN_COLUMNS = ["model", "model_version", "label_mode", "prompts", "templates", "uncalibrated_labels",
+               "unvalidated_labels"]
 
 
 def csv_header(labels: list[str], decisions: bool = False) -> list[str]:
@@ -195,7 +199,8 @@ def csv_row(row: Row, labels: list[str], decisions: bool = False, run: BatchRun 
     decided = row.get("decisions", {})
     extra = [str(int(decided[label])) if label in decided else "" for label in labels] if decisions else []
     provenance = ([run.model, run.version, row.get("label_mode", ""), run.prompts, " | ".join(run.templates),
-                   " | ".join(run.uncalibrated)] if run else ["", "", row.get("label_mode", ""), "", "", ""])
+                   " | ".join(run.uncalibrated), " | ".join(run.unvalidated)] if run
+                  else ["", "", row.get("label_mode", ""), "", "", "", ""])
     return [Path(row["path"]).name, row["path"], row.get("top", ""),
             *[format_score(scores[label]) if label in scores else "" for label in labels], *extra,
             "; ".join(row.get("warnings", [])), "; ".join(row.get("notes", [])), row.get("error", ""), *provenance]

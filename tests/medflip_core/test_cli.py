@@ -213,3 +213,12 @@ def test_classify_says_which_typed_labels_are_outside_the_models_labels(shared_d
         "No Finding", "Pneumonia", "COVID-19"}
     assert main(["classify", film, "--labels", "No Finding,Pneumonia"]) == 0
     assert "# warning" not in capsys.readouterr().out
+
+
+def test_classify_notes_the_models_labels_no_validation_figure_backs(shared_data, capsys):
+    film = str(shared_data / "dicom" / "RG1_UNCR.dcm")
+    assert main(["classify", film, "--labels", "Pneumonia,Edema,Atelectasis"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("# note: Edema: not validated") and out[2].startswith("# note: Atelectasis: its zero")
+    assert main(["classify", film, "--labels", "Pneumonia,Edema", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["unvalidated_labels"]) == ["Edema"]

@@ -139,10 +139,14 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
     names = {}
     for row in range(panel.results_layout.rowCount()):
         label = panel.results_layout.itemAt(row, panel.results_layout.ItemRole.LabelRole).widget()
-        names[label.text().removesuffix(" ⚠")] = label
+        names[label.text().removesuffix(" ⚠").removesuffix(" *")] = label
     assert set(names) == {"Pneumonia", "Pleural Effusion", "COVID-19", "banana"}
     marked = {n for n, w in names.items() if w.text().endswith("⚠")}
     assert marked == {"COVID-19", "banana"}
+    # a label of the model's own that its validation never measured (a later walk: it looked validated)
+    assert {n for n, w in names.items() if w.text().endswith(" *")} == {"Pleural Effusion"}
+    assert names["Pleural Effusion"].toolTip().startswith("Pleural Effusion: not validated")
+    assert "* Not backed by a validation figure: Pleural Effusion" in panel.status.text()
     assert "decision rule was not fitted on it" in names["banana"].toolTip()
     assert "“COVID-19”, “banana” are not among the model's labels" in panel.status.text()
     _score(window, qtbot, "Pneumonia\nPleural Effusion")  # the model's own labels: no mark, no sentence
