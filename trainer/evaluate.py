@@ -72,5 +72,5 @@ def zero_shot_eval(model: MedFlipModel, data, pre: PreprocessConfig, device, cap
         metrics["val_auc"] = roc_auc_binary(truth == 1, probs[:, 1])
     else:
         metrics["val_auc"] = roc_auc_ovr(truth, probs, data.class_names)["macro"]
-    metrics["data_set"] = "validation split (patient-disjoint) of the training image folders"
+    metrics["data_set"] = "validation split (patient-disjoint) of the training images"
     return metrics

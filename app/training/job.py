@@ -102,6 +102,23 @@ def format_eta(seconds: float) -> str:
     return f"ETA {hours} h {rest // 60:02d} min"
 
 
+SMALL_VALIDATION = 30  # validation images below which a figure is said to move a lot by chance
+
+
+def eval_line(event: EvalEvent) -> str:
+    """An evaluation in words (a GUI walk read "{'val_accuracy': 1.0, 'val_auc': 1.0}" on 4 images, unqualified)."""
+    m = event.metrics
+    names = {"val_auc": "zero-shot ROC AUC", "val_accuracy": "accuracy"}
+    figures = [f"{names.get(k, k.removeprefix('val_').replace('_', ' '))} {v:.3f}" for k, v in m.items()
+               if k.startswith("val_") and isinstance(v, int | float)]
+    n = m.get("n_val")
+    where = f" on {n} validation image{'s' if n != 1 else ''}" if isinstance(n, int) else ""
+    small = (f"; only {n} images: a figure this small moves a lot by chance" if isinstance(n, int)
+             and 0 < n < SMALL_VALIDATION else "")
+    source = f" ({m['data_set']})" if m.get("data_set") else ""
+    return f"eval at step {event.step}{where}: {', '.join(figures) or 'nothing to measure'}{small}{source}"
+
+
 def log_line(event: Event) -> str:
     """The line the trainer log shows for an event ('' for the step events, which go to the plots)."""
     if isinstance(event, StartEvent):
@@ -109,8 +126,7 @@ def log_line(event: Event) -> str:
         return (f"started on {event.device}{precision}: {event.n_train} training images, "
                 f"{event.n_val} validation, {event.n_sentences or 0} sentences")
     if isinstance(event, EvalEvent):
-        metrics = {k: v for k, v in event.metrics.items() if k.startswith("val_")}
-        return f"eval at step {event.step}: {metrics} ({event.metrics.get('data_set', '')})"
+        return eval_line(event)
     if isinstance(event, CheckpointEvent):
         return f"checkpoint: {event.path}"
     if isinstance(event, SkippedStepEvent):

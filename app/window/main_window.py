@@ -290,7 +290,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def failed(message: str) -> None:
             self._load_ended(task)
-            self.error(message)
+            self.error(message, source="load")  # a later load that opens fine takes it away (a GUI walk)
 
         self.tasks.run(task, lambda r: self._loaded(r, paths, opened, task), failed, self._progress,
                        on_partial=lambda images: self._images_read(images, opened))
@@ -332,7 +332,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if result.errors:
             n = len(result.errors)
             details = "\n".join(result.errors + ([duplicates, result.duplicate_details()] if duplicates else []))
-            self.error(result.errors[0] if n == 1 else f"{n} files could not be read.", details)
+            self.error(result.errors[0] if n == 1 else f"{n} files could not be read.", details, source="load")
         elif duplicates:
             self.messages.show_message(duplicates, result.duplicate_details(), source="load")
         else:

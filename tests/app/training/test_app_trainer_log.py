@@ -19,3 +19,19 @@ def test_the_log_follows_new_lines_and_leaves_a_reader_where_they_are(window, qt
     assert bar.value() == 0
     panel._log("$ a new job", to_end=True)
     assert bar.value() == bar.maximum()
+
+
+def test_an_evaluation_reads_as_words_and_a_small_one_says_so():
+    """A GUI walk read "eval at step 200: {'val_accuracy': 1.0, 'val_auc': 1.0}" on 4 validation images."""
+    from app.training.job import log_line
+    from medflip_core.events import EvalEvent
+
+    data_set = "validation split (patient-disjoint) of the training images"
+    small = log_line(EvalEvent(step=200, metrics={"n_val": 4, "val_accuracy": 1.0, "val_auc": 1.0,
+                                                  "data_set": data_set}))
+    assert small == ("eval at step 200 on 4 validation images: accuracy 1.000, zero-shot ROC AUC 1.000; only 4 "
+                     f"images: a figure this small moves a lot by chance ({data_set})")
+    large = log_line(EvalEvent(step=10, metrics={"n_val": 400, "val_auc": 0.91234, "data_set": data_set}))
+    assert large == f"eval at step 10 on 400 validation images: zero-shot ROC AUC 0.912 ({data_set})"
+    assert log_line(EvalEvent(step=3, metrics={"n_val": 0})) == ("eval at step 3 on 0 validation images: nothing "
+                                                                  "to measure")

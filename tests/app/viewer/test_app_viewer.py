@@ -104,3 +104,15 @@ def test_recent_gets_one_entry_per_drop_and_duplicates_are_named(window, qtbot, 
     qtbot.waitUntil(lambda: not window.busy(), timeout=30000)
     assert len(window.images) == 8 and len(recent_entries(window)) == 2
     assert recent_entries(window)[0].text() == f"{links[0]} and 29 more files"
+
+
+def test_an_empty_folders_banner_goes_when_a_later_folder_opens(window, qtbot, shared_data, tmp_path):
+    """A GUI walk: "emptydir: the folder contains no images" stayed on screen after a later folder opened fine."""
+    empty = tmp_path / "emptydir"
+    empty.mkdir()
+    window.open_paths([str(empty)])
+    qtbot.waitUntil(lambda: "contains no images" in window.messages.text() and not window.busy(), timeout=20000)
+    assert window.messages.isVisible()
+    window.open_paths([str(shared_data / "dicom" / "nih_dx_secondary_capture.dcm")])
+    qtbot.waitUntil(lambda: len(window.images) == 1 and not window.busy(), timeout=20000)
+    assert not window.messages.isVisible()
