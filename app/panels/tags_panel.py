@@ -29,10 +29,14 @@ class TagsPanel(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary = QtWidgets.QLabel()
         self.summary.setWordWrap(True)
+        self.hidden_matches = QtWidgets.QLabel()  # a search must not look complete while it hides matches
+        self.hidden_matches.setStyleSheet("color: #8a939b;")
+        self.hidden_matches.setWordWrap(True)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.search)
         layout.addWidget(self.reveal)
+        layout.addWidget(self.hidden_matches)
         layout.addWidget(self.table, 1)
 
     def set_radiograph(self, rg: Radiograph | None) -> None:
@@ -46,6 +50,14 @@ class TagsPanel(QtWidgets.QWidget):
         rows = self.radiograph.all_tags(reveal_identifying=self.reveal.isChecked())
         return [r for r in rows if not needle or any(needle in c.lower() for c in r)]
 
+    def hidden_match_count(self) -> int:
+        """Identifying tags the search matches while they are hidden, by tag or keyword only: a match in a hidden
+        value would tell what the value holds (a GUI walk: "patient" found 1 tag and silently hid 5)."""
+        needle = self.search.text().strip().lower()
+        if self.radiograph is None or not needle or self.reveal.isChecked():
+            return 0
+        return sum(any(needle in c.lower() for c in row[:2]) for row in self.radiograph.identifying_tags)
+
     def refresh(self) -> None:
         rg = self.radiograph
         rows = self.rows()
@@ -57,6 +69,11 @@ class TagsPanel(QtWidgets.QWidget):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(1)
+        hidden = self.hidden_match_count()
+        self.hidden_matches.setText(f"{hidden} patient-identifying tag{'s' if hidden != 1 else ''} also match "
+                                    f"“{self.search.text().strip()}”: tick the box above to see "
+                                    f"{'them' if hidden != 1 else 'it'}." if hidden else "")
+        self.hidden_matches.setVisible(bool(hidden))
         if rg is None:
             self.summary.setText("")
             return

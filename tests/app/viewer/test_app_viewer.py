@@ -80,6 +80,19 @@ def test_tags_hide_identifying_until_revealed(window, qtbot, shared_data):
     assert "PatientID" in {row[1] for row in window.tags.rows()}
     window.tags.search.setText("modality")
     assert all("modality" in " ".join(r).lower() for r in window.tags.rows())
+    # a GUI walk: with identifiers hidden, a search for "patient" showed one tag and hid the others silently
+    window.tags.reveal.setChecked(False)
+    window.tags.search.setText("patient")
+    hidden = [r for r in window.tags.radiograph.identifying_tags if "patient" in (r[0] + r[1]).lower()]
+    assert len(hidden) >= 2 and window.tags.hidden_match_count() == len(hidden)
+    assert window.tags.hidden_matches.text().startswith(f"{len(hidden)} patient-identifying tags also match")
+    assert not window.tags.hidden_matches.isHidden()
+    name = str(window.tags.radiograph.patient.get("PatientName") or "")
+    if len(name) > 3:  # a hidden VALUE never counts: the count would tell what the value holds
+        window.tags.search.setText(name[:4])
+        assert window.tags.hidden_match_count() == 0
+    window.tags.reveal.setChecked(True)
+    assert window.tags.hidden_matches.isHidden()
 
 
 def recent_entries(window) -> list:
