@@ -61,7 +61,7 @@ class RetrievalPanel(QtWidgets.QWidget):
         self.sentences.setWordWrap(True)
         self.query = QtWidgets.QLineEdit()
         self.query.setPlaceholderText("Search the loaded images by text, e.g. pleural effusion")
-        self.query.returnPressed.connect(lambda: self.search_requested.emit(self.query.text()))
+        self.query.returnPressed.connect(self._search)
         self.ranked = QtWidgets.QListWidget()
         self.ranked.setWordWrap(True)  # a flagged film's reason is read whole, not scrolled to
         self.ranked.itemActivated.connect(self._chosen)
@@ -90,6 +90,14 @@ class RetrievalPanel(QtWidgets.QWidget):
         for label in (self.corpus_status, self.sentences_status, self.search_status):
             label.setVisible(False)
 
+    def _search(self) -> None:
+        """Said at once (a GUI walk saw nothing for the ~20 s the first search embeds every loaded image)."""
+        query = self.query.text().strip()
+        if query:
+            self._say(self.search_status, f"Ranking the loaded images for “{query}”… (the first search embeds "
+                                          "each image once: seconds to a minute)")
+        self.search_requested.emit(self.query.text())
+
     def _chosen(self, item: QtWidgets.QListWidgetItem) -> None:
         index = item.data(QtCore.Qt.ItemDataRole.UserRole)
         if index is not None:  # the heading between the two groups is no image
@@ -111,6 +119,7 @@ class RetrievalPanel(QtWidgets.QWidget):
         the panel shows its progress; sentences asked for meanwhile come when it is ready."""
         self.corpus, self.corpus_ready = path, False
         self._clear_sentences()  # they came from another source
+        self._say(self.sentences_status, "")  # and so did the sentence naming them (a GUI walk saw it stale)
         self.source.setText(path)
         self._say(self.corpus_status, f"Reading the reports of {Path(path).name}…")
         self.corpus_progress.setRange(0, 0)  # busy until the reports are read and the sentences counted
@@ -128,6 +137,7 @@ class RetrievalPanel(QtWidgets.QWidget):
         """Sentences from the model's bank again (the corpus dropped by the user, or unusable)."""
         self.corpus, self.corpus_ready = "", False
         self._clear_sentences()
+        self._say(self.sentences_status, "")
         self.source.setText("Sentence bank of the model")
         self.corpus_progress.setVisible(False)
 
@@ -212,7 +222,9 @@ class RetrievalPanel(QtWidgets.QWidget):
         """The sentences, and above them why they may not describe this image when it is out of distribution."""
         if model:
             where = Path(self.corpus).name if self.corpus else "its sentence bank"
-            self._say(self.sentences_status, f"The closest sentences of {where}, by {model}.")
+            self._say(self.sentences_status, f"The closest sentences of {where}, by {model} (in brackets the "
+                                             "image-sentence similarity): nearest sentences, not a reading of this "
+                                             "image.")
         self.sentences.clear()
         for i, hit in enumerate(result.hits):
             self.sentences.addItem(f"{i + 1}. [{hit.score:.3f}] {hit.sentence}")

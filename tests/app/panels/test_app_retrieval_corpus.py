@@ -61,6 +61,7 @@ def test_a_chosen_corpus_is_embedded_in_the_background_with_its_progress(ready, 
     assert not panel.corpus_ready and panel.corpus_progress.isVisible()
     assert panel.corpus_status.text().startswith(f"Reading the reports of {path.name}")
     assert panel.sentences.count() == 0  # the bank's sentences are not left listed as if they were the corpus's
+    assert panel.sentences_status.text() == ""  # nor the sentence naming the bank (a GUI walk saw it stale)
     _button(panel, "Find sentences").click()  # asked for meanwhile: they follow when the corpus is ready
     assert "listed when its sentences are embedded" in panel.sentences_status.text()
     w.retrieve(panel.k.value(), "")  # a late answer from the bank (asked for before the corpus) is not shown
@@ -76,7 +77,7 @@ def test_a_chosen_corpus_is_embedded_in_the_background_with_its_progress(ready, 
     listed = [re.sub(r"^\d+\. \[[-\d.]+\] ", "", panel.sentences.item(i).text())
               for i in range(panel.sentences.count())]
     assert set(listed) <= set(sentences)  # the corpus's sentences, not the bank's
-    assert path.name in panel.sentences_status.text()
+    assert path.name in panel.sentences_status.text() and "not a reading of this image" in panel.sentences_status.text()
 
 
 @pytest.mark.slow
@@ -88,6 +89,8 @@ def test_after_a_model_change_the_ranking_and_sentences_are_the_new_models(ready
     qtbot.waitUntil(lambda: panel.sentences.count() == panel.k.value() and not w.busy(), timeout=30000)
     panel.query.setText("pleural effusion")
     panel.query.returnPressed.emit()
+    # said at once: the first search embeds every loaded image (a GUI walk saw nothing for ~20 s)
+    assert panel.search_status.text().startswith("Ranking the loaded images for “pleural effusion”…")
     qtbot.waitUntil(lambda: len(panel.ranked_images()) == 4 and not w.busy(), timeout=30000)
     before = [panel.ranked.item(i).text() for i in range(panel.ranked.count())]
     sentences_before = [panel.sentences.item(i).text() for i in range(panel.sentences.count())]
