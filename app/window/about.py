@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from medflip_core import __version__
 
@@ -23,6 +23,30 @@ TBX11K adult tuberculosis chest X-rays (Liu et al., "Rethinking Computer-aided T
 2020; research use): images only, without their labels, for the reconstruction (masked image modelling) term.<br>
 Text tower: sentence-transformers all-MiniLM-L6-v2 (Apache-2.0).</p>
 """
+
+
+KEYS_HTML = """
+<h3>Viewer</h3>
+<p>Wheel: zoom &nbsp; Left-drag: pan &nbsp; <b>Right-drag: window/level</b> (horizontal: width, vertical: level)<br>
+1 file window (DICOM or percentiles) &nbsp; 2 auto (percentiles) &nbsp; 3 full range &nbsp; 4-7 chest presets
+(in the tool bar's list)<br>
+I invert &nbsp; F or R fit &nbsp; Down / Page Down next image &nbsp; Up / Page Up previous image</p>
+<h3>Labelling tab</h3>
+<p>1-9 the answer buttons (findings: toggle, then Enter confirms) &nbsp; S skip &nbsp; U undo &nbsp; B back</p>
+<h3>Window</h3>
+<p>Ctrl+Tab / Ctrl+Shift+Tab (or Ctrl+Page Down / Up): next / previous tab &nbsp; Ctrl+O open files &nbsp;
+Ctrl+Shift+O open a folder &nbsp; F1 this list &nbsp; Ctrl+Q quit<br>
+Files and folders dropped anywhere on the window open them (on a text box too).</p>
+"""
+
+
+def show_keys(parent: QtWidgets.QWidget) -> None:
+    box = QtWidgets.QMessageBox(parent)
+    box.setWindowTitle("Keyboard and mouse")
+    box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+    box.setText(KEYS_HTML)
+    box.setModal(False)
+    box.show()
 
 
 def show_about(parent: QtWidgets.QWidget) -> None:

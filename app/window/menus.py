@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6 import QtGui, QtWidgets
 
-from app.window.about import show_about
+from app.window.about import show_about, show_keys
 
 IMAGE_FILTER = "Images (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff DICOMDIR);;All files (*)"
 
@@ -22,6 +22,11 @@ def build_menus(window: Any) -> QtWidgets.QMenu:
     recent = file_menu.addMenu("Open &recent")
     file_menu.addActions([open_files, open_folder])
     file_menu.addMenu(recent)
+    file_menu.addSeparator()
+    open_model = QtGui.QAction("Open &model folder…", window)  # a bundle a colleague sent (a GUI walk: only --model)
+    open_model.setToolTip("A model bundle folder (with manifest.json): added to the Model picker and selected")
+    open_model.triggered.connect(lambda: _open_model(window))
+    file_menu.addAction(open_model)
     file_menu.addSeparator()
     quit_action = QtGui.QAction("&Quit", window, shortcut=QtGui.QKeySequence.StandardKey.Quit)
     quit_action.triggered.connect(window.close)
@@ -39,11 +44,34 @@ def build_menus(window: Any) -> QtWidgets.QMenu:
         action = QtGui.QAction(f"W/L preset {i + 1}", window, shortcut=str(i + 1))
         action.triggered.connect(lambda _=False, i=i: window.viewer.choose_preset(i))
         window.addAction(action)
+    for keys, step in (("Ctrl+Tab", 1), ("Ctrl+Shift+Tab", -1), ("Ctrl+PgDown", 1), ("Ctrl+PgUp", -1)):
+        action = QtGui.QAction(window, shortcut=keys)  # wherever the focus is (a GUI walk: only inside the panel)
+        action.triggered.connect(lambda _=False, step=step: _next_tab(window, step))
+        window.addAction(action)
     help_menu = window.menuBar().addMenu("&Help")
+    keys = QtGui.QAction("&Keyboard and mouse", window, shortcut="F1")
+    keys.triggered.connect(lambda: show_keys(window))
     about = QtGui.QAction("&About MedFLIP Studio", window)
     about.triggered.connect(lambda: show_about(window))
-    help_menu.addAction(about)
+    help_menu.addActions([keys, about])
     return recent
+
+
+def _next_tab(window: Any, step: int) -> None:
+    tabs = window.tabs
+    tabs.setCurrentIndex((tabs.currentIndex() + step) % tabs.count())
+
+
+def _start_dir(window: Any) -> str:
+    """Where a file dialog opens: the last folder opened, else the home folder (never the app's own folder)."""
+    last = window.settings.get("last_dir", "")
+    return last if last and Path(last).is_dir() else str(Path.home())
+
+
+def _open_model(window: Any) -> None:
+    folder = QtWidgets.QFileDialog.getExistingDirectory(window, "Model bundle folder", _start_dir(window))
+    if folder:
+        window.use_model_folder(folder)
 
 
 def recent_label(entry: str | list[str]) -> str:
@@ -87,13 +115,12 @@ def fill_recent(menu: QtWidgets.QMenu, settings: Any, open_paths: Any) -> None:
 
 
 def _open_files(window: Any) -> None:
-    files, _ = QtWidgets.QFileDialog.getOpenFileNames(window, "Open images", window.settings.get("last_dir", ""),
-                                                      IMAGE_FILTER)
+    files, _ = QtWidgets.QFileDialog.getOpenFileNames(window, "Open images", _start_dir(window), IMAGE_FILTER)
     if files:
         window.open_paths(files)
 
 
 def _open_folder(window: Any) -> None:
-    folder = QtWidgets.QFileDialog.getExistingDirectory(window, "Open folder", window.settings.get("last_dir", ""))
+    folder = QtWidgets.QFileDialog.getExistingDirectory(window, "Open folder", _start_dir(window))
     if folder:
         window.open_paths([folder])

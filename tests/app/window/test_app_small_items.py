@@ -112,3 +112,37 @@ def test_a_model_that_finishes_loading_leaves_a_fresh_error_on_the_status_bar(wi
     qtbot.waitUntil(lambda: window.engine is not old and window.engine is not None, timeout=60000)
     assert "corrupt.dcm" in window.statusBar().currentMessage()
     assert window.device_label.text().strip().startswith("Inference:")  # where the device is said meanwhile
+
+
+def test_tabs_switch_from_anywhere_keys_are_listed_and_a_model_folder_opens_from_the_menu(window, qtbot, monkeypatch,
+                                                                                         tiny_bundle):
+    """A GUI walk: Ctrl+Tab switched tabs only with the focus in the right panel, Help listed no keys, a bundle a
+    colleague sent could be used only with --model, and the first Open dialog opened in the app's own folder."""
+    from pathlib import Path
+
+    from PySide6 import QtCore, QtWidgets
+    from PySide6.QtTest import QTest
+
+    window.viewer.setFocus()
+    start = window.tabs.currentIndex()
+    QTest.keyClick(window.viewer, QtCore.Qt.Key.Key_Tab, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == (start + 1) % window.tabs.count()
+    QTest.keyClick(window.viewer, QtCore.Qt.Key.Key_PageUp, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == start
+    window.tabs.setCurrentWidget(window.zero_shot)  # inside the panel: one step, not two
+    window.zero_shot.labels_edit.setFocus()
+    QTest.keyClick(window.zero_shot.labels_edit, QtCore.Qt.Key.Key_Tab, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == window.tabs.indexOf(window.zero_shot) + 1
+    window.tabs.setCurrentIndex(start)
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    keys = next(a for a in help_menu.actions() if a.text() == "&Keyboard and mouse")
+    keys.trigger()
+    shown = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.windowTitle() == "Keyboard and mouse"]
+    assert shown and "Right-drag: window/level" in shown[0].text() and "S skip" in shown[0].text()
+    asked = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
+                        lambda parent, title, start: asked.append(start) or str(tiny_bundle))
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    next(a for a in file_menu.actions() if a.text() == "Open &model folder…").trigger()
+    assert asked[0] == window.settings.get("last_dir", "") or asked[0] == str(Path.home())
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine.bundle.name == "tiny-test", timeout=60000)
