@@ -348,8 +348,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_image(self, index: int) -> None:
         """Show an image; its pixels not in the cache are decoded in a worker process (its thumbnail scaled up
         meanwhile), then the next image in the browser is decoded ahead."""
-        self.current = index
+        previous, self.current = self.current, index
         rg = self.session.images[index]
+        if previous != index:  # the bars on screen, if any, are another image's
+            self.zero_shot.image_changed(rg.path.name)
         if not rg.is_decoded():
             self.viewer.show_preview(rg)
             self._mask_image = None
