@@ -76,3 +76,23 @@ def test_a_burst_of_events_redraws_each_curve_a_bounded_number_of_times(qtbot, r
     assert calls["n"] == 1  # one redraw for the whole burst
     xs, ys = curve.getData()
     assert list(xs) == list(range(1, 501)) and len(ys) == 500
+
+
+def test_a_new_run_starts_on_fresh_axes(qtbot, recorded_events):
+    """A GUI walk: a new run's empty plot kept the previous run's axes (steps 0-200 for a run at step 3)."""
+    from app.training.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    step = next(json.loads(line) for line in recorded_events.read_text().splitlines() if '"step"' in line)
+    for i in range(1, 201):
+        panel.handle_event(event_from_record({**step, "step": i}))
+    panel.plots.flush()
+    qtbot.waitUntil(lambda: panel.plots.loss_plot.viewRange()[0][1] >= 150, timeout=5000)
+    panel.plots.clear()
+    assert panel.plots.loss_plot.viewRange()[0][1] <= 1 and panel.plots.sigma_plot.viewRange()[0][1] <= 1
+    for i in range(1, 4):  # the new run's own steps: the axes follow them
+        panel.handle_event(event_from_record({**step, "step": i}))
+    panel.plots.flush()
+    qtbot.waitUntil(lambda: 2 <= panel.plots.loss_plot.viewRange()[0][1] <= 10, timeout=5000)
