@@ -47,6 +47,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         mode.addStretch(1)
         self.mode_row.setVisible(False)
         self.labels_edit = QtWidgets.QPlainTextEdit()
+        self._model_labels: list[str] = []  # the loaded model's own labels (Model's labels puts them back)
         self.labels_edit.setPlaceholderText("One label per line (or comma-separated), e.g.\nNo Finding\nPneumonia\n"
                                             "Pleural Effusion")
         self.labels_edit.setMaximumHeight(120)
@@ -97,7 +98,15 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.prompts = QtWidgets.QWidget()
         prompts = QtWidgets.QVBoxLayout(self.prompts)
         prompts.setContentsMargins(0, 0, 0, 0)
-        prompts.addWidget(QtWidgets.QLabel("<b>Labels</b> (type any)"))
+        labels_row = QtWidgets.QHBoxLayout()
+        labels_row.addWidget(QtWidgets.QLabel("<b>Labels</b> (type any)"), 1)
+        self.model_labels_button = QtWidgets.QPushButton("Model's labels")
+        self.model_labels_button.setToolTip("Back to the model's own labels (typed labels are kept between "
+                                            "sessions until you change them)")
+        self.model_labels_button.clicked.connect(self.use_model_labels)
+        self.model_labels_button.setEnabled(False)
+        labels_row.addWidget(self.model_labels_button)
+        prompts.addLayout(labels_row)
         prompts.addWidget(self.labels_edit)
         probability_row = QtWidgets.QHBoxLayout()
         probability_row.addWidget(QtWidgets.QLabel("<b>Probabilities</b>"))
@@ -212,8 +221,15 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.mode_note.setToolTip(f"Automatic would use {automatic.name}: {automatic.reason}.")
 
     def set_default_labels(self, labels: list[str]) -> None:
+        self._model_labels = list(labels)
+        self.model_labels_button.setEnabled(bool(labels))
         if not self.labels_edit.toPlainText().strip():
             self.labels_edit.setPlainText("\n".join(labels))
+
+    def use_model_labels(self) -> None:
+        """The loaded model's own labels again (a GUI walk: typed labels stuck across restarts with no way back)."""
+        if self._model_labels:
+            self.labels_edit.setPlainText("\n".join(self._model_labels))
 
     def labels(self) -> list[str]:
         """One label per line, or several on a line separated by commas (as the other tabs take them)."""

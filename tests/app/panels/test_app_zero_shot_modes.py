@@ -168,3 +168,13 @@ def test_another_image_takes_the_previous_ones_bars_away_at_once(window, qtbot, 
     assert panel.bars == {} and panel.status.text() == f"Scoring {films[1].name}…"
     qtbot.waitUntil(lambda: set(panel.bars) == {"No Finding", "Pneumonia"}, timeout=30000)
     assert window.viewer.radiograph.path.name == films[1].name
+
+
+def test_the_models_labels_come_back_with_one_click(window, qtbot):
+    """A GUI walk: typed labels ("Pneumonia, COVID-19") stuck across restarts with no way back to the model's."""
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    panel = window.zero_shot
+    panel.labels_edit.setPlainText("Pneumonia, COVID-19")
+    assert panel.model_labels_button.isEnabled()
+    qtbot.mouseClick(panel.model_labels_button, QtCore.Qt.MouseButton.LeftButton)
+    assert panel.labels() == window.engine.bundle.default_labels
