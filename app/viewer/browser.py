@@ -54,9 +54,18 @@ class Browser(QtWidgets.QTreeWidget):
             self.resizeColumnToContents(col)
         # the Image and Patient columns fit the pane together (names elided in the middle, whole in the tooltip:
         # a split by patient needs the patient in sight); the other columns follow, scrolled to
-        patient = min(self.columnWidth(1), 120)
-        self.setColumnWidth(1, patient)
-        self.setColumnWidth(0, max(120, min(self.columnWidth(0), self.viewport().width() - patient - 8)))
+        # patient; the column is hidden while no image has one (PNG/JPEG): a GUI walk saw its empty 60 px cut
+        # NIH names to "000002…02.jpg"), and the scroll bar a long folder brings is counted from the start
+        no_patient = not any(row.text(1) for row in self._rows)
+        self.setColumnHidden(1, no_patient)
+        patient = 0 if no_patient else min(self.columnWidth(1), 120)
+        if not no_patient:
+            self.setColumnWidth(1, patient)
+        rows_high = (len(self._rows) + len(self._studies)) * (self.iconSize().height() + 4)
+        coming = rows_high > self.viewport().height() and not self.verticalScrollBar().isVisible()
+        scroll_bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent) if coming else 0
+        room = self.viewport().width() - patient - 8 - scroll_bar
+        self.setColumnWidth(0, max(120, min(self.columnWidth(0), room)))
 
     def _add_row(self, index: int, rg: Radiograph) -> None:
         md = rg.metadata
@@ -91,6 +100,7 @@ class Browser(QtWidgets.QTreeWidget):
             study = row.parent()
             if study is not None and study.child(0) is row:
                 study.setText(1, self._patient(rg))
+        self.setColumnHidden(1, not any(row.text(1) for row in self._rows))
         self.resizeColumnToContents(1)
 
     def _patient(self, rg: Radiograph) -> str:
