@@ -146,3 +146,16 @@ def test_tabs_switch_from_anywhere_keys_are_listed_and_a_model_folder_opens_from
     next(a for a in file_menu.actions() if a.text() == "Open &model folder…").trigger()
     assert asked[0] == window.settings.get("last_dir", "") or asked[0] == str(Path.home())
     qtbot.waitUntil(lambda: window.engine is not None and window.engine.bundle.name == "tiny-test", timeout=60000)
+
+
+def test_the_model_card_opens_wide_enough_for_its_tables(window, qtbot):
+    """A GUI walk: the card's 12-column ablation table was packed into a 700 px dialog."""
+    from PySide6 import QtWidgets
+
+    window.resize(1400, 860)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=60000)
+    window.show_model_card()
+    box = next(d for d in window.findChildren(QtWidgets.QDialog) if d.windowTitle().startswith("Model card"))
+    assert box.width() >= int(1400 * 0.85) - 1 and "Research use only" in box.findChild(
+        QtWidgets.QTextBrowser).toPlainText()
+    box.close()
