@@ -63,6 +63,27 @@ def index_images(cfg: TrainConfig, folders: list[str] | None = None) -> list[Ima
     return records  # --max-images subsets the training side after the patient split (split_then_subset)
 
 
+def labelling_sides(path: str, train: list[ImageRecord], val: list[ImageRecord]
+                    ) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """A Labelling tab's labels.csv keeps the Labelling tab's own sides: its validation patients (fixed by patient
+    id, medflip_core.labelling.order) measure the classifiers made there, so a tower pre-trained on their labels
+    would make those figures optimistic. Any other CSV keeps its split (label_csv.source_split). The few training
+    patients a classifier moves to validation at the time it is made (order.filled_validation) are not in the CSV
+    and stay on the training side here."""
+    import csv
+
+    from medflip_core.labelling.journal import CSV_COLUMNS
+    from medflip_core.labelling.order import is_validation_patient
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = tuple(next(csv.reader(fh), []))
+    if header != tuple(CSV_COLUMNS):
+        return train, val
+    records = train + val
+    return ([r for r in records if not is_validation_patient(r.patient_id)],
+            [r for r in records if is_validation_patient(r.patient_id)])
+
+
 def _in_label_space(path: str, train: list[ImageRecord], val: list[ImageRecord]
                     ) -> tuple[list[ImageRecord], list[ImageRecord]]:
     """An --images CSV's images whose labels name something of the label space: the image-text loss links images
@@ -102,7 +123,7 @@ def build_training_data(cfg: TrainConfig, tokenize: Callable | None) -> Training
             csv_train, csv_val = source_split(csv_path, cfg.val_fraction, cfg.seed,
                                               cfg.image_root if given else None)
             if given:
-                csv_train, csv_val = _in_label_space(csv_path, csv_train, csv_val)
+                csv_train, csv_val = _in_label_space(csv_path, *labelling_sides(csv_path, csv_train, csv_val))
             train = train + csv_train
             sources += [str(csv_path)] * len(csv_train)
             if given and not folders:  # the run's only labelled images: zero-shot validation is on its patients

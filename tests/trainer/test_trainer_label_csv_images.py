@@ -10,6 +10,7 @@ import pytest
 
 from medflip_core.errors import MedflipError
 from medflip_core.labeler.labels import CHEXPERT_LABELS
+from medflip_core.labelling.order import is_validation_patient
 from trainer.config import TrainConfig
 from trainer.training_data import build_training_data
 
@@ -42,6 +43,9 @@ def test_a_labelling_csv_is_training_data_split_by_patient(labelled_study):
     data = build_training_data(TrainConfig(images=[str(labelled_study / "labels.csv")], val_fraction=0.25), None)
     assert len(data.train) + len(data.val) == 2 * PER_CLASS
     assert not {r.patient_id for r in data.train} & {r.patient_id for r in data.val}
+    # the Labelling tab's own validation patients stay validation: its classifiers are measured on them
+    assert all(is_validation_patient(r.patient_id) for r in data.val)
+    assert not any(is_validation_patient(r.patient_id) for r in data.train) and data.val
     assert data.class_names == ["No Finding", "Pneumonia"] and data.class_prompts == ["No Finding", "Pneumonia"]
     for record in data.train + data.val:  # the answers, in the label space the MedFLIP loss links reports through
         truth = "Pneumonia" if record.path.name.startswith("person") else "No Finding"
