@@ -65,23 +65,32 @@ def index_images(cfg: TrainConfig, folders: list[str] | None = None) -> list[Ima
 
 def labelling_sides(path: str, train: list[ImageRecord], val: list[ImageRecord]
                     ) -> tuple[list[ImageRecord], list[ImageRecord]]:
-    """A Labelling tab's labels.csv keeps the Labelling tab's own sides: its validation patients (fixed by patient
-    id, medflip_core.labelling.order) measure the classifiers made there, so a tower pre-trained on their labels
-    would make those figures optimistic. Any other CSV keeps its split (label_csv.source_split). The few training
-    patients a classifier moves to validation at the time it is made (order.filled_validation) are not in the CSV
-    and stay on the training side here."""
+    """A Labelling tab's labels.csv keeps the Labelling tab's own sides: its validation patients measure the
+    classifiers made there, so a tower pre-trained on their labels would make those figures optimistic. They are
+    the patients its id draw puts there (medflip_core.labelling.order) and those a classifier moves there
+    (order.filled_validation), taken with the same rule over the CSV's answers under both readings of a row
+    (one class per film, or findings with "No Finding" for none), so never fewer than the Labelling tab holds
+    out. Any other CSV keeps its split (label_csv.source_split)."""
     import csv
 
+    from medflip_core.labelling.job import MIN_PATIENTS_FOR_CLASSIFIER
     from medflip_core.labelling.journal import CSV_COLUMNS
-    from medflip_core.labelling.order import is_validation_patient
+    from medflip_core.labelling.order import filled_validation, is_validation_patient
 
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        header = tuple(next(csv.reader(fh), []))
-    if header != tuple(CSV_COLUMNS):
+        rows = list(csv.reader(fh))
+    if not rows or tuple(rows[0]) != tuple(CSV_COLUMNS):
         return train, val
+    patients = [r[2] for r in rows[1:] if len(r) >= 3]
+    answers = [[x for x in r[1].split("|") if x] for r in rows[1:] if len(r) >= 3]
+    drawn = [is_validation_patient(p) for p in patients]
+    held = {p for p, v in zip(patients, drawn, strict=True) if v}
+    for labels in (answers, [[x for x in a if x != "No Finding"] for a in answers]):
+        classes = list(dict.fromkeys(x for a in labels for x in a))
+        sides, _ = filled_validation(patients, labels, drawn, classes, MIN_PATIENTS_FOR_CLASSIFIER)
+        held |= {p for p, v in zip(patients, sides, strict=True) if v}
     records = train + val
-    return ([r for r in records if not is_validation_patient(r.patient_id)],
-            [r for r in records if is_validation_patient(r.patient_id)])
+    return [r for r in records if r.patient_id not in held], [r for r in records if r.patient_id in held]
 
 
 def _in_label_space(path: str, train: list[ImageRecord], val: list[ImageRecord]
@@ -115,7 +124,7 @@ def build_training_data(cfg: TrainConfig, tokenize: Callable | None) -> Training
     records = index_images(cfg, folders)
     train, val = split_then_subset(records, cfg.val_fraction, cfg.seed, cfg.max_images) if records else ([], [])
     sources = None
-    extra = [cfg.extra_sources] if isinstance(cfg.extra_sources, str) else list(cfg.extra_sources)
+    extra = [cfg.extra_sources] if isinstance(cfg.extra_sources, str) else list(cfg.extra_sources or [])
     if label_csvs or extra:  # label CSVs: their own patient split (source_split)
         sources = ["images"] * len(train)
         for csv_path in label_csvs + extra:
@@ -130,6 +139,8 @@ def build_training_data(cfg: TrainConfig, tokenize: Callable | None) -> Training
                 val = val + csv_val  # (beside image folders, a CSV's validation patients stay out, as --extra-sources)
     if not train:
         raise MedflipError("the training split is empty: add images or lower --val-fraction")
+    if not folders:  # a CSV's validation classes are its films' rarest findings: only label-space names are
+        val = [r for r in val if normalise_label_name(r.class_name) in CHEXPERT_LABELS]  # prompts the model knows
     names = sorted({r.class_name for r in records + val})
     if not folders and len(names) < 2:  # zero-shot validation compares classes: one CSV class gives nothing
         val = []

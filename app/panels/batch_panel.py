@@ -169,7 +169,9 @@ class BatchPanel(QtWidgets.QWidget):
                             f"the model's distribution (⚠: their scores do not apply)"
                             f"{' (cancelled: the rest was not scored)' if cancelled else ''}. "
                             + (f"⚠ {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
-                               if uncalibrated else "") + "Research use only.")
+                               if uncalibrated else "")
+                            + (f"* Not backed by a validation figure: {', '.join(sorted(unvalidated))} (hover its "
+                               "column). " if unvalidated else "") + "Research use only.")
         self.export.setEnabled(bool(rows))
 
     def _row_opened(self, row: int, _column: int) -> None:

@@ -98,6 +98,9 @@ class RetrievalPanel(QtWidgets.QWidget):
                                           "each image once: seconds to a minute)")
         self.search_requested.emit(self.query.text())
 
+    def search_failed(self, query: str) -> None:
+        self._say(self.search_status, f"The search for “{query}” failed (the message above says why).")
+
     def _chosen(self, item: QtWidgets.QListWidgetItem) -> None:
         index = item.data(QtCore.Qt.ItemDataRole.UserRole)
         if index is not None:  # the heading between the two groups is no image

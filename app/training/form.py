@@ -78,11 +78,14 @@ class TrainingForm(QtWidgets.QWidget):
         self.base.setToolTip("The CLIP model whose image tower is fine-tuned. A classifier cannot be a base: with a "
                              "classifier selected in the Model picker, this is the model it came from.")
         self.start_from = QtWidgets.QComboBox()  # the model a pre-training continues, or random weights
+        self._start_chosen: str | None = None  # what the user picked in it (None: it follows the picker's model)
+        self.start_from.activated.connect(self._start_picked)
         self.start_from.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.start_from.setMinimumContentsLength(14)
         self.start_from.setToolTip(
-            "The model whose image and text towers the pre-training continues (at the learning rate of the default "
-            f"model's own last phase, {CONTINUE_LR:g}), or random weights: a tower from scratch needs hours of "
+            "The model whose image and text towers the pre-training continues (at a peak learning rate of "
+            f"{CONTINUE_LR:g}, the image tower's in the default model's own continued phase), or random weights: a "
+            "tower from scratch needs hours of "
             "images (a run of minutes from scratch makes a model that has learnt little, with scores that look "
             "like a trained model's)")
         self.corpus = QtWidgets.QLineEdit()
@@ -218,13 +221,22 @@ class TrainingForm(QtWidgets.QWidget):
             index = self.base.count() - 1
         self.base.setCurrentIndex(max(index, 0))
         self.base.blockSignals(False)
-        chosen = self.start_from.currentData()  # a choice the user made stays (a model added keeps the list fresh)
-        self.start_from.clear()
+        self.start_from.clear()  # follows the picker's model, unless the user chose in this list
         for i in range(self.base.count()):
             self.start_from.addItem(self.base.itemText(i), self.base.itemData(i))
         self.start_from.addItem(FROM_SCRATCH, "")
-        index = self.start_from.findData(chosen) if chosen is not None else self.base.currentIndex()
-        self.start_from.setCurrentIndex(index if index >= 0 else self.base.currentIndex())
+        self.select_start(self._start_chosen if self._start_chosen is not None else self.base.currentData())
+
+    def _start_picked(self, _index: int) -> None:
+        self._start_chosen = self.start_from.currentData()
+
+    def select_start(self, path: str | None) -> None:
+        """Start from `path` (a model folder; "" or None: random weights), added to the list if it is not there."""
+        index = self.start_from.findData(path or "")
+        if index < 0 and path:
+            self.start_from.insertItem(self.start_from.count() - 1, f"{Path(path).name} (folder)", path)
+            index = self.start_from.findData(path)
+        self.start_from.setCurrentIndex(index if index >= 0 else self.start_from.count() - 1)
 
     def base_model(self) -> Path | None:
         """The chosen base model's folder (None: none installed; `medflip finetune` then uses its default)."""
@@ -311,6 +323,7 @@ class TrainingForm(QtWidgets.QWidget):
                       "max_steps": config.get("max_steps") or 0, "batch": config.get("batch_size"),
                       "device": config.get("device"), "image_size": model.get("image_size")},
                      source="the run's settings (config.json; a resumed run uses them as they are)")
+        self.select_start(config.get("init_from") or "")  # what the run started from, not today's default
 
     def pretrain_args(self, run_dir: str) -> list[str]:
         """The trainer's arguments of a new pre-training run writing to `run_dir`."""
@@ -319,10 +332,10 @@ class TrainingForm(QtWidgets.QWidget):
             raise ValueError(f"Pre-training reads an image folder with one sub-folder per class or a label CSV, "
                              f"not {Path(images).name}. A folder of films without labels goes under Images without "
                              "labels.")
-        problem = flat_folder_problem(images, PRETRAIN) if images and Path(images).is_dir() else ""
+        problem = (flat_folder_problem(images, PRETRAIN, "Images without labels")
+                   if images and Path(images).is_dir() else "")
         if problem:  # said before the trainer starts (it would refuse it after a minute of starting)
-            raise ValueError(problem.replace("(the reconstruction term learns from it; --unlabelled)",
-                                             "(under Images without labels: the reconstruction term learns from it)"))
+            raise ValueError(problem)
         args = ["--images", images, "--mask-ratio", f"{self.mask.value():.2f}",
                 "--mask-strategy", self.mask_strategy.currentText(),
                 "--budget-minutes", f"{self.budget.value():g}", "--batch-size", str(self.batch.value()),

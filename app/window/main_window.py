@@ -253,7 +253,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tags.reveal_changed.connect(self.browser.set_reveal_patient)
         self.batch.folder_requested.connect(self.score_folder)
         self.batch.cancel_requested.connect(self._cancel_batch)
-        self.batch.film_requested.connect(lambda path: self.open_paths([path]))  # shown, opened first if need be
+        self.batch.film_requested.connect(self._show_file)
         self.training.model_exported.connect(self._model_added)
         self.training.classifier_ready.connect(self._classifier_added)
         self.training.message.connect(lambda m: self.error(m, source="training"))
@@ -345,6 +345,14 @@ class MainWindow(QtWidgets.QMainWindow):
         elif repeated:
             self.statusBar().showMessage("Already open.", 5000)
 
+    def _show_file(self, path: str) -> None:
+        """A file's image on screen: selected if it is open (no second read, no Recent entry), else opened."""
+        index = next((i for i, rg in enumerate(self.session.images) if str(rg.path) == path), None)
+        if index is None:
+            self.open_paths([path])
+        else:
+            self.browser.select_index(index)
+
     def show_image(self, index: int) -> None:
         """Show an image; its pixels not in the cache are decoded in a worker process (its thumbnail scaled up
         meanwhile), then the next image in the browser is decoded ahead."""
@@ -372,6 +380,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if error:
             self.viewer.preview_failed()
             self.error(error)
+            self.zero_shot.show_error(f"{rg.path.name} could not be read, so it has no scores.")  # not "Scoring…"
         else:
             self._show_decoded(rg)
 
@@ -380,6 +389,7 @@ class MainWindow(QtWidgets.QMainWindow):
             rg.arrays()  # decoded on demand into the bounded pixel cache (at once if it is there)
         except ImageLoadError as exc:  # the file went away or changed since it was opened
             self.error(str(exc))
+            self.zero_shot.show_error(f"{rg.path.name} could not be read, so it has no scores.")
             return
         self.viewer.set_radiograph(rg)
         self._mask_image = rg
@@ -559,8 +569,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def search_images(self, query: str) -> None:
         model = self.engine.bundle.name if self.engine is not None else ""  # the session's model ranks them
+        def failed(message: str) -> None:
+            self.retrieval.search_failed(query)  # "Ranking …" does not stay on screen
+            self.error(message)
+
         self._run(Task(self.session.search, query, self.pixels.opener),
-                  lambda ranking: self.retrieval.show_ranking(ranking, query, model), self.error, latest="search")
+                  lambda ranking: self.retrieval.show_ranking(ranking, query, model), failed, latest="search")
 
     def _corpus_chosen(self, corpus: str) -> None:
         """The Retrieval tab's corpus changed: the one being embedded (if any) stops, the new one is embedded."""

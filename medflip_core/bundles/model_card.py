@@ -109,18 +109,22 @@ def _data(manifest: dict, cfg: dict, prov: dict) -> list[str]:
     images, extra = _listed(cfg.get("images")), _listed(cfg.get("extra_sources"))
     unlabelled = _listed(cfg.get("unlabelled"))
     folders = [p for p in images if not str(p).lower().endswith(".csv")]
+    csvs = [p for p in images if str(p).lower().endswith(".csv")]
     pre = manifest.get("preprocess") or {}
     lines = ["## Data",
              f"- Images: {', '.join(map(_named, images)) or '(not recorded)'}"
              + (f"; plus the label CSV(s) {', '.join(map(_named, extra))} (findings mapped onto the CheXpert labels by "
                 "medflip_core.labeler.labels)" if extra else "") + "."
              + (" Class folders map onto the CheXpert label space (NORMAL → No Finding; PNEUMONIA → Pneumonia + "
-                "Lung Opacity) unless a class map says otherwise." if folders else
-                " A label CSV's findings map onto the CheXpert label space (medflip_core.labeler.labels)."),
+                "Lung Opacity) unless a class map says otherwise." if folders else "")
+             + (" A label CSV's findings map onto the CheXpert label space (medflip_core.labeler.labels); films "
+                "labelled only outside it are left out." if csvs else ""),
              f"  {prov.get('n_train_images') or '?'} training images; {cfg.get('val_fraction', 0):.0%} of patients "
-             f"of every source held out (seed {cfg.get('seed', 0)}). Sampling: "
+             f"of every source held out (seed {cfg.get('seed', 0)})"
+             + ("; a Labelling tab CSV holds out the Labelling tab's own validation patients instead (about a "
+                "quarter, fixed by patient id)" if csvs else "") + ". Sampling: "
              + (f"source weights {cfg.get('source_weights') or 'equal'}, no finding vs finding balanced within each "
-                "source" if extra else "each epoch a shuffle of the training images")
+                "source" if extra or csvs else "each epoch a shuffle of the training images")
              + f"; augmentation {'on' if cfg.get('augment') else 'off'} (train only).",
              *([f"- Images without labels (the reconstruction term only; any labels they have are not used): "
                 f"{', '.join(map(_named, unlabelled))}."] if unlabelled else []),

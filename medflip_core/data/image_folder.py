@@ -118,7 +118,8 @@ def index_image_folder(
     return records
 
 
-def flat_folder_problem(root: str | Path, job: str = "pretrain") -> str:
+def flat_folder_problem(root: str | Path, job: str = "pretrain",
+                        unlabelled_words: str = "images without labels (--unlabelled)") -> str:
     """A sentence when `root` holds its films directly instead of one sub-folder per class, saying what such a
     folder can be used as ("" otherwise; a missing folder is index_image_folder's to say). A GUI walk: only the
     layout's name was said, and a study folder had to be reorganised by hand."""
@@ -129,11 +130,11 @@ def flat_folder_problem(root: str | Path, job: str = "pretrain") -> str:
         return ""
     if any(p.is_dir() for p in entries) or not any(p.is_file() for p in entries):
         return ""
-    uses = ("give it as images without labels (the reconstruction term learns from it; --unlabelled), "
-            if job == "pretrain" else "")
+    uses = (f"give it as {unlabelled_words}, from which the reconstruction term learns; " if job == "pretrain"
+            else "")
     return (f"The folder {root.name} holds its films directly, not in one sub-folder per class (such as NORMAL "
-            f"and PNEUMONIA). To train on it: {uses}label its films (the Labelling tab writes a labels.csv, which "
-            f"Images also takes), or sort them into class sub-folders. Folder: {root}")
+            f"and PNEUMONIA). To train on it, {uses}label its films (the Labelling tab writes a labels.csv, which "
+            f"Images also takes); or sort them into class sub-folders. Folder: {root}")
 
 
 def patient_split(

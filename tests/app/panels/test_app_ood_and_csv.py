@@ -195,7 +195,8 @@ def test_batch_marks_columns_of_labels_outside_the_label_space(ready, qtbot, sha
     qtbot.waitUntil(lambda: w.batch.table.rowCount() == 1 and not w.busy(), timeout=60000)
     headers = [w.batch.table.horizontalHeaderItem(c) for c in range(w.batch.table.columnCount())]
     assert [h.text() for h in headers[2:5]] == ["Pneumonia", "⚠ COVID-19", "Edema *"]  # Edema: never validated
-    assert "no validation figure" in headers[4].toolTip()
+    assert "no held-out figure" in headers[4].toolTip()
+    assert "* Not backed by a validation figure: Edema" in w.batch.status.text()
     assert "decision rule was not fitted" in headers[3].toolTip() and not headers[2].toolTip()
     assert "“COVID-19” is not one of the model's labels" in w.batch.status.text()
     out = w.batch.write_csv(str(tmp_path / "scores.csv"))
@@ -221,3 +222,12 @@ def test_a_double_clicked_batch_row_opens_its_film(ready, qtbot, shared_data, tm
     QTest.mouseDClick(w.batch.table.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=cell)
     qtbot.waitUntil(lambda: w.viewer.radiograph is not None and w.viewer.radiograph.path.name == CHESTS[1],
                     timeout=60000)
+    # open already: selected again, not read a second time nor added to Recent (a review)
+    opened, recent = len(w.images), list(w.settings.get("recent", []))
+    w.open_paths([str(shared_data / "dicom" / CHESTS[0])])
+    qtbot.waitUntil(lambda: len(w.images) == opened + 1 and not w.busy(), timeout=60000)
+    recent = list(w.settings.get("recent", []))
+    QTest.mouseClick(w.batch.table.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=cell)
+    QTest.mouseDClick(w.batch.table.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=cell)
+    qtbot.waitUntil(lambda: w.viewer.radiograph.path.name == CHESTS[1], timeout=60000)
+    assert len(w.images) == opened + 1 and list(w.settings.get("recent", [])) == recent

@@ -53,5 +53,9 @@ def test_a_runs_config_with_a_ratio_the_field_cannot_hold_is_named(qtbot):
     form.show_run_config({"images": ["/data/a"], "mask_ratio": 0.5})  # a run that fits: nothing to say
     assert form.mask.value() == pytest.approx(0.5) and form.notice.text() == ""
     # a run on a label CSV: the form shows where its image paths start (a resumed run's form says what it runs)
-    form.show_run_config({"images": ["/data/labels.csv"], "image_root": "/data/films", "mask_ratio": 0.5})
+    form.show_run_config({"images": ["/data/labels.csv"], "image_root": "/data/films", "mask_ratio": 0.5,
+                          "init_from": "/data/a-model"})
     assert form.images.text() == "/data/labels.csv" and form.image_root.text() == "/data/films"
+    assert form.start_from.currentData() == "/data/a-model"  # what the run started from, not today's default
+    form.show_run_config({"images": ["/data/a"], "init_from": None})
+    assert form.start_from.currentText() == "random weights (from scratch)"

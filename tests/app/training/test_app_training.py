@@ -60,8 +60,16 @@ def test_pre_training_takes_a_label_csv_and_says_what_a_flat_folder_is_for(windo
     # a GUI walk: every run from the app started from a random tower; it now continues the chosen model
     assert form.start_from.isVisibleTo(form) and form.start_from.currentData() == form.base.currentData()
     assert Path(args[args.index("--init-from") + 1]).is_dir() and float(args[args.index("--lr") + 1]) == 1.5e-4
-    form.start_from.setCurrentIndex(form.start_from.findText("random weights (from scratch)"))
+    # it follows the model picker (a review: it kept the first default), until the user picks in it
+    other = str(tmp_path / "other-model")
+    form.set_base_models(form.installed_models(), other)
+    assert form.start_from.currentData() == other == form.base.currentData()
+    scratch = form.start_from.findText("random weights (from scratch)")
+    form.start_from.setCurrentIndex(scratch)
+    form.start_from.activated.emit(scratch)  # what a user's pick sends
     assert "--init-from" not in form.pretrain_args(str(tmp_path / "run"))
+    form.set_base_models(form.installed_models(), "")  # another model in the picker: the user's pick stays
+    assert form.start_from.currentText() == "random weights (from scratch)"
     flat = tmp_path / "study"
     flat.mkdir()
     for f in sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").iterdir())[:3]:
@@ -69,7 +77,7 @@ def test_pre_training_takes_a_label_csv_and_says_what_a_flat_folder_is_for(windo
     form.images.setText(str(flat))
     panel.start(extra=SMALL)
     assert panel.process is None and "holds its films directly" in window.last_error
-    assert "under Images without labels" in window.last_error and "--unlabelled" not in window.last_error
+    assert "give it as Images without labels" in window.last_error and "--unlabelled" not in window.last_error
     # the banner's headline is the whole first sentence (a walk saw it cut at the "." of "e.g.")
     assert window.messages.text() == ("The folder study holds its films directly, not in one sub-folder per class "
                                       "(such as NORMAL and PNEUMONIA).")

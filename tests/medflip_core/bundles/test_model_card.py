@@ -49,6 +49,11 @@ def test_shipped_card_is_exactly_what_its_manifest_generates():
     # developers' ("../shared/data/…"), and nothing said who the patients are
     assert "- Images without labels (the reconstruction term only" in card and "TBX11K, Liu et al., CVPR 2020" in card
     assert "../shared" not in card and "children aged one to five" in card and "mined from reports by NLP" in card
+    on_csv = json.loads(json.dumps(manifest))  # a run on a Labelling tab's labels.csv: no class folders
+    on_csv["provenance"]["training_config"].update(images=["/study/labels.csv"], extra_sources=[])
+    csv_card = clip_model_card(on_csv)
+    assert "Class folders map" not in csv_card and "A label CSV's findings map onto the CheXpert" in csv_card
+    assert "the Labelling tab's own validation patients" in csv_card and "each epoch a shuffle" not in csv_card
 
 
 @pytest.mark.slow

@@ -31,8 +31,23 @@ def test_the_shipped_models_labels_are_marked_from_its_own_figures():
     assert set(validation_notes(manifest, ["effusion"])) == {"effusion"}  # a synonym is the same finding
 
 
-def test_a_model_never_evaluated_says_so_for_every_label():
+def test_a_model_without_per_label_figures_says_so_for_every_label():
+    """A run trained in the app carries its own zero-shot validation (provenance.validation_metrics) but no
+    per-label figure: the words say what is missing, not that it was never evaluated (a review)."""
     manifest = _manifest()
     manifest["provenance"].pop("evaluation")
     notes = validation_notes(manifest, ["No Finding", "Pneumonia", "banana"])
-    assert set(notes) == {"No Finding", "Pneumonia"} and all("never evaluated" in n for n in notes.values())
+    assert set(notes) == {"No Finding", "Pneumonia"}
+    assert all(n.startswith("no per-label validation figure in this model's manifest") for n in notes.values())
+
+
+def test_a_pair_figure_through_chance_or_a_broken_one_backs_nothing():
+    manifest = _manifest()
+    evaluation = manifest["provenance"]["evaluation"]
+    evaluation.pop("NIH_per_finding")
+    for source in ("Kermany", "NIH"):
+        evaluation[source]["roc_auc_pneumonia"]["ci95"] = [0.45, 0.7]
+    assert set(validation_notes(manifest, ["No Finding", "Pneumonia"])) == {"No Finding", "Pneumonia"}
+    evaluation["Kermany"]["roc_auc_pneumonia"]["ci95"] = [float("nan"), float("nan")]
+    evaluation["NIH"]["roc_auc_pneumonia"] = {"value": None}
+    assert set(validation_notes(manifest, ["Pneumonia"])) == {"Pneumonia"}
