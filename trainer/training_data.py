@@ -65,30 +65,15 @@ def index_images(cfg: TrainConfig, folders: list[str] | None = None) -> list[Ima
 
 def labelling_sides(path: str, train: list[ImageRecord], val: list[ImageRecord]
                     ) -> tuple[list[ImageRecord], list[ImageRecord]]:
-    """A Labelling tab's labels.csv keeps the Labelling tab's own sides: its validation patients measure the
-    classifiers made there, so a tower pre-trained on their labels would make those figures optimistic. They are
-    the patients its id draw puts there (medflip_core.labelling.order) and those a classifier moves there
-    (order.filled_validation), taken with the same rule over the CSV's answers under both readings of a row
-    (one class per film, or findings with "No Finding" for none), so never fewer than the Labelling tab holds
-    out. Any other CSV keeps its split (label_csv.source_split)."""
-    import csv
-
+    """A Labelling tab's labels.csv keeps the Labelling tab's own validation patients out of training (its
+    classifiers are measured on them: a tower pre-trained on their labels would make those figures optimistic);
+    any other CSV keeps its split (label_csv.source_split)."""
     from medflip_core.labelling.job import MIN_PATIENTS_FOR_CLASSIFIER
-    from medflip_core.labelling.journal import CSV_COLUMNS
-    from medflip_core.labelling.order import filled_validation, is_validation_patient
+    from medflip_core.labelling.order import csv_validation_patients
 
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
-    if not rows or tuple(rows[0]) != tuple(CSV_COLUMNS):
+    held = csv_validation_patients(path, MIN_PATIENTS_FOR_CLASSIFIER)
+    if held is None:
         return train, val
-    patients = [r[2] for r in rows[1:] if len(r) >= 3]
-    answers = [[x for x in r[1].split("|") if x] for r in rows[1:] if len(r) >= 3]
-    drawn = [is_validation_patient(p) for p in patients]
-    held = {p for p, v in zip(patients, drawn, strict=True) if v}
-    for labels in (answers, [[x for x in a if x != "No Finding"] for a in answers]):
-        classes = list(dict.fromkeys(x for a in labels for x in a))
-        sides, _ = filled_validation(patients, labels, drawn, classes, MIN_PATIENTS_FOR_CLASSIFIER)
-        held |= {p for p, v in zip(patients, sides, strict=True) if v}
     records = train + val
     return [r for r in records if r.patient_id not in held], [r for r in records if r.patient_id in held]
 

@@ -49,6 +49,7 @@ class ReconstructionBox(QtWidgets.QWidget):
         self.picture.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
         self.picture.setVisible(False)
         self._pixmap: QtGui.QPixmap | None = None
+        self._said = ""  # what the last reconstruction's caption says (without the tab's click hint)
         row = QtWidgets.QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.button)
@@ -122,10 +123,9 @@ class ReconstructionBox(QtWidgets.QWidget):
         self.picture.setVisible(True)
         self.shown.emit()
         self._fit()
-        self.caption.setText(f"{Path(self.run).name}: {said['caption']}. Loss on the dropped patches "
-                             f"{said['loss']:.3f} (the training loss; lower is better)."
-                             + (f" Note: {said['note']}." if said.get("note") else "")
-                             + " Click the panels to see them larger.")
+        self._said = (f"{Path(self.run).name}: {said['caption']}. Loss on the dropped patches {said['loss']:.3f} "
+                      "(the training loss; lower is better)." + (f" Note: {said['note']}." if said.get("note") else ""))
+        self.caption.setText(self._said + " Click the panels to see them larger.")
         if self.large is not None and self.large.isVisible():  # an open large view follows the new reconstruction
             self.show_large()
 
@@ -136,8 +136,7 @@ class ReconstructionBox(QtWidgets.QWidget):
             return
         if self.large is None:
             self.large = LargeReconstruction(self.window())
-        self.large.show_pixmap(self._pixmap, f"Reconstruction: {Path(self.run).name}",
-                               self.caption.text().replace(" Click the panels to see them larger.", ""))
+        self.large.show_pixmap(self._pixmap, f"Reconstruction: {Path(self.run).name}", self._said)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -72,7 +72,6 @@ class TrainingPlots(QtWidgets.QSplitter):
         for curve in self.curves.values():
             curve.setData([], [])
         for plot in (self.loss_plot, self.sigma_plot):  # a new run's axes: not the previous run's (a GUI walk)
-            plot.enableAutoRange()
             plot.setXRange(0, 1, padding=0)
             plot.setYRange(0, 1, padding=0)
             plot.enableAutoRange()

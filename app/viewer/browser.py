@@ -53,13 +53,12 @@ class Browser(QtWidgets.QTreeWidget):
         for col in range(len(COLUMNS)):
             self.resizeColumnToContents(col)
         # the Image and Patient columns fit the pane together (names elided in the middle, whole in the tooltip:
-        # a split by patient needs the patient in sight); the other columns follow, scrolled to
-        # patient; the column is hidden while no image has one (PNG/JPEG): a GUI walk saw its empty 60 px cut
-        # NIH names to "000002…02.jpg"), and the scroll bar a long folder brings is counted from the start
-        no_patient = not any(row.text(1) for row in self._rows)
-        self.setColumnHidden(1, no_patient)
-        patient = 0 if no_patient else min(self.columnWidth(1), 120)
-        if not no_patient:
+        # a split by patient needs the patient in sight); the other columns follow, scrolled to. The Patient
+        # column is hidden while no image has one (PNG/JPEG: a GUI walk saw its empty 60 px cut NIH names to
+        # "000002…02.jpg"), and the scroll bar a long folder brings is counted before it shows
+        self._hide_empty_patient_column()
+        patient = 0 if self.isColumnHidden(1) else min(self.columnWidth(1), 120)
+        if patient:
             self.setColumnWidth(1, patient)
         rows_high = (len(self._rows) + len(self._studies)) * (self.iconSize().height() + 4)
         coming = rows_high > self.viewport().height() and not self.verticalScrollBar().isVisible()
@@ -100,8 +99,11 @@ class Browser(QtWidgets.QTreeWidget):
             study = row.parent()
             if study is not None and study.child(0) is row:
                 study.setText(1, self._patient(rg))
-        self.setColumnHidden(1, not any(row.text(1) for row in self._rows))
+        self._hide_empty_patient_column()
         self.resizeColumnToContents(1)
+
+    def _hide_empty_patient_column(self) -> None:
+        self.setColumnHidden(1, not any(row.text(1) for row in self._rows))
 
     def _patient(self, rg: Radiograph) -> str:
         if not rg.patient:

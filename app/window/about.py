@@ -60,8 +60,7 @@ def show_model_card(parent: QtWidgets.QWidget, name: str, markdown: str) -> None
     text.setMarkdown(markdown)
     layout = QtWidgets.QVBoxLayout(box)
     layout.addWidget(text)
-    # wide enough for the card's tables (a GUI walk: a 12-column ablation table packed into 600 px)
-    room = parent.window().size() if parent is not None else None
-    box.resize(max(700, int(room.width() * 0.85)) if room else 1000, max(600, int(room.height() * 0.85)) if room
-               else 700)
+    # wide enough for the card's tables (a GUI walk: a 12-column ablation table packed into 700 px)
+    room = parent.window().size()
+    box.resize(max(700, int(room.width() * 0.85)), max(600, int(room.height() * 0.85)))
     box.show()

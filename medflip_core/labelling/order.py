@@ -15,11 +15,15 @@ Flagged films (out of distribution, duplicates, unreadable) are never offered, n
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from medflip_core.labelling.journal import CSV_COLUMNS
 
 ORDERS = ("uncertainty", "in order", "random")
 ORDER_NAMES = {"uncertainty": "most useful (uncertainty, with random picks for validation)",
@@ -112,3 +116,24 @@ def next_film(order: str, available: Sequence[int], patients: Sequence[str], ans
     weight = np.array([0.5 ** answered_patients.get(patients[i], 0) for i in scored])
     best = int(np.argmax(u * weight))
     return scored[best], "uncertainty"
+
+
+def csv_validation_patients(path: str | Path, need: int, seed: int = 0) -> set[str] | None:
+    """The patients a Labelling tab's labels.csv (medflip_core.labelling.journal.CSV_COLUMNS) keeps for
+    validation, for training elsewhere to hold out (None: not such a CSV): those its id draw puts there and those
+    a classifier moves there (filled_validation, `need` per class), the rule run over the CSV's answers under both
+    readings of a row (one class per film, or findings with "No Finding" for none), so never fewer than the
+    Labelling tab holds out."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or tuple(rows[0]) != tuple(CSV_COLUMNS):
+        return None
+    patients = [r[2] for r in rows[1:] if len(r) >= 3]
+    answers = [[x for x in r[1].split("|") if x] for r in rows[1:] if len(r) >= 3]
+    drawn = [is_validation_patient(p, seed) for p in patients]
+    held = {p for p, v in zip(patients, drawn, strict=True) if v}
+    for labels in (answers, [[x for x in a if x != "No Finding"] for a in answers]):
+        classes = list(dict.fromkeys(x for a in labels for x in a))
+        sides, _ = filled_validation(patients, labels, drawn, classes, need, seed)
+        held |= {p for p, v in zip(patients, sides, strict=True) if v}
+    return held
