@@ -37,6 +37,7 @@ class StartEvent:
     grad_scaler: bool = False
     text_cache_mb: float = 0  # 0: frozen text layers recomputed every step
     image_cache_mb: float = 0  # 0: images decoded at every epoch and evaluation
+    validation_rule: str | None = None  # fine-tuning: how the validation patients were chosen, in words
 
 
 @dataclass
@@ -59,6 +60,7 @@ class StepEvent:
     skipped_images: int = 0
     mask_s: float | None = None  # seconds of the step spent scoring patches and drawing the mask
     mim: float | None = None  # masked image modelling: reconstruction loss of the dropped patches (None: off)
+    instance: float | None = None  # the two-view instance term's InfoNCE loss (None: off)
 
 
 @dataclass

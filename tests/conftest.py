@@ -42,6 +42,36 @@ def kermany_folder(shared_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def labelling_csv(shared_data):
+    """make(out[, per_class]) -> a Labelling tab's labels.csv (its exact columns) over real Kermany training films,
+    one film per patient, the answers from the folder names; `Image Index` relative to the Kermany train folder
+    (the labelled folder), as the Labelling tab writes it."""
+    import csv
+
+    from medflip_core.data.patient_sides import LABELLING_CSV_COLUMNS
+
+    kermany = shared_data / "cxr-pneumonia-kermany" / "train"
+
+    def make(out: Path, per_class: int = 20) -> Path:
+        with open(out, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(LABELLING_CSV_COLUMNS)
+            for folder, answer in (("NORMAL", "No Finding"), ("PNEUMONIA", "Pneumonia")):
+                seen: set[str] = set()
+                for f in sorted((kermany / folder).iterdir()):
+                    patient = f.name.split("_")[0] if folder == "PNEUMONIA" else "-".join(f.name.split("-")[:2])
+                    if patient in seen:
+                        continue
+                    seen.add(patient)
+                    writer.writerow([f"{folder}/{f.name}", answer, patient, "in order", "2026-12-07T10:00:00Z"])
+                    if len(seen) == per_class:
+                        break
+        return out
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def small_folder(kermany_folder) -> Path:
     return kermany_folder(16)
 

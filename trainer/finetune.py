@@ -35,8 +35,7 @@ from medflip_core.finetune.dataset import (
     check_trainable,
     load_labelled,
     read_patient_list,
-    split_by_given_patients,
-    split_by_patient,
+    split_for_finetune,
 )
 from medflip_core.finetune.exposure_check import check_classifier, exposure_of_files, flagged_warnings
 from medflip_core.finetune.validation import patient_counts, small_set_note
@@ -118,6 +117,7 @@ class TuneData:
     data: LabelledSet
     train_idx: np.ndarray
     val_idx: np.ndarray
+    rule: str  # how the validation side was chosen, in words (dataset.PatientSplit)
 
     def records(self, idx: np.ndarray) -> list[ImageRecord]:
         return [ImageRecord(path=self.data.paths[i], class_name=str(i), patient_id=self.data.patients[i],
@@ -130,13 +130,12 @@ def load_tune_data(cfg: TrainConfig) -> TuneData:
     labels = [x.strip() for x in cfg.labels.split(",") if x.strip()] if cfg.labels else None
     data = load_labelled(cfg.images[0], image_root=cfg.image_root, labels=labels, patient_pattern=cfg.patient_pattern)
     check_trainable(data)
-    if cfg.val_patients:
-        train_idx, val_idx = split_by_given_patients(data, read_patient_list(cfg.val_patients))
-    else:
-        train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
+    given = read_patient_list(cfg.val_patients) if cfg.val_patients else None
+    split = split_for_finetune(data, cfg.images[0], given, cfg.val_fraction, cfg.seed)
+    train_idx, val_idx = split.train_idx, split.val_idx
     if cfg.max_images is not None and cfg.max_images < len(train_idx):  # after the split: never a validation patient
         train_idx = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, cfg.max_images, replace=False))
-    return TuneData(data, train_idx, val_idx)
+    return TuneData(data, train_idx, val_idx, split.rule)
 
 
 def balanced_loss(data: LabelledSet, train_idx: np.ndarray, device: torch.device) -> nn.Module:
@@ -261,7 +260,8 @@ def run_finetune(cfg: TrainConfig, events: EventWriter, cancel: CancelFlag) -> R
                            steps_per_epoch=progress.steps_per_epoch, total_steps=progress.total_steps,
                            start_step=start_step, resumed_from=run.resumed_from, budget_s=progress.budget_s,
                            amp=precision.mode, grad_scaler=precision.scaler is not None,
-                           image_cache_mb=cfg.image_cache_mb if image_cache is not None else 0),
+                           image_cache_mb=cfg.image_cache_mb if image_cache is not None else 0,
+                           validation_rule=tune.rule),
                 mode=cfg.finetune_mode, base_model=base.name, images=len(tune.data), multi_label=tune.data.multi_label,
                 notes=tune.data.notes)
     ckpt_state = {"config": cfg.to_dict(), "model_config": cfg.model.to_dict(), "classes": tune.data.classes,
@@ -406,7 +406,7 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
                      "images_skipped": skipped,
                      "train_images": len(tune.train_idx), "train_patients": len(train_patients),
                      "val_images": len(validation.idx), "val_patients": len(set(validation.patients)),
-                     "notes": data.notes},
+                     "split": tune.rule, "notes": data.notes},
             "config": cfg.to_dict(), "command": f"python -m trainer finetune --finetune-mode {cfg.finetune_mode}",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": run.elapsed(),
             "machine": f"{platform.system()} {platform.machine()}, {device}",

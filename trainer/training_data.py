@@ -19,6 +19,7 @@ from medflip_core.data.image_folder import (
 from medflip_core.data.label_csv import source_split
 from medflip_core.data.labelled_sentences import labelled_corpus_part, labelled_sentences
 from medflip_core.data.pairs import read_pairs_csv
+from medflip_core.data.patient_sides import csv_validation_patients
 from medflip_core.data.sampling import MixedSampler, balance_key, build_sources
 from medflip_core.errors import MedflipError
 from medflip_core.labeler.labels import CHEXPERT_LABELS, normalise_label_name
@@ -68,10 +69,7 @@ def labelling_sides(path: str, train: list[ImageRecord], val: list[ImageRecord]
     """A Labelling tab's labels.csv keeps the Labelling tab's own validation patients out of training (its
     classifiers are measured on them: a tower pre-trained on their labels would make those figures optimistic);
     any other CSV keeps its split (label_csv.source_split)."""
-    from medflip_core.labelling.job import MIN_PATIENTS_FOR_CLASSIFIER
-    from medflip_core.labelling.order import csv_validation_patients
-
-    held = csv_validation_patients(path, MIN_PATIENTS_FOR_CLASSIFIER)
+    held = csv_validation_patients(path)
     if held is None:
         return train, val
     records = train + val

@@ -28,10 +28,10 @@ from app.panels.classifier_results import read_validation
 from app.viewer.viewer import ImageViewer
 from app.wide_tab import WideWhileShown
 from app.workers import Task, TaskRunner
+from medflip_core.data.patient_sides import MIN_PATIENTS_FOR_CLASSIFIER
 from medflip_core.errors import MedflipError
 from medflip_core.labelling import refit_process
 from medflip_core.labelling.job import (
-    MIN_PATIENTS_FOR_CLASSIFIER,
     PLACE_NAMES,
     LabellingJob,
     label_place,

@@ -123,6 +123,10 @@ def log_line(event: Event) -> str:
     """The line the trainer log shows for an event ('' for the step events, which go to the plots)."""
     if isinstance(event, StartEvent):
         precision = f", {event.amp}" if event.amp != "off" else ""
+        if event.job == "finetune":
+            rule = f" (validation side: {event.validation_rule})" if event.validation_rule else ""
+            return (f"started on {event.device}{precision}: {event.n_train} training images, "
+                    f"{event.n_val} validation{rule}")
         return (f"started on {event.device}{precision}: {event.n_train} training images, "
                 f"{event.n_val} validation, {event.n_sentences or 0} sentences")
     if isinstance(event, EvalEvent):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.bundles.model_store import resolve_model
+from medflip_core.data.patient_sides import is_validation_patient
 from medflip_core.events import EventWriter
 from medflip_core.finetune.dataset import LabelledSet, load_labelled, split_by_patient
 from medflip_core.finetune.embedding_cache import EmbeddingCache, model_key
@@ -34,7 +35,7 @@ from medflip_core.finetune.probe import CancelFlag, default_cache_dir, embed_wit
 from medflip_core.inference.engine import Engine
 from medflip_core.labelling.job import REFIT_EVERY
 from medflip_core.labelling.learner import fit_learner, head_from_prior, zero_shot_prior
-from medflip_core.labelling.order import is_validation_patient, next_film
+from medflip_core.labelling.order import next_film
 from medflip_core.metrics import roc_auc_binary
 from medflip_core.resources import default_shared_data
 

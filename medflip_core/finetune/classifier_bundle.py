@@ -130,8 +130,9 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"used, {data['images_skipped']} unreadable images skipped. Data sha256 (content hashes and labels of the "
         f"images used): `{data['sha256']}`.",
         f"Split: patient-disjoint, {data['train_images']} training images ({data['train_patients']} patients), "
-        f"{data['val_images']} validation images ({data['val_patients']} patients), validation fraction "
-        f"{prov['config']['val_fraction']}, seed {prov['config']['seed']}.",
+        f"{data['val_images']} validation images ({data['val_patients']} patients); validation side: "
+        + data.get("split", f"validation fraction {prov['config']['val_fraction']}, seed {prov['config']['seed']}")
+        + ".",
         *([f"Labels: {prov['labelling']['sentence']}"] if prov.get("labelling") else []), "",
         "## Validation figures",
         *_small_validation(val),

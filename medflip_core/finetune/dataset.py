@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.data.image_folder import ImageRecord, index_image_folder, patient_split
+from medflip_core.data.patient_sides import csv_validation_patients
 from medflip_core.errors import MedflipError
 from medflip_core.labeler.labels import normalise_label_name
 
@@ -131,7 +132,7 @@ def split_by_patient(data: LabelledSet, val_fraction: float = 0.2, seed: int = 0
     train, val = patient_split(records, val_fraction, seed)
     train_idx = np.array(sorted(index[id(r)] for r in train), dtype=int)
     val_idx = np.array(sorted(index[id(r)] for r in val), dtype=int)
-    check_split(data, train_idx, val_idx, val_fraction)
+    check_split(data, train_idx, val_idx, f"validation fraction {val_fraction}")
     return train_idx, val_idx
 
 
@@ -142,8 +143,42 @@ def split_by_given_patients(data: LabelledSet, val_patients: set[str]) -> tuple[
     if not in_val.any():
         raise MedflipError(f"none of the {len(val_patients)} given validation patients is in {data.source}")
     train_idx, val_idx = np.flatnonzero(~in_val), np.flatnonzero(in_val)
-    check_split(data, train_idx, val_idx, len(val_idx) / len(data))
+    check_split(data, train_idx, val_idx, f"{len(set(data.patients) & val_patients)} given validation patients")
     return train_idx, val_idx
+
+
+@dataclass(frozen=True)
+class PatientSplit:
+    """A fine-tune's two sides and the rule that chose them, in words for the classifier's card."""
+
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    rule: str
+
+
+LABELLING_RULE = ("the Labelling tab's validation patients of this labels.csv (its classifiers are measured on "
+                  "them, so no fine-tune of the same labels trains on them)")
+
+
+def split_for_finetune(data: LabelledSet, source: str | Path, val_patients: set[str] | None,
+                       val_fraction: float, seed: int) -> PatientSplit:
+    """The validation side of a fine-tune: the patients given; else, for a Labelling tab's labels.csv, the
+    patients the Labelling tab keeps for validation (a split of its own would train on some of them, and the
+    Labelling tab's figures and this classifier's would both be optimistic); else the seeded patient split."""
+    if val_patients:
+        train_idx, val_idx = split_by_given_patients(data, val_patients)
+        return PatientSplit(train_idx, val_idx, f"the {len(set(data.patients) & val_patients)} patients given "
+                                                "(--val-patients)")
+    held = csv_validation_patients(source) if Path(source).is_file() else None
+    if held is not None:
+        if not held & set(data.patients):
+            raise MedflipError(f"{source}: none of its patients is on the Labelling tab's validation side yet (it "
+                               "keeps a quarter of the patients, drawn by id, to measure classifiers on): label "
+                               "films of more patients first")
+        train_idx, val_idx = split_by_given_patients(data, held)
+        return PatientSplit(train_idx, val_idx, LABELLING_RULE)
+    train_idx, val_idx = split_by_patient(data, val_fraction, seed)
+    return PatientSplit(train_idx, val_idx, f"validation fraction {val_fraction}, seed {seed}")
 
 
 def read_patient_list(path: str | Path) -> set[str]:
@@ -158,8 +193,9 @@ def read_patient_list(path: str | Path) -> set[str]:
     return ids
 
 
-def check_split(data: LabelledSet, train_idx: np.ndarray, val_idx: np.ndarray, val_fraction: float) -> None:
-    """Every class needs MIN_PATIENTS_PER_SIDE patients on each side; the error names the class and counts."""
+def check_split(data: LabelledSet, train_idx: np.ndarray, val_idx: np.ndarray, rule: str) -> None:
+    """Every class needs MIN_PATIENTS_PER_SIDE patients on each side; the error names the class and counts, and
+    `rule`, how the validation side was chosen."""
     for side, idx in (("validation", val_idx), ("training", train_idx)):
         counts = data.subset(idx).class_patient_counts() if len(idx) else dict.fromkeys(data.classes, 0)
         few = {c: n for c, n in counts.items() if n < MIN_PATIENTS_PER_SIDE}
@@ -169,7 +205,7 @@ def check_split(data: LabelledSet, train_idx: np.ndarray, val_idx: np.ndarray, v
                 "too few patients for a patient-disjoint split: "
                 + ", ".join(f"class {c} has {n} {side} patient(s) ({total[c]} in all)" for c, n in few.items())
                 + f"; each class needs at least {MIN_PATIENTS_PER_SIDE} patients on each side "
-                f"(validation fraction {val_fraction}). Add images of more patients or leave the class out.")
+                f"(validation: {rule}). Add images of more patients or leave the class out.")
 
 
 def load_labelled(source: str | Path, image_root: str | Path | None = None, labels: list[str] | None = None,

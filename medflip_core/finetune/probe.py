@@ -28,11 +28,11 @@ from medflip_core.events import DoneEvent, EvalEvent, EventWriter, StartEvent, S
 from medflip_core.finetune.classifier_bundle import write_classifier_bundle
 from medflip_core.finetune.dataset import (
     LabelledSet,
+    PatientSplit,
     check_split,
     check_trainable,
     load_labelled,
-    split_by_given_patients,
-    split_by_patient,
+    split_for_finetune,
 )
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
 from medflip_core.finetune.exposure_check import check_classifier, exposure_of_files, flagged_warnings
@@ -199,17 +199,15 @@ def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None =
     data = load_labelled(cfg.images, image_root=cfg.image_root, labels=cfg.labels,
                          patient_pattern=cfg.patient_pattern)
     check_trainable(data)
-    if cfg.val_patients:
-        train_idx, val_idx = split_by_given_patients(data, set(cfg.val_patients))
-    else:
-        train_idx, val_idx = split_by_patient(data, cfg.val_fraction, cfg.seed)
+    split = split_for_finetune(data, cfg.images, set(cfg.val_patients or ()), cfg.val_fraction, cfg.seed)
     engine = Engine(base, threads=cfg.threads)
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), model_key(engine.bundle))
     keys = hash_files(data.paths, cache)
     todo = missing_from_cache(keys, cache)
     events.emit(StartEvent(job="finetune", config=cfg.to_dict(), device=engine.providers[0], world_size=1,
-                           n_train=len(train_idx), n_val=len(val_idx), steps_per_epoch=len(todo),
-                           total_steps=len(todo), budget_s=deadline and deadline - t0, classes=data.classes),
+                           n_train=len(split.train_idx), n_val=len(split.val_idx), steps_per_epoch=len(todo),
+                           total_steps=len(todo), budget_s=deadline and deadline - t0, classes=data.classes,
+                           validation_rule=split.rule),
                 mode="probe", base_model=engine.bundle.name, images=len(data), multi_label=data.multi_label,
                 notes=data.notes)
     embedded, stopped = embed_missing(engine, data.paths, keys, todo, cache, events, cancel, deadline,
@@ -224,18 +222,18 @@ def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None =
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small BLAS calls: one thread is several times faster than two fighting
-        return _fit_and_write(cfg, events, data, keys, cache, engine, embedded, t0, (train_idx, val_idx))
+        return _fit_and_write(cfg, events, data, keys, cache, engine, embedded, t0, split)
 
 
 def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, keys: list[str],
                    cache: EmbeddingCache, engine: Engine, embedded: int, t0: float,
-                   split: tuple[np.ndarray, np.ndarray]) -> ProbeResult:
+                   split: PatientSplit) -> ProbeResult:
     readable = np.array([k in cache.embeddings for k in keys])
     skipped = sorted({cache.failed.get(k, k) for k in keys if k not in cache.embeddings})
-    train_idx, val_idx = (idx[readable[idx]] for idx in split)
+    train_idx, val_idx = (idx[readable[idx]] for idx in (split.train_idx, split.val_idx))
     used_idx = np.flatnonzero(readable)
     check_trainable(data.subset(used_idx))
-    check_split(data, train_idx, val_idx, cfg.val_fraction)
+    check_split(data, train_idx, val_idx, split.rule)
     x = np.zeros((len(data), engine.bundle.embed_dim))
     x[used_idx] = np.stack([cache.embeddings[keys[i]] for i in used_idx])
     ind = data.indicator()
@@ -262,7 +260,8 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
                  "sha256": data_sha256(used_keys, used), "images_used": len(used),
                  "patients": len(set(used.patients)), "images_skipped": len(skipped),
                  "train_images": len(train_idx), "train_patients": len(set(train_patients)),
-                 "val_images": len(val_idx), "val_patients": len(set(val_set.patients)), "notes": data.notes},
+                 "val_images": len(val_idx), "val_patients": len(set(val_set.patients)), "split": split.rule,
+                 "notes": data.notes},
         "config": cfg.to_dict(), "command": cfg.command or "medflip finetune --mode probe",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": time.time() - t0,
         "machine": f"{platform.system()} {platform.machine()}, {engine.providers[0]}",

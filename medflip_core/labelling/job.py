@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medflip_core.data.patient_sides import MIN_PATIENTS_FOR_CLASSIFIER, filled_validation, is_validation_patient
 from medflip_core.errors import MedflipError
 from medflip_core.inference.engine import Engine
 from medflip_core.labelling.films import Film, embed_films, list_films
@@ -35,10 +36,9 @@ from medflip_core.labelling.learner import (
     validation_point,
     zero_shot_prior,
 )
-from medflip_core.labelling.order import ORDERS, filled_validation, is_validation_patient, next_film
+from medflip_core.labelling.order import ORDERS, next_film
 
 REFIT_EVERY = 5  # answers between two refits of the head
-MIN_PATIENTS_FOR_CLASSIFIER = 3  # per class, on each side (the probe's MIN_PATIENTS_PER_SIDE)
 PLACES = ("user", "beside")
 PLACE_NAMES = {"user": "in the user data folder", "beside": "beside the images"}
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from medflip_core.atomic import USER_FILE, fsync_dir, write_text_atomic
+from medflip_core.data.patient_sides import LABELLING_CSV_COLUMNS
 from medflip_core.errors import MedflipError
 
 JOURNAL_NAME = "labels.journal.jsonl"
@@ -36,7 +37,7 @@ CSV_NAME = "labels.csv"
 FORMAT = "medflip-label-journal"
 VERSION = 1
 NO_FINDING = "No Finding"
-CSV_COLUMNS = ("Image Index", "Finding Labels", "Patient ID", "Chosen By", "Labelled At")
+CSV_COLUMNS = LABELLING_CSV_COLUMNS
 OPS = ("label", "skip", "undo")
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medflip_core.data.patient_sides import is_validation_patient
 from medflip_core.errors import MedflipError
 from medflip_core.labeler.labels import CHEXPERT_LABELS
-from medflip_core.labelling.order import is_validation_patient
 from trainer.config import TrainConfig
 from trainer.training_data import build_training_data
 

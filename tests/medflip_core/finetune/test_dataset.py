@@ -123,3 +123,48 @@ def test_patient_list_file_round_trip_and_errors(shared_data, tmp_path):
         read_patient_list(tmp_path / "empty.txt")
     with pytest.raises(MedflipError, match="cannot read the patient list"):
         read_patient_list(tmp_path / "missing.txt")
+
+
+def test_a_labelling_tab_csv_is_fine_tuned_with_the_labelling_tabs_validation_patients(kermany, labelling_csv,
+                                                                                       tmp_path):
+    """'Tune the tower from these labels…' (and `medflip finetune` on the same labels.csv) validates on the
+    patients the Labelling tab measures its classifiers on: a split of its own trained on some of them."""
+    from medflip_core.data.patient_sides import csv_validation_patients
+    from medflip_core.finetune.dataset import LABELLING_RULE, split_for_finetune
+
+    table = labelling_csv(tmp_path / "labels.csv")
+    data = load_labelled(table, image_root=kermany)
+    held = csv_validation_patients(table)
+    assert held and held < set(data.patients)
+    split = split_for_finetune(data, table, None, 0.2, 0)
+    assert split.rule == LABELLING_RULE
+    assert {data.patients[i] for i in split.val_idx} == held
+    assert not held & {data.patients[i] for i in split.train_idx}
+    assert len(split.train_idx) + len(split.val_idx) == len(data)
+    # the leak this closes: the seeded fraction split of the same CSV trains on Labelling validation patients
+    own_train, _ = split_by_patient(data, 0.2, 0)
+    assert held & {data.patients[i] for i in own_train}
+    # patients given on the command line still win, and a CSV that is not the Labelling tab's keeps the seeded split
+    given = set(sorted(data.patients)[::3])
+    assert {data.patients[i] for i in split_for_finetune(data, table, given, 0.2, 0).val_idx} == given
+    plain = tmp_path / "plain.csv"
+    plain.write_text(table.read_text().replace("Chosen By,Labelled At", "Source,Date", 1))
+    other = split_for_finetune(load_labelled(plain, image_root=kermany), plain, None, 0.2, 0)
+    assert other.rule == "validation fraction 0.2, seed 0"
+    assert other.val_idx.tolist() == split_by_patient(data, 0.2, 0)[1].tolist()
+
+
+def test_a_labelling_csv_without_validation_patients_says_to_label_more(kermany, labelling_csv, tmp_path):
+    from medflip_core.data.patient_sides import csv_validation_patients, is_validation_patient
+    from medflip_core.finetune.dataset import split_for_finetune
+
+    table = labelling_csv(tmp_path / "labels.csv")
+    lines = table.read_text().splitlines()
+    drawn_training = [ln for ln in lines[1:] if not is_validation_patient(ln.split(",")[2])]
+    kept = [ln for answer in (",No Finding,", ",Pneumonia,") for ln in [x for x in drawn_training if answer in x][:3]]
+    # three answers a class, none drawn for validation: too few to move any there (each class keeps 3 for training)
+    table.write_text("\n".join([lines[0], *kept]) + "\n")
+    data = load_labelled(table, image_root=kermany)
+    assert csv_validation_patients(table) == set()
+    with pytest.raises(MedflipError, match="none of its patients is on the Labelling tab's validation side yet"):
+        split_for_finetune(data, table, None, 0.2, 0)

@@ -292,3 +292,26 @@ def test_bundle_without_text_side_scores_its_classes_only(first_run, shared_data
     assert list(pred.probabilities) == ["PNEUMONIA", "NORMAL"]
     with pytest.raises(MedflipError, match="no text encoder"):
         engine.classify(pred.embedding, ["Pneumonia", "No Finding"])
+
+
+def test_a_labelling_tab_csv_probe_is_measured_on_the_labelling_validation_patients(shared_data, labelling_csv,
+                                                                                     tmp_path):
+    """The Labelling tab's 'Tune the tower from these labels…' and the terminal line it prints run this on its
+    labels.csv: the classifier is judged on the patients the Labelling tab keeps for validation, and its card and
+    the trainer log say so."""
+    from medflip_core.data.patient_sides import csv_validation_patients
+    from medflip_core.finetune.dataset import LABELLING_RULE
+
+    kermany = shared_data / "cxr-pneumonia-kermany" / "train"
+    table = labelling_csv(tmp_path / "labels.csv", per_class=16)
+    cfg = ProbeConfig(images=str(table), image_root=str(kermany), out=str(tmp_path / "models" / "labelled"),
+                      cache_dir=str(tmp_path / "cache"), n_boot=50)
+    events = EventWriter(str(tmp_path / "events.jsonl"))
+    result = run_probe(cfg, events)
+    events.close()
+    start = _events(tmp_path / "events.jsonl")[0]
+    held = csv_validation_patients(table)
+    assert start["validation_rule"] == LABELLING_RULE and start["n_val"] == len(held)  # one film per patient
+    m = load_bundle(result.bundle).manifest
+    assert m["provenance"]["data"]["split"] == LABELLING_RULE and m["provenance"]["data"]["val_patients"] == len(held)
+    assert "validation side: the Labelling tab's validation patients" in (result.bundle / "MODEL_CARD.md").read_text()

@@ -168,7 +168,7 @@ def test_a_fully_labelled_folder_makes_a_classifier_when_the_draw_left_a_class_s
     patients, and nothing was left to label. Training patients now move to the validation side, said in the card."""
     import csv
 
-    from medflip_core.labelling.order import is_validation_patient
+    from medflip_core.data.patient_sides import is_validation_patient
 
     rows = list(csv.DictReader((shared_data / "cxr-nih-adult" / "labels.csv").open()))
     firsts: dict[str, dict] = {}

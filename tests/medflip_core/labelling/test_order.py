@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medflip_core.labelling.order import filled_validation
+from medflip_core.data.patient_sides import filled_validation
 
 
 def test_a_short_class_gets_training_patients_moved_until_it_has_enough():
