@@ -34,8 +34,8 @@ I invert &nbsp; F or R fit &nbsp; Down / Page Down next image &nbsp; Up / Page U
 <h3>Labelling tab</h3>
 <p>1-9 the answer buttons (findings: toggle, then Enter confirms) &nbsp; S skip &nbsp; U undo &nbsp; B back</p>
 <h3>Window</h3>
-<p>Ctrl+Tab / Ctrl+Shift+Tab (or Ctrl+Page Down / Up): next / previous tab &nbsp; Ctrl+O open files &nbsp;
-Ctrl+Shift+O open a folder &nbsp; F1 this list &nbsp; Ctrl+Q quit<br>
+<p>Ctrl+Tab / Ctrl+Shift+Tab (or Ctrl+Page Down / Up): next / previous tab (the innermost tabs around the
+focus) &nbsp; Ctrl+O open files &nbsp; Ctrl+Shift+O open a folder &nbsp; F1 this list &nbsp; Ctrl+Q quit<br>
 Files and folders dropped anywhere on the window open them (on a text box too).</p>
 """
 

@@ -58,7 +58,15 @@ def build_menus(window: Any) -> QtWidgets.QMenu:
 
 
 def _next_tab(window: Any, step: int) -> None:
+    """The innermost tabs around the focus switch (the Training tab's curves / classifier results when the focus is
+    in them, as Qt's own Ctrl+Tab would), else the window's tabs."""
     tabs = window.tabs
+    widget = QtWidgets.QApplication.focusWidget()
+    while widget is not None and widget is not window.tabs:
+        if isinstance(widget, QtWidgets.QTabWidget) and widget.count() > 1:
+            tabs = widget
+            break
+        widget = widget.parentWidget()
     tabs.setCurrentIndex((tabs.currentIndex() + step) % tabs.count())
 
 

@@ -133,6 +133,19 @@ def test_tabs_switch_from_anywhere_keys_are_listed_and_a_model_folder_opens_from
     window.zero_shot.labels_edit.setFocus()
     QTest.keyClick(window.zero_shot.labels_edit, QtCore.Qt.Key.Key_Tab, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == window.tabs.indexOf(window.zero_shot) + 1
+    # with the focus inside the Training tab's curves / classifier results, those switch, as in any Qt tab widget
+    window.tabs.setCurrentWidget(window.training)
+    views = window.training.views
+    views.setCurrentIndex(0)
+    window.training.log.setFocus()  # beside the inner tabs, not in them: the window's tabs switch
+    QTest.keyClick(window.training.log, QtCore.Qt.Key.Key_Tab, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == (window.tabs.indexOf(window.training) + 1) % window.tabs.count()
+    window.tabs.setCurrentWidget(window.training)
+    views.tabBar().setFocus()
+    QTest.keyClick(views.tabBar(), QtCore.Qt.Key.Key_Tab, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert views.currentIndex() == 1 and window.tabs.currentWidget() is window.training
+    QTest.keyClick(views.tabBar(), QtCore.Qt.Key.Key_PageDown, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert views.currentIndex() == 0 and window.tabs.currentWidget() is window.training
     window.tabs.setCurrentIndex(start)
     help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
     keys = next(a for a in help_menu.actions() if a.text() == "&Keyboard and mouse")
