@@ -66,6 +66,8 @@ class TrainConfig:
     decoder_depth: int = 2  # the MIM decoder's transformer blocks (medflip_core/model/mim_decoder.py)
     decoder_width: int = 64  # ... and their width (a multiple of 32: one attention head per 32)
     mim_target: str = "patch"  # what a dropped patch's target is: patch | image | both (mim_decoder.MIM_TARGETS)
+    instance_weight: float = 0.0  # two masked views of each film told apart from the batch's others (0: off)
+    instance_temperature: float = 0.1  # of that InfoNCE loss (medflip_core/model/instance_head.py)
     pair_identity_weight: float = 0.5  # paired data: target weight on the true pair (rest: label soft targets)
     # fine-tuning (job finetune: trainer/finetune.py; the frozen-tower probe is `medflip finetune --mode probe`)
     finetune_mode: str = "partial"  # partial (top blocks + head) | full
@@ -142,6 +144,16 @@ class TrainConfig:
         if self.clip_weight == 0 and self.mask_strategy == "attention":
             raise MedflipError("--mask-strategy attention compares patches with the batch's text, and --clip-weight 0 "
                                "has none: use random or integrity")
+        if self.instance_weight < 0 or self.instance_temperature <= 0:
+            raise MedflipError("--instance-weight must be 0 (off) or positive and --instance-temperature positive, "
+                               f"got {self.instance_weight} and {self.instance_temperature}")
+        if self.instance_weight > 0 and (self.mim_weight <= 0 or self.clip_weight <= 0 or self.job != "pretrain"):
+            raise MedflipError("--instance-weight encodes every film twice in the masked pass the reconstruction "
+                               "and image-text losses share: it is for pretrain with --mim-weight and --clip-weight "
+                               "above 0")
+        if self.instance_weight > 0 and self.mask_strategy == "attention":
+            raise MedflipError("--instance-weight needs masks drawn per view (random or integrity); attention masks "
+                               "follow the batch's text, which the second view does not have")
         if self.unlabelled and self.mim_weight <= 0:
             raise MedflipError("images without labels (--unlabelled) feed only the reconstruction term: give "
                                "--mim-weight above 0")

@@ -107,6 +107,11 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
                            "phase with no text pass (labelled images then count as images without labels)"),
     "decoder_depth": ("mim", "transformer blocks of the reconstruction decoder"),
     "decoder_width": ("mim", "width of the reconstruction decoder (a multiple of 32)"),
+    "instance_weight": ("mim", "weight of an instance term: each film encoded twice under two independent masks, a "
+                               "small head on the class token must tell its two views from the batch's other films "
+                               "(InfoNCE); keeps what tells two films of one label apart. 0: off. Doubles the "
+                               "masked encoder pass; needs --mim-weight above 0"),
+    "instance_temperature": ("mim", "temperature of the instance term's InfoNCE"),
     # fine-tuning
     "finetune_mode": ("finetune", "partial = top --tune-blocks blocks + head; full = every layer (the frozen-tower "
                                   "probe is `medflip finetune --mode probe`)"),

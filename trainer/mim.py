@@ -19,6 +19,7 @@ from medflip_core.imaging import iter_image_files
 from medflip_core.labeler.labels import CHEXPERT_LABELS
 from medflip_core.model.clip_model import MedFlipModel
 from medflip_core.model.image_tower import ImageOutput
+from medflip_core.model.instance_head import INSTANCE_FILE, InstanceHead, two_view_loss
 from medflip_core.model.mim_decoder import DECODER_FILE, MimDecoder, build_decoder, mim_loss
 from medflip_core.model.text_tower import TextOutput
 from trainer.config import TrainConfig
@@ -33,12 +34,26 @@ def make_decoder(cfg: TrainConfig, model: MedFlipModel) -> MimDecoder | None:
     return build_decoder(model.image_tower, cfg.model.in_chans, cfg.decoder_depth, cfg.decoder_width, cfg.mim_target)
 
 
+def make_instance_head(cfg: TrainConfig, model: MedFlipModel) -> InstanceHead | None:
+    """The instance term's head (medflip_core/model/instance_head.py), or None when `--instance-weight` is 0."""
+    if cfg.instance_weight <= 0:
+        return None
+    return InstanceHead(int(model.image_tower.vit.num_features))
+
+
 def check_resume(cfg: TrainConfig, decoder: MimDecoder | None) -> None:
     """A run with a decoder resumes only with one, and a run without one only without (the optimizer state and
-    the step would not fit otherwise): a sentence instead of a state-dict error."""
+    the step would not fit otherwise), and so for the instance term's head: a sentence instead of a state-dict
+    error."""
     ckpt = latest_checkpoint(cfg.out_dir) if cfg.resume else None
     if ckpt is None:
         return
+    had_head = (ckpt.path / INSTANCE_FILE).is_file()
+    if had_head != (cfg.instance_weight > 0):
+        before = ckpt.state.get("config", {}).get("instance_weight", 0)
+        raise MedflipError(f"{ckpt.path} was trained {'with' if had_head else 'without'} the instance term "
+                           f"(--instance-weight {before}): resume it with the same, or start a new run with "
+                           "--init-from to change it")
     had = (ckpt.path / DECODER_FILE).is_file()
     if had and decoder is None:
         raise MedflipError(f"{ckpt.path} was trained with masked image modelling (it holds {DECODER_FILE}): resume "
@@ -102,22 +117,31 @@ class MimNet(nn.Module):
     """Model + decoder as one module (what DistributedDataParallel wraps): one masked encoder pass over the
     labelled and unlabelled images, the text tower, the decoder's reconstruction loss over every image."""
 
-    def __init__(self, model: MedFlipModel, decoder: MimDecoder) -> None:
+    def __init__(self, model: MedFlipModel, decoder: MimDecoder, instance: InstanceHead | None = None,
+                 instance_temperature: float = 0.1) -> None:
         super().__init__()
         self.model = model
         self.decoder = decoder
+        self.instance = instance
+        self.instance_temperature = instance_temperature
 
     def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
-                keep: torch.Tensor, frozen_text: torch.Tensor | None = None
-                ) -> tuple[ImageOutput, TextOutput | None, torch.Tensor]:
-        """No `input_ids` (a reconstruction-only phase): the image tower alone, no text output."""
+                keep: torch.Tensor, frozen_text: torch.Tensor | None = None, two_views: bool = False
+                ) -> tuple[ImageOutput, TextOutput | None, torch.Tensor, torch.Tensor | None]:
+        """(image output, text output, reconstruction loss, instance loss). No `input_ids` (a reconstruction-only
+        phase): the image tower alone, no text output. `two_views`: the batch's second half is its first half's
+        films under other masks (the instance term; None without it)."""
         if input_ids is None:
             img, txt = self.model.encode_image(pixels, keep), None
         else:
             img, txt = self.model(pixels, input_ids, attention_mask, keep, frozen_text)
         prefix = self.model.image_tower.vit.num_prefix_tokens
         pred = self.decoder(img.hidden, keep, prefix)
-        return img, txt, mim_loss(pred, pixels, keep, self.model.image_tower.patch_size, self.decoder.shape.target)
+        mim = mim_loss(pred, pixels, keep, self.model.image_tower.patch_size, self.decoder.shape.target)
+        inst = None
+        if two_views and self.instance is not None:
+            inst = two_view_loss(self.instance, img.hidden, self.instance_temperature)
+        return img, txt, mim, inst
 
 
 def decoder_param_groups(decoder: MimDecoder, lr: float, weight_decay: float) -> dict[tuple[float, float], list]:
@@ -130,4 +154,4 @@ def decoder_param_groups(decoder: MimDecoder, lr: float, weight_decay: float) ->
 
 
 __all__ = ["UNLABELLED_CLASS", "MimNet", "check_resume", "decoder_param_groups", "first_rows", "index_unlabelled",
-           "make_decoder", "unlabelled_folders"]
+           "make_decoder", "make_instance_head", "unlabelled_folders"]

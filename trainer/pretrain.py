@@ -24,6 +24,7 @@ from medflip_core.imaging.preprocess import PreprocessConfig
 from medflip_core.model.clip_model import MedFlipModel, build_model
 from medflip_core.model.config import ModelConfig
 from medflip_core.model.image_tower import mask_for_batch
+from medflip_core.model.instance_head import INSTANCE_FILE, InstanceHead
 from medflip_core.model.losses import compute_loss
 from medflip_core.model.mask_scores import mask_scores
 from medflip_core.model.mim_decoder import DECODER_FILE, MimDecoder
@@ -32,7 +33,15 @@ from trainer.batches import ImageBatches, SentencePool
 from trainer.config import TrainConfig
 from trainer.evaluate import zero_shot_eval
 from trainer.image_cache import DecodedImageCache, split_budget
-from trainer.mim import MimNet, check_resume, decoder_param_groups, first_rows, index_unlabelled, make_decoder
+from trainer.mim import (
+    MimNet,
+    check_resume,
+    decoder_param_groups,
+    first_rows,
+    index_unlabelled,
+    make_decoder,
+    make_instance_head,
+)
 from trainer.precision import Precision, choose_precision, device_supports_bf16
 from trainer.run_state import Progress, RunResult, RunState, write_json
 from trainer.runtime import CancelFlag, Dist, gather_digests, start_process, tty_progress
@@ -43,9 +52,9 @@ log = logging.getLogger(__name__)
 
 
 def build_optimizer(model: MedFlipModel, cfg: TrainConfig, device: torch.device,
-                    decoder: MimDecoder | None = None) -> torch.optim.Optimizer:
+                    decoder: MimDecoder | None = None, instance: InstanceHead | None = None) -> torch.optim.Optimizer:
     """AdamW; the pretrained text encoder gets its own (small) learning rate; no decay on norms/biases; the MIM
-    decoder's parameters (if any) after the model's, at the image tower's learning rate."""
+    decoder's parameters (if any) after the model's, then the instance head's, at the image tower's rate."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     text_encoder_ids = {id(p) for p in model.text_tower.encoder.parameters()}
     for name, param in model.named_parameters():
@@ -57,6 +66,8 @@ def build_optimizer(model: MedFlipModel, cfg: TrainConfig, device: torch.device,
     if decoder is not None:
         for key, params in decoder_param_groups(decoder, cfg.lr, cfg.weight_decay).items():
             groups.setdefault(key, []).extend(params)
+    for param in instance.parameters() if instance is not None else ():
+        groups.setdefault((cfg.lr, 0.0 if param.ndim < 2 else cfg.weight_decay), []).append(param)
     param_groups = [
         {"params": params, "lr": lr, "base_lr": lr, "weight_decay": wd} for (lr, wd), params in groups.items()
     ]
@@ -129,15 +140,19 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     check_resume(cfg, decoder)
     if decoder is not None:
         decoder = decoder.to(device)
+    instance = make_instance_head(cfg, model)
+    if instance is not None:
+        instance = instance.to(device)
     unlabelled, left_out = None, 0
     if cfg.unlabelled:
         records, left_out = index_unlabelled(cfg, data.val)
         unlabelled = ImageBatches(records, pre, cfg.unlabelled_batch_size or cfg.batch_size, cfg.seed, ddp.rank,
                                   ddp.world_size, cfg.num_workers, augment=AugmentConfig() if cfg.augment else None,
                                   cache=image_cache, cache_name="unlabelled", decode_in=cfg.decode_in)
-    optimizer = build_optimizer(model, cfg, device, decoder)
+    optimizer = build_optimizer(model, cfg, device, decoder, instance)
+    extra = {name: m for name, m in ((DECODER_FILE, decoder), (INSTANCE_FILE, instance)) if m is not None}
     run = RunState(out, cfg.keep_last, ddp, events, model, optimizer, best_metric="val_auc",
-                   extra_modules={DECODER_FILE: decoder} if decoder is not None else None)
+                   extra_modules=extra or None)
     if cfg.resume:
         run.resume()
     if ddp.is_main:
@@ -145,7 +160,7 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
         write_json(out / RUN_CONFIG, cfg.to_dict())
         write_json(out / RUN_MODEL_CONFIG, mcfg.to_dict())
         write_json(out / RUN_PREPROCESS, pre.to_dict())
-    net: torch.nn.Module = model if decoder is None else MimNet(model, decoder)
+    net: torch.nn.Module = model if decoder is None else MimNet(model, decoder, instance, cfg.instance_temperature)
     if ddp.enabled:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     loss_options: dict = {}
@@ -162,6 +177,7 @@ def setup_pretrain(cfg: TrainConfig, events: EventWriter) -> Pretraining:
     precision = Precision(choose_precision(cfg.amp, device.type, device_supports_bf16(device)), device)
     trainable = [q for q in model.parameters() if q.requires_grad]
     trainable += list(decoder.parameters()) if decoder is not None else []
+    trainable += list(instance.parameters()) if instance is not None else []
     return Pretraining(cfg, mcfg, pre, device, ddp, model, net, data, images, data.sentences, optimizer, precision,
                        run, Progress(cfg, images.steps_per_epoch), events, cache, loss_options, image_cache,
                        val_cache, trainable, decoder, unlabelled, left_out)
@@ -235,6 +251,9 @@ def train_step(p: Pretraining, step: int) -> StepStats:
         n_labelled = pixels.shape[0]
         pixels, extra = _with_unlabelled(p, sub, pixels)
         n_unlabelled += extra
+        two_views = cfg.instance_weight > 0
+        if two_views:  # every film again, under masks of its own (the instance term): one encoder pass for both
+            pixels = torch.cat([pixels, pixels])
         pixels = pixels.to(device, non_blocking=True)
         img_labels, txt_labels = img_labels.to(device), txt_labels.to(device)
         tokens = {k: v.to(device) for k, v in tokens.items()}
@@ -242,20 +261,22 @@ def train_step(p: Pretraining, step: int) -> StepStats:
         t_mask = time.monotonic()
         keep = batch_mask(p, sub, pixels, tokens, frozen)
         mask_s += time.monotonic() - t_mask
-        loss = result = mim = None
+        loss = result = mim = inst = None
         try:
             with p.precision.autocast():
                 if p.decoder is None:
                     img_out, txt_out = p.net(pixels, tokens["input_ids"], tokens["attention_mask"],
                                              keep.to(device) if keep is not None else None, frozen)
                 else:  # one masked pass: the labelled images feed both losses, the unlabelled ones reconstruction
-                    img_out, txt_out, mim = p.net(pixels, tokens["input_ids"], tokens["attention_mask"],
-                                                  keep.to(device), frozen)
+                    img_out, txt_out, mim, inst = p.net(pixels, tokens["input_ids"], tokens["attention_mask"],
+                                                        keep.to(device), frozen, two_views)
                     img_out = first_rows(img_out, n_labelled)
                 result = compute_loss(cfg.loss, img_out, txt_out, img_labels, txt_labels,
                                       p.model.logit_scale, **p.loss_options)
             total = cfg.clip_weight * result.total if mim is None else (cfg.clip_weight * result.total
                                                                          + cfg.mim_weight * mim.float())
+            if inst is not None:
+                total = total + cfg.instance_weight * inst
             loss = total / cfg.grad_accum
         except torch.linalg.LinAlgError:  # the full SVD of non-finite similarities
             loss = None
@@ -267,6 +288,9 @@ def train_step(p: Pretraining, step: int) -> StepStats:
         if mim is not None:
             parts["mim"] = parts.get("mim", 0.0) + float(mim.detach()) / cfg.grad_accum
             parts["total"] += cfg.mim_weight * float(mim.detach()) / cfg.grad_accum
+        if inst is not None:
+            parts["instance"] = parts.get("instance", 0.0) + float(inst.detach()) / cfg.grad_accum
+            parts["total"] += cfg.instance_weight * float(inst.detach()) / cfg.grad_accum
         if result.sigma1_pos is not None:
             sig_pos.append(result.sigma1_pos)
         if result.sigma1_neg is not None:
@@ -321,7 +345,7 @@ def after_step(p: Pretraining, step: int, stats: StepStats) -> None:
             lr=p.optimizer.param_groups[0]["lr"], temperature=float(1.0 / p.model.logit_scale.detach().exp()),
             grad_norm=stats.grad_norm, samples_per_s=samples_per_s, eta_s=eta, elapsed_s=run.elapsed(),
             total_steps=p.progress.total_steps, skipped_images=p.images.skipped.count,
-            mask_s=stats.mask_seconds, mim=stats.parts.get("mim"),
+            mask_s=stats.mask_seconds, mim=stats.parts.get("mim"), instance=stats.parts.get("instance"),
         ))
     if p.ddp.is_main:
         tty_progress(step, p.progress.total_steps, stats.parts["total"], samples_per_s, eta)

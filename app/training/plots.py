@@ -28,13 +28,14 @@ class TrainingPlots(QtWidgets.QSplitter):
         super().__init__(QtCore.Qt.Orientation.Vertical, parent)
         pg.setConfigOptions(antialias=True)
         loss_key = [("total", "#e6e6e6"), ("contrastive", "#4fa3ff"), ("svd", "#ffb347"),
-                    ("reconstruction", "#c792ea")]
+                    ("reconstruction", "#c792ea"), ("instance", "#7fdbca")]
         self.loss_key = loss_key
         self.loss_plot = pg.PlotWidget()
         self.loss_plot.setTitle("loss  " + coloured_key(loss_key), size="9pt")
         self.loss_plot.setLabel("bottom", "step")
         self.curves = {key: self.loss_plot.plot(pen=pg.mkPen(colour, width=2 if key == "loss" else 1), name=name)
-                       for key, (name, colour) in zip(("loss", "contrastive", "svd", "mim"), loss_key, strict=True)}
+                       for key, (name, colour) in zip(("loss", "contrastive", "svd", "mim", "instance"), loss_key,
+                                                               strict=True)}
         sigma_key = [("positive pairs", "#5fd38d"), ("negative pairs", "#ff6b6b")]
         self.sigma_plot = pg.PlotWidget()
         self.sigma_plot.setTitle("σ₁ (token-level, normalised)  " + coloured_key(sigma_key), size="9pt")

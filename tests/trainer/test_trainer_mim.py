@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 
 import numpy as np
@@ -242,3 +243,71 @@ def test_clip_weight_checks(small_folder, corpus):
     with pytest.raises(MedflipError, match="attention"):
         _resolve(*base, "--clip-weight", "0", "--mim-weight", "1", "--mask-strategy", "attention")
     assert _resolve(*base, "--clip-weight", "0", "--mim-weight", "1").clip_weight == 0.0
+
+
+@pytest.fixture(scope="module")
+def instance_run(tt, small_folder, corpus, unlabelled_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("instance_run")
+    code, events, err = tt.run("pretrain", tt.args(small_folder, corpus, out, "--max-steps", "2", "--eval-every", "0",
+                                                   "--checkpoint-every", "1", "--mim-weight", "0.5",
+                                                   "--decoder-depth", "1", "--decoder-width", "64",
+                                                   "--instance-weight", "0.25", "--unlabelled", str(unlabelled_folder),
+                                                   "--unlabelled-batch-size", "3"))
+    assert code == 0, err[-3000:]
+    return out, events
+
+
+def test_the_instance_term_is_in_the_step_and_its_head_beside_the_model(instance_run, tmp_path):
+    """--instance-weight: every film of a step (labelled and not) is encoded twice under its own masks; the step
+    event carries the InfoNCE loss, the total adds it, the head is saved beside (never in) the model weights and
+    the export leaves it out."""
+    from medflip_core.model.export import export_checkpoint
+    from medflip_core.model.instance_head import INSTANCE_FILE
+
+    out, events = instance_run
+    steps = [e for e in events if e["event"] == "step"]
+    films = 4 + 3  # the batch (tt.args: --batch-size 4) and the films without labels
+    for e in steps:
+        # at the start the head cannot tell the views apart: about chance, log(films)
+        assert e["instance"] is not None and 0.3 * math.log(films) < e["instance"] < 2 * math.log(films)
+        assert e["loss"] == pytest.approx(e["contrastive"] + 0.1 * e["svd"] + 0.5 * e["mim"] + 0.25 * e["instance"],
+                                          rel=1e-4)
+        assert e["samples_per_s"] > 0
+    ckpt = latest_checkpoint(out)
+    head = load_file(str(ckpt.path / INSTANCE_FILE))
+    assert head and not set(head) & set(load_file(str(ckpt.path / MODEL_FILE)))
+    bundle = export_checkpoint(ckpt.path, tmp_path / "bundle", name="instance-test")
+    assert not any("instance" in p.name or "decoder" in p.name for p in bundle.rglob("*"))
+    assert set(load_file(str(bundle / WEIGHTS))) == set(load_file(str(ckpt.path / MODEL_FILE)))
+
+
+def test_an_instance_run_resumes_only_with_its_head(tt, instance_run, tmp_path):
+    from medflip_core.model.instance_head import INSTANCE_FILE
+
+    out, _ = instance_run
+    run = tmp_path / "resumed"
+    shutil.copytree(out, run)
+    config = run / "config.json"
+    config.write_text(config.read_text().replace(str(out), str(run)))
+    before = load_file(str(latest_checkpoint(run).path / INSTANCE_FILE))
+    code, events, err = tt.run("pretrain", ["--config", str(config), "--resume", "--max-steps", "3"])
+    assert code == 0, err[-2000:]
+    after = load_file(str(latest_checkpoint(run).path / INSTANCE_FILE))
+    assert events[0]["start_step"] == 2 and any(not np.array_equal(before[k], after[k]) for k in before)
+    without = json.loads(config.read_text())
+    without.update(instance_weight=0.0)
+    (run / "without.json").write_text(json.dumps(without))
+    code, events, err = tt.run("pretrain", ["--config", str(run / "without.json"), "--resume", "--max-steps", "4"])
+    assert code != 0
+    assert any(e["event"] == "error" and "trained with the instance term (--instance-weight 0.25)" in e["message"]
+               for e in events), events[-1:]
+
+
+def test_instance_flag_checks(small_folder, corpus):
+    base = {"images": [str(small_folder)], "corpus": str(corpus), "mim_weight": 1.0}
+    for bad, words in (({"instance_weight": -1.0}, "--instance-weight must be 0"),
+                       ({"instance_weight": 1.0, "instance_temperature": 0.0}, "--instance-temperature positive"),
+                       ({"instance_weight": 1.0, "mim_weight": 0.0}, "for pretrain with --mim-weight"),
+                       ({"instance_weight": 1.0, "mask_strategy": "attention"}, "masks drawn per view")):
+        with pytest.raises(MedflipError, match=words):
+            TrainConfig(**{**base, **bad}).validate()

@@ -96,3 +96,20 @@ def test_a_new_run_starts_on_fresh_axes(qtbot, recorded_events):
         panel.handle_event(event_from_record({**step, "step": i}))
     panel.plots.flush()
     qtbot.waitUntil(lambda: 2 <= panel.plots.loss_plot.viewRange()[0][1] <= 10, timeout=5000)
+
+
+def test_the_instance_term_has_its_curve_and_its_key(qtbot, recorded_events):
+    """A run with --instance-weight plots its InfoNCE loss beside the reconstruction; a run without leaves the
+    curve empty."""
+    from app.training.plots import PLOT_REFRESH_MS
+    from app.training.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    step = next(json.loads(line) for line in recorded_events.read_text().splitlines() if '"step"' in line)
+    panel.handle_event(event_from_record({**step, "step": 1}))
+    panel.handle_event(event_from_record({**step, "step": 2, "instance": 2.5}))
+    qtbot.wait(PLOT_REFRESH_MS * 3)
+    xs, ys = panel.plots.curves["instance"].getData()
+    assert list(xs) == [2] and list(ys) == [2.5]
+    assert "instance" in panel.plots.loss_plot.getPlotItem().titleLabel.text
