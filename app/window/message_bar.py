@@ -20,7 +20,8 @@ def split_message(message: str) -> tuple[str, str]:
     first_line = message.splitlines()[0] if message else ""
     short = re.split(r"\s\((?=[A-Z][A-Za-z]*(Error|Exception|Warning)\b|Use )", first_line)[0].rstrip(" .:;")
     if len(short) > SUMMARY_CHARS:  # a long message: its first sentence is the headline, the rest is details
-        first = re.match(r"(.{20,}?(?<!e\.g)(?<!i\.e)[.;])\s", short)  # "e.g." ends no sentence
+        # "e.g.", "i.e.", "vs." and "cf." end no sentence, whatever their case ("E.g." opening a clause)
+        first = re.match(r"(?i)(.{20,}?(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)[.;])\s", short)
         if first and len(first[1]) <= SUMMARY_CHARS:
             short = first[1].rstrip(" .;")
     if len(short) > SUMMARY_CHARS:

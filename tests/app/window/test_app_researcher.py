@@ -160,6 +160,9 @@ def test_item8_errors_stay_visible_with_details_and_recent_forgets_missing_paths
     long = ("The folder study holds its films directly, e.g. 40 of them, not in one sub-folder per class; " + "x" * 150)
     assert split_message(long)[0] == ("The folder study holds its films directly, e.g. 40 of them, not in one "
                                       "sub-folder per class.")
+    long = ("Bacterial vs. viral pneumonia is not a label of this model. E.g. fine-tune a classifier on your own "
+            "labels; " + "x" * 150)
+    assert split_message(long)[0] == "Bacterial vs. viral pneumonia is not a label of this model."  # not at "vs."
     w.messages.dismiss()
     assert not w.messages.isVisible()
 
