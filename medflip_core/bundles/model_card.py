@@ -39,10 +39,18 @@ def _named(path: str) -> str:
     """A data path as a reader can place it: the data set's own folder (not a path on the developers' machine)
     and, for a known source, its origin, patients and licence."""
     parts = Path(path).parts
-    key = next((i for i, part in enumerate(parts) if any(k in part for k in KNOWN_SOURCES)), None)
-    shown = "/".join(parts[key:]) if key is not None else path
-    notes = [text for k, text in KNOWN_SOURCES.items() if k in path]
-    return f"{shown} ({notes[0]})" if notes else shown
+    key = next((i for i, part in enumerate(parts) if _source(part)), None)
+    if key is None:  # a folder of the user's, even one whose name contains a known source's: not described as it
+        return path
+    return f"{'/'.join(parts[key:])} ({KNOWN_SOURCES[_source(parts[key])]})"
+
+
+def _source(part: str) -> str:
+    """The known source a path component IS (its name, or its name with an archive or table suffix), else ''."""
+    for suffix in (".tar.gz", ".tgz", ".zip", ".csv", ""):
+        if part.endswith(suffix) and part.removesuffix(suffix) in KNOWN_SOURCES:
+            return part.removesuffix(suffix)
+    return ""
 
 
 def _listed(value: Any) -> list[str]:

@@ -66,3 +66,15 @@ def test_every_export_writes_a_card_from_its_manifest(tiny_bundle, small_folder)
     assert "? training images" not in card and ".000," not in card and ".000." not in card  # counts read as counts
     assert f"{bundle.manifest['provenance']['n_train_images']} training images" in card
     assert "Not evaluated on held-out patients yet" in card and "medflip evaluate" in card
+
+
+def test_data_is_described_only_when_it_is_a_known_source():
+    """A card names a known data set's origin, patients and licence; a user's folder whose name merely contains a
+    known source's name is not described as that source (it may hold anything)."""
+    from medflip_core.bundles.model_card import _named
+
+    assert _named("../shared/data/cxr-nih-adult/labels.csv").startswith("cxr-nih-adult/labels.csv (NIH ChestX-ray14")
+    assert _named("resources/corpora/NLMCXR_reports.tgz").startswith("NLMCXR_reports.tgz (Indiana University")
+    assert "Guangzhou" in _named("/data/cxr-pneumonia-kermany/train")
+    for mine in ("/home/me/my-cxr-pneumonia-kermany-copy/train", "/data/NLMCXR_reports_2027.tgz"):
+        assert _named(mine) == mine
