@@ -29,6 +29,14 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
 
+def fitted(box: QtWidgets.QComboBox) -> QtWidgets.QComboBox:
+    """A list as narrow as 14 characters when the form is: the full text shows when there is room, and in the open
+    list (model names and paths are long)."""
+    box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(14)
+    return box
+
+
 def decoding_choice() -> QtWidgets.QComboBox:
     """Where the trainer decodes images: in its loop, in loader threads, or in worker processes (the trainer's
     --num-workers / --decode-in); each item's data is the flags it adds."""
@@ -38,8 +46,7 @@ def decoding_choice() -> QtWidgets.QComboBox:
     box.addItem(f"{workers} loader threads", ["--num-workers", str(workers)])
     box.addItem(f"{workers} worker processes (JPEG 2000 DICOMs)",
                 ["--num-workers", str(workers), "--decode-in", "processes"])
-    box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    box.setMinimumContentsLength(14)  # the full text shows when there is room, and in the open list
+    fitted(box)
     box.setToolTip("Decoded images are kept in memory after the first epoch. Threads overlap decoding with the "
                    "step where the decoder allows it (PNG, JPEG, uncompressed DICOM); JPEG 2000's decoder does "
                    "not, so its folders decode faster in worker processes. On a 2-core CPU the loop is as fast.")
@@ -72,16 +79,12 @@ class TrainingForm(QtWidgets.QWidget):
                              "(minutes on a CPU, no torch). partial: the top blocks of the tower train with the "
                              "head; full: every layer (both need the time budget, best on a GPU; early stopping on "
                              "validation AUC). All three end in a calibrated classifier.")
-        self.base = QtWidgets.QComboBox()  # the CLIP model a fine-tuning starts from: never a classifier
-        self.base.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.base.setMinimumContentsLength(14)
+        self.base = fitted(QtWidgets.QComboBox())  # the CLIP model a fine-tuning starts from: never a classifier
         self.base.setToolTip("The CLIP model whose image tower is fine-tuned. A classifier cannot be a base: with a "
                              "classifier selected in the Model picker, this is the model it came from.")
-        self.start_from = QtWidgets.QComboBox()  # the model a pre-training continues, or random weights
+        self.start_from = fitted(QtWidgets.QComboBox())  # the model a pre-training continues, or random weights
         self._start_chosen: str | None = None  # what the user picked in it (None: it follows the picker's model)
         self.start_from.activated.connect(self._start_picked)
-        self.start_from.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.start_from.setMinimumContentsLength(14)
         self.start_from.setToolTip(
             "The model whose image and text towers the pre-training continues (at a peak learning rate of "
             f"{CONTINUE_LR:g}, the image tower's in the default model's own continued phase), or random weights: a "
