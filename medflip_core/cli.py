@@ -141,6 +141,7 @@ def _labels(arg: str | None, engine) -> list[str]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from medflip_core.inference.batch import classify_files
+    from medflip_core.inference.label_specificity import alike_notes
     from medflip_core.inference.validated_labels import validation_notes
     from medflip_core.inference.zeroshot import outside_label_space, uncalibrated_warning
 
@@ -154,15 +155,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
     failed = sum("error" in r for r in results)
     outside = uncalibrated_warning(labels)
     unvalidated = validation_notes(engine.bundle.manifest, labels)
+    alike = alike_notes(engine, labels)
     if args.json:
         _print_json({"model": engine.bundle.name, "labels": labels, "notice": RESEARCH_NOTICE, "results": results,
-                     "uncalibrated_labels": outside_label_space(labels), "unvalidated_labels": unvalidated})
+                     "uncalibrated_labels": outside_label_space(labels), "unvalidated_labels": unvalidated,
+                     "abnormality_like_labels": alike})
     else:
         print(f"# model {engine.bundle.name}. {RESEARCH_NOTICE}")
         if outside:
             print(f"# warning: {outside}")
         for label, why in unvalidated.items():
             print(f"# note: {label}: {why}")
+        for label, why in alike.items():
+            print(f"# note: {label} ≈ abnormality: {why}")
         for r in results:
             if "error" in r:
                 print(f"{r['path']}: ERROR {r['error']}")

@@ -8,6 +8,7 @@ it directly. Operations raise MedflipError with a sentence for a person when the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +144,15 @@ class Session:
         absent), "exclusive" (one class per image) or None / "automatic" (chosen from the labels; see
         zeroshot.choose_label_mode); the result names the mode. Without templates, or with the shipped ones, the
         bundle's decision rule applies; the user's own templates get the plain rule (zeroshot.score_with_templates)."""
-        from medflip_core.inference.zeroshot import score_with_templates
+        from medflip_core.inference.label_specificity import alike_notes
+        from medflip_core.inference.zeroshot import score_with_templates, user_templates
 
         check_prompts(labels, templates)
         engine = self._need(index)
-        return score_with_templates(engine, self.embedding(index).embedding[0], labels, templates, mode)
+        scores = score_with_templates(engine, self.embedding(index).embedding[0], labels, templates, mode)
+        if user_templates(templates) is not None:  # the figure holds for the bundle's own prompts, not typed ones
+            return scores
+        return replace(scores, alike=alike_notes(engine, labels))
 
     @property
     def has_classifier(self) -> bool:

@@ -279,16 +279,19 @@ class ZeroShotPanel(QtWidgets.QWidget):
 
     def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None,
                     explanation: str = "", uncalibrated: list[str] | None = None,
-                    unvalidated: dict[str, str] | None = None) -> None:
+                    unvalidated: dict[str, str] | None = None, alike: dict[str, str] | None = None) -> None:
         """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings); the
         `uncalibrated` labels (outside the model's label space) are marked ⚠ beside their bars, the `unvalidated`
-        ones (of the label space, with no validation figure above chance: label -> why) with an asterisk."""
-        self._show_bars(scores, {}, uncalibrated or [], unvalidated or {})
+        ones (of the label space, with no validation figure above chance: label -> why) with an asterisk, and the
+        `alike` ones (whose score follows how abnormal the film looks: label -> why) with ≈."""
+        self._show_bars(scores, {}, uncalibrated or [], unvalidated or {}, alike or {})
         self._answered = True
         what = explanation or "probabilities over the labels above"
         starred = (f" * Not backed by a validation figure: {', '.join(unvalidated)} (hover a name for why)."
                    if unvalidated else "")
-        self._say(f"Zero-shot probabilities — {what}; model {model_name}.{starred}", warnings)
+        similar = (f" ≈ Scores that follow how abnormal the film looks, not which finding it shows: "
+                   f"{', '.join(alike)} (hover a name for why)." if alike else "")
+        self._say(f"Zero-shot probabilities — {what}; model {model_name}.{starred}{similar}", warnings)
 
     def show_prediction(self, probabilities: dict[str, float], thresholds: dict[str, float], multi_label: bool,
                         model_name: str, warnings: list[str] | None = None, decisions: dict[str, bool] | None = None,
@@ -305,7 +308,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
                   warnings)
 
     def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float],
-                   uncalibrated: list[str] | None = None, unvalidated: dict[str, str] | None = None) -> None:
+                   uncalibrated: list[str] | None = None, unvalidated: dict[str, str] | None = None,
+                   alike: dict[str, str] | None = None) -> None:
         self.clear_scores()
         self.status.setStyleSheet("color: #8a939b;")
         metrics = self.fontMetrics()
@@ -318,13 +322,15 @@ class ZeroShotPanel(QtWidgets.QWidget):
                 bar.setToolTip(f"{label}: {p * 100:.1f} %, threshold {thresholds[label] * 100:.1f} %")
             mark = label in (uncalibrated or [])
             star = not mark and label in (unvalidated or {})
-            suffix = " ⚠" if mark else " *" if star else ""
+            similar = label in (alike or {})
+            suffix = (" ⚠" if mark else " *" if star else "") + (" ≈" if similar else "")
             shown = metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight,
                                        LABEL_WIDTH - (metrics.horizontalAdvance(suffix) if suffix else 0))
             name = QtWidgets.QLabel(shown + suffix)
-            name.setToolTip(f"{label}: {UNCALIBRATED_TIP}" if mark else
-                            f"{label}: {(unvalidated or {})[label]}" if star else label)
-            if mark or star:
+            why = ([UNCALIBRATED_TIP] if mark else [(unvalidated or {})[label]] if star else []) + (
+                [(alike or {})[label]] if similar else [])
+            name.setToolTip(f"{label}: " + "; and ".join(why) if why else label)
+            if mark or star or similar:
                 name.setStyleSheet("color: #e8793a;")
             self.results_layout.addRow(name, bar)
             self.bars[label] = bar

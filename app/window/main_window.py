@@ -511,7 +511,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                    self.session.warnings(index) + zero_shot.contradictions() + ([outside] if outside
                                                                                                else []),
                                    zero_shot.explanation(), outside_label_space(zero_shot.labels),
-                                   validation_notes(self.engine.bundle.manifest, zero_shot.labels))
+                                   validation_notes(self.engine.bundle.manifest, zero_shot.labels), zero_shot.alike)
         self.scored.emit(scores)
         self.zero_shot.refresh_heat_map()
 

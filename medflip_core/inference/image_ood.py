@@ -177,6 +177,13 @@ class ChestReference:
         rest = np.maximum((x * x).sum(axis=1) - (proj * proj).sum(axis=1), 0.0)
         return (proj * proj / self.variances).sum(axis=1) + rest / self.residual_variance
 
+    def covariance(self) -> np.ndarray:
+        """(D, D) the reference films' embedding covariance as the reference keeps it: the top directions with their
+        variances, the mean remaining variance in every other direction."""
+        p = self.components.astype(np.float64)
+        rest = np.eye(p.shape[1]) - p.T @ p
+        return p.T @ np.diag(self.variances.astype(np.float64)) @ p + self.residual_variance * rest
+
     def inversion(self, embeddings: np.ndarray) -> np.ndarray:
         """(B,) projection on the chest -> inverted-chest discriminant."""
         return (np.atleast_2d(embeddings).astype(np.float32) - self.mean) @ self.inverted_direction

@@ -280,6 +280,7 @@ class ZeroShotScores:
     rule: DecisionRule
     automatic: bool = True
     reason: str = ""
+    alike: dict[str, str] = field(default_factory=dict)  # label -> why its score is abnormality (label_specificity)
 
     @property
     def mode_name(self) -> str:

@@ -139,12 +139,17 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
     names = {}
     for row in range(panel.results_layout.rowCount()):
         label = panel.results_layout.itemAt(row, panel.results_layout.ItemRole.LabelRole).widget()
-        names[label.text().removesuffix(" ⚠").removesuffix(" *")] = label
+        names[label.text().removesuffix(" ≈").removesuffix(" ⚠").removesuffix(" *")] = label
     assert set(names) == {"Pneumonia", "Pleural Effusion", "COVID-19", "banana"}
-    marked = {n for n, w in names.items() if w.text().endswith("⚠")}
+    marked = {n for n, w in names.items() if "⚠" in w.text()}
     assert marked == {"COVID-19", "banana"}
     # a label of the model's own that its validation never measured (a later walk: it looked validated)
-    assert {n for n, w in names.items() if w.text().endswith(" *")} == {"Pleural Effusion"}
+    assert {n for n, w in names.items() if " *" in w.text()} == {"Pleural Effusion"}
+    # scores that rank films as the model's abnormality does (label_specificity): even "banana"
+    alike = {n for n, w in names.items() if w.text().endswith(" ≈")}
+    assert alike == {"Pneumonia", "COVID-19", "banana"}
+    assert "how abnormal the model finds the film" in names["banana"].toolTip()
+    assert "≈ Scores that follow how abnormal the film looks" in panel.status.text()
     assert names["Pleural Effusion"].toolTip().startswith("Pleural Effusion: not validated")
     assert "* Not backed by a validation figure: Pleural Effusion" in panel.status.text()
     assert "decision rule was not fitted on it" in names["banana"].toolTip()
