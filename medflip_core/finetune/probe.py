@@ -204,7 +204,8 @@ def run_probe(cfg: ProbeConfig, events: EventWriter, cancel: CancelFlag | None =
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), model_key(engine.bundle))
     keys = hash_files(data.paths, cache)
     todo = missing_from_cache(keys, cache)
-    events.emit(StartEvent(job="finetune", config=cfg.to_dict(), device=engine.providers[0], world_size=1,
+    events.emit(StartEvent(job="finetune", config=cfg.to_dict(), device="cuda" if engine.device.on_gpu else "cpu",
+                           world_size=1,
                            n_train=len(split.train_idx), n_val=len(split.val_idx), steps_per_epoch=len(todo),
                            total_steps=len(todo), budget_s=deadline and deadline - t0, classes=data.classes,
                            validation_rule=split.rule),

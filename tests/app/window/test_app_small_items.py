@@ -141,7 +141,9 @@ def test_tabs_switch_from_anywhere_keys_are_listed_and_a_model_folder_opens_from
     QTest.keyClick(window.training.log, QtCore.Qt.Key.Key_Tab, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == (window.tabs.indexOf(window.training) + 1) % window.tabs.count()
     window.tabs.setCurrentWidget(window.training)
-    views.tabBar().setFocus()
+    bar = views.tabBar()  # a click on the "Training curves" label, as a user does (a GUI walk: no focus came)
+    QTest.mouseClick(bar, QtCore.Qt.MouseButton.LeftButton, pos=bar.tabRect(0).center())
+    assert bar.hasFocus()
     QTest.keyClick(views.tabBar(), QtCore.Qt.Key.Key_Tab, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert views.currentIndex() == 1 and window.tabs.currentWidget() is window.training
     QTest.keyClick(views.tabBar(), QtCore.Qt.Key.Key_PageDown, QtCore.Qt.KeyboardModifier.ControlModifier)

@@ -312,6 +312,7 @@ def test_a_labelling_tab_csv_probe_is_measured_on_the_labelling_validation_patie
     start = _events(tmp_path / "events.jsonl")[0]
     held = csv_validation_patients(table)
     assert start["validation_rule"] == LABELLING_RULE and start["n_val"] == len(held)  # one film per patient
+    assert start["device"] == "cpu"  # the trainer's word, not ONNX Runtime's "CPUExecutionProvider" (a GUI walk)
     m = load_bundle(result.bundle).manifest
     assert m["provenance"]["data"]["split"] == LABELLING_RULE and m["provenance"]["data"]["val_patients"] == len(held)
     assert "validation side: the Labelling tab's validation patients" in (result.bundle / "MODEL_CARD.md").read_text()
