@@ -35,6 +35,7 @@ class LearningCurve(pg.PlotWidget):
         self.setXRange(0, EMPTY_LABELS)  # whole labels, not 0-1, before the first point
         self.curve = self.plot(pen=pg.mkPen("#4fa3ff", width=2), symbol="o", symbolSize=5, symbolBrush="#4fa3ff")
         self.zero = self.plot(pen=pg.mkPen("#aaaaaa", width=1, style=QtCore.Qt.PenStyle.DashLine))
+        self.zero.setZValue(10)  # dashed over the learned line: where the two are equal, both stay visible
         self.bars = pg.ErrorBarItem(pen=pg.mkPen("#4fa3ff"), beam=0.0)
         self.addItem(self.bars)
         chance = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#666666", width=1, style=QtCore.Qt.PenStyle.DotLine))

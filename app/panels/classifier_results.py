@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from app.scroll_page import scroll_page
 from medflip_core.finetune.classifier_bundle import VALIDATION_JSON
@@ -43,6 +43,11 @@ class ClassifierResults(QtWidgets.QWidget):
         self.roc.setYRange(0, 1)
         self.roc.setMinimumHeight(160)  # readable curves; the Training tab scrolls its form to make room
         self.roc.plotItem.showGrid(x=True, y=True, alpha=0.2)
+        # a fixed view: the wheel scrolls the page (a GUI walk: one turn zoomed the curves to -10..12, no way back)
+        self.roc.setMouseEnabled(x=False, y=False)
+        self.roc.setMenuEnabled(False)
+        self.roc.hideButtons()
+        self.roc.viewport().installEventFilter(self)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.confusion = QtWidgets.QTableWidget(0, 0)
         self.confusion.setMinimumHeight(48)  # then as high as its rows (_fill_confusion)
@@ -65,6 +70,13 @@ class ClassifierResults(QtWidgets.QWidget):
         layout.addWidget(self.confusion_title)
         layout.addWidget(self.confusion)
         self.page = scroll_page(self, content, 120)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        """The ROC plot's wheel turns go to the page's scroll bar."""
+        if event.type() == QtCore.QEvent.Type.Wheel and watched is self.roc.viewport():
+            QtWidgets.QApplication.sendEvent(self.page.verticalScrollBar(), event)
+            return True
+        return super().eventFilter(watched, event)
 
     def show_bundle(self, bundle: str | Path) -> bool:
         """Show a classifier bundle's validation figures; False when the folder has none."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -41,3 +43,16 @@ def send_drop(widget, paths: list[str]) -> bool:
 @pytest.fixture
 def drop():
     return send_drop
+
+
+@pytest.fixture(scope="session")
+def small_probe(kermany_folder, tmp_path_factory) -> Path:
+    """A real probe on 60 real Kermany films (few validation patients: its results carry the small-data warning)."""
+    from medflip_core.events import EventWriter
+    from medflip_core.finetune.probe import ProbeConfig, run_probe
+
+    work = tmp_path_factory.mktemp("probe-fits")
+    cfg = ProbeConfig(images=str(kermany_folder(30)), out=str(work / "small-probe"), cache_dir=str(work / "cache"),
+                      n_boot=100, val_fraction=0.25)
+    run_probe(cfg, EventWriter(enabled=False))
+    return Path(cfg.out)

@@ -16,19 +16,6 @@ SMALLEST = (1280, 720)
 SHOTS = Path(os.environ.get("MEDFLIP_SCREENSHOTS", "/tmp/medflip-screenshots"))
 
 
-@pytest.fixture(scope="module")
-def small_probe(kermany_folder, tmp_path_factory) -> Path:
-    """A real probe on 60 real Kermany films (few validation patients: its results carry the small-data warning)."""
-    from medflip_core.events import EventWriter
-    from medflip_core.finetune.probe import ProbeConfig, run_probe
-
-    work = tmp_path_factory.mktemp("probe-fits")
-    cfg = ProbeConfig(images=str(kermany_folder(30)), out=str(work / "small-probe"), cache_dir=str(work / "cache"),
-                      n_boot=100, val_fraction=0.25)
-    run_probe(cfg, EventWriter(enabled=False))
-    return Path(cfg.out)
-
-
 def fits(window) -> bool:
     hint, minimum = window.minimumSizeHint(), window.minimumSize()
     return (max(hint.width(), minimum.width()) <= SMALLEST[0]
