@@ -36,6 +36,7 @@ from medflip_core.finetune.dataset import (
     load_labelled,
     read_patient_list,
     split_for_finetune,
+    validation_data_set,
 )
 from medflip_core.finetune.exposure_check import check_classifier, exposure_of_files, flagged_warnings
 from medflip_core.finetune.validation import patient_counts, small_set_note
@@ -374,7 +375,7 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     bias = model.head.bias.detach().double().cpu().numpy()
     classifier, figures = calibrate_on_validation(tune.data.classes, tune.data.multi_label, weight, bias, emb,
                                                   validation.indicator, validation.patients, cfg.n_boot, cfg.seed)
-    figures["data_set"] = f"validation split of {tune.data.source}"
+    figures["data_set"] = validation_data_set(tune.rule, tune.data.source)
     pre = PreprocessConfig.from_dict(base.preprocess or {})  # exposure is read at 32 px whatever the model's size
     train_exposure = exposure_of_files([tune.data.paths[i] for i in tune.train_idx], pre)
     val_exposure = exposure_of_files([tune.data.paths[i] for i in validation.idx], pre)

@@ -105,10 +105,12 @@ def format_eta(seconds: float) -> str:
 SMALL_VALIDATION = 30  # validation images below which a figure is said to move a lot by chance
 
 
-def eval_line(event: EvalEvent) -> str:
-    """An evaluation in words (a GUI walk read "{'val_accuracy': 1.0, 'val_auc': 1.0}" on 4 images, unqualified)."""
+def eval_line(event: EvalEvent, job: str = "") -> str:
+    """An evaluation in words (a GUI walk read "{'val_accuracy': 1.0, 'val_auc': 1.0}" on 4 images, unqualified).
+    A fine-tune's AUC is its classifier's (a later walk read a "zero-shot ROC AUC" that moved every evaluation)."""
     m = event.metrics
-    names = {"val_auc": "zero-shot ROC AUC", "val_accuracy": "accuracy"}
+    auc = "classifier ROC AUC" if job == "finetune" else "zero-shot ROC AUC"
+    names = {"val_auc": auc, "val_accuracy": "accuracy"}
     figures = [f"{names.get(k, k.removeprefix('val_').replace('_', ' '))} {v:.3f}" for k, v in m.items()
                if k.startswith("val_") and isinstance(v, int | float)]
     n = m.get("n_val")
@@ -119,8 +121,9 @@ def eval_line(event: EvalEvent) -> str:
     return f"eval at step {event.step}{where}: {', '.join(figures) or 'nothing to measure'}{small}{source}"
 
 
-def log_line(event: Event) -> str:
-    """The line the trainer log shows for an event ('' for the step events, which go to the plots)."""
+def log_line(event: Event, job: str = "") -> str:
+    """The line the trainer log shows for an event ('' for the step events, which go to the plots); `job`: the
+    running job (pretrain or finetune), which says what an evaluation's AUC is."""
     if isinstance(event, StartEvent):
         precision = f", {event.amp}" if event.amp != "off" else ""
         if event.job == "finetune":
@@ -130,7 +133,7 @@ def log_line(event: Event) -> str:
         return (f"started on {event.device}{precision}: {event.n_train} training images, "
                 f"{event.n_val} validation, {event.n_sentences or 0} sentences")
     if isinstance(event, EvalEvent):
-        return eval_line(event)
+        return eval_line(event, job)
     if isinstance(event, CheckpointEvent):
         return f"checkpoint: {event.path}"
     if isinstance(event, SkippedStepEvent):

@@ -347,7 +347,7 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
 
     def handle_event(self, event: Event) -> None:
         self.events.append(event)
-        line = log_line(event)
+        line = log_line(event, self.running_job)
         if line:
             self._log(line)
         if isinstance(event, StartEvent):

@@ -160,6 +160,16 @@ LABELLING_RULE = ("the Labelling tab's validation patients of this labels.csv (i
                   "them, so no fine-tune of the same labels trains on them)")
 
 
+def validation_data_set(rule: str, source: str) -> str:
+    """The validation figures' data set in words, as the card's split line says it (a GUI walk read "validation
+    split of labels.csv" in the results and "the Labelling tab's validation patients" in the log)."""
+    if rule == LABELLING_RULE:
+        return f"the Labelling tab's validation patients of {source}"
+    if rule.endswith("(--val-patients)"):
+        return f"the given validation patients of {source}"
+    return f"validation split of {source}"
+
+
 def split_for_finetune(data: LabelledSet, source: str | Path, val_patients: set[str] | None,
                        val_fraction: float, seed: int) -> PatientSplit:
     """The validation side of a fine-tune: the patients given; else, for a Labelling tab's labels.csv, the

@@ -35,3 +35,6 @@ def test_an_evaluation_reads_as_words_and_a_small_one_says_so():
     assert large == f"eval at step 10 on 400 validation images: zero-shot ROC AUC 0.912 ({data_set})"
     assert log_line(EvalEvent(step=3, metrics={"n_val": 0})) == ("eval at step 3 on 0 validation images: nothing "
                                                                   "to measure")
+    # a fine-tune's figure is its classifier's, not zero-shot's (a GUI walk)
+    tuned = log_line(EvalEvent(step=25, metrics={"n_val": 40, "val_auc": 0.9, "best_val_auc": 0.93}), "finetune")
+    assert tuned == "eval at step 25 on 40 validation images: classifier ROC AUC 0.900"

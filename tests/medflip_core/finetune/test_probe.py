@@ -316,3 +316,5 @@ def test_a_labelling_tab_csv_probe_is_measured_on_the_labelling_validation_patie
     m = load_bundle(result.bundle).manifest
     assert m["provenance"]["data"]["split"] == LABELLING_RULE and m["provenance"]["data"]["val_patients"] == len(held)
     assert "validation side: the Labelling tab's validation patients" in (result.bundle / "MODEL_CARD.md").read_text()
+    # the results view's data set says the same (a GUI walk read "validation split of labels.csv" there)
+    assert result.validation["data_set"].startswith("the Labelling tab's validation patients of")
