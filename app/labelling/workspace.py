@@ -141,9 +141,11 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
         self.tune_button.setToolTip("Sets up a partial (or full) fine-tune of this label CSV in the Training tab, "
                                     "for you to review and start")
         self.tune_button.clicked.connect(self._request_finetune)
-        self.finetune_hint = QtWidgets.QLabel("")
-        self.finetune_hint.setWordWrap(True)
-        self.finetune_hint.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        # the same fine-tune from a terminal: one line to copy (wrapped, a label broke the path at a slash)
+        self.finetune_hint = QtWidgets.QLineEdit()
+        self.finetune_hint.setReadOnly(True)
+        self.finetune_hint.setPlaceholderText("the same fine-tune from a terminal appears here")
+        self.finetune_hint.setToolTip("The same fine-tune from a terminal: select and copy")
         self.finetune_hint.setStyleSheet("color: #9aa4ad;")
         self._set_labelling(False)
 
@@ -159,6 +161,9 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
         make_row.addWidget(self.make_button)
         make_row.addWidget(self.tune_button)
         side.addLayout(make_row)
+        terminal = QtWidgets.QLabel("Or from a terminal:")
+        terminal.setStyleSheet("color: #9aa4ad;")
+        side.addWidget(terminal)
         side.addWidget(self.finetune_hint)
         side_widget = QtWidgets.QWidget()
         side_widget.setLayout(side)
@@ -266,8 +271,9 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
             note = f" {len(flagged)} film(s) flagged and not offered (hover here)."
             self.status.setToolTip("\n".join(f"{f.name}: {'; '.join(f.flags)}" for f in flagged[:40]))
         self._say(f"Labels written to {job.place / 'labels.csv'} at every answer.{note}")
-        self.finetune_hint.setText("Or from a terminal: medflip finetune --images "
+        self.finetune_hint.setText("medflip finetune --images "
                                    f"\"{job.place / 'labels.csv'}\" --image-root \"{job.folder}\" --mode partial")
+        self.finetune_hint.setCursorPosition(0)  # the command's start in sight, the rest scrolls
         self._show(job.next())
         self._refit_if_due()
         self.setFocus()
@@ -344,6 +350,7 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
         job = self.job
         for b in self.class_buttons:
             b.setChecked(False)
+            b.setEnabled(film is not None)  # nothing left to answer: the answer buttons say so (a GUI walk)
         if job is None:
             return
         self.counts.setText(job.summary())
@@ -401,7 +408,10 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
 
     def _show_suggestion(self) -> None:
         job = self.job
-        probs = job.suggestion() if job is not None else {}
+        if job is None or job.film is None:  # every film answered: a later refit has nothing to suggest for
+            self.suggestion.setText("")
+            return
+        probs = job.suggestion()
         if not probs:
             self.suggestion.setText("Model: no suggestion yet")
             return

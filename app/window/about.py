@@ -60,6 +60,9 @@ def show_model_card(parent: QtWidgets.QWidget, name: str, markdown: str) -> None
     text.setMarkdown(markdown)
     layout = QtWidgets.QVBoxLayout(box)
     layout.addWidget(text)
+    buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)  # a GUI walk: none
+    buttons.rejected.connect(box.reject)
+    layout.addWidget(buttons)
     # wide enough for the card's tables (a GUI walk: a 12-column ablation table packed into 700 px)
     room = parent.window().size()
     box.resize(max(700, int(room.width() * 0.85)), max(600, int(room.height() * 0.85)))

@@ -76,11 +76,16 @@ def test_label_with_the_keyboard_learn_and_make_a_classifier(window, qtbot, stud
     assert ws.curve.curve.getData()[0] is not None and len(ws.curve.curve.getData()[0]) >= 1
     assert "validation films" in ws.curve_note.text()
     window.grab().save(str(SCREENS / "labelling-window-1280x800.png")) if SCREENS.parent.exists() else None
-    for _ in range(8):  # the rest of the folder: enough patients on each side for a classifier
+    for _ in range(12):  # the rest of the folder: enough patients on each side for a classifier
         if job.film is None:
             break
         qtbot.waitUntil(ws.film_on_screen, timeout=10_000)  # the keys answer the film on screen, once it is
         qtbot.keyClick(ws, str(truth(job.film.name)))
+    # every film answered: no suggestion for a film that is not there, and answer buttons that say so (a GUI walk
+    # read "Model: no suggestion yet" beside enabled buttons), also after the refit the last answers started
+    assert job.film is None and "Every offered film is labelled" in ws.film_label.text()
+    qtbot.waitUntil(lambda: not ws._refitting, timeout=120_000)
+    assert ws.suggestion.text() == "" and not any(b.isEnabled() for b in ws.class_buttons)
     window.activateWindow()
     with qtbot.waitSignal(ws.classifier_ready, timeout=180_000) as made:
         qtbot.keyClick(ws, QtCore.Qt.Key.Key_M, QtCore.Qt.KeyboardModifier.AltModifier)  # the button's Alt+M
