@@ -121,7 +121,9 @@ class ClassifierResults(QtWidgets.QWidget):
             if not curve.get("fpr"):
                 continue
             colour = COLOURS[i % len(COLOURS)]
-            self.curves[name] = self.roc.plot(curve["fpr"], curve["tpr"], pen=pg.mkPen(colour, width=2))
+            # later curves dashed: two classes' curves are the same curve, and the second hid the first (a GUI walk)
+            style = pg.QtCore.Qt.PenStyle.DashLine if self.curves else pg.QtCore.Qt.PenStyle.SolidLine
+            self.curves[name] = self.roc.plot(curve["fpr"], curve["tpr"], pen=pg.mkPen(colour, width=2, style=style))
             names.append(f"<span style='color:{colour}'>{name} ({m['roc_auc']['value']:.2f})</span>")
         # the key is the title: a legend inside the plot would cover the curves
         self.roc.setTitle("validation ROC: " + " · ".join(names), size="9pt")

@@ -28,3 +28,6 @@ def test_the_wheel_over_the_roc_curves_scrolls_the_page_and_never_zooms(qtbot, s
     qtbot.wait(50)
     assert results.roc.getViewBox().viewRange() == before
     assert bar.value() > 0  # the page moved down towards the confusion matrix
+    # two classes have one ROC curve between them: the second is dashed so the first still shows beneath it
+    styles = [c.opts["pen"].style() for c in results.curves.values()]
+    assert len(styles) == 2 and styles[0] == QtCore.Qt.PenStyle.SolidLine and styles[1] == QtCore.Qt.PenStyle.DashLine
