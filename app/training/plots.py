@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 from medflip_core.events import StepEvent
 
 PLOT_REFRESH_MS = 250  # live curves are redrawn at most 4 times a second, however fast the events come
+EMPTY_STEPS = 10  # the step axis of an empty plot
 
 
 def coloured_key(entries: list[tuple[str, str]]) -> str:
@@ -58,6 +59,7 @@ class TrainingPlots(QtWidgets.QSplitter):
             plot.getAxis("left").setTickDensity(0.5)  # labels that do not overlap on a short plot
             plot.getAxis("left").setWidth(40)
         self.setChildrenCollapsible(False)
+        self.clear()
 
     def show_job(self, pretraining: bool) -> None:
         """Pre-training plots its loss parts and σ₁; a fine-tuning reports one loss, so the rest is not shown."""
@@ -73,9 +75,10 @@ class TrainingPlots(QtWidgets.QSplitter):
         for curve in self.curves.values():
             curve.setData([], [])
         for plot in (self.loss_plot, self.sigma_plot):  # a new run's axes: not the previous run's (a GUI walk)
-            plot.setXRange(0, 1, padding=0)
+            plot.setXRange(0, EMPTY_STEPS, padding=0)  # whole steps before the first point, not 0.1 ... 0.9
             plot.setYRange(0, 1, padding=0)
-            plot.enableAutoRange()
+            plot.enableAutoRange(axis="y")
+        self._x_following = False
 
     def add_step(self, event: StepEvent) -> None:
         for key in self.series:
@@ -93,6 +96,10 @@ class TrainingPlots(QtWidgets.QSplitter):
 
     def flush(self) -> None:
         """Copy the series that changed since the last refresh into their curves."""
+        if self._stale and not self._x_following:  # the first points: the step axis follows them from now on
+            for plot in (self.loss_plot, self.sigma_plot):
+                plot.enableAutoRange(axis="x")
+            self._x_following = True
         for key in self._stale:
             xs, ys = self.series[key]
             self.curves[key].setData(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))

@@ -252,7 +252,10 @@ class LabellingJob:
     def head_kind(self) -> str:
         if self.head is None:
             return ""
-        return "zero-shot" if self.head.trained_on == 0 else f"learned from {self.head.trained_on} answers"
+        if self.head.trained_on == 0:
+            return "zero-shot"
+        # the training side's answers only, at the last refit (a GUI walk counted the validation films in)
+        return f"learned from {self.head.trained_on} training answers, refitted every {REFIT_EVERY}"
 
     # --- the head -------------------------------------------------------------------------------------------
     def refit_due(self) -> bool:

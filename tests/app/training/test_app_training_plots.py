@@ -113,3 +113,22 @@ def test_the_instance_term_has_its_curve_and_its_key(qtbot, recorded_events):
     xs, ys = panel.plots.curves["instance"].getData()
     assert list(xs) == [2] and list(ys) == [2.5]
     assert "instance" in panel.plots.loss_plot.getPlotItem().titleLabel.text
+
+
+def test_an_empty_plot_counts_whole_steps_and_then_follows_the_run(qtbot, recorded_events):
+    """A GUI walk: the empty loss plot's step axis read 0.1 … 0.9."""
+    from app.training.plots import EMPTY_STEPS, PLOT_REFRESH_MS
+    from app.training.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel.plots.loss_plot.getViewBox().viewRange()[0] == [0, EMPTY_STEPS]
+    step = next(json.loads(line) for line in recorded_events.read_text().splitlines() if '"step"' in line)
+    for i in range(1, 41):
+        panel.handle_event(event_from_record({**step, "step": i}))
+    qtbot.wait(PLOT_REFRESH_MS * 3)
+    low, high = panel.plots.loss_plot.getViewBox().viewRange()[0]
+    assert low <= 1 and high >= 40  # the axis follows the points
+    panel.plots.clear()  # a new run
+    assert panel.plots.loss_plot.getViewBox().viewRange()[0] == [0, EMPTY_STEPS]
