@@ -106,6 +106,10 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
                                         "keys 1-9 to label, S skip, U undo, B back")
         self.film_label = QtWidgets.QLabel("")
         self.film_label.setWordWrap(True)
+        # room for the name line and one caution line: the answer buttons stay where the hand is (a GUI walk saw
+        # them jump 27 px down on a film with a caution)
+        self.film_label.setMinimumHeight(2 * self.film_label.fontMetrics().lineSpacing() + 6)
+        self.film_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop)
         self.suggestion = QtWidgets.QLabel("")
         self.suggestion.setToolTip("The model's suggestion: read it, then press the key of YOUR answer. Nothing is "
                                    "pre-selected.")

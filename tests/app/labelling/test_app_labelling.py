@@ -249,3 +249,15 @@ def test_the_labelling_form_is_kept_across_restarts(qtbot, tmp_path):
     assert again.kind.currentIndex() == 1 and again.order.currentData() == "random"
     assert again.job is None  # nothing starts by itself
     second.close()
+
+
+def test_the_answer_buttons_stay_put_when_a_film_carries_a_caution(window, qtbot, study):
+    """A GUI walk: on a film with a caution line the answer buttons moved 27 px down, under the hand on them."""
+    ws = _start(window, qtbot, study)
+    ws.film_label.setText("<b>person1_bacteria_1.jpeg</b> · patient person1 · chosen by uncertainty")
+    qtbot.wait(100)
+    plain = ws.class_buttons[0].mapTo(window, ws.class_buttons[0].rect().topLeft()).y()
+    ws.film_label.setText("<b>person1_bacteria_1.jpeg</b> · patient person1 · chosen by uncertainty<br><span "
+                          "style='color:#ffb347'>⚠ unlike most chest films the model was trained on</span>")
+    qtbot.wait(100)
+    assert ws.class_buttons[0].mapTo(window, ws.class_buttons[0].rect().topLeft()).y() == plain
