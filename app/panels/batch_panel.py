@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.settings import Settings
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
+from medflip_core.inference.label_specificity import ALIKE_TIP
 from medflip_core.inference.ood import brief
 from medflip_core.inference.validated_labels import UNVALIDATED_TIP
 from medflip_core.inference.zeroshot import UNCALIBRATED_TIP, uncalibrated_warning
@@ -122,13 +123,16 @@ class BatchPanel(QtWidgets.QWidget):
             "Out of distribution: why the model's scores may not apply to this image (hover a cell)")
         uncalibrated = set(run.uncalibrated) if run else set()
         unvalidated = set(run.unvalidated) if run else set()
+        alike = set(run.alike) if run else set()
         for j, label in enumerate(labels):  # as beside the Zero-shot tab's bars: not a calibrated probability
-            if label in uncalibrated:
-                self.table.horizontalHeaderItem(2 + j).setText(f"⚠ {label}")
-                self.table.horizontalHeaderItem(2 + j).setToolTip(f"{label}: {UNCALIBRATED_TIP}")
-            elif label in unvalidated:
-                self.table.horizontalHeaderItem(2 + j).setText(f"{label} *")
-                self.table.horizontalHeaderItem(2 + j).setToolTip(f"{label}: {UNVALIDATED_TIP}")
+            why = ([UNCALIBRATED_TIP] if label in uncalibrated else [UNVALIDATED_TIP] if label in unvalidated
+                   else []) + ([ALIKE_TIP] if label in alike else [])
+            if why:
+                header = self.table.horizontalHeaderItem(2 + j)
+                header.setText(("⚠ " if label in uncalibrated else "") + label
+                               + (" *" if label in unvalidated and label not in uncalibrated else "")
+                               + (" ≈" if label in alike else ""))
+                header.setToolTip(f"{label}: " + "; and ".join(why))
         if decided:
             self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
                 "Classes at or above their decision threshold (chosen on the classifier's validation patients)")
@@ -171,7 +175,9 @@ class BatchPanel(QtWidgets.QWidget):
                             + (f"⚠ {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
                                if uncalibrated else "")
                             + (f"* Not backed by a validation figure: {', '.join(sorted(unvalidated))} (hover its "
-                               "column). " if unvalidated else "") + "Research use only.")
+                               "column). " if unvalidated else "")
+                            + (f"≈ Scores that follow how abnormal the film looks, not which finding it shows: "
+                               f"{', '.join(sorted(alike))}. " if alike else "") + "Research use only.")
         self.export.setEnabled(bool(rows))
 
     def _row_opened(self, row: int, _column: int) -> None:

@@ -35,11 +35,13 @@ class BatchRun:
     uncalibrated: tuple[str, ...] = ()  # zero-shot labels outside the label space (zeroshot.outside_label_space)
     version: str = ""  # when the bundle was made and its image encoder's hash: one name can hold several models
     unvalidated: tuple[str, ...] = ()  # labels of the label space no validation figure backs (validated_labels)
+    alike: tuple[str, ...] = ()  # labels whose score says how abnormal the film looks (label_specificity)
 
 
 def describe_run(engine: Any, labels: list[str], templates: list[str] | None = None,
                  classifier: bool = False) -> BatchRun:
     """The BatchRun of classify_files(engine, _, labels, templates, classifier=classifier)."""
+    from medflip_core.inference.label_specificity import alike_notes
     from medflip_core.inference.validated_labels import validation_notes
     from medflip_core.inference.zeroshot import outside_label_space, user_templates
     from medflip_core.labeler.prompts import load_prompt_set
@@ -60,6 +62,7 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
         own = shipped is not None and shipped.plan(labels) is not None
     except MedflipError:  # labels the scoring itself will refuse with a sentence (none, duplicates)
         own = False
+    base = replace(base, alike=tuple(alike_notes(engine, labels)))  # measured with the bundle's prompts, not typed
     if own:
         return replace(base, prompts=f"the model's own prompt set “{shipped.name}” ({shipped.mode})",
                        templates=shipped.prompt_set.templates, uncalibrated=outside)
@@ -183,7 +186,7 @@ def has_decisions(rows: Sequence[Row]) -> bool:
 
 
 RUN_COLUMNS = ["model", "model_version", "label_mode", "prompts", "templates", "uncalibrated_labels",
-               "unvalidated_labels"]
+               "unvalidated_labels", "abnormality_like_labels"]
 
 
 def csv_header(labels: list[str], decisions: bool = False) -> list[str]:
@@ -199,8 +202,8 @@ def csv_row(row: Row, labels: list[str], decisions: bool = False, run: BatchRun 
     decided = row.get("decisions", {})
     extra = [str(int(decided[label])) if label in decided else "" for label in labels] if decisions else []
     provenance = ([run.model, run.version, row.get("label_mode", ""), run.prompts, " | ".join(run.templates),
-                   " | ".join(run.uncalibrated), " | ".join(run.unvalidated)] if run
-                  else ["", "", row.get("label_mode", ""), "", "", "", ""])
+                   " | ".join(run.uncalibrated), " | ".join(run.unvalidated), " | ".join(run.alike)] if run
+                  else ["", "", row.get("label_mode", ""), "", "", "", "", ""])
     return [Path(row["path"]).name, row["path"], row.get("top", ""),
             *[format_score(scores[label]) if label in scores else "" for label in labels], *extra,
             "; ".join(row.get("warnings", [])), "; ".join(row.get("notes", [])), row.get("error", ""), *provenance]

@@ -126,7 +126,7 @@ def test_score_folder_rows_progress_cancel_and_csv(session, shared_data, tmp_pat
     lines = out.read_text().splitlines()
     assert lines[0] == ("file,path,top_label,No Finding,Pneumonia,out_of_distribution,notes,error,"
                         "model,model_version,label_mode,prompts,templates,uncalibrated_labels,"
-                        "unvalidated_labels")
+                        "unvalidated_labels,abnormality_like_labels")
     numbers = [c for line in lines[1:] for c in line.split(",")[3:5] if c]
     assert numbers and all(len(c.split(".")[1]) == 4 and "e" not in c for c in numbers)
 

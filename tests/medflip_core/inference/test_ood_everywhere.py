@@ -97,9 +97,10 @@ def test_batch_rows_flag_ood_apart_from_notes_and_the_csv_names_its_run(session,
         header = next(csv.reader(fh))
         fh.seek(0)
         lines = list(csv.DictReader(fh))
-    assert header[-7:] == ["model", "model_version", "label_mode", "prompts", "templates", "uncalibrated_labels",
-                           "unvalidated_labels"]
+    assert header[-8:] == ["model", "model_version", "label_mode", "prompts", "templates", "uncalibrated_labels",
+                           "unvalidated_labels", "abnormality_like_labels"]
     assert {r["unvalidated_labels"] for r in lines} == {""}  # No Finding and Pneumonia: measured on both sources
+    assert {r["abnormality_like_labels"] for r in lines} == {""}  # the normal-vs-pneumonia question: no note
     sha = engine.bundle.manifest["files"]["image_encoder.onnx"]["sha256"][:12]
     assert {r["model_version"] for r in lines} == {f"created {engine.bundle.manifest['created']}, image encoder "
                                                    f"sha256 {sha}"}
