@@ -86,9 +86,7 @@ class TrainingPanel(WideWhileShown, QtWidgets.QWidget):
         self.views = QtWidgets.QTabWidget()
         self.views.addTab(self.plots, "Training curves")
         self.views.addTab(self.results, "Classifier results")
-        # a click on a tab label gives it the focus (a tab bar takes none by default), so Ctrl+Tab then switches
-        # these tabs, not the window's (a GUI walk)
-        self.views.tabBar().setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.views.tabBar().setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # a clicked label: Ctrl+Tab is theirs
         plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         plots.addWidget(self.views)
         plots.addWidget(self.log)
