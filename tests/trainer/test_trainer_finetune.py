@@ -189,3 +189,20 @@ def test_fine_tuning_honours_gradient_accumulation_and_precision(tt, tiny_bundle
     assert start["amp"] == "bf16" and start["grad_scaler"] is False  # bf16 needs no scaler
     assert start["steps_per_epoch"] == (start["n_train"] // 4) // 2  # epochs count optimizer steps
     assert done["step"] == 2 and [e["step"] for e in events if e["event"] == "step"] == [1, 2]
+
+
+def test_tuning_a_labelling_tab_csv_validates_on_the_labelling_tabs_patients(shared_data, labelling_csv, tmp_path):
+    """The tower fine-tune ("Tune the tower from these labels…") splits a Labelling tab CSV as the probe does: its
+    validation side is exactly the patients the Labelling tab measures its classifiers on."""
+    from medflip_core.data.patient_sides import csv_validation_patients
+    from medflip_core.finetune.dataset import LABELLING_RULE
+    from trainer.config import TrainConfig
+    from trainer.finetune import load_tune_data
+
+    table = labelling_csv(tmp_path / "labels.csv")
+    cfg = TrainConfig(job="finetune", images=[str(table)],
+                      image_root=str(shared_data / "cxr-pneumonia-kermany" / "train"))
+    tune = load_tune_data(cfg)
+    assert tune.rule == LABELLING_RULE
+    assert {tune.data.patients[i] for i in tune.val_idx} == csv_validation_patients(table)
+    assert not {tune.data.patients[i] for i in tune.train_idx} & csv_validation_patients(table)
