@@ -59,13 +59,21 @@ class TrainingPlots(QtWidgets.QSplitter):
             plot.getAxis("left").setTickDensity(0.5)  # labels that do not overlap on a short plot
             plot.getAxis("left").setWidth(40)
         self.setChildrenCollapsible(False)
+        self._pretraining = True
         self.clear()
 
     def show_job(self, pretraining: bool) -> None:
         """Pre-training plots its loss parts and σ₁; a fine-tuning reports one loss, so the rest is not shown."""
         self.sigma_plot.setVisible(pretraining)
-        self.loss_plot.setTitle("loss  " + coloured_key(self.loss_key if pretraining else self.loss_key[:1]),
-                                size="9pt")
+        self._pretraining = pretraining
+        self._title()
+
+    def _title(self) -> None:
+        """The key names the instance term only for a run that has one (a trainer option, not in the form)."""
+        shown = self.loss_key if self._pretraining else self.loss_key[:1]
+        if not self.series["instance"][0]:
+            shown = [entry for entry in shown if entry[0] != "instance"]
+        self.loss_plot.setTitle("loss  " + coloured_key(shown), size="9pt")
 
     def clear(self) -> None:
         for xs, ys in self.series.values():
@@ -79,6 +87,7 @@ class TrainingPlots(QtWidgets.QSplitter):
             plot.setYRange(0, 1, padding=0)
             plot.enableAutoRange(axis="y")
         self._x_following = False
+        self._title()
 
     def add_step(self, event: StepEvent) -> None:
         for key in self.series:
@@ -96,6 +105,8 @@ class TrainingPlots(QtWidgets.QSplitter):
 
     def flush(self) -> None:
         """Copy the series that changed since the last refresh into their curves."""
+        if "instance" in self._stale and len(self.series["instance"][0]) == 1:
+            self._title()
         if self._stale and not self._x_following:  # the first points: the step axis follows them from now on
             for plot in (self.loss_plot, self.sigma_plot):
                 plot.enableAutoRange(axis="x")

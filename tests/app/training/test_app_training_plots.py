@@ -91,7 +91,10 @@ def test_a_new_run_starts_on_fresh_axes(qtbot, recorded_events):
     panel.plots.flush()
     qtbot.waitUntil(lambda: panel.plots.loss_plot.viewRange()[0][1] >= 150, timeout=5000)
     panel.plots.clear()
-    assert panel.plots.loss_plot.viewRange()[0][1] <= 1 and panel.plots.sigma_plot.viewRange()[0][1] <= 1
+    from app.training.plots import EMPTY_STEPS
+
+    assert panel.plots.loss_plot.viewRange()[0][1] <= EMPTY_STEPS and panel.plots.sigma_plot.viewRange()[0][1] <= (
+        EMPTY_STEPS)
     for i in range(1, 4):  # the new run's own steps: the axes follow them
         panel.handle_event(event_from_record({**step, "step": i}))
     panel.plots.flush()
@@ -106,13 +109,17 @@ def test_the_instance_term_has_its_curve_and_its_key(qtbot, recorded_events):
 
     panel = TrainingPanel()
     qtbot.addWidget(panel)
+    title = panel.plots.loss_plot.getPlotItem().titleLabel
+    assert "reconstruction" in title.text and "instance" not in title.text  # a run without it: not in the key
     step = next(json.loads(line) for line in recorded_events.read_text().splitlines() if '"step"' in line)
     panel.handle_event(event_from_record({**step, "step": 1}))
     panel.handle_event(event_from_record({**step, "step": 2, "instance": 2.5}))
     qtbot.wait(PLOT_REFRESH_MS * 3)
     xs, ys = panel.plots.curves["instance"].getData()
     assert list(xs) == [2] and list(ys) == [2.5]
-    assert "instance" in panel.plots.loss_plot.getPlotItem().titleLabel.text
+    assert "instance" in title.text
+    panel.plots.clear()  # the next run
+    assert "instance" not in title.text
 
 
 def test_an_empty_plot_counts_whole_steps_and_then_follows_the_run(qtbot, recorded_events):
