@@ -19,6 +19,18 @@ IDENTIFYING_KEYWORDS: frozenset[str] = frozenset({
     "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
     "PhysiciansOfRecord", "RequestingPhysician", "StudyID", "IssuerOfPatientID", "MilitaryRank",
     "EthnicGroup", "PatientWeight", "PatientSize", "StationName", "DeviceSerialNumber",
+    # free text about the patient, and identifiers that link a film to its patient's records (the DICOM
+    # confidentiality profile's list, PS3.15 Annex E; a GUI walk read "Damaged Mitral Valve" in the Tags tab)
+    "AdditionalPatientHistory", "PatientState", "MedicalAlerts", "Allergies", "PregnancyStatus", "SmokingStatus",
+    "Occupation", "PatientReligiousPreference", "CountryOfResidence", "RegionOfResidence", "BranchOfService",
+    "PatientBirthName", "ResponsiblePerson", "ResponsibleOrganization", "CurrentPatientLocation",
+    "PatientInsurancePlanCodeSequence", "InstitutionalDepartmentName", "InstitutionCodeSequence",
+    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "NameOfPhysiciansReadingStudy",
+    "RequestingService", "AdmissionID", "RequestedProcedureID", "PerformedProcedureStepID",
+    "ScheduledProcedureStepID", "ImageComments", "StudyComments", "RequestedProcedureComments",
+    "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "InstanceCreatorUID",
+    "IrradiationEventUID", "DeviceUID", "ReferencedSOPInstanceUID", "ReferencedFrameOfReferenceUID",
+    "RelatedFrameOfReferenceUID", "StorageMediaFileSetUID",
 })
 
 

@@ -66,7 +66,8 @@ def test_metadata_read_from_the_header(shared_data):
     assert dog.pixel_spacing == pytest.approx((1.2, 1.2012), abs=1e-3)
 
 
-@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "rsna_cr_chest_jpeg_baseline.dcm", "nih_dx_secondary_capture.dcm"])
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "rsna_cr_chest_jpeg_baseline.dcm", "nih_dx_secondary_capture.dcm",
+                                  "highdicom_dx_animal_lateral.dcm"])
 def test_identifying_tags_are_kept_apart(shared_data, name):
     path = shared_data / "dicom" / name
     rg = load_image(path)
@@ -78,3 +79,13 @@ def test_identifying_tags_are_kept_apart(shared_data, name):
     revealed = {row[1] for row in rg.all_tags(reveal_identifying=True)}
     assert present <= revealed
     assert {row[1] for row in rg.all_tags()}.isdisjoint(IDENTIFYING_KEYWORDS)
+
+
+def test_free_text_about_the_patient_and_linking_uids_are_hidden_by_default(shared_data):
+    """A GUI walk read AdditionalPatientHistory ("Damaged Mitral Valve") in the Tags tab with nothing revealed."""
+    rg = load_image(shared_data / "dicom" / "highdicom_dx_animal_lateral.dcm")
+    shown = rg.all_tags()
+    assert not any("Mitral" in row[2] for row in shown)
+    assert {"AdditionalPatientHistory", "StudyInstanceUID", "SOPInstanceUID"}.isdisjoint(row[1] for row in shown)
+    assert any(row[1] == "AdditionalPatientHistory" for row in rg.all_tags(reveal_identifying=True))
+    assert rg.metadata.study_instance_uid  # still read for grouping a study, never shown as a tag
