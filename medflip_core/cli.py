@@ -167,7 +167,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for label, why in unvalidated.items():
             print(f"# note: {label}: {why}")
         for label, why in alike.items():
-            print(f"# note: {label} ≈ abnormality: {why}")
+            print(f"# note: {label} ∥ abnormality: {why}")
         for r in results:
             if "error" in r:
                 print(f"{r['path']}: ERROR {r['error']}")

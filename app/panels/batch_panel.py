@@ -129,9 +129,8 @@ class BatchPanel(QtWidgets.QWidget):
                    else []) + ([ALIKE_TIP] if label in alike else [])
             if why:
                 header = self.table.horizontalHeaderItem(2 + j)
-                header.setText(("⚠ " if label in uncalibrated else "") + label
-                               + (" *" if label in unvalidated and label not in uncalibrated else "")
-                               + (" ≈" if label in alike else ""))
+                header.setText(label + (" ⚠" if label in uncalibrated else " *" if label in unvalidated else "")
+                               + (" ∥" if label in alike else ""))  # the marks where the Zero-shot tab has them
                 header.setToolTip(f"{label}: " + "; and ".join(why))
         if decided:
             self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
@@ -176,8 +175,8 @@ class BatchPanel(QtWidgets.QWidget):
                                if uncalibrated else "")
                             + (f"* Not backed by a validation figure: {', '.join(sorted(unvalidated))} (hover its "
                                "column). " if unvalidated else "")
-                            + (f"≈ Scores that follow how abnormal the film looks, not which finding it shows: "
-                               f"{', '.join(sorted(alike))}. " if alike else "") + "Research use only.")
+                            + ("∥ These scores rise and fall together with how abnormal the film looks, not with a "
+                               f"finding: {', '.join(sorted(alike))}. " if alike else "") + "Research use only.")
         self.export.setEnabled(bool(rows))
 
     def _row_opened(self, row: int, _column: int) -> None:

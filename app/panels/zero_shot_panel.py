@@ -283,13 +283,14 @@ class ZeroShotPanel(QtWidgets.QWidget):
         """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings); the
         `uncalibrated` labels (outside the model's label space) are marked ⚠ beside their bars, the `unvalidated`
         ones (of the label space, with no validation figure above chance: label -> why) with an asterisk, and the
-        `alike` ones (whose score follows how abnormal the film looks: label -> why) with ≈."""
+        `alike` ones (whose score follows how abnormal the film looks: label -> why) with ∥ (they rise and fall
+        together)."""
         self._show_bars(scores, {}, uncalibrated or [], unvalidated or {}, alike or {})
         self._answered = True
         what = explanation or "probabilities over the labels above"
         starred = (f" * Not backed by a validation figure: {', '.join(unvalidated)} (hover a name for why)."
                    if unvalidated else "")
-        similar = (f" ≈ Scores that follow how abnormal the film looks, not which finding it shows: "
+        similar = (f" ∥ These scores rise and fall together with how abnormal the film looks, not with a finding: "
                    f"{', '.join(alike)} (hover a name for why)." if alike else "")
         self._say(f"Zero-shot probabilities — {what}; model {model_name}.{starred}{similar}", warnings)
 
@@ -313,17 +314,20 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.clear_scores()
         self.status.setStyleSheet("color: #8a939b;")
         metrics = self.fontMetrics()
-        for label, p in sorted(scores.items(), key=lambda kv: -kv[1]):
+        outside = set(uncalibrated or [])
+        # the model's own labels first; a label outside them is a score, not a probability (a GUI walk read
+        # "COVID-19 61.0 %" sorted in among the real labels, under a warning that it is no probability)
+        for label, p in sorted(scores.items(), key=lambda kv: (kv[0] in outside, -kv[1])):
             bar = ThresholdBar(thresholds.get(label))
             bar.setRange(0, 1000)
             bar.setValue(round(p * 1000))
-            bar.setFormat(f"{p * 100:.1f} %")
+            bar.setFormat(f"score {p:.2f}" if label in outside else f"{p * 100:.1f} %")
             if label in thresholds:
                 bar.setToolTip(f"{label}: {p * 100:.1f} %, threshold {thresholds[label] * 100:.1f} %")
             mark = label in (uncalibrated or [])
             star = not mark and label in (unvalidated or {})
             similar = label in (alike or {})
-            suffix = (" ⚠" if mark else " *" if star else "") + (" ≈" if similar else "")
+            suffix = (" ⚠" if mark else " *" if star else "") + (" ∥" if similar else "")
             shown = metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight,
                                        LABEL_WIDTH - (metrics.horizontalAdvance(suffix) if suffix else 0))
             name = QtWidgets.QLabel(shown + suffix)

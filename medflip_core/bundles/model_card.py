@@ -351,7 +351,7 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
              "validated.",
              *(["- A typed label's zero-shot score can say only how abnormal the film looks: the app computes, from "
                 "the chest-film reference, how closely each label's score follows the No Finding score (reversed) "
-                "over the training films, and marks ≈ a label at 0.95 or more when findings are compared "
+                "over the training films, and marks ∥ a label at 0.95 or more when findings are compared "
                 "(`medflip_core/inference/label_specificity.py`). Labels the model was never trained on usually "
                 "score this axis alone."] if "ood_reference.npz" in manifest.get("files", {}) else []),
              "- Out-of-distribution inputs (other body parts, animals, photographs) still get scores; the app warns "

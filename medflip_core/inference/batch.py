@@ -159,12 +159,16 @@ def _read(load_image: Callable[[Path], Any], path: Path) -> Any:
 def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None,
                    mode: str | None) -> tuple[Row, Any]:
     """The row's scores, and the image embedding they came from (for the out-of-distribution check)."""
-    from medflip_core.inference.zeroshot import score_with_templates
+    from medflip_core.inference.zeroshot import outside_label_space, score_with_templates
 
     embedding = engine.embed_images([rg]).embedding[0]
     result = score_with_templates(engine, embedding, labels, templates, mode)
     scores = {label: float(p) for label, p in zip(result.labels, result.probs[0], strict=True)}
-    return {"scores": scores, "top": max(scores, key=scores.get), "label_mode": result.mode_text(),
+    # the top label is one of the model's own labels when any was asked: a label outside them is no probability
+    # (a GUI walk: "COVID-19" topped 4 of 5 normal children's films, every score below 0.25)
+    outside = set(outside_label_space(result.labels))
+    own = {label: p for label, p in scores.items() if label not in outside} or scores
+    return {"scores": scores, "top": max(own, key=own.get), "label_mode": result.mode_text(),
             "cautions": result.contradictions()}, embedding  # cautions: as the Zero-shot tab warns
 
 

@@ -227,7 +227,7 @@ def test_classify_notes_the_models_labels_no_validation_figure_backs(shared_data
 def test_classify_notes_labels_whose_score_is_how_abnormal_the_film_looks(shared_data, capsys):
     film = str(shared_data / "dicom" / "RG1_UNCR.dcm")
     assert main(["classify", film, "--labels", "No Finding,COVID-19"]) == 0
-    assert any(line.startswith("# note: COVID-19 ≈ abnormality: its score rises and falls with how abnormal")
+    assert any(line.startswith("# note: COVID-19 ∥ abnormality: its score rises and falls with how abnormal")
                for line in capsys.readouterr().out.splitlines())
     assert main(["classify", film, "--labels", "No Finding,Pneumonia", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["abnormality_like_labels"] == {}  # the usual question: no note

@@ -139,17 +139,22 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
     names = {}
     for row in range(panel.results_layout.rowCount()):
         label = panel.results_layout.itemAt(row, panel.results_layout.ItemRole.LabelRole).widget()
-        names[label.text().removesuffix(" ≈").removesuffix(" ⚠").removesuffix(" *")] = label
+        names[label.text().removesuffix(" ∥").removesuffix(" ⚠").removesuffix(" *")] = label
     assert set(names) == {"Pneumonia", "Pleural Effusion", "COVID-19", "banana"}
     marked = {n for n, w in names.items() if "⚠" in w.text()}
     assert marked == {"COVID-19", "banana"}
     # a label of the model's own that its validation never measured (a later walk: it looked validated)
     assert {n for n, w in names.items() if " *" in w.text()} == {"Pleural Effusion"}
     # scores that rank films as the model's abnormality does (label_specificity): even "banana"
-    alike = {n for n, w in names.items() if w.text().endswith(" ≈")}
+    alike = {n for n, w in names.items() if w.text().endswith(" ∥")}
     assert alike == {"Pneumonia", "COVID-19", "banana"}
     assert "how abnormal the model finds the film" in names["banana"].toolTip()
-    assert "≈ Scores that follow how abnormal the film looks" in panel.status.text()
+    # a label outside the model's labels is a score, not a percentage, and comes after the model's own labels
+    order = [panel.results_layout.itemAt(r, panel.results_layout.ItemRole.LabelRole).widget() for r in
+             range(panel.results_layout.rowCount())]
+    assert {names[n] for n in ("COVID-19", "banana")} == set(order[2:])
+    assert panel.bars["COVID-19"].format().startswith("score 0.") and panel.bars["Pneumonia"].format().endswith("%")
+    assert "∥ These scores rise and fall together with how abnormal the film looks" in panel.status.text()
     assert names["Pleural Effusion"].toolTip().startswith("Pleural Effusion: not validated")
     assert "* Not backed by a validation figure: Pleural Effusion" in panel.status.text()
     assert "decision rule was not fitted on it" in names["banana"].toolTip()
