@@ -201,7 +201,8 @@ class BatchPanel(QtWidgets.QWidget):
             return
         if self.settings is not None:
             self.settings.set(CSV_DIR_KEY, str(written.parent))
-        self.status.setText(f"Saved {len(self.rows)} row(s) to {written}.")
+        legend = self.status.text().split(" Saved ", 1)[0]  # the marks' legend stays (a GUI walk: it was replaced)
+        self.status.setText(f"{legend} Saved {len(self.rows)} row(s) to {written}.")
 
     def suggested_csv_path(self) -> Path:
         """Where the Save dialog opens: the folder the last CSV was saved to (if it still exists), else the

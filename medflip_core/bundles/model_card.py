@@ -143,7 +143,9 @@ def _data(manifest: dict, cfg: dict, prov: dict) -> list[str]:
              f"- Preprocessing (training and inference alike): aspect ratio kept, padded to a square of "
              f"{pre.get('image_size')} px (letterbox), grey."]
     if prov.get("data_sha256"):
-        lines.append(f"- Data hashes: {json.dumps(prov['data_sha256'], sort_keys=True)}.")
+        hashes = "; ".join(f"{name.replace('_', ' ')} `{digest[:16]}…`" for name, digest in
+                           sorted(prov["data_sha256"].items()))
+        lines.append(f"- Data hashes (sha256, whole in manifest.json → provenance): {hashes}.")
     return [*lines, ""]
 
 
