@@ -192,11 +192,20 @@ class ImageViewer(QtWidgets.QWidget):
     def set_window(self, window: Window) -> None:
         self.window = window
         self._render()
-        numbers = f"W {_number(window.width)}  L {_number(window.center)}"
+        self._say_window()
+        self.window_changed.emit(window)
+
+    def _say_window(self) -> None:
+        """W/L in the corner, and INVERTED while the display is: the box stays ticked from film to film, and an
+        inverted film beside one the model warns is stored inverted was easy to misread (a GUI walk)."""
+        window = self.window
+        if window is None:
+            return
+        numbers = ("INVERTED  " if self.user_invert else "") + f"W {_number(window.width)}  L {_number(window.center)}"
         self.wl_label.set_wordings(f"{numbers}  ({window.source})", numbers,
                                    tooltip=f"Window width {_number(window.width)}, level {_number(window.center)} "
-                                           f"({window.source}). Right-drag on the image to change them.")
-        self.window_changed.emit(window)
+                                           f"({window.source}){', display inverted (I)' if self.user_invert else ''}"
+                                           ". Right-drag on the image to change them.")
 
     def shows_image(self) -> bool:
         """Whether an image's own pixels are on screen (not a preview, not the empty view)."""
@@ -320,6 +329,7 @@ class ImageViewer(QtWidgets.QWidget):
     def set_invert(self, on: bool) -> None:
         self.user_invert = on
         self._render()
+        self._say_window()
 
     def fit(self) -> None:
         if self.radiograph is not None:

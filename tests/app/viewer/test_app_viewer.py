@@ -47,8 +47,10 @@ def test_window_level_changes_image_and_readout(window, qtbot, shared_data):
     assert window.viewer.window.source == "percentile"
     window.viewer.invert_box.setChecked(True)
     inverted = window.viewer.displayed_pixels()
+    assert "INVERTED" in window.viewer.wl_label.text()  # said on the image's corner, not only by the tick box
     window.viewer.invert_box.setChecked(False)
     assert np.allclose(inverted, 1.0 - window.viewer.displayed_pixels(), atol=1e-6)
+    assert "INVERTED" not in window.viewer.wl_label.text()
 
 
 def test_corrupt_file_shows_an_error_and_the_app_keeps_working(window, qtbot, shared_data, tmp_path):
