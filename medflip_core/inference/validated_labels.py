@@ -38,9 +38,12 @@ def validation_notes(manifest: dict, labels: Sequence[str]) -> dict[str, str]:
     pair_backed = any(_above_chance(fig.get("roc_auc_pneumonia")) for fig in evaluation.values()
                       if isinstance(fig, dict))
     measured: dict[str, tuple[dict, str]] = {}
+    floors: list[str] = []  # "10 NIH": the fewest patients with a finding its per-finding figures were measured on
     for name, fig in evaluation.items():
         if isinstance(fig, dict) and isinstance(fig.get("per_finding"), dict):
             where = name.removesuffix("_per_finding")
+            if isinstance(fig.get("min_patients"), int):
+                floors.append(f"{fig['min_patients']} {where}")
             for value in fig["per_finding"].values():
                 if isinstance(value, dict) and isinstance(value.get("value"), int | float):
                     measured[normalise_label_name(str(value.get("label", "")))] = (value, where)
@@ -60,8 +63,10 @@ def validation_notes(manifest: dict, labels: Sequence[str]) -> dict[str, str]:
             notes[label] = (f"its zero-shot ROC AUC on held-out {where} patients is {value['value']:.2f}{bounds}, "
                             f"{value.get('positive_patients', '?')} patients with it: not told apart from chance")
         elif evaluation:
-            notes[label] = ("not validated: no held-out patients measured this label's score (see the model "
-                            "card)")
+            # a GUI walk: "never measured" read oddly for Effusion, with 60 effusion films in the NIH sample
+            why = (f"fewer than {' / '.join(floors)} held-out patients have it, too few to measure its score"
+                   if floors else "no held-out patients measured this label's score")
+            notes[label] = f"not validated: {why} (see the model card)"
         else:
             notes[label] = ("no per-label validation figure in this model's manifest (see its model card): "
                             "how well this label's score ranks films is unknown")

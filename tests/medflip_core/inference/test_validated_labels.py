@@ -25,8 +25,10 @@ def test_the_shipped_models_labels_are_marked_from_its_own_figures():
     assert not {"No Finding", "Pneumonia", "Lung Opacity"} & set(notes)
     assert per["Atelectasis"]["ci95"][0] <= 0.5 and "not told apart from chance" in notes["Atelectasis"]
     assert f"{per['Atelectasis']['value']:.2f}" in notes["Atelectasis"] and "NIH patients" in notes["Atelectasis"]
+    floor = manifest["provenance"]["evaluation"]["NIH_per_finding"]["min_patients"]
     for label in ("Pleural Effusion", "Cardiomegaly", "Edema", "Pneumothorax"):
-        assert notes[label].startswith("not validated: no held-out patients measured")
+        # why: too few held-out patients with it (a GUI walk: the NIH sample has 60 effusion films)
+        assert notes[label].startswith(f"not validated: fewer than {floor} NIH held-out patients have it")
     assert "COVID-19" not in notes  # outside the label space: zeroshot.outside_label_space marks it
     assert set(validation_notes(manifest, ["effusion"])) == {"effusion"}  # a synonym is the same finding
 
