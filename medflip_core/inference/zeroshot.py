@@ -150,9 +150,9 @@ def outside_label_space(labels: Sequence[str]) -> list[str]:
     return [lb for lb in labels if lb.strip() and normalise_label_name(lb) not in CHEXPERT_LABELS]
 
 
-UNCALIBRATED_TIP = ("not one of the model's labels: its decision rule was not fitted on it and nothing measured "
-                    "its score, which is the text tower's reading of the words; compare it between images, do not "
-                    "read it as a probability")
+UNCALIBRATED_TIP = ("not one of the model's labels: it was never trained or measured, and its decision rule was not "
+                    "fitted on it; the score comes from the words alone, so it is a score to compare between images, "
+                    "not a probability")
 
 
 def uncalibrated_warning(labels: Sequence[str], kind: str | None = None) -> str:
@@ -163,13 +163,11 @@ def uncalibrated_warning(labels: Sequence[str], kind: str | None = None) -> str:
         return ""
     shown = ", ".join(f"“{lb}”" for lb in outside[:4]) + (" …" if len(outside) > 4 else "")
     if len(outside) == 1:
-        text = (f"{shown} is not one of the model's labels: its decision rule was not fitted on it and nothing "
-                "measured its score, which is the text tower's reading of the words; compare the score between "
-                "images, do not read it as a probability.")
+        text = (f"{shown} is not one of the model's labels: nothing trained or measured its score, which is no "
+                "probability.")
     else:
-        text = (f"{shown} are not among the model's labels: its decision rule was not fitted on them and nothing "
-                "measured their scores, which are the text tower's reading of the words; compare such scores "
-                "between images, do not read them as probabilities.")
+        text = (f"{shown} are not among the model's labels: nothing trained or measured their scores, which are "
+                "no probabilities.")
     if kind == EXCLUSIVE:
         text += " The labels share 100 %, so this also shifts the other labels' shares."
     return text
@@ -307,11 +305,11 @@ class ZeroShotScores:
         """What the bars mean, in one sentence for the screen: the mode (and who chose it) first."""
         how = "automatic" if self.automatic else "your choice"
         if self.kind == INDEPENDENT:
-            text = f"{self.mode_name} ({how}): each label against its negative prompt; the bars do not sum to 100 %"
+            text = f"{self.mode_name} ({how}): the bars do not sum to 100 %"
         else:
             text = f"{self.mode_name} ({how}): probabilities sum to 100 % across the labels"
         if self.rule.chosen_on:  # where the bias and temperature were fitted: they need not hold elsewhere
-            text += f"; bias and temperature fitted on {self.rule.chosen_on} (recheck on your own patients)"
+            text += f"; the decision rule was fitted on {self.rule.chosen_on} (recheck on your own patients)"
         return text + self.no_normal_note()
 
     def contradictions(self, row: int = 0) -> list[str]:
