@@ -36,7 +36,6 @@ from medflip_core.finetune.dataset import (
     load_labelled,
     read_patient_list,
     split_for_finetune,
-    validation_data_set,
 )
 from medflip_core.finetune.exposure_check import check_classifier, exposure_of_files, flagged_warnings
 from medflip_core.finetune.validation import patient_counts, small_set_note
@@ -119,6 +118,7 @@ class TuneData:
     train_idx: np.ndarray
     val_idx: np.ndarray
     rule: str  # how the validation side was chosen, in words (dataset.PatientSplit)
+    data_set: str  # the validation figures' data set, in the same words
 
     def records(self, idx: np.ndarray) -> list[ImageRecord]:
         return [ImageRecord(path=self.data.paths[i], class_name=str(i), patient_id=self.data.patients[i],
@@ -136,7 +136,7 @@ def load_tune_data(cfg: TrainConfig) -> TuneData:
     train_idx, val_idx = split.train_idx, split.val_idx
     if cfg.max_images is not None and cfg.max_images < len(train_idx):  # after the split: never a validation patient
         train_idx = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, cfg.max_images, replace=False))
-    return TuneData(data, train_idx, val_idx, split.rule)
+    return TuneData(data, train_idx, val_idx, split.rule, split.data_set)
 
 
 def balanced_loss(data: LabelledSet, train_idx: np.ndarray, device: torch.device) -> nn.Module:
@@ -375,7 +375,7 @@ def write_tuned_bundle(cfg: TrainConfig, base: Bundle, model: TowerClassifier, v
     bias = model.head.bias.detach().double().cpu().numpy()
     classifier, figures = calibrate_on_validation(tune.data.classes, tune.data.multi_label, weight, bias, emb,
                                                   validation.indicator, validation.patients, cfg.n_boot, cfg.seed)
-    figures["data_set"] = validation_data_set(tune.rule, tune.data.source)
+    figures["data_set"] = tune.data_set
     pre = PreprocessConfig.from_dict(base.preprocess or {})  # exposure is read at 32 px whatever the model's size
     train_exposure = exposure_of_files([tune.data.paths[i] for i in tune.train_idx], pre)
     val_exposure = exposure_of_files([tune.data.paths[i] for i in validation.idx], pre)

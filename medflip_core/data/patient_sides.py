@@ -16,7 +16,7 @@ from pathlib import Path
 
 VALIDATION_SHARE = 0.25
 LABELLING_CSV_COLUMNS = ("Image Index", "Finding Labels", "Patient ID", "Chosen By", "Labelled At")
-MIN_PATIENTS_FOR_CLASSIFIER = 3  # per class, on each side (the probe's MIN_PATIENTS_PER_SIDE)
+MIN_PATIENTS_FOR_CLASSIFIER = 3  # per class, on each side (finetune.dataset.MIN_PATIENTS_PER_SIDE is this one)
 
 
 def _draw(patient: str, seed: int) -> float:

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.data.image_folder import ImageRecord, index_image_folder, patient_split
-from medflip_core.data.patient_sides import csv_validation_patients
+from medflip_core.data.patient_sides import MIN_PATIENTS_FOR_CLASSIFIER, csv_validation_patients
 from medflip_core.errors import MedflipError
 from medflip_core.labeler.labels import normalise_label_name
 
 # A class needs this many patients on each side of the split: fewer cannot give a threshold or an AUC.
-MIN_PATIENTS_PER_SIDE = 3
+MIN_PATIENTS_PER_SIDE = MIN_PATIENTS_FOR_CLASSIFIER  # the Labelling tab's classifiers need what a probe does
 
 
 def loose_key(name: str) -> str:
@@ -149,25 +149,18 @@ def split_by_given_patients(data: LabelledSet, val_patients: set[str]) -> tuple[
 
 @dataclass(frozen=True)
 class PatientSplit:
-    """A fine-tune's two sides and the rule that chose them, in words for the classifier's card."""
+    """A fine-tune's two sides, the rule that chose them (the card's split line) and the validation figures' data
+    set, in the same words (a GUI walk read "validation split of labels.csv" in the results and "the Labelling
+    tab's validation patients" in the log)."""
 
     train_idx: np.ndarray
     val_idx: np.ndarray
     rule: str
+    data_set: str
 
 
 LABELLING_RULE = ("the Labelling tab's validation patients of this labels.csv (its classifiers are measured on "
                   "them, so no fine-tune of the same labels trains on them)")
-
-
-def validation_data_set(rule: str, source: str) -> str:
-    """The validation figures' data set in words, as the card's split line says it (a GUI walk read "validation
-    split of labels.csv" in the results and "the Labelling tab's validation patients" in the log)."""
-    if rule == LABELLING_RULE:
-        return f"the Labelling tab's validation patients of {source}"
-    if rule.endswith("(--val-patients)"):
-        return f"the given validation patients of {source}"
-    return f"validation split of {source}"
 
 
 def split_for_finetune(data: LabelledSet, source: str | Path, val_patients: set[str] | None,
@@ -178,7 +171,7 @@ def split_for_finetune(data: LabelledSet, source: str | Path, val_patients: set[
     if val_patients:
         train_idx, val_idx = split_by_given_patients(data, val_patients)
         return PatientSplit(train_idx, val_idx, f"the {len(set(data.patients) & val_patients)} patients given "
-                                                "(--val-patients)")
+                                                "(--val-patients)", f"the given validation patients of {data.source}")
     held = csv_validation_patients(source) if Path(source).is_file() else None
     if held is not None:
         if not held & set(data.patients):
@@ -186,9 +179,11 @@ def split_for_finetune(data: LabelledSet, source: str | Path, val_patients: set[
                                "keeps a quarter of the patients, drawn by id, to measure classifiers on): label "
                                "films of more patients first")
         train_idx, val_idx = split_by_given_patients(data, held)
-        return PatientSplit(train_idx, val_idx, LABELLING_RULE)
+        return PatientSplit(train_idx, val_idx, LABELLING_RULE,
+                            f"the Labelling tab's validation patients of {data.source}")
     train_idx, val_idx = split_by_patient(data, val_fraction, seed)
-    return PatientSplit(train_idx, val_idx, f"validation fraction {val_fraction}, seed {seed}")
+    return PatientSplit(train_idx, val_idx, f"validation fraction {val_fraction}, seed {seed}",
+                        f"validation split of {data.source}")
 
 
 def read_patient_list(path: str | Path) -> set[str]:

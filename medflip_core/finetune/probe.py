@@ -33,7 +33,6 @@ from medflip_core.finetune.dataset import (
     check_trainable,
     load_labelled,
     split_for_finetune,
-    validation_data_set,
 )
 from medflip_core.finetune.embedding_cache import EmbeddingCache, content_hash, model_key
 from medflip_core.finetune.exposure_check import check_classifier, exposure_of_files, flagged_warnings
@@ -244,7 +243,7 @@ def _fit_and_write(cfg: ProbeConfig, events: EventWriter, data: LabelledSet, key
     val_set = data.subset(val_idx)
     classifier, figures = calibrate_on_validation(data.classes, data.multi_label, head.weight, head.bias,
                                                   x[val_idx], ind[val_idx], val_set.patients, cfg.n_boot, cfg.seed)
-    figures["data_set"] = validation_data_set(split.rule, data.source)
+    figures["data_set"] = split.data_set
     exposure = exposure_of(engine, data.paths, keys, cache)
     figures["exposure_check"] = check_classifier(exposure[train_idx], ind[train_idx], exposure[val_idx], ind[val_idx],
                                                  val_set.patients, classifier, figures, cfg.n_boot, cfg.seed)
