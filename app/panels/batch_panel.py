@@ -8,13 +8,14 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.panels.label_marks import label_marks
 from app.settings import Settings
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
 from medflip_core.inference.label_specificity import ALIKE_TIP
 from medflip_core.inference.ood import brief
 from medflip_core.inference.validated_labels import UNVALIDATED_TIP
-from medflip_core.inference.zeroshot import UNCALIBRATED_TIP, uncalibrated_warning
+from medflip_core.inference.zeroshot import uncalibrated_warning
 
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2  # on a row's File cell: the row's index in BatchPanel.rows
@@ -49,6 +50,7 @@ class BatchPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.settings = settings
         self.rows: list[Row] = []
+        self._legend = ""  # what the shown batch's marks and counts mean (kept when its CSV is saved)
         self.labels: list[str] = []
         self.run: BatchRun | None = None  # what scored the rows (model, prompts), for the CSV
         self.folder = ""  # the folder the rows came from
@@ -125,13 +127,12 @@ class BatchPanel(QtWidgets.QWidget):
         unvalidated = set(run.unvalidated) if run else set()
         alike = set(run.alike) if run else set()
         for j, label in enumerate(labels):  # as beside the Zero-shot tab's bars: not a calibrated probability
-            why = ([UNCALIBRATED_TIP] if label in uncalibrated else [UNVALIDATED_TIP] if label in unvalidated
-                   else []) + ([ALIKE_TIP] if label in alike else [])
-            if why:
+            suffix, tip = label_marks(label, label in uncalibrated, UNVALIDATED_TIP if label in unvalidated else None,
+                                      ALIKE_TIP if label in alike else None)
+            if suffix:
                 header = self.table.horizontalHeaderItem(2 + j)
-                header.setText(label + (" ⚠" if label in uncalibrated else " *" if label in unvalidated else "")
-                               + (" ∥" if label in alike else ""))  # the marks where the Zero-shot tab has them
-                header.setToolTip(f"{label}: " + "; and ".join(why))
+                header.setText(label + suffix)
+                header.setToolTip(tip)
         if decided:
             self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
                 "Classes at or above their decision threshold (chosen on the classifier's validation patients)")
@@ -168,15 +169,16 @@ class BatchPanel(QtWidgets.QWidget):
         modes = sorted({r["label_mode"] for r in rows if r.get("label_mode")})
         by = f" by {run.model}" if run else ""
         how = f" ({', '.join(modes)})" if modes else ""
-        self.status.setText(f"{len(rows) - errors} image(s) {what}{by}{how}, {errors} unreadable, {flagged} out of "
-                            f"the model's distribution (⚠: their scores do not apply)"
-                            f"{' (cancelled: the rest was not scored)' if cancelled else ''}. "
-                            + (f"⚠ {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
-                               if uncalibrated else "")
-                            + (f"* Not backed by a validation figure: {', '.join(sorted(unvalidated))} (hover its "
-                               "column). " if unvalidated else "")
-                            + ("∥ These scores rise and fall together with how abnormal the film looks, not with a "
-                               f"finding: {', '.join(sorted(alike))}. " if alike else "") + "Research use only.")
+        self._legend = (f"{len(rows) - errors} image(s) {what}{by}{how}, {errors} unreadable, {flagged} out of "
+                        f"the model's distribution (⚠: their scores do not apply)"
+                        f"{' (cancelled: the rest was not scored)' if cancelled else ''}. "
+                        + (f"⚠ {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
+                           if uncalibrated else "")
+                        + (f"* Not backed by a validation figure: {', '.join(sorted(unvalidated))} (hover its "
+                           "column). " if unvalidated else "")
+                        + ("∥ These scores rise and fall together with how abnormal the film looks, not with a "
+                           f"finding: {', '.join(sorted(alike))}. " if alike else "") + "Research use only.")
+        self.status.setText(self._legend)
         self.export.setEnabled(bool(rows))
 
     def _row_opened(self, row: int, _column: int) -> None:
@@ -201,8 +203,8 @@ class BatchPanel(QtWidgets.QWidget):
             return
         if self.settings is not None:
             self.settings.set(CSV_DIR_KEY, str(written.parent))
-        legend = self.status.text().split(" Saved ", 1)[0]  # the marks' legend stays (a GUI walk: it was replaced)
-        self.status.setText(f"{legend} Saved {len(self.rows)} row(s) to {written}.")
+        # what the marks mean stays (a GUI walk: the save sentence replaced it)
+        self.status.setText(f"{self._legend} Saved {len(self.rows)} row(s) to {written}.")
 
     def suggested_csv_path(self) -> Path:
         """Where the Save dialog opens: the folder the last CSV was saved to (if it still exists), else the

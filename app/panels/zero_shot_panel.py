@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.panels.label_marks import label_marks
 from app.scroll_page import scroll_page
 from medflip_core.inference.heatmap import NORMALISATION, colour_map
 from medflip_core.inference.zeroshot import (
@@ -14,7 +15,6 @@ from medflip_core.inference.zeroshot import (
     EXCLUSIVE,
     INDEPENDENT,
     MODE_NAMES,
-    UNCALIBRATED_TIP,
     LabelModeError,
     choose_label_mode,
 )
@@ -324,17 +324,13 @@ class ZeroShotPanel(QtWidgets.QWidget):
             bar.setFormat(f"score {p:.2f}" if label in outside else f"{p * 100:.1f} %")
             if label in thresholds:
                 bar.setToolTip(f"{label}: {p * 100:.1f} %, threshold {thresholds[label] * 100:.1f} %")
-            mark = label in (uncalibrated or [])
-            star = not mark and label in (unvalidated or {})
-            similar = label in (alike or {})
-            suffix = (" ⚠" if mark else " *" if star else "") + (" ∥" if similar else "")
+            suffix, tip = label_marks(label, label in outside, (unvalidated or {}).get(label),
+                                      (alike or {}).get(label))
             shown = metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight,
                                        LABEL_WIDTH - (metrics.horizontalAdvance(suffix) if suffix else 0))
             name = QtWidgets.QLabel(shown + suffix)
-            why = ([UNCALIBRATED_TIP] if mark else [(unvalidated or {})[label]] if star else []) + (
-                [(alike or {})[label]] if similar else [])
-            name.setToolTip(f"{label}: " + "; and ".join(why) if why else label)
-            if mark or star or similar:
+            name.setToolTip(tip)
+            if suffix:
                 name.setStyleSheet("color: #e8793a;")
             self.results_layout.addRow(name, bar)
             self.bars[label] = bar
