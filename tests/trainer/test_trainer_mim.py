@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -75,12 +76,18 @@ def test_the_decoder_sits_beside_the_model_weights(mim_run):
     assert decoder["mask_token"].shape == (1, 1, 64) and not model_keys & set(decoder)
 
 
-def test_a_mim_run_resumes_with_its_decoder(tt, mim_run, tmp_path):
-    out, _ = mim_run
+def _resumable_copy(out: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of a finished run folder that resumes on its own (its config names the copy), and that config."""
     run = tmp_path / "resumed"
     shutil.copytree(out, run)
     config = run / "config.json"
     config.write_text(config.read_text().replace(str(out), str(run)))
+    return run, config
+
+
+def test_a_mim_run_resumes_with_its_decoder(tt, mim_run, tmp_path):
+    out, _ = mim_run
+    run, config = _resumable_copy(out, tmp_path)
     before = load_file(str(latest_checkpoint(run).path / DECODER_FILE))
     code, events, err = tt.run("pretrain", ["--config", str(config), "--resume", "--max-steps", "3"])
     assert code == 0, err[-2000:]
@@ -285,10 +292,7 @@ def test_an_instance_run_resumes_only_with_its_head(tt, instance_run, tmp_path):
     from medflip_core.model.instance_head import INSTANCE_FILE
 
     out, _ = instance_run
-    run = tmp_path / "resumed"
-    shutil.copytree(out, run)
-    config = run / "config.json"
-    config.write_text(config.read_text().replace(str(out), str(run)))
+    run, config = _resumable_copy(out, tmp_path)
     before = load_file(str(latest_checkpoint(run).path / INSTANCE_FILE))
     code, events, err = tt.run("pretrain", ["--config", str(config), "--resume", "--max-steps", "3"])
     assert code == 0, err[-2000:]

@@ -23,17 +23,11 @@ def medflip(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def probe(kermany_folder, tmp_path_factory) -> Path:
-    """A real probe classifier (NORMAL / PNEUMONIA) on the bundled model, from 60 films of few patients."""
-    from medflip_core.events import EventWriter
-    from medflip_core.finetune.probe import ProbeConfig, run_probe
-
-    work = tmp_path_factory.mktemp("probe31")
-    cfg = ProbeConfig(images=str(kermany_folder(30)), out=str(work / "probe-a"), cache_dir=str(work / "cache"),
-                      n_boot=100, val_fraction=0.25)
-    run_probe(cfg, EventWriter(enabled=False))
-    return Path(cfg.out)
+@pytest.fixture
+def probe(small_probe) -> Path:
+    """A real probe classifier (NORMAL / PNEUMONIA) on the bundled model, from 60 films of few patients (the app
+    tests' shared one)."""
+    return small_probe
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +46,7 @@ def test_item2_a_classifier_is_refused_as_a_base_by_the_command_before_any_work(
         proc = medflip("finetune", "--images", str(kermany_folder(4, tmp_path / f"imgs-{mode}")), "--base", str(probe),
                        "--mode", mode, "--out", str(out))
         assert proc.returncode != 0 and not out.exists()
-        assert "probe-a is a classifier, not a CLIP model" in proc.stderr, proc.stderr[-2000:]
+        assert f"{probe.name} is a classifier, not a CLIP model" in proc.stderr, proc.stderr[-2000:]
         assert f"--base {default_model_dir()}" in proc.stderr  # names the base to use instead
         assert "Traceback" not in proc.stderr
 
@@ -73,7 +67,7 @@ def test_item2_the_training_form_names_the_base_defaulting_to_the_classifiers_cl
     args = window.training.finetune_args()
     assert args[args.index("--base") + 1] == str(default_model_dir())
     # a classifier that somehow is the choice is refused with a sentence, and nothing starts
-    form.base.addItem("probe-a (folder)", str(probe))
+    form.base.addItem(f"{probe.name} (folder)", str(probe))
     form.base.setCurrentIndex(form.base.count() - 1)
     messages = []
     window.training.message.connect(messages.append)
