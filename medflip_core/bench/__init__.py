@@ -52,6 +52,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ood": Benchmark("medflip_core.bench.ood",
                      "image-content out-of-distribution check on held-out real images: share of chest films "
                      "(Kermany, NIH, TBX11K) wrongly flagged and of non-chest images caught"),
+    "findings": Benchmark("medflip_core.bench.findings",
+                          "zero-shot ROC AUC per finding on the NIH adult sample: nine findings typed together, "
+                          "mean over the nine, on the patients the model held out and those it trained on"),
     "active": Benchmark("medflip_core.bench.active",
                         "the labelling loop simulated on Kermany and NIH: test ROC AUC after 10-160 answers and the "
                         "answers needed to reach zero-shot + 0.05, default (uncertainty) order vs random"),
