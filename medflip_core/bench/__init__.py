@@ -55,6 +55,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "findings": Benchmark("medflip_core.bench.findings",
                           "zero-shot ROC AUC per finding on the NIH adult sample: nine findings typed together, "
                           "mean over the nine, on the patients the model held out and those it trained on"),
+    "pointing": Benchmark("medflip_core.bench.pointing",
+                          "does a zero-shot heat-map point at the finding: its hottest patch inside a TBX11K "
+                          "tuberculosis box, per label, beside chance (the boxes' share of the film)"),
     "active": Benchmark("medflip_core.bench.active",
                         "the labelling loop simulated on Kermany and NIH: test ROC AUC after 10-160 answers and the "
                         "answers needed to reach zero-shot + 0.05, default (uncertainty) order vs random"),
