@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.viewer.colour_strip import ColourStrip
 from app.viewer.elided_label import ElidedLabel, FittingLabel
 from medflip_core.imaging import Radiograph, Window
 from medflip_core.imaging.display import display_factor, reduce_blocks
@@ -130,10 +131,21 @@ class ImageViewer(QtWidgets.QWidget):
         self.overlay_note = ElidedLabel()
         self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
         self.overlay_note.setVisible(False)
+        # the overlay's colour scale beside its caption, where the eye is (a GUI walk never found the one under the
+        # bars); hovering the image adds the value under the pointer to the read-out
+        self.overlay_scale = ColourStrip()
+        self.overlay_row = QtWidgets.QWidget()
+        banner = QtWidgets.QHBoxLayout(self.overlay_row)
+        banner.setContentsMargins(0, 0, 0, 0)
+        banner.addWidget(self.overlay_note, 1)
+        banner.addWidget(self.overlay_scale)
+        self.overlay_row.setVisible(False)
+        self._overlay_values: np.ndarray | None = None
+        self._overlay_value_name = ""
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.overlay_note)
+        layout.addWidget(self.overlay_row)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.placeholder, 1)
         self.graphics.setVisible(False)
@@ -351,8 +363,12 @@ class ImageViewer(QtWidgets.QWidget):
             self.preset.blockSignals(False)
 
     # --- overlay (heat-maps, mask grids) ------------------------------------------------------------
-    def set_overlay(self, rgba: np.ndarray | None, rect: QtCore.QRectF | None = None, caption: str = "") -> None:
-        """Draw an RGBA overlay (a heat-map) over the image; `caption` says what it is, above the image."""
+    def set_overlay(self, rgba: np.ndarray | None, rect: QtCore.QRectF | None = None, caption: str = "",
+                    values: np.ndarray | None = None, value_name: str = "", scale: tuple[float, float] | None = None,
+                    about: str = "") -> None:
+        """Draw an RGBA overlay (a heat-map) over the image; `caption` says what it is, above the image, `about`
+        (its tooltip, after the caption) how to read it. `values` (any size, stretched over the image like the
+        colours) are what hovering reads out as `value_name`; `scale` (low, high) labels the colour strip."""
         if rgba is None:
             self.clear_overlay()
             return
@@ -361,12 +377,29 @@ class ImageViewer(QtWidgets.QWidget):
             self.overlay_item.setRect(rect)
         self.overlay_item.setVisible(True)
         self.overlay_note.setText(f"◧ {caption}" if caption else "◧ overlay")
+        if about:
+            self.overlay_note.setToolTip(f"{self.overlay_note.full_text()}\n\n{about}")
         self.overlay_note.setVisible(True)
+        self.overlay_scale.set_range(scale, about)
+        self._overlay_values, self._overlay_value_name = values, value_name or "overlay"
+        self.overlay_row.setVisible(True)
 
     def clear_overlay(self) -> None:
         self.overlay_item.clear()
         self.overlay_item.setVisible(False)
         self.overlay_note.setVisible(False)
+        self.overlay_row.setVisible(False)
+        self._overlay_values = None
+
+    def overlay_value(self, x: int, y: int) -> float | None:
+        """The overlay's value over image pixel (x, y), or None (no overlay with values, or over its clear part)."""
+        values, rg = self._overlay_values, self.radiograph
+        if values is None or rg is None or not self.overlay_item.isVisible():
+            return None
+        h, w = rg.shape
+        vh, vw = values.shape
+        value = float(values[min(vh - 1, y * vh // h), min(vw - 1, x * vw // w)])
+        return value if np.isfinite(value) else None
 
     def _mouse_moved(self, pos: QtCore.QPointF) -> None:
         rg = self.radiograph
@@ -378,7 +411,9 @@ class ImageViewer(QtWidgets.QWidget):
         if 0 <= x < w and 0 <= y < h:
             spacing = rg.metadata.pixel_spacing
             mm = f"  ({y * spacing[0]:.1f}, {x * spacing[1]:.1f}) mm" if spacing else ""
-            self.cursor_info.emit(f"x {x}  y {y}{mm}  value {rg.raw[y, x]:.1f}")
+            heat = self.overlay_value(x, y)
+            over = f"  {self._overlay_value_name} {heat:.3f}" if heat is not None else ""
+            self.cursor_info.emit(f"x {x}  y {y}{mm}  value {rg.raw[y, x]:.1f}{over}")
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
         key = event.key()
@@ -393,3 +428,4 @@ class ImageViewer(QtWidgets.QWidget):
             self.fit()
             return
         super().keyPressEvent(event)
+

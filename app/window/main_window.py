@@ -36,6 +36,7 @@ from app.workers import Task, TaskRunner
 from medflip_core.errors import ImageLoadError
 from medflip_core.imaging.pixel_cache import default_cache
 from medflip_core.inference.batch import describe_run
+from medflip_core.inference.heatmap import ACTIVATION_CAVEAT, SIMILARITY_CAVEAT
 from medflip_core.inference.validated_labels import validation_notes
 from medflip_core.inference.zeroshot import outside_label_space, uncalibrated_warning
 from medflip_core.session import LoadResult, Session, load_paths
@@ -223,10 +224,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _tab_changed(self) -> None:
         """A heat-map belongs to the Zero-shot tab: elsewhere (e.g. beside the mask sampling) it would read as a
-        mask or as anatomy, so leaving the tab removes it."""
-        if self.tabs.currentWidget() is not self.zero_shot and self.zero_shot.heat_label.currentIndex() != 0:
-            self.zero_shot.heat_label.setCurrentIndex(0)
-            self.viewer.clear_overlay()
+        mask or as anatomy, so leaving the tab takes it off the image; the label chosen stays, and coming back
+        draws it again (a GUI walk found the choice forgotten)."""
+        if self.zero_shot.heat_label.currentIndex() != 0:
+            if self.tabs.currentWidget() is self.zero_shot:
+                self.zero_shot.refresh_heat_map()
+            else:
+                self.viewer.clear_overlay()
         self._sync_mask_view()
 
     def _sync_mask_view(self) -> None:
@@ -549,7 +553,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if index != self.current or self.tabs.currentWidget() is not self.zero_shot:
             return
         h, w = self.session.images[index].pixels.shape
-        self.viewer.set_overlay(overlay.rgba, QtCore.QRectF(0, 0, w, h), caption)
+        activation = self.zero_shot.classifier_mode()
+        about = ACTIVATION_CAVEAT if activation else SIMILARITY_CAVEAT
+        self.viewer.set_overlay(overlay.rgba, QtCore.QRectF(0, 0, w, h), caption, values=overlay.values,
+                                value_name="contribution" if activation else "cosine",
+                                scale=(overlay.low, overlay.high), about=about)
         self.zero_shot.show_heat_range(overlay.low, overlay.high)
 
     def retrieve(self, k: int, corpus: str) -> None:

@@ -114,3 +114,32 @@ def test_a_caption_that_comes_and_goes_leaves_the_image_fitted_or_as_zoomed(scor
     viewer.fit()
     settle(qtbot)
     assert same_rect(image_on_screen(viewer), before)
+
+
+def test_the_heat_map_has_its_colour_scale_and_its_value_under_the_pointer(scored, qtbot):
+    """A GUI walk: no colour bar where the map is, hovering read only the pixel value, and nothing said that the map
+    is no localisation. The scale's ends are the map's own lowest and highest cosine, and the read-out adds the
+    cosine of the patch under the pointer."""
+    w, viewer = scored, scored.viewer
+    choose_heat_map(w, qtbot)
+    strip = viewer.overlay_scale
+    assert strip.isVisible() and strip.low.text() and strip.high.text()
+    low, high = float(strip.low.text()), float(strip.high.text())
+    assert -1 <= low < high <= 1
+    ramp = strip.ramp.grab().toImage()  # drawn, blue to red (a scaled pixmap once drew nothing at this size)
+    blue_end, red_end = ramp.pixelColor(1, ramp.height() // 2), ramp.pixelColor(ramp.width() - 2, ramp.height() // 2)
+    assert blue_end.blue() > 200 > blue_end.red() and red_end.red() > 200 > red_end.blue()
+    assert (low, high) == (round(float(w.zero_shot.scale.low.text()), 2), round(float(w.zero_shot.scale.high.text()), 2))
+    assert "not a localisation" in viewer.overlay_note.toolTip() and "38 %" in viewer.overlay_note.toolTip()
+    rows, columns = viewer.radiograph.shape
+    seen = []
+    viewer.cursor_info.connect(seen.append)
+    for x, y in ((columns // 2, rows // 2), (10, 10), (columns - 5, rows - 5)):
+        viewer._mouse_moved(viewer.view.mapViewToScene(QtCore.QPointF(x + 0.5, y + 0.5)))
+        value = viewer.overlay_value(x, y)
+        assert value is not None and low - 0.005 <= value <= high + 0.005
+        assert seen[-1].endswith(f"cosine {value:.3f}") and f"x {x}  y {y}" in seen[-1]
+    clear_heat_map(w, qtbot)
+    assert not strip.isVisible() and viewer.overlay_value(columns // 2, rows // 2) is None
+    viewer._mouse_moved(viewer.view.mapViewToScene(QtCore.QPointF(10.5, 10.5)))
+    assert "cosine" not in seen[-1]

@@ -86,7 +86,10 @@ def test_a_heat_map_is_named_on_the_viewer_and_leaves_with_its_tab(with_image, q
     assert w.viewer.overlay_note.isVisible() and "Pneumonia: heat-map" in w.viewer.overlay_note.text()
     w.tabs.setCurrentWidget(w.mask_view)  # beside the mask sampling it would read as a mask
     assert not w.viewer.overlay_item.isVisible() and not w.viewer.overlay_note.isVisible()
-    assert w.zero_shot.heat_label.currentIndex() == 0
+    w.tabs.setCurrentWidget(w.zero_shot)  # back: the chosen heat-map is drawn again, not forgotten
+    assert w.zero_shot.heat_label.currentText() == "Pneumonia"
+    qtbot.waitUntil(w.viewer.overlay_item.isVisible, timeout=60000)
+    assert "Pneumonia: heat-map" in w.viewer.overlay_note.text()
 
 
 def test_retrieval_does_not_replace_the_status_message(with_image, qtbot):
