@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.panels.label_marks import label_marks
+from app.panels.label_marks import OUTSIDE, label_marks, marks_legend
 from app.settings import Settings
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
@@ -126,9 +126,11 @@ class BatchPanel(QtWidgets.QWidget):
         uncalibrated = set(run.uncalibrated) if run else set()
         unvalidated = set(run.unvalidated) if run else set()
         alike = set(run.alike) if run else set()
+        marks: set[str] = set()  # the marks in use, for the legend
         for j, label in enumerate(labels):  # as beside the Zero-shot tab's bars: not a calibrated probability
             suffix, tip = label_marks(label, label in uncalibrated, UNVALIDATED_TIP if label in unvalidated else None,
                                       ALIKE_TIP if label in alike else None)
+            marks |= set(suffix.split()) - {OUTSIDE}  # † has its own sentence in the legend
             if suffix:
                 header = self.table.horizontalHeaderItem(2 + j)
                 header.setText(label + suffix)
@@ -172,12 +174,10 @@ class BatchPanel(QtWidgets.QWidget):
         self._legend = (f"{len(rows) - errors} image(s) {what}{by}{how}, {errors} unreadable, {flagged} out of "
                         f"the model's distribution (⚠: their scores do not apply)"
                         f"{' (cancelled: the rest was not scored)' if cancelled else ''}. "
-                        + (f"⚠ {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
+                        + (f"{OUTSIDE} {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
                            if uncalibrated else "")
-                        + (f"* Not backed by a validation figure: {', '.join(sorted(unvalidated))} (hover its "
-                           "column). " if unvalidated else "")
-                        + ("∥ These scores rise and fall together with how abnormal the film looks, not with a "
-                           f"finding: {', '.join(sorted(alike))}. " if alike else "") + "Research use only.")
+                        + (marks_legend(marks).replace("hover a name", "hover a column") + " " if marks else "")
+                        + "Research use only.")
         self.status.setText(self._legend)
         self.export.setEnabled(bool(rows))
 

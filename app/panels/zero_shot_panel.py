@@ -4,12 +4,10 @@ bars, and a heat-map (patch-text similarity, or the classifier's class-activatio
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.panels.label_marks import label_marks
+from app.panels.label_marks import OUTSIDE, label_marks, marks_legend
 from app.scroll_page import scroll_page
-from medflip_core.inference.heatmap import NORMALISATION, colour_map
 from medflip_core.inference.zeroshot import (
     AUTOMATIC,
     EXCLUSIVE,
@@ -86,7 +84,6 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(45)
         self.opacity.valueChanged.connect(self.refresh_heat_map)
-        self.scale = ColourScale()
         self.status = QtWidgets.QLabel()
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: #8a939b;")
@@ -113,13 +110,35 @@ class ZeroShotPanel(QtWidgets.QWidget):
         probability_row.addWidget(self.label_mode_box, 1)
         prompts.addLayout(probability_row)
         prompts.addWidget(self.mode_note)
-        prompts.addWidget(QtWidgets.QLabel("<b>Prompt templates</b>"))
-        prompts.addWidget(self.templates_edit)
+        # the templates fold away (a GUI walk: with them open, the bars began below the fold at 1280x800); the row
+        # says whether the model's own prompts or the user's apply, and opens itself when they are the user's
+        self.templates_toggle = QtWidgets.QToolButton()
+        self.templates_toggle.setText("Prompt templates")
+        self.templates_toggle.setCheckable(True)
+        self.templates_toggle.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.templates_toggle.setArrowType(QtCore.Qt.ArrowType.RightArrow)
+        self.templates_toggle.setStyleSheet("QToolButton { border: none; font-weight: bold; }")
+        self.templates_toggle.setToolTip("Show or hide the prompt templates ({label} is replaced by each label)")
+        self.templates_toggle.toggled.connect(self._show_templates)
+        self.templates_summary = QtWidgets.QLabel()
+        self.templates_summary.setStyleSheet("color: #8a939b;")
+        templates_row = QtWidgets.QHBoxLayout()
+        templates_row.addWidget(self.templates_toggle)
+        templates_row.addWidget(self.templates_summary, 1)
+        prompts.addLayout(templates_row)
+        self.templates_box = QtWidgets.QWidget()
+        box = QtWidgets.QVBoxLayout(self.templates_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.templates_edit)
         self.prompt_note = QtWidgets.QLabel()
         self.prompt_note.setWordWrap(True)
         self.prompt_note.setStyleSheet("color: #8a939b;")
         self.prompt_note.setVisible(False)
-        prompts.addWidget(self.prompt_note)
+        box.addWidget(self.prompt_note)
+        self.templates_box.setVisible(False)
+        prompts.addWidget(self.templates_box)
+        self.templates_edit.textChanged.connect(self._templates_edited)
+        self._templates_edited()
         self.score_button = score
         # One scrolling page: many bars, the colour scale, a long status or error never raise the window's
         # minimum height, nor squash the prompt hint; the page scrolls instead (1280x720 fits).
@@ -134,7 +153,6 @@ class ZeroShotPanel(QtWidgets.QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.results)
         layout.addLayout(heat)
-        layout.addWidget(self.scale)
         layout.addStretch(1)
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
         self._answered = False  # zero-shot bars or an error from scoring are on screen
@@ -168,13 +186,25 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.heat_label.clear()
         self.heat_label.addItem("(no heat-map)")
         self.heat_label.blockSignals(False)
-        self.scale.setVisible(False)
 
     def set_model_prompts(self, name: str) -> None:
         """The model ships its own prompt choice `name` ('' for none): say that unedited templates mean it."""
         self.prompt_note.setText(f"Left as shown, the model's own prompts apply: {name}, chosen with its decision "
                                  "rule on validation patients. Edited templates are used as typed." if name else "")
         self.prompt_note.setVisible(bool(name))
+
+    def _show_templates(self, shown: bool) -> None:
+        self.templates_box.setVisible(shown)
+        self.templates_toggle.setArrowType(QtCore.Qt.ArrowType.DownArrow if shown else QtCore.Qt.ArrowType.RightArrow)
+
+    def _templates_edited(self) -> None:
+        """The folded row names which prompts apply; templates of the user's own open the section, so what
+        scores the bars is never hidden."""
+        own = self.templates() != DEFAULT_TEMPLATES
+        self.templates_summary.setText(f"your own ({len(self.templates())}), used as typed" if own else
+                                       "the model's own prompts")
+        if own and not self.templates_toggle.isChecked():
+            self.templates_toggle.setChecked(True)
 
     # --- how the labels become probabilities ----------------------------------------------------------
     def label_mode(self) -> str:
@@ -279,20 +309,24 @@ class ZeroShotPanel(QtWidgets.QWidget):
 
     def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None,
                     explanation: str = "", uncalibrated: list[str] | None = None,
-                    unvalidated: dict[str, str] | None = None, alike: dict[str, str] | None = None) -> None:
+                    unvalidated: dict[str, str] | None = None, alike: dict[str, str] | None = None,
+                    outside_note: str = "") -> None:
         """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings); the
-        `uncalibrated` labels (outside the model's label space) are marked ⚠ beside their bars, the `unvalidated`
-        ones (of the label space, with no validation figure above chance: label -> why) with an asterisk, and the
-        `alike` ones (whose score follows how abnormal the film looks: label -> why) with ∥ (they rise and fall
-        together)."""
+        `uncalibrated` labels (outside the model's label space) are marked † beside their bars and `outside_note`
+        says why in a line of its own, the `unvalidated` ones (of the label space, with no validation figure above
+        chance: label -> why) with an asterisk, and the `alike` ones (whose score follows how abnormal the film
+        looks: label -> why) with ∥. One line says what the marks in use mean (a GUI walk found six lines of grey
+        text above the bars, which pushed them below the fold); each name's tooltip has the whole reason."""
         self._show_bars(scores, {}, uncalibrated or [], unvalidated or {}, alike or {})
         self._answered = True
         what = explanation or "probabilities over the labels above"
-        starred = (f" * Not backed by a validation figure: {', '.join(unvalidated)} (hover a name for why)."
-                   if unvalidated else "")
-        similar = (f" ∥ These scores rise and fall together with how abnormal the film looks, not with a finding: "
-                   f"{', '.join(alike)} (hover a name for why)." if alike else "")
-        self._say(f"Zero-shot probabilities — {what}; model {model_name}.{starred}{similar}", warnings)
+        marks = {mark for label in scores for mark in label_marks(label, label in (uncalibrated or []),
+                                                                  (unvalidated or {}).get(label),
+                                                                  (alike or {}).get(label))[0].split()}
+        legend = marks_legend(marks)
+        outside = f"<br>{OUTSIDE} {outside_note}" if outside_note else ""
+        self._say(f"Zero-shot probabilities — {what}; model {model_name}.{outside}"
+                  + (f"<br>{legend}" if legend else ""), warnings)
 
     def show_prediction(self, probabilities: dict[str, float], thresholds: dict[str, float], multi_label: bool,
                         model_name: str, warnings: list[str] | None = None, decisions: dict[str, bool] | None = None,
@@ -345,21 +379,11 @@ class ZeroShotPanel(QtWidgets.QWidget):
 
     def _say(self, text: str, warnings: list[str] | None) -> None:
         caution = "".join(f"<br><span style='color:#e8793a'>⚠ {w}</span>" for w in warnings or [])
-        self.status.setText(f"{text} Research use only — not for diagnosis.{caution}")
+        self.status.setText(f"{text}<br>Research use only — not for diagnosis.{caution}")
 
     def refresh_heat_map(self) -> None:
         label = self.heat_label.currentText() if self.heat_label.currentIndex() > 0 else ""
-        if not label:
-            self.scale.setVisible(False)
         self.heatmap_requested.emit(label, self.opacity.value() / 100.0)
-
-    def show_heat_range(self, low: float, high: float) -> None:
-        self.scale.set_range(low, high)
-        if self.classifier_mode():
-            self.scale.note.setText("Contribution of each patch to the class's logit through the classifier head; "
-                                    "colours span this image's lowest to highest contribution.")
-        else:
-            self.scale.note.setText(f"Patch-text cosine; {NORMALISATION}.")
 
 
 class ThresholdBar(QtWidgets.QProgressBar):
@@ -380,35 +404,3 @@ class ThresholdBar(QtWidgets.QProgressBar):
         painter.setPen(QtGui.QPen(QtGui.QColor("#000000"), 1))
         painter.drawLine(x + 1, 0, x + 1, self.height())
         painter.end()
-
-
-class ColourScale(QtWidgets.QWidget):
-    """The heat-map's colour bar with the cosine values at its ends and how colours are scaled."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.bar = QtWidgets.QLabel()
-        self.bar.setFixedHeight(12)
-        self.bar.setScaledContents(True)
-        ramp = np.ascontiguousarray(np.repeat(colour_map(np.linspace(0, 1, 256))[None], 2, axis=0))
-        image = QtGui.QImage(ramp.data, 256, 2, 256 * 3, QtGui.QImage.Format.Format_RGB888).copy()
-        self.bar.setPixmap(QtGui.QPixmap.fromImage(image))
-        self.low = QtWidgets.QLabel()
-        self.high = QtWidgets.QLabel()
-        self.note = QtWidgets.QLabel(f"Patch-text cosine; {NORMALISATION}.")
-        self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #8a939b;")
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.low)
-        row.addWidget(self.bar, 1)
-        row.addWidget(self.high)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(row)
-        layout.addWidget(self.note)
-        self.setVisible(False)
-
-    def set_range(self, low: float, high: float) -> None:
-        self.low.setText(f"{low:.3f}")
-        self.high.setText(f"{high:.3f}")
-        self.setVisible(True)

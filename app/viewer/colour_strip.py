@@ -39,6 +39,6 @@ class ColourStrip(QtWidgets.QWidget):
             return
         self.low.setText(f"{scale[0]:.2f}")
         self.high.setText(f"{scale[1]:.2f}")
-        self.setToolTip(f"Colours run from {scale[0]:.3f} (blue) to {scale[1]:.3f} (red)" + (f"\n\n{about}" if about
-                                                                                          else ""))
+        self.setToolTip(f"Colours run from {scale[0]:.3f} (blue) to {scale[1]:.3f} (red): this image's lowest and "
+                        "highest patch" + (f"\n\n{about}" if about else ""))
         self.setVisible(True)

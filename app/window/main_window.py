@@ -510,12 +510,11 @@ class MainWindow(QtWidgets.QMainWindow):
         scores = {label: float(p) for label, p in zip(zero_shot.labels, zero_shot.probs[0], strict=True)}
         self.last_scores = scores
         self.last_prediction = None
-        outside = uncalibrated_warning(zero_shot.labels, zero_shot.kind)
         self.zero_shot.show_scores(scores, self.engine.bundle.name,
-                                   self.session.warnings(index) + zero_shot.contradictions() + ([outside] if outside
-                                                                                               else []),
+                                   self.session.warnings(index) + zero_shot.contradictions(),
                                    zero_shot.explanation(), outside_label_space(zero_shot.labels),
-                                   validation_notes(self.engine.bundle.manifest, zero_shot.labels), zero_shot.alike)
+                                   validation_notes(self.engine.bundle.manifest, zero_shot.labels), zero_shot.alike,
+                                   uncalibrated_warning(zero_shot.labels, zero_shot.kind))
         self.scored.emit(scores)
         self.zero_shot.refresh_heat_map()
 
@@ -558,7 +557,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewer.set_overlay(overlay.rgba, QtCore.QRectF(0, 0, w, h), caption, values=overlay.values,
                                 value_name="contribution" if activation else "cosine",
                                 scale=(overlay.low, overlay.high), about=about)
-        self.zero_shot.show_heat_range(overlay.low, overlay.high)
 
     def retrieve(self, k: int, corpus: str) -> None:
         if self.current is None:

@@ -14,7 +14,6 @@ import numpy as np
 
 from medflip_core.imaging.preprocess import letterbox_geometry
 
-NORMALISATION = "colours span this image's lowest to highest patch-text cosine"
 # how to read a patch-text map, measured (`medflip bench pointing`, docs/results.md): for the bundled model the
 # hottest patch fell inside a reader's tuberculosis box on 38 % of 799 TBX11K films with "Consolidation" and on 1 %
 # with "Pneumonia" (chance 10 %): the map follows the words, not the lesion

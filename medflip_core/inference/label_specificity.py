@@ -22,8 +22,8 @@ from medflip_core.labeler.labels import CHEXPERT_LABELS, normalise_label_name
 ABNORMALITY_LABEL = "No Finding"  # its score, reversed, is the model's "how abnormal does this film look"
 ALIKE_R = 0.95  # a label whose score correlates this much with abnormality is noted
 
-ALIKE_TIP = ("its score rises and falls with how abnormal the model finds the film, as the other findings' do: a high "
-             "score says the film looks abnormal, hardly that it shows this finding rather than another")
+ALIKE_TIP = ("its score rises and falls with how abnormal the model finds the film, as other findings' scores do: a "
+             "high score says the film looks abnormal, hardly that it shows this finding rather than another")
 
 
 def abnormality_correlations(engine, labels: Sequence[str]) -> dict[str, float]:

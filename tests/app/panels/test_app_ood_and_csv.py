@@ -199,14 +199,13 @@ def test_batch_marks_columns_of_labels_outside_the_label_space(ready, qtbot, sha
     qtbot.waitUntil(lambda: w.batch.table.rowCount() == 1 and not w.busy(), timeout=60000)
     headers = [w.batch.table.horizontalHeaderItem(c) for c in range(w.batch.table.columnCount())]
     # Edema: never validated; ∥: the score says how abnormal the film looks (COVID-19 and Pneumonia for v4)
-    assert [h.text() for h in headers[2:5]] == ["Pneumonia ∥", "COVID-19 ⚠ ∥", "Edema *"]
+    assert [h.text() for h in headers[2:5]] == ["Pneumonia ∥", "COVID-19 † ∥", "Edema *"]
     assert "no held-out figure" in headers[4].toolTip()
     assert "how abnormal the model finds the film" in headers[3].toolTip()
-    assert "* Not backed by a validation figure: Edema" in w.batch.status.text()
-    assert ("∥ These scores rise and fall together with how abnormal the film looks, not with a finding: COVID-19, "
-            "Pneumonia") in w.batch.status.text()
+    assert ("* no validation figure backs it · ∥ its score follows how abnormal the film looks, not a finding "
+            "(hover a column for why)") in w.batch.status.text()
     assert "decision rule was not fitted" in headers[3].toolTip() and "fitted" not in headers[2].toolTip()
-    assert "“COVID-19” is not one of the model's labels" in w.batch.status.text()
+    assert "† “COVID-19” is not one of the model's labels" in w.batch.status.text()
     out = w.batch.write_csv(str(tmp_path / "scores.csv"))
     with open(out, newline="") as fh:
         row = next(csv.DictReader(fh))

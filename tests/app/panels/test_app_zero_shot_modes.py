@@ -139,10 +139,10 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
     names = {}
     for row in range(panel.results_layout.rowCount()):
         label = panel.results_layout.itemAt(row, panel.results_layout.ItemRole.LabelRole).widget()
-        names[label.text().removesuffix(" ∥").removesuffix(" ⚠").removesuffix(" *")] = label
+        names[label.text().removesuffix(" ∥").removesuffix(" †").removesuffix(" *")] = label
     assert set(names) == {"Pneumonia", "Pleural Effusion", "COVID-19", "banana"}
-    marked = {n for n, w in names.items() if "⚠" in w.text()}
-    assert marked == {"COVID-19", "banana"}
+    marked = {n for n, w in names.items() if "†" in w.text()}
+    assert marked == {"COVID-19", "banana"} and not any("⚠" in w.text() for w in names.values())  # ⚠: the image
     # a label of the model's own that its validation never measured (a later walk: it looked validated)
     assert {n for n, w in names.items() if " *" in w.text()} == {"Pleural Effusion"}
     # scores that rank films as the model's abnormality does (label_specificity): even "banana"
@@ -154,11 +154,12 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
              range(panel.results_layout.rowCount())]
     assert {names[n] for n in ("COVID-19", "banana")} == set(order[2:])
     assert panel.bars["COVID-19"].format().startswith("score 0.") and panel.bars["Pneumonia"].format().endswith("%")
-    assert "∥ These scores rise and fall together with how abnormal the film looks" in panel.status.text()
-    assert names["Pleural Effusion"].toolTip().startswith("Pleural Effusion: not validated")
-    assert "* Not backed by a validation figure: Pleural Effusion" in panel.status.text()
+    # one legend line for the marks in use, the reasons in each name's tooltip
+    assert "* no validation figure backs it · ∥ its score follows how abnormal the film looks" in panel.status.text()
+    assert names["Pleural Effusion"].toolTip().startswith("Pleural Effusion\n* not validated")
     assert "decision rule was not fitted on it" in names["banana"].toolTip()
-    assert "“COVID-19”, “banana” are not among the model's labels" in panel.status.text()
+    assert "† “COVID-19”, “banana” are not among the model's labels" in panel.status.text()
+    assert panel.status.text().count("<br>") <= 3  # what the bars are, the outside labels, the legend, research use
     _score(window, qtbot, "Pneumonia\nPleural Effusion")  # the model's own labels: no mark, no sentence
     assert "not among the model's labels" not in panel.status.text()
     assert "not one of the model's labels" not in panel.status.text()

@@ -195,14 +195,14 @@ def test_item10_heat_map_covers_the_image_only_and_has_a_colour_scale(ready, qtb
     w.zero_shot.request()
     qtbot.waitUntil(lambda: bool(w.zero_shot.bars), timeout=30000)
     w.zero_shot.heat_label.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: w.viewer.overlay_item.isVisible() and w.zero_shot.scale.isVisible(), timeout=30000)
+    qtbot.waitUntil(lambda: w.viewer.overlay_item.isVisible() and w.viewer.overlay_scale.isVisible(), timeout=30000)
     item = w.viewer.overlay_item
     rect = item.mapRectToParent(item.boundingRect())
     assert (rect.left(), rect.top(), rect.width(), rect.height()) == pytest.approx((0, 0, 211, 169), abs=0.01)
-    low, high = float(w.zero_shot.scale.low.text()), float(w.zero_shot.scale.high.text())
-    assert -1 <= low < high <= 1 and "lowest to highest" in w.zero_shot.scale.note.text()
+    low, high = float(w.viewer.overlay_scale.low.text()), float(w.viewer.overlay_scale.high.text())
+    assert -1 <= low < high <= 1 and "lowest and highest patch" in w.viewer.overlay_scale.toolTip()
     w.zero_shot.heat_label.setCurrentIndex(0)
-    assert not w.viewer.overlay_item.isVisible() and not w.zero_shot.scale.isVisible()
+    assert not w.viewer.overlay_item.isVisible() and not w.viewer.overlay_scale.isVisible()
 
 
 def test_item11_retrieval_is_filled_when_a_file_opens_while_the_model_loads(window, qtbot, shared_data):

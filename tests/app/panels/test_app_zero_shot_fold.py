@@ -1,0 +1,33 @@
+"""A GUI walk: at 1280x800 the Zero-shot tab's words pushed the bars below the fold (six grey lines, the prompt
+templates open). The templates fold away and say which prompts apply, a template of the user's own opens them, and
+with the model's eight labels every bar and the heat-map choice are on screen without scrolling. Real film, the
+bundled model, offscreen."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore
+
+
+def _on_screen(panel, widget) -> bool:
+    """The widget lies inside the part of the panel's scrolling page that is shown."""
+    port = panel.page.viewport()
+    top_left = widget.mapTo(port, QtCore.QPoint(0, 0))
+    return 0 <= top_left.y() and top_left.y() + widget.height() <= port.height()
+
+
+def test_every_bar_of_the_models_labels_fits_at_1280x800_and_the_templates_fold(window, qtbot, shared_data):
+    w, panel = window, window.zero_shot
+    assert (w.width(), w.height()) == (1280, 800)
+    qtbot.waitUntil(lambda: w.engine is not None, timeout=60000)
+    assert not panel.templates_box.isVisible() and panel.templates_summary.text() == "the model's own prompts"
+    w.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    qtbot.waitUntil(lambda: len(panel.bars) == len(w.engine.bundle.default_labels) and not w.busy(), timeout=60000)
+    assert len(panel.bars) == 8
+    assert all(_on_screen(panel, bar) for bar in panel.bars.values())
+    assert _on_screen(panel, panel.heat_label)
+    # the user's own template: the section opens (what scores the bars is never hidden) and says so
+    panel.templates_edit.setPlainText("an x-ray with {label}.")
+    assert panel.templates_toggle.isChecked() and panel.templates_box.isVisible()
+    assert panel.templates_summary.text() == "your own (1), used as typed"
+    panel.templates_toggle.click()
+    assert not panel.templates_box.isVisible()
