@@ -18,6 +18,20 @@ def thumbnail(small: np.ndarray) -> QtGui.QIcon:
     return QtGui.QIcon(QtGui.QPixmap.fromImage(image))
 
 
+def study_title(rg: Radiograph) -> str:
+    """A group's row says what the group is: a DICOM study by its description ("Study: THORAX") or date, a folder
+    of files by its name ("Folder: PNEUMONIA"). A GUI walk read bare headers such as "No Finding" and "PNEUMONIA"
+    (a secondary capture's StudyDescription, a class folder) as the model's findings."""
+    md = rg.metadata
+    if md.study_description:
+        return f"Study: {md.study_description}"
+    if md.study_date:
+        return f"Study of {md.study_date}"
+    if md.study_instance_uid:
+        return "Study (no description)"
+    return f"Folder: {rg.path.parent.name or rg.path.parent}"
+
+
 class Browser(QtWidgets.QTreeWidget):
     """Grouped by study (DICOM StudyInstanceUID, else the folder); one row per image."""
 
@@ -71,8 +85,9 @@ class Browser(QtWidgets.QTreeWidget):
         key = md.study_instance_uid or str(rg.path.parent)
         study = self._studies.get(key)
         if study is None:
-            title = md.study_description or (f"Study {md.study_date}" if md.study_date else rg.path.parent.name)
+            title = study_title(rg)
             study = QtWidgets.QTreeWidgetItem([title, self._patient(rg), md.study_date, md.modality])
+            study.setToolTip(0, f"{title}\n{rg.path.parent}")
             study.setFlags(study.flags() & ~QtCore.Qt.ItemFlag.ItemIsSelectable)
             # uniform row heights follow the first row, a study's: without this, every thumbnail is a thin strip
             study.setSizeHint(0, QtCore.QSize(0, self.iconSize().height() + 4))

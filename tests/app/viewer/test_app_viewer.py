@@ -70,6 +70,14 @@ def test_folder_loads_into_the_browser_grouped_by_study(window, qtbot, shared_da
     assert window.browser.topLevelItemCount() >= 3
     window.browser.step(1)
     assert window.current == 1
+    # each group says what it is: a StudyDescription of "No Finding" (the NIH secondary capture) read as a finding
+    titles = {window.browser.topLevelItem(i).text(0) for i in range(window.browser.topLevelItemCount())}
+    assert {"Study: THORAX", "Study: No Finding", "Study of 19010101"} <= titles and "No Finding" not in titles
+    kermany = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").glob("*.jpeg"))[0]
+    window.open_paths([str(kermany)])
+    qtbot.waitUntil(lambda: len(window.images) == 9, timeout=60000)
+    titles = [window.browser.topLevelItem(i).text(0) for i in range(window.browser.topLevelItemCount())]
+    assert "Folder: NORMAL" in titles  # a class folder's name is no label of the model's
 
 
 def test_tags_hide_identifying_until_revealed(window, qtbot, shared_data):
