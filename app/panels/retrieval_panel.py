@@ -231,6 +231,8 @@ class RetrievalPanel(QtWidgets.QWidget):
         self.sentences.clear()
         for i, hit in enumerate(result.hits):
             self.sentences.addItem(f"{i + 1}. [{hit.score:.3f}] {hit.sentence}")
+        if model and result.closeness():
+            self._say(self.sentences_status, f"{self.sentences_status.text()} {result.closeness()}")
         if result.warnings:
             self.sentences_warning.setText(
                 "⚠ Out of the model's distribution — " + "; ".join(result.warnings)

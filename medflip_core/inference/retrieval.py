@@ -31,6 +31,22 @@ class SentenceHits:
 
     hits: list[Hit]
     warnings: list[str] = field(default_factory=list)
+    bank_sd: float | None = None  # this image's cosine over every sentence of the bank: its standard deviation
+    bank_size: int = 0
+
+    def closeness(self) -> str:
+        """How far apart the sentences shown are, against how this image's similarity varies over the whole bank:
+        a GUI walk read "Right upper lobe…" and "Left lower lobe…" a few thousandths apart as two findings."""
+        if len(self.hits) < 2 or not self.bank_sd:
+            return ""
+        spread = self.hits[0].score - self.hits[-1].score
+        sds = spread / self.bank_sd
+        text = (f"These {len(self.hits)} lie within {spread:.3f} of each other, {sds:.1f} standard deviations of this "
+                f"image's similarity over the {self.bank_size:,} sentences")
+        if sds < 1.0:
+            text += (": their order is nearly a tie, so what they disagree on (side, lobe, size) says nothing about "
+                     "this image")
+        return text + "."
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)

@@ -86,6 +86,12 @@ def test_retrieve_and_search(session):
     assert session.can_retrieve()
     hits = session.retrieve(0, 4)
     assert len(hits) == 4 and hits[0].score >= hits[-1].score and hits.warnings == []
+    # how close the sentences shown are, against this image's similarity over the whole bank (recomputed here)
+    scores = session.engine.sentence_bank.scores(session.embedding(0).embedding[0])[0]
+    assert hits.bank_size == len(session.engine.sentence_bank) and hits.bank_sd == pytest.approx(scores.std())
+    spread = hits[0].score - hits[-1].score
+    assert f"within {spread:.3f} of each other, {spread / scores.std():.1f} standard deviations" in hits.closeness()
+    assert ("nearly a tie" in hits.closeness()) == (spread < scores.std())
     ranking = session.search("pleural effusion")
     assert sorted(h.index for h in ranking) == [0, 1]
     assert {h.name for h in ranking} == {rg.path.name for rg in session.images}

@@ -78,6 +78,8 @@ def test_a_chosen_corpus_is_embedded_in_the_background_with_its_progress(ready, 
               for i in range(panel.sentences.count())]
     assert set(listed) <= set(sentences)  # the corpus's sentences, not the bank's
     assert path.name in panel.sentences_status.text() and "not a reading of this image" in panel.sentences_status.text()
+    # how close they are, against this image's similarity over the user's corpus (a walk read a tie as two findings)
+    assert f"over the {N_SENTENCES:,} sentences" in panel.sentences_status.text()
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ def _on_screen(panel, widget) -> bool:
     """The widget lies inside the part of the panel's scrolling page that is shown."""
     port = panel.page.viewport()
     top_left = widget.mapTo(port, QtCore.QPoint(0, 0))
-    return 0 <= top_left.y() and top_left.y() + widget.height() <= port.height()
+    return top_left.y() >= 0 and top_left.y() + widget.height() <= port.height()
 
 
 def test_every_bar_of_the_models_labels_fits_at_1280x800_and_the_templates_fold(window, qtbot, shared_data):

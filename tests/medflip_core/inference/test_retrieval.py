@@ -91,3 +91,17 @@ def test_a_truncated_bank_is_a_sentence_too(tiny_bundle, tmp_path):
     (bundle / BANK_NPZ).write_bytes(data[: len(data) // 2])  # a copy cut short: "File is not a zip file"
     with pytest.raises(MedflipError, match="could not be read"):
         engine.retrieve(np.ones(engine.bundle.embed_dim, dtype=np.float32), 3)
+
+
+def test_closeness_of_the_sentences_shown():
+    from medflip_core.inference.retrieval import Hit, SentenceHits
+
+    near = SentenceHits([Hit(0, "Right upper lobe opacity.", 0.659), Hit(1, "Left lower lobe opacity.", 0.641)],
+                        bank_sd=0.03, bank_size=3000)
+    assert near.closeness() == ("These 2 lie within 0.018 of each other, 0.6 standard deviations of this image's "
+                                "similarity over the 3,000 sentences: their order is nearly a tie, so what they "
+                                "disagree on (side, lobe, size) says nothing about this image.")
+    apart = SentenceHits([Hit(0, "a", 0.70), Hit(1, "b", 0.60)], bank_sd=0.03, bank_size=10)
+    assert "3.3 standard deviations" in apart.closeness() and "tie" not in apart.closeness()
+    assert SentenceHits([Hit(0, "a", 0.7)], bank_sd=0.03).closeness() == ""
+    assert SentenceHits([Hit(0, "a", 0.7), Hit(1, "b", 0.6)]).closeness() == ""
