@@ -60,7 +60,7 @@ LAYERS: dict[str, list[set[str]]] = {
         {"cli"},
     ],
     "app": [
-        {"app", "settings", "workers", "scroll_page", "wide_tab"},  # ground
+        {"app", "settings", "workers", "scroll_page", "wide_tab", "text_colours"},  # ground
         {"viewer"},
         {"panels"},
         {"training", "labelling"},

@@ -25,6 +25,7 @@ from app.labelling.curve import LearningCurve
 from app.labelling.film_reader import FilmReader
 from app.labelling.keys import LabelKeys
 from app.panels.classifier_results import read_validation
+from app.text_colours import NOTE, tint
 from app.viewer.viewer import ImageViewer
 from app.wide_tab import WideWhileShown
 from app.workers import Task, TaskRunner
@@ -86,7 +87,7 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
         self.classes.returnPressed.connect(self.start)
         self.place_label = QtWidgets.QLabel()
         self.place_label.setWordWrap(True)
-        self.place_label.setStyleSheet("color: #9aa4ad;")
+        tint(self.place_label, NOTE)
         self.folder.textChanged.connect(self._show_place)
         self.place.currentIndexChanged.connect(self._show_place)
         form = QtWidgets.QGridLayout()
@@ -150,7 +151,7 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
         self.finetune_hint.setReadOnly(True)
         self.finetune_hint.setPlaceholderText("the same fine-tune from a terminal appears here")
         self.finetune_hint.setToolTip("The same fine-tune from a terminal: select and copy")
-        self.finetune_hint.setStyleSheet("color: #9aa4ad;")
+        tint(self.finetune_hint, NOTE)
         self._set_labelling(False)
 
         side = QtWidgets.QVBoxLayout()
@@ -166,7 +167,7 @@ class LabellingWorkspace(WideWhileShown, QtWidgets.QWidget):
         make_row.addWidget(self.tune_button)
         side.addLayout(make_row)
         terminal = QtWidgets.QLabel("Or from a terminal:")
-        terminal.setStyleSheet("color: #9aa4ad;")
+        tint(terminal, NOTE)
         side.addWidget(terminal)
         side.addWidget(self.finetune_hint)
         side_widget = QtWidgets.QWidget()

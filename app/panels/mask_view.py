@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.panels.reconstruction import ReconstructionBox
+from app.text_colours import NOTE, tint
 from medflip_core.imaging import Radiograph
 from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 from medflip_core.masking import (
@@ -143,7 +144,7 @@ class MaskView(QtWidgets.QWidget):
                                 "shown beside or below. The model input is the image resized and padded as "
                                 "training does. Research use only.")
         note.setWordWrap(True)
-        note.setStyleSheet("color: #8a939b;")
+        tint(note, NOTE)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.counts)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.text_colours import NOTE, tint
 from medflip_core.processes import medflip_command
 from medflip_core.resources import user_data_dir
 
@@ -38,7 +39,7 @@ class ReconstructionBox(QtWidgets.QWidget):
         self.again.setEnabled(False)
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
-        self.caption.setStyleSheet("color: #8a939b;")
+        tint(self.caption, NOTE)
         self.picture = _ClickablePicture()
         self.picture.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.picture.setMinimumHeight(0)

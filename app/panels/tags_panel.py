@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from app.text_colours import NOTE, tint
 from medflip_core.imaging import Radiograph
 
 
@@ -30,7 +31,7 @@ class TagsPanel(QtWidgets.QWidget):
         self.summary = QtWidgets.QLabel()
         self.summary.setWordWrap(True)
         self.hidden_matches = QtWidgets.QLabel()  # a search must not look complete while it hides matches
-        self.hidden_matches.setStyleSheet("color: #8a939b;")
+        tint(self.hidden_matches, NOTE)
         self.hidden_matches.setWordWrap(True)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.summary)

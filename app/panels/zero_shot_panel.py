@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.panels.label_marks import OUTSIDE, label_marks, marks_legend
 from app.scroll_page import scroll_page
+from app.text_colours import CAUTION, NOTE, tint
 from medflip_core.inference.zeroshot import (
     AUTOMATIC,
     EXCLUSIVE,
@@ -64,6 +65,10 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.label_mode_box.currentIndexChanged.connect(self._label_mode_changed)
         self.mode_note = QtWidgets.QLabel()
         self.mode_note.setWordWrap(True)
+        # two lines whatever it says: the note changes as labels are typed, and the Score button below it moved
+        # under a GUI walk's click
+        self.mode_note.setMinimumHeight(2 * self.mode_note.fontMetrics().lineSpacing())
+        self.mode_note.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.labels_edit.textChanged.connect(self._update_mode_note)
         self.labels_edit.textChanged.connect(self._labels_edited)
         self.templates_edit = QtWidgets.QPlainTextEdit("\n".join(DEFAULT_TEMPLATES))
@@ -86,7 +91,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.opacity.valueChanged.connect(self.refresh_heat_map)
         self.status = QtWidgets.QLabel()
         self.status.setWordWrap(True)
-        self.status.setStyleSheet("color: #8a939b;")
+        tint(self.status, NOTE)
         heat = QtWidgets.QHBoxLayout()
         heat.addWidget(QtWidgets.QLabel("Heat-map"))
         heat.addWidget(self.heat_label, 1)
@@ -121,7 +126,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.templates_toggle.setToolTip("Show or hide the prompt templates ({label} is replaced by each label)")
         self.templates_toggle.toggled.connect(self._show_templates)
         self.templates_summary = QtWidgets.QLabel()
-        self.templates_summary.setStyleSheet("color: #8a939b;")
+        tint(self.templates_summary, NOTE)
         templates_row = QtWidgets.QHBoxLayout()
         templates_row.addWidget(self.templates_toggle)
         templates_row.addWidget(self.templates_summary, 1)
@@ -132,7 +137,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         box.addWidget(self.templates_edit)
         self.prompt_note = QtWidgets.QLabel()
         self.prompt_note.setWordWrap(True)
-        self.prompt_note.setStyleSheet("color: #8a939b;")
+        tint(self.prompt_note, NOTE)
         self.prompt_note.setVisible(False)
         box.addWidget(self.prompt_note)
         self.templates_box.setVisible(False)
@@ -229,7 +234,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         labels, requested = self.labels(), self.label_mode()
         automatic = choose_label_mode(labels) if labels else None
         self.label_mode_box.setItemText(0, f"Automatic ({automatic.name})" if automatic else "Automatic")
-        self.mode_note.setStyleSheet("color: #8a939b;")
+        tint(self.mode_note, NOTE)
         self.mode_note.setToolTip("")
         if not labels:
             self.mode_note.setText("Type labels: findings of the model's label space are scored each on its own, "
@@ -238,7 +243,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         try:
             mode = choose_label_mode(labels, requested)
         except LabelModeError as exc:  # the full sentence comes with Score image; here a shorter form
-            self.mode_note.setStyleSheet("color: #e8793a;")
+            tint(self.mode_note, CAUTION)
             self.mode_note.setText(f"⚠ {exc.short}")
             self.mode_note.setToolTip(str(exc))
             return
@@ -281,7 +286,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         if self.bars and not self.classifier_mode() and set(self.bars) != set(self.labels()):
             self.clear_scores()
             self.heat_label.setCurrentIndex(0)
-            self.status.setStyleSheet("color: #8a939b;")
+            tint(self.status, NOTE)
             self.status.setText("The labels changed: Score image for their probabilities.")
 
     def clear_scores(self) -> None:
@@ -296,14 +301,14 @@ class ZeroShotPanel(QtWidgets.QWidget):
             return
         self.clear_scores()
         self.heat_label.setCurrentIndex(0)
-        self.status.setStyleSheet("color: #8a939b;")
+        tint(self.status, NOTE)
         self.status.setText(f"Scoring {name}…")
 
     def show_error(self, message: str) -> None:
         """Input the scores cannot be computed from: old bars go, the reason stays until a valid scoring."""
         self.clear_scores()
         self.heat_label.setCurrentIndex(0)  # no heat-map for scores that are gone
-        self.status.setStyleSheet("color: #e8793a;")
+        tint(self.status, CAUTION)
         self.status.setText(f"⚠ {message}")
         self._answered = not self.classifier_mode()
 
@@ -346,7 +351,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
                    uncalibrated: list[str] | None = None, unvalidated: dict[str, str] | None = None,
                    alike: dict[str, str] | None = None) -> None:
         self.clear_scores()
-        self.status.setStyleSheet("color: #8a939b;")
+        tint(self.status, NOTE)
         metrics = self.fontMetrics()
         outside = set(uncalibrated or [])
         # the model's own labels first; a label outside them is a score, not a probability (a GUI walk read
@@ -365,7 +370,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
             name = QtWidgets.QLabel(shown + suffix)
             name.setToolTip(tip)
             if suffix:
-                name.setStyleSheet("color: #e8793a;")
+                tint(name, CAUTION)
             self.results_layout.addRow(name, bar)
             self.bars[label] = bar
         current = self.heat_label.currentText()
@@ -378,7 +383,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.heat_label.blockSignals(False)
 
     def _say(self, text: str, warnings: list[str] | None) -> None:
-        caution = "".join(f"<br><span style='color:#e8793a'>⚠ {w}</span>" for w in warnings or [])
+        # each warning a sentence of its own, capitalised ("⚠ unlike most chest films…" read as a fragment)
+        caution = "".join(f"<br><span style='color:{CAUTION}'>⚠ {w[:1].upper()}{w[1:]}</span>" for w in warnings or [])
         self.status.setText(f"{text}<br>Research use only — not for diagnosis.{caution}")
 
     def refresh_heat_map(self) -> None:

@@ -26,7 +26,7 @@ def test_zero_shot_tab_warns_from_the_image_content(ready, qtbot, shared_data):
     zs.labels_edit.setPlainText("No Finding\nPneumonia")
     # the inverted film: "looks inverted (bones dark, air bright)", or, when it is also far from the chest films
     # (v4), "unlike the chest films … a film displayed inverted (bones dark, air bright; …"
-    expected = ("⚠ colour image (a photograph, drawing or screen capture?), not a radiograph",
+    expected = ("⚠ Colour image (a photograph, drawing or screen capture?), not a radiograph",
                 "inverted (bones dark, air bright", None)
     for index, warning in enumerate(expected):
         w.browser.select_index(index)

@@ -31,3 +31,15 @@ def test_every_bar_of_the_models_labels_fits_at_1280x800_and_the_templates_fold(
     assert panel.templates_summary.text() == "your own (1), used as typed"
     panel.templates_toggle.click()
     assert not panel.templates_box.isVisible()
+
+
+def test_the_score_button_stays_put_as_labels_are_typed(window, qtbot):
+    """A GUI walk: the mode note under the labels went from two lines to one as labels changed, and the Score image
+    button moved 14 px under the click."""
+    panel = window.zero_shot
+    panel.labels_edit.setPlainText("No Finding\nPneumonia\nPleural Effusion\nCardiomegaly")  # a two-line note
+    qtbot.wait(50)
+    before = panel.score_button.mapTo(panel, panel.score_button.rect().topLeft()).y()
+    panel.labels_edit.setPlainText("No Finding\nPneumonia")  # a one-line note
+    qtbot.wait(50)
+    assert panel.score_button.mapTo(panel, panel.score_button.rect().topLeft()).y() == before
