@@ -177,6 +177,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelling.finetune_requested.connect(lambda csv, root: (self.training.form.fill_finetune(csv, root),
                                                                      self.tabs.setCurrentWidget(self.training)))
         self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 4)
+        # the tabs sit at the panel's right edge, the window's: when Training or Labelling take the whole width, the
+        # tab bar stays under the mouse instead of jumping to the window's left edge (a GUI walk)
+        self.tabs.setObjectName("main_tabs")  # the rule is for this tab bar only, not the tabs inside a tab
+        self.tabs.setStyleSheet("QTabWidget#main_tabs::tab-bar { alignment: right; }")
         self.splitter = splitter = QtWidgets.QSplitter()
         splitter.addWidget(self.browser)
         splitter.addWidget(self.viewer)

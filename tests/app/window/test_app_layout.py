@@ -113,3 +113,23 @@ def test_screenshots_of_every_tab_at_two_sizes(with_image, qtbot):
             assert w.size() == QtCore.QSize(*size)
             name = w.tabs.tabText(i).replace(" ", "-").lower()
             assert w.grab().save(str(shots / f"{name}-{size[0]}x{size[1]}.png"))
+
+
+def test_the_tabs_stay_under_the_mouse_when_a_tab_takes_the_whole_width(window, qtbot):
+    """A GUI walk: opening Training or Labelling (they fold the browser and the viewer) moved the tab bar from the
+    right panel to the window's left edge, so the next click landed on another tab."""
+    window.resize(1600, 900)  # wider than the tab bar needs: where the bar sits is a choice
+    qtbot.wait(50)
+    bar = window.tabs.tabBar()
+
+    def tab_x(i: int) -> int:
+        return bar.mapTo(window, bar.tabRect(i).topLeft()).x()
+
+    names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    before = [tab_x(i) for i in range(len(names))]
+    for wide in ("Training", "Labelling"):
+        window.tabs.setCurrentIndex(names.index(wide))
+        qtbot.waitUntil(lambda: window.viewer.width() == 0, timeout=5000)  # the tab took the whole width
+        assert [tab_x(i) for i in range(len(names))] == pytest.approx(before, abs=2), wide
+        window.tabs.setCurrentIndex(0)
+        qtbot.waitUntil(lambda: window.viewer.width() > 0, timeout=5000)
