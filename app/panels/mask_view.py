@@ -253,15 +253,14 @@ class MaskView(QtWidgets.QWidget):
             self.score_grid.clear()
             return
         kept = self.mask.num_kept
-        scoring = f" Measured here, per image: mask draw {self.mask_ms:.2f} ms"
+        scoring = f" Measured here, per image: choosing the patches {self.mask_ms:.2f} ms"
         if strategy == "integrity":
             scoring += f", integrity scores {self.score_ms:.2f} ms (pixel statistics, no model)"
         elif strategy == "attention":
             scoring += (f", scoring pass {self.image_pass_ms:.1f} ms (ONNX image encoder on all patches, no "
                         f"gradient) + {self.score_ms:.1f} ms (text embeddings, cached after their first use, and "
                         "similarity)")
-        scoring += (". Its share of a whole training step: medflip bench throughput, and the mask time in the "
-                    "trainer's step events.")
+        scoring += ". Its share of a whole training step: medflip bench throughput."
         extra = f" plus a no-gradient scoring pass on all {total + 1}" if strategy == "attention" else ""
         cost = (f"a masked step runs the transformer on {kept + 1} tokens instead of {total + 1}{extra}"
                 if kept < total else f"nothing is masked: the transformer runs on all {total + 1} tokens, as an "
