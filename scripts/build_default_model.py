@@ -210,9 +210,29 @@ def ablation_record(path: Path, setting: str, k: int = 20) -> dict:
     return {"setting": setting, "k": k, "draws": data["draws"], "base": "chosen", "arms": arms, "tasks": tasks}
 
 
+def findings_record(path: Path) -> dict:
+    """`medflip bench findings --json` of this model (its first entry), for the card: each side's per-finding
+    ROC AUC with its positive patients, and the mean."""
+    run = json.loads(path.read_text())[0]
+    return {"data_set": run["data_set"], "held_out_rule": run["held_out_rule"], "mode": run["mode"],
+            "sides": {side: {"patients": fig["patients"], "images": fig["images"], "mean": fig["mean"],
+                             "findings_in_mean": fig["findings_in_mean"],
+                             "per_finding": {name: {"value": f["value"], "ci95": f["ci95"],
+                                                    "positive_patients": f["positive_patients"]}
+                                             for name, f in fig["per_finding"].items()}}
+                      for side, fig in run["sides"].items()}}
+
+
+def pointing_record(path: Path) -> dict:
+    """`medflip bench pointing --json` of this model, for the card."""
+    run = json.loads(path.read_text())
+    return {k: run[k] for k in ("data_set", "films", "grid", "chance", "hottest_patch_in_box")}
+
+
 def update_measurements(args: argparse.Namespace) -> int:
-    """--measurements-only: the bundle at --out keeps its weights, choices and figures; only its few-label
-    measurements (table, curves, ablation) are replaced and its card regenerated."""
+    """--measurements-only: the bundle at --out keeps its weights, choices and figures; only its benchmark
+    measurements (few-label table, curves, ablation; zero-shot per finding; heat-map pointing) are replaced and its
+    card regenerated."""
     from medflip_core.bundles.bundle import MANIFEST
 
     started = time.time()
@@ -228,7 +248,12 @@ def update_measurements(args: argparse.Namespace) -> int:
         prov["ablation"] = ablation_record(args.ablation, args.ablation_setting)
     if args.phase:  # here every phase, the last one included, in order
         prov["phases"] = [phase_record(run) for run in args.phase]
-    measured = {k: "in the card" for k in ("fewshot", "fewshot_curves", "ablation", "phases") if k in prov}
+    if args.findings:
+        prov["zero_shot_findings"] = findings_record(args.findings)
+    if args.pointing:
+        prov["heat_map_pointing"] = pointing_record(args.pointing)
+    measured = {k: "in the card" for k in ("fewshot", "fewshot_curves", "ablation", "phases", "zero_shot_findings",
+                                           "heat_map_pointing") if k in prov}
     return finish(args.out, manifest, measured, started)
 
 
@@ -302,6 +327,10 @@ def main() -> int:
     parser.add_argument("--ablation-setting", default="phase 2 of v4 cut to 600 steps at 112 px, from the MAE "
                                                       "checkpoint",
                         help="how the ablation arms were trained, for the card")
+    parser.add_argument("--findings", type=Path,
+                        help="`medflip bench findings --json` output of this model (zero-shot per NIH finding)")
+    parser.add_argument("--pointing", type=Path,
+                        help="`medflip bench pointing --json` output of this model (heat-maps against TB boxes)")
     parser.add_argument("--measurements-only", action="store_true",
                         help="no export, no re-evaluation: replace the few-label measurements of the bundle at --out "
                              "and regenerate its card")

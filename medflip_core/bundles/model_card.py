@@ -337,6 +337,45 @@ def _ablation(prov: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _findings_and_maps(prov: dict) -> list[str]:
+    """What a typed finding's zero-shot score and a heat-map can be trusted for (`medflip bench findings`,
+    `medflip bench pointing`)."""
+    lines = []
+    run = prov.get("zero_shot_findings")
+    if run:
+        titles = {"held_out": "patients it held out", "trained_on": "patients it trained on (optimistic)"}
+        sides = [s for s in ("held_out", "trained_on") if s in run["sides"]]
+        lines += [f"## Zero-shot per finding on the {run['data_set']} (`medflip bench findings`)",
+                  f"Each finding typed by its NIH name; scored in {run['mode']}. Held-out patients: "
+                  f"{run['held_out_rule']}. ROC AUC (95 % CI over patients), positive patients in brackets.", "",
+                  "| finding | " + " | ".join(f"{titles[s]}, {run['sides'][s]['patients']} patients" for s in sides)
+                  + " |", "|---|" + "---|" * len(sides)]
+        first = run["sides"][sides[0]]["per_finding"]
+        for name in first:
+            cells = []
+            for s in sides:
+                f = run["sides"][s]["per_finding"][name]
+                value = _ci(f) if f["value"] == f["value"] else "–"  # NaN: no positive patient
+                cells.append(f"{value} ({f['positive_patients']})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("| **mean** | " + " | ".join(_ci(run["sides"][s]["mean"]) for s in sides) + " |")
+        lines += ["", "Half the films of this sample have no finding and most others have pneumonia: a score that "
+                  "reads only how abnormal a film looks does well on it, so these figures do not say that the model "
+                  "tells one finding from another.", ""]
+    point = prov.get("heat_map_pointing")
+    if point:
+        chance = point["chance"]["value"]
+        hits = point["hottest_patch_in_box"]
+        lines += [f"## Do heat-maps point at the finding? (`medflip bench pointing`, {point['films']} "
+                  f"{point['data_set']} with readers' tuberculosis boxes)",
+                  f"The share of films whose heat-map peaks (hottest patch) inside a box; by chance {chance:.3f}.",
+                  "", "| label typed | hottest patch in a box | x chance |", "|---|---|---|"]
+        for label, f in sorted(hits.items(), key=lambda kv: -kv[1]["value"]):
+            lines.append(f"| {label} | {_ci(f)} | {f['value'] / chance:.1f} |")
+        lines += ["", "A heat-map shows where the patches resemble the words, not where the finding is.", ""]
+    return lines
+
+
 def clip_model_card(manifest: dict[str, Any]) -> str:
     """The card of an image-text bundle, from its manifest (the same manifest always gives the same text)."""
     prov = manifest.get("provenance") or {}
@@ -345,7 +384,8 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
              f"**{manifest.get('intended_use', INTENDED_USE)}**", "",
              "Every figure below is read from the bundle's manifest.json, from which this card is generated.", "",
              *_what_it_is(manifest, cfg, prov), *_data(manifest, cfg, prov), *_rule(manifest), *_figures(prov),
-             *_versus_previous(prov), *_fewshot(prov), *_fewshot_curves(prov), *_ablation(prov),
+             *_versus_previous(prov), *_findings_and_maps(prov), *_fewshot(prov), *_fewshot_curves(prov),
+             *_ablation(prov),
              "## Limits",
              "- Trained only on the image sources named above; the figures hold for their held-out patients and say "
              "nothing about other hospitals, scanners or populations.",

@@ -124,3 +124,30 @@ def test_the_card_says_each_phases_masking(tmp_path):
         {"event": "done", "status": "completed", "step": 400, "elapsed_s": 1260.0}) + "\n")
     record = script.phase_record(run)
     assert record["mask_ratio"] == 0.0 and record["steps"] == 400 and record["images_seen"] == 400 * 32
+
+
+def test_the_card_gives_zero_shot_per_finding_and_heat_map_pointing(tmp_path, shared_data):
+    """The records come from the two benchmarks' real --json output (small runs of the shipped model), and the card
+    shows both sides of the per-finding figures and the pointing game against chance; a manifest without them has
+    neither section."""
+    from medflip_core.bench.findings import measure as findings
+    from medflip_core.bench.pointing import measure as pointing
+
+    script = _script()
+    (tmp_path / "f.json").write_text(json.dumps([findings(None, shared_data / "cxr-nih-adult" / "labels.csv",
+                                                          n_boot=20, limit=200)], default=float))
+    (tmp_path / "p.json").write_text(json.dumps(pointing(None, shared_data / "cxr-tb-tbx11k",
+                                                         ("Consolidation", "Pneumonia"), films=16, n_boot=20)))
+    manifest = json.loads((REPO / "resources/models/medflip-default/manifest.json").read_text())
+    prov = manifest["provenance"]
+    prov["zero_shot_findings"] = script.findings_record(tmp_path / "f.json")
+    prov["heat_map_pointing"] = script.pointing_record(tmp_path / "p.json")
+    card = clip_model_card(manifest)
+    assert "## Zero-shot per finding on the NIH ChestX-ray14 adult sample" in card
+    held = prov["zero_shot_findings"]["sides"]["held_out"]
+    assert f"| finding | patients it held out, {held['patients']} patients | patients it trained on" in card
+    assert "| Edema | " in card and "| **mean** | " in card and "do not say that the model tells one finding" in card
+    chance = prov["heat_map_pointing"]["chance"]["value"]
+    assert f"by chance {chance:.3f}" in card and "| Consolidation | " in card and "| Pneumonia | " in card
+    del prov["zero_shot_findings"], prov["heat_map_pointing"]
+    assert "Zero-shot per finding" not in clip_model_card(manifest) and "pointing" not in clip_model_card(manifest)

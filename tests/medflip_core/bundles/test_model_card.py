@@ -45,6 +45,9 @@ def test_shipped_card_is_exactly_what_its_manifest_generates():
     no_csv["provenance"]["training_config"]["extra_sources"] = []
     assert "the NIH findings were never image labels of these patients" in clip_model_card(no_csv)
     assert "ood_reference.npz" in card
+    # what zero-shot per finding and heat-maps can be trusted for (medflip bench findings / pointing)
+    assert "## Zero-shot per finding on the NIH ChestX-ray14 adult sample" in card
+    assert "## Do heat-maps point at the finding?" in card and "not where the finding is" in card
     # a GUI walk: the TB films that trained every phase were not in the Data section, the paths were the
     # developers' ("../shared/data/…"), and nothing said who the patients are
     assert "- Images without labels (the reconstruction term only" in card and "TBX11K, Liu et al., CVPR 2020" in card
