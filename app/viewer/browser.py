@@ -46,7 +46,7 @@ class Browser(QtWidgets.QTreeWidget):
         self.setRootIsDecorated(True)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
-        self.setMinimumWidth(256)
+        self.setMinimumWidth(180)  # 256 made the window's minimum too wide for a 1,093 px (125 %) laptop screen
         self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)  # a name keeps its start and its end
         self.header().setStretchLastSection(False)
         self._studies: dict[str, QtWidgets.QTreeWidgetItem] = {}

@@ -30,6 +30,7 @@ from app.viewer.drop_open import DropToOpen, local_paths
 from app.viewer.pixel_loader import PixelLoader
 from app.viewer.viewer import ImageViewer
 from app.window.about import NOTICE, show_model_card
+from app.window.compact_tabs import compact
 from app.window.menus import build_menus, fill_recent
 from app.window.message_bar import MessageBar
 from app.workers import Task, TaskRunner
@@ -176,6 +177,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelling.resolved.connect(lambda: self.messages.clear_from("labelling"))
         self.labelling.finetune_requested.connect(lambda csv, root: (self.training.form.fill_finetune(csv, root),
                                                                      self.tabs.setCurrentWidget(self.training)))
+        self._tab_style = compact(self.tabs.tabBar())
         self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 4)
         # the tabs sit at the panel's right edge, the window's: when Training or Labelling take the whole width, the
         # tab bar stays under the mouse instead of jumping to the window's left edge (a GUI walk)
@@ -188,7 +190,7 @@ class MainWindow(QtWidgets.QMainWindow):
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 5)
         splitter.setStretchFactor(2, 3)
-        splitter.setSizes([260, 620, 500])
+        splitter.setSizes([256, 476, 540])  # at 1280 px: whole NIH file names, the film, every zero-shot bar
         self.messages = MessageBar()
         central = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(central)
