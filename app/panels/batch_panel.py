@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.panels.label_marks import OUTSIDE, label_marks, marks_legend
+from app.panels.label_marks import OUTSIDE, label_marks, marks_legend, wrapped
 from app.settings import Settings
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
@@ -134,7 +134,7 @@ class BatchPanel(QtWidgets.QWidget):
             if suffix:
                 header = self.table.horizontalHeaderItem(2 + j)
                 header.setText(label + suffix)
-                header.setToolTip(tip)
+                header.setToolTip(wrapped(tip))
         if decided:
             self.table.horizontalHeaderItem(2 + len(labels)).setToolTip(
                 "Classes at or above their decision threshold (chosen on the classifier's validation patients)")
@@ -171,13 +171,17 @@ class BatchPanel(QtWidgets.QWidget):
         modes = sorted({r["label_mode"] for r in rows if r.get("label_mode")})
         by = f" by {run.model}" if run else ""
         how = f" ({', '.join(modes)})" if modes else ""
-        self._legend = (f"{len(rows) - errors} image(s) {what}{by}{how}, {errors} unreadable, {flagged} out of "
-                        f"the model's distribution (⚠: their scores do not apply)"
-                        f"{' (cancelled: the rest was not scored)' if cancelled else ''}. "
-                        + (f"{OUTSIDE} {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])} "
-                           if uncalibrated else "")
-                        + (marks_legend(marks).replace("hover a name", "hover a column") + " " if marks else "")
-                        + "Research use only.")
+        # one line each (a GUI walk read the one paragraph with brackets in brackets as dense): what was scored,
+        # what could not be, what the marks say
+        lines = [f"{len(rows) - errors} image(s) {what}{by}{how}"
+                 f"{' — cancelled: the rest was not scored' if cancelled else ''}.",
+                 f"{errors} unreadable · {flagged} out of the model's distribution (⚠ in their rows: their scores do "
+                 "not apply, and they get no top label)."]
+        if uncalibrated:
+            lines.append(f"{OUTSIDE} {uncalibrated_warning([lb for lb in labels if lb in uncalibrated])}")
+        if marks:
+            lines.append(marks_legend(marks).replace("hover a name", "hover a column"))
+        self._legend = "<br>".join([*lines, "Research use only."])
         self.status.setText(self._legend)
         self.export.setEnabled(bool(rows))
 
@@ -204,7 +208,9 @@ class BatchPanel(QtWidgets.QWidget):
         if self.settings is not None:
             self.settings.set(CSV_DIR_KEY, str(written.parent))
         # what the marks mean stays (a GUI walk: the save sentence replaced it)
-        self.status.setText(f"{self._legend} Saved {len(self.rows)} row(s) to {written}.")
+        where = Path(written)  # the name first, the folder after it: a long path wrapped after its first "/"
+        self.status.setText(f"{self._legend}<br>Saved {len(self.rows)} row(s) to {where.name} (in {where.parent}).")
+        self.status.setToolTip(str(where))
 
     def suggested_csv_path(self) -> Path:
         """Where the Save dialog opens: the folder the last CSV was saved to (if it still exists), else the

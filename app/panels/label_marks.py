@@ -5,11 +5,18 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from medflip_core.inference.zeroshot import UNCALIBRATED_TIP
 
 OUTSIDE, UNVALIDATED, ALIKE = "†", "*", "∥"
 LEGEND = {UNVALIDATED: "no validation figure backs it", ALIKE: "its score follows how abnormal the film looks, not "
           "a finding", OUTSIDE: "not one of the model's labels: a score, not a probability"}
+
+
+def wrapped(tip: str) -> str:
+    """A tooltip Qt wraps at a readable width (plain text is one line: a GUI walk saw a 1,255 px tooltip)."""
+    return "<qt>" + escape(tip, quote=False).replace("\n", "<br>") + "</qt>"
 
 
 def marks_legend(marks: set[str]) -> str:

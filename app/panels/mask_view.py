@@ -260,7 +260,7 @@ class MaskView(QtWidgets.QWidget):
             scoring += (f", scoring pass {self.image_pass_ms:.1f} ms (ONNX image encoder on all patches, no "
                         f"gradient) + {self.score_ms:.1f} ms (text embeddings, cached after their first use, and "
                         "similarity)")
-        scoring += ". Its share of a whole training step: medflip bench throughput."
+        scoring += ". medflip bench throughput measures its share of a whole training step."
         extra = f" plus a no-gradient scoring pass on all {total + 1}" if strategy == "attention" else ""
         cost = (f"a masked step runs the transformer on {kept + 1} tokens instead of {total + 1}{extra}"
                 if kept < total else f"nothing is masked: the transformer runs on all {total + 1} tokens, as an "

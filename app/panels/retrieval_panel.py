@@ -244,7 +244,8 @@ class RetrievalPanel(QtWidgets.QWidget):
         ⚠ with its reason, still clickable: the flag comes from metadata, which can be wrong."""
         self.shown_query = query
         if model:
-            self._say(self.search_status, f"{len(ranking)} images ranked by {model} for “{query}”.")
+            self._say(self.search_status, f"{len(ranking)} image{'s' if len(ranking) != 1 else ''} ranked by {model} "
+                                          f"for “{query}”.")
         self.ranked.clear()
         heading_shown = False
         for hit in ranking:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.panels.label_marks import OUTSIDE, label_marks, marks_legend
+from app.panels.label_marks import OUTSIDE, label_marks, marks_legend, wrapped
 from app.scroll_page import scroll_page
 from app.text_colours import CAUTION, NOTE, tint
 from medflip_core.inference.zeroshot import (
@@ -130,6 +130,10 @@ class ZeroShotPanel(QtWidgets.QWidget):
         templates_row = QtWidgets.QHBoxLayout()
         templates_row.addWidget(self.templates_toggle)
         templates_row.addWidget(self.templates_summary, 1)
+        self.reset_templates = QtWidgets.QPushButton("Model's prompts")
+        self.reset_templates.setToolTip("Back to the model's own prompts (chosen with its decision rule)")
+        self.reset_templates.clicked.connect(lambda: self.templates_edit.setPlainText("\n".join(DEFAULT_TEMPLATES)))
+        templates_row.addWidget(self.reset_templates)
         prompts.addLayout(templates_row)
         self.templates_box = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(self.templates_box)
@@ -143,7 +147,6 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.templates_box.setVisible(False)
         prompts.addWidget(self.templates_box)
         self.templates_edit.textChanged.connect(self._templates_edited)
-        self._templates_edited()
         self.score_button = score
         # One scrolling page: many bars, the colour scale, a long status or error never raise the window's
         # minimum height, nor squash the prompt hint; the page scrolls instead (1280x720 fits).
@@ -161,6 +164,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         layout.addStretch(1)
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
         self._answered = False  # zero-shot bars or an error from scoring are on screen
+        self._templates_edited()
         self._update_mode_note()
 
     # --- classifier or zero-shot ------------------------------------------------------------------------
@@ -208,6 +212,11 @@ class ZeroShotPanel(QtWidgets.QWidget):
         own = self.templates() != DEFAULT_TEMPLATES
         self.templates_summary.setText(f"your own ({len(self.templates())}), used as typed" if own else
                                        "the model's own prompts")
+        self.reset_templates.setVisible(own)
+        if self.bars and not self.classifier_mode():  # the bars came from the templates before (as with labels)
+            self.clear_scores()
+            tint(self.status, NOTE)
+            self.status.setText("The prompt templates changed: Score image for the labels' probabilities.")
         if own and not self.templates_toggle.isChecked():
             self.templates_toggle.setChecked(True)
 
@@ -299,8 +308,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         Pneumonia 94.9 % beside the next film for seconds while it was read and scored)."""
         if not self.bars:
             return
-        self.clear_scores()
-        self.heat_label.setCurrentIndex(0)
+        self.clear_scores()  # the heat-map's label stays chosen: the next film's map follows its scores (a walk
+        # compared one label's map across films and had to choose it again for each)
         tint(self.status, NOTE)
         self.status.setText(f"Scoring {name}…")
 
@@ -328,6 +337,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         marks = {mark for label in scores for mark in label_marks(label, label in (uncalibrated or []),
                                                                   (unvalidated or {}).get(label),
                                                                   (alike or {}).get(label))[0].split()}
+        if outside_note:  # † has its own line: said once
+            marks.discard(OUTSIDE)
         legend = marks_legend(marks)
         outside = f"<br>{OUTSIDE} {outside_note}" if outside_note else ""
         self._say(f"Zero-shot probabilities — {what}; model {model_name}.{outside}"
@@ -368,7 +379,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
             shown = metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight,
                                        LABEL_WIDTH - (metrics.horizontalAdvance(suffix) if suffix else 0))
             name = QtWidgets.QLabel(shown + suffix)
-            name.setToolTip(tip)
+            name.setToolTip(wrapped(tip))
             if suffix:
                 tint(name, CAUTION)
             self.results_layout.addRow(name, bar)

@@ -87,7 +87,9 @@ class Browser(QtWidgets.QTreeWidget):
         if study is None:
             title = study_title(rg)
             study = QtWidgets.QTreeWidgetItem([title, self._patient(rg), md.study_date, md.modality])
-            study.setToolTip(0, f"{title}\n{rg.path.parent}")
+            source = ("the DICOM header's StudyDescription" if md.study_description else "the DICOM header's StudyDate"
+                      if md.study_date else "the DICOM header" if md.study_instance_uid else "the folder's name")
+            study.setToolTip(0, f"{title}\n(from {source}, not a finding of the model)\n{rg.path.parent}")
             study.setFlags(study.flags() & ~QtCore.Qt.ItemFlag.ItemIsSelectable)
             # uniform row heights follow the first row, a study's: without this, every thumbnail is a thin strip
             study.setSizeHint(0, QtCore.QSize(0, self.iconSize().height() + 4))

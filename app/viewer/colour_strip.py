@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtGui, QtWidgets
 
+from app.text_colours import CAUTION, tint
 from medflip_core.inference.heatmap import colour_map
 
 RAMP_SIZE = (72, 10)  # px
@@ -18,7 +19,7 @@ class ColourStrip(QtWidgets.QWidget):
         super().__init__(parent)
         self.low, self.high = QtWidgets.QLabel(), QtWidgets.QLabel()
         for end in (self.low, self.high):
-            end.setStyleSheet("color: #ffb347;")
+            tint(end, CAUTION)
         self.ramp = QtWidgets.QLabel()
         width, height = RAMP_SIZE  # drawn at its size: a small label scaling a 256-px ramp drew nothing (Qt 6.11)
         self.ramp.setFixedSize(width, height)

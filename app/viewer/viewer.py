@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.text_colours import CAUTION, tint
 from app.viewer.colour_strip import ColourStrip
 from app.viewer.elided_label import ElidedLabel, FittingLabel
 from medflip_core.imaging import Radiograph, Window
@@ -129,7 +130,10 @@ class ImageViewer(QtWidgets.QWidget):
         # whole viewer's width), so it neither squeezes the read-out nor changes the tool bar's minimum width; elided,
         # with the whole caption as its tooltip, when even that row is too short
         self.overlay_note = ElidedLabel()
-        self.overlay_note.setStyleSheet("color: #ffb347; font-weight: bold;")
+        tint(self.overlay_note, CAUTION)  # by palette: a style sheet made its tooltip orange on yellow (a GUI walk)
+        bold = self.overlay_note.font()
+        bold.setBold(True)
+        self.overlay_note.setFont(bold)
         self.overlay_note.setVisible(False)
         # the overlay's colour scale beside its caption, where the eye is (a GUI walk never found the one under the
         # bars); hovering the image adds the value under the pointer to the read-out
@@ -385,11 +389,14 @@ class ImageViewer(QtWidgets.QWidget):
         self.overlay_row.setVisible(True)
 
     def clear_overlay(self) -> None:
+        had_values = self._overlay_values is not None
         self.overlay_item.clear()
         self.overlay_item.setVisible(False)
         self.overlay_note.setVisible(False)
         self.overlay_row.setVisible(False)
         self._overlay_values = None
+        if had_values:  # the read-out's cosine belonged to the map (a walk saw it stay after the map went)
+            self.cursor_info.emit("")
 
     def overlay_value(self, x: int, y: int) -> float | None:
         """The overlay's value over image pixel (x, y), or None (no overlay with values, or over its clear part)."""

@@ -109,7 +109,8 @@ def classify_files(
 
     Zero-shot scores are the Zero-shot tab's (medflip_core.inference.zeroshot.score_with_templates) in label `mode`
     ("exclusive", "independent", or None / "automatic": chosen from the labels). Unreadable files give a row
-    with `error`; `should_stop()` ends the loop early (rows so far are kept). With `reader` (a
+    with `error`; an image out of the model's distribution (its `warnings`) has no top label, its scores are kept;
+    `should_stop()` ends the loop early (rows so far are kept). With `reader` (a
     medflip_core.imaging.reader_processes.ReaderProcesses) the files are decoded in its worker processes, a few
     ahead of the scoring: the caller's process (a window) never waits on a decoder holding its GIL.
     """
@@ -139,6 +140,8 @@ def classify_files(
             except MedflipError as exc:
                 rows.append({"path": str(path), "error": str(exc)})
             else:
+                if warnings:  # no top label where the scores do not apply: a GUI walk found a leg film listed (and
+                    row["top"] = ""  # counted by a CSV filter) as "No Finding"; its scores stay in their columns
                 rows.append({"path": str(path), **row, "warnings": warnings, "notes": list(rg.notes)})
             if progress is not None:
                 progress(i + 1, len(files))

@@ -229,7 +229,7 @@ def bundle_reference(bundle: Bundle) -> ChestReference | None:
 
 # the embedding check's words (see the module docstring); "most": the threshold leaves about 1 % of the training
 # sources' own films beyond it, and a GUI walk read "unlike the chest films" as false for an NIH or Kermany film
-FAR = "unlike most chest films the model was trained on"
+FAR = "this image is unlike most chest films the model was trained on"  # a clause: a GUI walk read a fragment
 
 
 def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | None) -> list[str]:
@@ -240,7 +240,7 @@ def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | 
     inverted = reference.inversion(emb)[0] > reference.inverted_threshold
     far = float(reference.distance(emb)[0]) > reference.threshold
     if far and inverted:  # most inverted chest films are also far: the embedding cannot tell the two apart
-        return [f"{FAR}, and on the side of inverted films: another body part, a film displayed inverted (bones "
+        return [f"{FAR} and lies on the side of inverted films: another body part, a film displayed inverted (bones "
                 "dark, air bright; check the file's photometric interpretation), or a chest film from a hospital, "
                 "machine or processing it has not seen; its scores for this image may not hold"]
     if inverted:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -67,6 +67,9 @@ EXCLUSIVE = "exclusive"  # one class per image: probabilities sum to 1 across th
 INDEPENDENT = "independent"  # findings that co-occur: one probability per label (present vs absent)
 
 
+NOT_CHOSEN = "default (not chosen on data)"  # a rule nobody fitted: bias 0, temperature 1
+
+
 @dataclass(frozen=True)
 class DecisionRule:
     """Zero-shot logits -> probabilities.
@@ -80,7 +83,7 @@ class DecisionRule:
     mode: str = "softmax"
     bias: dict[str, float] = field(default_factory=dict)
     temperature: float = 1.0
-    chosen_on: str = "default (not chosen on data)"
+    chosen_on: str = NOT_CHOSEN
 
     def __post_init__(self) -> None:
         if self.mode not in ("softmax", "pairs"):
@@ -279,6 +282,7 @@ class ZeroShotScores:
     automatic: bool = True
     reason: str = ""
     alike: dict[str, str] = field(default_factory=dict)  # label -> why its score is abnormality (label_specificity)
+    own_templates: bool = False  # the user's prompt templates: the plain rule, and no abnormality check
 
     @property
     def mode_name(self) -> str:
@@ -308,7 +312,11 @@ class ZeroShotScores:
             text = f"{self.mode_name} ({how}): the bars do not sum to 100 %"
         else:
             text = f"{self.mode_name} ({how}): probabilities sum to 100 % across the labels"
-        if self.rule.chosen_on:  # where the bias and temperature were fitted: they need not hold elsewhere
+        if self.own_templates:  # a GUI walk read the ∥ marks' absence as "these are finding scores"
+            text += ("; your own prompt templates: no decision rule was fitted for them, and whether a label's score "
+                     "only follows how abnormal the film looks is checked for the model's own prompts only")
+        elif self.rule.chosen_on and self.rule.chosen_on != NOT_CHOSEN:  # where the bias and temperature were
+            # fitted: they need not hold elsewhere
             text += f"; the decision rule was fitted on {self.rule.chosen_on} (recheck on your own patients)"
         return text + self.no_normal_note()
 
@@ -367,7 +375,8 @@ def score_with_templates(engine, image_emb: np.ndarray, labels: Sequence[str], t
     own = user_templates(templates)
     if own is None:
         return score_labels(engine, np.atleast_2d(image_emb), labels, kind=kind)
-    return score_labels(_Templated(engine, own), np.atleast_2d(image_emb), labels, kind=kind, rule=DecisionRule())
+    scores = score_labels(_Templated(engine, own), np.atleast_2d(image_emb), labels, kind=kind, rule=DecisionRule())
+    return replace(scores, own_templates=True)
 
 
 class _Templated:

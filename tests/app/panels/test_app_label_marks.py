@@ -22,3 +22,11 @@ def test_the_legend_names_only_the_marks_in_use_in_one_order():
     assert line.startswith("* no validation figure") and "∥ its score follows how abnormal" in line
     assert "†" not in line and line.endswith("(hover a name for why).")
     assert marks_legend({"†"}).startswith("† not one of the model's labels")
+
+
+def test_a_tooltip_wraps_and_keeps_its_words():
+    from app.panels.label_marks import wrapped
+
+    tip = label_marks("COVID-19", True, None, "the film's <abnormality>")[1]
+    shown = wrapped(tip)
+    assert shown.startswith("<qt>COVID-19<br>† ") and shown.endswith("the film's &lt;abnormality&gt;</qt>")

@@ -156,7 +156,7 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
     assert panel.bars["COVID-19"].format().startswith("score 0.") and panel.bars["Pneumonia"].format().endswith("%")
     # one legend line for the marks in use, the reasons in each name's tooltip
     assert "* no validation figure backs it · ∥ its score follows how abnormal the film looks" in panel.status.text()
-    assert names["Pleural Effusion"].toolTip().startswith("Pleural Effusion\n* not validated")
+    assert names["Pleural Effusion"].toolTip().startswith("<qt>Pleural Effusion<br>* not validated")  # wraps
     assert "decision rule was not fitted on it" in names["banana"].toolTip()
     assert "† “COVID-19”, “banana” are not among the model's labels" in panel.status.text()
     assert panel.status.text().count("<br>") <= 3  # what the bars are, the outside labels, the legend, research use

@@ -73,6 +73,9 @@ def test_folder_loads_into_the_browser_grouped_by_study(window, qtbot, shared_da
     # each group says what it is: a StudyDescription of "No Finding" (the NIH secondary capture) read as a finding
     titles = {window.browser.topLevelItem(i).text(0) for i in range(window.browser.topLevelItemCount())}
     assert {"Study: THORAX", "Study: No Finding", "Study of 19010101"} <= titles and "No Finding" not in titles
+    nih = next(window.browser.topLevelItem(i) for i in range(window.browser.topLevelItemCount())
+               if window.browser.topLevelItem(i).text(0) == "Study: No Finding")
+    assert "StudyDescription, not a finding of the model" in nih.toolTip(0)
     kermany = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").glob("*.jpeg"))[0]
     window.open_paths([str(kermany)])
     qtbot.waitUntil(lambda: len(window.images) == 9, timeout=60000)

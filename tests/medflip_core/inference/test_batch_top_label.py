@@ -29,3 +29,13 @@ def test_a_label_outside_the_models_labels_is_never_the_top_label(engine, shared
         assert r["top"] == max(own, key=own.get)
     only_outside = classify_files(engine, films[:1], ["COVID-19", "Nodule"])[0]
     assert only_outside["top"] == max(only_outside["scores"], key=only_outside["scores"].get)  # nothing else asked
+
+
+def test_a_film_out_of_the_models_distribution_has_no_top_label(engine, shared_data, tmp_path):
+    """A GUI walk: a tibia in a folder of chest films came out of Batch (and its CSV) with top label "No Finding",
+    so a filter on that column counted a leg as a normal chest. Its scores are kept, the top label is empty."""
+    leg, chest = shared_data / "dicom" / "RG3_J2KI.dcm", shared_data / "dicom" / "RG1_J2KI.dcm"
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in classify_files(engine, [leg, chest], ["No Finding", "Pneumonia"])}
+    assert rows[leg.name]["warnings"] and rows[leg.name]["top"] == "" and set(rows[leg.name]["scores"]) == {
+        "No Finding", "Pneumonia"}
+    assert not rows[chest.name]["warnings"] and rows[chest.name]["top"] in {"No Finding", "Pneumonia"}
