@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
+from typing import Any
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,6 +26,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for work before a screenshot")
     parser.add_argument("--startup-report", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def close_on_signals(app: Any, window: Any) -> Any:
+    """SIGTERM (a logout, `kill`) and Ctrl+C in the terminal close the window as its close button does, without the
+    question a running training job asks: the session is saved, the job stopped after its step with a checkpoint
+    and offered for resuming next time, the reader processes ended (a GUI walk's SIGTERM left "leaked semaphore
+    objects" and no saved session). Python runs a signal handler only between bytecodes, so a timer wakes the
+    interpreter while Qt's event loop waits; the returned QTimer must be kept."""
+    from PySide6 import QtCore
+
+    def close(_signum: int, _frame: object) -> None:
+        window.ask_before_closing = False
+        window.close()
+        app.quit()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, close)
+    waker = QtCore.QTimer(interval=200)
+    waker.timeout.connect(lambda: None)
+    waker.start()
+    return waker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if paths:
         window.open_paths(paths)
     if not args.screenshot:
+        waker = close_on_signals(app, window)  # noqa: F841 (kept alive while the loop runs)
         return app.exec()
 
     deadline = time.monotonic() + args.timeout
