@@ -24,7 +24,7 @@ def test_sigterm_saves_the_session_and_exits_cleanly(shared_data, tmp_path):
     time.sleep(20)  # the window up (about 4 s here), the film opening in the reader processes, the model loading
     assert app.poll() is None, app.communicate()
     app.send_signal(signal.SIGTERM)
-    out, err = app.communicate(timeout=60)
+    _out, err = app.communicate(timeout=60)
     assert app.returncode == 0, err
     assert "leaked semaphore" not in err, err
     saved = json.loads((tmp_path / "config" / "settings.json").read_text())
