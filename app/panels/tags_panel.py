@@ -74,6 +74,9 @@ class TagsPanel(QtWidgets.QWidget):
         self.hidden_matches.setText(f"{hidden} patient-identifying tag{'s' if hidden != 1 else ''} also match "
                                     f"“{self.search.text().strip()}”: tick the box above to see "
                                     f"{'them' if hidden != 1 else 'it'}." if hidden else "")
+        if rg is not None and not rows and not self.search.text().strip():  # an empty table read as broken
+            self.hidden_matches.setText(f"No tags: a {rg.metadata.format} file has no DICOM header, only pixels.")
+            hidden = 1
         self.hidden_matches.setVisible(bool(hidden))
         if rg is None:
             self.summary.setText("")

@@ -142,3 +142,19 @@ def test_an_empty_folders_banner_goes_when_a_later_folder_opens(window, qtbot, s
     window.open_paths([str(shared_data / "dicom" / "nih_dx_secondary_capture.dcm")])
     qtbot.waitUntil(lambda: len(window.images) == 1 and not window.busy(), timeout=20000)
     assert not window.messages.isVisible()
+
+
+def test_a_file_without_tags_says_so(window, qtbot, shared_data):
+    """A GUI walk: the Tags tab of a JPEG was an empty table, with nothing to say why."""
+    film = sorted((shared_data / "cxr-pneumonia-kermany" / "train" / "NORMAL").glob("*.jpeg"))[0]
+    drop(window, film)
+    qtbot.waitUntil(lambda: window.tags.radiograph is not None, timeout=20000)
+    assert window.tags.rows() == []
+    assert window.tags.hidden_matches.text().startswith("No tags: a ") and "no DICOM header" in \
+        window.tags.hidden_matches.text()
+    assert not window.tags.hidden_matches.isHidden()
+    drop(window, shared_data / "dicom" / "RG1_UNCR.dcm")  # a DICOM: its tags, no such line
+    qtbot.waitUntil(lambda: window.tags.radiograph is not None and window.tags.radiograph.path.name == "RG1_UNCR.dcm",
+                    timeout=20000)
+    assert window.tags.rows()
+    assert "No tags" not in window.tags.hidden_matches.text()
