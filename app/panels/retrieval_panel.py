@@ -239,6 +239,15 @@ class RetrievalPanel(QtWidgets.QWidget):
                 + ". These are the bank's nearest sentences, not a reading of this image.")
         self.sentences_warning.setVisible(bool(result.warnings))
 
+    def images_added(self, count: int) -> None:
+        """Images opened after the ranking on screen: it leaves them out, and says so (a GUI walk read "1 images
+        ranked" beside nine open films)."""
+        if not self.shown_query or not self.ranked.count():
+            return
+        self._say(self.search_status, f"{self.search_status.text().split(' — ')[0]} — {count:,} image"
+                                      f"{'s' if count != 1 else ''} opened since, not in this ranking: search again "
+                                      "to include them.")
+
     def show_ranking(self, ranking: list[ImageHit], query: str = "", model: str = "") -> None:
         """Images best first; out-of-distribution ones (listed last by the session) under a heading, each marked
         ⚠ with its reason, still clickable: the flag comes from metadata, which can be wrong."""

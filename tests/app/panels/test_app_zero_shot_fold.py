@@ -85,3 +85,4 @@ def test_the_heat_map_follows_to_the_next_film_and_its_value_leaves_the_read_out
     assert panel.heat_label.currentText() == "Pneumonia"
     qtbot.waitUntil(w.viewer.overlay_item.isVisible, timeout=60000)  # the next film's map of the same label
     assert "Pneumonia: heat-map" in w.viewer.overlay_note.full_text()
+
