@@ -213,11 +213,9 @@ class Session:
             if corpus not in self._banks:
                 self._banks[corpus] = engine.bank_from_corpus(corpus)
             bank = self._banks[corpus]
-        embedding = self.embedding(index).embedding[0]
-        hits = engine.retrieve(embedding, k, bank)
-        bank = bank if bank is not None else engine.sentence_bank
-        scores = bank.scores(embedding)[0]
-        return SentenceHits(hits, self.warnings(index), float(scores.std()), len(scores))
+        bank = engine.bank_or_refuse(bank)
+        hits, spread = bank.nearest(self.embedding(index).embedding[0], k)
+        return SentenceHits(hits, self.warnings(index), spread, len(bank))
 
     def search(self, query: str, reader: ReaderProcesses | None = None) -> list[ImageHit]:
         """Loaded images ranked by similarity to a text, each with its out-of-distribution warnings: the

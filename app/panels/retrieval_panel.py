@@ -32,6 +32,7 @@ class RetrievalPanel(QtWidgets.QWidget):
         self.corpus_ready = False  # its sentences are embedded by the loaded model
         self._waiting = False  # sentences were asked for while the corpus was being embedded
         self.shown_query = ""  # the query whose ranking is listed
+        self._ranking_said = ""  # what the ranking's line said when it was listed
         self.k = QtWidgets.QSpinBox()
         self.k.setRange(1, 50)
         self.k.setValue(8)
@@ -244,17 +245,17 @@ class RetrievalPanel(QtWidgets.QWidget):
         ranked" beside nine open films)."""
         if not self.shown_query or not self.ranked.count():
             return
-        self._say(self.search_status, f"{self.search_status.text().split(' — ')[0]} — {count:,} image"
-                                      f"{'s' if count != 1 else ''} opened since, not in this ranking: search again "
-                                      "to include them.")
+        self._say(self.search_status, f"{self._ranking_said} — {count:,} image{'s' if count != 1 else ''} opened "
+                                      "since, not in this ranking: search again to include them.")
 
     def show_ranking(self, ranking: list[ImageHit], query: str = "", model: str = "") -> None:
         """Images best first; out-of-distribution ones (listed last by the session) under a heading, each marked
         ⚠ with its reason, still clickable: the flag comes from metadata, which can be wrong."""
         self.shown_query = query
         if model:
-            self._say(self.search_status, f"{len(ranking)} image{'s' if len(ranking) != 1 else ''} ranked by {model} "
-                                          f"for “{query}”.")
+            self._ranking_said = (f"{len(ranking)} image{'s' if len(ranking) != 1 else ''} ranked by {model} for "
+                                  f"“{query}”.")
+            self._say(self.search_status, self._ranking_said)
         self.ranked.clear()
         heading_shown = False
         for hit in ranking:

@@ -71,13 +71,13 @@ class TagsPanel(QtWidgets.QWidget):
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(1)
         hidden = self.hidden_match_count()
-        self.hidden_matches.setText(f"{hidden} patient-identifying tag{'s' if hidden != 1 else ''} also match "
-                                    f"“{self.search.text().strip()}”: tick the box above to see "
-                                    f"{'them' if hidden != 1 else 'it'}." if hidden else "")
+        note = (f"{hidden} patient-identifying tag{'s' if hidden != 1 else ''} also match "
+                f"“{self.search.text().strip()}”: tick the box above to see {'them' if hidden != 1 else 'it'}."
+                if hidden else "")
         if rg is not None and not rows and not self.search.text().strip():  # an empty table read as broken
-            self.hidden_matches.setText(f"No tags: a {rg.metadata.format} file has no DICOM header, only pixels.")
-            hidden = 1
-        self.hidden_matches.setVisible(bool(hidden))
+            note = f"No tags: a {rg.metadata.format} file has no DICOM header, only pixels."
+        self.hidden_matches.setText(note)
+        self.hidden_matches.setVisible(bool(note))
         if rg is None:
             self.summary.setText("")
             return

@@ -214,9 +214,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
                                        "the model's own prompts")
         self.reset_templates.setVisible(own)
         if self.bars and not self.classifier_mode():  # the bars came from the templates before (as with labels)
-            self.clear_scores()
-            tint(self.status, NOTE)
-            self.status.setText("The prompt templates changed: Score image for the labels' probabilities.")
+            self._outdated("The prompt templates changed: Score image for the labels' probabilities.")
         if own and not self.templates_toggle.isChecked():
             self.templates_toggle.setChecked(True)
 
@@ -293,10 +291,15 @@ class ZeroShotPanel(QtWidgets.QWidget):
     def _labels_edited(self) -> None:
         """Bars of labels that are no longer the ones typed go: they would read as the new labels' scores."""
         if self.bars and not self.classifier_mode() and set(self.bars) != set(self.labels()):
-            self.clear_scores()
+            self._outdated("The labels changed: Score image for their probabilities.", heat_map_too=True)
+
+    def _outdated(self, why: str, heat_map_too: bool = False) -> None:
+        """The bars on screen no longer answer what is typed: they go, and `why` says what to do."""
+        self.clear_scores()
+        if heat_map_too:  # a label that may be gone
             self.heat_label.setCurrentIndex(0)
-            tint(self.status, NOTE)
-            self.status.setText("The labels changed: Score image for their probabilities.")
+        tint(self.status, NOTE)
+        self.status.setText(why)
 
     def clear_scores(self) -> None:
         while self.results_layout.rowCount():
@@ -331,12 +334,9 @@ class ZeroShotPanel(QtWidgets.QWidget):
         chance: label -> why) with an asterisk, and the `alike` ones (whose score follows how abnormal the film
         looks: label -> why) with ∥. One line says what the marks in use mean (a GUI walk found six lines of grey
         text above the bars, which pushed them below the fold); each name's tooltip has the whole reason."""
-        self._show_bars(scores, {}, uncalibrated or [], unvalidated or {}, alike or {})
+        marks = self._show_bars(scores, {}, uncalibrated or [], unvalidated or {}, alike or {})
         self._answered = True
         what = explanation or "probabilities over the labels above"
-        marks = {mark for label in scores for mark in label_marks(label, label in (uncalibrated or []),
-                                                                  (unvalidated or {}).get(label),
-                                                                  (alike or {}).get(label))[0].split()}
         if outside_note:  # † has its own line: said once
             marks.discard(OUTSIDE)
         legend = marks_legend(marks)
@@ -360,8 +360,10 @@ class ZeroShotPanel(QtWidgets.QWidget):
 
     def _show_bars(self, scores: dict[str, float], thresholds: dict[str, float],
                    uncalibrated: list[str] | None = None, unvalidated: dict[str, str] | None = None,
-                   alike: dict[str, str] | None = None) -> None:
+                   alike: dict[str, str] | None = None) -> set[str]:
+        """The bars, each name with its marks; returns the marks shown (for the legend)."""
         self.clear_scores()
+        marks: set[str] = set()
         tint(self.status, NOTE)
         metrics = self.fontMetrics()
         outside = set(uncalibrated or [])
@@ -380,6 +382,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
                                        LABEL_WIDTH - (metrics.horizontalAdvance(suffix) if suffix else 0))
             name = QtWidgets.QLabel(shown + suffix)
             name.setToolTip(wrapped(tip))
+            marks |= set(suffix.split())
             if suffix:
                 tint(name, CAUTION)
             self.results_layout.addRow(name, bar)
@@ -392,6 +395,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         if current in scores:
             self.heat_label.setCurrentText(current)
         self.heat_label.blockSignals(False)
+        return marks
 
     def _say(self, text: str, warnings: list[str] | None) -> None:
         # each warning a sentence of its own, capitalised ("⚠ unlike most chest films…" read as a fragment)

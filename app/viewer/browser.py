@@ -18,18 +18,19 @@ def thumbnail(small: np.ndarray) -> QtGui.QIcon:
     return QtGui.QIcon(QtGui.QPixmap.fromImage(image))
 
 
-def study_title(rg: Radiograph) -> str:
-    """A group's row says what the group is: a DICOM study by its description ("Study: THORAX") or date, a folder
-    of files by its name ("Folder: PNEUMONIA"). A GUI walk read bare headers such as "No Finding" and "PNEUMONIA"
-    (a secondary capture's StudyDescription, a class folder) as the model's findings."""
+def study_title(rg: Radiograph) -> tuple[str, str]:
+    """(the group row's title, where it comes from): a group's row says what the group is, a DICOM study by its
+    description ("Study: THORAX") or date, a folder of files by its name ("Folder: PNEUMONIA"). A GUI walk read bare
+    headers such as "No Finding" and "PNEUMONIA" (a secondary capture's StudyDescription, a class folder) as the
+    model's findings."""
     md = rg.metadata
     if md.study_description:
-        return f"Study: {md.study_description}"
+        return f"Study: {md.study_description}", "the DICOM header's StudyDescription"
     if md.study_date:
-        return f"Study of {md.study_date}"
+        return f"Study of {md.study_date}", "the DICOM header's StudyDate"
     if md.study_instance_uid:
-        return "Study (no description)"
-    return f"Folder: {rg.path.parent.name or rg.path.parent}"
+        return "Study (no description)", "the DICOM header"
+    return f"Folder: {rg.path.parent.name or rg.path.parent}", "the folder's name"
 
 
 class Browser(QtWidgets.QTreeWidget):
@@ -85,10 +86,8 @@ class Browser(QtWidgets.QTreeWidget):
         key = md.study_instance_uid or str(rg.path.parent)
         study = self._studies.get(key)
         if study is None:
-            title = study_title(rg)
+            title, source = study_title(rg)
             study = QtWidgets.QTreeWidgetItem([title, self._patient(rg), md.study_date, md.modality])
-            source = ("the DICOM header's StudyDescription" if md.study_description else "the DICOM header's StudyDate"
-                      if md.study_date else "the DICOM header" if md.study_instance_uid else "the folder's name")
             study.setToolTip(0, f"{title}\n(from {source}, not a finding of the model)\n{rg.path.parent}")
             study.setFlags(study.flags() & ~QtCore.Qt.ItemFlag.ItemIsSelectable)
             # uniform row heights follow the first row, a study's: without this, every thumbnail is a thin strip

@@ -435,4 +435,3 @@ class ImageViewer(QtWidgets.QWidget):
             self.fit()
             return
         super().keyPressEvent(event)
-

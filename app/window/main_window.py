@@ -352,10 +352,10 @@ class MainWindow(QtWidgets.QMainWindow):
                                          f"{len(new):,} image(s) opened.", 8000)
         elif new:
             self.statusBar().showMessage(f"Loaded {len(new):,} image(s).", 5000)
+        elif repeated:
+            self.statusBar().showMessage("Already open.", 5000)
         if new:
             self.retrieval.images_added(len(new))
-        if not new and repeated and not result.cancelled:
-            self.statusBar().showMessage("Already open.", 5000)
 
     def _show_file(self, path: str) -> None:
         """A file's image on screen: selected if it is open (no second read, no Recent entry), else opened."""

@@ -320,10 +320,14 @@ class Engine:
         return SentenceBank(kept, np.concatenate(parts), available=len(sentences))
 
     def retrieve(self, image_emb: np.ndarray, k: int = 5, bank=None):
+        return self.bank_or_refuse(bank).top_k(np.atleast_2d(image_emb), k)[0]
+
+    def bank_or_refuse(self, bank=None):
+        """`bank`, else the model's own sentence bank; a model without one is a sentence, not an error."""
         bank = bank if bank is not None else self.sentence_bank
         if bank is None:
             raise MedflipError(f"model {self.bundle.name} has no sentence bank; choose a report corpus.")
-        return bank.top_k(np.atleast_2d(image_emb), k)[0]
+        return bank
 
     def rank_images(self, query: str, image_embeddings: np.ndarray) -> list[tuple[int, float]]:
         """Text-to-image search: loaded images ranked by similarity to a query (prompts ensembled)."""

@@ -102,13 +102,17 @@ class SentenceBank:
 
     def top_k(self, image_emb: np.ndarray, k: int) -> list[list[Hit]]:
         """For each image, the k best sentences, best first (ties: lower index first)."""
-        scores = self.scores(image_emb)
-        k = min(k, len(self.sentences))
-        out = []
-        for row in scores:
-            order = np.lexsort((np.arange(len(row)), -row))[:k]
-            out.append([Hit(int(i), self.sentences[i], float(row[i])) for i in order])
-        return out
+        return [self._best(row, k) for row in self.scores(image_emb)]
+
+    def nearest(self, image_emb: np.ndarray, k: int) -> tuple[list[Hit], float]:
+        """One image's k best sentences, and the standard deviation of its cosine over the whole bank (what
+        SentenceHits.closeness weighs their spread against), from one pass over the bank."""
+        row = self.scores(image_emb)[0]
+        return self._best(row, k), float(row.std())
+
+    def _best(self, row: np.ndarray, k: int) -> list[Hit]:
+        order = np.lexsort((np.arange(len(row)), -row))[:min(k, len(self.sentences))]
+        return [Hit(int(i), self.sentences[i], float(row[i])) for i in order]
 
     def save(self, path: str | Path) -> None:
         """path.npz (embeddings, labels) + path.json (sentences); no pickles."""
