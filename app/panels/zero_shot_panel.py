@@ -4,9 +4,10 @@ bars, and a heat-map (patch-text similarity, or the classifier's class-activatio
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from app.panels.label_marks import OUTSIDE, label_marks, marks_legend, wrapped
+from app.panels.threshold_bar import ThresholdBar
 from app.scroll_page import scroll_page
 from app.text_colours import CAUTION, NOTE, tint
 from medflip_core.inference.zeroshot import (
@@ -406,22 +407,3 @@ class ZeroShotPanel(QtWidgets.QWidget):
         label = self.heat_label.currentText() if self.heat_label.currentIndex() > 0 else ""
         self.heatmap_requested.emit(label, self.opacity.value() / 100.0)
 
-
-class ThresholdBar(QtWidgets.QProgressBar):
-    """A probability bar (0..1000) with its decision threshold drawn as a vertical mark."""
-
-    def __init__(self, threshold: float | None = None, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.threshold = threshold
-
-    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
-        super().paintEvent(event)
-        if self.threshold is None:
-            return
-        painter = QtGui.QPainter(self)
-        x = round(self.threshold * (self.width() - 1))
-        painter.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 2))
-        painter.drawLine(x, 0, x, self.height())
-        painter.setPen(QtGui.QPen(QtGui.QColor("#000000"), 1))
-        painter.drawLine(x + 1, 0, x + 1, self.height())
-        painter.end()
