@@ -142,16 +142,17 @@ class Session:
     def zero_shot(self, index: int, labels: list[str], templates: list[str], mode: str | None = None) -> Any:
         """medflip_core.inference.zeroshot.ZeroShotScores for one image. `mode` "independent" (findings, each present vs
         absent), "exclusive" (one class per image) or None / "automatic" (chosen from the labels; see
-        zeroshot.choose_label_mode); the result names the mode. Without templates, or with the shipped ones, the
-        bundle's decision rule applies; the user's own templates get the plain rule (zeroshot.score_with_templates)."""
+        zeroshot.choose_label_mode); the result names the mode. Without templates, or with the bundle's own written as
+        templates (zeroshot.user_templates), the bundle's decision rule applies; the user's own templates get the
+        plain rule (zeroshot.score_with_templates)."""
         from medflip_core.inference.label_specificity import alike_notes
         from medflip_core.inference.zeroshot import score_with_templates, user_templates
 
         check_prompts(labels, templates)
         engine = self._need(index)
         scores = score_with_templates(engine, self.embedding(index).embedding[0], labels, templates, mode)
-        if user_templates(templates) is not None:  # the figure holds for the bundle's own prompts, not typed ones
-            return scores
+        if user_templates(templates, engine.bundle.manifest) is not None:  # the figure holds for the bundle's own
+            return scores  # prompts, not typed ones
         return replace(scores, alike=alike_notes(engine, labels))
 
     @property

@@ -18,10 +18,9 @@ from medflip_core.inference.zeroshot import (
     LabelModeError,
     choose_label_mode,
 )
-from medflip_core.labeler.prompts import load_prompt_set
+from medflip_core.labeler.prompts import ModelPrompts, model_prompts
 
 LABEL_WIDTH = 150  # px; longer labels are elided (full text in the tooltip) so they never widen the window
-DEFAULT_TEMPLATES = list(load_prompt_set().templates)  # the shipped prompt set: one source for the defaults
 
 
 class ZeroShotPanel(QtWidgets.QWidget):
@@ -72,7 +71,13 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.mode_note.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.labels_edit.textChanged.connect(self._update_mode_note)
         self.labels_edit.textChanged.connect(self._labels_edited)
-        self.templates_edit = QtWidgets.QPlainTextEdit("\n".join(DEFAULT_TEMPLATES))
+        # the model's own prompts, shown in the box when they are templates (a GUI walk: the box listed three generic
+        # templates while the model used its own one and the findings' phrasings); the model says which (its
+        # manifest), until then the default prompt set
+        self._model_prompts = model_prompts({})
+        self.templates_edit = QtWidgets.QPlainTextEdit("\n".join(self._model_prompts.templates))
+        self.templates_edit.setPlaceholderText("Templates of your own, one per line, {label} for the label: e.g. "
+                                               "an x-ray with {label}.")
         self.templates_edit.setToolTip("{label} is replaced by each label; known labels also use report-style "
                                        "phrasings from the prompt set")
         self.templates_edit.setMaximumHeight(80)
@@ -133,17 +138,16 @@ class ZeroShotPanel(QtWidgets.QWidget):
         templates_row.addWidget(self.templates_summary, 1)
         self.reset_templates = QtWidgets.QPushButton("Model's prompts")
         self.reset_templates.setToolTip("Back to the model's own prompts (chosen with its decision rule)")
-        self.reset_templates.clicked.connect(lambda: self.templates_edit.setPlainText("\n".join(DEFAULT_TEMPLATES)))
+        self.reset_templates.clicked.connect(lambda: self.templates_edit.setPlainText("\n".join(self._model_lines())))
         templates_row.addWidget(self.reset_templates)
         prompts.addLayout(templates_row)
         self.templates_box = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(self.templates_box)
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.templates_edit)
-        self.prompt_note = QtWidgets.QLabel()
-        self.prompt_note.setWordWrap(True)
+        self.prompt_note = QtWidgets.QLabel()  # what the model's own prompts are: read-only, framed when the box
+        self.prompt_note.setWordWrap(True)  # cannot hold them
         tint(self.prompt_note, NOTE)
-        self.prompt_note.setVisible(False)
         box.addWidget(self.prompt_note)
         self.templates_box.setVisible(False)
         prompts.addWidget(self.templates_box)
@@ -165,7 +169,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         layout.addStretch(1)
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
         self._answered = False  # zero-shot bars or an error from scoring are on screen
-        self._templates_edited()
+        self.set_model_prompts(self._model_prompts)
         self._update_mode_note()
 
     # --- classifier or zero-shot ------------------------------------------------------------------------
@@ -197,11 +201,32 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.heat_label.addItem("(no heat-map)")
         self.heat_label.blockSignals(False)
 
-    def set_model_prompts(self, name: str) -> None:
-        """The model ships its own prompt choice `name` ('' for none): say that unedited templates mean it."""
-        self.prompt_note.setText(f"Left as shown, the model's own prompts apply: {name}, chosen with its decision "
-                                 "rule on validation patients. Edited templates are used as typed." if name else "")
-        self.prompt_note.setVisible(bool(name))
+    def set_model_prompts(self, prompts: ModelPrompts) -> None:
+        """The loaded model's own prompts (medflip_core.labeler.prompts.model_prompts): the box shows them when they
+        are templates, else it stays empty for templates of one's own and a framed read-only line says what they
+        are. Templates the user typed for the model before stay theirs."""
+        unedited = not self._own_templates()
+        self._model_prompts = prompts
+        if unedited:
+            self.templates_edit.setPlainText("\n".join(self._model_lines()))
+        if prompts.as_templates:
+            self.prompt_note.setText("Left as shown, these are the model's own prompts, with its decision rule; its "
+                                     "findings also get their report-style phrasings. Edited, the lines are your own: "
+                                     "used as typed (findings keep their phrasings), with the plain rule.")
+            self.prompt_note.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        else:
+            self.prompt_note.setText(f"The model's own prompts apply while the box is empty (read-only: they are not "
+                                     f"templates): {prompts.name}, {prompts.description}. Templates typed in the "
+                                     "box replace them, with the plain decision rule.")
+            self.prompt_note.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        self._templates_edited()
+
+    def _model_lines(self) -> list[str]:
+        """What the box holds for the model's own prompts: their templates, or nothing when they are not templates."""
+        return list(self._model_prompts.templates) if self._model_prompts.as_templates else []
+
+    def _own_templates(self) -> bool:
+        return self.templates() != self._model_lines()
 
     def _show_templates(self, shown: bool) -> None:
         self.templates_box.setVisible(shown)
@@ -210,7 +235,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
     def _templates_edited(self) -> None:
         """The folded row names which prompts apply; templates of the user's own open the section, so what
         scores the bars is never hidden."""
-        own = self.templates() != DEFAULT_TEMPLATES
+        own = self._own_templates()
         self.templates_summary.setText(f"your own ({len(self.templates())}), used as typed" if own else
                                        "the model's own prompts")
         self.reset_templates.setVisible(own)

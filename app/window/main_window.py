@@ -40,6 +40,7 @@ from medflip_core.inference.batch import describe_run
 from medflip_core.inference.heatmap import ACTIVATION_CAVEAT, SIMILARITY_CAVEAT
 from medflip_core.inference.validated_labels import validation_notes
 from medflip_core.inference.zeroshot import outside_label_space, uncalibrated_warning
+from medflip_core.labeler.prompts import model_prompts
 from medflip_core.session import LoadResult, Session, load_paths
 
 ERROR_ECHO_MS = 8000  # how long the status bar repeats an error the message bar keeps
@@ -457,8 +458,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.set("model", path)
         self.messages.clear_from("model")
         self.zero_shot.set_default_labels(engine.bundle.default_labels)
-        shipped = engine.shipped_prompts
-        self.zero_shot.set_model_prompts(shipped.name if shipped is not None else "")
+        self.zero_shot.set_model_prompts(model_prompts(engine.bundle.manifest))  # shown as they are used
         clf = engine.classifier
         self.zero_shot.set_classifier(engine.bundle.name if clf is not None else "", zero_shot=engine.has_text,
                                       probability_words=clf.probability_words() if clf is not None else "")

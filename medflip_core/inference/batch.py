@@ -54,7 +54,7 @@ def describe_run(engine: Any, labels: list[str], templates: list[str] | None = N
         return BatchRun(name, f"none: the classifier's own classes ({words}){rule}", version=version)
     outside = tuple(outside_label_space(labels))  # their columns are not probabilities: the CSV says which
     base = BatchRun(name, "", version=version, unvalidated=tuple(validation_notes(engine.bundle.manifest, labels)))
-    if user_templates(templates) is not None:
+    if user_templates(templates, engine.bundle.manifest) is not None:
         return replace(base, prompts="templates typed by the user (the plain decision rule)",
                        templates=tuple(templates), uncalibrated=outside)
     shipped = engine.shipped_prompts

@@ -357,12 +357,14 @@ def score_labels(engine, image_emb: np.ndarray, labels: Sequence[str], kind: str
     return ZeroShotScores(labels, probs, mode.kind, rule, mode.automatic, mode.reason)
 
 
-def user_templates(templates: Sequence[str] | None) -> list[str] | None:
-    """The templates when they are the user's own; None when there are none or they are the shipped default ones
-    (which mean: the bundle's own prompts and decision rule)."""
-    from medflip_core.labeler.prompts import load_prompt_set
+def user_templates(templates: Sequence[str] | None, manifest: dict) -> list[str] | None:
+    """The templates when they are the user's own; None when there are none or they are the bundle's own prompts
+    written as templates (labeler.prompts.model_prompts: what the Zero-shot tab's box shows), which mean the bundle's
+    own prompts and decision rule."""
+    from medflip_core.labeler.prompts import model_prompts
 
-    if not templates or list(templates) == list(load_prompt_set().templates):
+    own = model_prompts(manifest)
+    if not templates or (own.as_templates and list(templates) == list(own.templates)):
         return None
     return list(templates)
 
@@ -370,9 +372,10 @@ def user_templates(templates: Sequence[str] | None) -> list[str] | None:
 def score_with_templates(engine, image_emb: np.ndarray, labels: Sequence[str], templates: Sequence[str] | None = None,
                          kind: str | None = AUTOMATIC) -> ZeroShotScores:
     """What the app's Zero-shot tab shows (and a batch should write, for the same meaning): with no templates or
-    the shipped default ones, the bundle's own prompts and decision rule; with the user's own templates, the
-    plain rule (the bundle's bias and temperature were chosen for its own prompts). `kind` as in score_labels."""
-    own = user_templates(templates)
+    the bundle's own written as templates (user_templates), its own prompts and decision rule; with the user's own
+    templates, the plain rule (the bundle's bias and temperature were chosen for its own prompts). `kind` as in
+    score_labels."""
+    own = user_templates(templates, engine.bundle.manifest)
     if own is None:
         return score_labels(engine, np.atleast_2d(image_emb), labels, kind=kind)
     scores = score_labels(_Templated(engine, own), np.atleast_2d(image_emb), labels, kind=kind, rule=DecisionRule())

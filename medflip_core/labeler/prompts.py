@@ -73,6 +73,48 @@ class ShippedPrompts:
         return plan if all(plan.positives) else None
 
 
+@dataclass(frozen=True)
+class ModelPrompts:
+    """The prompts that score a model's labels when the user types no templates of their own, as a template box
+    shows them: `templates` when typing exactly those templates gives the same texts (`as_templates`), else a
+    read-only `description` is all there is to show."""
+
+    name: str
+    templates: tuple[str, ...]
+    as_templates: bool  # typed templates get each known finding's phrasings of the default set: the same texts
+    description: str  # one clause, e.g. "the template “…” and each finding's report-style phrasings, averaged"
+
+
+def _quoted(templates: tuple[str, ...]) -> str:
+    return ", ".join(f"“{t}”" for t in templates)
+
+
+def model_prompts(manifest: dict) -> ModelPrompts:
+    """What a bundle's own prompts are (its manifest's zero_shot_prompts, else the default prompt set), and whether
+    a template box can hold them: typed templates are used in "ensemble" mode with the default set's phrasings
+    (build_prompts), so a set is expressible as templates when it has templates, that mode and those phrasings."""
+    default = load_prompt_set()
+    shipped = ShippedPrompts.from_manifest(manifest)
+    if shipped is None:
+        return ModelPrompts("the default prompt set", default.templates, True,
+                            f"the templates {_quoted(default.templates)} and each of the model's findings' "
+                            "report-style phrasings, averaged")
+    templates, phrasings = shipped.prompt_set.templates, shipped.mode == "ensemble" and bool(shipped.prompt_set.classes)
+    same = bool(templates) and shipped.mode == "ensemble" and shipped.prompt_set.classes == default.classes
+    if same:
+        what = (f"the template{'s' if len(templates) > 1 else ''} {_quoted(templates)} and each of the model's "
+                "findings' report-style phrasings, averaged")
+    elif not templates:
+        what = ("each of the model's findings' report-style phrasings alone, no template; when a label has none (one "
+                "outside the model's labels), every label is scored with the default prompt set instead")
+    elif phrasings:
+        what = (f"the templates {_quoted(templates)} with phrasings of the model's own for its findings, not the "
+                "default set's that typed templates get")
+    else:
+        what = f"the templates {_quoted(templates)} alone, without the findings' report-style phrasings"
+    return ModelPrompts(shipped.name, templates, same, what)
+
+
 def load_prompt_set(path: str | Path | None = None) -> PromptSet:
     path = Path(path) if path else resources_dir() / "prompts" / "default_prompts.json"
     try:

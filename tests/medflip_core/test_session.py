@@ -151,17 +151,18 @@ def test_session_needs_no_qt_and_no_torch():
 
 
 def test_default_templates_keep_the_bundles_decision_rule(engine, session):
-    """The GUI sends the shipped default templates: the bundle's fitted rule must still apply to them."""
+    """The GUI sends the model's own prompts written as templates (what its template box shows): the bundle's fitted
+    rule must still apply to them."""
     from medflip_core.bundles.bundle import Bundle
     from medflip_core.inference.engine import Engine
     from medflip_core.inference.zeroshot import MANIFEST_KEY, DecisionRule
-    from medflip_core.labeler.prompts import load_prompt_set
+    from medflip_core.labeler.prompts import model_prompts
 
     rule = DecisionRule("softmax", {"pneumonia": -50.0}, 1.0, "test")
     biased = Engine(Bundle(engine.bundle.path, {**engine.bundle.manifest, MANIFEST_KEY: rule.as_dict()}),
                     threads=2, verify=False)
     session.set_engine(biased)
-    defaults = session.zero_shot(0, LABELS, list(load_prompt_set().templates))
+    defaults = session.zero_shot(0, LABELS, list(model_prompts(biased.bundle.manifest).templates))
     assert defaults.rule == rule and defaults.probs[..., 1].max() < 1e-6
     custom = session.zero_shot(0, LABELS, ["an x-ray with {label}."])
     assert custom.rule == DecisionRule() and custom.probs[..., 1].max() > 1e-3

@@ -34,19 +34,23 @@ def test_zero_shot_scores_appear_and_sum_to_one(model_window, qtbot, shared_data
     assert not w.viewer.overlay_item.isVisible()
 
 
-def test_the_models_own_prompt_choice_is_named(window, qtbot, tiny_bundle):
+def test_the_models_own_prompt_choice_is_shown(window, qtbot, tiny_bundle):
+    """The template box holds the prompts of the model in use: the default model's own choice, and for a bundle
+    without one the default prompt set (a GUI walk: the box showed the default set while the model used its own)."""
     from medflip_core.bundles.model_store import default_model_dir
-    from medflip_core.labeler.prompts import ShippedPrompts
+    from medflip_core.labeler.prompts import ShippedPrompts, load_prompt_set
 
     shipped = ShippedPrompts.from_manifest(json.loads((default_model_dir() / "manifest.json").read_text()))
     window.use_model_folder(str(default_model_dir()))
     qtbot.waitUntil(lambda: window.engine is not None
                     and window.engine.bundle.path.resolve() == default_model_dir().resolve(), timeout=30000)
-    assert not window.zero_shot.prompt_note.isHidden() and shipped.name in window.zero_shot.prompt_note.text()
-    window.use_model_folder(str(tiny_bundle))  # a bundle without its own prompt choice: no note
+    assert window.zero_shot.templates() == list(shipped.prompt_set.templates)
+    assert "the model's own prompts" in window.zero_shot.prompt_note.text()
+    window.use_model_folder(str(tiny_bundle))  # a bundle without its own prompt choice: the default set's templates
     qtbot.waitUntil(lambda: window.engine is not None
                     and window.engine.bundle.path.resolve() == tiny_bundle.resolve(), timeout=30000)
-    assert window.zero_shot.prompt_note.isHidden()
+    assert window.zero_shot.templates() == list(load_prompt_set().templates)
+    assert window.zero_shot.templates_summary.text() == "the model's own prompts"
 
 
 def test_retrieval_lists_sentences_and_text_search_ranks_images(model_window, qtbot, shared_data):
