@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.panels.label_marks import OUTSIDE, label_marks, marks_legend, wrapped
 from app.panels.threshold_bar import ThresholdBar
+from app.panels.warning_lines import WarningLines
 from app.scroll_page import scroll_page
 from app.text_colours import CAUTION, NOTE, tint
 from medflip_core.inference.zeroshot import (
@@ -164,6 +165,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         # what the bars are, and any warning about this image (not a chest film, inverted, contradictions), sits
         # between the button and the bars: read before the numbers, never below the fold of a 1280x800 window
         layout.addWidget(self.status)
+        self.warnings = WarningLines()  # about the image: one line each, so the heat-map choice stays in view
+        layout.addWidget(self.warnings)
         layout.addWidget(self.results)
         layout.addLayout(heat)
         layout.addStretch(1)
@@ -331,6 +334,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         while self.results_layout.rowCount():
             self.results_layout.removeRow(0)
         self.bars.clear()
+        self.warnings.set_warnings([])  # the image's warnings went with the scores they came with
 
     def image_changed(self, name: str) -> None:
         """Another image is on screen: the previous one's bars go at once (a GUI walk saw an NIH film's
@@ -424,9 +428,8 @@ class ZeroShotPanel(QtWidgets.QWidget):
         return marks
 
     def _say(self, text: str, warnings: list[str] | None) -> None:
-        # each warning a sentence of its own, capitalised ("⚠ unlike most chest films…" read as a fragment)
-        caution = "".join(f"<br><span style='color:{CAUTION}'>⚠ {w[:1].upper()}{w[1:]}</span>" for w in warnings or [])
-        self.status.setText(f"{text}<br>Research use only — not for diagnosis.{caution}")
+        self.status.setText(f"{text}<br>Research use only — not for diagnosis.")
+        self.warnings.set_warnings(list(warnings or []))
 
     def refresh_heat_map(self) -> None:
         label = self.heat_label.currentText() if self.heat_label.currentIndex() > 0 else ""

@@ -33,8 +33,9 @@ def test_zero_shot_tab_warns_from_the_image_content(ready, qtbot, shared_data):
         qtbot.waitUntil(lambda: not w.busy(), timeout=30000)
         zs.request()
         if warning is None:  # the image before was flagged: a stale status cannot pass this
-            qtbot.waitUntil(lambda: "Zero-shot probabilities" in zs.status.text() and "⚠" not in zs.status.text()
+            qtbot.waitUntil(lambda: "Zero-shot probabilities" in zs.status.text() and not zs.warnings.texts()
                             and not w.busy(), timeout=30000)
-        else:
-            qtbot.waitUntil(lambda warning=warning: warning in zs.status.text() and not w.busy(), timeout=30000)
+        else:  # the image's warnings: a line each, under the status (app.panels.warning_lines)
+            qtbot.waitUntil(lambda warning=warning: any(warning in x for x in zs.warnings.texts()) and not w.busy(),
+                            timeout=30000)
         assert len(zs.bars) == 2
