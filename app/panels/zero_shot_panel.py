@@ -398,12 +398,13 @@ class ZeroShotPanel(QtWidgets.QWidget):
         metrics = self.fontMetrics()
         outside = set(uncalibrated or [])
         # the model's own labels first; a label outside them is a score, not a probability (a GUI walk read
-        # "COVID-19 61.0 %" sorted in among the real labels, under a warning that it is no probability)
+        # "COVID-19 61.0 %" sorted in among the real labels, under a warning that it is no probability), in per cent
+        # as every bar is (another walk saw "score 0.20" among shares that summed to 100 % with it)
         for label, p in sorted(scores.items(), key=lambda kv: (kv[0] in outside, -kv[1])):
             bar = ThresholdBar(thresholds.get(label))
             bar.setRange(0, 1000)
             bar.setValue(round(p * 1000))
-            bar.setFormat(f"score {p:.2f}" if label in outside else f"{p * 100:.1f} %")
+            bar.setFormat(f"{'score ' if label in outside else ''}{p * 100:.1f} %")
             if label in thresholds:
                 bar.setToolTip(f"{label}: {p * 100:.1f} %, threshold {thresholds[label] * 100:.1f} %")
             suffix, tip = label_marks(label, label in outside, (unvalidated or {}).get(label),

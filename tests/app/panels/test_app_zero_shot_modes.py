@@ -149,11 +149,13 @@ def test_a_label_outside_the_models_labels_is_marked_beside_its_bar(window, qtbo
     alike = {n for n, w in names.items() if w.text().endswith(" ∥")}
     assert alike == {"Pneumonia", "COVID-19", "banana"}
     assert "how abnormal the model finds the film" in names["banana"].toolTip()
-    # a label outside the model's labels is a score, not a percentage, and comes after the model's own labels
+    # a label outside the model's labels says it is a score (in per cent, as every bar: a walk saw "score 0.20" among
+    # percentages), and comes after the model's own labels
     order = [panel.results_layout.itemAt(r, panel.results_layout.ItemRole.LabelRole).widget() for r in
              range(panel.results_layout.rowCount())]
     assert {names[n] for n in ("COVID-19", "banana")} == set(order[2:])
-    assert panel.bars["COVID-19"].format().startswith("score 0.") and panel.bars["Pneumonia"].format().endswith("%")
+    assert panel.bars["COVID-19"].format().startswith("score ") and panel.bars["COVID-19"].format().endswith(" %")
+    assert not panel.bars["Pneumonia"].format().startswith("score") and panel.bars["Pneumonia"].format().endswith(" %")
     # one legend line for the marks in use, the reasons in each name's tooltip
     assert "* no validation figure backs it · ∥ its score follows how abnormal the film looks" in panel.status.text()
     assert names["Pleural Effusion"].toolTip().startswith("<qt>Pleural Effusion<br>* not validated")  # wraps
