@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.panels.reconstruction import ReconstructionBox
 from app.text_colours import NOTE, tint
+from app.viewer.colour_strip import heat_lookup_table
 from medflip_core.imaging import Radiograph
 from medflip_core.imaging.preprocess import PreprocessConfig, preprocess
 from medflip_core.masking import (
@@ -38,6 +39,10 @@ SCORE_TITLE = {
     "integrity": "integrity score: std of the model-input pixels per patch (low = dropped first)",
     "attention": "patch-text similarity: best cosine with the text's prompts (high = dropped first)",
 }
+# the colours of a score map and the words for its ends: patch-text similarity in the Zero-shot heat-map's colours
+# (a GUI walk saw the same quantity in viridis here and blue-green-red there), the integrity score in viridis
+SCORE_COLOURS = {"integrity": (pg.colormap.get("viridis").getLookupTable(nPts=256), "dark", "yellow"),
+                 "attention": (heat_lookup_table(), "blue", "red")}
 
 
 def mask_rgba(mask_row: np.ndarray, grid: tuple[int, int], patch: int, shade: int = 200) -> np.ndarray:
@@ -87,7 +92,6 @@ class MaskView(QtWidgets.QWidget):
         self.view.addItem(self.image_item)
         self.view.addItem(self.overlay)
         self.score_item = pg.ImageItem(axisOrder="row-major")
-        self.score_item.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.score_grid = pg.ImageItem(axisOrder="row-major")
         self.score_grid.setZValue(5)
         self.score_view.addItem(self.score_item)
@@ -260,7 +264,7 @@ class MaskView(QtWidgets.QWidget):
             scoring += (f", scoring pass {self.image_pass_ms:.1f} ms (ONNX image encoder on all patches, no "
                         f"gradient) + {self.score_ms:.1f} ms (text embeddings, cached after their first use, and "
                         "similarity)")
-        scoring += ". medflip bench throughput measures its share of a whole training step."
+        scoring += ". The command “medflip bench throughput” measures what share of a whole training step this takes."
         extra = f" plus a no-gradient scoring pass on all {total + 1}" if strategy == "attention" else ""
         cost = (f"a masked step runs the transformer on {kept + 1} tokens instead of {total + 1}{extra}"
                 if kept < total else f"nothing is masked: the transformer runs on all {total + 1} tokens, as an "
@@ -279,6 +283,7 @@ class MaskView(QtWidgets.QWidget):
             self._arrange()
             return
         low, high = float(self.scores.min()), float(self.scores.max())
+        self.score_item.setLookupTable(SCORE_COLOURS[strategy][0])
         self.score_item.setImage(score_image(self.scores, self.grid, self.patch),
                                  levels=(low, high if high > low else low + 1e-6))
         self.score_grid.setImage(mask_rgba(self.mask.keep[0], self.grid, self.patch, shade=0), levels=(0, 255))
@@ -287,8 +292,9 @@ class MaskView(QtWidgets.QWidget):
     def _caption(self) -> None:
         where = self._arrange()
         low, high = float(self.scores.min()), float(self.scores.max())
-        self.score_label.setText(f"{where}, {SCORE_TITLE[self.strategy_name]}: {low:.3f} (dark) to {high:.3f} "
-                                 "(yellow).")
+        _, low_end, high_end = SCORE_COLOURS[self.strategy_name]
+        self.score_label.setText(f"{where}, {SCORE_TITLE[self.strategy_name]}: {low:.3f} ({low_end}) to {high:.3f} "
+                                 f"({high_end}).")
 
     def score_placement(self) -> str:
         """Where the score map goes: none without scores, else beside or below the mask, whichever gives both

@@ -1,5 +1,6 @@
 """An overlay's colour scale in one short row, for the viewer's caption line (a heat-map's lowest and highest
-value at the ends of the ramp the overlay is coloured with)."""
+value at the ends of the ramp the overlay is coloured with); and that ramp as a lookup table, so that patch-text
+similarity has one colour map wherever it is drawn (the Zero-shot heat-map, the Mask sampling tab's attention)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from app.text_colours import CAUTION, tint
 from medflip_core.inference.heatmap import colour_map
 
 RAMP_SIZE = (72, 10)  # px
+
+
+def heat_lookup_table(size: int = 256) -> np.ndarray:
+    """(size, 3) uint8: the heat-map's colours from its low end (blue) through green to its high end (red)."""
+    return colour_map(np.linspace(0, 1, size))
 
 
 class ColourStrip(QtWidgets.QWidget):
@@ -23,7 +29,7 @@ class ColourStrip(QtWidgets.QWidget):
         self.ramp = QtWidgets.QLabel()
         width, height = RAMP_SIZE  # drawn at its size: a small label scaling a 256-px ramp drew nothing (Qt 6.11)
         self.ramp.setFixedSize(width, height)
-        colours = np.ascontiguousarray(np.repeat(colour_map(np.linspace(0, 1, width))[None], height, axis=0))
+        colours = np.ascontiguousarray(np.repeat(heat_lookup_table(width)[None], height, axis=0))
         image = QtGui.QImage(colours.data, width, height, width * 3, QtGui.QImage.Format.Format_RGB888).copy()
         self.ramp.setPixmap(QtGui.QPixmap.fromImage(image))
         row = QtWidgets.QHBoxLayout(self)

@@ -217,3 +217,30 @@ def test_reconstruct_before_any_run_says_where_runs_come_from(window, monkeypatc
     (user_data_dir() / "runs" / "medflip-1").mkdir(parents=True)  # once a run exists, the dialog opens on the runs
     box.choose_run()
     assert asked[-1] == str(user_data_dir() / "runs")
+
+
+def test_attention_scores_wear_the_zero_shot_heat_maps_colours(window, qtbot, shared_data):
+    """A GUI walk: the attention strategy drew patch-text similarity in viridis, the Zero-shot heat-map the same
+    quantity blue to green to red. The mask view's lowest and highest patches are the heat-map's lowest and highest
+    colours; and the cost paragraph's sentences begin as sentences (one began with "medflip bench throughput")."""
+    w = window
+    qtbot.waitUntil(lambda: w.engine is not None, timeout=60000)
+    w.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    qtbot.waitUntil(lambda: bool(w.zero_shot.bars) and not w.busy(), timeout=60000)
+    w.zero_shot.heat_label.setCurrentText("Pneumonia")
+    qtbot.waitUntil(w.viewer.overlay_item.isVisible, timeout=60000)
+    heat = w.viewer.overlay_item.image  # the Zero-shot heat-map over the film (RGBA)
+    values = w.viewer._overlay_values
+    inside = np.isfinite(values)
+    hottest = np.unravel_index(np.argmax(np.where(inside, values, -np.inf)), values.shape)
+    coldest = np.unravel_index(np.argmin(np.where(inside, values, np.inf)), values.shape)
+    view = w.mask_view
+    view.set_radiograph(load_image(shared_data / "dicom" / "RG1_UNCR.dcm"))
+    view.strategy.setCurrentIndex(view.strategy.findData("attention"))
+    lut = view.score_item.lut
+    assert view.score_item.levels[0] == view.scores.min() and view.score_item.levels[1] == view.scores.max()
+    assert tuple(lut[-1][:3]) == tuple(heat[hottest][:3])  # the highest similarity: one colour in both views
+    assert tuple(lut[0][:3]) == tuple(heat[coldest][:3])
+    assert "(blue) to" in view.score_label.text() and "(red)" in view.score_label.text()
+    sentences = [s.strip() for s in view.counts.text().split(". ") if s.strip()]
+    assert all(s[0].isupper() or s[0].isdigit() for s in sentences), sentences
