@@ -7,6 +7,8 @@ from PySide6 import QtCore, QtWidgets
 from app.text_colours import NOTE, tint
 from medflip_core.imaging import Radiograph
 
+KEYWORD_WIDTH = 150  # px at most: "PurposeOfReferenceCodeSequence" took the room the values need
+
 
 class TagsPanel(QtWidgets.QWidget):
     reveal_changed = QtCore.Signal(bool)  # the browser's Patient column follows the same switch
@@ -23,8 +25,12 @@ class TagsPanel(QtWidgets.QWidget):
         self.reveal.toggled.connect(self.reveal_changed)
         self.table = QtWidgets.QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Tag", "Keyword", "Value"])
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
+        # the value takes the room (a GUI walk read "Non-ossifying fibroma of …" beside a keyword column sized to
+        # its longest keyword); a long keyword is elided, its whole text in the tooltip
+        header.setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
         self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -70,6 +76,7 @@ class TagsPanel(QtWidgets.QWidget):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(1)
+        self.table.setColumnWidth(1, min(self.table.columnWidth(1), KEYWORD_WIDTH))
         hidden = self.hidden_match_count()
         note = (f"{hidden} patient-identifying tag{'s' if hidden != 1 else ''} also match "
                 f"“{self.search.text().strip()}”: tick the box above to see {'them' if hidden != 1 else 'it'}."
