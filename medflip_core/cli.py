@@ -197,15 +197,17 @@ def _corpus_progress(corpus: str):
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from medflip_core.imaging import load_image
-    from medflip_core.inference.image_ood import all_warnings
+    from medflip_core.inference.image_ood import all_warnings, layout_features
 
     engine = _engine(args.model)
     bank = engine.bank_from_corpus(args.corpus, progress=_corpus_progress(args.corpus)) if args.corpus else None
     image = load_image(args.path)
-    emb = engine.embed_images([image]).embedding[0]
+    embedded = engine.embed_images([image])
+    emb = embedded.embedding[0]
     hits = engine.retrieve(emb, args.k, bank)
     # a leg film's sentences are the bank's nearest, no reading of it
-    warnings = all_warnings(image, image.pixels, emb, engine.ood_reference)
+    warnings = all_warnings(image, image.pixels, emb, engine.ood_reference,
+                            layout_features(embedded.patch_tokens, embedded.grid))
     if args.json:
         _print_json({"model": engine.bundle.name, "path": args.path, "warnings": warnings,
                      "hits": [{"rank": i + 1, "sentence": h.sentence, "score": h.score} for i, h in enumerate(hits)]})

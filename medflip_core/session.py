@@ -20,7 +20,7 @@ from medflip_core.imaging.opening import LoadResult, open_images, same_image_key
 from medflip_core.imaging.reader_processes import ReaderProcesses
 from medflip_core.inference.batch import Row, classify_files
 from medflip_core.inference.heatmap import HeatOverlay, heat_overlay
-from medflip_core.inference.image_ood import all_warnings
+from medflip_core.inference.image_ood import all_warnings, layout_features
 from medflip_core.inference.ood import out_of_distribution
 from medflip_core.inference.retrieval import ImageHit, SentenceBank, SentenceHits, order_search_hits
 
@@ -102,7 +102,8 @@ class Session:
         whose results must never be this model's."""
         engine = self._need(index)
         embedding = engine.embed_images([pixels])
-        warnings = all_warnings(self.images[index], pixels, embedding.embedding[0], engine.ood_reference)
+        warnings = all_warnings(self.images[index], pixels, embedding.embedding[0], engine.ood_reference,
+                                layout_features(embedding.patch_tokens, embedding.grid))
         if self.engine is engine:
             self._embeddings[index] = embedding
             self._content_warnings[index] = warnings

@@ -2,12 +2,15 @@
 
     medflip bench ood [--model medflip-default] [--per-set 300] [--json]
     medflip bench ood --write-reference resources/models/medflip-default   (builds the bundle's reference)
+    medflip bench ood --leave-one-source-out   (each chest source in turn as a hospital outside the reference)
 
 Chest films: the shared data's Kermany (pediatric), NIH ChestX-ray14 (adult) and TBX11K (adult) sets, split by
 patient (a hash of data set and patient id: fixed, no seed) into three parts: `reference` (the embeddings kept in
 the bundle: their mean and principal directions), `calibrate` (chest films outside the reference: the distance
 threshold is their 99th percentile, the inversion threshold their 99.5th) and `validate` (used for nothing but
-this benchmark's figures). Non-chest images: real images that ship inside installed packages and the shared
+this benchmark's figures); the layout threshold's margin is chosen, source by source left out, on the `choose`
+half of the non-chest images (layout_margin). Non-chest images: real images that ship inside installed packages and
+the shared
 data (the lower-leg CR film, the dog's thorax, pydicom's CT, MR,
 NM, ultrasound and secondary-capture test files, scikit-learn's photographs, pyqtgraph's and PySide6's pictures,
 plots from networkx and sympy tests, this app's icon) plus one generated 8000x8000 noise PNG, split by content
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from medflip_core.errors import MedflipError
+from medflip_core.inference.image_ood import ChestReference
 from medflip_core.resources import default_shared_data, resources_dir
 
 log = logging.getLogger(__name__)
@@ -177,14 +181,16 @@ class Measured:
     item: Item
     pixel_reasons: list[str]
     embedding: np.ndarray  # (D,)
+    layout: np.ndarray  # (K,) image_ood.layout_features of its patch tokens
     inverted_embedding: np.ndarray | None = None  # (D,) of the same film inverted (chest films only)
+    inverted_layout: np.ndarray | None = None  # (K,) of the same film inverted
 
 
 def measure(engine, items: Sequence[Item], invert: bool = False) -> Iterator[Measured]:
     """Load each image (unreadable ones are skipped, logged), run the pixel checks and embed it; with `invert`
     also embed the film inverted."""
     from medflip_core.imaging import load_image
-    from medflip_core.inference.image_ood import pixel_facts, pixel_reasons
+    from medflip_core.inference.image_ood import layout_features, pixel_facts, pixel_reasons
 
     for item in items:
         try:
@@ -197,8 +203,9 @@ def measure(engine, items: Sequence[Item], invert: bool = False) -> Iterator[Mea
         pixels = rg.pixels
         reasons = pixel_reasons(pixel_facts(pixels, rg.metadata, rg.notes))
         batch = [pixels, 1.0 - pixels] if invert else [pixels]
-        emb = engine.embed_images(batch).embedding
-        yield Measured(item, reasons, emb[0], emb[1] if invert else None)
+        out = engine.embed_images(batch)
+        emb, layout = out.embedding, layout_features(out.patch_tokens, out.grid)
+        yield Measured(item, reasons, emb[0], layout[0], emb[1] if invert else None, layout[1] if invert else None)
 
 
 def _take(items: list[Item], part: str, per_set: int | None) -> list[Item]:
@@ -222,40 +229,134 @@ def inversion_threshold(upright: np.ndarray, inverted: np.ndarray) -> float:
     return (high_upright + low_inverted) / 2 if low_inverted > high_upright else high_upright
 
 
+LAYOUT_MARGIN_SAFETY = 0.9  # the layout threshold stays this far inside the nearest non-chest image (see below)
+
+
+def _stack(measured: Sequence[Measured], what: str) -> np.ndarray:
+    return np.stack([getattr(m, what) for m in measured])
+
+
+def fold_reference(ref: Sequence[Measured], cal: Sequence[Measured], encoder_sha256: str = "",
+                   margin: float | None = None, non_chest: Sequence[Measured] = ()) -> ChestReference:
+    """A reference fitted on `ref` with its thresholds chosen on `cal`: the embedding's distance and the layout's
+    at the calibration films' 99th percentile (the layout's times `margin`, or, when `margin` is None, times the
+    margin layout_margin chooses with `non_chest`), the inversion projection by inversion_threshold."""
+    from medflip_core.inference.image_ood import ChestReference
+
+    counts = Counter(m.item.source for m in ref)
+    provisional = ChestReference.fit(_stack(ref, "embedding"), _stack(ref, "inverted_embedding"),
+                                     REFERENCE_COMPONENTS, encoder_sha256,
+                                     ", ".join(f"{n} {s}" for s, n in counts.items()), _stack(ref, "layout"))
+    cal_emb = _stack(cal, "embedding")
+    threshold = float(np.quantile(provisional.distance(cal_emb), 1 - CALIBRATE_FPR))
+    base = float(np.quantile(provisional.layout_distance(_stack(cal, "layout")), 1 - CALIBRATE_FPR))
+    inverted_threshold = inversion_threshold(provisional.inversion(cal_emb),
+                                             provisional.inversion(_stack(cal, "inverted_embedding")))
+    if margin is None:
+        margin = layout_margin(ref, cal, non_chest)
+    return provisional.with_thresholds(threshold, inverted_threshold, base * margin, margin)
+
+
+def layout_margin(ref: Sequence[Measured], cal: Sequence[Measured], non_chest: Sequence[Measured]) -> float:
+    """How far beyond the calibration films' 99th percentile the layout threshold sits, chosen as a new
+    hospital would meet it: for each chest source, a reference fitted without it; the margin is the largest that
+    still flags every non-chest image of the choose half the pixel checks miss, in every such fold, times
+    LAYOUT_MARGIN_SAFETY. 1 when no such image is given (the plain 99th percentile)."""
+    missed = [m for m in non_chest if not m.pixel_reasons]
+    if not missed:
+        return 1.0
+    nearest = []
+    for left in dict.fromkeys(m.item.source for m in ref):
+        fold = fold_reference([m for m in ref if m.item.source != left], [m for m in cal if m.item.source != left],
+                              margin=1.0)
+        nearest.append(float(np.min(fold.layout_distance(_stack(missed, "layout")) / fold.layout_threshold)))
+    return max(1.0, LAYOUT_MARGIN_SAFETY * min(nearest))
+
+
+def _embedded_non_chest(engine, part: str) -> list[Measured]:
+    with tempfile.TemporaryDirectory(prefix="medflip-ood-") as tmp, _quiet_stderr():
+        return list(measure(engine, _take(non_chest_items(Path(tmp)), part, None)))
+
+
 def write_reference(bundle_dir: Path, per_set: int = REFERENCE_PER_SET, calibrate_per_set: int = 300) -> dict:
     """Build the bundle's chest-film reference from the `reference` part, choose its thresholds on the
-    `calibrate` part, write ood_reference.npz into the bundle and refresh its file list."""
+    `calibrate` part (the layout's margin with the `choose` half of the non-chest images, layout_margin), write
+    ood_reference.npz into the bundle and refresh its file list."""
     from medflip_core.bundles.bundle import IMAGE_ONNX, OOD_REFERENCE_NPZ, refresh_file_list, sha256_file
     from medflip_core.bundles.model_card import clip_card_is_current, write_clip_card
     from medflip_core.inference.engine import Engine
-    from medflip_core.inference.image_ood import ChestReference
 
     engine = Engine(bundle_dir, threads=None, prefer_gpu=False)
     items = chest_items(default_shared_data())
     ref = list(measure(engine, _take(items, "reference", per_set), invert=True))
-    counts = Counter(m.item.source for m in ref)
-    built_from = ", ".join(f"{n} {s}" for s, n in counts.items())
-    provisional = ChestReference.fit(np.stack([m.embedding for m in ref]),
-                                     np.stack([m.inverted_embedding for m in ref]), REFERENCE_COMPONENTS,
-                                     sha256_file(Path(bundle_dir) / IMAGE_ONNX), built_from)
     cal = list(measure(engine, _take(items, "calibrate", calibrate_per_set), invert=True))
-    cal_emb = np.stack([m.embedding for m in cal])
-    cal_inv = np.stack([m.inverted_embedding for m in cal])
-    # both thresholds on films outside the reference: the distance at the 99th percentile of upright films, and
-    # the inversion projection beyond the 99.5th (inversion_threshold)
-    threshold = float(np.quantile(provisional.distance(cal_emb), 1 - CALIBRATE_FPR))
-    inverted_threshold = inversion_threshold(provisional.inversion(cal_emb), provisional.inversion(cal_inv))
-    reference = provisional.with_thresholds(threshold, inverted_threshold)
+    choose = _embedded_non_chest(engine, "choose")
+    reference = fold_reference(ref, cal, sha256_file(Path(bundle_dir) / IMAGE_ONNX), None, choose)
     card_was_generated = clip_card_is_current(Path(bundle_dir))
     reference.save(Path(bundle_dir) / OOD_REFERENCE_NPZ)
     refresh_file_list(bundle_dir)
     if card_was_generated:  # the card says whether the bundle has the reference: generate it again
         write_clip_card(Path(bundle_dir))
-    return {"reference_films": dict(counts), "calibration_films": dict(Counter(m.item.source for m in cal)),
-            "components": int(reference.components.shape[0]), "distance_threshold": threshold,
-            "inverted_threshold": inverted_threshold,
-            "calibration_inverted_said_inverted": float(np.mean(reference.inversion(cal_inv) > inverted_threshold)),
-            "calibration_inverted_far": float(np.mean(reference.distance(cal_inv) > threshold))}
+    cal_inv = _stack(cal, "inverted_embedding")
+    return {"reference_films": dict(Counter(m.item.source for m in ref)),
+            "calibration_films": dict(Counter(m.item.source for m in cal)),
+            "components": int(reference.components.shape[0]), "distance_threshold": reference.threshold,
+            "layout_threshold": reference.layout_threshold, "layout_margin": reference.layout_margin,
+            "non_chest_choose_images": len(choose), "inverted_threshold": reference.inverted_threshold,
+            "calibration_inverted_said_inverted": float(np.mean(reference.inversion(cal_inv)
+                                                                > reference.inverted_threshold)),
+            "calibration_inverted_far": float(np.mean(reference.far(cal_inv, None) if reference.layout is None
+                                                      else reference.distance(cal_inv) > reference.threshold))}
+
+
+def leave_one_source_out(model: str | None, per_set: int | None, reference_per_set: int = REFERENCE_PER_SET,
+                         calibrate_per_set: int = 300) -> dict:
+    """The check as a hospital outside the reference meets it: for each chest source, a reference fitted and
+    calibrated without it (the bundle's layout margin kept), then the left-out source's validate films (a new
+    hospital's chest films), the other sources' validate films and the validate non-chest images, each judged by
+    the layout (this version's check) and by the pooled embedding (the check before it)."""
+    from medflip_core.bundles.model_store import resolve_model
+    from medflip_core.inference.engine import Engine
+
+    engine = Engine(resolve_model(model), prefer_gpu=False)
+    shipped = engine.ood_reference
+    margin = shipped.layout_margin if shipped is not None and shipped.layout is not None else 1.0
+    items = chest_items(default_shared_data())
+    ref = list(measure(engine, _take(items, "reference", reference_per_set), invert=True))
+    cal = list(measure(engine, _take(items, "calibrate", calibrate_per_set), invert=True))
+    val = list(measure(engine, _take(items, "validate", per_set)))
+    missed = [m for m in _embedded_non_chest(engine, "validate") if not m.pixel_reasons]
+
+    def shares(reference, films: Sequence[Measured]) -> dict:
+        if not films:
+            return {"n": 0, "layout": None, "embedding": None}
+        emb, lay = _stack(films, "embedding"), _stack(films, "layout")
+        return {"n": len(films), "layout": float(np.mean(reference.layout_distance(lay) > reference.layout_threshold)),
+                "embedding": float(np.mean(reference.distance(emb) > reference.threshold))}
+
+    folds = []
+    for left in dict.fromkeys(m.item.source for m in ref):
+        fold = fold_reference([m for m in ref if m.item.source != left], [m for m in cal if m.item.source != left],
+                              margin=margin)
+        folds.append({"left_out": left, "new_source": shares(fold, [m for m in val if m.item.source == left]),
+                      "reference_sources": shares(fold, [m for m in val if m.item.source != left]),
+                      "non_chest_missed_by_pixels": shares(fold, missed)})
+    return {"model": engine.bundle.name, "layout_margin": margin, "folds": folds}
+
+
+def format_leave_one_source_out(r: dict) -> str:
+    lines = [f"model {r['model']}: each chest source left out of the reference in turn (layout margin "
+             f"{r['layout_margin']:.2f}); flagged share, layout check (embedding check before it)", ""]
+    for fold in r["folds"]:
+        cells = []
+        for key, name in (("new_source", "its chest films, as a new hospital's"),
+                          ("reference_sources", "the other sources' held-out films"),
+                          ("non_chest_missed_by_pixels", "non-chest images the pixel checks miss")):
+            c = fold[key]
+            cells.append(f"{name}: {c['layout']:.1%} ({c['embedding']:.1%}) of {c['n']}" if c["n"] else
+                         f"{name}: none")
+        lines.append(f"  without {fold['left_out']}:\n    " + "\n    ".join(cells))
+    return "\n".join(lines)
 
 
 def evaluate(model: str | None, per_set: int | None) -> dict:
@@ -267,20 +368,21 @@ def evaluate(model: str | None, per_set: int | None) -> dict:
     engine = Engine(resolve_model(model), prefer_gpu=False)
     reference = engine.ood_reference
 
-    def flags(m: Measured, emb: np.ndarray) -> list[str]:
-        return m.pixel_reasons + embedding_reasons(emb, reference)
+    def flags(m: Measured, inverted: bool = False) -> list[str]:
+        if inverted:
+            return m.pixel_reasons + embedding_reasons(m.inverted_embedding, reference, m.inverted_layout)
+        return m.pixel_reasons + embedding_reasons(m.embedding, reference, m.layout)
 
     chest = list(measure(engine, _take(chest_items(default_shared_data()), "validate", per_set), invert=True))
-    with tempfile.TemporaryDirectory(prefix="medflip-ood-") as tmp, _quiet_stderr():
-        non_chest = list(measure(engine, _take(non_chest_items(Path(tmp)), "validate", None)))
+    non_chest = _embedded_non_chest(engine, "validate")
     rows: dict[str, dict] = {}
     for m in chest:
         row = rows.setdefault(m.item.source, {"chest": True, "n": 0, "flagged": 0, "by_pixels": 0, "inverted_n": 0,
                                               "inverted_flagged": 0, "inverted_said_inverted": 0})
         row["n"] += 1
-        row["flagged"] += bool(flags(m, m.embedding))
+        row["flagged"] += bool(flags(m))
         row["by_pixels"] += bool(m.pixel_reasons)
-        inverted_flags = flags(m, m.inverted_embedding)
+        inverted_flags = flags(m, inverted=True)
         row["inverted_n"] += 1
         row["inverted_flagged"] += bool(inverted_flags)
         row["inverted_said_inverted"] += any("inverted" in f for f in inverted_flags)
@@ -289,7 +391,7 @@ def evaluate(model: str | None, per_set: int | None) -> dict:
     for m in non_chest:
         row = rows.setdefault(m.item.source, {"chest": False, "n": 0, "flagged": 0, "by_pixels": 0})
         row["n"] += 1
-        found = flags(m, m.embedding)
+        found = flags(m)
         row["flagged"] += bool(found)
         row["by_pixels"] += bool(m.pixel_reasons)
         key = (m.item.source, m.item.group)
@@ -302,6 +404,8 @@ def evaluate(model: str | None, per_set: int | None) -> dict:
     other_flagged = sum(r["flagged"] for r in rows.values() if not r["chest"])
     return {"model": engine.bundle.name, "reference": reference.built_from if reference else None,
             "distance_threshold": reference.threshold if reference else None,
+            "layout_threshold": reference.layout_threshold if reference and reference.layout else None,
+            "layout_margin": reference.layout_margin if reference and reference.layout else None,
             "chest_films": chest_n, "chest_flagged": chest_flagged,
             "chest_flagged_share": chest_flagged / max(1, chest_n),
             "non_chest_images": other_n, "non_chest_caught": other_flagged,
@@ -315,7 +419,9 @@ def evaluate(model: str | None, per_set: int | None) -> dict:
 
 def format_result(r: dict) -> str:
     lines = [f"model {r['model']}; chest-film reference: {r['reference'] or 'none (pixel checks only)'}"
-             + (f"; distance threshold {r['distance_threshold']:.0f}" if r["distance_threshold"] else ""),
+             + (f"; layout threshold {r['layout_threshold']:.0f} (margin {r['layout_margin']:.2f})"
+                if r.get("layout_threshold") else
+                f"; distance threshold {r['distance_threshold']:.0f}" if r["distance_threshold"] else ""),
              "held-out (validate) part only; nothing in it chose a threshold or entered the reference", ""]
     for source, row in r["by_source"].items():
         kind = "chest films wrongly flagged" if row["chest"] else "non-chest images caught"
@@ -342,10 +448,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="held-out chest films per data set (0: all of the validate part)")
     parser.add_argument("--write-reference", metavar="BUNDLE_DIR", default=None,
                         help="build BUNDLE_DIR's chest-film reference and thresholds (reference/calibrate parts)")
+    parser.add_argument("--leave-one-source-out", action="store_true",
+                        help="each chest data set left out of the reference in turn: how often a new hospital's "
+                             "chest films are flagged (slow: embeds about 3,000 images)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.write_reference:
         print(json.dumps(write_reference(Path(args.write_reference)), indent=2))
+        return 0
+    if args.leave_one_source_out:
+        result = leave_one_source_out(args.model, args.per_set or None)
+        print(json.dumps(result, indent=2) if args.json else format_leave_one_source_out(result))
         return 0
     result = evaluate(args.model, args.per_set or None)
     print(json.dumps(result, indent=2) if args.json else format_result(result))

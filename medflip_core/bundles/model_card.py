@@ -397,8 +397,9 @@ def clip_model_card(manifest: dict[str, Any]) -> str:
                 "(`medflip_core/inference/label_specificity.py`). Labels the model was never trained on usually "
                 "score this axis alone."] if "ood_reference.npz" in manifest.get("files", {}) else []),
              "- Out-of-distribution inputs (other body parts, animals, photographs) still get scores; the app warns "
-             "from the DICOM tags and the pixels" + (", and from the image embedding's distance to chest films "
-                                                    "(ood_reference.npz, `medflip bench ood`)."
+             "from the DICOM tags and the pixels" + (", and from how far what the model sees in each part of the "
+                                                    "image lies from chest films (ood_reference.npz, `medflip bench "
+                                                    "ood`)."
                                                     if "ood_reference.npz" in manifest.get("files", {}) else
                                                     " (this bundle has no chest-film reference for the embedding "
                                                     "check)."),

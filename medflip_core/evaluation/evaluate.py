@@ -33,7 +33,7 @@ def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32, flagged:
     """(embeddings, class indices, class names, paths, skipped messages) of every readable image. `flagged`: a
     list that receives {"path", "warnings"} for each image out of the model's distribution (inference.ood by its
     tags, inference.image_ood by its pixels and embedding)."""
-    from medflip_core.inference.image_ood import all_warnings
+    from medflip_core.inference.image_ood import all_warnings, layout_features
 
     classes = class_folders(data_dir)
     embs, truth, paths, skipped = [], [], [], []
@@ -51,11 +51,13 @@ def embed_folder(engine: Engine, data_dir: str | Path, batch: int = 32, flagged:
                 except MedflipError as exc:
                     skipped.append(str(exc))
             if images:
-                embs.append(engine.embed_images(images).embedding)
+                embedded = engine.embed_images(images)
+                embs.append(embedded.embedding)
                 truth.extend([ci] * len(images))
                 if flagged is not None:
-                    for rg, emb in zip(images, embs[-1], strict=True):
-                        if found := all_warnings(rg, rg.pixels, emb, engine.ood_reference):
+                    layouts = layout_features(embedded.patch_tokens, embedded.grid)
+                    for rg, emb, layout in zip(images, embs[-1], layouts, strict=True):
+                        if found := all_warnings(rg, rg.pixels, emb, engine.ood_reference, layout):
                             flagged.append({"path": str(rg.path), "warnings": found})
     if not embs:
         raise MedflipError(f"no readable images in {data_dir}")

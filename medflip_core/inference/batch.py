@@ -134,9 +134,9 @@ def classify_files(
             try:
                 if isinstance(rg, MedflipError):
                     raise rg
-                row, embedding = (_classifier_row(engine, rg) if classifier
-                                  else _zero_shot_row(engine, rg, labels, templates, mode))
-                warnings = all_warnings(rg, rg.pixels, embedding, engine.ood_reference)
+                row, embedding, layout = (_classifier_row(engine, rg) if classifier
+                                          else _zero_shot_row(engine, rg, labels, templates, mode))
+                warnings = all_warnings(rg, rg.pixels, embedding, engine.ood_reference, layout)
             except MedflipError as exc:
                 rows.append({"path": str(path), "error": str(exc)})
             else:
@@ -160,11 +160,14 @@ def _read(load_image: Callable[[Path], Any], path: Path) -> Any:
 
 
 def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str] | None,
-                   mode: str | None) -> tuple[Row, Any]:
-    """The row's scores, and the image embedding they came from (for the out-of-distribution check)."""
+                   mode: str | None) -> tuple[Row, Any, Any]:
+    """The row's scores, and the image embedding they came from and its layout (for the out-of-distribution
+    check)."""
+    from medflip_core.inference.image_ood import layout_features
     from medflip_core.inference.zeroshot import outside_label_space, score_with_templates
 
-    embedding = engine.embed_images([rg]).embedding[0]
+    out = engine.embed_images([rg])
+    embedding = out.embedding[0]
     result = score_with_templates(engine, embedding, labels, templates, mode)
     scores = {label: float(p) for label, p in zip(result.labels, result.probs[0], strict=True)}
     # the top label is one of the model's own labels when any was asked: a label outside them is no probability
@@ -172,15 +175,19 @@ def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str]
     outside = set(outside_label_space(result.labels))
     own = {label: p for label, p in scores.items() if label not in outside} or scores
     return {"scores": scores, "top": max(own, key=own.get), "label_mode": result.mode_text(),
-            "cautions": result.contradictions()}, embedding  # cautions: as the Zero-shot tab warns
+            "cautions": result.contradictions()}, embedding, layout_features(out.patch_tokens, out.grid)
+    # cautions: as the Zero-shot tab warns
 
 
-def _classifier_row(engine: Any, rg: Any) -> tuple[Row, Any]:
+def _classifier_row(engine: Any, rg: Any) -> tuple[Row, Any, Any]:
+    from medflip_core.inference.image_ood import layout_features
+
     pred = engine.predict([rg])[0]
     mode = "each class present vs absent" if pred.multi_label else "one class per image"
     return {"scores": pred.probabilities, "top": pred.top, "decisions": pred.decisions,
             "thresholds": pred.thresholds, "label_mode": f"classifier: {mode}",
-            "probabilities": engine.classifier.probability_words()}, pred.embedding
+            "probabilities": engine.classifier.probability_words()}, pred.embedding, layout_features(
+                pred.patch_tokens, engine.grid)
 
 
 def format_score(p: float) -> str:

@@ -35,7 +35,7 @@ from medflip_core.imaging import iter_image_files, load_image
 from medflip_core.imaging.exposure import film_exposure
 from medflip_core.imaging.folders import is_dicom_file
 from medflip_core.inference.engine import Engine
-from medflip_core.inference.image_ood import embedding_reasons, pixel_facts, pixel_reasons
+from medflip_core.inference.image_ood import embedding_reasons, layout_features, pixel_facts, pixel_reasons
 from medflip_core.inference.ood import out_of_distribution
 
 # The image embeddings cannot tell a copy from another film (distinct Kermany films have cosine 0.98-0.999 to their
@@ -137,6 +137,11 @@ def embed_films(films: list[Film], engine: Engine, cache_dir: str | Path, batch_
     """(N, D) embeddings of the films (NaN rows for the unreadable ones, which get a flag); out-of-distribution
     and duplicate flags set on the way. Embeddings come from, and go to, the probe's on-disk cache."""
     cache = EmbeddingCache(cache_dir, model_key(engine.bundle))
+    reference = engine.ood_reference  # the bundle's chest-film reference, when it has one
+    # the layout check (inference.image_ood) reads patch tokens, which the embedding cache does not keep: each
+    # film's layout features are cached beside its embedding (films cached before the check are embedded again)
+    layouts = (EmbeddingCache(cache_dir, model_key(engine.bundle) + "-layout")
+               if reference is not None and reference.layout is not None else None)
     for film in films:
         try:
             film.key = content_hash(film.path)
@@ -169,12 +174,15 @@ def embed_films(films: list[Film], engine: Engine, cache_dir: str | Path, batch_
                               + pixel_reasons(pixel_facts(rg.pixels, rg.metadata, rg.notes)))
             prints[i] = fingerprint(rg.pixels)
             film.exposure = tuple(map(float, film_exposure(rg, engine.pre)))
-            if film.key not in cache.embeddings:
+            if film.key not in cache.embeddings or (layouts is not None and film.key not in layouts.embeddings):
                 images.append(rg)
                 keys.append(film.key)
         if images or failed:
-            emb = engine.embed_images(images).embedding if images else []
+            embedded = engine.embed_images(images) if images else None
+            emb = embedded.embedding if embedded is not None else []
             cache.add(dict(zip(keys, emb, strict=True)), failed)
+            if layouts is not None and embedded is not None:
+                layouts.add(dict(zip(keys, layout_features(embedded.patch_tokens, embedded.grid), strict=True)))
         done += len(chunk)
         if progress is not None:
             progress(done, len(todo))
@@ -185,10 +193,11 @@ def embed_films(films: list[Film], engine: Engine, cache_dir: str | Path, batch_
             out[i] = cache.embeddings[film.key]
         elif film.key in cache.failed and not any(f.startswith("unreadable") for f in film.flags):
             film.flags.append(f"unreadable: {cache.failed[film.key]}")
-    reference = engine.ood_reference  # the bundle's chest-film reference, when it has one
     for i, film in enumerate(films):  # far from the training chest films: offered with a caution, not held back
-        if not film.flags and np.isfinite(out[i]).all():  # (it also catches ~2 % of real chest films: bench ood)
-            film.cautions.extend(embedding_reasons(out[i], reference))
+        if not film.flags and np.isfinite(out[i]).all():  # (it also catches some real chest films: bench ood)
+            layout = layouts.embeddings.get(film.key) if layouts is not None else None
+            if layouts is None or layout is not None:
+                film.cautions.extend(embedding_reasons(out[i], reference, layout))
     flag_same_pictures(films, prints)
     return out
 

@@ -23,6 +23,7 @@ from medflip_core.inference.image_ood import (
     all_warnings,
     bundle_reference,
     image_warnings,
+    layout_features,
     pixel_facts,
     pixel_reasons,
 )
@@ -41,7 +42,9 @@ def engine():
 def _warnings(engine, path: Path, invert: bool = False) -> list[str]:
     rg = load_image(path)
     pixels = 1.0 - rg.pixels if invert else rg.pixels
-    return all_warnings(rg, pixels, engine.embed_images([pixels]).embedding[0], engine.ood_reference)
+    embedded = engine.embed_images([pixels])
+    return all_warnings(rg, pixels, embedded.embedding[0], engine.ood_reference,
+                        layout_features(embedded.patch_tokens, embedded.grid))
 
 
 def _pydicom_file(name: str) -> Path:
@@ -101,8 +104,9 @@ def test_small_elongated_and_blank_images(shared_data):
 def test_the_lower_leg_film_does_not_look_like_a_chest_film(engine, shared_data):
     """Its tag says EXTREMITY; the content check says so without the tag (as for a PNG of it)."""
     rg = load_image(shared_data / "dicom" / "RG3_J2KI.dcm")
-    emb = engine.embed_images([rg]).embedding[0]
-    found = image_warnings(rg.pixels, rg.metadata, rg.notes, emb, engine.ood_reference)
+    embedded = engine.embed_images([rg])
+    found = image_warnings(rg.pixels, rg.metadata, rg.notes, embedded.embedding[0], engine.ood_reference,
+                           layout_features(embedded.patch_tokens, embedded.grid))
     assert found and found[0].startswith(FAR)
 
 
@@ -180,6 +184,8 @@ def test_writing_a_reference_makes_a_generated_card_say_so(tmp_path):
     assert "has no chest-film reference" in (bundle / "MODEL_CARD.md").read_text(encoding="utf-8")
     figures = write_reference(bundle, per_set=6, calibrate_per_set=6)
     assert sum(figures["reference_films"].values()) == 18 and figures["components"] == 17  # 18 films: 17 directions
+    assert figures["non_chest_choose_images"] > 20 and figures["layout_margin"] >= 1.0
+    assert np.isfinite(figures["layout_threshold"])
     card = load_bundle(bundle, verify=True).model_card()  # the card and the reference are in the verified list
     assert "ood_reference.npz" in card and "has no chest-film reference" not in card
     assert bundle_reference(load_bundle(bundle)) is not None
@@ -187,19 +193,65 @@ def test_writing_a_reference_makes_a_generated_card_say_so(tmp_path):
 
 def test_near_and_inverted_says_inverted_far_and_inverted_says_both(engine):
     """Most inverted chest films are also far from the upright ones, and a far film can lie along the inverted
-    direction (v4's lower-leg film does): then the warning names both possibilities, far first."""
+    direction (v4's lower-leg film does): then the warning names both possibilities, far first. Far is judged by
+    the layout; a reference made before the layout check (no layout part) judges by the embedding."""
     from medflip_core.inference.image_ood import embedding_reasons
 
     ref = engine.ood_reference
     step = 1.5 * ref.inverted_threshold  # a little past the threshold, along the discriminant, from the mean
     near = ref.mean + step * ref.inverted_direction
-    assert ref.distance(near[None])[0] <= ref.threshold
-    assert embedding_reasons(near, ref)[0].startswith("looks inverted")
-    assert embedding_reasons(ref.mean, ref) == []
-    leg_like = near + 40 * ref.components[-1] * np.sqrt(ref.variances[-1])  # far along a reference direction
-    assert ref.distance(leg_like[None])[0] > ref.threshold and ref.inversion(leg_like[None])[0] > ref.inverted_threshold
-    said = embedding_reasons(leg_like, ref)
+    chest_layout = ref.layout.mean
+    far_layout = chest_layout + 100 * ref.layout.components[-1] * np.sqrt(ref.layout.variances[-1])
+    assert ref.layout_distance(chest_layout[None])[0] <= ref.layout_threshold < ref.layout_distance(far_layout[None])[0]
+    assert embedding_reasons(near, ref, chest_layout)[0].startswith("looks inverted")
+    assert embedding_reasons(ref.mean, ref, chest_layout) == []
+    said = embedding_reasons(near, ref, far_layout)
     assert len(said) == 1 and said[0].startswith(FAR) and "inverted" in said[0]
+    assert embedding_reasons(ref.mean, ref, far_layout)[0].startswith(FAR + ": another body part")
+    with pytest.raises(ValueError, match="patch tokens"):  # a caller that forgot the layout is told, not ignored
+        embedding_reasons(ref.mean, ref)
+
+    older = replace(ref, layout=None)
+    assert older.distance(near[None])[0] <= older.threshold
+    assert embedding_reasons(near, older)[0].startswith("looks inverted")
+    assert embedding_reasons(older.mean, older) == []
+    leg_like = near + 40 * older.components[-1] * np.sqrt(older.variances[-1])  # far along a reference direction
+    assert older.distance(leg_like[None])[0] > older.threshold
+    said = embedding_reasons(leg_like, older, far_layout)  # the layout plays no part for an older reference
+    assert len(said) == 1 and said[0].startswith(FAR) and "inverted" in said[0]
+
+
+def test_layout_features_average_the_patch_tokens_over_a_three_by_three_grid():
+    rows, cols, dim = 14, 14, 4
+    tokens = np.zeros((rows, cols, dim), np.float32)
+    for i in range(rows):
+        for j in range(cols):
+            tokens[i, j] = [i, j, 1.0, i * cols + j]
+    layout = layout_features(tokens.reshape(rows * cols, dim), (rows, cols))
+    assert layout.shape == (1, 9 * dim)
+    cells = layout.reshape(9, dim)
+    top_left = tokens[:4, :4].reshape(-1, dim).mean(axis=0)  # 14 // 3 = 4: the first cell is rows and columns 0-3
+    bottom_right = tokens[9:, 9:].reshape(-1, dim).mean(axis=0)
+    assert np.allclose(cells[0], top_left) and np.allclose(cells[8], bottom_right)
+    assert np.allclose(layout_features(np.stack([tokens.reshape(-1, dim)] * 2), (rows, cols)), layout)
+    with pytest.raises(ValueError, match="do not fit a 13x14 grid"):
+        layout_features(tokens.reshape(rows * cols, dim), (13, 14))
+
+
+def test_a_reference_saved_before_the_layout_check_still_loads_and_judges_by_the_embedding(tmp_path, engine,
+                                                                                           shared_data):
+    older = replace(engine.ood_reference, layout=None)
+    older.save(tmp_path / "old.npz")
+    loaded = ChestReference.load(tmp_path / "old.npz")
+    assert loaded.layout is None and np.isinf(loaded.layout_threshold)
+    rg = load_image(shared_data / "dicom" / "RG1_UNCR.dcm")
+    emb = engine.embed_images([rg]).embedding
+    assert loaded.far(emb, None)[0] == (engine.ood_reference.distance(emb)[0] > loaded.threshold)
+    engine.ood_reference.save(tmp_path / "new.npz")
+    again = ChestReference.load(tmp_path / "new.npz")
+    assert again.layout is not None and again.layout_threshold == engine.ood_reference.layout_threshold
+    assert np.array_equal(again.layout.components, engine.ood_reference.layout.components)
+    assert again.layout_margin == engine.ood_reference.layout_margin > 1.0
 
 
 def test_the_inversion_threshold_sits_in_the_gap_when_there_is_one():
