@@ -309,56 +309,6 @@ def write_reference(bundle_dir: Path, per_set: int = REFERENCE_PER_SET, calibrat
                                                       else reference.distance(cal_inv) > reference.threshold))}
 
 
-def leave_one_source_out(model: str | None, per_set: int | None, reference_per_set: int = REFERENCE_PER_SET,
-                         calibrate_per_set: int = 300) -> dict:
-    """The check as a hospital outside the reference meets it: for each chest source, a reference fitted and
-    calibrated without it (the bundle's layout margin kept), then the left-out source's validate films (a new
-    hospital's chest films), the other sources' validate films and the validate non-chest images, each judged by
-    the layout (this version's check) and by the pooled embedding (the check before it)."""
-    from medflip_core.bundles.model_store import resolve_model
-    from medflip_core.inference.engine import Engine
-
-    engine = Engine(resolve_model(model), prefer_gpu=False)
-    shipped = engine.ood_reference
-    margin = shipped.layout_margin if shipped is not None and shipped.layout is not None else 1.0
-    items = chest_items(default_shared_data())
-    ref = list(measure(engine, _take(items, "reference", reference_per_set), invert=True))
-    cal = list(measure(engine, _take(items, "calibrate", calibrate_per_set), invert=True))
-    val = list(measure(engine, _take(items, "validate", per_set)))
-    missed = [m for m in _embedded_non_chest(engine, "validate") if not m.pixel_reasons]
-
-    def shares(reference, films: Sequence[Measured]) -> dict:
-        if not films:
-            return {"n": 0, "layout": None, "embedding": None}
-        emb, lay = _stack(films, "embedding"), _stack(films, "layout")
-        return {"n": len(films), "layout": float(np.mean(reference.layout_distance(lay) > reference.layout_threshold)),
-                "embedding": float(np.mean(reference.distance(emb) > reference.threshold))}
-
-    folds = []
-    for left in dict.fromkeys(m.item.source for m in ref):
-        fold = fold_reference([m for m in ref if m.item.source != left], [m for m in cal if m.item.source != left],
-                              margin=margin)
-        folds.append({"left_out": left, "new_source": shares(fold, [m for m in val if m.item.source == left]),
-                      "reference_sources": shares(fold, [m for m in val if m.item.source != left]),
-                      "non_chest_missed_by_pixels": shares(fold, missed)})
-    return {"model": engine.bundle.name, "layout_margin": margin, "folds": folds}
-
-
-def format_leave_one_source_out(r: dict) -> str:
-    lines = [f"model {r['model']}: each chest source left out of the reference in turn (layout margin "
-             f"{r['layout_margin']:.2f}); flagged share, layout check (embedding check before it)", ""]
-    for fold in r["folds"]:
-        cells = []
-        for key, name in (("new_source", "its chest films, as a new hospital's"),
-                          ("reference_sources", "the other sources' held-out films"),
-                          ("non_chest_missed_by_pixels", "non-chest images the pixel checks miss")):
-            c = fold[key]
-            cells.append(f"{name}: {c['layout']:.1%} ({c['embedding']:.1%}) of {c['n']}" if c["n"] else
-                         f"{name}: none")
-        lines.append(f"  without {fold['left_out']}:\n    " + "\n    ".join(cells))
-    return "\n".join(lines)
-
-
 def evaluate(model: str | None, per_set: int | None) -> dict:
     """The validate parts' figures (the pixel checks and the model's reference together, as the app shows them)."""
     from medflip_core.bundles.model_store import resolve_model
@@ -457,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(write_reference(Path(args.write_reference)), indent=2))
         return 0
     if args.leave_one_source_out:
+        from medflip_core.bench.ood_new_hospital import format_leave_one_source_out, leave_one_source_out
+
         result = leave_one_source_out(args.model, args.per_set or None)
         print(json.dumps(result, indent=2) if args.json else format_leave_one_source_out(result))
         return 0
