@@ -152,8 +152,10 @@ class Session:
         check_prompts(labels, templates)
         engine = self._need(index)
         scores = score_with_templates(engine, self.embedding(index).embedding[0], labels, templates, mode)
-        if user_templates(templates, engine.bundle.manifest) is not None:  # the figure holds for the bundle's own
-            return scores  # prompts, not typed ones
+        own = user_templates(templates, engine.bundle.manifest)
+        scores = replace(scores, prompts=engine.prompt_texts(labels, own))  # what was averaged, for the screen
+        if own is not None:  # the figure holds for the bundle's own prompts, not typed ones
+            return scores
         return replace(scores, alike=alike_notes(engine, labels))
 
     @property

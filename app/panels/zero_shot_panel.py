@@ -19,7 +19,7 @@ from medflip_core.inference.zeroshot import (
     LabelModeError,
     choose_label_mode,
 )
-from medflip_core.labeler.prompts import ModelPrompts, model_prompts
+from medflip_core.labeler.prompts import ModelPrompts, model_prompts, same_templates
 
 LABEL_WIDTH = 150  # px; longer labels are elided (full text in the tooltip) so they never widen the window
 
@@ -162,16 +162,19 @@ class ZeroShotPanel(QtWidgets.QWidget):
         layout.addWidget(self.mode_row)
         layout.addWidget(self.prompts)
         layout.addWidget(score)
+        # the heat-map choice under the button: below the bars it fell under the fold of the window a 1280x800
+        # screen opens (1272x760) on a film with warnings (a GUI walk)
+        layout.addLayout(heat)
         # what the bars are, and any warning about this image (not a chest film, inverted, contradictions), sits
         # between the button and the bars: read before the numbers, never below the fold of a 1280x800 window
         layout.addWidget(self.status)
-        self.warnings = WarningLines()  # about the image: one line each, so the heat-map choice stays in view
+        self.warnings = WarningLines()  # about the image: one line each
         layout.addWidget(self.warnings)
         layout.addWidget(self.results)
-        layout.addLayout(heat)
         layout.addStretch(1)
         self.bars: dict[str, QtWidgets.QProgressBar] = {}
         self._answered = False  # zero-shot bars or an error from scoring are on screen
+        self._scored_templates: list[str] | None = None
         self.set_model_prompts(self._model_prompts)
         self._update_mode_note()
 
@@ -229,7 +232,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         return list(self._model_prompts.templates) if self._model_prompts.as_templates else []
 
     def _own_templates(self) -> bool:
-        return self.templates() != self._model_lines()
+        return not same_templates(self.templates(), self._model_lines())
 
     def _show_templates(self, shown: bool) -> None:
         self.templates_box.setVisible(shown)
@@ -242,7 +245,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         self.templates_summary.setText(f"your own ({len(self.templates())}), used as typed" if own else
                                        "the model's own prompts")
         self.reset_templates.setVisible(own)
-        if self.bars and not self.classifier_mode():  # the bars came from the templates before (as with labels)
+        if self.bars and not self.classifier_mode() and self.templates() != self._scored_templates:
             self._outdated("The prompt templates changed: Score image for the labels' probabilities.")
         if own and not self.templates_toggle.isChecked():
             self.templates_toggle.setChecked(True)
@@ -286,9 +289,9 @@ class ZeroShotPanel(QtWidgets.QWidget):
         if mode.automatic:
             self.mode_note.setText(mode.reason[:1].upper() + mode.reason[1:] + ".")
         elif mode.kind == automatic.kind:
-            self.mode_note.setText("Your choice, kept until you pick Automatic (the same here).")
+            self.mode_note.setText("Chosen by you (Automatic would choose the same for these labels).")
         else:
-            self.mode_note.setText(f"Your choice, kept until you pick Automatic (here: {automatic.name}).")
+            self.mode_note.setText(f"Chosen by you; Automatic would choose {automatic.name} for these labels.")
         self.mode_note.setToolTip(f"Automatic would use {automatic.name}: {automatic.reason}.")
 
     def set_default_labels(self, labels: list[str]) -> None:
@@ -315,6 +318,7 @@ class ZeroShotPanel(QtWidgets.QWidget):
         if self.classifier_mode():
             self.classify_requested.emit()
         else:
+            self._scored_templates = self.templates()  # the bars to come answer these (an unchanged box keeps them)
             self.score_requested.emit(self.labels(), self.templates())
 
     def _labels_edited(self) -> None:
@@ -357,14 +361,19 @@ class ZeroShotPanel(QtWidgets.QWidget):
     def show_scores(self, scores: dict[str, float], model_name: str, warnings: list[str] | None = None,
                     explanation: str = "", uncalibrated: list[str] | None = None,
                     unvalidated: dict[str, str] | None = None, alike: dict[str, str] | None = None,
-                    outside_note: str = "") -> None:
+                    outside_note: str = "", prompts: dict[str, list[str]] | None = None) -> None:
         """Zero-shot bars; `explanation` says what they are (exclusive classes or independent findings); the
         `uncalibrated` labels (outside the model's label space) are marked † beside their bars and `outside_note`
         says why in a line of its own, the `unvalidated` ones (of the label space, with no validation figure above
         chance: label -> why) with an asterisk, and the `alike` ones (whose score follows how abnormal the film
         looks: label -> why) with ∥. One line says what the marks in use mean (a GUI walk found six lines of grey
-        text above the bars, which pushed them below the fold); each name's tooltip has the whole reason."""
+        text above the bars, which pushed them below the fold); each name's tooltip has the whole reason, each
+        bar's the `prompts` (label -> texts) averaged into it (a walk: the phrasings were named, never shown)."""
         marks = self._show_bars(scores, {}, uncalibrated or [], unvalidated or {}, alike or {})
+        for label, texts in (prompts or {}).items():
+            if label in self.bars:
+                self.bars[label].setToolTip(wrapped(f"{label}: the mean of {len(texts)} prompt(s): "
+                                                    + "; ".join(f"“{t}”" for t in texts)))
         self._answered = True
         what = explanation or "probabilities over the labels above"
         if outside_note:  # † has its own line: said once

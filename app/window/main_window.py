@@ -522,7 +522,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                    self.session.warnings(index) + zero_shot.contradictions(),
                                    zero_shot.explanation(), outside_label_space(zero_shot.labels),
                                    validation_notes(self.engine.bundle.manifest, zero_shot.labels), zero_shot.alike,
-                                   uncalibrated_warning(zero_shot.labels, zero_shot.kind))
+                                   uncalibrated_warning(zero_shot.labels, zero_shot.kind), zero_shot.prompts)
         self.scored.emit(scores)
         self.zero_shot.refresh_heat_map()
 

@@ -166,11 +166,11 @@ def uncalibrated_warning(labels: Sequence[str], kind: str | None = None) -> str:
         return ""
     shown = ", ".join(f"“{lb}”" for lb in outside[:4]) + (" …" if len(outside) > 4 else "")
     if len(outside) == 1:
-        text = (f"{shown} is not one of the model's labels: nothing trained or measured its score, which is no "
-                "probability.")
+        text = (f"{shown} is not one of the model's labels: nothing trained or measured its score, which is not "
+                "a probability.")
     else:
         text = (f"{shown} are not among the model's labels: nothing trained or measured their scores, which are "
-                "no probabilities.")
+                "not probabilities.")
     if kind == EXCLUSIVE:
         text += " The labels share 100 %, so this also shifts the other labels' shares."
     return text
@@ -196,10 +196,12 @@ def choose_label_mode(labels: Sequence[str], requested: str | None = AUTOMATIC) 
         raise ValueError(f"label mode must be {AUTOMATIC}, {EXCLUSIVE} or {INDEPENDENT}, not {requested!r}")
     if requested == EXCLUSIVE:
         if len(labels) == 1:
+            negative = negative_texts(labels)[0].rstrip(".")  # "no no finding" for No Finding (a GUI walk)
+            against = "its negative prompt" if negative.startswith("no no ") else f"“{negative}”"
             raise LabelModeError(
                 f"“{MODE_NAMES[EXCLUSIVE].capitalize()}” needs at least two labels: “{labels[0]}” alone would be "
                 f"100 % by construction. Add the other classes, or choose “{MODE_NAMES[INDEPENDENT]}” to score it "
-                f"against “{negative_texts(labels)[0].rstrip('.')}”.",
+                f"against {against}.",
                 "Needs two labels or more (one alone would be 100 % by construction).")
         return LabelMode(EXCLUSIVE, False, "chosen by you: the probabilities sum to 100 % across the labels")
     if requested == INDEPENDENT:
@@ -283,6 +285,7 @@ class ZeroShotScores:
     reason: str = ""
     alike: dict[str, str] = field(default_factory=dict)  # label -> why its score is abnormality (label_specificity)
     own_templates: bool = False  # the user's prompt templates: the plain rule, and no abnormality check
+    prompts: dict[str, list[str]] = field(default_factory=dict)  # label -> the texts averaged into it (when known)
 
     @property
     def mode_name(self) -> str:
@@ -313,8 +316,10 @@ class ZeroShotScores:
         else:
             text = f"{self.mode_name} ({how}): probabilities sum to 100 % across the labels"
         if self.own_templates:  # a GUI walk read the ∥ marks' absence as "these are finding scores"
-            text += ("; your own prompt templates: no decision rule was fitted for them, and whether a label's score "
-                     "only follows how abnormal the film looks is checked for the model's own prompts only")
+            text += ("; your own prompt templates: no decision rule was fitted for them, so these scores are not "
+                     "comparable with the model's own prompts' (they can differ by tens of points), and whether a "
+                     "label's score only follows how abnormal the film looks is checked for the model's own prompts "
+                     "only")
         elif self.rule.chosen_on and self.rule.chosen_on != NOT_CHOSEN:  # where the bias and temperature were
             # fitted: they need not hold elsewhere
             text += f"; the decision rule was fitted on {self.rule.chosen_on} (recheck on your own patients)"
@@ -361,10 +366,10 @@ def user_templates(templates: Sequence[str] | None, manifest: dict) -> list[str]
     """The templates when they are the user's own; None when there are none or they are the bundle's own prompts
     written as templates (labeler.prompts.model_prompts: what the Zero-shot tab's box shows), which mean the bundle's
     own prompts and decision rule."""
-    from medflip_core.labeler.prompts import model_prompts
+    from medflip_core.labeler.prompts import model_prompts, same_templates
 
     own = model_prompts(manifest)
-    if not templates or (own.as_templates and list(templates) == list(own.templates)):
+    if not templates or (own.as_templates and same_templates(templates, own.templates)):
         return None
     return list(templates)
 

@@ -8,6 +8,7 @@ Any label a user types works; labels of the label space also get their class phr
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +114,16 @@ def model_prompts(manifest: dict) -> ModelPrompts:
     else:
         what = f"the templates {_quoted(templates)} alone, without the findings' report-style phrasings"
     return ModelPrompts(shipped.name, templates, same, what)
+
+
+def _template_key(template: str) -> str:
+    return " ".join(template.split()).rstrip(" .").casefold()
+
+
+def same_templates(typed: Sequence[str], own: Sequence[str]) -> bool:
+    """Typed templates are the model's own when they differ from them only in case, spacing and a final full stop
+    (a GUI walk: deleting the full stop made them "your own", with the plain rule, and moved a score by 25 points)."""
+    return [_template_key(t) for t in typed] == [_template_key(t) for t in own]
 
 
 def load_prompt_set(path: str | Path | None = None) -> PromptSet:

@@ -59,7 +59,7 @@ def test_one_label_is_not_100_percent_and_the_mode_is_a_visible_sticky_choice(wi
     assert panel.label_mode() == EXCLUSIVE
     assert sum(window.last_scores.values()) == pytest.approx(1.0, abs=1e-3)
     assert "one class per image (your choice)" in panel.status.text()
-    assert "Automatic (here: findings, each present vs absent)" in panel.mode_note.text()
+    assert "Automatic would choose findings, each present vs absent" in panel.mode_note.text()
     exclusive = dict(window.last_scores)
 
     # back to Automatic: the bars on screen are redone, each finding on its own

@@ -5,6 +5,8 @@ is no templates, an empty box and a read-only description. Real film, the bundle
 
 from __future__ import annotations
 
+from html import escape
+
 import pytest
 
 from medflip_core.inference.zeroshot import DecisionRule, rule_from_manifest
@@ -58,3 +60,30 @@ def test_a_prompt_set_that_is_no_templates_is_described_read_only(window, qtbot)
     assert panel.templates_summary.text() == "your own (1), used as typed"
     panel.reset_templates.click()
     assert panel.templates() == [] and panel.templates_summary.text() == "the model's own prompts"
+
+
+def test_an_unchanged_box_keeps_the_bars_and_a_missing_full_stop_stays_the_models(window, qtbot, shared_data):
+    """A GUI walk: pressing "Model's prompts" (or retyping the same template) wiped the bars and asked for a
+    rescore of 10 s, and a template without its full stop became "your own" with the plain rule."""
+    w, panel = window, window.zero_shot
+    qtbot.waitUntil(lambda: w.engine is not None, timeout=60000)
+    w.open_paths([str(shared_data / "dicom" / "RG1_UNCR.dcm")])
+    labels = panel.labels()
+    qtbot.waitUntil(lambda: len(panel.bars) == len(labels) and not w.busy(), timeout=60000)
+    panel.request()
+    qtbot.waitUntil(lambda: len(panel.bars) == len(labels) and not w.busy(), timeout=60000)
+    shown = {lb: bar.value() for lb, bar in panel.bars.items()}
+    # each bar's tooltip lists the texts averaged into it (a walk: the phrasings were named, never shown)
+    texts = w.engine.prompt_texts(labels)
+    assert len(texts["Pneumonia"]) > 1
+    for label in labels:
+        assert all(escape(t, quote=False) in panel.bars[label].toolTip() for t in texts[label]), label
+    panel.templates_edit.setPlainText("findings consistent with {label}.")  # the same text, typed again
+    assert {lb: bar.value() for lb, bar in panel.bars.items()} == shown
+    panel.templates_edit.setPlainText("findings consistent with {label}")  # the full stop deleted
+    assert panel.templates_summary.text() == "the model's own prompts" and not panel.reset_templates.isVisible()
+    assert not panel.bars and "templates changed" in panel.status.text()  # another text: scored again to be sure
+    panel.request()
+    qtbot.waitUntil(lambda: len(panel.bars) == len(labels) and not w.busy(), timeout=60000)
+    assert {lb: bar.value() for lb, bar in panel.bars.items()} == shown  # the model's own prompts and rule
+    assert "your own prompt templates" not in panel.status.text()

@@ -174,3 +174,12 @@ def test_one_class_per_image_without_no_finding_says_a_normal_film_gets_a_findin
         fine = score_with_templates(engine, embedding, labels)
         assert "normal film" not in fine.mode_text() and "normal film" not in fine.explanation()
     assert "normal film" not in score_with_templates(engine, embedding, FOUR).explanation()  # each vs absent
+
+
+def test_one_label_in_one_class_mode_names_its_negative_without_saying_no_no():
+    """A GUI walk: "No Finding" alone in one-class mode was told to score it against 'no no finding'."""
+    with pytest.raises(MedflipError) as said:
+        choose_label_mode(["No Finding"], EXCLUSIVE)
+    assert "no no" not in str(said.value) and "against its negative prompt" in str(said.value)
+    with pytest.raises(MedflipError, match="against “no pneumothorax”"):
+        choose_label_mode(["Pneumothorax"], EXCLUSIVE)

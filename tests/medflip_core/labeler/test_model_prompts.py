@@ -59,3 +59,17 @@ def test_a_set_that_is_no_templates_is_described_instead(engine):
     assert user_templates(list(default.templates), alone) is not None
     without = {k: v for k, v in engine.bundle.manifest.items() if k != MANIFEST_PROMPTS}
     assert model_prompts(without).templates == default.templates and model_prompts(without).as_templates
+
+
+def test_the_models_template_retyped_without_its_full_stop_or_in_other_case_is_still_its_own(engine):
+    """A GUI walk: deleting the template's final full stop made it "your own", with the plain rule, and moved
+    Pneumonia from 41.5 % to 66.9 %. Case, spacing and a final full stop do not make other prompts."""
+    from medflip_core.labeler.prompts import same_templates
+
+    manifest = engine.bundle.manifest
+    assert user_templates(["findings consistent with {label}"], manifest) is None
+    assert user_templates(["  Findings  consistent with {label}. "], manifest) is None
+    assert user_templates(["findings consistent with {label}!"], manifest) == ["findings consistent with {label}!"]
+    assert user_templates(["findings consistent with {label}", "an x-ray with {label}."], manifest) is not None
+    assert same_templates(["a {label}."], ["A {label}"]) and not same_templates(["a {label}."], ["the {label}."])
+    assert not same_templates(["a {label}."], ["a {label}.", "b {label}."])
