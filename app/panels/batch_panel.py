@@ -41,6 +41,15 @@ class _Item(QtWidgets.QTableWidgetItem):
         return str(a) < str(b)
 
 
+class _ElideRight(QtWidgets.QStyledItemDelegate):
+    """The OOD column keeps a warning's first words ("⚠ unlike traini…"); the table elides in the middle, which
+    suits file names but left "⚠ this… films" of a warning (a GUI walk)."""
+
+    def initStyleOption(self, option: QtWidgets.QStyleOptionViewItem, index: QtCore.QModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = QtCore.Qt.TextElideMode.ElideRight
+
+
 class BatchPanel(QtWidgets.QWidget):
     folder_requested = QtCore.Signal(str)
     cancel_requested = QtCore.Signal()
@@ -55,6 +64,7 @@ class BatchPanel(QtWidgets.QWidget):
         self.run: BatchRun | None = None  # what scored the rows (model, prompts), for the CSV
         self.folder = ""  # the folder the rows came from
         self.table = QtWidgets.QTableWidget(0, 0)
+        self._elide_right = _ElideRight(self.table)
         self.table.setSortingEnabled(True)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
@@ -82,8 +92,14 @@ class BatchPanel(QtWidgets.QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
 
+    def choose_start_dir(self) -> Path:
+        """Where "Folder to score" opens: beside the folder scored last, else the home folder (a GUI walk: it
+        opened in the app's own working folder)."""
+        last = Path(self.folder).parent if self.folder else None
+        return last if last is not None and last.is_dir() else Path.home()
+
     def _choose(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder to score")
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder to score", str(self.choose_start_dir()))
         if folder:
             self.folder_requested.emit(folder)
 
@@ -119,7 +135,10 @@ class BatchPanel(QtWidgets.QWidget):
         headers = ["File", "Top label", *labels, *(["Decision"] if decided else []), "OOD", "Error"]
         ood_col, error_col = len(headers) - 2, len(headers) - 1
         self.table.clear()
+        for col in range(self.table.columnCount()):  # the previous run's OOD column may be another one
+            self.table.setItemDelegateForColumn(col, None)
         self.table.setColumnCount(len(headers))
+        self.table.setItemDelegateForColumn(ood_col, self._elide_right)
         self.table.setHorizontalHeaderLabels(headers)
         self.table.horizontalHeaderItem(ood_col).setToolTip(
             "Out of distribution: why the model's scores may not apply to this image (hover a cell)")

@@ -311,6 +311,9 @@ def bundle_reference(bundle: Bundle) -> ChestReference | None:
 # the embedding check's words (see the module docstring); "most": the threshold leaves about 1 % of the training
 # sources' own films beyond it, and a GUI walk read "unlike the chest films" as false for an NIH or Kermany film
 FAR = "this image is unlike most chest films the model was trained on"  # a clause: a GUI walk read a fragment
+# and the consequence right after it: the Zero-shot tab shows the first words of a warning on one line (a GUI walk
+# read "…and lies on th…" with "may not hold" left to the tooltip); a table cell shows FAR_BRIEF
+FAR_BRIEF = "unlike training films"
 
 
 def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | None,
@@ -323,15 +326,15 @@ def embedding_reasons(embedding: np.ndarray | None, reference: ChestReference | 
     inverted = reference.inversion(emb)[0] > reference.inverted_threshold
     far = bool(reference.far(emb, None if layout is None else np.atleast_2d(layout))[0])
     if far and inverted:  # most inverted chest films are also far: the embedding cannot tell the two apart
-        return [f"{FAR} and lies on the side of inverted films: another body part, a film displayed inverted (bones "
-                "dark, air bright; check the file's photometric interpretation), or a chest film from a hospital, "
-                "machine or processing it has not seen; its scores for this image may not hold"]
+        return [f"{FAR}, so its scores may not hold; it lies on the side of inverted films: another body part, a "
+                "film displayed inverted (bones dark, air bright; check the file's photometric interpretation), or a "
+                "chest film from a hospital, machine or processing the model has not seen."]
     if inverted:
         return ["looks inverted (bones dark, air bright): the model has only seen films with bones bright; check "
                 "the file's photometric interpretation, or invert it"]
     if far:
-        return [f"{FAR}: another body part or view, or a chest film from a hospital, machine or processing it has "
-                "not seen; its scores for this image may not hold"]
+        return [f"{FAR}, so its scores may not hold: another body part or view, or a chest film from a hospital, "
+                "machine or processing the model has not seen."]
     return []
 
 

@@ -33,4 +33,6 @@ def out_of_distribution(md: ImageMetadata) -> list[str]:
 def brief(reasons: Sequence[str]) -> str:
     """The reasons in a few words each, for a table cell or a list line ("body part EXTREMITY is not a chest;
     lateral view"); the full sentences belong in a tooltip or the CSV."""
-    return "; ".join(r.split(":", 1)[0] for r in reasons)
+    from medflip_core.inference.image_ood import FAR, FAR_BRIEF
+
+    return "; ".join(FAR_BRIEF if r.startswith(FAR) else r.split(":", 1)[0] for r in reasons)

@@ -207,7 +207,7 @@ def test_near_and_inverted_says_inverted_far_and_inverted_says_both(engine):
     assert embedding_reasons(ref.mean, ref, chest_layout) == []
     said = embedding_reasons(near, ref, far_layout)
     assert len(said) == 1 and said[0].startswith(FAR) and "inverted" in said[0]
-    assert embedding_reasons(ref.mean, ref, far_layout)[0].startswith(FAR + ": another body part")
+    assert embedding_reasons(ref.mean, ref, far_layout)[0].startswith(FAR + ", so its scores may not hold: another")
     with pytest.raises(ValueError, match="patch tokens"):  # a caller that forgot the layout is told, not ignored
         embedding_reasons(ref.mean, ref)
 
