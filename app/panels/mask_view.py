@@ -319,12 +319,20 @@ class MaskView(QtWidgets.QWidget):
         elif placement == "below":
             layout.addItem(self.score_view, row=1, col=0)
         self._placement = placement
+        QtCore.QTimer.singleShot(0, self._fit)  # once the views have their new sizes
         return "Below" if placement == "below" else "Right"
+
+    def _fit(self) -> None:
+        """The model input fills its view. A range fitted while the mask had the whole area kept its width when
+        the score map took half of it: a GUI walk saw both pictures at ~155 px in a 510 x 280 area."""
+        if self.pixels is not None:
+            self.view.autoRange(padding=0.01)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self.scores is not None:  # only the place of the score map may change, not its image
             self._caption()
+        QtCore.QTimer.singleShot(0, self._fit)
 
     def mask_request(self) -> dict | None:
         """The mask on screen as `medflip reconstruct` takes it (None without an image)."""

@@ -154,6 +154,9 @@ def test_resizing_moves_the_score_map_without_redrawing_it(window, view_with_mod
     qtbot.wait(50)
     assert view.score_label.text().startswith("Right, ")
     assert view.score_item.image is image  # the same array: placed anew, not re-rendered
+    # the model input fills its (now half-width) view: a walk saw it at ~155 px of a 255 x 280 view
+    size = view.pixels.shape[-1]
+    qtbot.waitUntil(lambda: min(span[1] - span[0] for span in view.view.viewRange()) <= size * 1.05, timeout=5000)
 
 
 def test_a_hidden_mask_tab_lets_go_of_the_image_it_showed(window, qtbot, shared_data):
