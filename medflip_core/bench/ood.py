@@ -241,8 +241,6 @@ def fold_reference(ref: Sequence[Measured], cal: Sequence[Measured], encoder_sha
     """A reference fitted on `ref` with its thresholds chosen on `cal`: the embedding's distance and the layout's
     at the calibration films' 99th percentile (the layout's times `margin`, or, when `margin` is None, times the
     margin layout_margin chooses with `non_chest`), the inversion projection by inversion_threshold."""
-    from medflip_core.inference.image_ood import ChestReference
-
     counts = Counter(m.item.source for m in ref)
     provisional = ChestReference.fit(_stack(ref, "embedding"), _stack(ref, "inverted_embedding"),
                                      REFERENCE_COMPONENTS, encoder_sha256,

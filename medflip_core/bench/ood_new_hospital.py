@@ -44,7 +44,7 @@ def leave_one_source_out(model: str | None, per_set: int | None, reference_per_s
         if not films:
             return {"n": 0, "layout": None, "embedding": None}
         emb, lay = _stack(films, "embedding"), _stack(films, "layout")
-        return {"n": len(films), "layout": float(np.mean(reference.layout_distance(lay) > reference.layout_threshold)),
+        return {"n": len(films), "layout": float(np.mean(reference.far(emb, lay))),
                 "embedding": float(np.mean(reference.distance(emb) > reference.threshold))}
 
     folds = []

@@ -174,9 +174,9 @@ def _zero_shot_row(engine: Any, rg: Any, labels: list[str], templates: list[str]
     # (a GUI walk: "COVID-19" topped 4 of 5 normal children's films, every score below 0.25)
     outside = set(outside_label_space(result.labels))
     own = {label: p for label, p in scores.items() if label not in outside} or scores
-    return {"scores": scores, "top": max(own, key=own.get), "label_mode": result.mode_text(),
-            "cautions": result.contradictions()}, embedding, layout_features(out.patch_tokens, out.grid)
-    # cautions: as the Zero-shot tab warns
+    row = {"scores": scores, "top": max(own, key=own.get), "label_mode": result.mode_text(),
+           "cautions": result.contradictions()}  # cautions: as the Zero-shot tab warns
+    return row, embedding, layout_features(out.patch_tokens, out.grid)
 
 
 def _classifier_row(engine: Any, rg: Any) -> tuple[Row, Any, Any]:
