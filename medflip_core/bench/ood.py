@@ -303,8 +303,7 @@ def write_reference(bundle_dir: Path, per_set: int = REFERENCE_PER_SET, calibrat
             "non_chest_choose_images": len(choose), "inverted_threshold": reference.inverted_threshold,
             "calibration_inverted_said_inverted": float(np.mean(reference.inversion(cal_inv)
                                                                 > reference.inverted_threshold)),
-            "calibration_inverted_far": float(np.mean(reference.far(cal_inv, None) if reference.layout is None
-                                                      else reference.distance(cal_inv) > reference.threshold))}
+            "calibration_inverted_far": float(np.mean(reference.far(cal_inv, _stack(cal, "inverted_layout"))))}
 
 
 def evaluate(model: str | None, per_set: int | None) -> dict:
