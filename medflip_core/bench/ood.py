@@ -208,14 +208,19 @@ def measure(engine, items: Sequence[Item], invert: bool = False) -> Iterator[Mea
         yield Measured(item, reasons, emb[0], layout[0], emb[1] if invert else None, layout[1] if invert else None)
 
 
+def _choice_key(item: Item) -> float:
+    return _fraction(f"{item.source}|{item.path.parent.name}/{item.path.name}")
+
+
 def _take(items: list[Item], part: str, per_set: int | None) -> list[Item]:
-    """The items of one part, at most `per_set` per data set (a fixed choice: sorted by the split hash)."""
+    """The items of one part, at most `per_set` per data set (a fixed choice: sorted by a hash of the file's name
+    and folder, never of the absolute path, so the same films are chosen wherever the data lies)."""
     chosen = [i for i in items if part_of(i) == part]
     if per_set is None:
         return chosen
     out: list[Item] = []
     for source in dict.fromkeys(i.source for i in chosen):
-        of_source = sorted((i for i in chosen if i.source == source), key=lambda i: _fraction(str(i.path)))
+        of_source = sorted((i for i in chosen if i.source == source), key=_choice_key)
         out.extend(of_source[:per_set])
     return out
 

@@ -46,6 +46,20 @@ def test_held_out_films_are_neither_reference_nor_calibration(shared_data):
     assert not patients & {(i.source, i.group) for i in items if i.path in used}
 
 
+def test_the_films_chosen_do_not_depend_on_where_the_data_lies(shared_data, tmp_path):
+    """A fixed choice of films (the bundle's reference, the benches' small sizes) is the same on every machine: CI
+    mounts the data elsewhere, and a choice keyed by the absolute path picked other films there."""
+    elsewhere = tmp_path / "mounted" / "data"
+    elsewhere.parent.mkdir()
+    elsewhere.symlink_to(shared_data.resolve(), target_is_directory=True)
+
+    def chosen(root: Path) -> list[str]:
+        return [str(i.path.relative_to(root)) for i in _take(chest_items(root), "reference", 7)]
+
+    here = chosen(shared_data)
+    assert len(here) == 21 and here == chosen(elsewhere)
+
+
 def test_an_unknown_model_is_one_sentence():
     with pytest.raises(MedflipError, match="no model bundle 'no-such-model'"):
         main(["--model", "no-such-model"])
