@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.panels.label_marks import OUTSIDE, label_marks, marks_legend, wrapped
 from app.settings import Settings
+from app.viewer.keep_end import KeepEndDelegate
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
 from medflip_core.inference.label_specificity import ALIKE_TIP
@@ -43,7 +44,7 @@ class _Item(QtWidgets.QTableWidgetItem):
 
 class _ElideRight(QtWidgets.QStyledItemDelegate):
     """The OOD column keeps a warning's first words ("⚠ unlike traini…"); the table elides in the middle, which
-    suits file names but left "⚠ this… films" of a warning (a GUI walk)."""
+    left "⚠ this… films" of a warning (a GUI walk)."""
 
     def initStyleOption(self, option: QtWidgets.QStyleOptionViewItem, index: QtCore.QModelIndex) -> None:
         super().initStyleOption(option, index)
@@ -65,6 +66,8 @@ class BatchPanel(QtWidgets.QWidget):
         self.folder = ""  # the folder the rows came from
         self.table = QtWidgets.QTableWidget(0, 0)
         self._elide_right = _ElideRight(self.table)
+        # a file name keeps its end: cut in the middle, two Kermany films both read "K_NORMAL2-…-0001.jpeg"
+        self._keep_end = KeepEndDelegate(self.table)
         self.table.setSortingEnabled(True)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
@@ -138,6 +141,7 @@ class BatchPanel(QtWidgets.QWidget):
         for col in range(self.table.columnCount()):  # the previous run's OOD column may be another one
             self.table.setItemDelegateForColumn(col, None)
         self.table.setColumnCount(len(headers))
+        self.table.setItemDelegateForColumn(0, self._keep_end)
         self.table.setItemDelegateForColumn(ood_col, self._elide_right)
         self.table.setHorizontalHeaderLabels(headers)
         self.table.horizontalHeaderItem(ood_col).setToolTip(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.viewer.keep_end import KeepEndDelegate
 from medflip_core.imaging import Radiograph
 
 COLUMNS = ["Image", "Patient", "Study date", "Modality", "View", "Series"]
+FOLDER_SOURCE = "the folder's name"  # where a group's title comes from when its images have no DICOM study
 
 
 def thumbnail(small: np.ndarray) -> QtGui.QIcon:
@@ -30,7 +35,26 @@ def study_title(rg: Radiograph) -> tuple[str, str]:
         return f"Study of {md.study_date}", "the DICOM header's StudyDate"
     if md.study_instance_uid:
         return "Study (no description)", "the DICOM header"
-    return f"Folder: {rg.path.parent.name or rg.path.parent}", "the folder's name"
+    return f"Folder: {rg.path.parent.name or rg.path.parent}", FOLDER_SOURCE
+
+
+def distinct_folder_names(folders: Iterable[Path]) -> dict[Path, str]:
+    """Each folder's name, followed by the fewest of its parent folders that tell it from the other folders of
+    the same name: "images (cxr-nih-adult)" beside "images (cxr-tb-tbx11k)", "NORMAL" alone. A GUI walk saw two
+    groups titled "Folder: images" (NIH and TBX11K both keep their films in a folder called images)."""
+    folders = list(dict.fromkeys(folders))
+    names: dict[Path, str] = {}
+    for folder in folders:
+        name = folder.name or str(folder)
+        others = [f.parent.parts for f in folders if f != folder and f.name == folder.name]
+        parents = folder.parent.parts
+        depth = 0
+        while others and depth < len(parents):
+            depth += 1
+            others = [o for o in others if o[-depth:] == parents[-depth:]]
+        tail = str(Path(*parents[len(parents) - depth:])) if depth else ""
+        names[folder] = f"{name} ({tail})" if tail else name
+    return names
 
 
 class Browser(QtWidgets.QTreeWidget):
@@ -48,9 +72,13 @@ class Browser(QtWidgets.QTreeWidget):
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self.setMinimumWidth(180)  # 256 made the window's minimum too wide for a 1,093 px (125 %) laptop screen
-        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)  # a name keeps its start and its end
+        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)  # a group's title keeps its start and its end
+        # a file name keeps its end, where names differ (GUI walk 44: two Kermany films both read "IM-011…1.jpeg")
+        self._keep_end = KeepEndDelegate(self, children_only=True)
+        self.setItemDelegateForColumn(0, self._keep_end)
         self.header().setStretchLastSection(False)
         self._studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
+        self._folders: dict[Path, QtWidgets.QTreeWidgetItem] = {}  # the groups titled by their folder's name
         self._rows: list[QtWidgets.QTreeWidgetItem] = []
         self.currentItemChanged.connect(self._changed)
         self.reveal_patient = False
@@ -95,6 +123,9 @@ class Browser(QtWidgets.QTreeWidget):
             self.addTopLevelItem(study)
             study.setExpanded(True)
             self._studies[key] = study
+            if source == FOLDER_SOURCE:
+                self._folders[rg.path.parent] = study
+                self._title_folders(rg.path.parent.name)
         row = QtWidgets.QTreeWidgetItem([rg.path.name, self._patient(rg), md.study_date, md.modality or md.format,
                                          md.view_position, md.series_description or md.series_number])
         row.setIcon(0, thumbnail(rg.thumbnail))
@@ -105,6 +136,17 @@ class Browser(QtWidgets.QTreeWidget):
         self._rows.append(row)
         if len(self._rows) == 1:
             self.setCurrentItem(row)
+
+    def _title_folders(self, name: str) -> None:
+        """The groups of the folders called `name`, each titled so that it differs from the others. A folder's
+        group has no patient, date or modality: its title spans the row, the room its parent folders need."""
+        same = [folder for folder in self._folders if folder.name == name]
+        for folder, shown in distinct_folder_names(same).items():
+            group = self._folders[folder]
+            title = f"Folder: {shown}"
+            group.setText(0, title)
+            group.setToolTip(0, f"{title}\n(from {FOLDER_SOURCE}, not a finding of the model)\n{folder}")
+            group.setFirstColumnSpanned(not any(group.text(c) for c in range(1, self.columnCount())))
 
     def set_reveal_patient(self, on: bool) -> None:
         """Show or hide patient names in the Patient column (with the Tags tab's reveal switch)."""

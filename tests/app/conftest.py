@@ -56,3 +56,22 @@ def small_probe(kermany_folder, tmp_path_factory) -> Path:
                       n_boot=100, val_fraction=0.25)
     run_probe(cfg, EventWriter(enabled=False))
     return Path(cfg.out)
+
+
+def shown_text(view, index) -> str:
+    """The text a view paints in a cell, elided as its delegate and style elide it (what a person reads there)."""
+    from PySide6 import QtWidgets
+
+    option = QtWidgets.QStyleOptionViewItem()
+    view.initViewItemOption(option)
+    option.rect = view.visualRect(index)
+    view.itemDelegateForIndex(index).initStyleOption(option, index)
+    style = view.style()
+    text = style.subElementRect(QtWidgets.QStyle.SubElement.SE_ItemViewItemText, option, view)
+    margin = style.pixelMetric(QtWidgets.QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1
+    return option.fontMetrics.elidedText(option.text, option.textElideMode, text.width() - 2 * margin)
+
+
+@pytest.fixture
+def shown():
+    return shown_text
