@@ -162,12 +162,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
                      "abnormality_like_labels": alike})
     else:
         print(f"# model {engine.bundle.name}. {RESEARCH_NOTICE}")
-        if outside:
-            print(f"# warning: {outside}")
-        for label, why in unvalidated.items():
-            print(f"# note: {label}: {why}")
-        for label, why in alike.items():
-            print(f"# note: {label} ∥ abnormality: {why}")
+        if failed < len(results):  # notes about the scores, only when something was scored (not above an error)
+            if outside:
+                print(f"# warning: {outside}")
+            for label, why in unvalidated.items():
+                print(f"# note: {label}: {why}")
+            for label, why in alike.items():
+                print(f"# note: {label} ∥ abnormality: {why}")
         for r in results:
             if "error" in r:
                 print(f"{r['path']}: ERROR {r['error']}")

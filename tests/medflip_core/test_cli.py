@@ -231,3 +231,12 @@ def test_classify_notes_labels_whose_score_is_how_abnormal_the_film_looks(shared
                for line in capsys.readouterr().out.splitlines())
     assert main(["classify", film, "--labels", "No Finding,Pneumonia", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["abnormality_like_labels"] == {}  # the usual question: no note
+
+
+def test_classify_of_nothing_readable_is_the_error_without_notes_about_scores(tmp_path, capsys):
+    """An empty folder or a missing path: the error line, not a page of notes about scores nobody got."""
+    (tmp_path / "empty").mkdir()
+    for path in (tmp_path / "empty", tmp_path / "missing"):
+        assert main(["classify", str(path), "--labels", "No Finding,Pneumonia,COVID-19,Edema"]) == 1
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith("# model ") and len(out) == 2 and ": ERROR " in out[1]
