@@ -122,10 +122,13 @@ def test_item7_batch_names_ood_flags_csv_and_empty_folder(ready, qtbot, shared_d
     assert tip[0] == str(folder / "highdicom_dx_animal_lateral.dcm") and "⚠ not a human" in tip[1]
     assert table.item(dog, 4).text() and "not a human" in table.item(dog, 4).toolTip()
     assert not table.item(rows["rsna_cr_chest_jpeg_baseline.dcm"], 4).text()
-    # the OOD cell keeps a warning's first words (a GUI walk read "⚠ this… films"); file names elide in the middle
+    # the OOD cell keeps a warning's first words (a GUI walk read "⚠ this… films"); a file name keeps its end (GUI
+    # walk 44: cut in the middle, two Kermany films both read "K_NORMAL2-…-0001.jpeg")
     option = QtWidgets.QStyleOptionViewItem()
     table.itemDelegateForColumn(4).initStyleOption(option, table.model().index(dog, 4))
-    assert option.textElideMode == QtCore.Qt.TextElideMode.ElideRight and table.itemDelegateForColumn(0) is None
+    assert option.textElideMode == QtCore.Qt.TextElideMode.ElideRight
+    table.itemDelegateForColumn(0).initStyleOption(option, table.model().index(dog, 0))
+    assert option.textElideMode == QtCore.Qt.TextElideMode.ElideLeft
     assert table.textElideMode() == QtCore.Qt.TextElideMode.ElideMiddle
     # every column of a 1280-px window is on screen: the score and error columns are not pushed off
     assert table.horizontalHeader().length() <= table.viewport().width() + 40
