@@ -18,6 +18,7 @@ from medflip_core.errors import ImageLoadError
 from medflip_core.imaging import messages
 from medflip_core.imaging.folders import is_dicom_file  # noqa: F401 - where it used to live
 from medflip_core.imaging.radiograph import IDENTIFYING_KEYWORDS, ImageMetadata, Radiograph, Window
+from medflip_core.imaging.tag_rows import dataset_rows
 from medflip_core.imaging.windowing import apply_window, percentile_window
 
 log = logging.getLogger(__name__)
@@ -180,25 +181,6 @@ def _first(value: object) -> float | None:
         return None
 
 
-def _tag_rows(ds: Dataset) -> tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, str, str], ...]]:
-    """(non-identifying, identifying) tag rows for a tag browser; pixel data and sequences summarised."""
-    public, private_rows = [], []
-    for elem in ds.iterall():
-        if elem.keyword in _PIXEL_KEYWORDS:
-            continue
-        if elem.VR == "SQ":
-            value = f"<sequence of {len(elem.value)} item(s)>"
-        elif elem.VR in ("OB", "OW", "OF", "OD", "UN"):
-            value = f"<{elem.VR} binary, {len(elem.value) if elem.value is not None else 0} bytes>"
-        else:
-            value = str(elem.value)
-            if len(value) > 200:
-                value = value[:200] + "…"
-        row = (f"({elem.tag.group:04X},{elem.tag.element:04X})", elem.keyword or elem.name, value)
-        (private_rows if elem.keyword in IDENTIFYING_KEYWORDS else public).append(row)
-    return tuple(public), tuple(private_rows)
-
-
 def _decode_with_simpleitk(path: Path) -> np.ndarray:
     import SimpleITK as sitk  # slow import; only when pydicom cannot decode
 
@@ -289,7 +271,7 @@ def load_dicom(path: Path, max_pixels: int) -> Radiograph:
         if invert:
             pixels = 1.0 - pixels
 
-    public_tags, identifying = _tag_rows(ds)
+    public_tags, identifying = dataset_rows(ds, IDENTIFYING_KEYWORDS, skip=_PIXEL_KEYWORDS)
     patient = {kw: _str(ds, kw) for kw in sorted(IDENTIFYING_KEYWORDS) if kw in ds and _str(ds, kw)}
     sop = ds.get("SOPClassUID")
     metadata = ImageMetadata(

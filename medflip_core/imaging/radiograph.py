@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from medflip_core.imaging.tag_rows import TagRow, in_file_order
+
 # Tags that identify a patient (or lead to one). They are kept apart from the metadata and never logged.
 IDENTIFYING_KEYWORDS: frozenset[str] = frozenset({
     "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientSex", "PatientAge",
@@ -70,7 +72,7 @@ class ImageMetadata:
     sop_class: str = ""
     species: str = ""  # PatientSpeciesDescription, for veterinary images
     acquisition_description: str = ""  # protocol / processing descriptions, e.g. "CANINE LATERAL THORAX"
-    dicom_tags: tuple[tuple[str, str, str], ...] = ()  # (tag, keyword, value), identifying ones excluded
+    dicom_tags: tuple[TagRow, ...] = ()  # (tag, keyword, value, depth, order), identifying ones excluded
 
     @property
     def inverted(self) -> bool:
@@ -105,7 +107,7 @@ class Radiograph:
 
     def __init__(self, pixels: np.ndarray | None = None, raw: np.ndarray | None = None,
                  metadata: ImageMetadata | None = None, patient: dict[str, str] | None = None,
-                 notes: tuple[str, ...] = (), identifying_tags: tuple[tuple[str, str, str], ...] = (), *,
+                 notes: tuple[str, ...] = (), identifying_tags: tuple[TagRow, ...] = (), *,
                  thumbnail: np.ndarray | None = None, cache: Any = None) -> None:
         if metadata is None:
             raise TypeError("a Radiograph needs its metadata")
@@ -231,10 +233,7 @@ class Radiograph:
         return light
 
     # --- tags ----------------------------------------------------------------------------------------------
-    def all_tags(self, reveal_identifying: bool = False) -> list[tuple[str, str, str]]:
-        """Tags for a tag browser; identifying ones only when the user asked to reveal them."""
-        tags = list(self.metadata.dicom_tags)
-        if reveal_identifying:
-            tags.extend(self.identifying_tags)
-            tags.sort()
-        return tags
+    def all_tags(self, reveal_identifying: bool = False) -> list[TagRow]:
+        """Tags for a tag browser, in the file's order (a sequence's items under it); identifying ones only when
+        the user asked to reveal them."""
+        return in_file_order(self.metadata.dicom_tags, self.identifying_tags if reveal_identifying else ())

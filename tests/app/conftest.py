@@ -59,8 +59,9 @@ def small_probe(kermany_folder, tmp_path_factory) -> Path:
 
 
 def shown_text(view, index) -> str:
-    """The text a view paints in a cell, elided as its delegate and style elide it (what a person reads there)."""
-    from PySide6 import QtWidgets
+    """The text a view paints in a cell, elided as its delegate and style elide it (what a person reads there); in
+    a view that wraps its text, the whole text when all its lines fit the cell."""
+    from PySide6 import QtCore, QtWidgets
 
     option = QtWidgets.QStyleOptionViewItem()
     view.initViewItemOption(option)
@@ -69,7 +70,13 @@ def shown_text(view, index) -> str:
     style = view.style()
     text = style.subElementRect(QtWidgets.QStyle.SubElement.SE_ItemViewItemText, option, view)
     margin = style.pixelMetric(QtWidgets.QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1
-    return option.fontMetrics.elidedText(option.text, option.textElideMode, text.width() - 2 * margin)
+    width = text.width() - 2 * margin
+    if view.wordWrap():
+        lines = option.fontMetrics.boundingRect(QtCore.QRect(0, 0, width, 100000),
+                                                int(QtCore.Qt.TextFlag.TextWordWrap), option.text)
+        if lines.width() <= width and lines.height() <= text.height():
+            return option.text
+    return option.fontMetrics.elidedText(option.text, option.textElideMode, width)
 
 
 @pytest.fixture
