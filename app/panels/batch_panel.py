@@ -10,7 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.panels.label_marks import OUTSIDE, label_marks, marks_legend, wrapped
 from app.settings import Settings
-from app.viewer.keep_end import KeepEndDelegate
+from app.viewer.elide import ElideDelegate
 from medflip_core.errors import MedflipError
 from medflip_core.inference.batch import BatchRun, Row, format_score, has_decisions, write_csv
 from medflip_core.inference.label_specificity import ALIKE_TIP
@@ -42,15 +42,6 @@ class _Item(QtWidgets.QTableWidgetItem):
         return str(a) < str(b)
 
 
-class _ElideRight(QtWidgets.QStyledItemDelegate):
-    """The OOD column keeps a warning's first words ("⚠ unlike traini…"); the table elides in the middle, which
-    left "⚠ this… films" of a warning (a GUI walk)."""
-
-    def initStyleOption(self, option: QtWidgets.QStyleOptionViewItem, index: QtCore.QModelIndex) -> None:
-        super().initStyleOption(option, index)
-        option.textElideMode = QtCore.Qt.TextElideMode.ElideRight
-
-
 class BatchPanel(QtWidgets.QWidget):
     folder_requested = QtCore.Signal(str)
     cancel_requested = QtCore.Signal()
@@ -65,9 +56,10 @@ class BatchPanel(QtWidgets.QWidget):
         self.run: BatchRun | None = None  # what scored the rows (model, prompts), for the CSV
         self.folder = ""  # the folder the rows came from
         self.table = QtWidgets.QTableWidget(0, 0)
-        self._elide_right = _ElideRight(self.table)
-        # a file name keeps its end: cut in the middle, two Kermany films both read "K_NORMAL2-…-0001.jpeg"
-        self._keep_end = KeepEndDelegate(self.table)
+        # the table elides in the middle: the OOD column keeps a warning's first words ("⚠ unlike traini…"), a
+        # file name its end (two Kermany films both read "K_NORMAL2-…-0001.jpeg")
+        self._elide_right = ElideDelegate(QtCore.Qt.TextElideMode.ElideRight, self.table)
+        self._keep_end = ElideDelegate(QtCore.Qt.TextElideMode.ElideLeft, self.table)
         self.table.setSortingEnabled(True)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.viewer.keep_end import KeepEndDelegate
+from app.viewer.elide import ElideDelegate
 from medflip_core.imaging import Radiograph
 
 COLUMNS = ["Image", "Patient", "Study date", "Modality", "View", "Series"]
@@ -74,7 +74,7 @@ class Browser(QtWidgets.QTreeWidget):
         self.setMinimumWidth(180)  # 256 made the window's minimum too wide for a 1,093 px (125 %) laptop screen
         self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)  # a group's title keeps its start and its end
         # a file name keeps its end, where names differ (GUI walk 44: two Kermany films both read "IM-011…1.jpeg")
-        self._keep_end = KeepEndDelegate(self, children_only=True)
+        self._keep_end = ElideDelegate(QtCore.Qt.TextElideMode.ElideLeft, self, children_only=True)
         self.setItemDelegateForColumn(0, self._keep_end)
         self.header().setStretchLastSection(False)
         self._studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
