@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.text_colours import NOTE, tint
 from medflip_core.imaging import Radiograph
-from medflip_core.imaging.tag_rows import TagRow, matching
+from medflip_core.imaging.tag_rows import TagRow, matching, parent_indexes
 
 KEYWORD_WIDTH = 150  # px: the Keyword column's least width when it must share the room with long values
 VALUE_WIDTH = 150  # px: the Value column's least width (a longer value wraps onto more lines)
@@ -141,17 +141,16 @@ class TagsPanel(QtWidgets.QWidget):
         rg = self.radiograph
         rows = self._shown = self.rows()
         self.tree.clear()
-        parents: list[QtWidgets.QTreeWidgetItem] = []  # the items the next row may be nested in, by depth
-        for row in rows:
+        items: list[QtWidgets.QTreeWidgetItem] = []
+        for row, parent in zip(rows, parent_indexes(rows), strict=True):
             item = QtWidgets.QTreeWidgetItem([row.tag, row.keyword, row.value])
             for column, text in enumerate(row[:3]):
                 item.setToolTip(column, text)
-            del parents[row.depth:]
-            if parents:
-                parents[-1].addChild(item)
-            else:
+            if parent is None:
                 self.tree.addTopLevelItem(item)
-            parents.append(item)
+            else:
+                items[parent].addChild(item)
+            items.append(item)
         self.tree.expandAll()
         self._fit_columns()
         hidden = self.hidden_match_count()

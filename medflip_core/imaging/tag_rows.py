@@ -4,7 +4,7 @@ CodeMeaning rows of two sequences one after the other, their sequence nowhere in
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -77,6 +77,18 @@ def in_file_order(*groups: Iterable[TagRow]) -> list[TagRow]:
     return sorted((row for group in groups for row in group), key=lambda row: row.order)
 
 
+def parent_indexes(rows: Sequence[TagRow]) -> list[int | None]:
+    """Each row's parent: the index of the row it is nested in (its sequence, or its item row), None at the top.
+    The one reading of `depth` that both the search and a tag browser's tree use."""
+    parents: list[int | None] = []
+    open_rows: list[int] = []  # the rows the current row may be nested in, by depth
+    for i, row in enumerate(rows):
+        del open_rows[row.depth:]
+        parents.append(open_rows[-1] if open_rows else None)
+        open_rows.append(i)
+    return parents
+
+
 def matching(rows: Iterable[TagRow], needle: str) -> list[TagRow]:
     """The rows whose tag, keyword or value holds `needle` (any case), each with the rows it is nested in (a
     CodeMeaning is read with its sequence); all rows when the needle is empty."""
@@ -84,12 +96,12 @@ def matching(rows: Iterable[TagRow], needle: str) -> list[TagRow]:
     needle = needle.strip().lower()
     if not needle:
         return rows
+    parents = parent_indexes(rows)
     keep: set[int] = set()
-    ancestors: list[int] = []  # indexes of the rows the current row is nested in, by depth
     for i, row in enumerate(rows):
-        del ancestors[row.depth:]
         if any(needle in text.lower() for text in row[:3]):
-            keep.update(ancestors)
-            keep.add(i)
-        ancestors.append(i)
+            j: int | None = i
+            while j is not None and j not in keep:  # a kept row's sequences are kept already
+                keep.add(j)
+                j = parents[j]
     return [row for i, row in enumerate(rows) if i in keep]
